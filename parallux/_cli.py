@@ -1,0 +1,79 @@
+"""The ``parallux`` command line.
+
+``parallux [OPTIONS] CONFIG [-- ARG ...]``. Options may come before CONFIG, or after it (the seed's
+``parallux examples/basic.py --dry-run``). Everything after ``--`` belongs to the config; without ``--``,
+whatever follows CONFIG and is not a parallux option (``case=hello``) belongs to the config too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from ._core import EXIT_USAGE, RunOptions, Session
+from ._version import __version__
+
+DESCRIPTION = "Run the shell commands a Python config describes, in parallel, locally and over SSH."
+EPILOG = """\
+exit status: 0 success; 1 a check=True command failed or the config raised; 2 usage or config error
+before any command ran; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+Config arguments: goal.argv holds them all, goal.args the key=value ones."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parallux", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", metavar="CONFIG", help="the Python config file to run")
+    parser.add_argument("--version", action="version", version=f"parallux {__version__}")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the execution plan (runner, work dir, cores, command line of every "
+                             "command) without starting anything or creating any directory")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print a line for every command event")
+    return parser
+
+
+def split_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """Separate parallux's own arguments from the config's (see the module docstring)."""
+    argv = list(argv)
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    ours: list[str] = []
+    theirs: list[str] = []
+    seen_config = False
+    flags = {s for a in parser._actions for s in a.option_strings}
+    for item in argv:
+        if not seen_config:
+            ours.append(item)
+            seen_config = not item.startswith("-")
+        elif item.split("=", 1)[0] in flags:
+            ours.append(item)
+        else:
+            theirs.append(item)
+    return ours, theirs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ours, config_args = split_argv(sys.argv[1:] if argv is None else argv, parser)
+    try:
+        args = parser.parse_args(ours)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    options = RunOptions(dry_run=args.dry_run, quiet=args.quiet, verbose=args.verbose)
+    if args.dry_run:
+        options.observers.append(print_plan)
+    return Session(args.config, config_args, options).run()
+
+
+def print_plan(event: str, command: object, **details: object) -> None:
+    if event != "planned":
+        return
+    request = details["request"]
+    assert isinstance(request, dict)
+    from shlex import join
+    cores = ",".join(map(str, getattr(command, "cores", ()))) or "-"
+    print(f"{command.name}\t{command.runner_name}\t{command.work_dir}\tcores={cores}\t"  # type: ignore[attr-defined]
+          f"{join(request['argv'])}", flush=True)

@@ -1,0 +1,180 @@
+"""Loading and running a config inside the controlled runtime, and turning how it ended into an exit status.
+
+The config executes as ``__main__`` in the main thread with ``goal`` bound; the engine thread runs beside
+it. However the config ends -- returning, raising, Ctrl-C, SIGTERM -- this module makes sure the engine
+stops what is running and every launcher has ended before parallux exits.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ._engine import Engine
+from ._errors import CommandError, ConfigError, ParalluxError, RunnerError, describe_failures
+from ._goal import Goal, GoalProxy
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: handled like Ctrl-C, with its own exit status."""
+
+
+@dataclass
+class RunOptions:
+    dry_run: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    resume: bool = False
+    observers: list[Callable[..., None]] = field(default_factory=list)
+
+
+def new_run_id() -> str:
+    """Sortable, and unique across runs: a second run never writes into the first run's directories."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def load_config(path: str) -> types.CodeType:
+    """Read and compile the config, so syntax errors are reported before anything starts."""
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path!r}: {exc.strerror}") from exc
+    return compile(source, os.path.abspath(path), "exec", dont_inherit=True)
+
+
+def execute_config(code: types.CodeType, path: str, argv: list[str]) -> None:
+    """Run the config as ``__main__``, with its directory first on sys.path so it can import neighbours."""
+    module = types.ModuleType("__main__")
+    module.__file__ = os.path.abspath(path)
+    module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    saved_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    sys.argv = [path, *argv]
+    try:
+        exec(code, module.__dict__)
+    finally:
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+
+
+class Session:
+    """One run of one config: the engine, the goal, and the bookkeeping of how it ended."""
+
+    def __init__(self, path: str, argv: list[str], options: RunOptions) -> None:
+        self.path = path
+        self.argv = argv
+        self.options = options
+        self.run_id = new_run_id()
+        self.engine = Engine(self.run_id, dry_run=options.dry_run)
+        self.engine.observers.extend(options.observers)
+        self.goal: Goal | None = None
+
+    def run(self) -> int:
+        try:
+            code = load_config(self.path)
+        except SyntaxError as exc:
+            report(f"parallux: syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}")
+            return EXIT_USAGE
+        except ConfigError as exc:
+            report(f"parallux: {exc}")
+            return EXIT_USAGE
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        self.engine.start()
+        self.goal = Goal(self.engine, argv=self.argv, run_id=self.run_id)
+        GoalProxy._current = self.goal
+        try:
+            return self._run_config(code)
+        finally:
+            GoalProxy._current = None
+            signal.signal(signal.SIGTERM, previous)
+
+    def _run_config(self, code: types.CodeType) -> int:
+        assert self.goal is not None
+        try:
+            execute_config(code, self.path, self.argv)
+            self.goal._issue_leftovers()
+            self._wait_for_everything()
+        except (KeyboardInterrupt, Terminated) as exc:
+            return self._interrupted(exc)
+        except BaseException as exc:  # the config raised: stop what runs, then report its error
+            return self._config_failed(exc)
+        self._stop_engine(cancel=False)
+        if self.engine.policy_error is not None:
+            report(f"parallux: {self.engine.policy_error}")
+            return EXIT_FAILED
+        failed = [r for r in self.goal._results()
+                  if r.check and not r.succeeded and r.status != "planned"]
+        if failed:
+            report("parallux: " + describe_failures(failed))
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def _wait_for_everything(self) -> None:
+        while not self.engine.wait_idle(timeout=0.5):
+            pass
+
+    def _interrupted(self, exc: BaseException) -> int:
+        code = EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+        report(f"parallux: {'terminated' if code == EXIT_SIGTERM else 'interrupted'}; stopping every command")
+        self._stop_engine(cancel=True)
+        return code
+
+    def _config_failed(self, exc: BaseException) -> int:
+        started = self.engine.started_count
+        self._stop_engine(cancel=True)
+        if isinstance(exc, SystemExit):
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
+        report(format_config_error(exc, self.path))
+        if isinstance(exc, (ConfigError, RunnerError)) and started == 0:
+            return EXIT_USAGE
+        return EXIT_FAILED
+
+    def _stop_engine(self, cancel: bool) -> None:
+        """Stop the engine; a second Ctrl-C during the clean-up kills every command at once."""
+        hard = False
+        while True:
+            try:
+                if cancel:
+                    self.engine.cancel(hard=hard)
+                self.engine.shutdown()
+                while not self.engine.join(timeout=0.2):
+                    pass
+                return
+            except (KeyboardInterrupt, Terminated):
+                cancel = hard = True
+                report("parallux: killing every command now")
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def format_config_error(exc: BaseException, config_path: str) -> str:
+    """The error as the user needs it: where in *their* config, and what; never parallux's internals."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(PACKAGE_DIR)]
+    lines = []
+    if frames:
+        lines.append("parallux: the config stopped with an error")
+        lines += [line.rstrip("\n") for line in traceback.format_list(frames)]
+    if isinstance(exc, ParalluxError):
+        label = type(exc).__name__
+        lines.append(f"{label}: {exc}" if not isinstance(exc, CommandError) else str(exc))
+    else:
+        lines += [line.rstrip("\n") for line in traceback.format_exception_only(type(exc), exc)]
+    return "\n".join(lines)
+
+
+def report(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,294 @@
+"""The engine: one Trio event loop in a worker thread that owns all scheduling and I/O.
+
+The config runs synchronously in the main thread and reaches the engine through Trio's thread token
+(``trio.from_thread``). Inside, the task tree is::
+
+    main
+     ├── services nursery   one task per runner: its launcher (a child process or an SSH channel)
+     └── work cancel scope
+          └── work nursery  one task per issued group (``goal.issue()``, ``goal.run()``)
+               └── group nursery   one task per started command
+
+A global ``trio.CapacityLimiter`` (``setParallel``) and one per runner (``max_jobs``) count running commands;
+the scheduler starts a command only when it can borrow from both at once, so the limits are never exceeded.
+Cancelling the work scope (Ctrl-C, SIGTERM, an exception in the config, a halt) cancels every command task;
+each one then stops its process tree through its launcher, inside a shielded scope, before the engine ends.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, TypeVar
+
+import trio
+import trio.testing
+
+from ._cores import Lease
+from ._handles import Command, Completion, Group, Result
+from ._scheduler import Scheduler, SchedulerPolicyError
+
+if TYPE_CHECKING:
+    from ._runner import Runner
+
+T = TypeVar("T")
+
+
+class Observer(Protocol):
+    def __call__(self, event: str, command: Command, **details: Any) -> None: ...
+
+
+class Engine:
+    """Runs the Trio loop in a thread and carries commands from submission to result."""
+
+    def __init__(self, run_id: str, *, dry_run: bool = False) -> None:
+        self.run_id = run_id
+        self.dry_run = dry_run
+        self.completion = Completion()
+        self.observers: list[Observer] = []
+        self.hard_stop = False
+        self.cancelled = False
+        self.started_count = 0
+        self.unfinished = 0            # submitted commands without a result yet
+        self.failures = 0
+        self.halt_after: int | None = None
+        self.halt_now = False
+        self.policy_error: BaseException | None = None
+        self.runners: list[Runner] = []
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._crash: BaseException | None = None
+        self._services: trio.Nursery | None = None
+        self._work: trio.Nursery | None = None
+        self._work_scope: trio.CancelScope | None = None
+        self._shutdown: trio.Event | None = None
+        self.global_slots: trio.CapacityLimiter | None = None
+        self.scheduler: Scheduler | None = None
+
+    # -- thread lifetime (main thread) -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._thread_main, name="parallux-engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._crash is not None:
+            raise self._crash
+
+    def _thread_main(self) -> None:
+        clock = trio.testing.MockClock(autojump_threshold=0) if self.dry_run else None
+        try:
+            trio.run(self._main, clock=clock)
+        except BaseException as exc:  # surfaced to the main thread by join()
+            self._crash = exc
+        finally:
+            self._ready.set()
+            self.completion.notify()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a synchronous function in the engine thread and return its result."""
+        self._check_alive()
+        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        self._check_alive()
+        return trio.from_thread.run(fn, *args, trio_token=self._token)
+
+    def _check_alive(self) -> None:
+        if self._crash is not None:
+            raise RuntimeError("the parallux engine stopped") from self._crash
+
+    def join(self, timeout: float | None = None) -> bool:
+        assert self._thread is not None
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def shutdown(self) -> None:
+        """End the run: close every runner's launcher and let the engine thread finish."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        try:
+            self.call(self._request_shutdown)
+        except trio.RunFinishedError:
+            pass
+
+    def cancel(self, hard: bool = False) -> None:
+        """Stop starting commands and stop the running ones (SIGTERM, grace, SIGKILL; at once if hard)."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        try:
+            self.call(self._cancel, hard)
+        except trio.RunFinishedError:
+            pass
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted command has a result."""
+        return self.completion.wait_for(lambda: self.unfinished == 0 or self._crash is not None, timeout)
+
+    # -- inside the loop ---------------------------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._shutdown = trio.Event()
+        self.global_slots = trio.CapacityLimiter(math.inf)
+        self.scheduler = Scheduler(self.global_slots, self._start_command)
+        async with trio.open_nursery() as services:
+            self._services = services
+            with trio.CancelScope() as work_scope:
+                self._work_scope = work_scope
+                async with trio.open_nursery() as work:
+                    self._work = work
+                    self._ready.set()
+                    await self._shutdown.wait()
+            self._cancel_queued()
+            for runner in self.runners:
+                await runner.close()
+
+    def _request_shutdown(self) -> None:
+        assert self._shutdown is not None
+        self._shutdown.set()
+
+    def _cancel(self, hard: bool) -> None:
+        self.hard_stop = self.hard_stop or hard
+        if self.cancelled and not hard:
+            return
+        self.cancelled = True
+        self._cancel_queued()
+        if self._work_scope is not None:
+            self._work_scope.cancel()
+        if hard:
+            for runner in self.runners:
+                if runner.client is not None:
+                    runner.client.post({"op": "quit"})
+
+    def _cancel_queued(self) -> None:
+        assert self.scheduler is not None
+        for command in self.scheduler.drain():
+            self._finish(command, Result(command, "cancelled"))
+
+    async def add_runner(self, runner: Runner) -> None:
+        """Start a runner's launcher (or connection); raises if it cannot be reached."""
+        await self._services_nursery().start(runner.serve, self)
+        self.runners.append(runner)
+
+    def _services_nursery(self) -> trio.Nursery:
+        assert self._services is not None
+        return self._services
+
+    def set_parallel(self, limit: int | None) -> None:
+        assert self.global_slots is not None
+        self.global_slots.total_tokens = math.inf if limit is None else limit
+        self._schedule()
+
+    def set_policy(self, policy: Any) -> None:
+        assert self.scheduler is not None
+        self.scheduler.policy = policy
+
+    def runner_lost(self, runner: Runner) -> None:
+        """A runner's launcher went away: commands that can run nowhere else end with an error."""
+        self._schedule()
+
+    # -- submission ----------------------------------------------------------------------------------------------
+
+    def submit(self, group: Group) -> None:
+        """Queue a group's commands (engine thread); results of pre-resolved commands are set at once."""
+        to_run = []
+        for command in group.commands:
+            command.group = group
+            self.unfinished += 1
+            if command.resumed_result is not None:
+                self._finish(command, command.resumed_result)
+            else:
+                to_run.append(command)
+                self.observe("queued", command)
+        if self.cancelled:
+            for command in to_run:
+                self._finish(command, Result(command, "cancelled"))
+            return
+        if to_run:
+            assert self._work is not None
+            self._work.start_soon(self._run_group, group, to_run)
+
+    async def _run_group(self, group: Group, commands: list[Command]) -> None:
+        """One nursery per issued group; the scheduler starts the group's commands inside it."""
+        if self.cancelled:  # cancelled between submission and this task's first step
+            for command in commands:
+                self._finish(command, Result(command, "cancelled"))
+            return
+        group_done = trio.Event()
+        group.done_event = group_done  # type: ignore[attr-defined]
+        async with trio.open_nursery() as nursery:
+            group.nursery = nursery  # type: ignore[attr-defined]
+            assert self.scheduler is not None
+            self.scheduler.submit(commands)
+            self._schedule()
+            if group.remaining:
+                await group_done.wait()
+
+    def _schedule(self) -> None:
+        if self.scheduler is None or self.cancelled:
+            return
+        try:
+            unrunnable = self.scheduler.schedule()
+        except SchedulerPolicyError as exc:
+            self.policy_error = exc
+            self._cancel(False)
+            return
+        for command in unrunnable:
+            why = "; ".join(f"{r.describe()}: {r.client.gone if r.client else 'not connected'}"
+                            for r in command.candidates)
+            self._finish(command, Result(command, "error", error=f"no runner left to run it ({why})"))
+
+    def _start_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
+        assert self.global_slots is not None and runner.slots is not None
+        self.global_slots.acquire_on_behalf_of_nowait(command)
+        runner.slots.acquire_on_behalf_of_nowait(command)
+        runner.active += 1
+        self.started_count += 1
+        command.runner = runner
+        command.cores = lease.cores if lease is not None else ()
+        if lease is not None:
+            command.numa_node = lease.numa_node
+        command.work_dir = runner.work_dir_of(command.work_relpath)
+        command.group.nursery.start_soon(self._run_command, command, runner, lease)  # type: ignore[union-attr]
+
+    async def _run_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
+        result: Result | None = None
+        try:
+            result = await runner.execute(self, command, lease)
+        except trio.Cancelled:
+            result = Result(command, "cancelled")
+            raise
+        except Exception as exc:  # a bug in a transport must end this command, not the whole run
+            result = Result(command, "error", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if lease is not None and runner.allocator is not None:
+                runner.allocator.release(lease)
+            assert self.global_slots is not None and runner.slots is not None
+            self.global_slots.release_on_behalf_of(command)
+            runner.slots.release_on_behalf_of(command)
+            runner.active -= 1
+            self._finish(command, result or Result(command, "cancelled"))
+            self._schedule()
+
+    def _finish(self, command: Command, result: Result) -> None:
+        command.result = result
+        self.unfinished -= 1
+        if not result.succeeded and result.status not in ("planned", "cancelled"):
+            self.failures += 1
+        group = command.group
+        if group is not None:
+            group.remaining -= 1
+            if group.remaining == 0 and getattr(group, "done_event", None) is not None:
+                group.done_event.set()
+        self.observe("finished", command, result=result)
+        self.completion.notify()
+
+    def observe(self, event: str, command: Command, **details: Any) -> None:
+        for observer in self.observers:
+            observer(event, command, **details)
+
+
+def commands_of(groups: Iterable[Group]) -> Iterable[Command]:
+    for group in groups:
+        yield from group.commands

@@ -1,0 +1,259 @@
+"""``goal``: the runtime object a config drives. It lives in the main thread and talks to the engine thread.
+
+Registration (``schd``) is pure main-thread bookkeeping, so registering 100,000 commands costs no thread
+crossings; ``issue``/``run`` hand whole groups to the engine in one call each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from . import _options as opt
+from ._cores import parse_core_layout
+from ._errors import ConfigError, OutsideRuntimeError
+from ._handles import Command, Group, Result
+from ._runner import Runner, RunnerStatus
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+SchedulerFn = Callable[[list[Runner], int], "Runner | str | None"]
+
+
+class Goal:
+    """The controlled runtime: runners, limits, environment and command submission."""
+
+    def __init__(self, engine: Engine, *, argv: Sequence[str] = (), run_id: str, resume: Any = None) -> None:
+        self._engine = engine
+        self._run_id = run_id
+        self.argv: list[str] = list(argv)
+        self.args: dict[str, str] = dict(a.split("=", 1) for a in self.argv if "=" in a)
+        self._runners: dict[str, Runner] = {}
+        self._pool: tuple[Runner, ...] | None = None
+        self._env: dict[str, str] = {}
+        self._registered: list[Command] = []
+        self._groups: list[Group] = []
+        self._relpaths: set[str] = set()
+        self._seq = itertools.count(1)
+        self._retries_default = 0
+        self._resume = resume
+
+    # -- runners -----------------------------------------------------------------------------------------------
+
+    def local(self, name: str = "local", workspace: str | os.PathLike[str] | None = None,
+              max_jobs: int | None = None, env: Mapping[str, str] | None = None, core_pool: Any = None,
+              numa_nodes: Any = None, *, membind: bool = False) -> Runner:
+        """A runner on this machine."""
+        runner = Runner(self, self._new_runner_name(name), **self._runner_options(
+            workspace, max_jobs, env, core_pool, numa_nodes, membind))
+        return self._add_runner(runner)
+
+    def ssh(self, name: str, host: str | None = None, user: str | None = None, port: int | None = None,
+            workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
+            env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
+            membind: bool = False, **ssh_options: Any) -> Runner:
+        """A runner on another machine, reached over one SSH connection; connects now."""
+        from ._ssh import SshRunner  # imported only when used: local-only runs never load asyncssh
+        runner = SshRunner(self, self._new_runner_name(name), host=host, user=user, port=port,
+                           ssh_options=ssh_options, **self._runner_options(
+                               workspace, max_jobs, env, core_pool, numa_nodes, membind))
+        return self._add_runner(runner)
+
+    def _new_runner_name(self, name: object) -> str:
+        text = opt.name(name, "a runner's name")
+        if text in self._runners:
+            raise ConfigError(f"a runner named {text!r} already exists; runner names must be unique")
+        return text
+
+    def _runner_options(self, workspace: Any, max_jobs: Any, env: Any, core_pool: Any, numa_nodes: Any,
+                        membind: Any) -> dict[str, Any]:
+        return {"workspace": opt.path(workspace, "workspace"),
+                "max_jobs": opt.optional_int(max_jobs, "max_jobs"),
+                "env": opt.environment(env, "a runner's env"),
+                "layout": parse_core_layout(core_pool, numa_nodes),
+                "membind": opt.boolean(membind, "membind")}
+
+    def _add_runner(self, runner: Runner) -> Runner:
+        self._engine.call_async(self._engine.add_runner, runner)
+        self._runners[runner.name] = runner
+        return runner
+
+    def setRunner(self, runners: Runner | str | Sequence[Runner | str]) -> None:
+        """The pool the scheduler chooses from, in order; an unknown name creates ``goal.ssh(name)``."""
+        items = [runners] if isinstance(runners, (Runner, str)) else list(runners)
+        if not items:
+            raise ConfigError("setRunner() needs at least one runner")
+        pool = tuple(self._runner_of(item, create=True) for item in items)
+        if len(set(pool)) != len(pool):
+            raise ConfigError(f"setRunner() lists a runner twice: {[r.name for r in pool]}")
+        self._pool = pool
+
+    def _runner_of(self, item: Runner | str, create: bool = False) -> Runner:
+        if isinstance(item, Runner):
+            if self._runners.get(item.name) is not item:
+                raise ConfigError(f"{item!r} does not belong to this run")
+            return item
+        if isinstance(item, str):
+            if item in self._runners:
+                return self._runners[item]
+            if create:
+                return self.ssh(item, host=item)
+            raise ConfigError(f"no runner named {item!r}; the runners are: {sorted(self._runners)}")
+        raise ConfigError(f"a runner is a runner object or a runner's name, not {item!r}")
+
+    def _current_pool(self) -> tuple[Runner, ...]:
+        if self._pool is None:
+            self._pool = (self._runners.get("local") or self.local(),)
+        return self._pool
+
+    def runner_status(self, runner: Runner | str | None = None) -> RunnerStatus | dict[str, RunnerStatus]:
+        """The status of one runner, or a mapping name -> status for every runner in the pool."""
+        if runner is not None:
+            return self._runner_of(runner).status()
+        return {r.name: r.status() for r in self._current_pool()}
+
+    # -- settings -----------------------------------------------------------------------------------------------
+
+    def setParallel(self, n: int | None) -> None:
+        """At most ``n`` commands run at once across all runners (None: only the runners' own limits)."""
+        self._engine.call(self._engine.set_parallel, opt.optional_int(n, "setParallel(n)"))
+
+    def setEnv(self, key: str, value: str) -> None:
+        """A variable for every command on every runner submitted from now on."""
+        opt.env_pair(key, value, "setEnv()")
+        self._env = {**self._env, key: value}  # a new dict: commands already registered keep theirs
+
+    def setScheduler(self, fn: SchedulerFn | None) -> None:
+        """``fn(runners, threads)`` picks one of the runners that can take the command now, or None to wait."""
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"setScheduler() needs a function fn(runners, threads), not {fn!r}")
+        self._engine.call(self._engine.set_policy, fn)
+
+    def setRetries(self, n: int) -> None:
+        """Default number of reruns for commands that fail or lose their runner (``retries=`` overrides)."""
+        self._retries_default = opt.positive_int(n, "setRetries(n)", minimum=0)
+
+    # -- commands ----------------------------------------------------------------------------------------------
+
+    def schd(self, command: str | list[str], **options: Any) -> Command:
+        """Register a command; nothing starts until ``issue()`` (or the end of the config)."""
+        handle = self._make_command(command, options, pin=None, where="schd()")
+        self._registered.append(handle)
+        return handle
+
+    def issue(self) -> Group:
+        """Submit every command registered so far; returns their group handle."""
+        group = Group(self._registered, self._engine.completion)
+        self._registered = []
+        return self._submit(group)
+
+    def run(self, command: str | list[str], **options: Any) -> Command:
+        """Submit one command now, without waiting; returns its handle."""
+        handle = self._make_command(command, options, pin=None, where="run()")
+        self._submit(Group([handle], self._engine.completion))
+        return handle
+
+    def _run_pinned(self, runner: Runner, command: str | list[str], options: dict[str, Any]) -> Command:
+        if "runner" in options:
+            raise ConfigError(f"{runner.name}.run() is pinned to its runner; it takes no runner= option")
+        handle = self._make_command(command, options, pin=self._runner_of(runner), where=f"{runner.name}.run()")
+        self._submit(Group([handle], self._engine.completion))
+        return handle
+
+    def _submit(self, group: Group) -> Group:
+        self._groups.append(group)
+        if group.commands:
+            self._engine.call(self._engine.submit, group)
+        return group
+
+    def _make_command(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command:
+        opt.check_option_names(options, opt.COMMAND_OPTIONS, where)
+        text = opt.command_text(command)
+        threads, cores = opt.threads_and_cores(options.get("threads", 1), options.get("cores"),
+                                               "threads" in options)
+        node = opt.numa_node(options.get("numa_node"))
+        if options.get("runner") is not None:
+            pin = self._runner_of(options["runner"])
+            if pin not in self._current_pool():
+                raise ConfigError(f"{where}: runner {pin.name!r} is not in the pool set by setRunner() "
+                                  f"({[r.name for r in self._current_pool()]})")
+        seq = next(self._seq)
+        handle = Command(
+            self._engine.completion, command=command, command_text=text, seq=seq,
+            name=opt.name(options["name"], "name") if "name" in options else f"job{seq}",
+            threads=threads, numa_node=node, requested_cores=cores,
+            env=opt.environment(options.get("env"), "env"), cwd=opt.path(options.get("cwd"), "cwd"),
+            check=opt.boolean(options.get("check", True), "check"),
+            timeout=opt.seconds(options.get("timeout"), "timeout"),
+            retries=opt.positive_int(options.get("retries", self._retries_default), "retries", minimum=0),
+            pin=pin, base_env=self._env)
+        handle.candidates = self._candidates(handle, pin, where)
+        handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
+        if self._resume is not None:
+            handle.resumed_result = self._resume(handle)
+        return handle
+
+    def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Runner, ...]:
+        """The runners that could ever run this command; none is a ConfigError explaining why for each."""
+        pool = (pin,) if pin is not None else self._current_pool()
+        fits, reasons = [], []
+        for runner in pool:
+            problem = _why_not(runner, handle)
+            if problem is None:
+                fits.append(runner)
+            else:
+                reasons.append(f"{runner.name}: {problem}")
+        if not fits:
+            raise ConfigError(f"{where}: command {handle.name!r} can never run: " + "; ".join(reasons))
+        return tuple(fits)
+
+    def _work_relpath(self, value: Any, handle: Command) -> str:
+        if value is None:
+            suffix = opt.safe_name(handle.name) if not handle.name.startswith("job") else ""
+            return f"{self._run_id}/{handle.seq:05d}" + (f"_{suffix}" if suffix else "")
+        relpath = opt.work_relpath(value)
+        if relpath in self._relpaths:
+            raise ConfigError(f"work_relpath {relpath!r} is already used by another command of this run; "
+                              f"two commands would write the same files")
+        self._relpaths.add(relpath)
+        return relpath
+
+    # -- the end of the config -------------------------------------------------------------------------------
+
+    def _issue_leftovers(self) -> None:
+        if self._registered:
+            self.issue()
+
+    def _results(self) -> list[Result]:
+        return [c.result for g in self._groups for c in g.commands if c.result is not None]
+
+
+def _why_not(runner: Runner, handle: Command) -> str | None:
+    if runner.allocator is None:
+        if handle.requested_cores is not None:
+            return "cores=[...] needs a runner with a core_pool"
+        return None
+    try:
+        runner.allocator.check_request(handle.threads, handle.numa_node, handle.requested_cores)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+class GoalProxy:
+    """``parallux.goal``: forwards to the running config's :class:`Goal`, or explains how to get one."""
+
+    _current: Goal | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        current = GoalProxy._current
+        if current is None:
+            raise OutsideRuntimeError(
+                "parallux.goal is only available inside the parallux runtime: run this config with "
+                "`parallux config.py` (or `python3 -m parallux config.py`), not with plain `python3`")
+        return getattr(current, name)
+
+    def __repr__(self) -> str:
+        return f"<parallux.goal {'active' if GoalProxy._current else 'outside the runtime'}>"

@@ -1,0 +1,229 @@
+"""Command handles, group handles and results: what a config holds while its commands run.
+
+A handle is created in the main thread when a command is registered; the engine thread fills in its
+assignment (runner, cores, work dir) when the scheduler places it and its result when it ends. Waiting happens
+on one engine-wide ``threading.Condition`` instead of an event per command, so 100,000 handles stay cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+
+from ._errors import command_error
+
+if TYPE_CHECKING:
+    from ._runner import Runner
+
+FINISHED_STATUSES = ("ok", "failed", "timeout", "cancelled", "error", "planned")
+
+
+class Completion:
+    """The one condition every waiter in the main thread sleeps on; the engine notifies it on each result."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+
+    def wait_for(self, predicate: Any, timeout: float | None) -> bool:
+        with self.condition:
+            return self.condition.wait_for(predicate, timeout)
+
+    def notify(self) -> None:
+        with self.condition:
+            self.condition.notify_all()
+
+
+class Command:
+    """The handle of one command (``goal.run``, ``runner.run``, or one entry of ``goal.schd``)."""
+
+    __slots__ = ("command", "command_text", "name", "threads", "numa_node", "requested_cores", "env", "cwd",
+                 "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
+                 "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
+                 "__weakref__")
+
+    def __init__(self, completion: Completion, **fields: Any) -> None:
+        self._completion = completion
+        self.runner = None
+        self.cores: tuple[int, ...] = ()
+        self.work_dir: str | None = None
+        self.result: Result | None = None
+        self.attempt = 0
+        self.group = None
+        self.resumed_result = None
+        self.numa_node = None
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    # -- assignment ------------------------------------------------------------------------------------------
+
+    @property
+    def runner_name(self) -> str | None:
+        return self.runner.name if self.runner is not None else None
+
+    @property
+    def command_path(self) -> str | None:
+        return _join(self.work_dir, "command.txt")
+
+    @property
+    def stdout_path(self) -> str | None:
+        return _join(self.work_dir, "stdout.txt")
+
+    @property
+    def stderr_path(self) -> str | None:
+        return _join(self.work_dir, "stderr.txt")
+
+    @property
+    def record_path(self) -> str | None:
+        return _join(self.work_dir, "result.json")
+
+    def assigned(self) -> bool:
+        """True once the scheduler has placed the command on a runner."""
+        return self.runner is not None
+
+    def done(self) -> bool:
+        return self.result is not None
+
+    def sync(self, timeout: float | None = None) -> Result:
+        """Wait for the command to end and return its result; raise if it failed under ``check=True``."""
+        if not self._completion.wait_for(self.done, timeout):
+            raise TimeoutError(f"command {self.name!r} still running after {timeout} s")
+        result = self.result
+        assert result is not None
+        if self.check and not result.succeeded and result.status != "planned":
+            raise command_error([result])
+        return result
+
+    def __repr__(self) -> str:
+        state = self.result.status if self.result else ("running" if self.runner else "queued")
+        return f"<Command {self.name!r} {state} on {self.runner_name}>"
+
+
+class Result:
+    """How a command ended. It has the handle's fields plus the outcome and resource figures."""
+
+    __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
+                 "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
+                 "signal", "attempt", "timeout", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check")
+
+    def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
+        self.command = handle.command
+        self.command_text = handle.command_text
+        self.name = handle.name
+        self.runner = handle.runner
+        self.runner_name = handle.runner_name
+        self.work_relpath = handle.work_relpath
+        self.work_dir = handle.work_dir
+        self.cores = handle.cores
+        self.numa_node = handle.numa_node
+        self.timeout = handle.timeout
+        self.check = handle.check
+        self.attempt = handle.attempt
+        self.status = status
+        for key in ("returncode", "start_time", "end_time", "error", "signal", "user_seconds",
+                    "system_seconds", "max_rss_kb"):
+            setattr(self, key, outcome.get(key))
+        self.resumed = bool(outcome.get("resumed", False))
+        self.duration = (self.end_time - self.start_time
+                         if self.start_time is not None and self.end_time is not None else None)
+
+    command_path = Command.command_path
+    stdout_path = Command.stdout_path
+    stderr_path = Command.stderr_path
+    record_path = Command.record_path
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def read_stdout(self, errors: str = "replace") -> str:
+        """The command's stdout (fetched from the runner when it is remote)."""
+        return self._read(self.stdout_path, errors)
+
+    def read_stderr(self, errors: str = "replace") -> str:
+        return self._read(self.stderr_path, errors)
+
+    def _read(self, path: str | None, errors: str) -> str:
+        if path is None or self.runner is None:
+            return ""
+        return self.runner.read_file(path).decode("utf-8", errors)
+
+    def stderr_tail(self, lines: int = 5) -> list[str]:
+        """The last lines of stderr, or [] when there are none or they cannot be read."""
+        if self.status in ("planned",) or self.returncode is None and self.status != "timeout":
+            return []
+        try:
+            text = self.read_stderr()
+        except Exception:  # a report must never fail because a file vanished or a runner went away
+            return []
+        return list(deque(text.splitlines(), maxlen=lines))
+
+    def as_dict(self) -> dict[str, Any]:
+        fields = {k: getattr(self, k) for k in self.__slots__ if k not in ("runner",)}
+        fields["cores"] = list(self.cores)
+        if not isinstance(fields["command"], str):
+            fields["command"] = list(fields["command"])
+        return fields
+
+    def __repr__(self) -> str:
+        return f"<Result {self.name!r} {self.status} rc={self.returncode} on {self.runner_name}>"
+
+
+class Group:
+    """The handle ``goal.issue()`` returns: the commands submitted together, in submission order."""
+
+    def __init__(self, commands: Sequence[Command], completion: Completion) -> None:
+        self.commands = list(commands)
+        self._completion = completion
+        self.remaining = len(self.commands)
+
+    def __iter__(self) -> Iterator[Command]:
+        return iter(self.commands)
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    def __getitem__(self, index: int) -> Command:
+        return self.commands[index]
+
+    def done(self) -> bool:
+        return self.remaining == 0
+
+    def sync(self, timeout: float | None = None) -> list[Result]:
+        """Wait for every command; raise one error listing every failed ``check=True`` command."""
+        if not self._completion.wait_for(self.done, timeout):
+            raise TimeoutError(f"{self.remaining} of {len(self.commands)} commands still running after {timeout} s")
+        results = [c.result for c in self.commands]
+        failed = [r for c, r in zip(self.commands, results)
+                  if c.check and r is not None and not r.succeeded and r.status != "planned"]
+        if failed:
+            raise command_error(failed)
+        return results  # type: ignore[return-value]
+
+    def results(self) -> list[Result | None]:
+        """Results so far, without waiting and without raising."""
+        return [c.result for c in self.commands]
+
+    def __repr__(self) -> str:
+        return f"<Group of {len(self.commands)} commands, {self.remaining} not finished>"
+
+
+def _join(work_dir: str | None, name: str) -> str | None:
+    return None if work_dir is None else work_dir.rstrip("/") + "/" + name
+
+
+def env_of(*layers: Mapping[str, str] | None) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for layer in layers:
+        if layer:
+            merged.update(layer)
+    return merged
+
+
+def posix_join(*parts: str) -> str:
+    return os.path.normpath("/".join(p.rstrip("/") for p in parts if p))

@@ -1,0 +1,425 @@
+"""The parallux launcher: starts, redirects, reaps, measures and stops commands for one runner.
+
+Parallux starts one launcher per runner -- a child process for a local runner, a process at the far end of one
+SSH channel for an SSH runner -- and talks to it with one JSON object per line on its stdin/stdout.
+
+Requests (one line each)::
+
+    {"op": "hello"}                                  -> {"ev": "hello", ...machine facts...}
+    {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
+     "command_text": "...", "wrapped": "...", "record": {...}}
+                                                     -> {"ev": "started", "id": 7, "pid": ..., "start": ...}
+                                                        {"ev": "exit", "id": 7, "returncode": ..., ...}
+                                                     or {"ev": "error", "id": 7, "message": "..."}
+    {"op": "kill", "id": 7, "grace": 2.0}            stop the command's process tree (TERM, grace, KILL)
+    {"op": "ping"}                                   -> {"ev": "pong"}
+    {"op": "quit"}                                   stop everything, then exit
+
+When stdin closes -- parallux exited, crashed, was killed, or the SSH connection dropped -- the launcher stops
+every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux.
+
+Every command runs in a session of its own; stopping it kills that whole process group, and then also any
+process whose environment carries the command's mark (``PARALLUX_JOB_MARK``): a descendant that called
+``setsid`` has left the group but still carries the mark.
+
+This file is deliberately self-contained: standard library only, Python 3.6 syntax, because it is also sent
+verbatim to remote hosts whose Python parallux does not control.
+"""
+
+import errno
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+PROTOCOL_VERSION = 1
+MARK_VAR = "PARALLUX_JOB_MARK"
+RECORD_NAME = "result.json"
+OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME)
+HISTORY_DIR = ".history"
+EXIT_GRACE = 2.0
+
+
+def now():
+    return time.time()
+
+
+class Job(object):
+    """One started command: its process, files and the state of any kill in progress."""
+
+    def __init__(self, job_id, popen, request, start):
+        self.id = job_id
+        self.popen = popen
+        self.pid = popen.pid
+        self.request = request
+        self.start = start
+        self.kill_deadline = None   # when TERM was sent: the time KILL follows
+        self.killed_hard = False
+        self.status = None          # the exit wait4 reported, kept until the kill sequence ends
+        self.rusage = None
+        self.end = None
+
+
+class Launcher(object):
+    def __init__(self, infd, outfd):
+        self.infd = infd
+        self.outfd = outfd
+        self.jobs = {}          # pid -> Job
+        self.by_id = {}         # request id -> Job
+        self.groups = set()     # pgids started and perhaps still alive (for the final sweep)
+        self.inbuf = b""
+        self.running = True
+        self.selector = selectors.DefaultSelector()
+
+    # -- I/O -------------------------------------------------------------------------------------------
+
+    def send(self, message):
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        while data:
+            try:
+                written = os.write(self.outfd, data)
+            except InterruptedError:
+                continue
+            except OSError:  # parallux is gone: nobody to tell, stop everything
+                self.running = False
+                return
+            data = data[written:]
+
+    def read_requests(self):
+        try:
+            chunk = os.read(self.infd, 1 << 16)
+        except InterruptedError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.running = False
+            return
+        self.inbuf += chunk
+        while b"\n" in self.inbuf:
+            line, self.inbuf = self.inbuf.split(b"\n", 1)
+            if line.strip():
+                self.handle(json.loads(line.decode("utf-8")))
+
+    def handle(self, request):
+        op = request.get("op")
+        if op == "run":
+            self.run(request)
+        elif op == "kill":
+            self.kill(request.get("id"), float(request.get("grace", EXIT_GRACE)))
+        elif op == "ping":
+            self.send({"ev": "pong", "t": now()})
+        elif op == "hello":
+            self.send(hello())
+        elif op == "quit":
+            self.running = False
+        else:
+            self.send({"ev": "error", "id": request.get("id"), "message": "unknown op %r" % (op,)})
+
+    # -- starting ----------------------------------------------------------------------------------------
+
+    def run(self, request):
+        job_id = request["id"]
+        try:
+            popen, start = spawn(request)
+        except Exception as exc:  # report any launch failure; the launcher itself must survive it
+            self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc)})
+            return
+        job = Job(job_id, popen, request, start)
+        self.jobs[job.pid] = job
+        self.by_id[job_id] = job
+        self.groups.add(job.pid)
+        self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
+
+    # -- stopping ----------------------------------------------------------------------------------------
+
+    def kill(self, job_id, grace):
+        job = self.by_id.get(job_id)
+        if job is None or job.kill_deadline is not None:
+            return
+        job.kill_deadline = now() + grace
+        signal_tree(job.pid, job.request.get("mark"), signal.SIGTERM)
+        if grace <= 0:
+            self.kill_hard(job)
+
+    def kill_hard(self, job):
+        job.killed_hard = True
+        signal_tree(job.pid, job.request.get("mark"), signal.SIGKILL)
+
+    def check_kill_deadlines(self):
+        t = now()
+        for job in list(self.by_id.values()):
+            if job.kill_deadline is not None and not job.killed_hard and t >= job.kill_deadline:
+                self.kill_hard(job)
+            if job.status is not None and self.kill_finished(job):
+                self.finish(job)
+
+    def kill_finished(self, job):
+        """A killed command counts as ended once nothing of its tree is left (or KILL was sent)."""
+        if job.kill_deadline is None or job.killed_hard:
+            return True
+        return not tree_alive(job.pid, job.request.get("mark"))
+
+    def next_timeout(self):
+        deadlines = [j.kill_deadline for j in self.by_id.values()
+                     if j.kill_deadline is not None and not j.killed_hard]
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now()) + 0.005
+
+    # -- reaping -------------------------------------------------------------------------------------------
+
+    def reap(self):
+        while True:
+            try:
+                pid, status, rusage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return
+            job = self.jobs.pop(pid, None)
+            if job is None:
+                continue
+            job.status, job.rusage, job.end = status, rusage, now()
+            job.popen.returncode = status  # Popen must never wait for a pid we reaped (pid reuse)
+            if self.kill_finished(job):
+                self.finish(job)
+
+    def finish(self, job):
+        del self.by_id[job.id]
+        if job.kill_deadline is None and not group_alive(job.pid):
+            self.groups.discard(job.pid)
+        event = exit_event(job)
+        write_record(job.request, event)
+        self.send(event)
+
+    def stop_everything(self):
+        """Stop every process group this launcher started: TERM, a short grace, then KILL."""
+        marks = [j.request.get("mark") for j in self.by_id.values()]
+        for pgid in self.groups:
+            try_killpg(pgid, signal.SIGTERM)
+        sweep_marks(marks, signal.SIGTERM)
+        deadline = now() + EXIT_GRACE
+        while now() < deadline and any(group_alive(g) for g in self.groups):
+            time.sleep(0.02)
+            self.reap()
+        for pgid in self.groups:
+            try_killpg(pgid, signal.SIGKILL)
+        sweep_marks(marks, signal.SIGKILL)
+
+    # -- main loop -----------------------------------------------------------------------------------------
+
+    def serve(self):
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(self.infd, selectors.EVENT_READ, "in")
+        self.selector.register(wake_r, selectors.EVENT_READ, "wake")
+        try:
+            while self.running:
+                for key, _ in self.selector.select(self.next_timeout()):
+                    if key.data == "in":
+                        self.read_requests()
+                    else:
+                        drain(wake_r)
+                self.reap()
+                self.check_kill_deadlines()
+        finally:
+            self.stop_everything()
+
+
+# -- spawning ---------------------------------------------------------------------------------------------
+
+def spawn(request):
+    """Create the work dir and files, then start the command in a new session with its output redirected."""
+    work_dir = request["work_dir"]
+    make_dirs(work_dir)
+    keep_history(work_dir)
+    with open(os.path.join(work_dir, "command.txt"), "w") as f:
+        f.write(request.get("command_text", "") + "\n")
+        if request.get("wrapped"):
+            f.write("# as run:\n" + request["wrapped"] + "\n")
+    env = dict(os.environ)
+    env.update(request.get("env") or {})
+    env["SHLVL"] = "1"  # a bash child would otherwise source .bashrc again under SSH
+    if request.get("mark"):
+        env[MARK_VAR] = request["mark"]
+    cwd = request.get("cwd") or work_dir
+    out = open(os.path.join(work_dir, "stdout.txt"), "wb")
+    err = open(os.path.join(work_dir, "stderr.txt"), "wb")
+    try:
+        start = now()
+        popen = subprocess.Popen(request["argv"], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 cwd=cwd, env=env, close_fds=True, start_new_session=True)
+    finally:
+        out.close()
+        err.close()
+    return popen, start
+
+
+def make_dirs(path):
+    try:
+        os.makedirs(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
+def keep_history(work_dir):
+    """Move an earlier run's files aside so that nothing a command wrote is ever overwritten."""
+    present = [n for n in OUTPUT_NAMES if os.path.exists(os.path.join(work_dir, n))]
+    if not present:
+        return
+    history = os.path.join(work_dir, HISTORY_DIR)
+    make_dirs(history)
+    index = 1
+    while os.path.exists(os.path.join(history, str(index))):
+        index += 1
+    target = os.path.join(history, str(index))
+    os.mkdir(target)
+    for name in present:
+        shutil.move(os.path.join(work_dir, name), os.path.join(target, name))
+
+
+def describe_os_error(exc):
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        return "%s%s" % (exc.strerror, ": %s" % where if where != "" else "")
+    return "%s: %s" % (type(exc).__name__, exc)
+
+
+# -- results ----------------------------------------------------------------------------------------------
+
+def exit_event(job):
+    status = job.status
+    signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    returncode = -signum if signum is not None else os.WEXITSTATUS(status)
+    if signum is None and job.kill_deadline is not None and 128 < returncode < 128 + 65:
+        signum = returncode - 128  # sh reports its child's signal death as 128+N: we sent that signal
+    ru = job.rusage
+    return {
+        "ev": "exit", "id": job.id, "pid": job.pid, "returncode": returncode, "signal": signum,
+        "killed": job.kill_deadline is not None, "start": job.start, "end": job.end,
+        "wall_seconds": round(job.end - job.start, 6),
+        "user_seconds": round(ru.ru_utime, 6), "system_seconds": round(ru.ru_stime, 6),
+        "max_rss_kb": ru.ru_maxrss,
+    }
+
+
+def write_record(request, event):
+    """The completion record beside the outputs: what ran, how it ended, what it cost."""
+    record = dict(request.get("record") or {})
+    record.update({k: v for k, v in event.items() if k not in ("ev", "id")})
+    record["command"] = request.get("command_text")
+    record["wrapped"] = request.get("wrapped")
+    path = os.path.join(request["work_dir"], RECORD_NAME)
+    try:
+        with open(path + ".tmp", "w") as f:
+            json.dump(record, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.rename(path + ".tmp", path)
+    except OSError as exc:
+        event["record_error"] = describe_os_error(exc)
+
+
+# -- process trees ----------------------------------------------------------------------------------------
+
+def try_killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def group_alive(pgid):
+    return try_killpg(pgid, 0)
+
+
+def signal_tree(pgid, mark, sig):
+    try_killpg(pgid, sig)
+    if mark:
+        sweep_marks([mark], sig)
+
+
+def tree_alive(pgid, mark):
+    return group_alive(pgid) or bool(mark and marked_pids([mark]))
+
+
+def marked_pids(marks):
+    """Pids of processes (ours: same uid) whose environment carries one of these marks."""
+    wanted = set((MARK_VAR + "=" + m).encode() for m in marks if m)
+    if not wanted:
+        return []
+    found = []
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                items = f.read().split(b"\0")
+        except OSError:
+            continue
+        if wanted.intersection(items):
+            found.append(int(entry))
+    return found
+
+
+def sweep_marks(marks, sig):
+    for pid in marked_pids(marks):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def drain(fd):
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+# -- facts about this machine -----------------------------------------------------------------------------
+
+def hello():
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count()
+    return {
+        "ev": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
+        "python": "%d.%d.%d" % sys.version_info[:3], "logical_cores": os.cpu_count(),
+        "usable_cores": cpus, "home": os.path.expanduser("~"), "cwd": os.getcwd(),
+        "numactl": find_program("numactl"), "hostname": os.uname()[1],
+    }
+
+
+def find_program(name):
+    return shutil.which(name)
+
+
+def main():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is parallux's to handle
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    Launcher(sys.stdin.fileno(), sys.stdout.fileno()).serve()  # serve() stops everything on any exit
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The engine's side of the launcher protocol: JSON lines over any pair of Trio byte streams.
+
+This is the one seam between the engine and every runner: a local runner hands it the pipes of a launcher
+child process, an SSH runner the ends of one SSH channel, and a test double an in-memory stream. The client
+never knows which. See ``_launcher.py`` for the messages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import trio
+
+from ._errors import RunnerError
+
+
+class LauncherGone(Exception):
+    """The launcher's stream ended: the process died or the connection dropped."""
+
+
+class Job:
+    """A command the launcher was asked to run, and what it has said about it so far."""
+
+    __slots__ = ("started", "ended", "start_event", "exit_event")
+
+    def __init__(self) -> None:
+        self.started = trio.Event()
+        self.ended = trio.Event()
+        self.start_event: dict[str, Any] | None = None
+        self.exit_event: dict[str, Any] | None = None
+
+
+class LauncherClient:
+    """Sends requests to one launcher and routes its events to the jobs waiting for them."""
+
+    def __init__(self, send_stream: trio.abc.SendStream, receive_stream: trio.abc.ReceiveStream,
+                 description: str) -> None:
+        self.description = description
+        self._send_stream = send_stream
+        self._receive_stream = receive_stream
+        self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
+        self._jobs: dict[int, Job] = {}
+        self._next_id = 0
+        self._hello: dict[str, Any] | None = None
+        self._hello_event = trio.Event()
+        self._pongs: list[trio.Event] = []
+        self.gone: str | None = None
+
+    # -- lifetime ----------------------------------------------------------------------------------------
+
+    async def serve(self, task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the reader and writer until the stream ends; report the launcher's hello when it arrives."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_loop)
+            nursery.start_soon(self._read_loop, nursery.cancel_scope)
+            self.post({"op": "hello"})
+            with trio.move_on_after(60):
+                await self._hello_event.wait()
+            if self._hello is None:
+                nursery.cancel_scope.cancel()
+                raise RunnerError(f"{self.description}: the launcher did not start"
+                                  + (f" ({self.gone})" if self.gone else ""))
+            task_status.started(self._hello)
+
+    def post(self, message: dict[str, Any]) -> None:
+        """Queue a request; the writer task sends queued requests in batches."""
+        if self.gone is None:
+            self._outbox_send.send_nowait((json.dumps(message, separators=(",", ":")) + "\n").encode())
+
+    async def quit(self) -> None:
+        """Ask the launcher to stop everything and exit, then close our end."""
+        self.post({"op": "quit"})
+        self._outbox_send.close()
+
+    async def _write_loop(self) -> None:
+        try:
+            async for data in self._outbox:
+                batch = [data]
+                while True:
+                    try:
+                        batch.append(self._outbox.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self._send_stream.send_all(b"".join(batch))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._lost(f"cannot write to the launcher: {exc}")
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._send_stream.aclose()
+                except Exception:
+                    pass
+
+    async def _read_loop(self, scope: trio.CancelScope) -> None:
+        buffer = b""
+        try:
+            while True:
+                chunk = await self._receive_stream.receive_some(1 << 16)
+                if not chunk:
+                    break
+                buffer += chunk
+                if b"\n" in buffer:
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        self._dispatch(json.loads(line))
+            self._lost("the launcher exited")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._lost(f"connection lost: {exc}")
+        finally:
+            self._outbox_send.close()
+        scope.cancel()
+
+    def _lost(self, why: str) -> None:
+        if self.gone is None:
+            self.gone = why
+        self._hello_event.set()
+        for job in self._jobs.values():
+            job.started.set()
+            job.ended.set()
+        for pong in self._pongs:
+            pong.set()
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("ev")
+        if kind == "hello":
+            self._hello = event
+            self._hello_event.set()
+        elif kind == "pong":
+            pongs, self._pongs = self._pongs, []
+            for pong in pongs:
+                pong.set()
+        elif kind == "started":
+            job = self._jobs.get(event["id"])
+            if job is not None:
+                job.start_event = event
+                job.started.set()
+        elif kind in ("exit", "error"):
+            job = self._jobs.pop(event["id"], None)
+            if job is not None:
+                job.exit_event = event
+                job.started.set()
+                job.ended.set()
+
+    # -- requests ----------------------------------------------------------------------------------------
+
+    def start(self, request: dict[str, Any]) -> tuple[int, Job]:
+        """Ask the launcher to run a command; the returned job's events fire as it starts and ends."""
+        self._next_id += 1
+        job = Job()
+        if self.gone is not None:
+            job.started.set()
+            job.ended.set()
+            return self._next_id, job
+        self._jobs[self._next_id] = job
+        self.post(dict(request, op="run", id=self._next_id))
+        return self._next_id, job
+
+    def kill(self, job_id: int, grace: float) -> None:
+        self.post({"op": "kill", "id": job_id, "grace": grace})
+
+    async def ping(self) -> bool:
+        """Round trip through the launcher; False when it is gone."""
+        pong = trio.Event()
+        self._pongs.append(pong)
+        self.post({"op": "ping"})
+        await pong.wait()
+        return self.gone is None

@@ -1,0 +1,283 @@
+"""Runners: where commands run. A runner is a transport to a launcher, plus limits, cores and a workspace.
+
+The engine never knows what kind of runner it drives: every runner opens a byte-stream pair to a launcher
+(``open_launcher``), hands it to a :class:`LauncherClient`, and executes commands as requests to it. The local
+runner's stream is a child process's pipes; the SSH runner (``_ssh.py``) overrides ``open_launcher`` with one
+SSH channel. Everything else -- work dirs, environment, numactl binding, timeouts, kills -- is shared here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+import shlex
+import sys
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
+
+import trio
+
+from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
+from ._errors import RunnerError
+from ._handles import Command, Result, env_of
+from ._protocol import LauncherClient
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._goal import Goal
+
+LAUNCHER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher.py")
+KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
+KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
+
+
+@dataclass
+class RunnerStatus:
+    """A snapshot of a runner's load; ``configured_*``/``available_*`` are empty without a core pool."""
+
+    name: str
+    active_jobs: int
+    available_jobs: int
+    max_jobs: int | None
+    logical_core_count: int | None
+    configured_cores: list[int] = field(default_factory=list)
+    configured_core_count: int = 0
+    available_cores: list[int] = field(default_factory=list)
+    available_core_count: int = 0
+    numa_node: int | None = None
+    connected: bool = True
+
+
+class Runner:
+    """A place commands run: limits (``max_jobs``), an optional core pool, a workspace and an environment."""
+
+    kind = "local"
+
+    def __init__(self, goal: Goal, name: str, *, workspace: str | None, max_jobs: int | None,
+                 env: Mapping[str, str] | None, layout: CoreLayout | None, membind: bool = False) -> None:
+        self._goal = goal
+        self.name = name
+        self.workspace_option = workspace if workspace is not None else "~/parallux"
+        self.workspace: str = self.workspace_option
+        self.max_jobs_option = max_jobs
+        self.max_jobs: int | None = max_jobs
+        self.env = dict(env or {})
+        self.layout = layout
+        self.allocator = CoreAllocator(layout) if layout is not None else None
+        self.membind = membind
+        self.slots: trio.CapacityLimiter | None = None
+        self.client: LauncherClient | None = None
+        self.facts: dict[str, Any] = {}
+        self.alive = False
+        self.active = 0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def describe(self) -> str:
+        return f"runner {self.name!r}"
+
+    # -- public, main thread ----------------------------------------------------------------------------
+
+    def run(self, command: str | list[str], **options: Any) -> Command:
+        """Submit one command now, pinned to this runner; returns its handle without waiting."""
+        return self._goal._run_pinned(self, command, options)
+
+    def status(self, numa_node: int | None = None) -> RunnerStatus:
+        """Live figures: jobs running and free here, and (with a core pool) cores configured and free."""
+        if numa_node is not None and (self.layout is None or numa_node not in self.layout.nodes):
+            from ._errors import ConfigError
+            raise ConfigError(f"{self.describe()} has no NUMA node {numa_node!r}")
+        configured = self.allocator.configured(numa_node) if self.allocator else []
+        available = self.allocator.available(numa_node) if self.allocator else []
+        limit = self.max_jobs
+        return RunnerStatus(
+            name=self.name, active_jobs=self.active,
+            available_jobs=max(0, limit - self.active) if limit is not None else 0, max_jobs=limit,
+            logical_core_count=self.facts.get("logical_cores"), configured_cores=configured,
+            configured_core_count=len(configured), available_cores=available,
+            available_core_count=len(available), numa_node=numa_node, connected=self.alive)
+
+    def active_jobs(self) -> int:
+        return self.status().active_jobs
+
+    def available_jobs(self) -> int:
+        return self.status().available_jobs
+
+    def logical_core_count(self) -> int | None:
+        return self.status().logical_core_count
+
+    def configured_cores(self, numa_node: int | None = None) -> list[int]:
+        return self.status(numa_node).configured_cores
+
+    def configured_core_count(self, numa_node: int | None = None) -> int:
+        return self.status(numa_node).configured_core_count
+
+    def available_cores(self, numa_node: int | None = None) -> list[int]:
+        return self.status(numa_node).available_cores
+
+    def available_core_count(self, numa_node: int | None = None) -> int:
+        return self.status(numa_node).available_core_count
+
+    def read_file(self, path: str) -> bytes:
+        """A file from this runner's filesystem (a result's stdout, say)."""
+        with open(path, "rb") as f:
+            return f.read()
+
+    # -- lifetime, engine thread ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+        """Start the launcher as a child process and yield its stdin and stdout."""
+        try:
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-I", "-S", LAUNCHER_PATH], stdin=-1, stdout=-1)
+        except OSError as exc:
+            raise RunnerError(f"{self.describe()}: cannot start the launcher: {exc}") from exc
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            yield process.stdin, process.stdout
+        finally:
+            with trio.CancelScope(shield=True):
+                await process.stdin.aclose()  # EOF: the launcher stops whatever is left and exits
+                with trio.move_on_after(KILL_WAIT):
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+
+    def plan_facts(self) -> dict[str, Any]:
+        """What ``--dry-run`` assumes about the runner's machine, since it starts no launcher."""
+        return {"logical_cores": os.cpu_count(), "home": os.path.expanduser("~"), "cwd": os.getcwd(),
+                "numactl": "numactl"}
+
+    async def serve(self, engine: Engine, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, report readiness, and keep the launcher until the run ends or the connection drops."""
+        if engine.dry_run:
+            self._configure(self.plan_facts())
+            task_status.started()
+            return
+        async with self.open_launcher() as (send, receive):
+            self.client = LauncherClient(send, receive, self.describe())
+            async with trio.open_nursery() as nursery:
+                facts = await nursery.start(self.client.serve)
+                self._configure(facts)
+                task_status.started()
+            self.alive = False
+            engine.runner_lost(self)
+
+    def _configure(self, facts: dict[str, Any]) -> None:
+        self.facts = facts
+        if self.layout is not None and not facts.get("numactl"):
+            raise RunnerError(f"{self.describe()} declares a core pool, but numactl is not installed on "
+                              f"{facts.get('hostname', 'its machine')}: install it (Debian: apt-get install "
+                              f"numactl) or remove core_pool/numa_nodes")
+        self.workspace = resolve_workspace(self.workspace_option, facts["home"], facts["cwd"])
+        if self.max_jobs is None:
+            self.max_jobs = int(facts.get("logical_cores") or 1)
+        self.slots = trio.CapacityLimiter(self.max_jobs)
+        self.alive = True
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.quit()
+
+    # -- scheduling hooks (engine thread) ------------------------------------------------------------------
+
+    def can_take_now(self, command: Command) -> bool:
+        if not self.alive or self.slots is None or self.slots.available_tokens < 1:
+            return False
+        if self.allocator is None:
+            return True
+        return self.allocator.could_fit_now(command.threads, command.numa_node, command.requested_cores)
+
+    def lease_for(self, command: Command) -> Lease | None:
+        if self.allocator is None:
+            return None
+        return self.allocator.try_lease(command.threads, command.numa_node, command.requested_cores)
+
+    # -- execution (engine thread) ----------------------------------------------------------------------
+
+    def work_dir_of(self, work_relpath: str) -> str:
+        return posixpath.normpath(posixpath.join(self.workspace, work_relpath))
+
+    def request_for(self, engine: Engine, command: Command, lease: Lease | None) -> dict[str, Any]:
+        """The launcher request: the command line, wrapped for its cores, and everything it runs with."""
+        argv = ["sh", "-c", command.command_text]
+        variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
+                     "PARALLUX_WORK_DIR": command.work_dir}
+        wrapped = None
+        if lease is not None:
+            variables["PARALLUX_CORES"] = format_cores(lease.cores)
+            if lease.numa_node is not None:
+                variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
+            argv = self.binding_prefix(lease) + argv
+            wrapped = shlex.join(argv)
+        return {
+            "argv": argv, "env": env_of(command.base_env, self.env, command.env, variables),
+            "work_dir": command.work_dir, "cwd": command.cwd, "command_text": command.command_text,
+            "wrapped": wrapped, "mark": f"{engine.run_id}.{command.seq}.{command.attempt}",
+            "record": {"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
+                       "cores": list(command.cores), "numa_node": command.numa_node, "run_id": engine.run_id,
+                       "attempt": command.attempt, "threads": command.threads},
+        }
+
+    def binding_prefix(self, lease: Lease) -> list[str]:
+        memory = (f"--membind={lease.numa_node}" if self.membind and lease.numa_node is not None
+                  else "--localalloc")
+        return [self.facts.get("numactl") or "numactl", f"--physcpubind={format_cores(lease.cores)}", memory, "--"]
+
+    async def execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
+        """Run one command to its end; on cancellation stop its process tree before re-raising."""
+        request = self.request_for(engine, command, lease)
+        if engine.dry_run:
+            return await self._plan(engine, command, request)
+        assert self.client is not None
+        job_id, job = self.client.start(request)
+        timed_out = False
+        try:
+            with trio.move_on_after(command.timeout if command.timeout else math.inf) as deadline:
+                await job.started.wait()
+                engine.observe("started", command)
+                await job.ended.wait()
+            if deadline.cancelled_caught:
+                timed_out = True
+                await self._stop(job_id, job, KILL_GRACE)
+        except BaseException:
+            await self._stop(job_id, job, 0 if engine.hard_stop else KILL_GRACE)
+            raise
+        return self._result_of(command, job.exit_event, timed_out)
+
+    async def _stop(self, job_id: int, job: Any, grace: float) -> None:
+        assert self.client is not None
+        with trio.CancelScope(shield=True):
+            self.client.kill(job_id, grace)
+            with trio.move_on_after(grace + KILL_WAIT):
+                await job.ended.wait()
+
+    def _result_of(self, command: Command, event: dict[str, Any] | None, timed_out: bool) -> Result:
+        if event is None:
+            assert self.client is not None
+            return Result(command, "error", error=self.client.gone or "the launcher did not report an exit")
+        if event["ev"] == "error":
+            return Result(command, "error", error=event.get("message"))
+        returncode = event["returncode"]
+        status = "timeout" if timed_out else ("ok" if returncode == 0 else "failed")
+        return Result(command, status, returncode=returncode, start_time=event["start"],
+                      end_time=event["end"], signal=event.get("signal"),
+                      user_seconds=event.get("user_seconds"), system_seconds=event.get("system_seconds"),
+                      max_rss_kb=event.get("max_rss_kb"))
+
+    async def _plan(self, engine: Engine, command: Command, request: dict[str, Any]) -> Result:
+        engine.observe("planned", command, request=request)
+        await trio.sleep(1)  # virtual time: dry runs use an autojumping clock
+        return Result(command, "planned")
+
+
+def resolve_workspace(workspace: str, home: str, cwd: str) -> str:
+    """A workspace as an absolute path on the runner: ``~`` is its home, relative paths its start dir."""
+    if workspace == "~" or workspace.startswith("~/"):
+        workspace = home + workspace[1:]
+    return posixpath.normpath(posixpath.join(cwd, workspace))

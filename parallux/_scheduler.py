@@ -1,0 +1,145 @@
+"""The scheduler: which queued command starts next, and where.
+
+Commands wait in per-class FIFO queues, a class being everything that decides where a command may run
+(candidate runners, threads, NUMA node, exact cores). A scheduling pass walks the class heads in submission
+order and starts each head that fits now. A class whose head does not fit is skipped for the rest of the pass
+-- every later command of that class would not fit either -- which is what makes the scheduler
+
+* work-conserving: a command that cannot start never keeps a later command of another class from starting
+  where that one fits, and no slot stays idle while a queued command could use it;
+* FIFO among commands that fit, and cheap: a pass costs O(classes), not O(queued commands), so 100,000
+  queued commands cost no more per start than 100.
+
+Bypassing could starve a big command (4 cores) behind a stream of small ones (1 core). So each class head
+counts the later commands that started on one of its runners while it waited; once that count reaches
+``bypass_limit``, the head *reserves* its runners' cores: for the rest of each pass, later commands may no
+longer lease cores there, so the cores freeing up accumulate until the big command fits. Slots on runners
+without a core pool are never reserved; nothing is held that the waiting command does not need.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable
+
+if TYPE_CHECKING:
+    from ._cores import Lease
+    from ._handles import Command
+    from ._runner import Runner
+
+BYPASS_LIMIT = 16
+
+StartFn = Callable[["Command", "Runner", "Lease | None"], None]
+PolicyFn = Callable[[list["Runner"], int], "Runner | None"]
+
+
+def class_key(command: Command) -> Hashable:
+    """Commands with equal keys have the same placement constraints."""
+    return (command.candidates, command.threads, command.numa_node, command.requested_cores)
+
+
+class Scheduler:
+    """Per-class FIFO queues and the pass that starts whatever fits. Runs in the engine thread only."""
+
+    def __init__(self, global_slots: Any, start: StartFn, bypass_limit: int = BYPASS_LIMIT) -> None:
+        self.global_slots = global_slots      # a trio.CapacityLimiter (or anything with available_tokens)
+        self.start = start
+        self.bypass_limit = bypass_limit
+        self.policy: PolicyFn | None = None
+        self.queues: dict[Hashable, deque[Command]] = {}
+        self.bypassed: dict[int, int] = {}     # seq of a waiting class head -> later starts on its runners
+        self.queued = 0
+        self.halted: str | None = None
+
+    def submit(self, commands: Iterable[Command]) -> None:
+        for command in commands:
+            queue = self.queues.get(key := class_key(command))
+            if queue is None:
+                queue = self.queues[key] = deque()
+            queue.append(command)
+            self.queued += 1
+
+    def drain(self) -> list[Command]:
+        """Remove and return every queued command (when the run is cancelled or halted)."""
+        drained = [c for queue in self.queues.values() for c in queue]
+        drained.sort(key=lambda c: c.seq)
+        self.queues.clear()
+        self.bypassed.clear()
+        self.queued = 0
+        return drained
+
+    # -- the pass ---------------------------------------------------------------------------------------------
+
+    def schedule(self) -> list[Command]:
+        """Start every queued command that fits now, oldest first; return commands that can never run."""
+        if not self.queued or self.halted:
+            return []
+        heads = [(q[0].seq, key) for key, q in self.queues.items() if q]
+        heapq.heapify(heads)
+        waiting: list[Command] = []        # heads that did not fit in this pass
+        reserved: set[Runner] = set()
+        unrunnable: list[Command] = []
+        while heads and self.global_slots.available_tokens >= 1:
+            _, key = heapq.heappop(heads)
+            queue = self.queues[key]
+            command = queue[0]
+            placement = self._place(command, reserved)
+            if placement is None:
+                if not any(r.alive for r in command.candidates):
+                    unrunnable.extend(queue)
+                    self._forget(key, len(queue))
+                    continue
+                waiting.append(command)
+                if self.bypassed.get(command.seq, 0) >= self.bypass_limit:
+                    reserved.update(r for r in command.candidates if r.allocator is not None)
+                continue
+            runner, lease = placement
+            queue.popleft()
+            self.queued -= 1
+            self.bypassed.pop(command.seq, None)
+            self._count_bypass(waiting, runner)
+            self.start(command, runner, lease)
+            if queue:
+                heapq.heappush(heads, (queue[0].seq, key))
+            else:
+                del self.queues[key]
+        return unrunnable
+
+    def _forget(self, key: Hashable, count: int) -> None:
+        del self.queues[key]
+        self.queued -= count
+
+    def _count_bypass(self, waiting: list[Command], runner: Runner) -> None:
+        for older in waiting:
+            if runner in older.candidates:
+                self.bypassed[older.seq] = self.bypassed.get(older.seq, 0) + 1
+
+    def _place(self, command: Command, reserved: set[Runner]) -> tuple[Runner, Lease | None] | None:
+        fits = [r for r in command.candidates
+                if r.can_take_now(command) and not (r in reserved and r.allocator is not None)]
+        if not fits:
+            return None
+        runner = self._choose(fits, command)
+        if runner is None:
+            return None
+        lease = runner.lease_for(command)
+        if runner.allocator is not None and lease is None:
+            return None
+        return runner, lease
+
+    def _choose(self, fits: list[Runner], command: Command) -> Runner | None:
+        if self.policy is None or command.pin is not None:
+            return fits[0]
+        choice = self.policy(list(fits), command.threads)
+        if choice is None:
+            return None
+        for runner in fits:
+            if choice is runner or choice == runner.name:
+                return runner
+        raise SchedulerPolicyError(f"the scheduler function returned {choice!r}, which is not one of the "
+                                   f"runners it was offered: {[r.name for r in fits]}")
+
+
+class SchedulerPolicyError(Exception):
+    """The user's scheduler function returned something it was not offered."""
