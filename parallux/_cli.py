@@ -8,6 +8,7 @@ whatever follows CONFIG and is not a parallux option (``case=hello``) belongs to
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Sequence
 
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(ours)
     except SystemExit as exc:
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    # Ctrl-C must stop the run even when parallux was started with SIGINT ignored (``cmd &`` in a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     options = RunOptions(dry_run=args.dry_run, quiet=args.quiet, verbose=args.verbose)
     if args.dry_run:
         options.observers.append(print_plan)

@@ -55,6 +55,7 @@ class Engine:
         self.halt_now = False
         self.policy_error: BaseException | None = None
         self.runners: list[Runner] = []
+        self._connecting: set[trio.CancelScope] = set()  # runners still connecting (SSH): Ctrl-C ends them
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +154,8 @@ class Engine:
         if self.cancelled and not hard:
             return
         self.cancelled = True
+        for connecting in self._connecting:
+            connecting.cancel()
         self._cancel_queued()
         if self._work_scope is not None:
             self._work_scope.cancel()
@@ -168,8 +171,14 @@ class Engine:
 
     async def add_runner(self, runner: Runner) -> None:
         """Start a runner's launcher (or connection); raises if it cannot be reached."""
-        await self._services_nursery().start(runner.serve, self)
-        self.runners.append(runner)
+        with trio.CancelScope() as connecting:
+            self._connecting.add(connecting)
+            try:
+                await self._services_nursery().start(runner.serve, self)
+            finally:
+                self._connecting.discard(connecting)
+        if not connecting.cancelled_caught:
+            self.runners.append(runner)
 
     def _services_nursery(self) -> trio.Nursery:
         assert self._services is not None
@@ -250,6 +259,8 @@ class Engine:
         if lease is not None:
             command.numa_node = lease.numa_node
         command.work_dir = runner.work_dir_of(command.work_relpath)
+        if self.dry_run:
+            self.observe("planned", command, request=runner.request_for(self, command, lease))
         command.group.nursery.start_soon(self._run_command, command, runner, lease)  # type: ignore[union-attr]
 
     async def _run_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import _options as opt
 from ._cores import parse_core_layout
-from ._errors import ConfigError, OutsideRuntimeError
+from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
 from ._handles import Command, Group, Result
 from ._runner import Runner, RunnerStatus
 
@@ -76,7 +76,10 @@ class Goal:
                 "membind": opt.boolean(membind, "membind")}
 
     def _add_runner(self, runner: Runner) -> Runner:
-        self._engine.call_async(self._engine.add_runner, runner)
+        try:
+            self._engine.call_async(self._engine.add_runner, runner)
+        except ParalluxError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
+            raise exc.with_traceback(None) from None
         self._runners[runner.name] = runner
         return runner
 

@@ -42,6 +42,7 @@ RECORD_NAME = "result.json"
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME)
 HISTORY_DIR = ".history"
 EXIT_GRACE = 2.0
+PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 
 
 def now():
@@ -71,6 +72,7 @@ class Launcher(object):
         self.jobs = {}          # pid -> Job
         self.by_id = {}         # request id -> Job
         self.groups = set()     # pgids started and perhaps still alive (for the final sweep)
+        self.runs_seen = set()  # "<run id>." of every mark: the final sweep finds leftovers by it
         self.inbuf = b""
         self.running = True
         self.selector = selectors.DefaultSelector()
@@ -103,7 +105,19 @@ class Launcher(object):
         while b"\n" in self.inbuf:
             line, self.inbuf = self.inbuf.split(b"\n", 1)
             if line.strip():
-                self.handle(json.loads(line.decode("utf-8")))
+                self.handle_line(line)
+
+    def handle_line(self, line):
+        try:
+            request = json.loads(line.decode("utf-8"))
+        except ValueError as exc:
+            self.send({"ev": "error", "id": None, "message": "malformed request: %s" % exc})
+            return
+        try:
+            self.handle(request)
+        except (KeyError, TypeError, AttributeError) as exc:
+            self.send({"ev": "error", "id": request.get("id") if isinstance(request, dict) else None,
+                       "message": "malformed request: %s: %s" % (type(exc).__name__, exc)})
 
     def handle(self, request):
         op = request.get("op")
@@ -133,6 +147,8 @@ class Launcher(object):
         self.jobs[job.pid] = job
         self.by_id[job_id] = job
         self.groups.add(job.pid)
+        if request.get("mark"):
+            self.runs_seen.add(request["mark"].rsplit(".", 2)[0] + ".")
         self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
 
     # -- stopping ----------------------------------------------------------------------------------------
@@ -193,7 +209,7 @@ class Launcher(object):
 
     def finish(self, job):
         del self.by_id[job.id]
-        if job.kill_deadline is None and not group_alive(job.pid):
+        if not group_alive(job.pid):
             self.groups.discard(job.pid)
         event = exit_event(job)
         write_record(job.request, event)
@@ -201,17 +217,19 @@ class Launcher(object):
 
     def stop_everything(self):
         """Stop every process group this launcher started: TERM, a short grace, then KILL."""
-        marks = [j.request.get("mark") for j in self.by_id.values()]
+        # Marks are "<run id>.<seq>.<attempt>": sweeping by run catches the setsid'd leftovers of
+        # commands that already finished, too.
+        runs = list(self.runs_seen) + [j.request["mark"] for j in self.by_id.values() if j.request.get("mark")]
         for pgid in self.groups:
             try_killpg(pgid, signal.SIGTERM)
-        sweep_marks(marks, signal.SIGTERM)
+        sweep_marks(runs, signal.SIGTERM, prefix=True)
         deadline = now() + EXIT_GRACE
         while now() < deadline and any(group_alive(g) for g in self.groups):
             time.sleep(0.02)
             self.reap()
         for pgid in self.groups:
             try_killpg(pgid, signal.SIGKILL)
-        sweep_marks(marks, signal.SIGKILL)
+        sweep_marks(runs, signal.SIGKILL, prefix=True)
 
     # -- main loop -----------------------------------------------------------------------------------------
 
@@ -354,8 +372,8 @@ def tree_alive(pgid, mark):
     return group_alive(pgid) or bool(mark and marked_pids([mark]))
 
 
-def marked_pids(marks):
-    """Pids of processes (ours: same uid) whose environment carries one of these marks."""
+def marked_pids(marks, prefix=False):
+    """Pids of processes (ours: same uid) whose environment carries one of these marks (or mark prefixes)."""
     wanted = set((MARK_VAR + "=" + m).encode() for m in marks if m)
     if not wanted:
         return []
@@ -373,13 +391,17 @@ def marked_pids(marks):
                 items = f.read().split(b"\0")
         except OSError:
             continue
-        if wanted.intersection(items):
+        if prefix:
+            hit = any(item.startswith(w) for item in items for w in wanted)
+        else:
+            hit = bool(wanted.intersection(items))
+        if hit:
             found.append(int(entry))
     return found
 
 
-def sweep_marks(marks, sig):
-    for pid in marked_pids(marks):
+def sweep_marks(marks, sig, prefix=False):
+    for pid in marked_pids(marks, prefix):
         try:
             os.kill(pid, sig)
         except OSError:
@@ -413,10 +435,27 @@ def find_program(name):
     return shutil.which(name)
 
 
+def become_subreaper():
+    """Adopt orphaned descendants (Linux), so that we reap them and hear when the last of a killed tree dies.
+
+    Otherwise they go to init: no SIGCHLD tells us a killed tree is gone (its exit event would wait out the whole
+    grace), and an init that reaps late or never (as in some containers) leaves zombies that keep the group
+    "alive" meanwhile.
+    """
+    try:
+        import ctypes  # here, not at the top: a Python built without ctypes must still run the launcher
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except Exception:  # not Linux, or no ctypes: orphans go to init, and kills end at the grace as before
+        pass
+
+
 def main():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is parallux's to handle
+    # The terminal's Ctrl-C is parallux's to handle. A do-nothing handler rather than SIG_IGN: exec resets a
+    # handled signal to its default but keeps an ignored one ignored, and commands must keep Ctrl-C's default.
+    signal.signal(signal.SIGINT, lambda *_: None)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(0))
+    become_subreaper()
     Launcher(sys.stdin.fileno(), sys.stdout.fileno()).serve()  # serve() stops everything on any exit
     return 0
 

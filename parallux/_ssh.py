@@ -1,0 +1,636 @@
+"""SSH runners: the launcher on a remote host, driven over one SSH channel of one connection.
+
+``goal.ssh(...)`` connects at once (a failure is a config-time :class:`RunnerError` naming host, port, user
+and the reason), then runs ``python3 -c <boot>`` on the remote host: the launcher (``_launcher.py``) travels
+zlib-compressed and base64-encoded on that command line, so nothing has to be installed there. The channel's
+stdin/stdout become the launcher's, and the engine speaks the same JSON-lines protocol through it as with a
+local runner. Commands are requests to that launcher, not SSH sessions: no login shell per command, no
+``MaxSessions`` ceiling, and when the connection drops -- or parallux dies -- the remote launcher reads EOF
+and stops every command it started.
+
+asyncssh is an asyncio library and the engine is Trio; trio-asyncio bridges them. Each SSH runner opens its
+own trio-asyncio loop inside its ``serve`` task (in the engine's services nursery): the loop lives exactly as
+long as the connection, every asyncssh object of a runner belongs to one loop, and a runner that fails or
+drops tears down only its own loop. A loop is a few Trio tasks, so one per runner costs nothing that matters.
+The loop's callbacks run inside Trio, in the engine thread, so the channel callbacks below feed Trio
+memory channels and events directly -- no thread hop and no per-line round trip in either direction.
+
+This is the only module that imports asyncio, asyncssh or trio_asyncio, and only ``goal.ssh`` imports it, so a
+local-only run never loads them. Importing trio_asyncio replaces asyncio's loop policy for the whole process;
+:func:`_keep_plain_asyncio_in_main_thread` gives the main thread its ordinary policy back, so a config that
+calls ``asyncio.run()`` itself still gets a plain asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import functools
+import itertools
+import math
+import os
+import posixpath
+import shlex
+import socket
+import threading
+import zlib
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, TypeVar
+
+import asyncssh
+import trio
+import trio_asyncio
+
+from ._errors import ConfigError, RunnerError
+from ._runner import KILL_WAIT, LAUNCHER_PATH, Runner
+
+if TYPE_CHECKING:
+    from ._cores import Lease
+    from ._engine import Engine
+    from ._goal import Goal
+    from ._handles import Command, Result
+
+T = TypeVar("T")
+_MARK_SCOPES = itertools.count(1)
+
+SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
+               "connect_timeout", "keepalive", "keepalive_count", "python")
+DEFAULT_CONNECT_TIMEOUT = 15.0
+DEFAULT_KEEPALIVE = 15.0      # seconds between keepalive probes on an idle connection
+DEFAULT_KEEPALIVE_COUNT = 3   # unanswered probes before the connection counts as dropped
+TOO_OLD_STATUS = 86           # the boot command's exit status for a Python older than 3.6
+STDERR_KEPT = 8192            # bytes of the remote launcher's stderr kept for error messages
+STDERR_TAIL_KEPT = 4096       # bytes of a failed command's stderr kept for the report after the run
+PRELUDE_LIMIT = 1 << 20       # login-shell chatter tolerated on stdout before the launcher's hello
+HELLO_PREFIX = b'{"ev":"hello"'
+EXIT_WAIT = 2.0               # how long to wait for the exit status of a launcher that stopped early
+CLOSE_WAIT = 5.0
+
+# The boot command's program: no $, backtick, backslash, quote or ! -- it must pass through any login shell
+# (bash, dash, zsh, csh, fish) unchanged inside double quotes. The launcher itself is its first argument.
+BOOT = ("import base64,sys,zlib;sys.version_info<(3,6) and sys.exit(%d);"
+        "exec(zlib.decompress(base64.b64decode(sys.argv[1])))" % TOO_OLD_STATUS)
+
+
+def boot_command(python: str = "python3") -> str:
+    """The one remote command that starts the launcher, whatever the remote user's login shell is."""
+    return f'{_shell_word(python)} -E -S -c "{BOOT}" {_launcher_payload()}'
+
+
+@functools.lru_cache(maxsize=1)
+def _launcher_payload() -> str:
+    with open(LAUNCHER_PATH, "rb") as f:
+        return base64.b64encode(zlib.compress(f.read(), 9)).decode("ascii")
+
+
+def _shell_word(word: str) -> str:
+    safe = all(c.isalnum() or c in "/._-+:,@%~" for c in word)  # a leading ~ expands in every shell
+    return word if safe else shlex.quote(word)
+
+
+class SshRunner(Runner):
+    """A runner on another machine: one SSH connection, one remote launcher, SFTP for files."""
+
+    kind = "ssh"
+
+    def __init__(self, goal: Goal, name: str, *, host: str | None, user: str | None, port: int | None,
+                 ssh_options: Mapping[str, Any], **runner_options: Any) -> None:
+        super().__init__(goal, name, **runner_options)
+        where = f"goal.ssh({name!r})"
+        self.host = _text(host if host is not None else name, f"{where}: host")
+        self.user = _text(user, f"{where}: user") if user is not None else None
+        self.port = _port(port, f"{where}: port")
+        self._settings = _ssh_settings(ssh_options, where)
+        self.python: str = self._settings.pop("python")
+        self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
+        self._engine: Engine | None = None
+        self._aio_loop: Any = None
+        self._conn: Any = None
+        self._sftp_client: Any = None
+        self._sftp_lock: trio.Lock | None = None
+        self._abort_timer: Any = None
+        self._stderr_tails: dict[str, bytes] = {}
+        self._mark_scope = f"ssh{next(_MARK_SCOPES)}"
+
+    def describe(self) -> str:
+        user, host, port = self._address
+        where = f"{user + '@' if user else ''}{host}{':' + str(port) if port else ''}"
+        alias = f", Host {self.host!r} in the ssh config" if host != self.host else ""
+        return f"ssh runner {self.name!r} ({where}{alias})"
+
+    def plan_facts(self) -> dict[str, Any]:
+        """``--dry-run`` opens no connection: the remote core count is unknown, paths stay relative to ``~``."""
+        return {"logical_cores": None, "home": "~", "cwd": "", "numactl": "numactl"}
+
+    # -- files (main thread) -----------------------------------------------------------------------------
+
+    def read_file(self, path: str) -> bytes:
+        """A file on the remote host, over SFTP (after the run: the kept stderr tail of a failed command)."""
+        if self._conn is None:
+            if path in self._stderr_tails:
+                return self._stderr_tails[path]
+            raise RunnerError(f"{self.describe()} is not connected: cannot read {path}")
+        return self._in_engine(self._sftp_call, _aio_read, path, None)
+
+    def put(self, local: str | os.PathLike[str], remote: str) -> None:
+        """Copy a local file or directory to the remote host; a relative ``remote`` is from the login dir."""
+        source = os.fspath(local)
+        if not os.path.exists(source):
+            raise FileNotFoundError(errno.ENOENT, "no such local file", source)
+        self._in_engine(self._sftp_call, _aio_put, _sftp_path(remote), source)
+
+    def get(self, remote: str, local: str | os.PathLike[str]) -> None:
+        """Copy a remote file or directory here; a relative ``remote`` is from the remote login dir."""
+        self._in_engine(self._sftp_call, _aio_get, _sftp_path(remote), os.fspath(local))
+
+    def _in_engine(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._engine is None or self._conn is None:
+            raise RunnerError(f"{self.describe()} is not connected")
+        return self._engine.call_async(fn, *args)
+
+    # -- lifetime (engine thread) --------------------------------------------------------------------------
+
+    async def serve(self, engine: Engine, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """As for any runner; a set-up failure surfaces as the one RunnerError, not a Trio exception group."""
+        self._engine = engine
+        try:
+            await super().serve(engine, task_status)
+        except BaseExceptionGroup as group:
+            error = _only_error(group)
+            if error is None:
+                raise
+            raise error from None
+
+    @asynccontextmanager
+    async def open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+        """Connect, start the launcher over one channel, and yield that channel as two Trio streams."""
+        async with trio_asyncio.open_loop() as loop:
+            self._aio_loop = loop
+            self._sftp_lock = trio.Lock()
+            self._conn = await self._connect()
+            try:
+                pipe = await self._start_launcher(self._conn)
+                try:
+                    yield _LauncherInput(pipe), _LauncherOutput(pipe, self.describe())
+                except BaseException as exc:
+                    if not self.facts and _only_error(exc, RunnerError) is not None:
+                        raise RunnerError(await self._launch_failure(pipe)) from None
+                    raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._disconnect()
+
+    async def close(self) -> None:
+        """Ask the launcher to quit; if the connection went silent, abort it rather than wait forever."""
+        await super().close()
+        if self._conn is not None and self._aio_loop is not None:
+            self._abort_timer = self._aio_loop.call_later(KILL_WAIT, self._conn.abort)
+
+    async def _connect(self) -> Any:
+        kwargs = dict(self._settings, host=self.host)
+        if self.port is not None:
+            kwargs["port"] = self.port
+        if self.user is not None:
+            kwargs["username"] = self.user
+        options = await self._options(kwargs)
+        kwargs.update(self._defaults(options))
+        try:
+            return await self._aio(asyncssh.connect)(**kwargs)
+        except (OSError, asyncssh.Error) as exc:
+            raise RunnerError(f"{self.describe()}: cannot connect: {_connect_failure(exc, options)}") from None
+
+    async def _options(self, kwargs: dict[str, Any]) -> Any:
+        """asyncssh's options with the ssh config applied: they name the real host, port and user.
+
+        ``connect`` builds its own from the same arguments; these only tell what it will use."""
+        try:
+            options = await self._aio(asyncssh.SSHClientConnectionOptions.construct)(**kwargs)
+        except (OSError, ValueError, asyncssh.Error) as exc:
+            raise RunnerError(f"{self.describe()}: cannot load the SSH settings: {_reason(exc)}") from None
+        self._address = (options.username, options.host, options.port)
+        return options
+
+    def _defaults(self, options: Any) -> dict[str, Any]:
+        """parallux's defaults for what neither the runner's options nor the ssh config set."""
+        config = options.config
+        defaults: dict[str, Any] = {}
+        if options.connect_timeout is None:
+            defaults["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+        if "keepalive_interval" not in self._settings and config.get("ServerAliveInterval") is None:
+            defaults["keepalive_interval"] = DEFAULT_KEEPALIVE
+        if "keepalive_count_max" not in self._settings and config.get("ServerAliveCountMax") is None:
+            defaults["keepalive_count_max"] = DEFAULT_KEEPALIVE_COUNT
+        return defaults
+
+    async def _start_launcher(self, conn: Any) -> _LauncherChannel:
+        try:
+            _, pipe = await self._aio(conn.create_session)(
+                _LauncherChannel, boot_command(self.python), encoding=None, request_pty=False)
+        except (OSError, asyncssh.Error) as exc:
+            raise RunnerError(f"{self.describe()}: cannot open a session for the launcher: {_reason(exc)}") \
+                from None
+        return pipe
+
+    async def _launch_failure(self, pipe: _LauncherChannel) -> str:
+        """Why the remote launcher never said hello, from its exit status and stderr."""
+        with trio.move_on_after(EXIT_WAIT):
+            await pipe.closed.wait()
+        stderr = pipe.stderr_text()
+        said = f" It said: {stderr}" if stderr else ""
+        status = pipe.exit_status
+        if status == TOO_OLD_STATUS:
+            return (f"{self.describe()}: {self.python!r} on that host is older than Python 3.6, which the "
+                    f"parallux launcher needs; point the runner's python= option at a newer interpreter.")
+        if status == 127 or "not found" in stderr or "No such file" in stderr:
+            return (f"{self.describe()}: cannot start the launcher: no Python interpreter {self.python!r} on "
+                    f"that host (exit status {status}). Install Python >= 3.6 there, or set the runner's "
+                    f"python= option to its path.{said}")
+        ended = (f"was killed by signal {pipe.exit_signal}" if pipe.exit_signal
+                 else f"exited with status {status}" if status is not None else "stopped")
+        return f"{self.describe()}: the launcher {ended} before it started (python={self.python!r}).{said}"
+
+    async def _disconnect(self) -> None:
+        conn, self._conn, self._sftp_client = self._conn, None, None
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        if conn is None:
+            return
+        conn.close()
+        with trio.move_on_after(CLOSE_WAIT):
+            await self._aio(conn.wait_closed)()
+
+    def _aio(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """An asyncio-flavoured callable, made awaitable from any Trio task of the engine."""
+        return trio_asyncio.aio_as_trio(fn, loop=self._aio_loop)
+
+    # -- commands (engine thread) -----------------------------------------------------------------------
+
+    def request_for(self, engine: Engine, command: Command, lease: Lease | None) -> dict[str, Any]:
+        """The launcher request, with a mark scoped to this connection: the remote host may also run other
+        runners of this run (a second SSH runner, or this very machine), and a launcher that loses its
+        connection sweeps every process carrying its marks' prefix -- it must not reach theirs."""
+        request = super().request_for(engine, command, lease)
+        request["mark"] = f"{engine.run_id}@{self._mark_scope}.{command.seq}.{command.attempt}"
+        return request
+
+    async def execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
+        """Run as any runner does; keep a failed command's stderr tail for the report after the run."""
+        result = await super().execute(engine, command, lease)
+        if result.status in ("failed", "timeout") and result.stderr_path is not None:
+            await self._keep_stderr_tail(result.stderr_path)
+        return result
+
+    async def _keep_stderr_tail(self, path: str) -> None:
+        with trio.move_on_after(CLOSE_WAIT) as scope:
+            scope.shield = True  # the result is already known: a cancel must not turn it into "cancelled"
+            try:
+                self._stderr_tails[path] = await self._sftp_call(_aio_read, path, STDERR_TAIL_KEPT)
+            except (OSError, RunnerError):
+                pass
+
+    async def _sftp_call(self, fn: Callable[..., Awaitable[T]], remote: str, *args: Any) -> T:
+        """Run an asyncio-flavoured SFTP helper; its errors become OSError (file) or RunnerError (link)."""
+        try:
+            return await self._aio(fn)(await self._sftp(), remote, *args)
+        except asyncssh.SFTPError as exc:
+            raise _sftp_os_error(exc, remote) from None
+        except (OSError, asyncssh.Error) as exc:
+            if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+                raise
+            raise RunnerError(f"{self.describe()}: file transfer failed: {_reason(exc)}") from None
+
+    async def _sftp(self) -> Any:
+        assert self._sftp_lock is not None
+        async with self._sftp_lock:
+            if self._sftp_client is None:
+                if self._conn is None:
+                    raise RunnerError(f"{self.describe()} is not connected")
+                self._sftp_client = await self._aio(self._conn.start_sftp_client)()
+        return self._sftp_client
+
+
+# -- the launcher's channel as Trio streams ---------------------------------------------------------------
+
+class _LauncherChannel(asyncssh.SSHClientSession):  # type: ignore[misc]
+    """asyncssh's callbacks for the launcher's channel. They run in the trio-asyncio loop, i.e. inside Trio
+    in the engine thread, so they may feed Trio objects directly."""
+
+    def __init__(self) -> None:
+        self._stdout_in, self.stdout = trio.open_memory_channel[bytes](math.inf)
+        self.channel: Any = None
+        self.stderr = bytearray()
+        self.exit_status: int | None = None
+        self.exit_signal: str | None = None
+        self.lost: Exception | None = None  # why the connection closed under the channel, if it broke
+        self.closed = trio.Event()
+        self.writable = trio.Event()
+        self.writable.set()
+
+    def connection_made(self, chan: Any) -> None:
+        self.channel = chan
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self.stderr += data
+            del self.stderr[:-STDERR_KEPT]
+        else:
+            try:
+                self._stdout_in.send_nowait(data)
+            except trio.ClosedResourceError:  # data after EOF: nobody reads it any more
+                pass
+
+    def eof_received(self) -> bool:
+        self._stdout_in.close()
+        return False
+
+    def exit_status_received(self, status: int) -> None:
+        self.exit_status = status
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.exit_signal = signal
+
+    def pause_writing(self) -> None:
+        self.writable = trio.Event()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
+        self._stdout_in.close()
+        self.writable.set()
+        self.closed.set()
+
+    def stderr_text(self) -> str:
+        return " ".join(self.stderr.decode("utf-8", "replace").split())[-2000:]
+
+
+class _LauncherInput(trio.abc.SendStream):
+    """The launcher's stdin. Writes go straight into asyncssh's buffer; the window's back-pressure is
+    honoured through pause_writing/resume_writing, so a batch costs one call, not a round trip."""
+
+    def __init__(self, pipe: _LauncherChannel) -> None:
+        self._pipe = pipe
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._pipe.closed.is_set():
+            raise trio.BrokenResourceError("the SSH channel is closed")
+        try:
+            self._pipe.channel.write(bytes(data))
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"the SSH channel is closed: {exc}") from exc
+        await self._pipe.writable.wait()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._pipe.writable.wait()
+
+    async def aclose(self) -> None:
+        """EOF on the launcher's stdin: it stops whatever is left and exits."""
+        if not self._pipe.closed.is_set():
+            try:
+                self._pipe.channel.write_eof()
+            except OSError:
+                pass
+        await trio.lowlevel.checkpoint()
+
+
+class _LauncherOutput(trio.abc.ReceiveStream):
+    """The launcher's stdout. Anything a login shell prints before the launcher's hello is skipped; a
+    dropped connection or a launcher that died ends the stream with BrokenResourceError saying why."""
+
+    def __init__(self, pipe: _LauncherChannel, description: str) -> None:
+        self._pipe = pipe
+        self._description = description
+        self._pending = b""
+        self._prelude: bytes | None = b""  # None once the hello was seen
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        limit = max_bytes or 1 << 16
+        while not self._pending:
+            try:
+                chunk = await self._pipe.stdout.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                await self._raise_if_broken()
+                return b""
+            self._pending = self._past_prelude(chunk + self._more())
+        data, self._pending = self._pending[:limit], self._pending[limit:]
+        return data
+
+    def _more(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunks.append(self._pipe.stdout.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return b"".join(chunks)
+
+    def _past_prelude(self, data: bytes) -> bytes:
+        if self._prelude is None:
+            return data
+        self._prelude += data
+        start = self._prelude.find(HELLO_PREFIX)
+        if start < 0:
+            if len(self._prelude) > PRELUDE_LIMIT:
+                raise trio.BrokenResourceError("the remote login shell printed too much before the launcher")
+            return b""
+        data, self._prelude = self._prelude[start:], None
+        return data
+
+    async def _raise_if_broken(self) -> None:
+        pipe = self._pipe
+        if pipe.lost is None:
+            with trio.move_on_after(EXIT_WAIT):
+                await pipe.closed.wait()
+        if pipe.lost is not None:
+            raise trio.BrokenResourceError(f"{self._description}: {_reason(pipe.lost)}")
+        if pipe.exit_signal or pipe.exit_status:
+            how = f"was killed by signal {pipe.exit_signal}" if pipe.exit_signal else f"exited with status " \
+                f"{pipe.exit_status}"
+            said = pipe.stderr_text()
+            raise trio.BrokenResourceError(f"the launcher of {self._description} {how}"
+                                           + (f": {said}" if said else ""))
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+# -- asyncio-flavoured SFTP helpers (run through trio_asyncio.aio_as_trio) ---------------------------------
+
+async def _aio_read(sftp: Any, path: str, tail: int | None) -> bytes:
+    async with sftp.open(path, "rb") as f:
+        if tail is not None:
+            size = (await f.stat()).size or 0
+            await f.seek(max(0, size - tail))
+        return await f.read()
+
+
+async def _aio_put(sftp: Any, remote: str, local: str) -> None:
+    parent = posixpath.dirname(remote.rstrip("/"))
+    if parent:
+        await sftp.makedirs(parent, exist_ok=True)
+    await sftp.put(local, remote, recurse=os.path.isdir(local))
+
+
+async def _aio_get(sftp: Any, remote: str, local: str) -> None:
+    parent = os.path.dirname(os.path.abspath(local))
+    os.makedirs(parent, exist_ok=True)
+    await sftp.get(remote, local, recurse=await sftp.isdir(remote))
+
+
+def _sftp_path(remote: str) -> str:
+    """SFTP starts in the login dir and knows no ``~``: ``~/x`` is ``x`` there."""
+    text = _text(os.fspath(remote), "a remote path")
+    if text == "~":
+        return "."
+    return text[2:] if text.startswith("~/") else text
+
+
+def _sftp_os_error(exc: Any, path: str) -> OSError:
+    codes = {asyncssh.FX_NO_SUCH_FILE: errno.ENOENT, asyncssh.FX_PERMISSION_DENIED: errno.EACCES}
+    code = codes.get(exc.code, errno.EIO)
+    return OSError(code, f"{exc.reason or os.strerror(code)} (on the remote host)", path)
+
+
+# -- options and errors -----------------------------------------------------------------------------------
+
+def _ssh_settings(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The runner's SSH keyword options, checked, as keyword arguments for asyncssh's options."""
+    unknown = sorted(set(options) - set(SSH_OPTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown option{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))}; the SSH options are: {', '.join(SSH_OPTIONS)}")
+    settings: dict[str, Any] = {"python": _text(options.get("python", "python3"), f"{where}: python")}
+    keys = [*_paths(options.get("identity_file"), f"{where}: identity_file", must_exist=True),
+            *_paths(options.get("client_keys"), f"{where}: client_keys", must_exist=True)]
+    if keys:
+        settings["client_keys"] = keys
+    if "passphrase" in options:
+        settings["passphrase"] = _text(options["passphrase"], f"{where}: passphrase")
+    if "agent" in options:
+        agent = options["agent"]
+        settings["agent_path"] = None if agent in (None, False) else _path(agent, f"{where}: agent")
+    if "known_hosts" in options:  # None turns host key checking off; only an explicit None does
+        known = options["known_hosts"]
+        settings["known_hosts"] = None if known is None else _paths(known, f"{where}: known_hosts", True)
+    settings["config"] = _config_paths(options.get("ssh_config", ()), f"{where}: ssh_config")
+    settings.update(_timing(options, where))
+    return settings
+
+
+def _config_paths(value: Any, what: str) -> list[str]:
+    """The OpenSSH client configs to read: ~/.ssh/config of $HOME by default, none for ``None``."""
+    if value is None:
+        return []
+    if value == ():
+        default = os.path.join(os.path.expanduser("~"), ".ssh", "config")
+        return [default] if os.access(default, os.R_OK) else []
+    return _paths(value, what, must_exist=True)
+
+
+def _timing(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    timing: dict[str, Any] = {}
+    if "connect_timeout" in options:
+        timing["connect_timeout"] = _seconds(options["connect_timeout"], f"{where}: connect_timeout")
+    if "keepalive" in options:  # None or 0: no keepalive probes
+        value = options["keepalive"]
+        timing["keepalive_interval"] = 0.0 if value in (None, 0) else _seconds(value, f"{where}: keepalive")
+    if "keepalive_count" in options:
+        count = options["keepalive_count"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"{where}: keepalive_count must be an int >= 1, not {count!r}")
+        timing["keepalive_count_max"] = count
+    return timing
+
+
+def _paths(value: Any, what: str, must_exist: bool) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    paths = [_path(item, what) for item in items]
+    missing = [p for p in paths if must_exist and not os.path.exists(p)]
+    if missing:
+        raise ConfigError(f"{what}: no such file: {', '.join(missing)}")
+    return paths
+
+
+def _path(value: Any, what: str) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    return os.path.expanduser(_text(value, what))
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "\n" in value or "\0" in value:
+        raise ConfigError(f"{what} must be a non-empty one-line str, not {value!r}")
+    return value
+
+
+def _port(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ConfigError(f"{what} must be an int from 1 to 65535, not {value!r}")
+    return value
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(f"{what} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _connect_failure(exc: BaseException, options: Any) -> str:
+    """Why a connection failed, in the words of someone who has to fix it."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within connect_timeout={options.connect_timeout or DEFAULT_CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (no SSH server listens on that port)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({exc.strerror})"
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return (f"the host key is not trusted ({exc.reason}): it is not in known_hosts"
+                f"{_known_hosts_names(options)}. Check the key and add it, e.g. with "
+                f"`ssh-keyscan -p {options.port} {options.host} >> ~/.ssh/known_hosts`")
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return (f"authentication failed ({exc.reason}); no key or agent identity offered was accepted. "
+                f"Set identity_file=, the ssh config's IdentityFile, or load the key into ssh-agent")
+    return _reason(exc)
+
+
+def _known_hosts_names(options: Any) -> str:
+    known = options.known_hosts
+    if isinstance(known, (list, tuple)) and known:
+        return f" ({', '.join(map(str, known))})"
+    return " (~/.ssh/known_hosts)" if not known else ""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncssh.DisconnectError):
+        return exc.reason or type(exc).__name__
+    if isinstance(exc, asyncssh.ChannelOpenError):
+        return exc.reason or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _only_error(exc: BaseException, kind: type[BaseException] = Exception) -> BaseException | None:
+    """The single real error inside nested exception groups (Trio's and trio-asyncio's nurseries)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, kind) and not isinstance(exc, BaseExceptionGroup) else None
+
+
+def _keep_plain_asyncio_in_main_thread() -> None:
+    """trio_asyncio, once imported, hands every thread outside Trio its own loop policy. A config runs in
+    the main thread and may call ``asyncio.run()``: give that thread back the policy it had."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        asyncio.set_event_loop_policy(asyncio.get_event_loop_policy())
+    except RuntimeError:  # already a Trio context, or trio_asyncio's own policy: nothing to restore
+        pass
+
+
+_keep_plain_asyncio_in_main_thread()

@@ -1,0 +1,3 @@
+"""Shared pytest fixtures."""
+
+from tests.sshd import sshd_bare, sshd_server  # noqa: F401

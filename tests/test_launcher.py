@@ -1,0 +1,522 @@
+"""The launcher as a real subprocess: the JSON-lines protocol, the files it writes, and the process trees it kills.
+
+Every test starts its own launcher with ``python -I -S _launcher.py`` and speaks the protocol over pipes. Each
+command carries a fresh ``PARALLUX_JOB_MARK``, so the tests find (and, at teardown, stop) exactly the processes
+they started by reading ``/proc/<pid>/environ`` -- never by name.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import pytest
+
+from parallux import _launcher
+
+LAUNCHER = Path(_launcher.__file__)
+EVENT_TIMEOUT = 5.0
+T = TypeVar("T")
+
+
+# --- /proc -----------------------------------------------------------------------------------------------------
+
+
+class ProcStat(NamedTuple):
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2:].split()  # the command name may itself hold spaces and parentheses
+    return ProcStat(fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+
+
+def all_pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def is_live(pid: int) -> bool:
+    """Running or sleeping; a zombie is dead (nobody may ever reap it if our init does not)."""
+    stat = proc_stat(pid)
+    return stat is not None and stat.state not in ("Z", "X")
+
+
+def live_group_members(pgid: int) -> list[int]:
+    return [pid for pid in all_pids() if (s := proc_stat(pid)) is not None and s.pgrp == pgid and is_live(pid)]
+
+
+def marked_pids(mark: str) -> list[int]:
+    wanted = f"{_launcher.MARK_VAR}={mark}".encode()
+    found = []
+    for pid in all_pids():
+        try:
+            items = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted in items and is_live(pid):
+            found.append(pid)
+    return found
+
+
+def command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def wait_until(check: Callable[[], T], what: str, timeout: float = EVENT_TIMEOUT) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def assert_tree_gone(pgid: int, mark: str, timeout: float = 1.0) -> None:
+    """Nothing of the tree runs: not in the group, and nothing carrying the mark (a setsid escapee)."""
+    wait_until(lambda: not live_group_members(pgid) and not marked_pids(mark), f"group {pgid} and {mark} gone",
+               timeout)
+
+
+def stop_marked(mark: str) -> None:
+    for pid in marked_pids(mark):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+# --- a protocol client -----------------------------------------------------------------------------------------
+
+
+class LauncherClient:
+    """One launcher subprocess; events are read by a thread so neither side can block on a full pipe."""
+
+    def __init__(self, directory: Path, env: dict[str, str] | None = None) -> None:
+        self.directory = directory
+        self.marks: list[str] = []
+        self.stderr = open(directory / "launcher-stderr.txt", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-I", "-S", str(LAUNCHER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd=directory, env=env)
+        self.pid = self.proc.pid
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.unclaimed: list[dict[str, Any]] = []
+        self.reader = threading.Thread(target=self._read_events, daemon=True)
+        self.reader.start()
+
+    def _read_events(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+        self.events.put(None)
+
+    def send(self, **request: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def expect(self, kinds: str | tuple[str, ...], job_id: object = None,
+               timeout: float = EVENT_TIMEOUT) -> dict[str, Any]:
+        """The next event of one of these kinds (for this job id); others are kept for later calls."""
+        kinds = (kinds,) if isinstance(kinds, str) else kinds
+
+        def wanted(event: dict[str, Any]) -> bool:
+            return event["ev"] in kinds and (job_id is None or event.get("id") == job_id)
+
+        for event in self.unclaimed:
+            if wanted(event):
+                self.unclaimed.remove(event)
+                return event
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {kinds} event for id {job_id} within {timeout} s") from None
+            if event is None:
+                raise AssertionError(f"launcher closed its stdout while we waited for {kinds} (id {job_id})")
+            if wanted(event):
+                return event
+            self.unclaimed.append(event)
+
+    def start(self, job_id: int, argv: list[str], work_dir: Path, **options: Any) -> dict[str, Any]:
+        """Send a run request with a fresh mark; return the ``started`` event (its ``mark`` added)."""
+        mark = f"test-{uuid.uuid4().hex}"
+        self.marks.append(mark)
+        self.send(op="run", id=job_id, argv=argv, work_dir=str(work_dir), mark=mark,
+                  command_text=options.pop("command_text", " ".join(argv)), **options)
+        started = self.expect("started", job_id)
+        return dict(started, mark=mark)
+
+    def run(self, job_id: int, argv: list[str], work_dir: Path, **options: Any) -> dict[str, Any]:
+        self.start(job_id, argv, work_dir, **options)
+        return self.expect("exit", job_id)
+
+    def close_stdin(self) -> None:
+        assert self.proc.stdin is not None
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def shut_down(self) -> None:
+        """End the launcher and whatever it left behind -- only processes this test started."""
+        self.close_stdin()
+        try:
+            self.proc.wait(timeout=EVENT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for mark in self.marks:
+            stop_marked(mark)
+        self.reader.join(timeout=EVENT_TIMEOUT)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self.stderr.close()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[LauncherClient]:
+    client = LauncherClient(tmp_path)
+    try:
+        yield client
+    finally:
+        client.shut_down()
+
+
+def sh(script: str) -> list[str]:
+    return ["sh", "-c", script]
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-I", "-S", "-c", code]
+
+
+# --- hello, ping, quit ---------------------------------------------------------------------------------------
+
+
+def test_launcher_hello_reports_machine_facts(launcher: LauncherClient, tmp_path: Path) -> None:
+    launcher.send(op="hello")
+    hello = launcher.expect("hello")
+
+    assert hello["protocol"] == _launcher.PROTOCOL_VERSION == 1
+    assert hello["logical_cores"] == os.cpu_count()
+    assert hello["home"] == os.path.expanduser("~")
+    assert hello["cwd"] == str(tmp_path)
+    assert "numactl" in hello
+    assert hello["numactl"] == shutil.which("numactl")
+    assert hello["pid"] == launcher.pid
+
+
+def test_launcher_ping_answers_pong(launcher: LauncherClient) -> None:
+    before = time.time()
+    launcher.send(op="ping")
+    pong = launcher.expect("pong")
+    assert before <= pong["t"] <= time.time()
+
+
+def test_launcher_unknown_op_is_an_error_and_serving_goes_on(launcher: LauncherClient) -> None:
+    launcher.send(op="frobnicate", id=3)
+    error = launcher.expect("error", 3)
+    assert "frobnicate" in error["message"]
+    launcher.send(op="ping")
+    launcher.expect("pong")
+
+
+def test_launcher_quit_stops_commands_and_exits_zero(launcher: LauncherClient, tmp_path: Path) -> None:
+    started = launcher.start(1, ["sleep", "1000"], tmp_path / "w")
+    wait_until(lambda: marked_pids(started["mark"]), "the sleep to start")
+
+    launcher.send(op="quit")
+
+    assert launcher.wait(timeout=3.5) == 0
+    assert_tree_gone(started["pid"], started["mark"])
+
+
+def test_launcher_ignores_sigint(launcher: LauncherClient, tmp_path: Path) -> None:
+    launcher.send(op="ping")
+    launcher.expect("pong")  # the launcher is past start-up and has its handlers installed
+
+    os.kill(launcher.pid, signal.SIGINT)
+
+    launcher.send(op="ping")
+    launcher.expect("pong")
+    assert launcher.run(1, ["true"], tmp_path / "w")["returncode"] == 0
+    assert launcher.proc.poll() is None
+
+
+def test_launcher_commands_do_not_inherit_ignored_sigint(launcher: LauncherClient, tmp_path: Path) -> None:
+    """The launcher ignores SIGINT for itself; a command must still see SIGINT's default action."""
+    work = tmp_path / "w"
+    exit_event = launcher.run(1, sh("grep SigIgn /proc/self/status"), work)
+
+    assert exit_event["returncode"] == 0
+    ignored = int((work / "stdout.txt").read_text().split()[1], 16)
+    assert not ignored & (1 << (signal.SIGINT - 1))
+
+
+# --- running and measuring -----------------------------------------------------------------------------------
+
+
+def test_launcher_run_reports_started_and_exit_with_costs(launcher: LauncherClient, tmp_path: Path) -> None:
+    burn = ("import os\n"
+            "b = b'x' * (64 << 20)\n"  # written, so resident: max_rss_kb must show it
+            "t = os.times().user\n"
+            "while os.times().user - t < 0.2: pass\n"
+            "raise SystemExit(3)\n")
+    before = time.time()
+    started = launcher.start(5, python(burn), tmp_path / "w")
+    exit_event = launcher.expect("exit", 5)
+
+    assert started["ev"] == "started" and started["id"] == 5
+    assert isinstance(started["pid"], int) and before <= started["start"] <= time.time()
+    assert exit_event["pid"] == started["pid"]
+    assert exit_event["returncode"] == 3
+    assert exit_event["signal"] is None and exit_event["killed"] is False
+    assert exit_event["start"] == started["start"] <= exit_event["end"]
+    assert exit_event["user_seconds"] >= 0.15
+    assert exit_event["system_seconds"] >= 0.0
+    assert exit_event["wall_seconds"] >= exit_event["user_seconds"] * 0.9
+    assert exit_event["max_rss_kb"] >= 64 * 1024
+
+
+def test_launcher_run_writes_command_outputs_and_record(launcher: LauncherClient, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    script = "echo out; echo err >&2; exit 4"
+    exit_event = launcher.run(1, sh(script), work, command_text=script, wrapped="numactl -C 0 sh -c '...'",
+                              record={"name": "job-a", "tags": ["x", "y"]})
+
+    assert (work / "command.txt").read_text() == f"{script}\n# as run:\nnumactl -C 0 sh -c '...'\n"
+    assert (work / "stdout.txt").read_text() == "out\n"
+    assert (work / "stderr.txt").read_text() == "err\n"
+    record = json.loads((work / "result.json").read_text())
+    assert record["returncode"] == 4 == exit_event["returncode"]
+    assert record["command"] == script
+    assert record["wrapped"] == "numactl -C 0 sh -c '...'"
+    assert record["name"] == "job-a" and record["tags"] == ["x", "y"]
+    assert record["wall_seconds"] == exit_event["wall_seconds"]
+    assert sorted(p.name for p in work.iterdir()) == ["command.txt", "result.json", "stderr.txt", "stdout.txt"]
+
+
+def test_launcher_command_file_has_no_as_run_line_without_wrapped(launcher: LauncherClient,
+                                                                    tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    launcher.run(1, ["true"], work, command_text="true")
+    assert (work / "command.txt").read_text() == "true\n"
+
+
+def test_launcher_env_additions_shlvl_and_mark(tmp_path: Path) -> None:
+    env = dict(os.environ, SHLVL="6", FROM_PARENT="kept")
+    client = LauncherClient(tmp_path, env=env)
+    try:
+        work = tmp_path / "w"
+        dump = "import json, os; print(json.dumps(dict(os.environ)))"
+        started = client.start(1, python(dump), work, env={"ADDED": "a b=c", "SHLVL": "9"})
+        client.expect("exit", 1)
+    finally:
+        client.shut_down()
+
+    seen = json.loads((work / "stdout.txt").read_text())
+    assert seen["ADDED"] == "a b=c"
+    assert seen["FROM_PARENT"] == "kept"
+    assert seen["SHLVL"] == "1"
+    assert seen["PARALLUX_JOB_MARK"] == started["mark"]
+
+
+def test_launcher_cwd_option_and_work_dir_default(launcher: LauncherClient, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    launcher.run(1, ["pwd"], tmp_path / "a", cwd=str(elsewhere))
+    launcher.run(2, ["pwd"], tmp_path / "b")
+
+    assert (tmp_path / "a" / "stdout.txt").read_text() == f"{elsewhere}\n"
+    assert (tmp_path / "b" / "stdout.txt").read_text() == f"{tmp_path / 'b'}\n"
+    assert not (elsewhere / "stdout.txt").exists()
+
+
+@pytest.mark.parametrize(("argv", "cwd", "named"), [
+    (["true"], "/nonexistent/cwd", "/nonexistent/cwd"),
+    (["/nonexistent/program"], None, "/nonexistent/program"),
+])
+def test_launcher_launch_error_is_reported_and_serving_goes_on(launcher: LauncherClient, tmp_path: Path,
+                                                               argv: list[str], cwd: str | None,
+                                                               named: str) -> None:
+    launcher.send(op="run", id=1, argv=argv, cwd=cwd, work_dir=str(tmp_path / "bad"), command_text="x")
+    error = launcher.expect(("error", "started"), 1)
+
+    assert error["ev"] == "error"
+    assert named in error["message"]
+    assert launcher.run(2, ["sh", "-c", "exit 7"], tmp_path / "good")["returncode"] == 7
+    assert launcher.proc.poll() is None
+
+
+def test_launcher_rerun_moves_earlier_files_into_history(launcher: LauncherClient, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    for n in (1, 2, 3):
+        launcher.run(n, sh(f"echo run{n}; echo e{n} >&2"), work, command_text=f"run {n}")
+
+    history = work / ".history"
+    assert sorted(p.name for p in history.iterdir()) == ["1", "2"]
+    for n in (1, 2):
+        kept = history / str(n)
+        assert (kept / "stdout.txt").read_text() == f"run{n}\n"
+        assert (kept / "stderr.txt").read_text() == f"e{n}\n"
+        assert (kept / "command.txt").read_text() == f"run {n}\n"
+        assert json.loads((kept / "result.json").read_text())["command"] == f"run {n}"
+    assert (work / "stdout.txt").read_text() == "run3\n"
+    assert json.loads((work / "result.json").read_text())["command"] == "run 3"
+
+
+# --- reaping ---------------------------------------------------------------------------------------------------
+
+
+def test_launcher_reaps_many_quick_commands(launcher: LauncherClient, tmp_path: Path) -> None:
+    count = 200
+    for n in range(count):
+        launcher.send(op="run", id=n, argv=sh(f"exit {n % 256}"), work_dir=str(tmp_path / "jobs" / str(n)),
+                      command_text=f"exit {n}")
+    pids = {n: launcher.expect("started", n)["pid"] for n in range(count)}
+    exits = {n: launcher.expect("exit", n)["returncode"] for n in range(count)}
+
+    assert exits == {n: n % 256 for n in range(count)}
+    assert [pid for pid in pids.values() if proc_stat(pid) is not None] == []
+    assert [pid for pid in all_pids() if (s := proc_stat(pid)) is not None and s.ppid == launcher.pid] == []
+
+
+def test_launcher_reports_signal_death(launcher: LauncherClient, tmp_path: Path) -> None:
+    exit_event = launcher.run(1, sh("kill -9 $$"), tmp_path / "w")
+
+    assert exit_event["returncode"] == -9
+    assert exit_event["signal"] == 9
+    assert exit_event["killed"] is False
+    record = json.loads((tmp_path / "w" / "result.json").read_text())
+    assert record["returncode"] == -9 and record["signal"] == 9
+
+
+# --- killing ---------------------------------------------------------------------------------------------------
+
+
+def start_and_settle(launcher: LauncherClient, job_id: int, script: str, work_dir: Path,
+                     ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Start a shell script and wait until its tree is in the state ``ready`` looks for."""
+    started = launcher.start(job_id, sh(script), work_dir)
+    wait_until(lambda: ready(started), f"job {job_id} to settle")
+    return started
+
+
+def sleeps_running(count: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda job: sum(command_name(p) == "sleep" for p in marked_pids(job["mark"])) >= count
+
+
+def test_launcher_kill_stops_the_whole_process_group(launcher: LauncherClient, tmp_path: Path) -> None:
+    job = start_and_settle(launcher, 1, "sleep 1000 & sleep 1000", tmp_path / "w", sleeps_running(2))
+    assert len(live_group_members(job["pid"])) >= 2
+
+    launcher.send(op="kill", id=1, grace=1.0)
+    exit_event = launcher.expect("exit", 1)
+
+    assert exit_event["killed"] is True
+    assert exit_event["signal"] == signal.SIGTERM
+    assert exit_event["returncode"] == -signal.SIGTERM
+    assert_tree_gone(job["pid"], job["mark"])
+
+
+def test_launcher_kill_reports_exit_once_the_tree_is_gone(launcher: LauncherClient, tmp_path: Path) -> None:
+    """The grace is an upper bound: a tree that dies of TERM at once is reported at once, not after the grace."""
+    job = start_and_settle(launcher, 1, "sleep 1000 & sleep 1000", tmp_path / "w", sleeps_running(2))
+
+    sent = time.monotonic()
+    launcher.send(op="kill", id=1, grace=10.0)
+    exit_event = launcher.expect("exit", 1)
+
+    assert time.monotonic() - sent < 1.5
+    assert exit_event["signal"] == signal.SIGTERM
+    assert not live_group_members(job["pid"]) and not marked_pids(job["mark"])
+
+
+def test_launcher_kill_escalates_to_sigkill_after_grace(launcher: LauncherClient, tmp_path: Path) -> None:
+    job = start_and_settle(launcher, 1, "trap '' TERM; sleep 1000", tmp_path / "w", sleeps_running(1))
+
+    sent = time.monotonic()
+    launcher.send(op="kill", id=1, grace=0.5)
+    exit_event = launcher.expect("exit", 1)
+
+    assert time.monotonic() - sent >= 0.5
+    assert exit_event["killed"] is True
+    assert exit_event["signal"] == signal.SIGKILL
+    assert exit_event["returncode"] == -signal.SIGKILL
+    assert_tree_gone(job["pid"], job["mark"])
+
+
+def test_launcher_kill_finds_setsid_grandchild_by_mark(launcher: LauncherClient, tmp_path: Path) -> None:
+    def escaped(job: dict[str, Any]) -> list[int]:
+        return [p for p in marked_pids(job["mark"])
+                if (s := proc_stat(p)) is not None and s.session != job["pid"] and command_name(p) == "sleep"]
+
+    job = start_and_settle(launcher, 1, "setsid sleep 1000 & wait", tmp_path / "w", escaped)
+    [escapee] = escaped(job)
+
+    launcher.send(op="kill", id=1, grace=1.0)
+    launcher.expect("exit", 1)
+
+    assert_tree_gone(job["pid"], job["mark"])
+    assert not is_live(escapee)
+
+
+def test_launcher_stdin_eof_stops_every_group_and_exits_zero(launcher: LauncherClient, tmp_path: Path) -> None:
+    """Closing stdin stands for the client dying, even by SIGKILL: the launcher must clean up on its own."""
+    jobs = [start_and_settle(launcher, 1, "sleep 1000 & sleep 1000", tmp_path / "a", sleeps_running(2)),
+            start_and_settle(launcher, 2, "trap '' TERM; sleep 1000", tmp_path / "b", sleeps_running(1)),
+            start_and_settle(launcher, 3, "setsid sleep 1000 & wait", tmp_path / "c", sleeps_running(1))]
+    leftover = launcher.start(4, sh("sleep 1000 &"), tmp_path / "d")  # ends at once, its background sleep not
+    assert launcher.expect("exit", 4)["returncode"] == 0
+    assert live_group_members(leftover["pid"])
+    jobs.append(leftover)
+
+    closed = time.monotonic()
+    launcher.close_stdin()
+
+    assert launcher.wait(timeout=3.5) == 0
+    for job in jobs:
+        assert_tree_gone(job["pid"], job["mark"], timeout=max(0.0, closed + 3.5 - time.monotonic()))
+
+
+# --- the source itself -----------------------------------------------------------------------------------------
+
+
+def test_launcher_source_parses_as_python_3_6() -> None:
+    ast.parse(LAUNCHER.read_text(), filename=str(LAUNCHER), feature_version=(3, 6))
+
+
+def test_launcher_imports_only_the_standard_library() -> None:
+    tree = ast.parse(LAUNCHER.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
+    assert imported <= sys.stdlib_module_names

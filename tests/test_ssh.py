@@ -1,0 +1,531 @@
+"""SSH runners against a real OpenSSH sshd on loopback, driven through the real CLI in a subprocess.
+
+The "remote" host is this machine, so a test can look at the remote work dirs directly and check with /proc
+that nothing a command started is left running. Every command a test starts carries a fresh
+``PARALLUX_TEST_MARK`` in its environment; the tests find processes by that mark (or, for the sshd process that
+serves a connection, by walking up from a marked process), never by name, and signal only those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from parallux._ssh import BOOT, boot_command
+from tests.sshd import HOST_ALIAS, SshdServer, start_sshd
+
+REPO = Path(__file__).resolve().parent.parent
+CLI_TIMEOUT = 60
+MARK_VAR = "PARALLUX_TEST_MARK"
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+def write_config(tmp_path: Path, body: str, name: str = "config.py") -> Path:
+    path = tmp_path / name
+    path.write_text("from parallux import goal\n" + textwrap.dedent(body))
+    return path
+
+
+def cli(srv: SshdServer, config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "parallux", str(config), "--", f"host={HOST_ALIAS}", *args]
+
+
+def run_cli(srv: SshdServer, config: Path, *args: str, timeout: float = CLI_TIMEOUT,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli(srv, config, *args), cwd=config.parent, env=env or srv.client_env(),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def start_cli(srv: SshdServer, config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(cli(srv, config, *args), cwd=config.parent, env=srv.client_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def marked_pids(mark: str) -> list[int]:
+    """Live processes whose environment carries ``PARALLUX_TEST_MARK=<mark>`` (zombies are dead)."""
+    wanted = f"{MARK_VAR}={mark}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if wanted in environ and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def serving_sshd(pid: int, srv: SshdServer) -> int:
+    """The sshd process serving the connection that ``pid`` runs under -- a child of *our* sshd only."""
+    chain = [pid]
+    while chain[-1] > 1:
+        chain.append(parent_of(chain[-1]))
+    assert srv.pid in chain, f"process {pid} does not run under the test sshd {srv.pid}: {chain}"
+    return chain[chain.index(srv.pid) - 1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mark() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def remote_ws(tmp_path: Path) -> Path:
+    return tmp_path / "remote-ws"
+
+
+# -- the runner at work --------------------------------------------------------------------------------------
+
+def test_SshRunner_runs_the_seed_shape_over_local_and_server(sshd_server: SshdServer, tmp_path: Path,
+                                                               remote_ws: Path) -> None:
+    config = write_config(tmp_path, f"""
+        local = goal.local(workspace={str(tmp_path / 'local-ws')!r}, env={{"RUNNER_TAG": "L"}}, max_jobs=1)
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r},
+                          env={{"RUNNER_TAG": "S"}}, max_jobs=1)
+        goal.setRunner([local, server])
+        goal.setParallel(2)
+        for index in range(6):
+            goal.schd("sleep 0.3; echo runner=$PARALLUX_RUNNER tag=$RUNNER_TAG", name=f"run_{{index}}",
+                      work_relpath=f"run_{{index}}")
+        results = goal.issue().sync()
+        print(server.describe())
+        print("cores", server.logical_core_count(), "status", server.status().connected)
+        for result in results:
+            print(result.name, result.runner_name, result.read_stdout().strip())
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"ssh runner 'server' ({sshd_server.user}@127.0.0.1:{sshd_server.port}")
+    assert lines[1] == f"cores {os.cpu_count()} status True"
+    ran_on = {line.split()[1] for line in lines[2:]}
+    assert ran_on == {"local", "server"}
+    for line in lines[2:]:
+        name, runner, output = line.split(" ", 2)
+        assert output == f"runner={runner} tag={'L' if runner == 'local' else 'S'}"
+        work_dir = (tmp_path / "local-ws" if runner == "local" else remote_ws) / name
+        assert (work_dir / "stdout.txt").read_text().strip() == output
+        record = json.loads((work_dir / "result.json").read_text())
+        assert record["returncode"] == 0 and record["runner"] == runner and "max_rss_kb" in record
+
+
+def test_SshRunner_never_exceeds_max_jobs_over_200_commands(sshd_server: SshdServer, tmp_path: Path,
+                                                            remote_ws: Path) -> None:
+    config = write_config(tmp_path, f"""
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r}, max_jobs=16)
+        goal.setRunner(server)
+        for index in range(200):
+            goal.schd("date +%s.%N > t0; sleep 0.25; date +%s.%N > t1", work_relpath=f"c{{index:03d}}")
+        goal.issue().sync()
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    events = []
+    for work_dir in remote_ws.iterdir():
+        events.append((float((work_dir / "t0").read_text()), 1))
+        events.append((float((work_dir / "t1").read_text()), -1))
+    assert len(events) == 400
+    running = peak = 0
+    for _, delta in sorted(events):
+        running += delta
+        peak = max(peak, running)
+    assert 12 <= peak <= 16
+
+
+def test_SshRunner_passes_environment_values_exactly(sshd_server: SshdServer, tmp_path: Path,
+                                                     remote_ws: Path) -> None:
+    values = {
+        "V_SPACES": "  two  spaces  ",
+        "V_QUOTES": "it's \"quoted\" `tick`",
+        "V_DOLLAR": "$HOME ${PATH} $(id) !!",
+        "V_BACKSLASH": "a\\b\\\\c\\n\\",
+        "V_NEWLINES": "line1\nline2\n\n",
+        "V_UNICODE": "héllo wörld ✓ 日本",
+    }
+    config = write_config(tmp_path, f"""
+        values = {values!r}
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r},
+                          env={{"V_SPACES": values["V_SPACES"]}})
+        goal.setEnv("V_QUOTES", values["V_QUOTES"])
+        script = "; ".join(f'printf %s "${{name}}" > {{name}}.txt' for name in values)
+        server.run(script, env={{k: v for k, v in values.items() if k not in ("V_SPACES", "V_QUOTES")}},
+                   work_relpath="env").sync()
+        server.run(["printf", "%s|%s|%s", "$PARALLUX_RUNNER", "a b", "it's"], work_relpath="argv").sync()
+        server.run('printf %s "$PARALLUX_RUNNER $PARALLUX_WORK_RELPATH $PARALLUX_WORK_DIR"',
+                   work_relpath="vars").sync()
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    for name, value in values.items():
+        assert (remote_ws / "env" / f"{name}.txt").read_bytes() == value.encode(), name
+    assert (remote_ws / "argv" / "stdout.txt").read_text() == "$PARALLUX_RUNNER|a b|it's"
+    assert (remote_ws / "vars" / "stdout.txt").read_text() == f"server vars {remote_ws / 'vars'}"
+
+
+def test_SshRunner_timeout_stops_the_remote_process_tree(sshd_server: SshdServer, tmp_path: Path,
+                                                         remote_ws: Path, mark: str) -> None:
+    config = write_config(tmp_path, f"""
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r})
+        result = server.run("sleep 1000 & sleep 1000", timeout=1, check=False,
+                            env={{"{MARK_VAR}": "{mark}"}}).sync()
+        print(result.status, result.returncode)
+    """)
+    started = time.monotonic()
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "timeout"
+    assert time.monotonic() - started < 15
+    assert marked_pids(mark) == []
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGKILL, -signal.SIGKILL)])
+def test_SshRunner_interrupted_or_killed_parallux_leaves_nothing_remote(
+        sshd_server: SshdServer, tmp_path: Path, remote_ws: Path, mark: str, signum: int, status: int) -> None:
+    config = write_config(tmp_path, f"""
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r})
+        for index in range(3):
+            goal.schd("sleep 1000 & sleep 1000", env={{"{MARK_VAR}": "{mark}"}})
+        goal.issue().sync()
+    """)
+    process = start_cli(sshd_server, config)
+    try:
+        wait_for(lambda: len(marked_pids(mark)) >= 6, 20, "the remote commands to start")
+        process.send_signal(signum)
+        process.wait(CLI_TIMEOUT)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == status
+    wait_for(lambda: marked_pids(mark) == [], 10, "every remote command to be stopped")
+
+
+# -- connections ---------------------------------------------------------------------------------------------
+
+def connection_cases(srv: SshdServer, tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """case -> (goal.ssh keyword arguments, a phrase the error must contain)"""
+    other_key = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(other_key)], check=True)
+    empty_known_hosts = tmp_path / "empty_known_hosts"
+    empty_known_hosts.write_text("")
+    direct = f"host='127.0.0.1', port={srv.port}, user={srv.user!r}, ssh_config=None"
+    return {
+        "refused": (f"host='127.0.0.1', port={free_port()}, user={srv.user!r}", "connection refused"),
+        "bad key": (f"{direct}, identity_file={str(other_key)!r}, known_hosts={str(srv.known_hosts)!r}",
+                    "authentication failed"),
+        "unknown host key": (f"host={HOST_ALIAS!r}, known_hosts={str(empty_known_hosts)!r}",
+                             "host key is not trusted"),
+        "missing python": (f"host={HOST_ALIAS!r}, python='/nonexistent/python3'",
+                           "no Python interpreter '/nonexistent/python3'"),
+    }
+
+
+@pytest.mark.parametrize("case", ["refused", "bad key", "unknown host key", "missing python"])
+def test_SshRunner_connection_errors_are_clear_config_errors(sshd_server: SshdServer, tmp_path: Path,
+                                                             case: str) -> None:
+    arguments, phrase = connection_cases(sshd_server, tmp_path)[case]
+    config = write_config(tmp_path, f"""
+        goal.ssh("server", {arguments})
+        goal.run("echo never")
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert phrase in done.stderr
+    assert "RunnerError: ssh runner 'server' (" in done.stderr
+    assert "127.0.0.1:" in done.stderr and f"{sshd_server.user}@" in done.stderr
+    assert "Traceback" not in done.stderr and "trio" not in done.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_SshRunner_connect_timeout_when_the_server_never_answers(sshd_server: SshdServer,
+                                                                 tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # the kernel completes the TCP handshake; nobody ever says a word
+        port = silent.getsockname()[1]
+        config = write_config(tmp_path, f"""
+            goal.ssh("server", host="127.0.0.1", port={port}, user="nobody", connect_timeout=0.5)
+        """)
+        started = time.monotonic()
+        done = run_cli(sshd_server, config)
+    assert done.returncode == 2, done.stderr
+    assert f"nobody@127.0.0.1:{port}" in done.stderr and "no answer within connect_timeout=0.5 s" in done.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_SshRunner_ctrl_c_while_connecting_stops_at_once(sshd_server: SshdServer, tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        config = write_config(tmp_path, f"""
+            goal.ssh("server", host="127.0.0.1", port={silent.getsockname()[1]}, connect_timeout=60)
+        """)
+        process = start_cli(sshd_server, config)
+        try:
+            time.sleep(1.5)  # connecting: the silent server never sends its banner
+            interrupted = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            process.wait(CLI_TIMEOUT)
+        finally:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert time.monotonic() - interrupted < 5
+
+
+def test_SshRunner_authenticates_with_the_agent(sshd_server: SshdServer, tmp_path: Path,
+                                                remote_ws: Path) -> None:
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(socket_path.exists, 10, "ssh-agent to listen")
+        env = sshd_server.client_env()
+        env["SSH_AUTH_SOCK"] = str(socket_path)
+        subprocess.run(["ssh-add", "-q", str(sshd_server.client_key)], env=env, check=True,
+                       capture_output=True, timeout=20)
+        config = write_config(tmp_path, f"""
+            server = goal.ssh("server", host="127.0.0.1", port={sshd_server.port}, user={sshd_server.user!r},
+                              ssh_config=None, known_hosts={str(sshd_server.known_hosts)!r},
+                              workspace={str(remote_ws)!r})
+            print(server.run("echo by agent", work_relpath="w").sync().read_stdout().strip())
+        """)
+        done = run_cli(sshd_server, config, env=env)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "by agent"
+
+
+def test_SshRunner_rejects_unknown_options_naming_them(sshd_server: SshdServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, """
+        goal.ssh("server", host=goal.args["host"], identity_fil="x", compresion=True)
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 2
+    assert "ConfigError" in done.stderr and "'compresion', 'identity_fil'" in done.stderr
+
+
+def test_SshRunner_honours_an_explicit_ssh_config(sshd_server: SshdServer, tmp_path: Path,
+                                                  remote_ws: Path) -> None:
+    ssh_config = tmp_path / "elsewhere_config"
+    ssh_config.write_text(
+        sshd_server.ssh_config.read_text().replace(f"Host {HOST_ALIAS}", "Host only-in-elsewhere"))
+    env = sshd_server.client_env()
+    env["HOME"] = str(tmp_path)  # no ~/.ssh/config there: only ssh_config= can resolve the alias
+    config = write_config(tmp_path, f"""
+        server = goal.ssh("server", host="only-in-elsewhere", ssh_config={str(ssh_config)!r},
+                          workspace={str(remote_ws)!r})
+        print(server.run("echo via config", work_relpath="w").sync().read_stdout().strip())
+    """)
+    done = run_cli(sshd_server, config, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "via config"
+
+
+def test_SshRunner_dry_run_opens_no_connection(sshd_server: SshdServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"""
+        server = goal.ssh("server", host="127.0.0.1", port={free_port()}, max_jobs=2)
+        goal.setRunner(server)
+        goal.schd("echo one", work_relpath="one")
+        print([r.status for r in goal.issue().sync()], server.logical_core_count())
+    """)
+    done = subprocess.run([sys.executable, "-m", "parallux", "--dry-run", str(config)], cwd=tmp_path,
+                          env=sshd_server.client_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert "~/parallux/one" in done.stdout and "['planned'] None" in done.stdout
+
+
+# -- a connection that drops -----------------------------------------------------------------------------------
+
+def dropping_config(tmp_path: Path, remote_ws: Path, mark: str, ssh_extra: str = "") -> Path:
+    return write_config(tmp_path, f"""
+        import json
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r}, max_jobs=3
+                          {ssh_extra})
+        local = goal.local(workspace={str(tmp_path / 'local-ws')!r}, max_jobs=2)
+        goal.setRunner([server, local])
+        handles = [server.run("echo up > up; sleep 1000", check=False, env={{"{MARK_VAR}": "{mark}"}})
+                   for _ in range(5)]
+        handles += [local.run("sleep 2; echo fine") for _ in range(2)]
+        results = [h.sync() for h in handles]
+        later = local.run("echo after").sync()
+        print(json.dumps([[r.runner_name, r.status, r.error] for r in results + [later]]))
+        print(goal.runner_status(server).connected)
+    """)
+
+
+def check_dropped_run(done: subprocess.CompletedProcess[str], mark: str) -> None:
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    results = json.loads(lines[0])
+    statuses = [status for _, status, _ in results]
+    assert statuses == ["error"] * 5 + ["ok"] * 3, results
+    assert all("connection lost" in error or "no runner left" in error for _, _, error in results[:5]), results
+    assert sum("ssh runner 'server'" in error for _, _, error in results[:3]) == 3, results
+    assert lines[1] == "False"
+    wait_for(lambda: marked_pids(mark) == [], 10, "the remote launcher to stop the commands")
+
+
+def test_SshRunner_killed_connection_ends_commands_with_error(sshd_server: SshdServer, tmp_path: Path,
+                                                              remote_ws: Path, mark: str) -> None:
+    process = start_cli(sshd_server, dropping_config(tmp_path, remote_ws, mark))
+    try:
+        pids = wait_for(lambda: marked_pids(mark) if len(list(remote_ws.rglob("up"))) == 3 else None, 20,
+                        "three remote commands to start")
+        os.kill(serving_sshd(pids[0], sshd_server), signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    check_dropped_run(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), mark)
+
+
+def test_SshRunner_keepalive_detects_a_silent_connection(sshd_server: SshdServer, tmp_path: Path,
+                                                         remote_ws: Path, mark: str) -> None:
+    config = dropping_config(tmp_path, remote_ws, mark, ", keepalive=0.5, keepalive_count=2")
+    process = start_cli(sshd_server, config)
+    frozen = None
+    try:
+        pids = wait_for(lambda: marked_pids(mark) if len(list(remote_ws.rglob("up"))) == 3 else None, 20,
+                        "three remote commands to start")
+        frozen = serving_sshd(pids[0], sshd_server)
+        os.kill(frozen, signal.SIGSTOP)  # the TCP connection stays up, but nothing answers any more
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        if frozen is not None:
+            os.kill(frozen, signal.SIGKILL)  # the launcher below it then reads EOF and stops its commands
+    check_dropped_run(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), mark)
+
+
+# -- files ----------------------------------------------------------------------------------------------------
+
+def test_SshRunner_reads_remote_outputs_and_transfers_files(sshd_server: SshdServer, tmp_path: Path,
+                                                            remote_ws: Path) -> None:
+    local_dir = tmp_path / "local"
+    (local_dir / "tree" / "sub").mkdir(parents=True)
+    (local_dir / "tree" / "sub" / "data.bin").write_bytes(bytes(range(256)) * 100)
+    (local_dir / "one.txt").write_text("one\n")
+    config = write_config(tmp_path, f"""
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r})
+        result = server.run("echo out; echo err >&2", work_relpath="io").sync()
+        assert result.read_stdout() == "out\\n" and result.read_stderr() == "err\\n"
+        server.put({str(local_dir / 'one.txt')!r}, {str(remote_ws / 'put' / 'deep' / 'one.txt')!r})
+        server.put({str(local_dir / 'tree')!r}, {str(remote_ws / 'put' / 'tree')!r})
+        server.get({str(remote_ws / 'put' / 'tree')!r}, {str(tmp_path / 'back' / 'tree')!r})
+        server.get({str(remote_ws / 'io' / 'stdout.txt')!r}, {str(tmp_path / 'back' / 'stdout.txt')!r})
+        try:
+            server.get({str(remote_ws / 'missing')!r}, {str(tmp_path / 'back' / 'missing')!r})
+        except FileNotFoundError as exc:
+            print("missing:", exc.filename)
+        server.run("echo the last words >&2; exit 3", name="fails", work_relpath="fails")
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 1, done.stderr
+    assert (remote_ws / "put" / "deep" / "one.txt").read_text() == "one\n"
+    assert (tmp_path / "back" / "tree" / "sub" / "data.bin").read_bytes() == bytes(range(256)) * 100
+    assert (tmp_path / "back" / "stdout.txt").read_text() == "out\n"
+    assert done.stdout.strip() == f"missing: {remote_ws / 'missing'}"
+    # the failure report comes after the connection closed: the stderr tail was kept when the command failed
+    assert "command 'fails' on runner 'server' exited with status 3" in done.stderr
+    assert "| the last words" in done.stderr
+
+
+# -- the process around it ----------------------------------------------------------------------------------
+
+def test_asyncio_run_in_a_config_after_an_ssh_runner_exists(sshd_server: SshdServer, tmp_path: Path,
+                                                            remote_ws: Path) -> None:
+    config = write_config(tmp_path, f"""
+        import asyncio
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r})
+
+        async def main():
+            process = await asyncio.create_subprocess_exec("echo", "sub", stdout=asyncio.subprocess.PIPE)
+            out, _ = await process.communicate()
+            await asyncio.sleep(0.01)
+            return type(asyncio.get_running_loop()).__module__, out.decode().strip()
+
+        print(*asyncio.run(main()))
+        print(*asyncio.run(main()))
+        print(server.run("echo still here", work_relpath="after").sync().read_stdout().strip())
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["asyncio.unix_events sub", "asyncio.unix_events sub", "still here"]
+
+
+def test_SshRunner_skips_what_a_login_shell_prints_before_the_launcher(tmp_path: Path) -> None:
+    srv = start_sshd(tmp_path / "sshd", bare_login_shell=True)
+    try:
+        assert srv.bare_home is not None
+        for dotfile in (".bashrc", ".profile"):
+            (srv.bare_home / dotfile).write_text('echo "welcome to the machine"; echo \'{"ev": "noise"}\'\n')
+        config = write_config(tmp_path, f"""
+            server = goal.ssh("server", host=goal.args["host"], workspace={str(tmp_path / 'ws')!r})
+            print(server.run("echo clean", work_relpath="w").sync().read_stdout().strip())
+        """)
+        done = run_cli(srv, config)
+    finally:
+        srv.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "clean"
+
+
+def test_boot_command_survives_every_login_shell(tmp_path: Path) -> None:
+    assert not set(BOOT) & set("$`\\\"'!")
+    request = b'{"op":"hello"}\n'
+    shells = [shell for shell in ("sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish")
+              if os.path.exists(f"/bin/{shell}") or os.path.exists(f"/usr/bin/{shell}")]
+    assert "sh" in shells
+    for shell in shells:
+        done = subprocess.run([shell, "-c", boot_command(sys.executable)], input=request, capture_output=True,
+                              timeout=20, cwd=tmp_path)
+        assert done.returncode == 0, (shell, done.stderr)
+        hello = json.loads(done.stdout.splitlines()[0])
+        assert hello["ev"] == "hello" and hello["cwd"] == str(tmp_path), shell
+
+
+def test_example_ssh_runs_against_the_test_server(sshd_server: SshdServer, tmp_path: Path) -> None:
+    example = REPO / "examples" / "ssh.py"
+    assert example.read_text().startswith("#!/usr/bin/env parallux\n#")
+    done = subprocess.run(
+        [sys.executable, "-m", "parallux", str(example), "--", f"host={HOST_ALIAS}",
+         f"workspace={tmp_path / 'remote'}", f"local_workspace={tmp_path / 'local'}"],
+        cwd=tmp_path, env=sshd_server.client_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert {line.split()[0] for line in done.stdout.splitlines() if line.startswith("runner=")} == \
+        {"runner=local", "runner=server-a"}
