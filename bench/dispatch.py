@@ -377,7 +377,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report: dict[str, object] = {"p": args.p, "cpus": os.cpu_count()}
+    report: dict[str, object] = {"p": args.p, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="parallux-bench-", dir=args.tmp) as tmp:
         scratch = Path(tmp)
         report["scratch"] = tmp
@@ -396,10 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as exc:
             print(f"dispatch.py: {exc}", file=sys.stderr)
             return 1
+    report["load_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"scratch dir: {report['scratch']}, {report['cpus']} CPUs")
+    print(f"scratch dir: {report['scratch']}, {report['cpus']} CPUs, 1-min load average "
+          f"{report['load_before']:.2f} before, {report['load_after']:.2f} after (other work skews the figures)")
     if args.scale:
         print_scale(rows, ratios, args.p)
     else:

@@ -22,7 +22,6 @@ import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, TypeVar
 
 import trio
-import trio.testing
 
 from ._cores import Lease
 from ._handles import Command, Completion, Group, Result
@@ -77,7 +76,10 @@ class Engine:
             raise self._crash
 
     def _thread_main(self) -> None:
-        clock = trio.testing.MockClock(autojump_threshold=0) if self.dry_run else None
+        clock = None
+        if self.dry_run:  # trio.testing imports pytest: only a dry run pays for it
+            from trio.testing import MockClock
+            clock = MockClock(autojump_threshold=0)
         try:
             trio.run(self._main, clock=clock)
         except BaseException as exc:  # surfaced to the main thread by join()
