@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import sys
+import sysconfig
 import time
 import traceback
 import types
@@ -23,6 +24,7 @@ from ._goal import Goal, GoalProxy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+LIBRARY_DIRS = tuple({PACKAGE_DIR, *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))})
 
 
 class Terminated(BaseException):
@@ -163,7 +165,7 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 def format_config_error(exc: BaseException, config_path: str) -> str:
     """The error as the user needs it: where in *their* config, and what; never parallux's internals."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(PACKAGE_DIR)]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_user_frame(f.filename)]
     lines = []
     if frames:
         lines.append("parallux: the config stopped with an error")
@@ -174,6 +176,11 @@ def format_config_error(exc: BaseException, config_path: str) -> str:
     else:
         lines += [line.rstrip("\n") for line in traceback.format_exception_only(type(exc), exc)]
     return "\n".join(lines)
+
+
+def is_user_frame(filename: str) -> bool:
+    """Frames of the config and its own modules; not parallux's, the standard library's or trio's."""
+    return not filename.startswith(LIBRARY_DIRS) and not filename.startswith("<frozen")
 
 
 def report(message: str) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, 
 import trio
 
 from ._cores import Lease
+from ._errors import plain_error
 from ._handles import Command, Completion, Group, Result
 from ._scheduler import Scheduler, SchedulerPolicyError
 
@@ -177,6 +178,8 @@ class Engine:
             self._connecting.add(connecting)
             try:
                 await self._services_nursery().start(runner.serve, self)
+            except BaseExceptionGroup as group:  # a runner's own nursery wraps its error
+                raise plain_error(group) from None
             finally:
                 self._connecting.discard(connecting)
         if not connecting.cancelled_caught:

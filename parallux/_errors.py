@@ -71,6 +71,22 @@ class CommandCancelled(CommandError):
     """A command was stopped because the run was interrupted."""
 
 
+def leaf_errors(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, which Trio nurseries wrap errors in."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaf_errors(inner)]
+    return [exc]
+
+
+def plain_error(exc: BaseException) -> BaseException:
+    """The ParalluxError a user should see instead of a nursery's exception group, if there is one."""
+    leaves = leaf_errors(exc)
+    ours = [leaf for leaf in leaves if isinstance(leaf, ParalluxError)]
+    if ours:
+        return ours[0]
+    return leaves[0] if len(leaves) == 1 else exc
+
+
 _BY_STATUS: dict[str, type[CommandError]] = {
     "failed": CommandFailed,
     "timeout": CommandTimeout,
