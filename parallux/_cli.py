@@ -32,7 +32,40 @@ def build_parser() -> argparse.ArgumentParser:
                              "command) without starting anything or creating any directory")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary")
     parser.add_argument("-v", "--verbose", action="store_true", help="print a line for every command event")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip commands whose work dir holds a successful record of the same command "
+                             "from an earlier run (commands with an explicit work_relpath only)")
+    parser.add_argument("--retries", type=non_negative, default=0, metavar="N",
+                        help="rerun a failed command up to N more times (default 0; retries= overrides)")
+    parser.add_argument("--halt", default="never", metavar="MODE[:N]", type=halt_policy,
+                        help="never (default): keep going; soon[:N]: start nothing new after N failures "
+                             "(default 1) and let running commands finish; now[:N]: stop everything")
+    parser.add_argument("--log", metavar="FILE", help="write the run log here (default: "
+                        "$XDG_STATE_HOME/parallux/runs/<run id>.jsonl, ~/.local/state if unset)")
+    parser.add_argument("--no-log", action="store_true", help="do not write a run log")
+    parser.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between progress lines when not on a terminal (0: none)")
     return parser
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
+    return value
+
+
+def halt_policy(text: str) -> tuple[str, int]:
+    mode, _, count = text.partition(":")
+    if mode not in ("never", "soon", "now"):
+        raise argparse.ArgumentTypeError(f"the mode is never, soon or now, not {mode!r}")
+    try:
+        failures = int(count) if count else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the failure count must be an int, not {count!r}") from None
+    if failures < 1:
+        raise argparse.ArgumentTypeError("the failure count must be >= 1")
+    return mode, failures
 
 
 def split_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
@@ -65,7 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
     # Ctrl-C must stop the run even when parallux was started with SIGINT ignored (``cmd &`` in a script).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    options = RunOptions(dry_run=args.dry_run, quiet=args.quiet, verbose=args.verbose)
+    halt = args.halt if isinstance(args.halt, tuple) else halt_policy(args.halt)
+    options = RunOptions(dry_run=args.dry_run, quiet=args.quiet, verbose=args.verbose, resume=args.resume,
+                         retries=args.retries, halt=halt[0], halt_after=halt[1], log_path=args.log,
+                         write_log=not args.no_log, progress_interval=args.progress_interval)
     if args.dry_run:
         options.observers.append(print_plan)
     return Session(args.config, config_args, options).run()

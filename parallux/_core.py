@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ._engine import Engine
-from ._errors import CommandError, ConfigError, ParalluxError, RunnerError, describe_failures
+from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
 from ._goal import Goal, GoalProxy
+from ._progress import PlainReporter, Progress, is_terminal, summary_text
+from ._runlog import RunLog, default_log_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +39,13 @@ class RunOptions:
     quiet: bool = False
     verbose: bool = False
     resume: bool = False
+    retries: int = 0
+    halt: str = "never"
+    halt_after: int = 1
+    log_path: str | None = None      # None: <state dir>/parallux/runs/<run id>.jsonl
+    write_log: bool = True
+    progress_interval: float = 10.0
+    live: bool | None = None         # None: a live display when stderr is a terminal
     observers: list[Callable[..., None]] = field(default_factory=list)
 
 
@@ -82,6 +91,9 @@ class Session:
         self.engine = Engine(self.run_id, dry_run=options.dry_run)
         self.engine.observers.extend(options.observers)
         self.goal: Goal | None = None
+        self.progress = Progress()
+        self.run_log: RunLog | None = None
+        self.reporter: Any = None
 
     def run(self) -> int:
         try:
@@ -93,14 +105,58 @@ class Session:
             report(f"parallux: {exc}")
             return EXIT_USAGE
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        self._open_reporting()
         self.engine.start()
-        self.goal = Goal(self.engine, argv=self.argv, run_id=self.run_id)
+        self.engine.call(self.engine.set_halt, self.options.halt, self.options.halt_after)
+        self.goal = Goal(self.engine, argv=self.argv, run_id=self.run_id, resume=self.options.resume,
+                         retries=self.options.retries)
         GoalProxy._current = self.goal
         try:
-            return self._run_config(code)
+            status = self._run_config(code)
         finally:
             GoalProxy._current = None
             signal.signal(signal.SIGTERM, previous)
+        self._close_reporting(status)
+        return status
+
+    def _open_reporting(self) -> None:
+        options = self.options
+        self.progress = Progress()
+        self.engine.observers.append(self.progress)
+        if options.write_log and not options.dry_run:
+            self.run_log = RunLog(options.log_path or os.path.join(default_log_dir(), f"{self.run_id}.jsonl"))
+            try:
+                self.run_log.open(self.run_id, self.path, self.argv)
+                self.engine.observers.append(self.run_log)
+            except OSError as exc:
+                report(f"parallux: cannot write the run log {self.run_log.path}: {exc.strerror}; going on without")
+                self.run_log = None
+        if options.dry_run:
+            self.reporter = None
+            return
+        live = options.live if options.live is not None else is_terminal(sys.stderr)
+        if live and not options.quiet and not options.verbose:
+            from ._live import LiveReporter  # rich is imported only for a terminal
+            self.reporter = LiveReporter(self.progress)
+        else:
+            self.reporter = PlainReporter(self.progress, verbose=options.verbose, quiet=options.quiet,
+                                          interval=options.progress_interval)
+        self.reporter.start()
+
+    def _close_reporting(self, status: int) -> None:
+        if self.reporter is not None:
+            self.reporter.stop()
+        if self.run_log is not None:
+            self.run_log.close({**self.progress.summary(), "exit_status": status,
+                                "halted": self.engine.halt_reason})
+        if self.options.dry_run:
+            report(f"parallux: dry run: {self.progress.finished} commands planned; nothing was started")
+            return
+        if self.progress.finished or self.run_log is not None:
+            report(summary_text(self.progress, self.run_log.path if self.run_log else None,
+                                self.progress.resumed))
+        if self.engine.halt_reason:
+            report(f"parallux: {self.engine.halt_reason}; commands not started were cancelled")
 
     def _run_config(self, code: types.CodeType) -> int:
         assert self.goal is not None
@@ -119,7 +175,7 @@ class Session:
         failed = [r for r in self.goal._results()
                   if r.check and not r.succeeded and r.status != "planned"]
         if failed:
-            report("parallux: " + describe_failures(failed))
+            report(f"parallux: {brief_failures(failed)} (check=True); details below")
             return EXIT_FAILED
         return EXIT_OK
 
@@ -172,10 +228,16 @@ def format_config_error(exc: BaseException, config_path: str) -> str:
         lines += [line.rstrip("\n") for line in traceback.format_list(frames)]
     if isinstance(exc, ParalluxError):
         label = type(exc).__name__
-        lines.append(f"{label}: {exc}" if not isinstance(exc, CommandError) else str(exc))
+        lines.append(f"{label}: {brief_failures(exc.results)}; details below" if isinstance(exc, CommandError)
+                     else f"{label}: {exc}")
     else:
         lines += [line.rstrip("\n") for line in traceback.format_exception_only(type(exc), exc)]
     return "\n".join(lines)
+
+
+def brief_failures(results: list[Any]) -> str:
+    names = ", ".join(repr(r.name) for r in results[:5]) + (", ..." if len(results) > 5 else "")
+    return f"{len(results)} command{'s' if len(results) != 1 else ''} did not succeed: {names}"
 
 
 def is_user_frame(filename: str) -> bool:

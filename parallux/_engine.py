@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ._runner import Runner
 
 T = TypeVar("T")
+RETRIED_STATUSES = ("failed", "timeout", "error")
+FAILED_STATUSES = ("failed", "timeout", "error")
 
 
 class Observer(Protocol):
@@ -51,8 +53,9 @@ class Engine:
         self.started_count = 0
         self.unfinished = 0            # submitted commands without a result yet
         self.failures = 0
-        self.halt_after: int | None = None
-        self.halt_now = False
+        self.halt_mode = "never"
+        self.halt_after = 1
+        self.halt_reason: str | None = None
         self.policy_error: BaseException | None = None
         self.runners: list[Runner] = []
         self._connecting: set[trio.CancelScope] = set()  # runners still connecting (SSH): Ctrl-C ends them
@@ -215,9 +218,9 @@ class Engine:
             else:
                 to_run.append(command)
                 self.observe("queued", command)
-        if self.cancelled:
+        if self.cancelled or self.halted:
             for command in to_run:
-                self._finish(command, Result(command, "cancelled"))
+                self._finish(command, Result(command, "cancelled", error=self.halt_reason))
             return
         if to_run:
             assert self._work is not None
@@ -225,7 +228,7 @@ class Engine:
 
     async def _run_group(self, group: Group, commands: list[Command]) -> None:
         """One nursery per issued group; the scheduler starts the group's commands inside it."""
-        if self.cancelled:  # cancelled between submission and this task's first step
+        if self.cancelled or self.halted:  # stopped between submission and this task's first step
             for command in commands:
                 self._finish(command, Result(command, "cancelled"))
             return
@@ -284,14 +287,35 @@ class Engine:
             self.global_slots.release_on_behalf_of(command)
             runner.slots.release_on_behalf_of(command)
             runner.active -= 1
-            self._finish(command, result or Result(command, "cancelled"))
+            result = result or Result(command, "cancelled")
+            if self._should_retry(command, result):
+                self.observe("retrying", command, result=result)
+                command.attempt += 1
+                assert self.scheduler is not None
+                self.scheduler.requeue(command)
+            else:
+                self._finish(command, result)
             self._schedule()
+
+    def _should_retry(self, command: Command, result: Result) -> bool:
+        return (result.status in RETRIED_STATUSES and command.attempt < command.retries
+                and not self.cancelled and not self.halted)
+
+    @property
+    def halted(self) -> bool:
+        return self.scheduler is not None and self.scheduler.halted is not None
+
+    def set_halt(self, mode: str, failures: int) -> None:
+        """never: keep going; soon: start nothing new after ``failures`` failures; now: also stop running ones."""
+        self.halt_mode = mode
+        self.halt_after = failures
 
     def _finish(self, command: Command, result: Result) -> None:
         command.result = result
         self.unfinished -= 1
-        if not result.succeeded and result.status not in ("planned", "cancelled"):
+        if command.check and result.status in FAILED_STATUSES:
             self.failures += 1
+            self._maybe_halt()
         group = command.group
         if group is not None:
             group.remaining -= 1
@@ -299,6 +323,17 @@ class Engine:
                 group.done_event.set()
         self.observe("finished", command, result=result)
         self.completion.notify()
+
+    def _maybe_halt(self) -> None:
+        if self.halt_mode == "never" or self.failures < self.halt_after or self.halted:
+            return
+        assert self.scheduler is not None
+        self.scheduler.halted = f"{self.failures} command{'s' if self.failures > 1 else ''} failed"
+        self.halt_reason = f"halted ({self.halt_mode}) after {self.scheduler.halted}"
+        for command in self.scheduler.drain():
+            self._finish(command, Result(command, "cancelled", error=self.halt_reason))
+        if self.halt_mode == "now" and self._work_scope is not None:
+            self._work_scope.cancel()
 
     def observe(self, event: str, command: Command, **details: Any) -> None:
         for observer in self.observers:

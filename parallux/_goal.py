@@ -14,18 +14,21 @@ from . import _options as opt
 from ._cores import parse_core_layout
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
 from ._handles import Command, Group, Result
+from ._resume import completed_result
 from ._runner import Runner, RunnerStatus
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
+HALT_MODES = ("never", "soon", "now")
 SchedulerFn = Callable[[list[Runner], int], "Runner | str | None"]
 
 
 class Goal:
     """The controlled runtime: runners, limits, environment and command submission."""
 
-    def __init__(self, engine: Engine, *, argv: Sequence[str] = (), run_id: str, resume: Any = None) -> None:
+    def __init__(self, engine: Engine, *, argv: Sequence[str] = (), run_id: str, resume: bool = False,
+                 retries: int = 0) -> None:
         self._engine = engine
         self._run_id = run_id
         self.argv: list[str] = list(argv)
@@ -37,7 +40,7 @@ class Goal:
         self._groups: list[Group] = []
         self._relpaths: set[str] = set()
         self._seq = itertools.count(1)
-        self._retries_default = 0
+        self._retries_default = retries
         self._resume = resume
 
     # -- runners -----------------------------------------------------------------------------------------------
@@ -138,6 +141,13 @@ class Goal:
         """Default number of reruns for commands that fail or lose their runner (``retries=`` overrides)."""
         self._retries_default = opt.positive_int(n, "setRetries(n)", minimum=0)
 
+    def setHalt(self, mode: str, failures: int = 1) -> None:
+        """What a failure does: "never" keep going; "soon" start nothing new once ``failures`` commands
+        failed and let running ones finish; "now" also stop the running ones."""
+        if mode not in HALT_MODES:
+            raise ConfigError(f"setHalt() mode must be one of {', '.join(HALT_MODES)}, not {mode!r}")
+        self._engine.call(self._engine.set_halt, mode, opt.positive_int(failures, "setHalt(failures=)"))
+
     # -- commands ----------------------------------------------------------------------------------------------
 
     def schd(self, command: str | list[str], **options: Any) -> Command:
@@ -194,8 +204,8 @@ class Goal:
             pin=pin, base_env=self._env)
         handle.candidates = self._candidates(handle, pin, where)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
-        if self._resume is not None:
-            handle.resumed_result = self._resume(handle)
+        if self._resume and options.get("work_relpath") is not None:
+            handle.resumed_result = completed_result(handle)
         return handle
 
     def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Runner, ...]:

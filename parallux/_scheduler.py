@@ -60,6 +60,14 @@ class Scheduler:
             queue.append(command)
             self.queued += 1
 
+    def requeue(self, command: Command) -> None:
+        """Put a command back at the head of its class (a retry keeps its place in line)."""
+        queue = self.queues.get(key := class_key(command))
+        if queue is None:
+            queue = self.queues[key] = deque()
+        queue.appendleft(command)
+        self.queued += 1
+
     def drain(self) -> list[Command]:
         """Remove and return every queued command (when the run is cancelled or halted)."""
         drained = [c for queue in self.queues.values() for c in queue]

@@ -1,0 +1,187 @@
+"""What the user sees while a run goes and when it ends: progress, failures as they happen, the summary.
+
+One :class:`Progress` observes the engine's events and keeps the counts. How it shows them depends on where
+the output goes: a live display on a terminal (``_live.py``, rich), plain lines otherwise (a line per failure
+and a periodic one-line summary), only errors and the summary with ``--quiet``, every event with ``--verbose``.
+Everything goes to stderr, so a config's own stdout stays clean for piping.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from typing import IO, Any
+
+from ._errors import describe_failure
+from ._handles import Command, Result
+
+SHOWN_FAILURES = 20
+
+
+class Progress:
+    """Counts of the run's commands, kept up to date by engine events (engine thread) and read anywhere."""
+
+    def __init__(self) -> None:
+        self.started_at = time.monotonic()
+        self.queued = 0
+        self.running = 0
+        self.statuses: Counter[str] = Counter()
+        self.retries = 0
+        self.resumed = 0
+        self.busy_seconds: dict[str, float] = defaultdict(float)
+        self.per_runner: Counter[str] = Counter()
+        self.failures: list[Result] = []
+        self.failure_count = 0
+        self.running_now: dict[int, Command] = {}
+        self.durations: list[float] = []
+        self.lock = threading.Lock()
+        self.listeners: list[Any] = []
+
+    def __call__(self, event: str, command: Command, **details: Any) -> None:
+        with self.lock:
+            if event == "queued":
+                self.queued += 1
+            elif event == "started":
+                self.queued -= 1
+                self.running += 1
+                self.running_now[command.seq] = command
+            elif event == "retrying":
+                self.running -= 1
+                self.queued += 1
+                self.retries += 1
+                self.running_now.pop(command.seq, None)
+            elif event == "finished":
+                self._finished(command, details["result"])
+        for listener in self.listeners:
+            listener(event, command, **details)
+
+    def _finished(self, command: Command, result: Result) -> None:
+        if command.seq in self.running_now:
+            del self.running_now[command.seq]
+            self.running -= 1
+        elif not result.resumed:
+            self.queued -= 1  # ended without starting: cancelled, halted, or no runner left
+        self.statuses[result.status] += 1
+        if result.resumed:
+            self.resumed += 1
+        if result.runner_name is not None and result.duration is not None and not result.resumed:
+            self.busy_seconds[result.runner_name] += result.duration
+            self.per_runner[result.runner_name] += 1
+            self.durations.append(result.duration)
+        if result.status in ("failed", "timeout", "error"):
+            self.failure_count += 1
+            if len(self.failures) < SHOWN_FAILURES:
+                self.failures.append(result)
+
+    # -- derived figures -----------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def eta(self) -> float | None:
+        """Seconds left, from the pace so far; None until something finished."""
+        done = self.finished - self.resumed
+        if done <= 0 or self.queued + self.running == 0:
+            return None
+        return self.elapsed / done * (self.queued + self.running)
+
+    def line(self) -> str:
+        with self.lock:
+            failed = self.failure_count
+            eta = self.eta()
+            text = (f"{self.finished - failed} done, {self.running} running, {failed} failed, "
+                    f"{self.queued} queued, {format_seconds(self.elapsed)} elapsed")
+        return text + (f", ETA {format_seconds(eta)}" if eta is not None else "")
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return {"counts": dict(self.statuses), "elapsed": round(self.elapsed, 3), "retries": self.retries,
+                    "resumed": self.resumed, "busy_seconds": {k: round(v, 3) for k, v in self.busy_seconds.items()}}
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class PlainReporter:
+    """Line-oriented output for logs and pipes: failures as they happen, a summary line now and then."""
+
+    def __init__(self, progress: Progress, *, verbose: bool, quiet: bool, interval: float,
+                 stream: IO[str] | None = None) -> None:
+        self.progress = progress
+        self.verbose = verbose
+        self.quiet = quiet
+        self.interval = interval
+        self.stream = stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        progress.listeners.append(self.on_event)
+
+    def start(self) -> None:
+        if not self.quiet and self.interval > 0:
+            self._thread = threading.Thread(target=self._tick, name="parallux-progress", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.emit("parallux: " + self.progress.line())
+
+    def on_event(self, event: str, command: Command, **details: Any) -> None:
+        result: Result | None = details.get("result")
+        if self.verbose and event in ("started", "finished", "retrying"):
+            extra = f" {result.status}" if result is not None else ""
+            where = f" on {command.runner_name}" if command.runner_name else ""
+            self.emit(f"parallux: {event} {command.name!r}{where}{extra} ({command.work_dir})")
+        elif event == "finished" and result is not None and result.status in ("failed", "timeout", "error"):
+            if not self.quiet:
+                self.emit("parallux: FAILED " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))
+        elif event == "retrying" and result is not None and not self.quiet:
+            self.emit(f"parallux: retrying {command.name!r} ({result.status}), attempt {command.attempt + 2}")
+
+    def emit(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+def summary_text(progress: Progress, log_path: str | None, skipped_on_resume: int) -> str:
+    """The end-of-run report: counts by status, time per runner, every failure with its work dir."""
+    with progress.lock:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
+        lines = [f"parallux: {progress.finished} commands ({counts or 'none'}) in {format_seconds(progress.elapsed)}"]
+        if skipped_on_resume:
+            lines.append(f"  resumed: {skipped_on_resume} commands skipped, already done in an earlier run")
+        if progress.retries:
+            lines.append(f"  retries: {progress.retries}")
+        for runner, busy in sorted(progress.busy_seconds.items()):
+            lines.append(f"  runner {runner}: {progress.per_runner[runner]} commands, "
+                         f"{format_seconds(busy)} of command time")
+        for result in progress.failures:
+            lines.append("  " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))
+        if progress.failure_count > len(progress.failures):
+            lines.append(f"  ... and {progress.failure_count - len(progress.failures)} more failures "
+                         f"(see the run log)")
+    if log_path:
+        lines.append(f"  run log: {log_path}")
+    return "\n".join(lines)
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
