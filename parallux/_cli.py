@@ -77,13 +77,17 @@ def split_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[li
     ours: list[str] = []
     theirs: list[str] = []
     seen_config = False
-    flags = {s for a in parser._actions for s in a.option_strings}
+    takes_value = {s: a.nargs != 0 for a in parser._actions for s in a.option_strings}
+    pending_value = False
     for item in argv:
-        if not seen_config:
+        flag = item.split("=", 1)[0]
+        if pending_value:
             ours.append(item)
-            seen_config = not item.startswith("-")
-        elif item.split("=", 1)[0] in flags:
+            pending_value = False
+        elif not seen_config or flag in takes_value:
             ours.append(item)
+            pending_value = takes_value.get(flag, False) and "=" not in item
+            seen_config = seen_config or not item.startswith("-")
         else:
             theirs.append(item)
     return ours, theirs

@@ -61,6 +61,7 @@ class Engine:
         self._connecting: set[trio.CancelScope] = set()  # runners still connecting (SSH): Ctrl-C ends them
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
+        self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._crash: BaseException | None = None
         self._services: trio.Nursery | None = None
@@ -90,6 +91,7 @@ class Engine:
             self._crash = exc
         finally:
             self._ready.set()
+            self._stopped.set()
             self.completion.notify()
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -106,13 +108,13 @@ class Engine:
             raise RuntimeError("the parallux engine stopped") from self._crash
 
     def join(self, timeout: float | None = None) -> bool:
-        assert self._thread is not None
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Wait for the engine thread to end. Waits on an event, not ``Thread.join``: a KeyboardInterrupt
+        inside ``join`` can leave CPython believing a still-running thread has stopped."""
+        return self._stopped.wait(timeout)
 
     def shutdown(self) -> None:
         """End the run: close every runner's launcher and let the engine thread finish."""
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None or self._stopped.is_set():
             return
         try:
             self.call(self._request_shutdown)
@@ -121,7 +123,7 @@ class Engine:
 
     def cancel(self, hard: bool = False) -> None:
         """Stop starting commands and stop the running ones (SIGTERM, grace, SIGKILL; at once if hard)."""
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None or self._stopped.is_set():
             return
         try:
             self.call(self._cancel, hard)
@@ -168,7 +170,7 @@ class Engine:
         if hard:
             for runner in self.runners:
                 if runner.client is not None:
-                    runner.client.post({"op": "quit"})
+                    runner.client.post({"op": "quit", "grace": 0})
 
     def _cancel_queued(self) -> None:
         assert self.scheduler is not None

@@ -13,7 +13,7 @@ Requests (one line each)::
                                                      or {"ev": "error", "id": 7, "message": "..."}
     {"op": "kill", "id": 7, "grace": 2.0}            stop the command's process tree (TERM, grace, KILL)
     {"op": "ping"}                                   -> {"ev": "pong"}
-    {"op": "quit"}                                   stop everything, then exit
+    {"op": "quit", "grace": 2.0}                     stop everything (TERM, grace, KILL), then exit
 
 When stdin closes -- parallux exited, crashed, was killed, or the SSH connection dropped -- the launcher stops
 every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux.
@@ -75,6 +75,7 @@ class Launcher(object):
         self.runs_seen = set()  # "<run id>." of every mark: the final sweep finds leftovers by it
         self.inbuf = b""
         self.running = True
+        self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
 
     # -- I/O -------------------------------------------------------------------------------------------
@@ -130,6 +131,7 @@ class Launcher(object):
         elif op == "hello":
             self.send(hello())
         elif op == "quit":
+            self.exit_grace = float(request.get("grace", EXIT_GRACE))
             self.running = False
         else:
             self.send({"ev": "error", "id": request.get("id"), "message": "unknown op %r" % (op,)})
@@ -155,10 +157,13 @@ class Launcher(object):
 
     def kill(self, job_id, grace):
         job = self.by_id.get(job_id)
-        if job is None or job.kill_deadline is not None:
+        if job is None or job.killed_hard:
             return
-        job.kill_deadline = now() + grace
-        signal_tree(job.pid, job.request.get("mark"), signal.SIGTERM)
+        deadline = now() + grace
+        if job.kill_deadline is None:
+            signal_tree(job.pid, job.request.get("mark"), signal.SIGTERM)
+        if job.kill_deadline is None or deadline < job.kill_deadline:  # a second, harder stop shortens it
+            job.kill_deadline = deadline
         if grace <= 0:
             self.kill_hard(job)
 
@@ -223,7 +228,7 @@ class Launcher(object):
         for pgid in self.groups:
             try_killpg(pgid, signal.SIGTERM)
         sweep_marks(runs, signal.SIGTERM, prefix=True)
-        deadline = now() + EXIT_GRACE
+        deadline = now() + self.exit_grace
         while now() < deadline and any(group_alive(g) for g in self.groups):
             time.sleep(0.02)
             self.reap()

@@ -9,6 +9,7 @@ Everything goes to stderr, so a config's own stdout stays clean for piping.
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 import time
@@ -97,8 +98,10 @@ class Progress:
         with self.lock:
             failed = self.failure_count
             eta = self.eta()
-            text = (f"{self.finished - failed} done, {self.running} running, {failed} failed, "
-                    f"{self.queued} queued, {format_seconds(self.elapsed)} elapsed")
+            cancelled = self.statuses["cancelled"]
+            text = (f"{self.statuses['ok']} done, {self.running} running, {failed} failed, "
+                    f"{self.queued} queued" + (f", {cancelled} cancelled" if cancelled else "")
+                    + f", {format_seconds(self.elapsed)} elapsed")
         return text + (f", ETA {format_seconds(eta)}" if eta is not None else "")
 
     def summary(self) -> dict[str, Any]:
@@ -127,23 +130,37 @@ class PlainReporter:
         self.quiet = quiet
         self.interval = interval
         self.stream = stream or sys.stderr
-        self._stop = threading.Event()
+        self._failures: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         progress.listeners.append(self.on_event)
 
     def start(self) -> None:
-        if not self.quiet and self.interval > 0:
-            self._thread = threading.Thread(target=self._tick, name="parallux-progress", daemon=True)
+        if not self.quiet:
+            self._thread = threading.Thread(target=self._serve, name="parallux-progress", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
         if self._thread is not None:
+            self._failures.put(None)
             self._thread.join()
+            self._thread = None
 
-    def _tick(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.emit("parallux: " + self.progress.line())
+    def _serve(self) -> None:
+        """Failure reports and the periodic line, written from this thread: describing a failure reads its
+        stderr, possibly from a remote runner, which must not happen on the engine thread."""
+        interval = self.interval if self.interval > 0 else None
+        next_line = time.monotonic() + (interval or 0)
+        while True:
+            timeout = max(0.0, next_line - time.monotonic()) if interval else None
+            try:
+                result = self._failures.get(timeout=timeout)
+            except queue.Empty:
+                self.emit("parallux: " + self.progress.line())
+                next_line = time.monotonic() + (interval or 0)
+                continue
+            if result is None:
+                return
+            self.emit("parallux: FAILED " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))
 
     def on_event(self, event: str, command: Command, **details: Any) -> None:
         result: Result | None = details.get("result")
@@ -153,7 +170,7 @@ class PlainReporter:
             self.emit(f"parallux: {event} {command.name!r}{where}{extra} ({command.work_dir})")
         elif event == "finished" and result is not None and result.status in ("failed", "timeout", "error"):
             if not self.quiet:
-                self.emit("parallux: FAILED " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))
+                self._failures.put(result)
         elif event == "retrying" and result is not None and not self.quiet:
             self.emit(f"parallux: retrying {command.name!r} ({result.status}), attempt {command.attempt + 2}")
 
