@@ -8,6 +8,7 @@ SSH channel. Everything else -- work dirs, environment, numactl binding, timeout
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import posixpath
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._goal import Goal
 
 LAUNCHER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher.py")
+_RUNNER_NUMBERS = itertools.count(1)
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
 
@@ -72,6 +74,9 @@ class Runner:
         self.facts: dict[str, Any] = {}
         self.alive = False
         self.active = 0
+        # Commands are marked "<run id>@<runner>.<seq>.<attempt>": a launcher that loses its parallux sweeps
+        # its own runner's marks only, never another runner's on the same machine.
+        self.mark_scope = f"r{next(_RUNNER_NUMBERS)}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -189,6 +194,8 @@ class Runner:
     def can_take_now(self, command: Command) -> bool:
         if not self.alive or self.slots is None or self.slots.available_tokens < 1:
             return False
+        if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
+            return False
         if self.allocator is None:
             return True
         return self.allocator.could_fit_now(command.threads, command.numa_node, command.requested_cores)
@@ -218,7 +225,7 @@ class Runner:
         return {
             "argv": argv, "env": env_of(command.base_env, self.env, command.env, variables),
             "work_dir": command.work_dir, "cwd": command.cwd, "command_text": command.command_text,
-            "wrapped": wrapped, "mark": f"{engine.run_id}.{command.seq}.{command.attempt}",
+            "wrapped": wrapped, "mark": f"{engine.run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
             "record": {"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
                        "cores": list(command.cores), "numa_node": command.numa_node, "run_id": engine.run_id,
                        "attempt": command.attempt, "threads": command.threads},

@@ -1,12 +1,14 @@
 """SSH runners: the launcher on a remote host, driven over one SSH channel of one connection.
 
 ``goal.ssh(...)`` connects at once (a failure is a config-time :class:`RunnerError` naming host, port, user
-and the reason), then runs ``python3 -c <boot>`` on the remote host: the launcher (``_launcher.py``) travels
-zlib-compressed and base64-encoded on that command line, so nothing has to be installed there. The channel's
-stdin/stdout become the launcher's, and the engine speaks the same JSON-lines protocol through it as with a
-local runner. Commands are requests to that launcher, not SSH sessions: no login shell per command, no
-``MaxSessions`` ceiling, and when the connection drops -- or parallux dies -- the remote launcher reads EOF
-and stops every command it started.
+and the reason), then runs one remote command, ``python3 -E -S -c "<boot>" <payload>``: the launcher
+(``_launcher.py``) travels zlib-compressed and base64-encoded as the payload argument, and the boot program
+that unpacks it holds no character any login shell would touch, so nothing has to be installed on the remote
+host and its user's shell does not matter. The channel's stdin/stdout become the launcher's, and the engine
+speaks the same JSON-lines protocol through it as with a local runner. Commands are requests to that
+launcher, not SSH sessions: no login shell per command, no ``MaxSessions`` ceiling, and when the connection
+drops -- or parallux dies -- the remote launcher reads EOF and stops every command it started. Files
+(``read_file``, ``put``, ``get``) go over SFTP on the same connection.
 
 asyncssh is an asyncio library and the engine is Trio; trio-asyncio bridges them. Each SSH runner opens its
 own trio-asyncio loop inside its ``serve`` task (in the engine's services nursery): the loop lives exactly as
@@ -27,7 +29,6 @@ import asyncio
 import base64
 import errno
 import functools
-import itertools
 import math
 import os
 import posixpath
@@ -42,7 +43,7 @@ import asyncssh
 import trio
 import trio_asyncio
 
-from ._errors import ConfigError, RunnerError
+from ._errors import ConfigError, RunnerError, leaf_errors
 from ._runner import KILL_WAIT, LAUNCHER_PATH, Runner
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from ._handles import Command, Result
 
 T = TypeVar("T")
-_MARK_SCOPES = itertools.count(1)
 
 SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
                "connect_timeout", "keepalive", "keepalive_count", "python")
@@ -104,14 +104,12 @@ class SshRunner(Runner):
         self._settings = _ssh_settings(ssh_options, where)
         self.python: str = self._settings.pop("python")
         self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
-        self._engine: Engine | None = None
         self._aio_loop: Any = None
         self._conn: Any = None
         self._sftp_client: Any = None
         self._sftp_lock: trio.Lock | None = None
         self._abort_timer: Any = None
         self._stderr_tails: dict[str, bytes] = {}
-        self._mark_scope = f"ssh{next(_MARK_SCOPES)}"
 
     def describe(self) -> str:
         user, host, port = self._address
@@ -145,22 +143,11 @@ class SshRunner(Runner):
         self._in_engine(self._sftp_call, _aio_get, _sftp_path(remote), os.fspath(local))
 
     def _in_engine(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        if self._engine is None or self._conn is None:
+        if self._conn is None:
             raise RunnerError(f"{self.describe()} is not connected")
-        return self._engine.call_async(fn, *args)
+        return self._goal._engine.call_async(fn, *args)
 
     # -- lifetime (engine thread) --------------------------------------------------------------------------
-
-    async def serve(self, engine: Engine, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """As for any runner; a set-up failure surfaces as the one RunnerError, not a Trio exception group."""
-        self._engine = engine
-        try:
-            await super().serve(engine, task_status)
-        except BaseExceptionGroup as group:
-            error = _only_error(group)
-            if error is None:
-                raise
-            raise error from None
 
     @asynccontextmanager
     async def open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
@@ -174,7 +161,7 @@ class SshRunner(Runner):
                 try:
                     yield _LauncherInput(pipe), _LauncherOutput(pipe, self.describe())
                 except BaseException as exc:
-                    if not self.facts and _only_error(exc, RunnerError) is not None:
+                    if not self.facts and any(isinstance(e, RunnerError) for e in leaf_errors(exc)):
                         raise RunnerError(await self._launch_failure(pipe)) from None
                     raise
             finally:
@@ -265,14 +252,6 @@ class SshRunner(Runner):
         return trio_asyncio.aio_as_trio(fn, loop=self._aio_loop)
 
     # -- commands (engine thread) -----------------------------------------------------------------------
-
-    def request_for(self, engine: Engine, command: Command, lease: Lease | None) -> dict[str, Any]:
-        """The launcher request, with a mark scoped to this connection: the remote host may also run other
-        runners of this run (a second SSH runner, or this very machine), and a launcher that loses its
-        connection sweeps every process carrying its marks' prefix -- it must not reach theirs."""
-        request = super().request_for(engine, command, lease)
-        request["mark"] = f"{engine.run_id}@{self._mark_scope}.{command.seq}.{command.attempt}"
-        return request
 
     async def execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
         """Run as any runner does; keep a failed command's stderr tail for the report after the run."""
@@ -613,13 +592,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
-
-
-def _only_error(exc: BaseException, kind: type[BaseException] = Exception) -> BaseException | None:
-    """The single real error inside nested exception groups (Trio's and trio-asyncio's nurseries)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc if isinstance(exc, kind) and not isinstance(exc, BaseExceptionGroup) else None
 
 
 def _keep_plain_asyncio_in_main_thread() -> None:

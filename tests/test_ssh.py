@@ -196,6 +196,24 @@ def test_SshRunner_passes_environment_values_exactly(sshd_server: SshdServer, tm
     assert (remote_ws / "vars" / "stdout.txt").read_text() == f"server vars {remote_ws / 'vars'}"
 
 
+def test_SshRunner_binds_cores_with_the_remote_numactl(sshd_server: SshdServer, tmp_path: Path,
+                                                      remote_ws: Path) -> None:
+    config = write_config(tmp_path, f"""
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r}, core_pool=[0, 1])
+        print(server.max_jobs, server.configured_cores())
+        for index in range(4):
+            server.run('printf "%s %s" "$PARALLUX_CORES" "$(grep Cpus_allowed_list /proc/self/status | cut -f2)"',
+                       work_relpath=f"c{{index}}")
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{os.cpu_count()} [0, 1]"
+    for index in range(4):
+        leased, allowed = (remote_ws / f"c{index}" / "stdout.txt").read_text().split()
+        assert leased == allowed and leased in ("0", "1")
+        assert f"--physcpubind={leased} --localalloc" in (remote_ws / f"c{index}" / "command.txt").read_text()
+
+
 def test_SshRunner_timeout_stops_the_remote_process_tree(sshd_server: SshdServer, tmp_path: Path,
                                                          remote_ws: Path, mark: str) -> None:
     config = write_config(tmp_path, f"""
