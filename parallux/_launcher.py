@@ -264,36 +264,68 @@ class Launcher(object):
 def spawn(request):
     """Create the work dir and files, then start the command in a new session with its output redirected."""
     work_dir = request["work_dir"]
-    make_dirs(work_dir)
-    keep_history(work_dir)
+    if not make_dirs(work_dir):
+        keep_history(work_dir)
     with open(os.path.join(work_dir, "command.txt"), "w") as f:
         f.write(request.get("command_text", "") + "\n")
         if request.get("wrapped"):
             f.write("# as run:\n" + request["wrapped"] + "\n")
-    env = dict(os.environ)
-    env.update(request.get("env") or {})
-    env["SHLVL"] = "1"  # a bash child would otherwise source .bashrc again under SSH
-    if request.get("mark"):
-        env[MARK_VAR] = request["mark"]
+    env = command_env(request)
+    argv = request["argv"]
     cwd = request.get("cwd") or work_dir
     out = open(os.path.join(work_dir, "stdout.txt"), "wb")
     err = open(os.path.join(work_dir, "stderr.txt"), "wb")
     try:
         start = now()
-        popen = subprocess.Popen(request["argv"], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 cwd=cwd, env=env, close_fds=True, start_new_session=True)
+        popen = subprocess.Popen(argv, executable=resolve(argv[0], env), stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=err, cwd=cwd, env=env, close_fds=True, start_new_session=True)
     finally:
         out.close()
         err.close()
     return popen, start
 
 
+_BASE_ENV = None
+_RESOLVED = {}
+
+
+def command_env(request):
+    """The launcher's environment plus the request's, as bytes: encoded once, not on every spawn."""
+    global _BASE_ENV
+    if _BASE_ENV is None:
+        _BASE_ENV = dict(os.environb)
+    env = _BASE_ENV.copy()
+    for key, value in (request.get("env") or {}).items():
+        env[os.fsencode(key)] = os.fsencode(value)
+    env[b"SHLVL"] = b"1"  # a bash child would otherwise source .bashrc again under SSH
+    if request.get("mark"):
+        env[MARK_VAR.encode()] = os.fsencode(request["mark"])
+    return env
+
+
+def resolve(program, env):
+    """The program's path by the command's own PATH, looked up once per (program, PATH)."""
+    path = env.get(b"PATH")
+    if "/" in program or path is None or not all(p.startswith(b"/") for p in path.split(b":")):
+        return program  # relative PATH entries depend on the command's cwd: leave those to Popen
+    key = (program, path)
+    if key not in _RESOLVED:
+        found = shutil.which(program, path=os.fsdecode(path))
+        if found is None:
+            return program  # let Popen report it as it would
+        _RESOLVED[key] = found
+    return _RESOLVED[key]
+
+
 def make_dirs(path):
+    """Create the directory; True when it is new (so nothing in it can need keeping)."""
     try:
         os.makedirs(path)
+        return True
     except FileExistsError:
         if not os.path.isdir(path):
             raise
+        return False
 
 
 def keep_history(work_dir):
@@ -346,8 +378,7 @@ def write_record(request, event):
     path = os.path.join(request["work_dir"], RECORD_NAME)
     try:
         with open(path + ".tmp", "w") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
-            f.write("\n")
+            f.write(json.dumps(record, sort_keys=True) + "\n")  # the C encoder; indent= is pure Python
         os.rename(path + ".tmp", path)
     except OSError as exc:
         event["record_error"] = describe_os_error(exc)
