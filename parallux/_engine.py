@@ -132,7 +132,8 @@ class Engine:
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted command has a result."""
-        return self.completion.wait_for(lambda: self.unfinished == 0 or self._crash is not None, timeout)
+        return self.completion.wait_for(lambda: self.unfinished == 0 or self._crash is not None, timeout,
+                                        Completion.IDLE)
 
     # -- inside the loop ---------------------------------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class Engine:
         assert self.scheduler is not None
         for command in self.scheduler.drain():
             self._finish(command, Result(command, "cancelled"))
+        self.flush_observers()
 
     async def add_runner(self, runner: Runner) -> None:
         """Start a runner's launcher (or connection); raises if it cannot be reached."""
@@ -245,6 +247,13 @@ class Engine:
                 await group_done.wait()
 
     def _schedule(self) -> None:
+        """Start whatever fits now; then let observers write out what happened (one write per burst)."""
+        try:
+            self._start_what_fits()
+        finally:
+            self.flush_observers()
+
+    def _start_what_fits(self) -> None:
         if self.scheduler is None or self.cancelled:
             return
         try:
@@ -257,6 +266,12 @@ class Engine:
             why = "; ".join(f"{r.describe()}: {r.client.gone if r.client else 'not connected'}"
                             for r in command.candidates)
             self._finish(command, Result(command, "error", error=f"no runner left to run it ({why})"))
+
+    def flush_observers(self) -> None:
+        for observer in self.observers:
+            flush = getattr(observer, "flush", None)
+            if flush is not None:
+                flush()
 
     def _start_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
         assert self.global_slots is not None and runner.slots is not None
@@ -271,6 +286,8 @@ class Engine:
         command.work_dir = runner.work_dir_of(command.work_relpath)
         if self.dry_run:
             self.observe("planned", command, request=runner.request_for(self, command, lease))
+        else:
+            self.observe("started", command)  # its request goes to the launcher in this very step
         command.group.nursery.start_soon(self._run_command, command, runner, lease)  # type: ignore[union-attr]
 
     async def _run_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
@@ -324,7 +341,7 @@ class Engine:
             if group.remaining == 0 and getattr(group, "done_event", None) is not None:
                 group.done_event.set()
         self.observe("finished", command, result=result)
-        self.completion.notify()
+        self.completion.finished(command, self.unfinished == 0)
 
     def _maybe_halt(self) -> None:
         if self.halt_mode == "never" or self.failures < self.halt_after or self.halted:

@@ -7,8 +7,9 @@ Requests (one line each)::
 
     {"op": "hello"}                                  -> {"ev": "hello", ...machine facts...}
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
-     "command_text": "...", "wrapped": "...", "record": {...}}
+     "command_text": "...", "wrapped": "...", "record": {...}, "quiet_start": false}
                                                      -> {"ev": "started", "id": 7, "pid": ..., "start": ...}
+                                                        (not sent when quiet_start is true)
                                                         {"ev": "exit", "id": 7, "returncode": ..., ...}
                                                      or {"ev": "error", "id": 7, "message": "..."}
     {"op": "kill", "id": 7, "grace": 2.0}            stop the command's process tree (TERM, grace, KILL)
@@ -151,7 +152,8 @@ class Launcher(object):
         self.groups.add(job.pid)
         if request.get("mark"):
             self.runs_seen.add(request["mark"].rsplit(".", 2)[0] + ".")
-        self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
+        if not request.get("quiet_start"):  # parallux itself needs only the exit event (one message less)
+            self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
 
     # -- stopping ----------------------------------------------------------------------------------------
 

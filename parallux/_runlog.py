@@ -32,10 +32,13 @@ class RunLog:
 
     def open(self, run_id: str, config: str, argv: list[str]) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._file = open(self.path, "a", buffering=1, encoding="utf-8")  # line-buffered: one write per event
+        # Buffered, and flushed by the engine after every burst of events (flush()): one write per scheduling
+        # pass rather than one per event, and still on disk before the next command starts.
+        self._file = open(self.path, "a", encoding="utf-8")
         self._write({"event": "run_started", "schema": SCHEMA_VERSION, "run_id": run_id,
                      "config": os.path.abspath(config), "argv": argv, "time": time.time(), "pid": os.getpid(),
                      "host": socket.gethostname(), "python": sys.version.split()[0]})
+        self.flush()
         self._link_latest()
 
     def _link_latest(self) -> None:
@@ -62,6 +65,10 @@ class RunLog:
         if result is not None:
             record.update(outcome(result))
         self._write(record)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
 
     def close(self, summary: dict[str, Any]) -> None:
         if self._file is None:

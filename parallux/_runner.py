@@ -225,7 +225,8 @@ class Runner:
         return {
             "argv": argv, "env": env_of(command.base_env, self.env, command.env, variables),
             "work_dir": command.work_dir, "cwd": command.cwd, "command_text": command.command_text,
-            "wrapped": wrapped, "mark": f"{engine.run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
+            "wrapped": wrapped, "quiet_start": True,
+            "mark": f"{engine.run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
             "record": {"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
                        "cores": list(command.cores), "numa_node": command.numa_node, "run_id": engine.run_id,
                        "attempt": command.attempt, "threads": command.threads},
@@ -249,8 +250,6 @@ class Runner:
         timed_out = False
         try:
             with trio.move_on_after(command.timeout if command.timeout else math.inf) as deadline:
-                await job.started.wait()
-                engine.observe("started", command)
                 await job.ended.wait()
             if deadline.cancelled_caught:
                 timed_out = True
