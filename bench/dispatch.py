@@ -14,6 +14,9 @@ P at once, every command getting its own work dir with its command, stdout and s
   ``command.txt`` and runs ``true`` with stdout/stderr redirected into ``stdout.txt``/``stderr.txt`` there.
   Note that the snippet execs ``/bin/mkdir`` (one extra process per job), while parallux's launcher creates
   the dir in-process; both run ``true`` as the shell builtin of a ``sh -c``.
+* ``parallux-q`` -- the same with ``-q --no-log``: no progress output and no run log. ``parallux`` itself runs
+  with its progress lines (``--progress-interval 1``, as when not on a terminal) and its run log on, so the
+  two rows show what reporting costs.
 * ``parallel`` -- ``seq N | parallel -j P --results DIR/{#}/ true``: GNU parallel's per-job result dirs
   (``stdout``, ``stderr`` and ``seq`` files; it writes no command file).
 
@@ -22,8 +25,9 @@ drift of the machine hits all of them alike. Each run gets a fresh empty directo
 file system is ``sync``ed before each run and nothing is deleted until the end, because deleting a tree
 of thousands of files slows the file system for seconds afterwards. File creation is a large part of the
 cost of a trivial job: on a disk it can make the figures noisy, so compare tools within one run, and use
-``--tmp /dev/shm`` (tmpfs) to see dispatch overhead without the disk. The table gives the best and the median seconds, commands/s of the best run, and
-the ratio ``best seconds / xargs best seconds`` (below 1: faster than xargs).
+``--tmp /dev/shm`` (tmpfs) to see dispatch overhead without the disk. The table gives the best and the
+median seconds, commands/s of the best run, and the ratio ``best seconds / xargs best seconds`` (below 1:
+faster than xargs).
 
 **Start-up.** Wall time of ``parallux CONFIG`` on a config with one local runner and zero commands (median
 and best of 10). This is a fixed cost inside every parallux figure above.
@@ -33,7 +37,12 @@ size: wall seconds of the best run (sizes under 10,000 run ``--repeat`` times, l
 times, default once), microseconds per command, and the peak RSS of the parallux process. The ratio line
 compares the largest size with the smallest: per-command time (largest / smallest), both raw and with the
 start-up median subtracted from both wall times (start-up is paid once, so it inflates the small run's
-per-command figure).
+per-command figure). Because separate runs on a shared machine differ by tens of percent, each run of at
+least ``2 * --window`` commands is also measured *inside* itself: ``first us/cmd`` and ``last us/cmd`` are the
+per-command times over its first and last ``--window`` (1,000) commands, from the start/end times in their
+``result.json`` records. A per-command cost that grows with the number of commands shows up there as
+``last`` well above ``first``, whatever the noise between runs. parallux writes its run log into the
+scratch dir (``XDG_STATE_HOME`` points there), so the benchmark leaves nothing behind.
 
 How peak RSS is measured
 ------------------------
@@ -42,8 +51,8 @@ parallux is started with ``subprocess.Popen`` and reaped with ``os.wait4`` on it
 of every descendant it reaped -- the launcher process and, through it, the ``sh`` commands. It is a maximum,
 not a sum, so it is an upper bound on parallux's own peak. To tell the processes apart, a sampler thread also
 reads ``VmHWM`` (each process's own high-water mark) from ``/proc/PID/status`` of parallux and of its direct
-children (the launchers) every 0.1 s; the last sample before exit is reported as ``own`` (parallux) and
-``launcher`` figures. ``rss_wait4`` is the authoritative bound.
+children (the launchers) every 0.1 s; the highest sample is reported as ``own`` (parallux) and
+``launcher``. It can miss growth in the last 0.1 s before exit; ``RSS wait4`` is the authoritative bound.
 
 Usage::
 
@@ -106,14 +115,15 @@ class BenchError(Exception):
     pass
 
 
-def run_timed(argv: list[str], stdin: bytes | None = None, sample_rss: bool = False) -> Run:
+def run_timed(argv: list[str], stdin: bytes | None = None, sample_rss: bool = False,
+              env: dict[str, str] | None = None) -> Run:
     """Run argv to its end; wall time from spawn to reap. Raises if it fails."""
     stdin_file = tempfile.TemporaryFile()
     if stdin is not None:
         stdin_file.write(stdin)
         stdin_file.seek(0)
     start = time.perf_counter()
-    process = subprocess.Popen(argv, stdin=stdin_file, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(argv, stdin=stdin_file, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     sampler = RssSampler(process.pid) if sample_rss else None
     stderr = process.stderr.read()  # type: ignore[union-attr]  # EOF only when every holder has exited
     _, status, rusage = os.wait4(process.pid, 0)
@@ -189,15 +199,22 @@ class Tool:
     stdin: bytes | None
     workspace: Path
     result_files: tuple[str, ...]
+    env: dict[str, str] | None = None
 
 
 def numbers(n: int, first: int) -> bytes:
     return "".join(f"{i}\n" for i in range(first, first + n)).encode()
 
 
-def parallux_tool(parallux: str, config: Path, workspace: Path, n: int, p: int) -> Tool:
-    argv = [parallux, "-q", str(config), "--", f"n={n}", f"p={p}", f"ws={workspace}"]
-    return Tool("parallux", argv, None, workspace, ("command.txt", "stdout.txt", "stderr.txt", "result.json"))
+def parallux_tool(parallux: str, config: Path, workspace: Path, n: int, p: int, reporting: bool = True) -> Tool:
+    """``reporting``: progress lines (non-terminal mode, every second) and the run log, as a user gets them by
+    default; without it ``-q --no-log``, to show what they cost."""
+    options = ["--progress-interval", "1"] if reporting else ["-q", "--no-log"]
+    argv = [parallux, *options, str(config), "--", f"n={n}", f"p={p}", f"ws={workspace}"]
+    # the run log goes where it normally would, but inside the scratch dir, so the benchmark leaves nothing
+    env = dict(os.environ, XDG_STATE_HOME=str(workspace.parent / "state"))
+    return Tool("parallux" if reporting else "parallux-q", argv, None, workspace,
+                ("command.txt", "stdout.txt", "stderr.txt", "result.json"), env)
 
 
 def xargs_tool(workspace: Path, n: int, p: int) -> Tool:
@@ -225,7 +242,7 @@ def run_tool(tool: Tool, n: int, first: int, sample_rss: bool = False) -> Run:
     thousands of files sets off file-system work that would slow whichever run comes next."""
     tool.workspace.mkdir(parents=True)
     os.sync()  # write back the previous run's files now, not during this run
-    run = run_timed(tool.argv, tool.stdin, sample_rss)
+    run = run_timed(tool.argv, tool.stdin, sample_rss, tool.env)
     check_outputs(tool, n, first)
     return run
 
@@ -255,6 +272,7 @@ def bench_throughput(args: argparse.Namespace, scratch: Path) -> list[Summary]:
         "xargs": lambda ws: xargs_tool(ws, args.n, args.p),
         "parallel": lambda ws: parallel_tool(ws, args.n, args.p),
         "parallux": lambda ws: parallux_tool(args.parallux, config, ws, args.n, args.p),
+        "parallux-q": lambda ws: parallux_tool(args.parallux, config, ws, args.n, args.p, reporting=False),
     }
     summaries = {name: Summary(name, args.n, args.p) for name in makers}
     for repeat in range(args.repeat):
@@ -271,7 +289,8 @@ def bench_startup(args: argparse.Namespace, scratch: Path, times: int = 10) -> d
     config.write_text(EMPTY_CONFIG)
     workspace = scratch / "startup-ws"
     workspace.mkdir()
-    parallux = [run_timed([args.parallux, "-q", str(config), "--", f"ws={workspace}"]).seconds
+    env = dict(os.environ, XDG_STATE_HOME=str(scratch / "state"))
+    parallux = [run_timed([args.parallux, "-q", str(config), "--", f"ws={workspace}"], env=env).seconds
                 for _ in range(times)]
     python = [run_timed([sys.executable, "-c", "pass"]).seconds for _ in range(times)]
     return {"median": statistics.median(parallux), "best": min(parallux),
@@ -285,6 +304,8 @@ class ScaleRow:
     rss_wait4_kb: int | None
     rss_own_kb: int | None
     rss_launcher_kb: int | None
+    first_window_us: float | None = None  # per-command time over the first commands of the run
+    last_window_us: float | None = None   # ... and over the last ones (from the completion records)
 
     @property
     def us_per_command(self) -> float:
@@ -296,17 +317,33 @@ def bench_scale(args: argparse.Namespace, scratch: Path) -> list[ScaleRow]:
     config.write_text(RUN_CONFIG)
     rows = []
     for n in args.scale_n:
-        best: Run | None = None
+        best: ScaleRow | None = None
         repeats = args.repeat if n < SMALL_SCALE_N else args.scale_repeat  # small runs: cheap and noisy
         for repeat in range(repeats):
             tool = parallux_tool(args.parallux, config, scratch / f"scale-{n}-{repeat}", n, args.p)
             run = run_tool(tool, n, 0, sample_rss=True)
+            row = ScaleRow(n, run.seconds, run.rss_wait4_kb, run.rss_own_kb, run.rss_launcher_kb,
+                           *window_times(tool.workspace, n, args.window))
             progress(f"parallux N={n} run {repeat + 1}/{repeats}: {run.seconds:.3f} s, "
                      f"peak RSS {kb_to_mb(run.rss_wait4_kb)} MB")
-            best = run if best is None or run.seconds < best.seconds else best
+            best = row if best is None or row.seconds < best.seconds else best
         assert best is not None
-        rows.append(ScaleRow(n, best.seconds, best.rss_wait4_kb, best.rss_own_kb, best.rss_launcher_kb))
+        rows.append(best)
     return rows
+
+
+def window_times(workspace: Path, n: int, window: int) -> tuple[float | None, float | None]:
+    """Per-command time (us) over the first and the last ``window`` commands of one run, from the start
+    and end times in their completion records. Both windows come from the same run, so machine noise
+    between runs does not enter this comparison; a cost that grows with the number of commands would."""
+    if n < 2 * window:
+        return None, None
+
+    def span(indices: range) -> float:
+        records = [json.loads((workspace / str(i) / "result.json").read_text()) for i in indices]
+        return (max(r["end"] for r in records) - min(r["start"] for r in records)) / len(records) * 1e6
+
+    return span(range(window)), span(range(n - window, n))
 
 
 def scale_ratios(rows: list[ScaleRow], startup: float) -> dict[str, float]:
@@ -315,7 +352,10 @@ def scale_ratios(rows: list[ScaleRow], startup: float) -> dict[str, float]:
     def per_command(row: ScaleRow, fixed: float) -> float:
         return (row.seconds - fixed) / row.n
 
-    return {"small_n": small.n, "large_n": large.n,
+    windows = {}
+    if large.first_window_us and large.last_window_us:
+        windows["last_over_first_window"] = large.last_window_us / large.first_window_us
+    return {"small_n": small.n, "large_n": large.n, **windows,
             "per_command_ratio": per_command(large, 0) / per_command(small, 0),
             "per_command_ratio_without_startup": per_command(large, startup) / per_command(small, startup)}
 
@@ -324,6 +364,10 @@ def scale_ratios(rows: list[ScaleRow], startup: float) -> dict[str, float]:
 
 def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+def fmt_us(us: float | None) -> str:
+    return "-" if us is None else f"{us:.0f}"
 
 
 def kb_to_mb(kb: int | None) -> str:
@@ -347,13 +391,18 @@ def print_startup(startup: dict[str, float]) -> None:
 
 def print_scale(rows: list[ScaleRow], ratios: dict[str, float], p: int) -> None:
     print(f"scale: parallux, P={p}")
-    print(f"{'N':>8} {'seconds':>9} {'us/cmd':>8} {'RSS wait4 MB':>13} {'own MB':>7} {'launcher MB':>12}")
+    print(f"{'N':>8} {'seconds':>9} {'us/cmd':>8} {'RSS wait4 MB':>13} {'own MB':>7} {'launcher MB':>12} "
+          f"{'first us/cmd':>13} {'last us/cmd':>12}")
     for r in rows:
         print(f"{r.n:>8} {r.seconds:>9.3f} {r.us_per_command:>8.0f} {kb_to_mb(r.rss_wait4_kb):>13} "
-              f"{kb_to_mb(r.rss_own_kb):>7} {kb_to_mb(r.rss_launcher_kb):>12}")
+              f"{kb_to_mb(r.rss_own_kb):>7} {kb_to_mb(r.rss_launcher_kb):>12} "
+              f"{fmt_us(r.first_window_us):>13} {fmt_us(r.last_window_us):>12}")
     print(f"per-command time ratio N={ratios['large_n']}/N={ratios['small_n']}: "
           f"{ratios['per_command_ratio']:.2f}x raw, "
           f"{ratios['per_command_ratio_without_startup']:.2f}x with start-up subtracted")
+    if "last_over_first_window" in ratios:
+        print(f"inside the N={ratios['large_n']} run: last / first commands' per-command time "
+              f"{ratios['last_over_first_window']:.2f}x")
 
 
 # -- main -----------------------------------------------------------------------------------------------------
@@ -368,16 +417,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale", action="store_true", help="parallux at --scale-n sizes, with peak RSS")
     parser.add_argument("--scale-n", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 100000],
                         help="comma-separated sizes for --scale (default 1000,100000)")
-    parser.add_argument("--scale-repeat", type=int, default=1, help="runs per size of 10,000 or more in --scale; best (default 1)")
+    parser.add_argument("--window", type=int, default=1000,
+                        help="in --scale, compare the first and last this many commands of a run (default 1000)")
+    parser.add_argument("--scale-repeat", type=int, default=1,
+                        help="runs per size of 10,000 or more in --scale; best (default 1)")
     parser.add_argument("--parallux", default=shutil.which("parallux") or str(DEFAULT_PARALLUX),
                         help="the parallux executable (default: on PATH, else the repo's .venv)")
     parser.add_argument("--tmp", default=None, help="directory for the scratch dirs (default: the system's)")
     return parser.parse_args(argv)
 
 
+def source_version() -> str:
+    """The commit of the checkout this script lives in (``+dirty`` with uncommitted changes), best effort."""
+    try:
+        commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "parallux"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report: dict[str, object] = {"p": args.p, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    report: dict[str, object] = {"p": args.p, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
+                                 "parallux_source": source_version()}
     with tempfile.TemporaryDirectory(prefix="parallux-bench-", dir=args.tmp) as tmp:
         scratch = Path(tmp)
         report["scratch"] = tmp
@@ -400,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"scratch dir: {report['scratch']}, {report['cpus']} CPUs, 1-min load average "
+    print(f"parallux source: {report['parallux_source']}; scratch dir: {report['scratch']}; {report['cpus']} CPUs; "
+          f"1-min load average "
           f"{report['load_before']:.2f} before, {report['load_after']:.2f} after (other work skews the figures)")
     if args.scale:
         print_scale(rows, ratios, args.p)

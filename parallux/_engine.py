@@ -87,8 +87,9 @@ class Engine:
             clock = MockClock(autojump_threshold=0)
         try:
             trio.run(self._main, clock=clock)
-        except BaseException as exc:  # surfaced to the main thread by join()
+        except BaseException as exc:  # surfaced to the main thread by join() and by every waiter
             self._crash = exc
+            self.completion.broken = exc
         finally:
             self._ready.set()
             self._stopped.set()
@@ -132,8 +133,7 @@ class Engine:
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted command has a result."""
-        return self.completion.wait_for(lambda: self.unfinished == 0 or self._crash is not None, timeout,
-                                        Completion.IDLE)
+        return self.completion.wait_for(lambda: self.unfinished == 0, timeout, Completion.IDLE)
 
     # -- inside the loop ---------------------------------------------------------------------------------------
 

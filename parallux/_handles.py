@@ -34,14 +34,18 @@ class Completion:
     def __init__(self) -> None:
         self.condition = threading.Condition()
         self.awaited: set[Any] = set()
+        self.broken: BaseException | None = None  # the engine's crash: waiting for it would be forever
 
     def wait_for(self, predicate: Any, timeout: float | None, target: Any) -> bool:
         with self.condition:
             self.awaited.add(target)
             try:
-                return self.condition.wait_for(predicate, timeout)
+                ended = self.condition.wait_for(lambda: predicate() or self.broken is not None, timeout)
             finally:
                 self.awaited.discard(target)
+        if self.broken is not None and not predicate():
+            raise RuntimeError("the parallux engine stopped unexpectedly") from self.broken
+        return ended
 
     def notify(self) -> None:
         with self.condition:
