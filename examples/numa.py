@@ -25,4 +25,5 @@ for index in range(2):
     )
 
 for result in goal.issue().sync():
-    print(result.name, result.cores, result.numa_node, result.read_stdout().split()[-1])
+    allowed = result.read_stdout().split()  # empty in a --dry-run: nothing ran
+    print(result.name, result.cores, result.numa_node, allowed[-1] if allowed else "-")

@@ -8,6 +8,7 @@ whatever follows CONFIG and is not a parallux option (``case=hello``) belongs to
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from typing import Sequence
@@ -118,5 +119,9 @@ def print_plan(event: str, command: object, **details: object) -> None:
     assert isinstance(request, dict)
     from shlex import join
     cores = ",".join(map(str, getattr(command, "cores", ()))) or "-"
-    print(f"{command.name}\t{command.runner_name}\t{command.work_dir}\tcores={cores}\t"  # type: ignore[attr-defined]
-          f"{join(request['argv'])}", flush=True)
+    try:
+        print(f"{command.name}\t{command.runner_name}\t{command.work_dir}\tcores={cores}\t"  # type: ignore[attr-defined]
+              f"{join(request['argv'])}", flush=True)
+    except BrokenPipeError:  # `parallux cfg.py --dry-run | head`: the reader has seen enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -161,7 +161,11 @@ class Session:
     def _run_config(self, code: types.CodeType) -> int:
         assert self.goal is not None
         try:
-            execute_config(code, self.path, self.argv)
+            try:
+                execute_config(code, self.path, self.argv)
+            except SystemExit as exc:
+                if exc.code not in (0, None):  # sys.exit(0) ends the config like returning from it
+                    raise
             self.goal._issue_leftovers()
             self._wait_for_everything()
         except (KeyboardInterrupt, Terminated) as exc:
@@ -170,8 +174,7 @@ class Session:
             return self._config_failed(exc)
         self._stop_engine(cancel=False)
         if self.engine.policy_error is not None:
-            report(f"parallux: {self.engine.policy_error}")
-            return EXIT_FAILED
+            return self._policy_failed()
         failed = [r for r in self.goal._results()
                   if r.check and not r.succeeded and r.status != "planned"]
         if failed:
@@ -189,9 +192,20 @@ class Session:
         self._stop_engine(cancel=True)
         return code
 
+    def _policy_failed(self) -> int:
+        """The user's scheduler function failed: show where in their code, not the cancellations it caused."""
+        error = self.engine.policy_error
+        assert error is not None
+        report(format_config_error(error.__cause__ or error, self.path))
+        if error.__cause__ is not None:
+            report(f"parallux: {error}")
+        return EXIT_FAILED
+
     def _config_failed(self, exc: BaseException) -> int:
         started = self.engine.started_count
         self._stop_engine(cancel=True)
+        if self.engine.policy_error is not None:
+            return self._policy_failed()
         if isinstance(exc, SystemExit):
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
         report(format_config_error(exc, self.path))

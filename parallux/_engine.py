@@ -18,6 +18,7 @@ each one then stops its process tree through its launcher, inside a shielded sco
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, TypeVar
 
@@ -356,7 +357,12 @@ class Engine:
 
     def observe(self, event: str, command: Command, **details: Any) -> None:
         for observer in self.observers:
-            observer(event, command, **details)
+            try:
+                observer(event, command, **details)
+            except Exception as exc:  # a display or log that fails must not stop the commands
+                self.observers.remove(observer)
+                print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
 
 
 def commands_of(groups: Iterable[Group]) -> Iterable[Command]:

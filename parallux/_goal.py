@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import _options as opt
@@ -111,7 +112,11 @@ class Goal:
 
     def _current_pool(self) -> tuple[Runner, ...]:
         if self._pool is None:
+            others = sorted(self._runners)
             self._pool = (self._runners.get("local") or self.local(),)
+            if others != ["local"] and others:
+                print(f"parallux: note: setRunner() was not called, so commands run on the runner 'local' "
+                      f"only (not on {', '.join(repr(n) for n in others if n != 'local')})", file=sys.stderr)
         return self._pool
 
     def runner_status(self, runner: Runner | str | None = None) -> RunnerStatus | dict[str, RunnerStatus]:
@@ -224,7 +229,7 @@ class Goal:
 
     def _work_relpath(self, value: Any, handle: Command) -> str:
         if value is None:
-            suffix = opt.safe_name(handle.name) if not handle.name.startswith("job") else ""
+            suffix = opt.safe_name(handle.name) if handle.name != f"job{handle.seq}" else ""
             return f"{self._run_id}/{handle.seq:05d}" + (f"_{suffix}" if suffix else "")
         relpath = opt.work_relpath(value)
         if relpath in self._relpaths:

@@ -176,8 +176,8 @@ class Result:
         return self._read(self.stderr_path, errors)
 
     def _read(self, path: str | None, errors: str) -> str:
-        if path is None or self.runner is None:
-            return ""
+        if path is None or self.runner is None or self.status == "planned":
+            return ""  # a dry run's planned command wrote nothing
         return self.runner.read_file(path).decode("utf-8", errors)
 
     def stderr_tail(self, lines: int = 5) -> list[str]:

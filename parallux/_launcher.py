@@ -12,7 +12,9 @@ Requests (one line each)::
                                                         (not sent when quiet_start is true)
                                                         {"ev": "exit", "id": 7, "returncode": ..., ...}
                                                      or {"ev": "error", "id": 7, "message": "..."}
-    {"op": "kill", "id": 7, "grace": 2.0}            stop the command's process tree (TERM, grace, KILL)
+    {"op": "kill", "id": 7, "grace": 2.0, "reason": "timeout"}
+                                                     stop the command's process tree (TERM, grace, KILL);
+                                                     its record says why (status "timeout"/"cancelled")
     {"op": "ping"}                                   -> {"ev": "pong"}
     {"op": "quit", "grace": 2.0}                     stop everything (TERM, grace, KILL), then exit
 
@@ -60,6 +62,7 @@ class Job(object):
         self.request = request
         self.start = start
         self.kill_deadline = None   # when TERM was sent: the time KILL follows
+        self.kill_reason = None     # why it is being stopped: "timeout" or "cancelled"
         self.killed_hard = False
         self.status = None          # the exit wait4 reported, kept until the kill sequence ends
         self.rusage = None
@@ -126,7 +129,8 @@ class Launcher(object):
         if op == "run":
             self.run(request)
         elif op == "kill":
-            self.kill(request.get("id"), float(request.get("grace", EXIT_GRACE)))
+            self.kill(request.get("id"), float(request.get("grace", EXIT_GRACE)),
+                      request.get("reason") or "cancelled")
         elif op == "ping":
             self.send({"ev": "pong", "t": now()})
         elif op == "hello":
@@ -144,7 +148,10 @@ class Launcher(object):
         try:
             popen, start = spawn(request)
         except Exception as exc:  # report any launch failure; the launcher itself must survive it
-            self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc)})
+            event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
+            if os.path.isdir(request.get("work_dir") or ""):
+                write_record(request, dict(event, returncode=None, start=now(), end=now()))
+            self.send(event)
             return
         job = Job(job_id, popen, request, start)
         self.jobs[job.pid] = job
@@ -157,10 +164,11 @@ class Launcher(object):
 
     # -- stopping ----------------------------------------------------------------------------------------
 
-    def kill(self, job_id, grace):
+    def kill(self, job_id, grace, reason="cancelled"):
         job = self.by_id.get(job_id)
         if job is None or job.killed_hard:
             return
+        job.kill_reason = job.kill_reason or reason
         deadline = now() + grace
         if job.kill_deadline is None:
             signal_tree(job.pid, job.request.get("mark"), signal.SIGTERM)
@@ -227,6 +235,9 @@ class Launcher(object):
         # Marks are "<run id>.<seq>.<attempt>": sweeping by run catches the setsid'd leftovers of
         # commands that already finished, too.
         runs = list(self.runs_seen) + [j.request["mark"] for j in self.by_id.values() if j.request.get("mark")]
+        for job in self.by_id.values():  # their records must say they were stopped, not that they failed
+            job.kill_reason = job.kill_reason or "cancelled"
+            job.kill_deadline = job.kill_deadline or now()
         for pgid in self.groups:
             try_killpg(pgid, signal.SIGTERM)
         sweep_marks(runs, signal.SIGTERM, prefix=True)
@@ -365,6 +376,7 @@ def exit_event(job):
     return {
         "ev": "exit", "id": job.id, "pid": job.pid, "returncode": returncode, "signal": signum,
         "killed": job.kill_deadline is not None, "start": job.start, "end": job.end,
+        "status": job.kill_reason if job.kill_reason else ("ok" if returncode == 0 else "failed"),
         "wall_seconds": round(job.end - job.start, 6),
         "user_seconds": round(ru.ru_utime, 6), "system_seconds": round(ru.ru_stime, 6),
         "max_rss_kb": ru.ru_maxrss,

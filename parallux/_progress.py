@@ -182,13 +182,15 @@ def summary_text(progress: Progress, log_path: str | None, skipped_on_resume: in
     """The end-of-run report: counts by status, time per runner, every failure with its work dir."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
-        lines = [f"parallux: {progress.finished} commands ({counts or 'none'}) in {format_seconds(progress.elapsed)}"]
+        noun = "command" if progress.finished == 1 else "commands"
+        lines = [f"parallux: {progress.finished} {noun} ({counts or 'none'}) in {format_seconds(progress.elapsed)}"]
         if skipped_on_resume:
             lines.append(f"  resumed: {skipped_on_resume} commands skipped, already done in an earlier run")
         if progress.retries:
             lines.append(f"  retries: {progress.retries}")
         for runner, busy in sorted(progress.busy_seconds.items()):
-            lines.append(f"  runner {runner}: {progress.per_runner[runner]} commands, "
+            count = progress.per_runner[runner]
+            lines.append(f"  runner {runner}: {count} command{'' if count == 1 else 's'}, "
                          f"{format_seconds(busy)} of command time")
         for result in progress.failures:
             lines.append("  " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))

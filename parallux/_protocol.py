@@ -157,8 +157,8 @@ class LauncherClient:
         self.post(dict(request, op="run", id=self._next_id))
         return self._next_id, job
 
-    def kill(self, job_id: int, grace: float) -> None:
-        self.post({"op": "kill", "id": job_id, "grace": grace})
+    def kill(self, job_id: int, grace: float, reason: str = "cancelled") -> None:
+        self.post({"op": "kill", "id": job_id, "grace": grace, "reason": reason})
 
     async def ping(self) -> bool:
         """Round trip through the launcher; False when it is gone."""

@@ -40,6 +40,7 @@ def recorded_result(handle: Command, runner: Runner, record: dict[str, Any]) -> 
     handle.work_dir = runner.work_dir_of(handle.work_relpath)
     handle.cores = tuple(record.get("cores") or ())
     handle.numa_node = record.get("numa_node")
+    handle.attempt = int(record.get("attempt") or 0)
     return Result(handle, "ok", returncode=0, start_time=record.get("start"), end_time=record.get("end"),
                   user_seconds=record.get("user_seconds"), system_seconds=record.get("system_seconds"),
                   max_rss_kb=record.get("max_rss_kb"), resumed=True)

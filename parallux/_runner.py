@@ -215,13 +215,12 @@ class Runner:
         argv = ["sh", "-c", command.command_text]
         variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
                      "PARALLUX_WORK_DIR": command.work_dir}
-        wrapped = None
         if lease is not None:
             variables["PARALLUX_CORES"] = format_cores(lease.cores)
             if lease.numa_node is not None:
                 variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
             argv = self.binding_prefix(lease) + argv
-            wrapped = shlex.join(argv)
+        wrapped = shlex.join(argv)  # command.txt keeps the exact line as run, too
         return {
             "argv": argv, "env": env_of(command.base_env, self.env, command.env, variables),
             "work_dir": command.work_dir, "cwd": command.cwd, "command_text": command.command_text,
@@ -253,16 +252,16 @@ class Runner:
                 await job.ended.wait()
             if deadline.cancelled_caught:
                 timed_out = True
-                await self._stop(job_id, job, KILL_GRACE)
+                await self._stop(job_id, job, KILL_GRACE, "timeout")
         except BaseException:
-            await self._stop(job_id, job, 0 if engine.hard_stop else KILL_GRACE)
+            await self._stop(job_id, job, 0 if engine.hard_stop else KILL_GRACE, "cancelled")
             raise
         return self._result_of(command, job.exit_event, timed_out)
 
-    async def _stop(self, job_id: int, job: Any, grace: float) -> None:
+    async def _stop(self, job_id: int, job: Any, grace: float, reason: str) -> None:
         assert self.client is not None
         with trio.CancelScope(shield=True):
-            self.client.kill(job_id, grace)
+            self.client.kill(job_id, grace, reason)
             with trio.move_on_after(grace + KILL_WAIT):
                 await job.ended.wait()
 

@@ -139,7 +139,11 @@ class Scheduler:
     def _choose(self, fits: list[Runner], command: Command) -> Runner | None:
         if self.policy is None or command.pin is not None:
             return fits[0]
-        choice = self.policy(list(fits), command.threads)
+        try:
+            choice = self.policy(list(fits), command.threads)
+        except Exception as exc:
+            raise SchedulerPolicyError(f"the scheduler function set by setScheduler() raised "
+                                       f"{type(exc).__name__}: {exc}") from exc
         if choice is None:
             return None
         for runner in fits:

@@ -470,3 +470,74 @@ def test_cli_runner_status_is_live(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "config.py")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0 3 2 1 True [] []"
+
+
+def test_cli_completion_record_says_how_the_command_ended(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.run("true", work_relpath="ok", check=False)
+        goal.run("exit 2", work_relpath="failed", check=False)
+        goal.run("sleep 100", work_relpath="timeout", timeout=0.3, check=False)
+        goal.run("true", work_relpath="error", cwd="/no/such/dir", check=False)
+    """)
+    assert run_cli(tmp_path, "config.py").returncode == 0
+    for status in ("ok", "failed", "timeout", "error"):
+        record = json.loads((tmp_path / "ws" / status / "result.json").read_text())
+        assert record["status"] == status
+    assert "/no/such/dir" in json.loads((tmp_path / "ws" / "error" / "result.json").read_text())["message"]
+    assert (tmp_path / "ws" / "ok" / "command.txt").read_text() == "true\n# as run:\nsh -c true\n"
+
+
+def test_cli_sys_exit_zero_ends_the_config_like_returning(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        import sys
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.run("sleep 0.3; echo finished", work_relpath="w")
+        sys.exit(0)
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ws" / "w" / "stdout.txt").read_text() == "finished\n"
+    write_config(tmp_path, "import sys\nsys.exit(3)\n")
+    assert run_cli(tmp_path, "config.py").returncode == 3
+
+
+def test_cli_error_in_a_scheduler_function_points_at_it(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        def pick(runners, threads):
+            return runners[5]
+        goal.setScheduler(pick)
+        goal.run("true").sync()
+    """)
+    done = run_cli(tmp_path, "config.py", timeout=30)
+    assert done.returncode == 1
+    assert "line 5, in pick" in done.stderr and "IndexError" in done.stderr and "setScheduler" in done.stderr
+
+
+def test_cli_dry_run_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        for i in range(2000):
+            goal.schd(f"echo {i}")
+    """)
+    shell = f"{sys.executable} -m parallux config.py --dry-run | head -1"
+    done = subprocess.run(["sh", "-c", shell], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.startswith("job1\t") and len(done.stdout.splitlines()) == 1
+    assert "Traceback" not in done.stderr and "stopped unexpectedly" not in done.stderr
+
+
+def test_cli_notes_runners_left_out_of_the_pool(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(name="fast", workspace="ws")
+        print(goal.run("echo $PARALLUX_RUNNER").sync().read_stdout().strip())
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.stdout.strip() == "local"
+    assert "setRunner() was not called" in done.stderr and "'fast'" in done.stderr

@@ -154,13 +154,9 @@ def test_example_starts_like_a_parallux_config(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", example_names())
-def test_example_dry_run_starts_nothing(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_example_dry_run_starts_nothing(name: str, tmp_path: Path) -> None:
     if name in RUN_ELSEWHERE:
         pytest.skip(RUN_ELSEWHERE[name])
-    if name == "numa.py":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="numa.py reads result.read_stdout(), which raises FileNotFoundError for a "
-                                "dry run's planned result"))
     run = run_example(name, tmp_path, "--dry-run")
     assert run.done.returncode == 0, run.done.stderr
     assert "nothing was started" in run.done.stderr

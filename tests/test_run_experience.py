@@ -48,7 +48,7 @@ def test_run_experience_quiet_prints_only_the_summary(tmp_path: Path) -> None:
     """)
     done = run_cli(tmp_path, "config.py", "-q", "--progress-interval", "0.05")
     assert "FAILED" not in done.stderr and " running, " not in done.stderr
-    assert "parallux: 1 commands (1 failed)" in done.stderr
+    assert "parallux: 1 command (1 failed)" in done.stderr
 
 
 def test_run_experience_verbose_prints_every_event(tmp_path: Path) -> None:
