@@ -153,7 +153,7 @@ class Engine:
                     await self._shutdown.wait()
             self._cancel_queued()
             for runner in self.runners:
-                await runner.close()
+                await runner._close()
 
     def _request_shutdown(self) -> None:
         assert self._shutdown is not None
@@ -185,7 +185,7 @@ class Engine:
         with trio.CancelScope() as connecting:
             self._connecting.add(connecting)
             try:
-                await self._services_nursery().start(runner.serve, self)
+                await self._services_nursery().start(runner._serve, self)
             except BaseExceptionGroup as group:  # a runner's own nursery wraps its error
                 raise plain_error(group) from None
             finally:
@@ -284,9 +284,9 @@ class Engine:
         command.cores = lease.cores if lease is not None else ()
         if lease is not None:
             command.numa_node = lease.numa_node
-        command.work_dir = runner.work_dir_of(command.work_relpath)
+        command.work_dir = runner._work_dir_of(command.work_relpath)
         if self.dry_run:
-            self.observe("planned", command, request=runner.request_for(self, command, lease))
+            self.observe("planned", command, request=runner._request_for(self, command, lease))
         else:
             self.observe("started", command)  # its request goes to the launcher in this very step
         command.group.nursery.start_soon(self._run_command, command, runner, lease)  # type: ignore[union-attr]
@@ -294,7 +294,7 @@ class Engine:
     async def _run_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
         result: Result | None = None
         try:
-            result = await runner.execute(self, command, lease)
+            result = await runner._execute(self, command, lease)
         except trio.Cancelled:
             result = Result(command, "cancelled")
             raise

@@ -17,7 +17,7 @@ from ._runner import Runner
 def completed_result(handle: Command) -> Result | None:
     """The recorded result of this command from an earlier run on one of its runners, if it succeeded."""
     for runner in handle.candidates:
-        record = read_record(runner, runner.work_dir_of(handle.work_relpath))
+        record = read_record(runner, runner._work_dir_of(handle.work_relpath))
         if record is not None and succeeded_same(record, handle):
             return recorded_result(handle, runner, record)
     return None
@@ -37,7 +37,7 @@ def succeeded_same(record: dict[str, Any], handle: Command) -> bool:
 
 def recorded_result(handle: Command, runner: Runner, record: dict[str, Any]) -> Result:
     handle.runner = runner
-    handle.work_dir = runner.work_dir_of(handle.work_relpath)
+    handle.work_dir = runner._work_dir_of(handle.work_relpath)
     handle.cores = tuple(record.get("cores") or ())
     handle.numa_node = record.get("numa_node")
     handle.attempt = int(record.get("attempt") or 0)

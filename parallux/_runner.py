@@ -1,8 +1,8 @@
 """Runners: where commands run. A runner is a transport to a launcher, plus limits, cores and a workspace.
 
 The engine never knows what kind of runner it drives: every runner opens a byte-stream pair to a launcher
-(``open_launcher``), hands it to a :class:`LauncherClient`, and executes commands as requests to it. The local
-runner's stream is a child process's pipes; the SSH runner (``_ssh.py``) overrides ``open_launcher`` with one
+(``_open_launcher``), hands it to a :class:`LauncherClient`, and executes commands as requests to it. The local
+runner's stream is a child process's pipes; the SSH runner (``_ssh.py``) overrides ``_open_launcher`` with one
 SSH channel. Everything else -- work dirs, environment, numactl binding, timeouts, kills -- is shared here.
 """
 
@@ -134,7 +134,7 @@ class Runner:
     # -- lifetime, engine thread ------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+    async def _open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
         """Start the launcher as a child process and yield its stdin and stdout."""
         try:
             process = await trio.lowlevel.open_process(
@@ -153,18 +153,18 @@ class Runner:
                     process.kill()
                     await process.wait()
 
-    def plan_facts(self) -> dict[str, Any]:
+    def _plan_facts(self) -> dict[str, Any]:
         """What ``--dry-run`` assumes about the runner's machine, since it starts no launcher."""
         return {"logical_cores": os.cpu_count(), "home": os.path.expanduser("~"), "cwd": os.getcwd(),
                 "numactl": "numactl"}
 
-    async def serve(self, engine: Engine, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _serve(self, engine: Engine, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, report readiness, and keep the launcher until the run ends or the connection drops."""
         if engine.dry_run:
-            self._configure(self.plan_facts())
+            self._configure(self._plan_facts())
             task_status.started()
             return
-        async with self.open_launcher() as (send, receive):
+        async with self._open_launcher() as (send, receive):
             self.client = LauncherClient(send, receive, self.describe())
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
@@ -185,13 +185,13 @@ class Runner:
         self.slots = trio.CapacityLimiter(self.max_jobs)
         self.alive = True
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         if self.client is not None:
             await self.client.quit()
 
     # -- scheduling hooks (engine thread) ------------------------------------------------------------------
 
-    def can_take_now(self, command: Command) -> bool:
+    def _can_take_now(self, command: Command) -> bool:
         if not self.alive or self.slots is None or self.slots.available_tokens < 1:
             return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
@@ -200,17 +200,17 @@ class Runner:
             return True
         return self.allocator.could_fit_now(command.threads, command.numa_node, command.requested_cores)
 
-    def lease_for(self, command: Command) -> Lease | None:
+    def _lease_for(self, command: Command) -> Lease | None:
         if self.allocator is None:
             return None
         return self.allocator.try_lease(command.threads, command.numa_node, command.requested_cores)
 
     # -- execution (engine thread) ----------------------------------------------------------------------
 
-    def work_dir_of(self, work_relpath: str) -> str:
+    def _work_dir_of(self, work_relpath: str) -> str:
         return posixpath.normpath(posixpath.join(self.workspace, work_relpath))
 
-    def request_for(self, engine: Engine, command: Command, lease: Lease | None) -> dict[str, Any]:
+    def _request_for(self, engine: Engine, command: Command, lease: Lease | None) -> dict[str, Any]:
         """The launcher request: the command line, wrapped for its cores, and everything it runs with."""
         argv = ["sh", "-c", command.command_text]
         variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
@@ -219,7 +219,7 @@ class Runner:
             variables["PARALLUX_CORES"] = format_cores(lease.cores)
             if lease.numa_node is not None:
                 variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
-            argv = self.binding_prefix(lease) + argv
+            argv = self._binding_prefix(lease) + argv
         wrapped = shlex.join(argv)  # command.txt keeps the exact line as run, too
         return {
             "argv": argv, "env": env_of(command.base_env, self.env, command.env, variables),
@@ -231,19 +231,19 @@ class Runner:
                        "attempt": command.attempt, "threads": command.threads},
         }
 
-    def binding_prefix(self, lease: Lease) -> list[str]:
+    def _binding_prefix(self, lease: Lease) -> list[str]:
         memory = (f"--membind={lease.numa_node}" if self.membind and lease.numa_node is not None
                   else "--localalloc")
         return [self.facts.get("numactl") or "numactl", f"--physcpubind={format_cores(lease.cores)}", memory, "--"]
 
-    async def execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
+    async def _execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
         """Run one command to its end; on cancellation stop its process tree before re-raising."""
         if engine.dry_run:
             # Virtual time (dry runs use an autojumping clock): every command "takes" one second, and
             # the earlier submitted ends first, so the plan is the same on every dry run.
             await trio.sleep(1 + command.seq * 1e-6)
             return Result(command, "planned")
-        request = self.request_for(engine, command, lease)
+        request = self._request_for(engine, command, lease)
         assert self.client is not None
         job_id, job = self.client.start(request)
         timed_out = False

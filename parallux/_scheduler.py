@@ -125,13 +125,13 @@ class Scheduler:
 
     def _place(self, command: Command, reserved: set[Runner]) -> tuple[Runner, Lease | None] | None:
         fits = [r for r in command.candidates
-                if r.can_take_now(command) and not (r in reserved and r.allocator is not None)]
+                if r._can_take_now(command) and not (r in reserved and r.allocator is not None)]
         if not fits:
             return None
         runner = self._choose(fits, command)
         if runner is None:
             return None
-        lease = runner.lease_for(command)
+        lease = runner._lease_for(command)
         if runner.allocator is not None and lease is None:
             return None
         return runner, lease

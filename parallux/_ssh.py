@@ -117,7 +117,7 @@ class SshRunner(Runner):
         alias = f", Host {self.host!r} in the ssh config" if host != self.host else ""
         return f"ssh runner {self.name!r} ({where}{alias})"
 
-    def plan_facts(self) -> dict[str, Any]:
+    def _plan_facts(self) -> dict[str, Any]:
         """``--dry-run`` opens no connection: the remote core count is unknown, paths stay relative to ``~``."""
         return {"logical_cores": None, "home": "~", "cwd": "", "numactl": "numactl"}
 
@@ -150,7 +150,7 @@ class SshRunner(Runner):
     # -- lifetime (engine thread) --------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+    async def _open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
         """Connect, start the launcher over one channel, and yield that channel as two Trio streams."""
         async with trio_asyncio.open_loop() as loop:
             self._aio_loop = loop
@@ -168,9 +168,9 @@ class SshRunner(Runner):
                 with trio.CancelScope(shield=True):
                     await self._disconnect()
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         """Ask the launcher to quit; if the connection went silent, abort it rather than wait forever."""
-        await super().close()
+        await super()._close()
         if self._conn is not None and self._aio_loop is not None:
             self._abort_timer = self._aio_loop.call_later(KILL_WAIT, self._conn.abort)
 
@@ -253,9 +253,9 @@ class SshRunner(Runner):
 
     # -- commands (engine thread) -----------------------------------------------------------------------
 
-    async def execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
+    async def _execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
         """Run as any runner does; keep a failed command's stderr tail for the report after the run."""
-        result = await super().execute(engine, command, lease)
+        result = await super()._execute(engine, command, lease)
         if result.status in ("failed", "timeout") and result.stderr_path is not None:
             await self._keep_stderr_tail(result.stderr_path)
         return result

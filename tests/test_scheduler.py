@@ -27,13 +27,13 @@ class FakeRunner:
         self.peak = 0
         self.peak_cores = 0
 
-    def can_take_now(self, command: Command) -> bool:
+    def _can_take_now(self, command: Command) -> bool:
         if not self.alive or self.slots.available_tokens < 1:
             return False
         return self.allocator is None or self.allocator.could_fit_now(
             command.threads, command.numa_node, command.requested_cores)
 
-    def lease_for(self, command: Command) -> Lease | None:
+    def _lease_for(self, command: Command) -> Lease | None:
         if self.allocator is None:
             return None
         return self.allocator.try_lease(command.threads, command.numa_node, command.requested_cores)
