@@ -13,7 +13,8 @@ import signal
 import sys
 from typing import Sequence
 
-from ._core import EXIT_USAGE, RunOptions, Session
+from . import _prespawn
+from ._exit import EXIT_USAGE
 from ._version import __version__
 
 DESCRIPTION = "Run the shell commands a Python config describes, in parallel, locally and over SSH."
@@ -103,6 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
     # Ctrl-C must stop the run even when parallux was started with SIGINT ignored (``cmd &`` in a script).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if not args.dry_run:
+        _prespawn.start()  # overlaps the launcher's start-up with the imports below
+    try:
+        return run(args, config_args)
+    finally:
+        _prespawn.discard()
+
+
+def run(args: argparse.Namespace, config_args: list[str]) -> int:
+    from ._core import RunOptions, Session  # Trio and the engine: imported after the launcher was started
     halt = args.halt if isinstance(args.halt, tuple) else halt_policy(args.halt)
     options = RunOptions(dry_run=args.dry_run, quiet=args.quiet, verbose=args.verbose, resume=args.resume,
                          retries=args.retries, halt=halt[0], halt_after=halt[1], log_path=args.log,

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ._engine import Engine
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
 from ._goal import Goal, GoalProxy
 from ._progress import PlainReporter, Progress, is_terminal, summary_text
 from ._runlog import RunLog, default_log_dir
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 LIBRARY_DIRS = tuple({PACKAGE_DIR, *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))})
 

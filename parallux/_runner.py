@@ -13,6 +13,7 @@ import math
 import os
 import posixpath
 import shlex
+import subprocess
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
 import trio
 
+from . import _prespawn
 from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from ._errors import RunnerError
 from ._handles import Command, Result, env_of
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._goal import Goal
 
-LAUNCHER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher.py")
+LAUNCHER_PATH = _prespawn.LAUNCHER_PATH
+LAUNCHER_ARGV = _prespawn.LAUNCHER_ARGV
 _RUNNER_NUMBERS = itertools.count(1)
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
@@ -136,9 +139,13 @@ class Runner:
     @asynccontextmanager
     async def _open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
         """Start the launcher as a child process and yield its stdin and stdout."""
+        adopted = _prespawn.claim()
+        if adopted is not None:
+            async with adopt_launcher(adopted) as streams:
+                yield streams
+            return
         try:
-            process = await trio.lowlevel.open_process(
-                [sys.executable, "-I", "-S", LAUNCHER_PATH], stdin=-1, stdout=-1)
+            process = await trio.lowlevel.open_process(LAUNCHER_ARGV, stdin=-1, stdout=-1)
         except OSError as exc:
             raise RunnerError(f"{self.describe()}: cannot start the launcher: {exc}") from exc
         try:
@@ -277,6 +284,29 @@ class Runner:
                       end_time=event["end"], signal=event.get("signal"),
                       user_seconds=event.get("user_seconds"), system_seconds=event.get("system_seconds"),
                       max_rss_kb=event.get("max_rss_kb"))
+
+
+@asynccontextmanager
+async def adopt_launcher(popen: subprocess.Popen[bytes]
+                         ) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+    """Trio streams over a launcher the CLI started before Trio was imported (see ``_prespawn``)."""
+    assert popen.stdin is not None and popen.stdout is not None
+    send = trio.lowlevel.FdStream(os.dup(popen.stdin.fileno()))
+    receive = trio.lowlevel.FdStream(os.dup(popen.stdout.fileno()))
+    popen.stdin.close()
+    popen.stdout.close()
+    try:
+        yield send, receive
+    finally:
+        with trio.CancelScope(shield=True):
+            await send.aclose()  # EOF: the launcher stops whatever is left and exits
+            with trio.move_on_after(KILL_WAIT):
+                while popen.poll() is None:
+                    await trio.sleep(0.01)
+            if popen.poll() is None:
+                popen.kill()
+                popen.wait()
+            await receive.aclose()
 
 
 def resolve_workspace(workspace: str, home: str, cwd: str) -> str:

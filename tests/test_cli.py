@@ -541,3 +541,18 @@ def test_cli_notes_runners_left_out_of_the_pool(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "config.py")
     assert done.stdout.strip() == "local"
     assert "setRunner() was not called" in done.stderr and "'fast'" in done.stderr
+
+
+def test_cli_environment_changed_by_the_config_reaches_local_commands(tmp_path: Path) -> None:
+    # The CLI starts a launcher before the config runs; a config that changes os.environ first must still
+    # give its commands the environment it set up (the early launcher is then not used).
+    write_config(tmp_path, """
+        import os
+        from parallux import goal
+        os.environ["SET_BY_CONFIG"] = "yes"
+        goal.local(workspace="ws")
+        print(goal.run("echo $SET_BY_CONFIG").sync().read_stdout().strip())
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "yes"
