@@ -78,6 +78,7 @@ class Launcher(object):
         self.groups = set()     # pgids started and perhaps still alive (for the final sweep)
         self.runs_seen = set()  # "<run id>." of every mark: the final sweep finds leftovers by it
         self.inbuf = b""
+        self.outbuf = []
         self.running = True
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
@@ -85,7 +86,11 @@ class Launcher(object):
     # -- I/O -------------------------------------------------------------------------------------------
 
     def send(self, message):
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        """Queue an event; flush() writes what queued up in one write (one SSH packet, not one per event)."""
+        self.outbuf.append((json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8"))
+
+    def flush(self):
+        data, self.outbuf = b"".join(self.outbuf), []
         while data:
             try:
                 written = os.write(self.outfd, data)
@@ -268,8 +273,10 @@ class Launcher(object):
                         drain(wake_r)
                 self.reap()
                 self.check_kill_deadlines()
+                self.flush()
         finally:
             self.stop_everything()
+            self.flush()
 
 
 # -- spawning ---------------------------------------------------------------------------------------------
