@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 RETRIED_STATUSES = ("failed", "timeout", "error")
+POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
 FAILED_STATUSES = ("failed", "timeout", "error")
 
 
@@ -59,6 +60,7 @@ class Engine:
         self.halt_reason: str | None = None
         self.policy_error: BaseException | None = None
         self.runners: list[Runner] = []
+        self._repoll_pending = False
         self._connecting: set[trio.CancelScope] = set()  # runners still connecting (SSH): Ctrl-C ends them
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
@@ -151,6 +153,9 @@ class Engine:
                     self._work = work
                     self._ready.set()
                     await self._shutdown.wait()
+            # Cancelled (Ctrl-C, "now" halt, a failed scheduler function): the commands are stopped, but the
+            # engine stays up until the config is done, so its calls keep working (and start nothing).
+            await self._shutdown.wait()
             self._cancel_queued()
             for runner in self.runners:
                 await runner._close()
@@ -246,6 +251,7 @@ class Engine:
             self._schedule()
             if group.remaining:
                 await group_done.wait()
+        group.nursery = group.done_event = None  # type: ignore[attr-defined]  # nothing kept per finished group
 
     def _schedule(self) -> None:
         """Start whatever fits now; then let observers write out what happened (one write per burst)."""
@@ -263,10 +269,18 @@ class Engine:
             self.policy_error = exc
             self._cancel(False)
             return
+        if self.scheduler.declined and not self._repoll_pending:
+            self._repoll_pending = True  # nothing may end to trigger another pass: ask the policy again soon
+            self._services_nursery().start_soon(self._repoll)
         for command in unrunnable:
             why = "; ".join(f"{r.describe()}: {r.client.gone if r.client else 'not connected'}"
                             for r in command.candidates)
             self._finish(command, Result(command, "error", error=f"no runner left to run it ({why})"))
+
+    async def _repoll(self) -> None:
+        await trio.sleep(POLICY_REPOLL)
+        self._repoll_pending = False
+        self._schedule()
 
     def flush_observers(self) -> None:
         for observer in self.observers:
@@ -280,11 +294,10 @@ class Engine:
         runner.slots.acquire_on_behalf_of_nowait(command)
         runner.active += 1
         self.started_count += 1
-        command.runner = runner
         command.cores = lease.cores if lease is not None else ()
-        if lease is not None:
-            command.numa_node = lease.numa_node
+        command.numa_node = lease.numa_node if lease is not None else command.requested_numa_node
         command.work_dir = runner._work_dir_of(command.work_relpath)
+        command.runner = runner  # last: assigned() turns true only once everything above is set
         if self.dry_run:
             self.observe("planned", command, request=runner._request_for(self, command, lease))
         else:
@@ -356,7 +369,7 @@ class Engine:
             self._work_scope.cancel()
 
     def observe(self, event: str, command: Command, **details: Any) -> None:
-        for observer in self.observers:
+        for observer in list(self.observers):
             try:
                 observer(event, command, **details)
             except Exception as exc:  # a display or log that fails must not stop the commands

@@ -201,7 +201,7 @@ class Goal:
         handle = Command(
             self._engine.completion, command=command, command_text=text, seq=seq,
             name=opt.name(options["name"], "name") if "name" in options else f"job{seq}",
-            threads=threads, numa_node=node, requested_cores=cores,
+            threads=threads, numa_node=node, requested_numa_node=node, requested_cores=cores,
             env=opt.environment(options.get("env"), "env"), cwd=opt.path(options.get("cwd"), "cwd"),
             check=opt.boolean(options.get("check", True), "check"),
             timeout=opt.seconds(options.get("timeout"), "timeout"),
@@ -254,7 +254,7 @@ def _why_not(runner: Runner, handle: Command) -> str | None:
             return "cores=[...] needs a runner with a core_pool"
         return None
     try:
-        runner.allocator.check_request(handle.threads, handle.numa_node, handle.requested_cores)
+        runner.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)
     except ConfigError as exc:
         return str(exc)
     return None

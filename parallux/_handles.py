@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from ._errors import command_error
+from ._errors import ConfigError, command_error
 
 if TYPE_CHECKING:
     from ._runner import Runner
@@ -33,16 +33,18 @@ class Completion:
 
     def __init__(self) -> None:
         self.condition = threading.Condition()
-        self.awaited: set[Any] = set()
+        self.awaited: Counter[Any] = Counter()  # a multiset: two threads may wait for the same handle
         self.broken: BaseException | None = None  # the engine's crash: waiting for it would be forever
 
     def wait_for(self, predicate: Any, timeout: float | None, target: Any) -> bool:
         with self.condition:
-            self.awaited.add(target)
+            self.awaited[target] += 1
             try:
                 ended = self.condition.wait_for(lambda: predicate() or self.broken is not None, timeout)
             finally:
-                self.awaited.discard(target)
+                self.awaited[target] -= 1
+                if not self.awaited[target]:
+                    del self.awaited[target]
         if self.broken is not None and not predicate():
             raise RuntimeError("the parallux engine stopped unexpectedly") from self.broken
         return ended
@@ -65,7 +67,8 @@ class Completion:
 class Command:
     """The handle of one command (``goal.run``, ``runner.run``, or one entry of ``goal.schd``)."""
 
-    __slots__ = ("command", "command_text", "name", "threads", "numa_node", "requested_cores", "env", "cwd",
+    __slots__ = ("command", "command_text", "name", "threads", "numa_node", "requested_numa_node",
+                 "requested_cores", "env", "cwd",
                  "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
                  "__weakref__")
@@ -80,6 +83,7 @@ class Command:
         self.group = None
         self.resumed_result = None
         self.numa_node = None
+        self.requested_numa_node = None
         for key, value in fields.items():
             setattr(self, key, value)
 
@@ -114,6 +118,9 @@ class Command:
 
     def sync(self, timeout: float | None = None) -> Result:
         """Wait for the command to end and return its result; raise if it failed under ``check=True``."""
+        if self.group is None and self.result is None:
+            raise ConfigError(f"command {self.name!r} was registered with schd() but never issued: call "
+                              f"goal.issue() before waiting for it")
         if not self._completion.wait_for(self.done, timeout, self):
             raise TimeoutError(f"command {self.name!r} still running after {timeout} s")
         result = self.result

@@ -235,8 +235,14 @@ class Launcher(object):
         write_record(job.request, event)
         self.send(event)
 
+    def stop_serving(self):
+        self.running = False
+
     def stop_everything(self):
-        """Stop every process group this launcher started: TERM, a short grace, then KILL."""
+        """Stop every process group this launcher started: TERM, a short grace, then KILL; then write the
+        record of every command that was still running, so that no command ends without one."""
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # a second TERM must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         # Marks are "<run id>.<seq>.<attempt>": sweeping by run catches the setsid'd leftovers of
         # commands that already finished, too.
         runs = list(self.runs_seen) + [j.request["mark"] for j in self.by_id.values() if j.request.get("mark")]
@@ -253,6 +259,16 @@ class Launcher(object):
         for pgid in self.groups:
             try_killpg(pgid, signal.SIGKILL)
         sweep_marks(runs, signal.SIGKILL, prefix=True)
+        deadline = now() + 1.0
+        while self.by_id and now() < deadline:
+            self.reap()
+            self.check_kill_deadlines()
+            if self.by_id:
+                time.sleep(0.01)
+        for job in list(self.by_id.values()):  # not reaped in time: record what is known
+            job.status, job.end = (job.status if job.status is not None else signal.SIGKILL), now()
+            job.rusage = job.rusage or resource_usage_unknown()
+            self.finish(job)
 
     # -- main loop -----------------------------------------------------------------------------------------
 
@@ -407,6 +423,11 @@ def write_record(request, event):
 
 # -- process trees ----------------------------------------------------------------------------------------
 
+class resource_usage_unknown(object):
+    ru_utime = ru_stime = 0.0
+    ru_maxrss = 0
+
+
 def try_killpg(pgid, sig):
     try:
         os.killpg(pgid, sig)
@@ -510,10 +531,11 @@ def main():
     # The terminal's Ctrl-C is parallux's to handle. A do-nothing handler rather than SIG_IGN: exec resets a
     # handled signal to its default but keeps an ignored one ignored, and commands must keep Ctrl-C's default.
     signal.signal(signal.SIGINT, lambda *_: None)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: sys.exit(0))
+    launcher = Launcher(sys.stdin.fileno(), sys.stdout.fileno())
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # end the loop; serve() then stops everything
+        signal.signal(sig, lambda *_: launcher.stop_serving())
     become_subreaper()
-    Launcher(sys.stdin.fileno(), sys.stdout.fileno()).serve()  # serve() stops everything on any exit
+    launcher.serve()
     return 0
 
 

@@ -205,12 +205,12 @@ class Runner:
             return False
         if self.allocator is None:
             return True
-        return self.allocator.could_fit_now(command.threads, command.numa_node, command.requested_cores)
+        return self.allocator.could_fit_now(command.threads, command.requested_numa_node, command.requested_cores)
 
     def _lease_for(self, command: Command) -> Lease | None:
         if self.allocator is None:
             return None
-        return self.allocator.try_lease(command.threads, command.numa_node, command.requested_cores)
+        return self.allocator.try_lease(command.threads, command.requested_numa_node, command.requested_cores)
 
     # -- execution (engine thread) ----------------------------------------------------------------------
 
@@ -252,14 +252,16 @@ class Runner:
             return Result(command, "planned")
         request = self._request_for(engine, command, lease)
         assert self.client is not None
+        await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before launch: launch nothing, move nothing
         job_id, job = self.client.start(request)
         timed_out = False
         try:
             with trio.move_on_after(command.timeout if command.timeout else math.inf) as deadline:
                 await job.ended.wait()
             if deadline.cancelled_caught:
-                timed_out = True
                 await self._stop(job_id, job, KILL_GRACE, "timeout")
+                # It may have ended by itself just as time ran out: then its own exit counts.
+                timed_out = job.exit_event is None or bool(job.exit_event.get("killed", True))
         except BaseException:
             await self._stop(job_id, job, 0 if engine.hard_stop else KILL_GRACE, "cancelled")
             raise

@@ -36,7 +36,7 @@ PolicyFn = Callable[[list["Runner"], int], "Runner | None"]
 
 def class_key(command: Command) -> Hashable:
     """Commands with equal keys have the same placement constraints."""
-    return (command.candidates, command.threads, command.numa_node, command.requested_cores)
+    return (command.candidates, command.threads, command.requested_numa_node, command.requested_cores)
 
 
 class Scheduler:
@@ -51,6 +51,7 @@ class Scheduler:
         self.bypassed: dict[int, int] = {}     # seq of a waiting class head -> later starts on its runners
         self.queued = 0
         self.halted: str | None = None
+        self.declined = False  # the policy said "wait" in the last pass: ask it again later
 
     def submit(self, commands: Iterable[Command]) -> None:
         for command in commands:
@@ -81,6 +82,7 @@ class Scheduler:
 
     def schedule(self) -> list[Command]:
         """Start every queued command that fits now, oldest first; return commands that can never run."""
+        self.declined = False
         if not self.queued or self.halted:
             return []
         heads = [(q[0].seq, key) for key, q in self.queues.items() if q]
@@ -141,6 +143,8 @@ class Scheduler:
             return fits[0]
         try:
             choice = self.policy(list(fits), command.threads)
+            if choice is None:
+                self.declined = True
         except Exception as exc:
             raise SchedulerPolicyError(f"the scheduler function set by setScheduler() raised "
                                        f"{type(exc).__name__}: {exc}") from exc
