@@ -5,7 +5,9 @@ SSH channel for an SSH runner -- and talks to it with one JSON object per line o
 
 Requests (one line each)::
 
-    {"op": "hello"}                                  -> {"ev": "hello", ...machine facts...}
+    {"op": "hello", "watchdog": 60}                  -> {"ev": "hello", ...machine facts...}
+                                                     (watchdog: stop everything after that many seconds
+                                                     without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
      "command_text": "...", "wrapped": "...", "record": {...}, "quiet_start": false}
                                                      -> {"ev": "started", "id": 7, "pid": ..., "start": ...}
@@ -79,6 +81,10 @@ class Launcher(object):
         self.runs_seen = set()  # "<run id>." of every mark: the final sweep finds leftovers by it
         self.inbuf = b""
         self.outbuf = []
+        # With a watchdog, silence from parallux for that long means it is gone even though no EOF came
+        # (a half-open SSH connection): stop everything then, as on EOF. parallux pings well within it.
+        self.watchdog = None
+        self.last_input = now()
         self.running = True
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
@@ -111,6 +117,7 @@ class Launcher(object):
         if not chunk:
             self.running = False
             return
+        self.last_input = now()
         self.inbuf += chunk
         while b"\n" in self.inbuf:
             line, self.inbuf = self.inbuf.split(b"\n", 1)
@@ -139,6 +146,8 @@ class Launcher(object):
         elif op == "ping":
             self.send({"ev": "pong", "t": now()})
         elif op == "hello":
+            if request.get("watchdog"):
+                self.watchdog = float(request["watchdog"])
             self.send(hello())
         elif op == "quit":
             self.exit_grace = float(request.get("grace", EXIT_GRACE))
@@ -203,6 +212,8 @@ class Launcher(object):
     def next_timeout(self):
         deadlines = [j.kill_deadline for j in self.by_id.values()
                      if j.kill_deadline is not None and not j.killed_hard]
+        if self.watchdog is not None:
+            deadlines.append(self.last_input + self.watchdog)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now()) + 0.005
@@ -290,6 +301,8 @@ class Launcher(object):
                 self.reap()
                 self.check_kill_deadlines()
                 self.flush()
+                if self.watchdog is not None and now() - self.last_input > self.watchdog:
+                    self.running = False
         finally:
             self.stop_everything()
             self.flush()

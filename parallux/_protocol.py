@@ -16,6 +16,9 @@ import trio
 from ._errors import RunnerError
 
 
+WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
+
+
 class LauncherGone(Exception):
     """The launcher's stream ended: the process died or the connection dropped."""
 
@@ -55,14 +58,22 @@ class LauncherClient:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_loop)
             nursery.start_soon(self._read_loop, nursery.cancel_scope)
-            self.post({"op": "hello"})
+            self.post({"op": "hello", "watchdog": WATCHDOG})
             with trio.move_on_after(60):
                 await self._hello_event.wait()
             if self._hello is None:
                 nursery.cancel_scope.cancel()
                 raise RunnerError(f"{self.description}: the launcher did not start"
                                   + (f" ({self.gone})" if self.gone else ""))
+            nursery.start_soon(self._keep_alive)
             task_status.started(self._hello)
+
+    async def _keep_alive(self) -> None:
+        """Ping the launcher well within its watchdog, so that only a parallux that is gone -- or cut off by
+        a connection that died without closing -- lets the watchdog fire."""
+        while self.gone is None:
+            await trio.sleep(WATCHDOG / 6)
+            self.post({"op": "ping"})
 
     def post(self, message: dict[str, Any]) -> None:
         """Queue a request; the writer task sends queued requests in batches."""

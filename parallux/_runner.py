@@ -13,6 +13,7 @@ import math
 import os
 import posixpath
 import shlex
+import signal
 import subprocess
 import sys
 from contextlib import asynccontextmanager
@@ -76,6 +77,7 @@ class Runner:
         self.client: LauncherClient | None = None
         self.facts: dict[str, Any] = {}
         self.alive = False
+        self._closing = False
         self.active = 0
         # Commands are marked "<run id>@<runner>.<seq>.<attempt>": a launcher that loses its parallux sweeps
         # its own runner's marks only, never another runner's on the same machine.
@@ -178,7 +180,17 @@ class Runner:
                 self._configure(facts)
                 task_status.started()
             self.alive = False
+            if not self._closing:
+                self._orphans_left_by_launcher(engine)
             engine.runner_lost(self)
+
+    def _orphans_left_by_launcher(self, engine: Engine) -> None:
+        """The launcher died unasked (OOM killer, kill -9): its commands would run on unsupervised. They
+        carry this runner's mark, so stop them here -- on this machine; a remote launcher's own watchdog
+        and EOF handling cover SSH runners."""
+        if self.kind == "local":
+            from ._launcher import sweep_marks
+            sweep_marks([f"{engine.run_id}@{self.mark_scope}."], signal.SIGKILL, prefix=True)
 
     def _configure(self, facts: dict[str, Any]) -> None:
         self.facts = facts
@@ -193,6 +205,7 @@ class Runner:
         self.alive = True
 
     async def _close(self) -> None:
+        self._closing = True
         if self.client is not None:
             await self.client.quit()
 

@@ -556,3 +556,50 @@ def test_cli_environment_changed_by_the_config_reaches_local_commands(tmp_path: 
     done = run_cli(tmp_path, "config.py")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "yes"
+
+
+def test_cli_sync_of_a_command_never_issued_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.schd("true", name="forgotten").sync()
+    """)
+    done = run_cli(tmp_path, "config.py", timeout=30)
+    assert done.returncode == 2 and "never issued" in done.stderr and "'forgotten'" in done.stderr
+
+
+def test_cli_scheduler_function_that_waits_is_asked_again(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        calls = []
+        def hesitant(runners, threads):
+            calls.append(1)
+            return None if len(calls) < 3 else runners[0]
+        goal.setScheduler(hesitant)
+        print(goal.run("echo ran").sync().read_stdout().strip(), len(calls))
+    """)
+    done = run_cli(tmp_path, "config.py", timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ran 3"
+
+
+def test_cli_commands_of_a_launcher_that_died_are_stopped(tmp_path: Path) -> None:
+    token = new_token()
+    write_config(tmp_path, f"""
+        import os, signal, time
+        from parallux import goal
+        r = goal.local(workspace="ws")
+        h = goal.run("sleep 1000", env={{"TOKEN": "{token}"}}, check=False)
+        while not h.assigned():
+            time.sleep(0.01)
+        time.sleep(0.3)
+        os.kill(r.facts["pid"], signal.SIGKILL)  # the launcher dies unasked
+        print(h.sync().status)
+    """)
+    try:
+        done = run_cli(tmp_path, "config.py", timeout=30)
+        assert done.stdout.strip() == "error"
+        assert wait_until(lambda: pids_with_env(token) == [], timeout=3)
+    finally:
+        kill_pids(pids_with_env(token))

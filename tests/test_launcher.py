@@ -520,3 +520,14 @@ def test_launcher_imports_only_the_standard_library() -> None:
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
     assert imported <= sys.stdlib_module_names
+
+
+def test_launcher_watchdog_stops_everything_when_parallux_falls_silent(launcher: LauncherClient,
+                                                                      tmp_path: Path) -> None:
+    """A half-open connection delivers no EOF: silence past the watchdog must count as parallux being gone."""
+    launcher.send(op="hello", watchdog=1.0)
+    launcher.expect("hello")
+    job = start_and_settle(launcher, 1, "sleep 1000 & sleep 1000", tmp_path / "w", sleeps_running(2))
+    assert launcher.wait(timeout=6) == 0  # no request for 1 s: stopped, though stdin never closed
+    assert_tree_gone(job["pid"], job["mark"], timeout=1)
+    assert json.loads((tmp_path / "w" / "result.json").read_text())["status"] == "cancelled"

@@ -282,3 +282,42 @@ def test_run_experience_second_ctrl_c_kills_at_once(tmp_path: Path) -> None:
     events = log_events(log)
     assert [e["status"] for e in events if e["event"] == "finished"] == ["cancelled"]
     assert events[-1]["event"] == "run_finished"
+
+
+def test_run_experience_sigkill_of_parallux_still_leaves_a_record(tmp_path: Path) -> None:
+    token = new_token()
+    write_config(tmp_path, f"""
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.run("trap '' TERM; sleep 1000", work_relpath="k", env={{"TOKEN": "{token}"}})
+    """)
+    process = start_cli(tmp_path, "config.py")
+    try:
+        assert wait_until(lambda: len(pids_with_env(token)) >= 1, timeout=15)
+        process.kill()
+        process.wait(timeout=10)
+        record = tmp_path / "ws" / "k" / "result.json"
+        assert wait_until(record.exists, timeout=6)  # TERM is ignored: written after the KILL that follows
+        assert json.loads(record.read_text())["status"] == "cancelled"
+        assert pids_with_env(token) == []
+    finally:
+        process.communicate()
+        kill_pids(pids_with_env(token))
+
+
+def test_run_experience_goal_keeps_working_after_a_now_halt(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        import time
+        from parallux import goal, CommandError
+        goal.local(workspace="ws")
+        goal.setHalt("now")
+        try:
+            goal.run("false").sync()
+        except CommandError:
+            pass
+        goal.setParallel(2)
+        print(goal.run("true", check=False).sync().status)
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 1
+    assert done.stdout.strip() == "cancelled" and "RunFinishedError" not in done.stderr
