@@ -87,6 +87,8 @@ def plain_error(exc: BaseException) -> BaseException:
     return leaves[0] if len(leaves) == 1 else exc
 
 
+DESCRIBED = 10  # failures described in full in one error message
+
 _BY_STATUS: dict[str, type[CommandError]] = {
     "failed": CommandFailed,
     "timeout": CommandTimeout,
@@ -107,7 +109,9 @@ def describe_failures(results: Sequence[Result], tail_lines: int = 5) -> str:
     if len(results) == 1:
         return describe_failure(results[0], tail_lines)
     parts = [f"{len(results)} commands did not succeed:"]
-    parts += [describe_failure(r, tail_lines) for r in results]
+    parts += [describe_failure(r, tail_lines) for r in results[:DESCRIBED]]  # each reads a stderr file
+    if len(results) > DESCRIBED:
+        parts.append(f"... and {len(results) - DESCRIBED} more: " + ", ".join(r.name for r in results[DESCRIBED:]))
     return "\n\n".join(parts)
 
 
