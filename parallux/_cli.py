@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from . import _prespawn
-from ._exit import EXIT_USAGE
+from ._exit import EXIT_SIGINT, EXIT_USAGE
 from ._version import __version__
 
 DESCRIPTION = "Run the shell commands a Python config describes, in parallel, locally and over SSH."
@@ -120,7 +120,10 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
                          write_log=not args.no_log, progress_interval=args.progress_interval)
     if args.dry_run:
         options.observers.append(print_plan)
-    return Session(args.config, config_args, options).run()
+    try:
+        return Session(args.config, config_args, options).run()
+    except KeyboardInterrupt:  # in the instants before or after the config runs: nothing left to stop
+        return EXIT_SIGINT
 
 
 def print_plan(event: str, command: object, **details: object) -> None:

@@ -78,6 +78,7 @@ class Launcher(object):
         self.jobs = {}          # pid -> Job
         self.by_id = {}         # request id -> Job
         self.groups = set()     # pgids started and perhaps still alive (for the final sweep)
+        self.lingering = set()  # groups of finished commands that still had live members
         self.runs_seen = set()  # "<run id>." of every mark: the final sweep finds leftovers by it
         self.inbuf = b""
         self.outbuf = []
@@ -231,7 +232,8 @@ class Launcher(object):
             if pid == 0:
                 return
             job = self.jobs.pop(pid, None)
-            if job is None:
+            if job is None:  # an adopted orphan (we are a subreaper): perhaps the last of a lingering group
+                self.prune_lingering()
                 continue
             job.status, job.rusage, job.end = status, rusage, now()
             job.popen.returncode = status  # Popen must never wait for a pid we reaped (pid reuse)
@@ -240,11 +242,19 @@ class Launcher(object):
 
     def finish(self, job):
         del self.by_id[job.id]
-        if not group_alive(job.pid):
+        if group_alive(job.pid):
+            self.lingering.add(job.pid)  # its background processes live on: watch for the group's end
+        else:
             self.groups.discard(job.pid)
         event = exit_event(job)
         write_record(job.request, event)
         self.send(event)
+
+    def prune_lingering(self):
+        """Forget process groups that have ended, so that the final sweep never signals a reused pgid."""
+        for pgid in [g for g in self.lingering if not group_alive(g)]:
+            self.lingering.discard(pgid)
+            self.groups.discard(pgid)
 
     def stop_serving(self):
         self.running = False
