@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 
 import trio
 
@@ -377,7 +377,3 @@ class Engine:
                 print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
                       file=sys.stderr)
 
-
-def commands_of(groups: Iterable[Group]) -> Iterable[Command]:
-    for group in groups:
-        yield from group.commands

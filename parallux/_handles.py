@@ -7,15 +7,11 @@ on one engine-wide ``threading.Condition`` instead of an event per command, so 1
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter, deque
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from ._errors import ConfigError, command_error
-
-if TYPE_CHECKING:
-    from ._runner import Runner
 
 FINISHED_STATUSES = ("ok", "failed", "timeout", "cancelled", "error", "planned")
 
@@ -258,6 +254,3 @@ def env_of(*layers: Mapping[str, str] | None) -> dict[str, str]:
             merged.update(layer)
     return merged
 
-
-def posix_join(*parts: str) -> str:
-    return os.path.normpath("/".join(p.rstrip("/") for p in parts if p))

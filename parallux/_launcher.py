@@ -31,7 +31,6 @@ This file is deliberately self-contained: standard library only, Python 3.6 synt
 verbatim to remote hosts whose Python parallux does not control.
 """
 
-import errno
 import json
 import os
 import selectors

@@ -37,7 +37,6 @@ class Progress:
         self.failures: list[Result] = []
         self.failure_count = 0
         self.running_now: dict[int, Command] = {}
-        self.durations: list[float] = []
         self.lock = threading.Lock()
         self.listeners: list[Any] = []
 
@@ -71,7 +70,6 @@ class Progress:
         if result.runner_name is not None and result.duration is not None and not result.resumed:
             self.busy_seconds[result.runner_name] += result.duration
             self.per_runner[result.runner_name] += 1
-            self.durations.append(result.duration)
         if result.status in ("failed", "timeout", "error"):
             self.failure_count += 1
             if len(self.failures) < SHOWN_FAILURES:

@@ -19,20 +19,14 @@ from ._errors import RunnerError
 WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
 
 
-class LauncherGone(Exception):
-    """The launcher's stream ended: the process died or the connection dropped."""
-
-
 class Job:
     """A command the launcher was asked to run, and what it has said about it so far."""
 
-    __slots__ = ("started", "ended", "start_event", "exit_event")
+    __slots__ = ("ended", "exit_event")
 
     def __init__(self) -> None:
-        self.started = trio.Event()
         self.ended = trio.Event()
-        self.start_event: dict[str, Any] | None = None
-        self.exit_event: dict[str, Any] | None = None
+        self.exit_event: dict[str, Any] | None = None  # "exit" or "error"; None if the launcher went away
 
 
 class LauncherClient:
@@ -128,7 +122,6 @@ class LauncherClient:
             self.gone = why
         self._hello_event.set()
         for job in self._jobs.values():
-            job.started.set()
             job.ended.set()
         for pong in self._pongs:
             pong.set()
@@ -142,31 +135,28 @@ class LauncherClient:
             pongs, self._pongs = self._pongs, []
             for pong in pongs:
                 pong.set()
-        elif kind == "started":
-            job = self._jobs.get(event["id"])
-            if job is not None:
-                job.start_event = event
-                job.started.set()
-        elif kind in ("exit", "error"):
+        elif kind in ("exit", "error"):  # ("started" is not asked for: see quiet_start)
             job = self._jobs.pop(event["id"], None)
             if job is not None:
                 job.exit_event = event
-                job.started.set()
                 job.ended.set()
 
     # -- requests ----------------------------------------------------------------------------------------
 
     def start(self, request: dict[str, Any]) -> tuple[int, Job]:
-        """Ask the launcher to run a command; the returned job's events fire as it starts and ends."""
+        """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended."""
         self._next_id += 1
         job = Job()
         if self.gone is not None:
-            job.started.set()
             job.ended.set()
             return self._next_id, job
         self._jobs[self._next_id] = job
         self.post(dict(request, op="run", id=self._next_id))
         return self._next_id, job
+
+    def forget(self, job_id: int) -> None:
+        """Stop tracking a job whose end the launcher never confirmed (its runner is being given up)."""
+        self._jobs.pop(job_id, None)
 
     def kill(self, job_id: int, grace: float, reason: str = "cancelled") -> None:
         self.post({"op": "kill", "id": job_id, "grace": grace, "reason": reason})

@@ -15,7 +15,6 @@ import posixpath
 import shlex
 import signal
 import subprocess
-import sys
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
@@ -286,6 +285,8 @@ class Runner:
             self.client.kill(job_id, grace, reason)
             with trio.move_on_after(grace + KILL_WAIT):
                 await job.ended.wait()
+            if not job.ended.is_set():
+                self.client.forget(job_id)
 
     def _result_of(self, command: Command, event: dict[str, Any] | None, timed_out: bool) -> Result:
         if event is None:
