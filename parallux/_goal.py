@@ -275,3 +275,6 @@ class GoalProxy:
 
     def __repr__(self) -> str:
         return f"<parallux.goal {'active' if GoalProxy._current else 'outside the runtime'}>"
+
+
+goal = GoalProxy()  # what ``from parallux import goal`` gives
