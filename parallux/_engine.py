@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 RETRIED_STATUSES = ("failed", "timeout", "error")
+FLUSH_PERIOD = 0.05  # seconds between forced flushes of observers (the run log)
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
 FAILED_STATUSES = ("failed", "timeout", "error")
 
@@ -151,6 +152,8 @@ class Engine:
                 self._work_scope = work_scope
                 async with trio.open_nursery() as work:
                     self._work = work
+                    flusher = trio.CancelScope()
+                    services.start_soon(self._flush_periodically, flusher)
                     self._ready.set()
                     await self._shutdown.wait()
             # Cancelled (Ctrl-C, "now" halt, a failed scheduler function): the commands are stopped, but the
@@ -159,6 +162,7 @@ class Engine:
             self._cancel_queued()
             for runner in self.runners:
                 await runner._close()
+            flusher.cancel()
 
     def _request_shutdown(self) -> None:
         assert self._shutdown is not None
@@ -183,7 +187,7 @@ class Engine:
         assert self.scheduler is not None
         for command in self.scheduler.drain():
             self._finish(command, Result(command, "cancelled"))
-        self.flush_observers()
+        self.flush_observers(force=True)
 
     async def add_runner(self, runner: Runner) -> None:
         """Start a runner's launcher (or connection); raises if it cannot be reached."""
@@ -282,11 +286,17 @@ class Engine:
         self._repoll_pending = False
         self._schedule()
 
-    def flush_observers(self) -> None:
+    def flush_observers(self, force: bool = False) -> None:
         for observer in self.observers:
             flush = getattr(observer, "flush", None)
             if flush is not None:
-                flush()
+                flush(force)
+
+    async def _flush_periodically(self, scope: trio.CancelScope) -> None:
+        with scope:
+            while True:
+                await trio.sleep(FLUSH_PERIOD)
+                self.flush_observers(force=True)
 
     def _start_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
         assert self.global_slots is not None and runner.slots is not None

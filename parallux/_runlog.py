@@ -16,6 +16,7 @@ from typing import IO, Any
 from ._handles import Command, Result
 
 SCHEMA_VERSION = 1
+FLUSH_EVERY = 0.05  # seconds: at most this much of the log can be lost if parallux is SIGKILLed
 
 
 def default_log_dir() -> str:
@@ -29,6 +30,7 @@ class RunLog:
     def __init__(self, path: str) -> None:
         self.path = path
         self._file: IO[str] | None = None
+        self._flushed = 0.0
 
     def open(self, run_id: str, config: str, argv: list[str]) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -66,9 +68,15 @@ class RunLog:
             record.update(outcome(result))
         self._write(record)
 
-    def flush(self) -> None:
-        if self._file is not None:
+    def flush(self, force: bool = True) -> None:
+        """Write out what is buffered; unless forced, at most every FLUSH_EVERY seconds (the engine forces a
+        flush on that period too, so a record never waits longer than that to reach the file)."""
+        if self._file is None:
+            return
+        now = time.monotonic()
+        if force or now - self._flushed >= FLUSH_EVERY:
             self._file.flush()
+            self._flushed = now
 
     def close(self, summary: dict[str, Any]) -> None:
         if self._file is None:
