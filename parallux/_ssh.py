@@ -62,6 +62,7 @@ DEFAULT_KEEPALIVE_COUNT = 3   # unanswered probes before the connection counts a
 TOO_OLD_STATUS = 86           # the boot command's exit status for a Python older than 3.6
 STDERR_KEPT = 8192            # bytes of the remote launcher's stderr kept for error messages
 STDERR_TAIL_KEPT = 4096       # bytes of a failed command's stderr kept for the report after the run
+KEPT_TAILS = 50               # failed commands per runner whose stderr tail is kept (the summary shows 20)
 PRELUDE_LIMIT = 1 << 20       # login-shell chatter tolerated on stdout before the launcher's hello
 HELLO_PREFIX = b'{"ev":"hello"'
 EXIT_WAIT = 2.0               # how long to wait for the exit status of a launcher that stopped early
@@ -110,6 +111,7 @@ class SshRunner(Runner):
         self._sftp_lock: trio.Lock | None = None
         self._abort_timer: Any = None
         self._stderr_tails: dict[str, bytes] = {}
+        self._tails_fetched = 0
 
     def describe(self) -> str:
         user, host, port = self._address
@@ -254,10 +256,16 @@ class SshRunner(Runner):
     # -- commands (engine thread) -----------------------------------------------------------------------
 
     async def _execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
-        """Run as any runner does; keep a failed command's stderr tail for the report after the run."""
+        """Run as any runner does; keep a failed command's stderr tail for the report after the run.
+
+        The tail is fetched by a task of its own, so the command's slot and cores are free at once (the
+        report reads it after the run, when the connection is closed). Only the first KEPT_TAILS failures
+        are kept: the summary shows no more than that."""
         result = await super()._execute(engine, command, lease)
-        if result.status in ("failed", "timeout") and result.stderr_path is not None:
-            await self._keep_stderr_tail(result.stderr_path)
+        if (result.status in ("failed", "timeout") and result.stderr_path is not None
+                and self._tails_fetched < KEPT_TAILS):
+            self._tails_fetched += 1
+            engine._services_nursery().start_soon(self._keep_stderr_tail, result.stderr_path)
         return result
 
     async def _keep_stderr_tail(self, path: str) -> None:
@@ -265,7 +273,7 @@ class SshRunner(Runner):
             scope.shield = True  # the result is already known: a cancel must not turn it into "cancelled"
             try:
                 self._stderr_tails[path] = await self._sftp_call(_aio_read, path, STDERR_TAIL_KEPT)
-            except (OSError, RunnerError):
+            except Exception:  # best effort, in a task of the engine's own: it must never end the run
                 pass
 
     async def _sftp_call(self, fn: Callable[..., Awaitable[T]], remote: str, *args: Any) -> T:
