@@ -12,7 +12,7 @@ Requests (one line each)::
      "command_text": "...", "wrapped": "...", "record": {...}, "quiet_start": false}
                                                      -> {"ev": "started", "id": 7, "pid": ..., "start": ...}
                                                         (not sent when quiet_start is true)
-                                                        {"ev": "exit", "id": 7, "returncode": ..., ...}
+                                                        {"ev": "exit", "id": 7, "status": "ok", "returncode": ..., ...}
                                                      or {"ev": "error", "id": 7, "message": "..."}
     {"op": "kill", "id": 7, "grace": 2.0, "reason": "timeout"}
                                                      stop the command's process tree (TERM, grace, KILL);

@@ -21,7 +21,7 @@ class Prespawned:
     def __init__(self) -> None:
         self.environ = dict(os.environ)
         self.cwd = os.getcwd()
-        self.process = subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = start_launcher()
 
     def still_fits(self) -> bool:
         return (self.process.poll() is None and os.environ == self.environ  # type: ignore[comparison-overlap]
@@ -35,6 +35,11 @@ class Prespawned:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def start_launcher() -> subprocess.Popen[bytes]:
+    """A local launcher child with pipes on its stdin and stdout (raises OSError if it cannot start)."""
+    return subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
 _waiting: Prespawned | None = None

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ._goal import Goal
 
 LAUNCHER_PATH = _prespawn.LAUNCHER_PATH
-LAUNCHER_ARGV = _prespawn.LAUNCHER_ARGV
 _RUNNER_NUMBERS = itertools.count(1)
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
@@ -139,27 +138,15 @@ class Runner:
 
     @asynccontextmanager
     async def _open_launcher(self) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
-        """Start the launcher as a child process and yield its stdin and stdout."""
-        adopted = _prespawn.claim()
-        if adopted is not None:
-            async with adopt_launcher(adopted) as streams:
-                yield streams
-            return
-        try:
-            process = await trio.lowlevel.open_process(LAUNCHER_ARGV, stdin=-1, stdout=-1)
-        except OSError as exc:
-            raise RunnerError(f"{self.describe()}: cannot start the launcher: {exc}") from exc
-        try:
-            assert process.stdin is not None and process.stdout is not None
-            yield process.stdin, process.stdout
-        finally:
-            with trio.CancelScope(shield=True):
-                await process.stdin.aclose()  # EOF: the launcher stops whatever is left and exits
-                with trio.move_on_after(KILL_WAIT):
-                    await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
+        """The launcher the CLI started early (see ``_prespawn``), or a new one: its stdin and stdout."""
+        process = _prespawn.claim()
+        if process is None:
+            try:
+                process = _prespawn.start_launcher()
+            except OSError as exc:
+                raise RunnerError(f"{self.describe()}: cannot start the launcher: {exc}") from exc
+        async with launcher_streams(process) as streams:
+            yield streams
 
     def _plan_facts(self) -> dict[str, Any]:
         """What ``--dry-run`` assumes about the runner's machine, since it starts no launcher."""
@@ -266,18 +253,17 @@ class Runner:
         assert self.client is not None
         await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before launch: launch nothing, move nothing
         job_id, job = self.client.start(request)
-        timed_out = False
         try:
             with trio.move_on_after(command.timeout if command.timeout else math.inf) as deadline:
                 await job.ended.wait()
             if deadline.cancelled_caught:
+                # Its exit event then says "timeout" -- or, if it ended by itself just as time ran out,
+                # how it ended.
                 await self._stop(job_id, job, KILL_GRACE, "timeout")
-                # It may have ended by itself just as time ran out: then its own exit counts.
-                timed_out = job.exit_event is None or bool(job.exit_event.get("killed", True))
         except BaseException:
             await self._stop(job_id, job, 0 if engine.hard_stop else KILL_GRACE, "cancelled")
             raise
-        return self._result_of(command, job.exit_event, timed_out)
+        return self._result_of(command, job.exit_event)
 
     async def _stop(self, job_id: int, job: Any, grace: float, reason: str) -> None:
         assert self.client is not None
@@ -288,24 +274,22 @@ class Runner:
             if not job.ended.is_set():
                 self.client.forget(job_id)
 
-    def _result_of(self, command: Command, event: dict[str, Any] | None, timed_out: bool) -> Result:
+    def _result_of(self, command: Command, event: dict[str, Any] | None) -> Result:
         if event is None:
             assert self.client is not None
             return Result(command, "error", error=self.client.gone or "the launcher did not report an exit")
         if event["ev"] == "error":
             return Result(command, "error", error=event.get("message"))
-        returncode = event["returncode"]
-        status = "timeout" if timed_out else ("ok" if returncode == 0 else "failed")
-        return Result(command, status, returncode=returncode, start_time=event["start"],
+        return Result(command, event["status"], returncode=event["returncode"], start_time=event["start"],
                       end_time=event["end"], signal=event.get("signal"),
                       user_seconds=event.get("user_seconds"), system_seconds=event.get("system_seconds"),
                       max_rss_kb=event.get("max_rss_kb"))
 
 
 @asynccontextmanager
-async def adopt_launcher(popen: subprocess.Popen[bytes]
-                         ) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
-    """Trio streams over a launcher the CLI started before Trio was imported (see ``_prespawn``)."""
+async def launcher_streams(popen: subprocess.Popen[bytes]
+                           ) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+    """Trio streams over a launcher child; on exit, EOF to it, then wait for it (or kill it)."""
     assert popen.stdin is not None and popen.stdout is not None
     send = trio.lowlevel.FdStream(os.dup(popen.stdin.fileno()))
     receive = trio.lowlevel.FdStream(os.dup(popen.stdout.fileno()))
