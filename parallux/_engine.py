@@ -26,17 +26,15 @@ import trio
 
 from ._cores import Lease
 from ._errors import plain_error
-from ._handles import Command, Completion, Group, Result
+from ._handles import FAILED_STATUSES, Command, Completion, Group, Result
 from ._scheduler import Scheduler, SchedulerPolicyError
 
 if TYPE_CHECKING:
     from ._runner import Runner
 
 T = TypeVar("T")
-RETRIED_STATUSES = ("failed", "timeout", "error")
-FLUSH_PERIOD = 0.05  # seconds between forced flushes of observers (the run log)
+FLUSH_PERIOD = 0.05  # seconds between flushes of observers: at most this much run log is lost to a SIGKILL
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
-FAILED_STATUSES = ("failed", "timeout", "error")
 
 
 class Observer(Protocol):
@@ -187,7 +185,7 @@ class Engine:
         assert self.scheduler is not None
         for command in self.scheduler.drain():
             self._finish(command, Result(command, "cancelled"))
-        self.flush_observers(force=True)
+        self.flush_observers()
 
     async def add_runner(self, runner: Runner) -> None:
         """Start a runner's launcher (or connection); raises if it cannot be reached."""
@@ -258,13 +256,7 @@ class Engine:
         group.nursery = group.done_event = None  # type: ignore[attr-defined]  # nothing kept per finished group
 
     def _schedule(self) -> None:
-        """Start whatever fits now; then let observers write out what happened (one write per burst)."""
-        try:
-            self._start_what_fits()
-        finally:
-            self.flush_observers()
-
-    def _start_what_fits(self) -> None:
+        """Start whatever fits now."""
         if self.scheduler is None or self.cancelled:
             return
         try:
@@ -286,17 +278,18 @@ class Engine:
         self._repoll_pending = False
         self._schedule()
 
-    def flush_observers(self, force: bool = False) -> None:
+    def flush_observers(self) -> None:
         for observer in self.observers:
             flush = getattr(observer, "flush", None)
             if flush is not None:
-                flush(force)
+                flush()
 
     async def _flush_periodically(self, scope: trio.CancelScope) -> None:
+        """Observers (the run log) buffer their writes; this bounds how long a record waits for the file."""
         with scope:
             while True:
                 await trio.sleep(FLUSH_PERIOD)
-                self.flush_observers(force=True)
+                self.flush_observers()
 
     def _start_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
         assert self.global_slots is not None and runner.slots is not None
@@ -341,7 +334,7 @@ class Engine:
             self._schedule()
 
     def _should_retry(self, command: Command, result: Result) -> bool:
-        return (result.status in RETRIED_STATUSES and command.attempt < command.retries
+        return (result.status in FAILED_STATUSES and command.attempt < command.retries
                 and not self.cancelled and not self.halted)
 
     @property

@@ -24,13 +24,12 @@ from rich.live import Live
 from rich.text import Text
 
 from ._errors import describe_failure
-from ._handles import Command, Result
+from ._handles import FAILED_STATUSES, Command, Result
 from ._progress import Progress, format_seconds
 
 REFRESH_SECONDS = 0.2
 SHOWN_PER_RUNNER = 3
 SHOWN_IN_TOTAL = 12
-FAILED_STATUSES = ("failed", "timeout", "error")
 
 
 class LiveReporter:

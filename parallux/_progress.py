@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from typing import IO, Any
 
 from ._errors import describe_failure
-from ._handles import Command, Result
+from ._handles import FAILED_STATUSES, Command, Result
 
 SHOWN_FAILURES = 20
 
@@ -70,7 +70,7 @@ class Progress:
         if result.runner_name is not None and result.duration is not None and not result.resumed:
             self.busy_seconds[result.runner_name] += result.duration
             self.per_runner[result.runner_name] += 1
-        if result.status in ("failed", "timeout", "error"):
+        if result.status in FAILED_STATUSES:
             self.failure_count += 1
             if len(self.failures) < SHOWN_FAILURES:
                 self.failures.append(result)
@@ -166,7 +166,7 @@ class PlainReporter:
             extra = f" {result.status}" if result is not None else ""
             where = f" on {command.runner_name}" if command.runner_name else ""
             self.emit(f"parallux: {event} {command.name!r}{where}{extra} ({command.work_dir})")
-        elif event == "finished" and result is not None and result.status in ("failed", "timeout", "error"):
+        elif event == "finished" and result is not None and result.status in FAILED_STATUSES:
             if not self.quiet:
                 self._failures.put(result)
         elif event == "retrying" and result is not None and not self.quiet:

@@ -1,7 +1,8 @@
 """The run log: one JSON line per command event, on the machine that runs parallux.
 
-Written as events happen, one line at a time and flushed, so a run that is interrupted -- even killed --
-leaves a complete record of every command that finished. The schema is in docs/reference.md ("Run log").
+Written as events happen and flushed every 50 ms (and at the end, also after Ctrl-C or SIGTERM), so an
+interrupted run leaves a complete record of every command that finished; a SIGKILL loses at most the last
+50 ms. The schema is in docs/reference.md ("Run log").
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import IO, Any
 from ._handles import Command, Result
 
 SCHEMA_VERSION = 1
-FLUSH_EVERY = 0.05  # seconds: at most this much of the log can be lost if parallux is SIGKILLed
 
 
 def default_log_dir() -> str:
@@ -30,12 +30,10 @@ class RunLog:
     def __init__(self, path: str) -> None:
         self.path = path
         self._file: IO[str] | None = None
-        self._flushed = 0.0
 
     def open(self, run_id: str, config: str, argv: list[str]) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        # Buffered, and flushed by the engine after every burst of events (flush()): one write per scheduling
-        # pass rather than one per event, and still on disk before the next command starts.
+        # Buffered; the engine calls flush() every 50 ms: a few writes a second instead of one per event.
         self._file = open(self.path, "a", encoding="utf-8")
         self._write({"event": "run_started", "schema": SCHEMA_VERSION, "run_id": run_id,
                      "config": os.path.abspath(config), "argv": argv, "time": time.time(), "pid": os.getpid(),
@@ -68,15 +66,10 @@ class RunLog:
             record.update(outcome(result))
         self._write(record)
 
-    def flush(self, force: bool = True) -> None:
-        """Write out what is buffered; unless forced, at most every FLUSH_EVERY seconds (the engine forces a
-        flush on that period too, so a record never waits longer than that to reach the file)."""
-        if self._file is None:
-            return
-        now = time.monotonic()
-        if force or now - self._flushed >= FLUSH_EVERY:
+    def flush(self) -> None:
+        """Write out what is buffered (the engine calls this every few tens of milliseconds)."""
+        if self._file is not None:
             self._file.flush()
-            self._flushed = now
 
     def close(self, summary: dict[str, Any]) -> None:
         if self._file is None:
