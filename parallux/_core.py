@@ -121,7 +121,6 @@ class Session:
 
     def _open_reporting(self) -> None:
         options = self.options
-        self.progress = Progress()
         self.engine.observers.append(self.progress)
         if options.write_log and not options.dry_run:
             self.run_log = RunLog(options.log_path or os.path.join(default_log_dir(), f"{self.run_id}.jsonl"))
@@ -153,8 +152,7 @@ class Session:
             report(f"parallux: dry run: {self.progress.finished} commands planned; nothing was started")
             return
         if self.progress.finished or self.run_log is not None:
-            report(summary_text(self.progress, self.run_log.path if self.run_log else None,
-                                self.progress.resumed))
+            report(summary_text(self.progress, self.run_log.path if self.run_log else None))
         if self.engine.halt_reason:
             report(f"parallux: {self.engine.halt_reason}; commands not started were cancelled")
 

@@ -176,14 +176,14 @@ class PlainReporter:
         print(text, file=self.stream, flush=True)
 
 
-def summary_text(progress: Progress, log_path: str | None, skipped_on_resume: int) -> str:
+def summary_text(progress: Progress, log_path: str | None) -> str:
     """The end-of-run report: counts by status, time per runner, every failure with its work dir."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
         noun = "command" if progress.finished == 1 else "commands"
         lines = [f"parallux: {progress.finished} {noun} ({counts or 'none'}) in {format_seconds(progress.elapsed)}"]
-        if skipped_on_resume:
-            lines.append(f"  resumed: {skipped_on_resume} commands skipped, already done in an earlier run")
+        if progress.resumed:
+            lines.append(f"  resumed: {progress.resumed} commands skipped, already done in an earlier run")
         if progress.retries:
             lines.append(f"  retries: {progress.retries}")
         for runner, busy in sorted(progress.busy_seconds.items()):
