@@ -67,7 +67,7 @@ class LauncherClient:
         a connection that died without closing -- lets the watchdog fire."""
         while self.gone is None:
             await trio.sleep(WATCHDOG / 6)
-            self.post({"op": "ping"})
+            await self.ping()
 
     def post(self, message: dict[str, Any]) -> None:
         """Queue a request; the writer task sends queued requests in batches."""
