@@ -303,11 +303,13 @@ class Launcher(object):
         self.selector.register(wake_r, selectors.EVENT_READ, "wake")
         try:
             while self.running:
-                for key, _ in self.selector.select(self.next_timeout()):
-                    if key.data == "in":
-                        self.read_requests()
-                    else:
-                        drain(wake_r)
+                ready = [key.data for key, _ in self.selector.select(self.next_timeout())]
+                if "wake" in ready:  # exits first: their events free slots that parallux is waiting for
+                    drain(wake_r)
+                    self.reap()
+                    self.flush()
+                if "in" in ready:
+                    self.read_requests()
                 self.reap()
                 self.check_kill_deadlines()
                 self.flush()
@@ -325,29 +327,46 @@ def spawn(request):
     work_dir = request["work_dir"]
     if not make_dirs(work_dir):
         keep_history(work_dir)
-    with open(os.path.join(work_dir, "command.txt"), "w") as f:
-        f.write(request.get("command_text", "") + "\n")
-        if request.get("wrapped"):
-            f.write("# as run:\n" + request["wrapped"] + "\n")
+    text = request.get("command_text", "") + "\n"
+    if request.get("wrapped"):
+        text += "# as run:\n" + request["wrapped"] + "\n"
+    write_file(os.path.join(work_dir, "command.txt"), text.encode("utf-8", "surrogateescape"))
     env = command_env(request)
     argv = request["argv"]
     cwd = request.get("cwd") or work_dir
-    out = open(os.path.join(work_dir, "stdout.txt"), "wb")
-    err = open(os.path.join(work_dir, "stderr.txt"), "wb")
+    out = os.open(os.path.join(work_dir, "stdout.txt"), NEW_FILE, 0o666)
+    try:
+        err = os.open(os.path.join(work_dir, "stderr.txt"), NEW_FILE, 0o666)
+    except BaseException:
+        os.close(out)
+        raise
     try:
         executable = resolve(argv[0], env)
         start = now()
         if FAST_SPAWN[0] and executable.startswith("/"):
             try:
-                return fast_spawn(argv, executable, env, cwd, out.fileno(), err.fileno()), None, start
+                return fast_spawn(argv, executable, env, cwd, out, err), None, start
             except TypeError:  # this Python's _posixsubprocess differs: use Popen from now on
                 FAST_SPAWN[0] = False
         popen = subprocess.Popen(argv, executable=executable, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=err, cwd=cwd, env=env, close_fds=True, start_new_session=True)
     finally:
-        out.close()
-        err.close()
+        os.close(out)
+        os.close(err)
     return popen.pid, popen, start
+
+
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_file(path, data):
+    """Create (or truncate) a file holding data: plain system calls, no file object."""
+    fd = os.open(path, NEW_FILE, 0o666)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
 
 
 # subprocess.Popen spends about as long in Python (building its object, re-encoding the environment) as the
@@ -437,6 +456,15 @@ def resolve(program, env):
 def make_dirs(path):
     """Create the directory; True when it is new (so nothing in it can need keeping)."""
     try:
+        os.mkdir(path)  # the usual case: the workspace exists, the command's dir does not
+        return True
+    except FileNotFoundError:
+        pass
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return False
+    try:
         os.makedirs(path)
         return True
     except FileExistsError:
@@ -495,8 +523,8 @@ def write_record(request, event):
     record["wrapped"] = request.get("wrapped")
     path = os.path.join(request["work_dir"], RECORD_NAME)
     try:
-        with open(path + ".tmp", "w") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")  # the C encoder; indent= is pure Python
+        # the C encoder (indent= is pure Python); written aside and renamed, so a record is never partial
+        write_file(path + ".tmp", (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
         os.rename(path + ".tmp", path)
     except OSError as exc:
         event["record_error"] = describe_os_error(exc)
