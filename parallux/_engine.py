@@ -30,7 +30,7 @@ from ._handles import FAILED_STATUSES, Command, Completion, Group, Result
 from ._scheduler import Scheduler, SchedulerPolicyError
 
 if TYPE_CHECKING:
-    from ._runner import Runner
+    from ._runner import Launched, Runner
 
 T = TypeVar("T")
 FLUSH_PERIOD = 0.05  # seconds between flushes of observers: at most this much run log is lost to a SIGKILL
@@ -301,16 +301,25 @@ class Engine:
         command.numa_node = lease.numa_node if lease is not None else command.requested_numa_node
         command.work_dir = runner._work_dir_of(command.work_relpath)
         command.runner = runner  # last: assigned() turns true only once everything above is set
+        launched: Launched | Exception | None = None
         if self.dry_run:
             self.observe("planned", command, request=runner._request_for(self, command, lease))
         else:
-            self.observe("started", command)  # its request goes to the launcher in this very step
-        command.group.nursery.start_soon(self._run_command, command, runner, lease)  # type: ignore[union-attr]
+            self.observe("started", command)
+            try:
+                launched = runner._launch(self, command, lease)  # no task switch between a free slot and a launch
+            except Exception as exc:  # reported by the command's task, as its result
+                launched = exc
+        command.group.nursery.start_soon(  # type: ignore[union-attr]
+            self._run_command, command, runner, lease, launched)
 
-    async def _run_command(self, command: Command, runner: Runner, lease: Lease | None) -> None:
+    async def _run_command(self, command: Command, runner: Runner, lease: Lease | None,
+                           launched: Launched | Exception | None) -> None:
         result: Result | None = None
         try:
-            result = await runner._execute(self, command, lease)
+            if isinstance(launched, Exception):
+                raise launched
+            result = await runner._execute(self, command, lease, launched)
         except trio.Cancelled:
             result = Result(command, "cancelled")
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -33,8 +33,10 @@ class LauncherClient:
     """Sends requests to one launcher and routes its events to the jobs waiting for them."""
 
     def __init__(self, send_stream: trio.abc.SendStream, receive_stream: trio.abc.ReceiveStream,
-                 description: str) -> None:
+                 description: str, write_now: Callable[[bytes], int] | None = None) -> None:
         self.description = description
+        self._write_now = write_now
+        self._queued = 0       # messages in the outbox or being written by the writer task
         self._send_stream = send_stream
         self._receive_stream = receive_stream
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
@@ -70,9 +72,21 @@ class LauncherClient:
             await self.ping()
 
     def post(self, message: dict[str, Any]) -> None:
-        """Queue a request; the writer task sends queued requests in batches."""
-        if self.gone is None:
-            self._outbox_send.send_nowait((json.dumps(message, separators=(",", ":")) + "\n").encode())
+        """Send a request: at once if the transport takes it without blocking and nothing is queued before it,
+        else through the writer task, which sends what queued up in batches."""
+        if self.gone is not None:
+            return
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        if self._write_now is not None and not self._queued:
+            try:
+                written = self._write_now(data)
+            except OSError:  # would block, or broken: the writer task sends it (and reports a broken stream)
+                written = 0
+            if written == len(data):
+                return
+            data = data[written:]
+        self._queued += 1
+        self._outbox_send.send_nowait(data)
 
     async def quit(self) -> None:
         """Ask the launcher to stop everything and exit, then close our end."""
@@ -89,6 +103,7 @@ class LauncherClient:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 await self._send_stream.send_all(b"".join(batch))
+                self._queued -= len(batch)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._lost(f"cannot write to the launcher: {exc}")
         finally:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
 
 import trio
 
@@ -25,13 +25,14 @@ from . import _prespawn
 from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from ._errors import RunnerError
 from ._handles import Command, Result, env_of
-from ._protocol import LauncherClient
+from ._protocol import Job, LauncherClient
 
 if TYPE_CHECKING:
     from ._engine import Engine
     from ._goal import Goal
 
 LAUNCHER_PATH = _prespawn.LAUNCHER_PATH
+Launched = tuple[int, Job]  # a launched command: its request id and the job that reports its end
 _RUNNER_NUMBERS = itertools.count(1)
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
@@ -160,7 +161,7 @@ class Runner:
             task_status.started()
             return
         async with self._open_launcher() as (send, receive):
-            self.client = LauncherClient(send, receive, self.describe())
+            self.client = LauncherClient(send, receive, self.describe(), _write_now(send))
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self._configure(facts)
@@ -242,24 +243,30 @@ class Runner:
                   else "--localalloc")
         return [self.facts.get("numactl") or "numactl", f"--physcpubind={format_cores(lease.cores)}", memory, "--"]
 
-    async def _execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
-        """Run one command to its end; on cancellation stop its process tree before re-raising."""
-        if engine.dry_run:
+    def _launch(self, engine: Engine, command: Command, lease: Lease | None) -> Launched:
+        """Send the command to the launcher now, in the scheduling step that started it (engine thread)."""
+        assert self.client is not None
+        return self.client.start(self._request_for(engine, command, lease))
+
+    async def _execute(self, engine: Engine, command: Command, lease: Lease | None,
+                       launched: Launched | None) -> Result:
+        """Wait for a launched command's end; on a timeout or cancellation stop its process tree first."""
+        if launched is None:  # a dry run
             # Virtual time (dry runs use an autojumping clock): every command "takes" one second, and
             # the earlier submitted ends first, so the plan is the same on every dry run.
             await trio.sleep(1 + command.seq * 1e-6)
             return Result(command, "planned")
-        request = self._request_for(engine, command, lease)
-        assert self.client is not None
-        await trio.lowlevel.checkpoint_if_cancelled()  # cancelled before launch: launch nothing, move nothing
-        job_id, job = self.client.start(request)
+        job_id, job = launched
         try:
-            with trio.move_on_after(command.timeout if command.timeout else math.inf) as deadline:
+            if command.timeout:
+                with trio.move_on_after(command.timeout) as deadline:
+                    await job.ended.wait()
+                if deadline.cancelled_caught:
+                    # Its exit event then says "timeout" -- or, if it ended by itself just as time ran out,
+                    # how it ended.
+                    await self._stop(job_id, job, KILL_GRACE, "timeout")
+            else:
                 await job.ended.wait()
-            if deadline.cancelled_caught:
-                # Its exit event then says "timeout" -- or, if it ended by itself just as time ran out,
-                # how it ended.
-                await self._stop(job_id, job, KILL_GRACE, "timeout")
         except BaseException:
             await self._stop(job_id, job, 0 if engine.hard_stop else KILL_GRACE, "cancelled")
             raise
@@ -307,6 +314,14 @@ async def launcher_streams(popen: subprocess.Popen[bytes]
                 popen.kill()
                 popen.wait()
             await receive.aclose()
+
+
+def _write_now(stream: trio.abc.SendStream) -> Callable[[bytes], int] | None:
+    """A way to write to the stream without awaiting, if it has one (see ``LauncherClient.post``)."""
+    if isinstance(stream, trio.lowlevel.FdStream):
+        fd = stream.fileno()  # non-blocking (FdStream made it so): a full pipe raises BlockingIOError
+        return lambda data: os.write(fd, data)
+    return getattr(stream, "write_now", None)
 
 
 def resolve_workspace(workspace: str, home: str, cwd: str) -> str:

@@ -44,7 +44,7 @@ import trio
 import trio_asyncio
 
 from ._errors import ConfigError, RunnerError, leaf_errors
-from ._runner import KILL_WAIT, LAUNCHER_PATH, Runner
+from ._runner import KILL_WAIT, LAUNCHER_PATH, Launched, Runner
 
 if TYPE_CHECKING:
     from ._cores import Lease
@@ -255,13 +255,14 @@ class SshRunner(Runner):
 
     # -- commands (engine thread) -----------------------------------------------------------------------
 
-    async def _execute(self, engine: Engine, command: Command, lease: Lease | None) -> Result:
+    async def _execute(self, engine: Engine, command: Command, lease: Lease | None,
+                       launched: Launched | None) -> Result:
         """Run as any runner does; keep a failed command's stderr tail for the report after the run.
 
         The tail is fetched by a task of its own, so the command's slot and cores are free at once (the
         report reads it after the run, when the connection is closed). Only the first KEPT_TAILS failures
         are kept: the summary shows no more than that."""
-        result = await super()._execute(engine, command, lease)
+        result = await super()._execute(engine, command, lease, launched)
         if (result.status in ("failed", "timeout") and result.stderr_path is not None
                 and self._tails_fetched < KEPT_TAILS):
             self._tails_fetched += 1
