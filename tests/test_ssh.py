@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from parallux._ssh import BOOT, boot_command
+from parallux._ssh import BOOT, _cpu_has_aes, boot_command
 from tests.sshd import HOST_ALIAS, SshdServer, start_sshd
 
 REPO = Path(__file__).resolve().parent.parent
@@ -286,6 +286,57 @@ def test_SshRunner_connection_errors_are_clear_config_errors(sshd_server: SshdSe
     assert "127.0.0.1:" in done.stderr and f"{sshd_server.user}@" in done.stderr
     assert "Traceback" not in done.stderr and "trio" not in done.stderr
     assert not (tmp_path / "never").exists()
+
+
+def _launcher_exe_config(tmp_path: Path, remote_ws: Path, pythons: tuple[str, ...] | None) -> Path:
+    """A config whose one command prints the executable of its launcher (the parent of its ``sh``)."""
+    patch = f"import parallux._ssh\nparallux._ssh.DEFAULT_PYTHONS = {pythons!r}\n" if pythons else ""
+    return write_config(tmp_path, patch + textwrap.dedent(f"""
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r})
+        print(server.run("readlink /proc/$PPID/exe").sync().read_stdout().strip())
+    """))
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+def test_SshRunner_starts_the_launcher_with_usr_bin_python3_by_default(sshd_server: SshdServer,
+                                                                        tmp_path: Path, remote_ws: Path) -> None:
+    # python3 on a login PATH is often a version manager's shim (pyenv's costs ~0.1 s per start)
+    done = run_cli(sshd_server, _launcher_exe_config(tmp_path, remote_ws, None))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == os.path.realpath("/usr/bin/python3")
+
+
+def test_SshRunner_falls_back_to_python3_when_the_first_interpreter_fails(sshd_server: SshdServer,
+                                                                          tmp_path: Path, remote_ws: Path) -> None:
+    done = run_cli(sshd_server, _launcher_exe_config(tmp_path, remote_ws, ("/nonexistent/python3", "python3")))
+    assert done.returncode == 0, done.stderr
+    assert os.path.basename(done.stdout.strip()).startswith("python3")
+    assert not done.stdout.strip().startswith("/nonexistent")
+
+
+def test_SshRunner_reports_the_last_interpreter_when_none_starts(sshd_server: SshdServer, tmp_path: Path,
+                                                                 remote_ws: Path) -> None:
+    done = run_cli(sshd_server, _launcher_exe_config(tmp_path, remote_ws, ("/nonexistent/a", "/nonexistent/b")))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "no Python interpreter '/nonexistent/b'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not _cpu_has_aes(), reason="the CPU has no AES instructions: asyncssh's order stays")
+def test_SshRunner_prefers_aes_gcm_unless_the_ssh_config_names_ciphers(sshd_server: SshdServer,
+                                                                      tmp_path: Path, remote_ws: Path) -> None:
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(sshd_server.ssh_config.read_text() + "\nHost *\n    Ciphers aes128-ctr\n")
+    config = write_config(tmp_path, f"""
+        default = goal.ssh("default", host=goal.args["host"], workspace={str(remote_ws)!r})
+        chosen = goal.ssh("chosen", host=goal.args["host"], workspace={str(remote_ws)!r},
+                          ssh_config={str(ssh_config)!r})
+        for runner in (default, chosen):
+            print(runner.name, runner._conn.get_extra_info("send_cipher"))
+    """)
+    done = run_cli(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["default aes256-gcm@openssh.com", "chosen aes128-ctr"]
 
 
 def test_SshRunner_connect_timeout_when_the_server_never_answers(sshd_server: SshdServer,
