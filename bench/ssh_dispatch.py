@@ -26,6 +26,11 @@ The sshd is OpenSSH's, started by ``tests/sshd.py`` on 127.0.0.1 with its own ke
 and stopped by its pid; the machine's own sshd and ``~/.ssh`` are never used. The "remote" host is this
 machine, so every figure also contains the commands' own cost on the same CPUs.
 
+The parallux config also reports, inside itself, how long creating the runner took (for SSH: importing
+asyncssh, connecting, starting the remote launcher) and how long the commands took from then on; the table's
+last lines give their medians and the dispatch-only ratio, which shows the per-command cost of the SSH
+transport apart from its fixed cost.
+
 Targets (issue 4): parallux ssh within 1.5x of parallux local in both shells, and at least 10x faster than
 ssh ControlMaster with the real login shell.
 
@@ -50,16 +55,20 @@ sys.path.insert(0, str(REPO))
 from tests.sshd import HOST_ALIAS, SSH, SshdServer, start_sshd  # noqa: E402
 
 CONFIG = """\
+import time
 from parallux import goal
 n, p, ws = int(goal.args["n"]), int(goal.args["p"]), goal.args["ws"]
+started = time.perf_counter()
 if goal.args["runner"] == "ssh":
     runner = goal.ssh("server", host=goal.args["host"], workspace=ws, max_jobs=p)
 else:
     runner = goal.local(workspace=ws, max_jobs=p)
+ready = time.perf_counter()
 goal.setRunner(runner)
 for index in range(n):
     goal.schd("true", work_relpath=str(index))
 goal.issue().sync()
+print(f"PHASES {ready - started:.6f} {time.perf_counter() - ready:.6f}")
 """
 
 
@@ -69,6 +78,8 @@ class Tool:
     argv: list[str]          # "{ws}" is replaced by a fresh directory for each run
     output: str              # the file each command leaves in its directory, to check the run did its work
     seconds: list[float] = field(default_factory=list)
+    connect: list[float] = field(default_factory=list)   # parallux only: goal.ssh()/goal.local() in the config
+    dispatch: list[float] = field(default_factory=list)  # parallux only: from the runner ready to sync() done
 
 
 def remote_snippet() -> str:
@@ -101,6 +112,11 @@ def measure(tool: Tool, srv: SshdServer, workspace: Path, n: int) -> float:
     made = sum(1 for _ in workspace.glob(f"*/{tool.output}"))
     if made != n:
         raise SystemExit(f"{tool.name}: {made} of {n} commands left their {tool.output}")
+    for line in done.stdout.decode(errors="replace").splitlines():
+        if line.startswith("PHASES "):
+            connect, dispatch = line.split()[1:3]
+            tool.connect.append(float(connect))
+            tool.dispatch.append(float(dispatch))
     return seconds
 
 
@@ -143,6 +159,14 @@ def report(label: str, results: dict[str, Tool], n: int, p: int) -> None:
         best = min(tool.seconds)
         print(f"  {tool.name:18s} {best:8.2f} {statistics.median(tool.seconds):9.2f} {n / best:8.0f} "
               f"{best / local:8.2f}")
+    print("  inside the parallux config (median s): runner creation (SSH: import, connect, launcher start), "
+          "then dispatch of the commands")
+    for name in ("parallux local", "parallux ssh"):
+        tool = results[name]
+        print(f"  {name:18s} create {statistics.median(tool.connect):6.3f}  dispatch "
+              f"{statistics.median(tool.dispatch):6.3f}")
+    print(f"  dispatch only, ssh / local (medians): "
+          f"{statistics.median(results['parallux ssh'].dispatch) / statistics.median(results['parallux local'].dispatch):.2f}")
 
 
 def verdicts(by_shell: dict[str, dict[str, Tool]]) -> list[str]:
