@@ -141,6 +141,8 @@ class SshRunner(Runner):
         self._abort_timer: Any = None
         self._stderr_tails: dict[str, bytes] = {}
         self._tails_fetched = 0
+        self._tails_pending = 0            # stderr tails being fetched: closing waits for them
+        self._tails_idle: trio.Event | None = None
 
     def describe(self) -> str:
         user, host, port = self._address
@@ -200,7 +202,14 @@ class SshRunner(Runner):
                     await self._disconnect()
 
     async def _close(self) -> None:
-        """Ask the launcher to quit; if the connection went silent, abort it rather than wait forever."""
+        """Ask the launcher to quit; if the connection went silent, abort it rather than wait forever.
+
+        Stderr tails still being fetched finish first (within CLOSE_WAIT): the connection ends with the
+        launcher, and the report after the run shows those tails."""
+        if self._tails_pending:
+            self._tails_idle = trio.Event()
+            with trio.move_on_after(CLOSE_WAIT):
+                await self._tails_idle.wait()
         await super()._close()
         if self._conn is not None and self._aio_loop is not None:
             self._abort_timer = self._aio_loop.call_later(KILL_WAIT, self._conn.abort)
@@ -309,6 +318,7 @@ class SshRunner(Runner):
         if (result.status in ("failed", "timeout") and result.stderr_path is not None
                 and self._tails_fetched < KEPT_TAILS):
             self._tails_fetched += 1
+            self._tails_pending += 1
             engine._services_nursery().start_soon(self._keep_stderr_tail, result.stderr_path)
         return result
 
@@ -319,6 +329,10 @@ class SshRunner(Runner):
                 self._stderr_tails[path] = await self._sftp_call(_aio_read, path, STDERR_TAIL_KEPT)
             except Exception:  # best effort, in a task of the engine's own: it must never end the run
                 pass
+            finally:
+                self._tails_pending -= 1
+                if not self._tails_pending and self._tails_idle is not None:
+                    self._tails_idle.set()
 
     async def _sftp_call(self, fn: Callable[..., Awaitable[T]], remote: str, *args: Any) -> T:
         """Run an asyncio-flavoured SFTP helper; its errors become OSError (file) or RunnerError (link)."""
