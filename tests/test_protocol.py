@@ -1,0 +1,67 @@
+"""LauncherClient's sending path: direct writes when the transport takes them, the writer task otherwise,
+and never a reordering between the two. In-memory streams stand in for the launcher."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+import trio.testing
+
+from parallux._protocol import LauncherClient
+
+
+class ChokingTransport:
+    """A ``write_now`` that takes ``budget`` bytes, says once that it would block, then takes everything."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.written = b""
+
+    def __call__(self, data: bytes) -> int:
+        if self.budget <= 0:
+            self.budget = 10**9  # room again: a post that skipped the queue would now overtake it
+            raise BlockingIOError("full")
+        taken = data[:self.budget]
+        self.budget -= len(taken)
+        self.written += taken
+        return len(taken)
+
+
+async def sent_through(budget: int | None, messages: list[dict[str, object]]) -> tuple[bytes, bytes]:
+    """(what went out directly, what the writer task sent) after posting the messages."""
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    transport = ChokingTransport(budget) if budget is not None else None
+    client = LauncherClient(send, trio.testing.memory_stream_one_way_pair()[1], "test", transport)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client._write_loop)
+        for message in messages:
+            client.post(message)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    queued = b""
+    while chunk := await receive.receive_some():  # the writer task closed the stream when it was cancelled
+        queued += chunk
+    return (transport.written if transport else b""), queued
+
+
+MESSAGES = [{"op": "run", "id": n, "argv": ["sh", "-c", "echo %d" % n]} for n in range(1, 6)]
+WIRE = b"".join((json.dumps(m, separators=(",", ":")) + "\n").encode() for m in MESSAGES)
+
+
+async def test_post_writes_directly_when_the_transport_takes_everything() -> None:
+    direct, queued = await sent_through(10**6, MESSAGES)
+    assert direct == WIRE and queued == b""
+
+
+async def test_post_queues_the_rest_in_order_once_the_transport_is_full() -> None:
+    # The first message goes out partly: its rest, and every later message, must follow through the writer
+    # task, in order -- even after the transport has room again.
+    direct, queued = await sent_through(20, MESSAGES)
+    assert direct == WIRE[:20]
+    assert direct + queued == WIRE
+
+
+async def test_post_without_a_direct_path_uses_the_writer_task() -> None:
+    direct, queued = await sent_through(None, MESSAGES)
+    assert direct == b"" and queued == WIRE
