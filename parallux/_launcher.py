@@ -270,16 +270,16 @@ class Launcher(object):
         for job in self.by_id.values():  # their records must say they were stopped, not that they failed
             job.kill_reason = job.kill_reason or "cancelled"
             job.kill_deadline = job.kill_deadline or now()
-        for pgid in self.groups:
-            try_killpg(pgid, signal.SIGTERM)
-        sweep_marks(runs, signal.SIGTERM, prefix=True)
-        deadline = now() + self.exit_grace
-        while now() < deadline and any(group_alive(g) for g in self.groups):
-            time.sleep(0.02)
-            self.reap()
-        for pgid in self.groups:
-            try_killpg(pgid, signal.SIGKILL)
-        sweep_marks(runs, signal.SIGKILL, prefix=True)
+        signalled = [pgid for pgid in self.groups if try_killpg(pgid, signal.SIGTERM)]
+        swept = sweep_marks(runs, signal.SIGTERM, prefix=True)
+        if signalled or swept or self.by_id:  # the usual end of a run finds nothing left: no grace, no KILL
+            deadline = now() + self.exit_grace
+            while now() < deadline and any(group_alive(g) for g in self.groups):
+                time.sleep(0.02)
+                self.reap()
+            for pgid in self.groups:
+                try_killpg(pgid, signal.SIGKILL)
+            sweep_marks(runs, signal.SIGKILL, prefix=True)
         deadline = now() + 1.0
         while self.by_id and now() < deadline:
             self.reap()
@@ -588,11 +588,14 @@ def marked_pids(marks, prefix=False):
 
 
 def sweep_marks(marks, sig, prefix=False):
-    for pid in marked_pids(marks, prefix):
+    """Signal every process carrying one of the marks; how many there were."""
+    pids = marked_pids(marks, prefix)
+    for pid in pids:
         try:
             os.kill(pid, sig)
         except OSError:
             pass
+    return len(pids)
 
 
 def drain(fd):
@@ -649,4 +652,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    # Everything is written (records, events) and nothing of ours needs finalizing: end at once, so that
+    # parallux, waiting for this exit, is not kept waiting for an interpreter teardown.
+    os._exit(0)

@@ -163,8 +163,9 @@ class LauncherClient:
             self.unclaimed.append(event)
 
     def start(self, job_id: int, argv: list[str], work_dir: Path, **options: Any) -> dict[str, Any]:
-        """Send a run request with a fresh mark; return the ``started`` event (its ``mark`` added)."""
-        mark = f"test-{uuid.uuid4().hex}"
+        """Send a run request with a fresh mark; return the ``started`` event (its ``mark`` added). Marks have
+        parallux's shape, ``<run id>@<runner>.<seq>.<attempt>``, each with a run id of its own."""
+        mark = f"test-{uuid.uuid4().hex}@r1.{job_id}.1"
         self.marks.append(mark)
         self.send(op="run", id=job_id, argv=argv, work_dir=str(work_dir), mark=mark,
                   command_text=options.pop("command_text", " ".join(argv)), **options)
@@ -503,6 +504,23 @@ def test_launcher_stdin_eof_stops_every_group_and_exits_zero(launcher: LauncherC
     assert launcher.wait(timeout=3.5) == 0
     for job in jobs:
         assert_tree_gone(job["pid"], job["mark"], timeout=max(0.0, closed + 3.5 - time.monotonic()))
+
+
+def test_launcher_stdin_eof_kills_a_finished_commands_escapee_that_ignores_sigterm(launcher: LauncherClient,
+                                                                                   tmp_path: Path) -> None:
+    """After every command ended, only the run-wide sweep by mark finds a setsid'd leftover: one that ignores
+    SIGTERM must still get SIGKILL after the grace (the usual, clean end skips the grace)."""
+    script = "setsid sh -c \"trap '' TERM; exec sleep 1000\" </dev/null >/dev/null 2>&1 & exit 0"
+    job = launcher.start(1, sh(script), tmp_path / "w")
+    assert launcher.expect("exit", 1)["returncode"] == 0
+    wait_until(lambda: sleeps_running(1)(job), "the escapee to run")
+    [escapee] = marked_pids(job["mark"])
+    assert proc_stat(escapee).session != job["pid"]  # type: ignore[union-attr]
+
+    launcher.close_stdin()
+
+    assert launcher.wait(timeout=_launcher.EXIT_GRACE + 2) == 0
+    assert_tree_gone(job["pid"], job["mark"], timeout=1.0)
 
 
 # --- the source itself -----------------------------------------------------------------------------------------
