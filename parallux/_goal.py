@@ -6,6 +6,7 @@ crossings; ``issue``/``run`` hand whole groups to the engine in one call each.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import sys
@@ -60,6 +61,7 @@ class Goal:
             membind: bool = False, **ssh_options: Any) -> Runner:
         """A runner on another machine, reached over one SSH connection; connects now."""
         from ._ssh import SshRunner  # imported only when used: local-only runs never load asyncssh
+        gc.freeze()  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
         runner = SshRunner(self, self._new_runner_name(name), host=host, user=user, port=port,
                            ssh_options=ssh_options, **self._runner_options(
                                workspace, max_jobs, env, core_pool, numa_nodes, membind))
