@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 FLUSH_PERIOD = 0.05  # seconds between flushes of observers: at most this much run log is lost to a SIGKILL
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
+DRY_RUN_AUTOJUMP = 0.001  # real seconds of an idle loop before a dry run's virtual clock jumps
 
 
 class Observer(Protocol):
@@ -86,7 +87,9 @@ class Engine:
         clock = None
         if self.dry_run:  # trio.testing imports pytest: only a dry run pays for it
             from trio.testing import MockClock
-            clock = MockClock(autojump_threshold=0)
+            # Jump once the loop has been idle for 1 ms (real): with a threshold of 0 an idle loop polls
+            # without ever sleeping, and that spinning thread starves the config's thread of the GIL.
+            clock = MockClock(autojump_threshold=DRY_RUN_AUTOJUMP)
         try:
             trio.run(self._main, clock=clock)
         except BaseException as exc:  # surfaced to the main thread by join() and by every waiter
@@ -151,7 +154,9 @@ class Engine:
                 async with trio.open_nursery() as work:
                     self._work = work
                     flusher = trio.CancelScope()
-                    services.start_soon(self._flush_periodically, flusher)
+                    if not self.dry_run:  # a dry run writes no log; and on its autojumping clock a periodic
+                        # task would spin the engine thread, starving the config's thread of the GIL
+                        services.start_soon(self._flush_periodically, flusher)
                     self._ready.set()
                     await self._shutdown.wait()
             # Cancelled (Ctrl-C, "now" halt, a failed scheduler function): the commands are stopped, but the

@@ -518,6 +518,23 @@ def test_cli_error_in_a_scheduler_function_points_at_it(tmp_path: Path) -> None:
     assert "line 5, in pick" in done.stderr and "IndexError" in done.stderr and "setScheduler" in done.stderr
 
 
+def test_cli_dry_run_engine_does_not_spin_while_the_config_works(tmp_path: Path) -> None:
+    # A dry run's virtual clock jumps when the engine is idle; with nothing to jump to, an engine that polled
+    # without sleeping would burn a CPU and starve the config's own thread (a config importing asyncssh for
+    # goal.ssh took over a minute). Half a second of config time must cost the process far less CPU.
+    write_config(tmp_path, """
+        import time
+        from parallux import goal
+        goal.local(workspace="ws")
+        started = time.process_time()
+        time.sleep(0.5)
+        print(f"{time.process_time() - started:.3f}")
+    """)
+    done = run_cli(tmp_path, "config.py", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) < 0.2
+
+
 def test_cli_dry_run_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     write_config(tmp_path, """
         from parallux import goal
