@@ -37,6 +37,7 @@ class LauncherClient:
         self.description = description
         self._write_now = write_now
         self._queued = 0       # messages in the outbox or being written by the writer task
+        self._closed = False   # our end is closed (quit, or the writer ended): nothing more is sent
         self._send_stream = send_stream
         self._receive_stream = receive_stream
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
@@ -74,7 +75,7 @@ class LauncherClient:
     def post(self, message: dict[str, Any]) -> None:
         """Send a request: at once if the transport takes it without blocking and nothing is queued before it,
         else through the writer task, which sends what queued up in batches."""
-        if self.gone is not None:
+        if self.gone is not None or self._closed:  # e.g. a second Ctrl-C's hard quit after quit(): dropped
             return
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
         if self._write_now is not None and not self._queued:
@@ -91,6 +92,7 @@ class LauncherClient:
     async def quit(self) -> None:
         """Ask the launcher to stop everything and exit, then close our end."""
         self.post({"op": "quit"})
+        self._closed = True
         self._outbox_send.close()
 
     async def _write_loop(self) -> None:
@@ -107,6 +109,9 @@ class LauncherClient:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._lost(f"cannot write to the launcher: {exc}")
         finally:
+            # No direct write may follow: the stream's fd is closed below, and its number may be reused.
+            self._closed = True
+            self._write_now = None
             with trio.CancelScope(shield=True):
                 try:
                     await self._send_stream.aclose()

@@ -65,3 +65,19 @@ async def test_post_queues_the_rest_in_order_once_the_transport_is_full() -> Non
 async def test_post_without_a_direct_path_uses_the_writer_task() -> None:
     direct, queued = await sent_through(None, MESSAGES)
     assert direct == b"" and queued == WIRE
+
+
+async def test_nothing_is_sent_after_our_end_is_closed() -> None:
+    # After quit() -- and once the writer task has closed the stream, whose fd number may then be reused by
+    # another file -- a late request (a second Ctrl-C's hard quit, a keep-alive ping) is dropped: no direct
+    # write, no error.
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    transport = ChokingTransport(10**6)
+    client = LauncherClient(send, trio.testing.memory_stream_one_way_pair()[1], "test", transport)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client._write_loop)
+        await client.quit()
+        client.post({"op": "quit", "grace": 0})
+        await trio.testing.wait_all_tasks_blocked()
+    client.post({"op": "ping"})
+    assert transport.written == b'{"op":"quit"}\n'
