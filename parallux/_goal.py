@@ -60,8 +60,10 @@ class Goal:
             env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
             membind: bool = False, **ssh_options: Any) -> Runner:
         """A runner on another machine, reached over one SSH connection; connects now."""
+        first_ssh = "parallux._ssh" not in sys.modules
         from ._ssh import SshRunner  # imported only when used: local-only runs never load asyncssh
-        gc.freeze()  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
+        if first_ssh:  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
+            gc.freeze()
         runner = SshRunner(self, self._new_runner_name(name), host=host, user=user, port=port,
                            ssh_options=ssh_options, **self._runner_options(
                                workspace, max_jobs, env, core_pool, numa_nodes, membind))

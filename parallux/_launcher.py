@@ -653,6 +653,7 @@ def main():
 
 if __name__ == "__main__":
     main()
+    sys.stderr.flush()  # block-buffered on a Python older than 3.9
     # Everything is written (records, events) and nothing of ours needs finalizing: end at once, so that
     # parallux, waiting for this exit, is not kept waiting for an interpreter teardown.
     os._exit(0)

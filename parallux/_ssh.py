@@ -259,6 +259,7 @@ class SshRunner(Runner):
         version manager's shim (pyenv's costs ~0.1 s per start), while the launcher needs only some Python
         >= 3.6 with its standard library. If that fails to start the launcher, ``python3`` is tried."""
         candidates = [self.python] if self.python is not None else list(DEFAULT_PYTHONS)
+        failures: list[str] = []
         for python in candidates:
             try:
                 _, pipe = await self._aio(conn.create_session)(
@@ -269,9 +270,11 @@ class SshRunner(Runner):
             output = _LauncherOutput(pipe, self.describe())
             if await output.hear_hello(pipe):
                 return pipe, output, python
-            failure = await self._launch_failure(pipe, python)
+            failures.append(await self._launch_failure(pipe, python))
             pipe.channel.close()
-        raise RunnerError(failure)
+        prefix = f"{self.describe()}: "
+        earlier = [f"{python!r}: {f.removeprefix(prefix)}" for python, f in zip(candidates, failures[:-1])]
+        raise RunnerError(failures[-1] + (f" (tried before: {'; '.join(earlier)})" if earlier else ""))
 
     async def _launch_failure(self, pipe: _LauncherChannel, python: str) -> str:
         """Why the remote launcher never said hello, from its exit status and stderr."""

@@ -314,11 +314,12 @@ def test_SshRunner_falls_back_to_python3_when_the_first_interpreter_fails(sshd_s
     assert not done.stdout.strip().startswith("/nonexistent")
 
 
-def test_SshRunner_reports_the_last_interpreter_when_none_starts(sshd_server: SshdServer, tmp_path: Path,
+def test_SshRunner_reports_every_interpreter_tried_when_none_starts(sshd_server: SshdServer, tmp_path: Path,
                                                                  remote_ws: Path) -> None:
     done = run_cli(sshd_server, _launcher_exe_config(tmp_path, remote_ws, ("/nonexistent/a", "/nonexistent/b")))
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "no Python interpreter '/nonexistent/b'" in done.stderr
+    assert "(tried before: '/nonexistent/a': cannot start the launcher: no Python interpreter" in done.stderr
     assert "Traceback" not in done.stderr
 
 
