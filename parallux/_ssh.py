@@ -268,8 +268,14 @@ class SshRunner(Runner):
                 raise RunnerError(f"{self.describe()}: cannot open a session for the launcher: {_reason(exc)}") \
                     from None
             output = _LauncherOutput(pipe, self.describe())
-            if await output.hear_hello(pipe):
+            heard = await output.hear_hello(pipe)
+            if heard == "hello":
                 return pipe, output, python
+            if heard == "silent":  # a hang, not a missing interpreter: another one would hang as well
+                pipe.channel.close()
+                raise RunnerError(f"{self.describe()}: the launcher ({python!r}) did not answer within "
+                                  f"{HELLO_WAIT:.0f} s; is the login shell waiting for input or stuck?"
+                                  + (f" It said: {pipe.stderr_text()}" if pipe.stderr_text() else ""))
             failures.append(await self._launch_failure(pipe, python))
             pipe.channel.close()
         prefix = f"{self.describe()}: "
@@ -493,27 +499,28 @@ class _LauncherOutput(trio.abc.ReceiveStream):
         data, self._pending = self._pending[:limit], self._pending[limit:]
         return data
 
-    async def hear_hello(self, pipe: _LauncherChannel) -> bool:
-        """Ask the starting launcher for its hello and read it (past any login-shell chatter); False if the
-        launcher ended first. The client asks again when it takes the stream over."""
+    async def hear_hello(self, pipe: _LauncherChannel) -> str:
+        """Ask the starting launcher for its hello and read it (past any login-shell chatter): "hello", or
+        "ended" if the launcher ended first, or "silent" if nothing came within HELLO_WAIT. The client asks
+        again when it takes the stream over."""
         try:
             pipe.channel.write(b'{"op":"hello"}\n')
         except OSError:
-            return False
+            return "ended"
         line = b""
         with trio.move_on_after(HELLO_WAIT):
             try:
                 while b"\n" not in line:
                     chunk = await self.receive_some()
                     if not chunk:
-                        return False
+                        return "ended"
                     line += chunk
             except trio.BrokenResourceError:
-                return False
+                return "ended"
         if b"\n" not in line:
-            return False
+            return "silent"
         self._pending = line.split(b"\n", 1)[1] + self._pending  # anything after the hello is the client's
-        return True
+        return "hello"
 
     def _more(self) -> bytes:
         chunks = []

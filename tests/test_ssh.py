@@ -599,3 +599,33 @@ def test_example_ssh_runs_against_the_test_server(sshd_server: SshdServer, tmp_p
     assert done.returncode == 0, done.stderr
     assert {line.split()[0] for line in done.stdout.splitlines() if line.startswith("runner=")} == \
         {"runner=local", "runner=server-a"}
+
+
+async def test_launcher_output_tells_a_silent_launcher_from_one_that_ended(autojump_clock: object) -> None:
+    # A launcher that never answers (a login shell waiting for input) must not be taken for a missing
+    # interpreter: the runner then reports the hang instead of trying the next interpreter for as long again.
+    import trio
+
+    from parallux._ssh import HELLO_WAIT, _LauncherChannel, _LauncherOutput
+
+    class Channel:
+        def write(self, data: bytes) -> None:
+            pass
+
+    silent = _LauncherChannel()
+    silent.channel = Channel()
+    started = trio.current_time()
+    assert await _LauncherOutput(silent, "test").hear_hello(silent) == "silent"
+    assert trio.current_time() - started >= HELLO_WAIT
+
+    ended = _LauncherChannel()
+    ended.channel = Channel()
+    ended.eof_received()
+    ended.connection_lost(None)
+    assert await _LauncherOutput(ended, "test").hear_hello(ended) == "ended"
+
+    answering = _LauncherChannel()
+    answering.channel = Channel()
+    answering.data_received(b'login chatter\n{"ev":"hello","pid":1}\n', None)
+    output = _LauncherOutput(answering, "test")
+    assert await output.hear_hello(answering) == "hello"
