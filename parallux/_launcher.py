@@ -334,9 +334,9 @@ def spawn(request):
     env = command_env(request)
     argv = request["argv"]
     cwd = request.get("cwd") or work_dir
-    out = os.open(os.path.join(work_dir, "stdout.txt"), NEW_FILE, 0o666)
+    out = create_file(os.path.join(work_dir, "stdout.txt"))
     try:
-        err = os.open(os.path.join(work_dir, "stderr.txt"), NEW_FILE, 0o666)
+        err = create_file(os.path.join(work_dir, "stderr.txt"))
     except BaseException:
         os.close(out)
         raise
@@ -356,12 +356,14 @@ def spawn(request):
     return popen.pid, popen, start
 
 
-NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+def create_file(path):
+    """Create (or truncate) a file for writing: its fd, plain system calls, no file object."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
 
 
 def write_file(path, data):
-    """Create (or truncate) a file holding data: plain system calls, no file object."""
-    fd = os.open(path, NEW_FILE, 0o666)
+    """Create (or truncate) a file holding data."""
+    fd = create_file(path)
     try:
         while data:
             data = data[os.write(fd, data):]
@@ -456,16 +458,10 @@ def resolve(program, env):
 def make_dirs(path):
     """Create the directory; True when it is new (so nothing in it can need keeping)."""
     try:
-        os.mkdir(path)  # the usual case: the workspace exists, the command's dir does not
-        return True
-    except FileNotFoundError:
-        pass
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise
-        return False
-    try:
-        os.makedirs(path)
+        try:
+            os.mkdir(path)  # the usual case: the workspace exists, the command's dir does not
+        except FileNotFoundError:
+            os.makedirs(path)
         return True
     except FileExistsError:
         if not os.path.isdir(path):

@@ -109,9 +109,7 @@ class LauncherClient:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._lost(f"cannot write to the launcher: {exc}")
         finally:
-            # No direct write may follow: the stream's fd is closed below, and its number may be reused.
-            self._closed = True
-            self._write_now = None
+            self._closed = True  # no direct write may follow: the fd is closed below, its number may be reused
             with trio.CancelScope(shield=True):
                 try:
                     await self._send_stream.aclose()

@@ -9,7 +9,6 @@ SSH channel. Everything else -- work dirs, environment, numactl binding, timeout
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import posixpath
 import shlex

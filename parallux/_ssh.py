@@ -268,14 +268,15 @@ class SshRunner(Runner):
                 raise RunnerError(f"{self.describe()}: cannot open a session for the launcher: {_reason(exc)}") \
                     from None
             output = _LauncherOutput(pipe, self.describe())
-            heard = await output.hear_hello(pipe)
+            heard = await output.hear_hello()
             if heard == "hello":
                 return pipe, output, python
             if heard == "silent":  # a hang, not a missing interpreter: another one would hang as well
                 pipe.channel.close()
+                said = pipe.stderr_text()
                 raise RunnerError(f"{self.describe()}: the launcher ({python!r}) did not answer within "
                                   f"{HELLO_WAIT:.0f} s; is the login shell waiting for input or stuck?"
-                                  + (f" It said: {pipe.stderr_text()}" if pipe.stderr_text() else ""))
+                                  + (f" It said: {said}" if said else ""))
             failures.append(await self._launch_failure(pipe, python))
             pipe.channel.close()
         prefix = f"{self.describe()}: "
@@ -499,12 +500,12 @@ class _LauncherOutput(trio.abc.ReceiveStream):
         data, self._pending = self._pending[:limit], self._pending[limit:]
         return data
 
-    async def hear_hello(self, pipe: _LauncherChannel) -> str:
+    async def hear_hello(self) -> str:
         """Ask the starting launcher for its hello and read it (past any login-shell chatter): "hello", or
         "ended" if the launcher ended first, or "silent" if nothing came within HELLO_WAIT. The client asks
         again when it takes the stream over."""
         try:
-            pipe.channel.write(b'{"op":"hello"}\n')
+            self._pipe.channel.write(b'{"op":"hello"}\n')
         except OSError:
             return "ended"
         line = b""

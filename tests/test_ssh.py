@@ -615,17 +615,17 @@ async def test_launcher_output_tells_a_silent_launcher_from_one_that_ended(autoj
     silent = _LauncherChannel()
     silent.channel = Channel()
     started = trio.current_time()
-    assert await _LauncherOutput(silent, "test").hear_hello(silent) == "silent"
+    assert await _LauncherOutput(silent, "test").hear_hello() == "silent"
     assert trio.current_time() - started >= HELLO_WAIT
 
     ended = _LauncherChannel()
     ended.channel = Channel()
     ended.eof_received()
     ended.connection_lost(None)
-    assert await _LauncherOutput(ended, "test").hear_hello(ended) == "ended"
+    assert await _LauncherOutput(ended, "test").hear_hello() == "ended"
 
     answering = _LauncherChannel()
     answering.channel = Channel()
     answering.data_received(b'login chatter\n{"ev":"hello","pid":1}\n', None)
     output = _LauncherOutput(answering, "test")
-    assert await output.hear_hello(answering) == "hello"
+    assert await output.hear_hello() == "hello"
