@@ -35,21 +35,46 @@ import os
 import posixpath
 import shlex
 import socket
+import sys
 import threading
 import zlib
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping, TypeVar
 
 
+LOADER_CACHE = "/etc/ld.so.cache"
+LINKER_DIRS = ("/usr/local/lib", "/lib", "/usr/lib")  # where ``ld -l`` looks besides LD_LIBRARY_PATH
+
+
+def _surely_absent(name: str) -> bool:
+    """No library ``lib<name>`` that ctypes.util.find_library could find: not in the loader's cache (whose
+    bytes hold every cached soname) and no ``lib<name>.so`` where ``ld -l<name>`` would look. A stat per
+    directory and one read, instead of the ``ldconfig -p`` and ``ld -t`` runs find_library makes."""
+    try:
+        with open(LOADER_CACHE, "rb") as f:
+            if f"lib{name}.".encode() in f.read():
+                return False
+    except OSError:
+        return False  # no cache to read: ask the slow way
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    multiarch = getattr(sys.implementation, "_multiarch", None)
+    for base in LINKER_DIRS:
+        dirs.append(base)
+        if multiarch:
+            dirs.append(f"{base}/{multiarch}")
+    return not any(os.path.exists(os.path.join(d, f"lib{name}.so")) for d in dirs)
+
+
 @contextmanager
 def _library_lookup_without_compiler() -> Iterator[None]:
-    """While asyncssh is imported, look shared libraries up only where the dynamic loader looks.
+    """While asyncssh is imported, look shared libraries up without running a compiler or a linker.
 
-    Importing asyncssh probes for liboqs with ``ctypes.util.find_library`` (twice). When the loader's cache
-    does not know the library -- it usually is not installed -- find_library then links a test program with
-    gcc, if there is one: ~20 ms of a start-up that matters for SSH runners. ``ldconfig -p`` and
-    ``LD_LIBRARY_PATH`` (``ld -t``), still asked here, are what ``ctypes.CDLL`` of the found name searches
-    anyway, so the answer only differs for a library the loader could not open by that name."""
+    Importing asyncssh probes for nettle and (twice) for liboqs with ``ctypes.util.find_library``, which runs
+    ``ldconfig -p`` and, for a library the loader's cache does not know -- liboqs usually is not installed --
+    ``ld -t`` or gcc: ~20 ms of a start-up that matters for SSH runners. A library that is surely absent is
+    answered at once (:func:`_surely_absent`); any other is looked up as before, in the loader's cache and
+    then with ``ld -t`` but never gcc. ``ctypes.CDLL`` of the found name searches the same places, so the
+    answer only differs for a library the loader could not open by that name anyway."""
     util: Any = ctypes.util
     in_cache = getattr(util, "_findSoname_ldconfig", None)
     by_ld = getattr(util, "_findLib_ld", None)
@@ -58,7 +83,7 @@ def _library_lookup_without_compiler() -> Iterator[None]:
         yield
         return
     original = util.find_library
-    util.find_library = lambda name: in_cache(name) or soname(by_ld(name))
+    util.find_library = lambda name: None if _surely_absent(name) else in_cache(name) or soname(by_ld(name))
     try:
         yield
     finally:

@@ -629,3 +629,29 @@ async def test_launcher_output_tells_a_silent_launcher_from_one_that_ended(autoj
     answering.data_received(b'login chatter\n{"ev":"hello","pid":1}\n', None)
     output = _LauncherOutput(answering, "test")
     assert await output.hear_hello() == "hello"
+
+
+def test_library_lookup_during_the_asyncssh_import_runs_no_program_for_an_absent_library(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # asyncssh probes for liboqs (usually absent) at import; ctypes.util.find_library would run ldconfig and
+    # ld (or gcc) for it. Within the lookup parallux installs, an absent library costs no process at all,
+    # while one the loader knows (libc) is still found.
+    import ctypes.util
+
+    from parallux import _ssh
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args}")
+
+    absent = f"parallux-absent-{uuid.uuid4().hex}"
+    assert _ssh._surely_absent(absent)
+    assert not _ssh._surely_absent("c")
+    with _ssh._library_lookup_without_compiler():
+        with monkeypatch.context() as patch:
+            patch.setattr(subprocess, "Popen", no_process)
+            assert ctypes.util.find_library(absent) is None
+        assert ctypes.util.find_library("c") is not None
+    # A library file where ld would look counts as present, even when the loader's cache does not list it.
+    (tmp_path / f"lib{absent}.so").write_bytes(b"")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
+    assert not _ssh._surely_absent(absent)
