@@ -163,9 +163,15 @@ class Engine:
             # engine stays up until the config is done, so its calls keep working (and start nothing).
             await self._shutdown.wait()
             self._cancel_queued()
-            for runner in self.runners:
-                await runner._close()
+            await self._close_runners()
             flusher.cancel()
+
+    async def _close_runners(self) -> None:
+        """Close every runner at once: an SSH runner's close may wait (for stderr tails still being fetched,
+        up to its CLOSE_WAIT), and a run on several servers must not wait for them one after another."""
+        async with trio.open_nursery() as closing:
+            for runner in self.runners:
+                closing.start_soon(runner._close)
 
     def _request_shutdown(self) -> None:
         assert self._shutdown is not None

@@ -233,3 +233,23 @@ async def test_Scheduler_random_mixes_finish_without_deadlock(autojump_clock: An
         if runner.allocator is not None:
             assert runner.allocator.available() == runner.allocator.configured()
     assert sim.peak <= sim.global_slots.total_tokens
+
+
+async def test_Engine_closes_its_runners_at_once(autojump_clock: Any) -> None:
+    # An SSH runner's close can wait up to its CLOSE_WAIT for stderr tails; with several servers the end of a
+    # run (or a Ctrl-C) must take the longest of those waits, not their sum.
+    from parallux._engine import Engine
+
+    class SlowToClose:
+        closed_at: float | None = None
+
+        async def _close(self) -> None:
+            await trio.sleep(5)
+            self.closed_at = trio.current_time()
+
+    engine = Engine("test-run")
+    runners = [SlowToClose() for _ in range(3)]
+    engine.runners = runners  # type: ignore[assignment]
+    started = trio.current_time()
+    await engine._close_runners()
+    assert [r.closed_at for r in runners] == [started + 5] * 3
