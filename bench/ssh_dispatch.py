@@ -52,6 +52,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.dispatch import compile_package  # noqa: E402
 from tests.sshd import HOST_ALIAS, SSH, SshdServer, start_sshd  # noqa: E402
 
 CONFIG = """\
@@ -192,6 +193,7 @@ def main() -> int:
     parser.add_argument("--tmp", default=None, help="where the sshd, configs and work dirs go")
     parser.add_argument("--shells", default="bare,real", help="bare, real or both (default bare,real)")
     args = parser.parse_args()
+    compile_package()
     by_shell: dict[str, dict[str, Tool]] = {}
     with tempfile.TemporaryDirectory(prefix="parallux-ssh-bench-", dir=args.tmp) as tmp:
         for label in args.shells.split(","):
