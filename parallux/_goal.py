@@ -16,7 +16,7 @@ from . import _options as opt
 from ._cores import parse_core_layout
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
 from ._handles import Command, Group, Result
-from ._resume import completed_result
+from ._resume import find_completed
 from ._runner import Runner, RunnerStatus
 
 if TYPE_CHECKING:
@@ -186,6 +186,7 @@ class Goal:
 
     def _submit(self, group: Group) -> Group:
         self._groups.append(group)
+        find_completed([handle for handle in group.commands if handle.resume_check])
         if group.commands:
             self._engine.call(self._engine.submit, group)
         return group
@@ -213,8 +214,7 @@ class Goal:
             pin=pin, base_env=self._env)
         handle.candidates = self._candidates(handle, pin, where)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
-        if self._resume and options.get("work_relpath") is not None:
-            handle.resumed_result = completed_result(handle)
+        handle.resume_check = self._resume and options.get("work_relpath") is not None
         return handle
 
     def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Runner, ...]:

@@ -68,7 +68,7 @@ class Command:
                  "requested_cores", "env", "cwd",
                  "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
-                 "__weakref__")
+                 "resume_check", "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -79,6 +79,7 @@ class Command:
         self.attempt = 0
         self.group = None
         self.resumed_result = None
+        self.resume_check = False  # --resume: look for an earlier run's record when submitted
         self.numa_node = None
         self.requested_numa_node = None
         for key, value in fields.items():

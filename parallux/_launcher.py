@@ -18,6 +18,10 @@ Requests (one line each)::
                                                      stop the command's process tree (TERM, grace, KILL);
                                                      its record says why (status "timeout"/"cancelled")
     {"op": "ping"}                                   -> {"ev": "pong"}
+    {"op": "records", "id": 9, "paths": [...]}       -> {"ev": "records", "id": 9, "records": [...]}
+                                                     each path's completion record (a result.json) as an
+                                                     object, or null: missing, unreadable or not a record
+                                                     (--resume asks for many at once, not file by file)
     {"op": "quit", "grace": 2.0}                     stop everything (TERM, grace, KILL), then exit
 
 When stdin closes -- parallux exited, crashed, was killed, or the SSH connection dropped -- the launcher stops
@@ -45,6 +49,7 @@ MARK_VAR = "PARALLUX_JOB_MARK"
 RECORD_NAME = "result.json"
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME)
 HISTORY_DIR = ".history"
+RECORD_LIMIT = 1 << 20  # bytes: a record is a few hundred; anything bigger is not one
 EXIT_GRACE = 2.0
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 
@@ -145,6 +150,9 @@ class Launcher(object):
                       request.get("reason") or "cancelled")
         elif op == "ping":
             self.send({"ev": "pong", "t": now()})
+        elif op == "records":
+            self.send({"ev": "records", "id": request.get("id"),
+                       "records": [read_record(path) for path in request["paths"]]})
         elif op == "hello":
             if request.get("watchdog"):
                 self.watchdog = float(request["watchdog"])
@@ -531,6 +539,18 @@ def write_record(request, event):
 class resource_usage_unknown(object):
     ru_utime = ru_stime = 0.0
     ru_maxrss = 0
+
+
+def read_record(path):
+    """A completion record as write_record left it, or None: missing, unreadable, too big, or not a JSON
+    object (a record is renamed into place whole, so a partial one is not expected, but is not trusted)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(RECORD_LIMIT + 1)
+        record = json.loads(data.decode("utf-8")) if len(data) <= RECORD_LIMIT else None
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def try_killpg(pgid, sig):

@@ -153,7 +153,7 @@ class LauncherClient:
             pongs, self._pongs = self._pongs, []
             for pong in pongs:
                 pong.set()
-        elif kind in ("exit", "error"):  # ("started" is not asked for: see quiet_start)
+        elif kind in ("exit", "error", "records"):  # ("started" is not asked for: see quiet_start)
             job = self._jobs.pop(event["id"], None)
             if job is not None:
                 job.exit_event = event
@@ -171,6 +171,21 @@ class LauncherClient:
         self._jobs[self._next_id] = job
         self.post(dict(request, op="run", id=self._next_id))
         return self._next_id, job
+
+    async def read_records(self, paths: list[str]) -> list[dict[str, Any] | None]:
+        """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
+        None for each that is missing or not a record. Raises RunnerError if the launcher cannot answer."""
+        self._next_id += 1
+        answer = Job()
+        if self.gone is None and not self._closed:  # (a closed client drops what is posted: no answer comes)
+            self._jobs[self._next_id] = answer
+            self.post({"op": "records", "id": self._next_id, "paths": paths})
+            await answer.ended.wait()
+        event = answer.exit_event
+        if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
+            why = self.gone or (event or {}).get("message") or "no answer"
+            raise RunnerError(f"{self.description}: cannot read completion records: {why}")
+        return [record if isinstance(record, dict) else None for record in event["records"]]
 
     def forget(self, job_id: int) -> None:
         """Stop tracking a job whose end the launcher never confirmed (its runner is being given up)."""

@@ -7,27 +7,38 @@ every run by design.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ._handles import Command, Result
 from ._runner import Runner
 
 
-def completed_result(handle: Command) -> Result | None:
-    """The recorded result of this command from an earlier run on one of its runners, if it succeeded."""
-    for runner in handle.candidates:
-        record = read_record(runner, runner._work_dir_of(handle.work_relpath))
-        if record is not None and succeeded_same(record, handle):
-            return recorded_result(handle, runner, record)
-    return None
+def find_completed(handles: list[Command]) -> None:
+    """Set ``resumed_result`` on each command an earlier run completed, from the records in its work dir on
+    its runners (the first of its candidates that has one wins). Records are read in one batch per runner
+    and candidate rank -- for an SSH runner, a few requests to its launcher instead of a read per command."""
+    pending = list(handles)
+    rank = 0
+    while pending:
+        by_runner: dict[Runner, list[Command]] = {}
+        for handle in pending:
+            if rank < len(handle.candidates):
+                by_runner.setdefault(handle.candidates[rank], []).append(handle)
+        if not by_runner:
+            return
+        for runner, asking in by_runner.items():
+            for handle, record in zip(asking, records_of(runner, asking)):
+                if record is not None and succeeded_same(record, handle):
+                    handle.resumed_result = recorded_result(handle, runner, record)
+        pending = [handle for handle in pending if handle.resumed_result is None]
+        rank += 1
 
 
-def read_record(runner: Runner, work_dir: str) -> dict[str, Any] | None:
+def records_of(runner: Runner, handles: list[Command]) -> list[dict[str, Any] | None]:
     try:
-        return json.loads(runner.read_file(work_dir + "/result.json"))
-    except Exception:  # missing, unreadable or half-written: not a proof of completion
-        return None
+        return runner._records_in([runner._work_dir_of(handle.work_relpath) for handle in handles])
+    except Exception:  # the runner cannot answer (a dropped connection): no proof of completion
+        return [None] * len(handles)
 
 
 def succeeded_same(record: dict[str, Any], handle: Command) -> bool:

@@ -24,6 +24,7 @@ from . import _prespawn
 from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from ._errors import RunnerError
 from ._handles import Command, Result, env_of
+from ._launcher import RECORD_NAME, read_record
 from ._protocol import Job, LauncherClient
 
 if TYPE_CHECKING:
@@ -133,6 +134,10 @@ class Runner:
         """A file from this runner's filesystem (a result's stdout, say)."""
         with open(path, "rb") as f:
             return f.read()
+
+    def _records_in(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
+        """The completion records (result.json) in these work dirs, None where there is none (--resume)."""
+        return [read_record(posixpath.join(work_dir, RECORD_NAME)) for work_dir in work_dirs]
 
     # -- lifetime, engine thread ------------------------------------------------------------------------
 

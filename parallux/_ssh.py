@@ -96,6 +96,8 @@ import trio
 import trio_asyncio
 
 from ._errors import ConfigError, RunnerError, leaf_errors
+from ._launcher import RECORD_NAME
+from ._protocol import LauncherClient
 from ._runner import KILL_WAIT, LAUNCHER_PATH, Launched, Runner
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ PRELUDE_LIMIT = 1 << 20       # login-shell chatter tolerated on stdout before t
 HELLO_PREFIX = b'{"ev":"hello"'
 EXIT_WAIT = 2.0               # how long to wait for the exit status of a launcher that stopped early
 CLOSE_WAIT = 5.0
+RECORDS_PER_REQUEST = 256     # completion records asked of the remote launcher at once (--resume)
 
 # The boot command's program: no $, backtick, backslash, quote or ! -- it must pass through any login shell
 # (bash, dash, zsh, csh, fish) unchanged inside double quotes. The launcher itself is its first argument.
@@ -188,6 +191,26 @@ class SshRunner(Runner):
                 return self._stderr_tails[path]
             raise RunnerError(f"{self.describe()} is not connected: cannot read {path}")
         return self._in_engine(self._sftp_call, _aio_read, path, None)
+
+    def _records_in(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
+        """Read by the remote launcher, RECORDS_PER_REQUEST to a request and the requests all in flight at
+        once: a resume of thousands of commands costs a few round trips, not an SFTP read for each."""
+        if self.client is None:  # a dry run connects nothing, so it knows of no earlier run here
+            return [None] * len(work_dirs)
+        paths = [posixpath.join(work_dir, RECORD_NAME) for work_dir in work_dirs]
+        return self._in_engine(self._fetch_records, self.client, paths)
+
+    async def _fetch_records(self, client: LauncherClient, paths: list[str]) -> list[dict[str, Any] | None]:
+        chunks = [paths[i:i + RECORDS_PER_REQUEST] for i in range(0, len(paths), RECORDS_PER_REQUEST)]
+        answers: list[list[dict[str, Any] | None]] = [[] for _ in chunks]
+
+        async def ask(index: int) -> None:
+            answers[index] = await client.read_records(chunks[index])
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(chunks)):
+                nursery.start_soon(ask, index)
+        return [record for answer in answers for record in answer]
 
     def put(self, local: str | os.PathLike[str], remote: str) -> None:
         """Copy a local file or directory to the remote host; a relative ``remote`` is from the login dir."""

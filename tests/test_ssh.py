@@ -166,6 +166,44 @@ def test_SshRunner_never_exceeds_max_jobs_over_200_commands(sshd_server: SshdSer
     assert 12 <= peak <= 16
 
 
+def test_SshRunner_resume_finds_the_records_on_every_runner_of_the_pool(sshd_server: SshdServer, tmp_path: Path,
+                                                                       remote_ws: Path) -> None:
+    # 600 commands over [local, server]; every fifth fails until a flag file exists. --resume must skip the
+    # 480 that succeeded, on whichever runner they ran (the server's records are read by its launcher, in
+    # batches), and run the 120 others again.
+    flag = tmp_path / "flag"
+    config = write_config(tmp_path, f"""
+        local = goal.local(workspace={str(tmp_path / "local-ws")!r}, max_jobs=4)
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r}, max_jobs=4)
+        goal.setRunner([local, server])
+        for i in range(600):
+            goal.schd(f"[ {{i % 5}} -ne 0 ] || [ -e {str(flag)!r} ]", work_relpath=f"c{{i:03d}}",
+                      check=False)
+        results = goal.issue().sync()
+        print("runners", sorted({{r.runner_name for r in results}}))
+        print("resumed", sorted(int(r.work_relpath[1:]) for r in results if r.resumed))
+        print("ok", sum(r.status == "ok" for r in results))
+    """)
+    first = run_cli(sshd_server, config)
+    assert "runners ['local', 'server']" in first.stdout, first.stderr
+    assert "ok 480" in first.stdout
+    records = {d.name: (d / "result.json").read_text()
+               for ws in (tmp_path / "local-ws", remote_ws) for d in ws.iterdir() if (d / "result.json").exists()}
+    assert len(records) == 600
+
+    flag.touch()
+    second = subprocess.run([sys.executable, "-m", "parallux", "--resume", *cli(sshd_server, config)[3:]],
+                            cwd=tmp_path, env=sshd_server.client_env(), capture_output=True, text=True,
+                            timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert second.returncode == 0, second.stderr
+    assert f"resumed {[i for i in range(600) if i % 5]}" in second.stdout
+    assert "ok 600" in second.stdout and "resumed: 480 commands skipped" in second.stderr
+    for ws in (tmp_path / "local-ws", remote_ws):
+        for d in ws.iterdir():
+            if int(d.name[1:]) % 5:  # skipped: its record is the first run's, untouched
+                assert (d / "result.json").read_text() == records[d.name]
+
+
 def test_SshRunner_passes_environment_values_exactly(sshd_server: SshdServer, tmp_path: Path,
                                                      remote_ws: Path) -> None:
     values = {
