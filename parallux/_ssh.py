@@ -34,8 +34,11 @@ import math
 import os
 import posixpath
 import shlex
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import zlib
 from contextlib import asynccontextmanager, contextmanager
@@ -123,6 +126,7 @@ PRELUDE_LIMIT = 1 << 20       # login-shell chatter tolerated on stdout before t
 HELLO_PREFIX = b'{"ev":"hello"'
 EXIT_WAIT = 2.0               # how long to wait for the exit status of a launcher that stopped early
 CLOSE_WAIT = 5.0
+PROXY_EXIT_WAIT = 2.0         # seconds a ProxyCommand gets to end on its own once the connection closed
 RECORDS_PER_REQUEST = 256     # completion records asked of the remote launcher at once (--resume)
 
 # The boot command's program: no $, backtick, backslash, quote or ! -- it must pass through any login shell
@@ -167,6 +171,7 @@ class SshRunner(Runner):
         self._sftp_client: Any = None
         self._sftp_lock: trio.Lock | None = None
         self._abort_timer: Any = None
+        self._proxy: _ProxyCommand | None = None
         self._stderr_tails: dict[str, bytes] = {}
         self._tails_fetched = 0
         self._tails_pending = 0            # stderr tails being fetched: closing waits for them
@@ -270,10 +275,22 @@ class SshRunner(Runner):
             kwargs["username"] = self.user
         options = await self._options(kwargs)
         kwargs.update(self._defaults(options))
+        if options.proxy_command and not options.tunnel:  # (asyncssh, like ssh, prefers a ProxyJump)
+            self._proxy = _ProxyCommand(options.proxy_command, self.describe())
+            kwargs.update(sock=self._proxy.socket, proxy_command=None)
         try:
             return await self._aio(asyncssh.connect)(**kwargs)
         except (OSError, asyncssh.Error) as exc:
-            raise RunnerError(f"{self.describe()}: cannot connect: {_connect_failure(exc, options)}") from None
+            why = _connect_failure(exc, options)
+            if self._proxy is not None:
+                with trio.CancelScope(shield=True):
+                    why = await self._proxy.failure(why)
+            raise RunnerError(f"{self.describe()}: cannot connect: {why}") from None
+        except BaseException:  # cancelled (Ctrl-C while connecting): the proxy goes too
+            if self._proxy is not None:
+                with trio.CancelScope(shield=True):
+                    await self._proxy.stop(0)
+            raise
 
     async def _options(self, kwargs: dict[str, Any]) -> Any:
         """asyncssh's options with the ssh config applied: they name the real host, port and user.
@@ -358,6 +375,8 @@ class SshRunner(Runner):
         conn.close()
         with trio.move_on_after(CLOSE_WAIT):
             await self._aio(conn.wait_closed)()
+        if self._proxy is not None:
+            await self._proxy.stop(PROXY_EXIT_WAIT)
 
     def _aio(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """An asyncio-flavoured callable, made awaitable from any Trio task of the engine."""
@@ -411,6 +430,60 @@ class SshRunner(Runner):
                     raise RunnerError(f"{self.describe()} is not connected")
                 self._sftp_client = await self._aio(self._conn.start_sftp_client)()
         return self._sftp_client
+
+
+class _ProxyCommand:
+    """The ssh config's ProxyCommand (e.g. ``ssh -W %h:%p bastion``), run by parallux itself with one end of a
+    socketpair as its stdin and stdout; asyncssh gets the other end as an already-connected socket.
+
+    asyncssh could run it, but through trio-asyncio's child watcher, whose thread reports the command's exit
+    to a Trio run that may have ended by then (a traceback at the end of every run). Run here, parallux
+    owns its lifetime: it ends when the connection closes its socket, or is killed (its own session, so
+    its whole group) if it lingers, and a failure says what the command printed and how it ended."""
+
+    def __init__(self, argv: list[str], description: str) -> None:
+        self.command = shlex.join(argv)
+        ours, theirs = socket.socketpair()
+        self.stderr = tempfile.TemporaryFile()
+        try:
+            self.process = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=self.stderr,
+                                            start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            self.stderr.close()
+            raise RunnerError(f"{description}: cannot connect: cannot start the ssh config's ProxyCommand "
+                              f"`{self.command}`: {_reason(exc)}") from None
+        finally:
+            theirs.close()
+        self.socket = ours
+
+    async def stop(self, wait: float, keep_stderr: bool = False) -> None:
+        """Give the command ``wait`` seconds to end (the connection's end closes its input), then kill it."""
+        self.socket.close()  # (the transport's close already did, unless connecting failed or was cancelled)
+        with trio.move_on_after(wait):
+            while self.process.poll() is None:
+                await trio.sleep(0.01)
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.process.wait()  # killed: at once
+        if not keep_stderr:
+            self.stderr.close()
+
+    async def failure(self, why: str) -> str:
+        """Why connecting failed: the ProxyCommand's failure if it had already failed, else ``why``; with the
+        end of what it printed either way."""
+        status = self.process.poll()
+        await self.stop(EXIT_WAIT, keep_stderr=True)
+        self.stderr.seek(0)
+        said = self.stderr.read()[-STDERR_KEPT:].decode("utf-8", "replace").strip()
+        self.stderr.close()
+        if status:  # it ended, and not well: the connection only saw its end
+            ended = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+            return f"the ssh config's ProxyCommand `{self.command}` {ended}" + (f": {said}" if said else "")
+        return why + (f"; the ssh config's ProxyCommand `{self.command}` said: {said}" if said else "")
 
 
 def _gcm_first(algorithms: list[bytes]) -> list[str]:

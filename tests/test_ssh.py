@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from parallux._ssh import BOOT, _cpu_has_aes, boot_command
-from tests.sshd import HOST_ALIAS, SshdServer, start_sshd
+from tests.sshd import HOST_ALIAS, SSH, SshdServer, start_sshd
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT = 60
@@ -324,6 +324,78 @@ def test_SshRunner_connection_errors_are_clear_config_errors(sshd_server: SshdSe
     assert "127.0.0.1:" in done.stderr and f"{sshd_server.user}@" in done.stderr
     assert "Traceback" not in done.stderr and "trio" not in done.stderr
     assert not (tmp_path / "never").exists()
+
+
+def proxy_ssh_config(srv: SshdServer, tmp_path: Path, proxies: dict[str, str]) -> Path:
+    """An ssh config with the test server's Host block plus, per alias, the same block behind a ProxyCommand
+    or ProxyJump line (``{alias: line}``); ``%%`` stands for the test server's own client config."""
+    block = srv.ssh_config.read_text()
+    path = tmp_path / "proxy_ssh_config"
+    text = block
+    for alias, line in proxies.items():
+        text += "\n" + block.replace(f"Host {HOST_ALIAS}", f"Host {alias}", 1).rstrip("\n") + "\n    " \
+            + line.replace("%%", str(srv.ssh_config)) + "\n"
+    path.write_text(text)
+    return path
+
+
+def proxy_processes(ssh_config: Path) -> list[int]:
+    """Live processes whose command line names this (per-test) ssh config: the ProxyCommands it started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and str(ssh_config).encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_SshRunner_connects_through_a_proxy_command_or_jump(sshd_server: SshdServer, tmp_path: Path,
+                                                          remote_ws: Path) -> None:
+    # The ProxyCommand is OpenSSH's own client (ssh -W) through the test server to the test server; its
+    # command line names the inner config, so it can be looked for after the run.
+    inner = tmp_path / "inner_ssh_config"
+    inner.write_text(sshd_server.ssh_config.read_text())
+    ssh_config = proxy_ssh_config(sshd_server, tmp_path, {
+        "via-command": f"ProxyCommand {SSH} -F {inner} -W %h:%p {HOST_ALIAS}",
+        "via-jump": f"ProxyJump {HOST_ALIAS}",
+    })
+    config = write_config(tmp_path, f"""
+        alias = goal.args["alias"]
+        server = goal.ssh(alias, host=alias, workspace={str(remote_ws)!r}, ssh_config={str(ssh_config)!r})
+        print(server.run("echo $PARALLUX_RUNNER", work_relpath=alias).sync().read_stdout().strip())
+    """)
+    for alias in ("via-command", "via-command", "via-command", "via-jump"):  # (that race was lost about 1 in 2)
+        done = run_cli(sshd_server, config, f"alias={alias}")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{alias}\n"
+        # asyncssh would run the ProxyCommand through trio-asyncio's child watcher, whose thread reported the
+        # command's exit to a Trio run that had ended: "Exception in thread waitpid_...", a traceback
+        assert "Traceback" not in done.stderr and "Exception" not in done.stderr
+        assert proxy_processes(inner) == []
+
+
+def test_SshRunner_reports_a_failing_proxy_command_clearly(sshd_server: SshdServer, tmp_path: Path) -> None:
+    ssh_config = proxy_ssh_config(sshd_server, tmp_path, {
+        "via-failing": "ProxyCommand sh -c 'echo bastion unreachable >&2; exit 255'",
+        "via-missing": "ProxyCommand /nonexistent/proxy %h %p",
+    })
+    for alias, phrase in (("via-failing", "`sh -c 'echo bastion unreachable >&2; exit 255'` exited with "
+                                          "status 255: bastion unreachable"),
+                          ("via-missing", "cannot start the ssh config's ProxyCommand "
+                                          "`/nonexistent/proxy 127.0.0.1 "
+                                          f"{sshd_server.port}`: No such file or directory")):
+        config = write_config(tmp_path, f"""
+            goal.ssh("server", host={alias!r}, ssh_config={str(ssh_config)!r})
+            goal.run("echo never")
+        """)
+        done = run_cli(sshd_server, config)
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert f"RunnerError: ssh runner 'server' ({sshd_server.user}@127.0.0.1:{sshd_server.port}, " \
+               f"Host {alias!r} in the ssh config): cannot connect: " in done.stderr
+        assert phrase in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
 
 
 def _launcher_exe_config(tmp_path: Path, remote_ws: Path, pythons: tuple[str, ...] | None) -> Path:
