@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 import trio
 
 from ._cores import Lease
-from ._errors import plain_error
+from ._errors import ParalluxError, plain_error
 from ._handles import FAILED_STATUSES, Command, Completion, Group, Result
 from ._scheduler import Scheduler, SchedulerPolicyError
 
@@ -200,6 +200,29 @@ class Engine:
 
     async def add_runner(self, runner: Runner) -> None:
         """Start a runner's launcher (or connection); raises if it cannot be reached."""
+        if await self._start_runner(runner):
+            self.runners.append(runner)
+
+    async def add_runners(self, runners: list[Runner]) -> list[ParalluxError | None]:
+        """Start several runners at once (``setRunner()`` naming new hosts): the slowest connection sets the
+        wait, not their sum. Each runner's error, or None; the ones that started join in the given order."""
+        started = [False] * len(runners)
+        errors: list[ParalluxError | None] = [None] * len(runners)
+
+        async def start(index: int) -> None:
+            try:
+                started[index] = await self._start_runner(runners[index])
+            except ParalluxError as exc:
+                errors[index] = exc
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(runners)):
+                nursery.start_soon(start, index)
+        self.runners.extend(runner for runner, ok in zip(runners, started) if ok)
+        return errors
+
+    async def _start_runner(self, runner: Runner) -> bool:
+        """False if Ctrl-C ended the connecting."""
         with trio.CancelScope() as connecting:
             self._connecting.add(connecting)
             try:
@@ -208,8 +231,7 @@ class Engine:
                 raise plain_error(group) from None
             finally:
                 self._connecting.discard(connecting)
-        if not connecting.cancelled_caught:
-            self.runners.append(runner)
+        return not connecting.cancelled_caught
 
     def _services_nursery(self) -> trio.Nursery:
         assert self._services is not None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import _options as opt
 from ._cores import parse_core_layout
-from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
+from ._errors import ConfigError, OutsideRuntimeError, ParalluxError, RunnerError
 from ._handles import Command, Group, Result
 from ._resume import find_completed
 from ._runner import Runner, RunnerStatus
@@ -60,14 +60,18 @@ class Goal:
             env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
             membind: bool = False, **ssh_options: Any) -> Runner:
         """A runner on another machine, reached over one SSH connection; connects now."""
+        return self._add_runner(self._ssh_runner(name, host, user, port, workspace, max_jobs, env, core_pool,
+                                                 numa_nodes, membind, ssh_options))
+
+    def _ssh_runner(self, name: Any, host: Any, user: Any, port: Any, workspace: Any, max_jobs: Any, env: Any,
+                    core_pool: Any, numa_nodes: Any, membind: Any, ssh_options: dict[str, Any]) -> Runner:
         first_ssh = "parallux._ssh" not in sys.modules
         from ._ssh import SshRunner  # imported only when used: local-only runs never load asyncssh
         if first_ssh:  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
             gc.freeze()
-        runner = SshRunner(self, self._new_runner_name(name), host=host, user=user, port=port,
-                           ssh_options=ssh_options, **self._runner_options(
-                               workspace, max_jobs, env, core_pool, numa_nodes, membind))
-        return self._add_runner(runner)
+        return SshRunner(self, self._new_runner_name(name), host=host, user=user, port=port,
+                         ssh_options=ssh_options, **self._runner_options(
+                             workspace, max_jobs, env, core_pool, numa_nodes, membind))
 
     def _new_runner_name(self, name: object) -> str:
         text = opt.name(name, "a runner's name")
@@ -96,10 +100,29 @@ class Goal:
         items = [runners] if isinstance(runners, (Runner, str)) else list(runners)
         if not items:
             raise ConfigError("setRunner() needs at least one runner")
+        new_names = list(dict.fromkeys(i for i in items if isinstance(i, str) and i not in self._runners))
+        if len(new_names) > 1:
+            self._add_ssh_runners(new_names)
         pool = tuple(self._runner_of(item, create=True) for item in items)
         if len(set(pool)) != len(pool):
             raise ConfigError(f"setRunner() lists a runner twice: {[r.name for r in pool]}")
         self._pool = pool
+
+    def _add_ssh_runners(self, names: list[str]) -> None:
+        """``goal.ssh(name, host=name)`` for each name, connecting all at once. The ones that connect are
+        runners of the run either way; if any fails, one RunnerError gives every failure."""
+        runners = [self._ssh_runner(name, name, None, None, None, None, None, None, None, False, {})
+                   for name in names]
+        errors = self._engine.call_async(self._engine.add_runners, runners)
+        for runner, error in zip(runners, errors):
+            if error is None:
+                self._runners[runner.name] = runner
+        failed = [error for error in errors if error is not None]
+        if len(failed) == 1:
+            raise failed[0].with_traceback(None) from None
+        if failed:
+            raise RunnerError(f"{len(failed)} of the {len(names)} runners setRunner() created cannot be "
+                              "used:\n" + "\n".join(f"  {error}" for error in failed)) from None
 
     def _runner_of(self, item: Runner | str, create: bool = False) -> Runner:
         if isinstance(item, Runner):

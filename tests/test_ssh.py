@@ -328,13 +328,13 @@ def test_SshRunner_connection_errors_are_clear_config_errors(sshd_server: SshdSe
 
 def proxy_ssh_config(srv: SshdServer, tmp_path: Path, proxies: dict[str, str]) -> Path:
     """An ssh config with the test server's Host block plus, per alias, the same block behind a ProxyCommand
-    or ProxyJump line (``{alias: line}``); ``%%`` stands for the test server's own client config."""
+    or ProxyJump line (``{alias: line}``)."""
     block = srv.ssh_config.read_text()
     path = tmp_path / "proxy_ssh_config"
     text = block
     for alias, line in proxies.items():
         text += "\n" + block.replace(f"Host {HOST_ALIAS}", f"Host {alias}", 1).rstrip("\n") + "\n    " \
-            + line.replace("%%", str(srv.ssh_config)) + "\n"
+            + line + "\n"
     path.write_text(text)
     return path
 
@@ -374,6 +374,44 @@ def test_SshRunner_connects_through_a_proxy_command_or_jump(sshd_server: SshdSer
         # command's exit to a Trio run that had ended: "Exception in thread waitpid_...", a traceback
         assert "Traceback" not in done.stderr and "Exception" not in done.stderr
         assert proxy_processes(inner) == []
+
+
+def test_setRunner_connects_the_hosts_it_names_at_once(sshd_server: SshdServer, tmp_path: Path) -> None:
+    # setRunner() with several new names creates goal.ssh(name, host=name) for each, connecting them all at
+    # once. Each alias's ProxyCommand notes when it started and, 2 s later, when it went on to connect:
+    # connected one after another, a connection would start only after the previous one was through.
+    inner = tmp_path / "inner_ssh_config"
+    inner.write_text(sshd_server.ssh_config.read_text())
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proxy = (f"ProxyCommand sh -c 'date +%%s.%%N > {marks}/start-%n; sleep 2; date +%%s.%%N > {marks}/go-%n; "
+             f"exec {SSH} -F {inner} -W %h:%p {HOST_ALIAS}'")
+    names = ["srv-a", "srv-b", "srv-c"]
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        proxy_ssh_config(sshd_server, tmp_path, {name: proxy for name in names}).read_text()
+        + "\nHost srv-down\n    HostName 127.0.0.1\n    Port " + str(free_port()) + "\n")
+    config = write_config(tmp_path, f"""
+        import parallux
+        try:
+            goal.setRunner([*{names!r}, "srv-down"])
+        except parallux.RunnerError as exc:
+            print("error:", exc)
+        goal.setRunner({names!r})  # the three that connected are runners now: no second connection
+        for name in {names!r}:
+            goal.schd("echo $PARALLUX_RUNNER", work_relpath=name, runner=name)
+        print(sorted(r.read_stdout().strip() for r in goal.issue().sync()))
+    """)
+    done = run_cli(sshd_server, config, env=dict(sshd_server.client_env(), HOME=str(home)))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("error: ssh runner 'srv-down' (") and "connection refused" in lines[0]
+    assert lines[1] == str(names)
+    starts = [float((marks / f"start-{name}").read_text()) for name in names]
+    goes = [float((marks / f"go-{name}").read_text()) for name in names]
+    assert max(starts) < min(goes), (starts, goes)
+    assert len(list(marks.iterdir())) == 6  # one connection each: setRunner() did not connect them again
 
 
 def test_SshRunner_reports_a_failing_proxy_command_clearly(sshd_server: SshdServer, tmp_path: Path) -> None:
