@@ -439,17 +439,28 @@ def source_version() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def compile_package() -> None:
-    """Byte-compile parallux first, as ``scripts/setup`` does at install. A checkout edited since then has
-    stale ``.pyc`` files, and where ``PYTHONDONTWRITEBYTECODE`` is set every run would recompile them
-    (~10 ms per changed module), which a user's installed copy never does."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "parallux")], check=True,
-                   stdout=subprocess.DEVNULL)
+def compile_package(python: str) -> None:
+    """Byte-compile the parallux that ``python`` imports, as ``scripts/setup`` does at install. A checkout
+    edited since then has stale ``.pyc`` files, and where ``PYTHONDONTWRITEBYTECODE`` is set every run would
+    recompile them (~10 ms per changed module), which a user's installed copy never does."""
+    subprocess.run([python, "-c", "import compileall, os, parallux; "
+                    "compileall.compile_dir(os.path.dirname(parallux.__file__), quiet=1)"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def interpreter_of(script: str) -> str:
+    """The Python a console script runs with (its ``#!`` line), else this one."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline().decode("utf-8", "replace").strip()
+    except OSError:
+        return sys.executable
+    return first[2:].split()[0] if first.startswith("#!") and "python" in first else sys.executable
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    compile_package()
+    compile_package(interpreter_of(args.parallux))
     report: dict[str, object] = {"p": args.p, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
                                  "parallux_source": source_version()}
     with tempfile.TemporaryDirectory(prefix="parallux-bench-", dir=args.tmp) as tmp:

@@ -193,7 +193,7 @@ def main() -> int:
     parser.add_argument("--tmp", default=None, help="where the sshd, configs and work dirs go")
     parser.add_argument("--shells", default="bare,real", help="bare, real or both (default bare,real)")
     args = parser.parse_args()
-    compile_package()
+    compile_package(sys.executable)  # the interpreter the runs below use, from this same directory
     by_shell: dict[str, dict[str, Tool]] = {}
     with tempfile.TemporaryDirectory(prefix="parallux-ssh-bench-", dir=args.tmp) as tmp:
         for label in args.shells.split(","):

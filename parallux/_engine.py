@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 import trio
 
 from ._cores import Lease
-from ._errors import ParalluxError, plain_error
+from ._errors import plain_error
 from ._handles import FAILED_STATUSES, Command, Completion, Group, Result
 from ._scheduler import Scheduler, SchedulerPolicyError
 
@@ -62,6 +62,7 @@ class Engine:
         self.runners: list[Runner] = []
         self._repoll_pending = False
         self._connecting: set[trio.CancelScope] = set()  # runners still connecting (SSH): Ctrl-C ends them
+        self._closing_runners = False
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -169,6 +170,7 @@ class Engine:
     async def _close_runners(self) -> None:
         """Close every runner at once: an SSH runner's close may wait (for stderr tails still being fetched,
         up to its CLOSE_WAIT), and a run on several servers must not wait for them one after another."""
+        self._closing_runners = True  # a runner that finishes connecting from now on closes itself
         async with trio.open_nursery() as closing:
             for runner in self.runners:
                 closing.start_soon(runner._close)
@@ -200,29 +202,30 @@ class Engine:
 
     async def add_runner(self, runner: Runner) -> None:
         """Start a runner's launcher (or connection); raises if it cannot be reached."""
-        if await self._start_runner(runner):
-            self.runners.append(runner)
+        await self._start_runner(runner)
 
-    async def add_runners(self, runners: list[Runner]) -> list[ParalluxError | None]:
+    async def add_runners(self, runners: list[Runner]) -> list[Exception | None]:
         """Start several runners at once (``setRunner()`` naming new hosts): the slowest connection sets the
-        wait, not their sum. Each runner's error, or None; the ones that started join in the given order."""
-        started = [False] * len(runners)
-        errors: list[ParalluxError | None] = [None] * len(runners)
+        wait, not their sum. Each runner's error, or None; the ones that started stay in the given order."""
+        errors: list[Exception | None] = [None] * len(runners)
 
         async def start(index: int) -> None:
             try:
-                started[index] = await self._start_runner(runners[index])
-            except ParalluxError as exc:
+                await self._start_runner(runners[index])
+            except Exception as exc:  # the others go on; the caller reports every failure
                 errors[index] = exc
 
         async with trio.open_nursery() as nursery:
             for index in range(len(runners)):
                 nursery.start_soon(start, index)
-        self.runners.extend(runner for runner, ok in zip(runners, started) if ok)
+        batch = set(runners)
+        self.runners[:] = [r for r in self.runners if r not in batch] + [r for r in runners if r in self.runners]
         return errors
 
-    async def _start_runner(self, runner: Runner) -> bool:
-        """False if Ctrl-C ended the connecting."""
+    async def _start_runner(self, runner: Runner) -> None:
+        """Connect; the runner joins ``self.runners`` the moment it has started, so that closing the runners
+        never misses it -- and if the run is already being closed (Ctrl-C while it connected), it is closed
+        at once. Ctrl-C during the connecting itself ends it with the runner not started."""
         with trio.CancelScope() as connecting:
             self._connecting.add(connecting)
             try:
@@ -231,7 +234,11 @@ class Engine:
                 raise plain_error(group) from None
             finally:
                 self._connecting.discard(connecting)
-        return not connecting.cancelled_caught
+        if connecting.cancelled_caught:
+            return
+        self.runners.append(runner)
+        if self._closing_runners:
+            await runner._close()
 
     def _services_nursery(self) -> trio.Nursery:
         assert self._services is not None

@@ -118,6 +118,9 @@ class Goal:
             if error is None:
                 self._runners[runner.name] = runner
         failed = [error for error in errors if error is not None]
+        for error in failed:
+            if not isinstance(error, ParalluxError):  # a bug, not a host that cannot be reached
+                raise error
         if len(failed) == 1:
             raise failed[0].with_traceback(None) from None
         if failed:

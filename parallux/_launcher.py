@@ -548,7 +548,7 @@ def read_record(path):
         with open(path, "rb") as f:
             data = f.read(RECORD_LIMIT + 1)
         record = json.loads(data.decode("utf-8")) if len(data) <= RECORD_LIMIT else None
-    except (OSError, ValueError):
+    except Exception:  # unreadable, not UTF-8, not JSON, or nested too deep (RecursionError): not a record
         return None
     return record if isinstance(record, dict) else None
 

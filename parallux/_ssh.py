@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Itera
 
 
 LOADER_CACHE = "/etc/ld.so.cache"
-LINKER_DIRS = ("/usr/local/lib", "/lib", "/usr/lib")  # where ``ld -l`` looks besides LD_LIBRARY_PATH
+# where ``ld -l`` looks besides LD_LIBRARY_PATH (plus the multiarch subdirectories, on Debian)
+LINKER_DIRS = ("/usr/local/lib", "/lib", "/usr/lib", "/usr/local/lib64", "/lib64", "/usr/lib64")
 
 
 def _surely_absent(name: str) -> bool:
@@ -127,6 +128,7 @@ HELLO_PREFIX = b'{"ev":"hello"'
 EXIT_WAIT = 2.0               # how long to wait for the exit status of a launcher that stopped early
 CLOSE_WAIT = 5.0
 PROXY_EXIT_WAIT = 2.0         # seconds a ProxyCommand gets to end on its own once the connection closed
+PROXY_LOST_WAIT = 0.5         # seconds to wait for a ProxyCommand's status after the connection ended
 RECORDS_PER_REQUEST = 256     # completion records asked of the remote launcher at once (--resume)
 
 # The boot command's program: no $, backtick, backslash, quote or ! -- it must pass through any login shell
@@ -283,8 +285,9 @@ class SshRunner(Runner):
         except (OSError, asyncssh.Error) as exc:
             why = _connect_failure(exc, options)
             if self._proxy is not None:
+                lost = isinstance(exc, (asyncssh.ConnectionLost, BrokenPipeError, ConnectionResetError))
                 with trio.CancelScope(shield=True):
-                    why = await self._proxy.failure(why)
+                    why = await self._proxy.failure(why, lost)
             raise RunnerError(f"{self.describe()}: cannot connect: {why}") from None
         except BaseException:  # cancelled (Ctrl-C while connecting): the proxy goes too
             if self._proxy is not None:
@@ -472,9 +475,14 @@ class _ProxyCommand:
         if not keep_stderr:
             self.stderr.close()
 
-    async def failure(self, why: str) -> str:
+    async def failure(self, why: str, lost: bool) -> str:
         """Why connecting failed: the ProxyCommand's failure if it had already failed, else ``why``; with the
-        end of what it printed either way."""
+        end of what it printed either way. ``lost``: the connection just ended, which a proxy's exit does a
+        moment before its status can be read."""
+        if lost:
+            with trio.move_on_after(PROXY_LOST_WAIT):
+                while self.process.poll() is None:
+                    await trio.sleep(0.01)
         status = self.process.poll()
         await self.stop(EXIT_WAIT, keep_stderr=True)
         self.stderr.seek(0)

@@ -326,19 +326,22 @@ def test_launcher_run_writes_command_outputs_and_record(launcher: LauncherClient
 def test_launcher_records_answers_for_many_work_dirs_at_once(launcher: LauncherClient, tmp_path: Path) -> None:
     done = tmp_path / "done"
     launcher.run(1, sh("exit 0"), done, command_text="exit 0")
-    broken, not_a_record, empty_dir = tmp_path / "broken", tmp_path / "list", tmp_path / "empty"
-    for path in (broken, not_a_record, empty_dir):
+    broken, not_a_record, empty_dir, deep = (tmp_path / name for name in ("broken", "list", "empty", "deep"))
+    for path in (broken, not_a_record, empty_dir, deep):
         path.mkdir()
     (broken / "result.json").write_text('{"returncode": 0, "comm')
     (not_a_record / "result.json").write_text("[0]")
-    paths = [str(d / "result.json") for d in (done, broken, tmp_path / "missing", not_a_record, empty_dir)]
+    (deep / "result.json").write_text("[" * 100_000)  # the JSON scanner's RecursionError, not a dead launcher
+    paths = [str(d / "result.json") for d in (done, broken, tmp_path / "missing", not_a_record, empty_dir, deep)]
 
     launcher.send(op="records", id=7, paths=paths)
     records = launcher.expect("records", 7)["records"]
 
     assert records[0] == json.loads((done / "result.json").read_text())
     assert records[0]["command"] == "exit 0" and records[0]["returncode"] == 0
-    assert records[1:] == [None, None, None, None]
+    assert records[1:] == [None, None, None, None, None]
+    launcher.send(op="ping")
+    launcher.expect("pong")
 
 
 def test_launcher_command_file_has_no_as_run_line_without_wrapped(launcher: LauncherClient,

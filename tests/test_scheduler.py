@@ -253,3 +253,43 @@ async def test_Engine_closes_its_runners_at_once(autojump_clock: Any) -> None:
     started = trio.current_time()
     await engine._close_runners()
     assert [r.closed_at for r in runners] == [started + 5] * 3
+
+
+def test_Engine_ctrl_c_while_setRunner_connects_still_closes_the_runners_that_connected() -> None:
+    # setRunner() connects new hosts at once. A Ctrl-C while one is connected and another still connecting
+    # must stop the connecting one and close the connected one: a runner left open keeps the engine (and
+    # parallux) from ever ending.
+    import threading
+    import time
+
+    from parallux._engine import Engine
+
+    class Connecting:
+        def __init__(self, name: str, connect_seconds: float) -> None:
+            self.name = name
+            self.connect_seconds = connect_seconds
+            self.closed: trio.Event | None = None
+
+        async def _serve(self, engine: Engine, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            self.closed = trio.Event()
+            await trio.sleep(self.connect_seconds)
+            task_status.started()
+            await self.closed.wait()  # a launcher lives until the runner is closed
+
+        async def _close(self) -> None:
+            assert self.closed is not None
+            self.closed.set()
+
+    engine = Engine("test-run")
+    engine.start()
+    fast, slow = Connecting("fast", 0.01), Connecting("slow", 60)
+    config = threading.Thread(target=lambda: engine.call_async(engine.add_runners, [fast, slow]), daemon=True)
+    config.start()
+    deadline = time.monotonic() + 10
+    while fast not in engine.runners and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.runners == [fast]  # joined the moment it connected, while slow is still connecting
+    engine.cancel()
+    engine.shutdown()
+    assert engine.join(timeout=10), "the engine never ended: a connected runner was left open"
+    assert engine.runners == [fast]

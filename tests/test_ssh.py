@@ -357,8 +357,9 @@ def test_SshRunner_connects_through_a_proxy_command_or_jump(sshd_server: SshdSer
     # command line names the inner config, so it can be looked for after the run.
     inner = tmp_path / "inner_ssh_config"
     inner.write_text(sshd_server.ssh_config.read_text())
+    used = tmp_path / "proxy-used"
     ssh_config = proxy_ssh_config(sshd_server, tmp_path, {
-        "via-command": f"ProxyCommand {SSH} -F {inner} -W %h:%p {HOST_ALIAS}",
+        "via-command": f"ProxyCommand sh -c 'echo >> {used}; exec {SSH} -F {inner} -W %h:%p {HOST_ALIAS}'",
         "via-jump": f"ProxyJump {HOST_ALIAS}",
     })
     config = write_config(tmp_path, f"""
@@ -374,6 +375,7 @@ def test_SshRunner_connects_through_a_proxy_command_or_jump(sshd_server: SshdSer
         # command's exit to a Trio run that had ended: "Exception in thread waitpid_...", a traceback
         assert "Traceback" not in done.stderr and "Exception" not in done.stderr
         assert proxy_processes(inner) == []
+    assert used.read_text() == "\n" * 3  # each via-command run went through its ProxyCommand
 
 
 def test_setRunner_connects_the_hosts_it_names_at_once(sshd_server: SshdServer, tmp_path: Path) -> None:
