@@ -200,10 +200,6 @@ class Engine:
             self._finish(command, Result(command, "cancelled"))
         self.flush_observers()
 
-    async def add_runner(self, runner: Runner) -> None:
-        """Start a runner's launcher (or connection); raises if it cannot be reached."""
-        await self._start_runner(runner)
-
     async def add_runners(self, runners: list[Runner]) -> list[Exception | None]:
         """Start several runners at once (``setRunner()`` naming new hosts): the slowest connection sets the
         wait, not their sum. Each runner's error, or None; the ones that started stay in the given order."""
@@ -211,7 +207,7 @@ class Engine:
 
         async def start(index: int) -> None:
             try:
-                await self._start_runner(runners[index])
+                await self.add_runner(runners[index])
             except Exception as exc:  # the others go on; the caller reports every failure
                 errors[index] = exc
 
@@ -222,10 +218,11 @@ class Engine:
         self.runners[:] = [r for r in self.runners if r not in batch] + [r for r in runners if r in self.runners]
         return errors
 
-    async def _start_runner(self, runner: Runner) -> None:
-        """Connect; the runner joins ``self.runners`` the moment it has started, so that closing the runners
-        never misses it -- and if the run is already being closed (Ctrl-C while it connected), it is closed
-        at once. Ctrl-C during the connecting itself ends it with the runner not started."""
+    async def add_runner(self, runner: Runner) -> None:
+        """Start a runner's launcher (or connection); raises if it cannot be reached. The runner joins
+        ``self.runners`` the moment it has started, so that closing the runners never misses it -- and if the
+        run is already being closed (Ctrl-C while it connected), it is closed at once. Ctrl-C during the
+        connecting itself ends it with the runner not started."""
         with trio.CancelScope() as connecting:
             self._connecting.add(connecting)
             try:

@@ -61,10 +61,13 @@ class Goal:
             membind: bool = False, **ssh_options: Any) -> Runner:
         """A runner on another machine, reached over one SSH connection; connects now."""
         return self._add_runner(self._ssh_runner(name, host, user, port, workspace, max_jobs, env, core_pool,
-                                                 numa_nodes, membind, ssh_options))
+                                                 numa_nodes, membind=membind, **ssh_options))
 
-    def _ssh_runner(self, name: Any, host: Any, user: Any, port: Any, workspace: Any, max_jobs: Any, env: Any,
-                    core_pool: Any, numa_nodes: Any, membind: Any, ssh_options: dict[str, Any]) -> Runner:
+    def _ssh_runner(self, name: str, host: str | None = None, user: str | None = None, port: int | None = None,
+                    workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
+                    env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
+                    membind: bool = False, **ssh_options: Any) -> Runner:
+        """The runner ``ssh()`` creates, not yet connected."""
         first_ssh = "parallux._ssh" not in sys.modules
         from ._ssh import SshRunner  # imported only when used: local-only runs never load asyncssh
         if first_ssh:  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
@@ -111,8 +114,7 @@ class Goal:
     def _add_ssh_runners(self, names: list[str]) -> None:
         """``goal.ssh(name, host=name)`` for each name, connecting all at once. The ones that connect are
         runners of the run either way; if any fails, one RunnerError gives every failure."""
-        runners = [self._ssh_runner(name, name, None, None, None, None, None, None, None, False, {})
-                   for name in names]
+        runners = [self._ssh_runner(name, host=name) for name in names]
         errors = self._engine.call_async(self._engine.add_runners, runners)
         for runner, error in zip(runners, errors):
             if error is None:

@@ -163,24 +163,25 @@ class LauncherClient:
 
     def start(self, request: dict[str, Any]) -> tuple[int, Job]:
         """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended."""
+        return self._ask(dict(request, op="run"))
+
+    def _ask(self, request: dict[str, Any]) -> tuple[int, Job]:
+        """Post a request under a new id. The job's ``ended`` fires when the launcher's event for that id
+        comes (exit, error, records) -- or when the launcher is gone, with no event."""
         self._next_id += 1
         job = Job()
         if self.gone is not None:
             job.ended.set()
             return self._next_id, job
         self._jobs[self._next_id] = job
-        self.post(dict(request, op="run", id=self._next_id))
+        self.post(dict(request, id=self._next_id))
         return self._next_id, job
 
     async def read_records(self, paths: list[str]) -> list[dict[str, Any] | None]:
         """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
         None for each that is missing or not a record. Raises RunnerError if the launcher cannot answer."""
-        self._next_id += 1
-        answer = Job()
-        if self.gone is None and not self._closed:  # (a closed client drops what is posted: no answer comes)
-            self._jobs[self._next_id] = answer
-            self.post({"op": "records", "id": self._next_id, "paths": paths})
-            await answer.ended.wait()
+        _, answer = self._ask({"op": "records", "paths": paths})
+        await answer.ended.wait()
         event = answer.exit_event
         if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
             why = self.gone or (event or {}).get("message") or "no answer"

@@ -311,15 +311,21 @@ async def launcher_streams(popen: subprocess.Popen[bytes]
     finally:
         with trio.CancelScope(shield=True):
             await send.aclose()  # EOF: the launcher stops whatever is left and exits
-            with trio.move_on_after(KILL_WAIT):
-                pause = 0.0005  # it usually exits within milliseconds: do not add a fixed 10 ms to every run
-                while popen.poll() is None:
-                    await trio.sleep(pause)
-                    pause = min(pause * 2, 0.02)
-            if popen.poll() is None:
+            if not await wait_for_exit(popen, KILL_WAIT):
                 popen.kill()
                 popen.wait()
             await receive.aclose()
+
+
+async def wait_for_exit(popen: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether the child has exited, waiting up to ``seconds``. Polled from 0.5 ms up: a child told to end
+    usually does within milliseconds, and a fixed step would add itself to every end of a run."""
+    with trio.move_on_after(seconds):
+        pause = 0.0005
+        while popen.poll() is None:
+            await trio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+    return popen.poll() is not None
 
 
 def _write_now(stream: trio.abc.SendStream) -> Callable[[bytes], int] | None:

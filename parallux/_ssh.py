@@ -102,7 +102,7 @@ import trio_asyncio
 from ._errors import ConfigError, RunnerError, leaf_errors
 from ._launcher import RECORD_NAME
 from ._protocol import LauncherClient
-from ._runner import KILL_WAIT, LAUNCHER_PATH, Launched, Runner
+from ._runner import KILL_WAIT, LAUNCHER_PATH, Launched, Runner, wait_for_exit
 
 if TYPE_CHECKING:
     from ._cores import Lease
@@ -460,34 +460,28 @@ class _ProxyCommand:
             theirs.close()
         self.socket = ours
 
-    async def stop(self, wait: float, keep_stderr: bool = False) -> None:
-        """Give the command ``wait`` seconds to end (the connection's end closes its input), then kill it."""
+    async def stop(self, wait: float) -> str:
+        """Give the command ``wait`` seconds to end (the connection's end closes its input), then kill it;
+        the end of what it printed."""
         self.socket.close()  # (the transport's close already did, unless connecting failed or was cancelled)
-        with trio.move_on_after(wait):
-            while self.process.poll() is None:
-                await trio.sleep(0.01)
-        if self.process.poll() is None:
+        if not await wait_for_exit(self.process, wait):
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except OSError:
                 pass
             self.process.wait()  # killed: at once
-        if not keep_stderr:
-            self.stderr.close()
+        with self.stderr:
+            self.stderr.seek(0)
+            return self.stderr.read()[-STDERR_KEPT:].decode("utf-8", "replace").strip()
 
     async def failure(self, why: str, lost: bool) -> str:
         """Why connecting failed: the ProxyCommand's failure if it had already failed, else ``why``; with the
         end of what it printed either way. ``lost``: the connection just ended, which a proxy's exit does a
         moment before its status can be read."""
         if lost:
-            with trio.move_on_after(PROXY_LOST_WAIT):
-                while self.process.poll() is None:
-                    await trio.sleep(0.01)
+            await wait_for_exit(self.process, PROXY_LOST_WAIT)
         status = self.process.poll()
-        await self.stop(EXIT_WAIT, keep_stderr=True)
-        self.stderr.seek(0)
-        said = self.stderr.read()[-STDERR_KEPT:].decode("utf-8", "replace").strip()
-        self.stderr.close()
+        said = await self.stop(EXIT_WAIT)
         if status:  # it ended, and not well: the connection only saw its end
             ended = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
             return f"the ssh config's ProxyCommand `{self.command}` {ended}" + (f": {said}" if said else "")
