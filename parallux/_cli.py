@@ -23,6 +23,8 @@ EPILOG = """\
 exit status: 0 success; 1 a check=True command failed or the config raised; 2 usage or config error
 before any command ran; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Config arguments: goal.argv holds them all, goal.args the key=value ones."""
+# `parallux WORD ...` looks at runs (parallux/_commands.py); a config named like one runs as `parallux ./WORD`.
+SUBCOMMANDS = ("runs", "show", "report", "export", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +99,10 @@ def split_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[li
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in SUBCOMMANDS:
+        from ._commands import main as run_subcommand
+        return run_subcommand(words)
     parser = build_parser()
     ours, config_args = split_argv(sys.argv[1:] if argv is None else argv, parser)
     try:

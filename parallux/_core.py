@@ -23,7 +23,7 @@ from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
 from ._goal import Goal, GoalProxy
 from ._progress import PlainReporter, Progress, is_terminal, summary_text
-from ._runlog import RunLog, default_log_dir
+from ._runlog import RunLog
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 LIBRARY_DIRS = tuple({PACKAGE_DIR, *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))})
@@ -42,7 +42,7 @@ class RunOptions:
     retries: int = 0
     halt: str = "never"
     halt_after: int = 1
-    log_path: str | None = None      # None: <state dir>/parallux/runs/<run id>.jsonl
+    log_path: str | None = None      # None: <state dir>/parallux/runs/<config key>/<run id>.jsonl
     write_log: bool = True
     progress_interval: float = 10.0
     live: bool | None = None         # None: a live display when stderr is a terminal
@@ -123,7 +123,7 @@ class Session:
         options = self.options
         self.engine.observers.append(self.progress)
         if options.write_log and not options.dry_run:
-            self.run_log = RunLog(options.log_path or os.path.join(default_log_dir(), f"{self.run_id}.jsonl"))
+            self.run_log = RunLog(options.log_path, self.run_id, self.path, warn=report)
             try:
                 self.run_log.open(self.run_id, self.path, self.argv)
                 self.engine.observers.append(self.run_log)
@@ -146,13 +146,16 @@ class Session:
         if self.reporter is not None:
             self.reporter.stop()
         if self.run_log is not None:
-            self.run_log.close({**self.progress.summary(), "exit_status": status,
-                                "halted": self.engine.halt_reason})
+            self.run_log.log_runners(list(self.engine.runners))
+            self.run_log.close({**self.progress.summary(), "started": self.engine.started_count,
+                                "exit_status": status, "halted": self.engine.halt_reason})
         if self.options.dry_run:
             report(f"parallux: dry run: {self.progress.finished} commands planned; nothing was started")
             return
         if self.progress.finished or self.run_log is not None:
-            report(summary_text(self.progress, self.run_log.path if self.run_log else None))
+            report(summary_text(self.progress, self.run_log.path if self.run_log else None,
+                                run_id=self.run_id if self.run_log else None,
+                                log_error=self.run_log.error if self.run_log else None))
         if self.engine.halt_reason:
             report(f"parallux: {self.engine.halt_reason}; commands not started were cancelled")
 

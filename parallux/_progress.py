@@ -176,7 +176,8 @@ class PlainReporter:
         print(text, file=self.stream, flush=True)
 
 
-def summary_text(progress: Progress, log_path: str | None) -> str:
+def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
+                 log_error: str | None = None) -> str:
     """The end-of-run report: counts by status, time per runner, every failure with its work dir."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
@@ -196,7 +197,9 @@ def summary_text(progress: Progress, log_path: str | None) -> str:
             lines.append(f"  ... and {progress.failure_count - len(progress.failures)} more failures "
                          f"(see the run log)")
     if log_path:
-        lines.append(f"  run log: {log_path}")
+        lines.append(f"  run log: {log_path}" + (f" (incomplete: {log_error})" if log_error else ""))
+    if run_id and log_path and not log_error and progress.finished:
+        lines.append(f"  report: parallux report {run_id} -o report.html")
     return "\n".join(lines)
 
 

@@ -1,91 +1,233 @@
-"""The run log: one JSON line per command event, on the machine that runs parallux.
+"""The run log: one JSON line per command event, on the machine that runs parallux, kept per config.
 
 Written as events happen and flushed every 50 ms (and at the end, also after Ctrl-C or SIGTERM), so an
 interrupted run leaves a complete record of every command that finished; a SIGKILL loses at most the last
 50 ms. The schema is in docs/reference.md ("Run log").
+
+Where runs are kept (the history that ``parallux runs`` / ``show`` read, see ``_history``)::
+
+    $XDG_STATE_HOME/parallux/runs/
+        latest.jsonl                  -> <config key>/<run id>.jsonl: the newest run that started commands
+        <config key>/                 one directory per config path (``campaign-1a2b3c4d``)
+            <run id>.jsonl            a run's log (or, with --log FILE, a symlink to FILE)
+            latest.jsonl              -> the config's newest run that started commands
+
+A run that started no command (a config error) is kept but never becomes ``latest``. A run log that cannot be
+written (disk full, directory removed) costs the run nothing but the log: one warning, and the run goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import time
-from typing import IO, Any
+from typing import Any, Callable
 
 from ._handles import Command, Result
+from ._version import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LATEST = "latest.jsonl"
+
+
+def state_dir() -> str:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "parallux")
 
 
 def default_log_dir() -> str:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "parallux", "runs")
+    """The directory that holds every config's run history."""
+    return os.path.join(state_dir(), "runs")
+
+
+def config_key(config: str) -> str:
+    """The directory name of a config's history: readable (the file's stem) and unique (a hash of its path)."""
+    path = os.path.abspath(config)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(path))[0])[:40] or "config"
+    return f"{stem}-{hashlib.sha1(path.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+def config_dir(config: str, root: str | None = None) -> str:
+    return os.path.join(root or default_log_dir(), config_key(config))
 
 
 class RunLog:
-    """An observer of engine events that appends them to ``<dir>/<run id>.jsonl``."""
+    """An observer of engine events that appends them to the run's log file.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
+    ``path`` is where the log goes (``--log FILE``), or None for the config's history directory; either way
+    the run is listed in the history (a symlink there points to a log written elsewhere).
+    """
+
+    def __init__(self, path: str | None, run_id: str, config: str, root: str | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.run_id = run_id
+        self.root = root or default_log_dir()
+        self.history_dir = config_dir(config, self.root)
+        self.history_entry = os.path.join(self.history_dir, f"{run_id}.jsonl")
+        self.path = os.path.abspath(path) if path else self.history_entry
+        self.error: str | None = None  # why the log stopped being written, once it did
+        self._warn = warn or _warn_on_stderr
+        self._fd: int | None = None
+        self._pending: list[str] = []
+        self._runners_logged: set[str] = set()
+        self._latest_linked = False
+
+    # -- opening -------------------------------------------------------------------------------------------
 
     def open(self, run_id: str, config: str, argv: list[str]) -> None:
+        """Create the log and write ``run_started``; raises OSError when the log cannot be created at all."""
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        # Buffered; the engine calls flush() every 50 ms: a few writes a second instead of one per event.
-        self._file = open(self.path, "a", encoding="utf-8")
+        # Buffered here; the engine calls flush() every 50 ms: a few writes a second instead of one per event.
+        # A plain descriptor, not a file object, so that a failed write leaves no buffer that a later close
+        # (or the garbage collector) would try to write again.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._write({"event": "run_started", "schema": SCHEMA_VERSION, "run_id": run_id,
                      "config": os.path.abspath(config), "argv": argv, "time": time.time(), "pid": os.getpid(),
-                     "host": socket.gethostname(), "python": sys.version.split()[0]})
+                     "host": socket.gethostname(), "python": sys.version.split()[0], "parallux": __version__,
+                     "cwd": os.getcwd(), "log": self.path})
         self.flush()
-        self._link_latest()
+        self._enter_history()
+
+    def _enter_history(self) -> None:
+        """A log written elsewhere (``--log FILE``) is listed in the history by a symlink to it."""
+        if self.path == self.history_entry:
+            return
+        try:
+            os.makedirs(self.history_dir, exist_ok=True)
+            os.symlink(self.path, self.history_entry)
+        except OSError:
+            pass  # the history is a convenience: ``parallux show FILE`` still reads the log itself
 
     def _link_latest(self) -> None:
-        latest = os.path.join(os.path.dirname(self.path), "latest.jsonl")
-        try:
-            if os.path.islink(latest) or not os.path.exists(latest):
-                tmp = latest + f".{os.getpid()}"
-                os.symlink(os.path.basename(self.path), tmp)
-                os.replace(tmp, latest)
-        except OSError:
-            pass  # a convenience only
+        """Called when the run's first command starts: a run that starts none never becomes ``latest``."""
+        self._latest_linked = True
+        for directory in (self.root, self.history_dir):
+            target = os.path.relpath(self.history_entry, directory)
+            _replace_symlink(target, os.path.join(directory, LATEST))
+
+    # -- events (engine thread) -------------------------------------------------------------------------------
 
     def __call__(self, event: str, command: Command, **details: Any) -> None:
-        if self._file is None or event == "planned":
+        if self._fd is None or event == "planned":
             return
         record: dict[str, Any] = {"event": event, "time": time.time(), "seq": command.seq, "name": command.name}
         if event == "queued":
             record["command"] = command.command_text
             record["work_relpath"] = command.work_relpath
         else:
-            record.update(runner=command.runner_name, work_dir=command.work_dir, cores=list(command.cores),
-                          numa_node=command.numa_node, attempt=command.attempt)
+            runner = command.runner
+            if runner is not None and runner.name not in self._runners_logged:
+                self._log_runner(runner)
+            record.update(runner=command.runner_name, host=_host_of(runner), work_dir=command.work_dir,
+                          cores=list(command.cores), numa_node=command.numa_node, attempt=command.attempt)
         result = details.get("result")
         if result is not None:
             record.update(outcome(result))
         self._write(record)
+        if event == "started" and not self._latest_linked:
+            self._link_latest()
+
+    def _log_runner(self, runner: Any) -> None:
+        self._runners_logged.add(runner.name)
+        self._write(runner_record(runner))
+
+    def log_runners(self, runners: list[Any]) -> None:
+        """The pool's runners that ran nothing (so never appeared in an event), at the end of the run."""
+        for runner in runners:
+            if self._fd is not None and runner.name not in self._runners_logged:
+                self._log_runner(runner)
+
+    # -- writing ------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Write out what is buffered (the engine calls this every few tens of milliseconds)."""
-        if self._file is not None:
-            self._file.flush()
+        if self._fd is None or not self._pending:
+            return
+        data = "".join(self._pending).encode("utf-8", "surrogateescape")
+        self._pending.clear()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self._stop(exc)
 
     def close(self, summary: dict[str, Any]) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
         self._write({"event": "run_finished", "time": time.time(), **summary})
-        self._file.close()
-        self._file = None
+        self.flush()
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError as exc:
+                self._stop(exc)
+            self._fd = None
 
     def _write(self, record: dict[str, Any]) -> None:
-        assert self._file is not None
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        if self._fd is not None:
+            self._pending.append(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def _stop(self, exc: OSError) -> None:
+        """The log cannot be written (disk full, removed): say so once, drop the log, let the run go on."""
+        self.error = exc.strerror or str(exc)
+        fd, self._fd = self._fd, None
+        self._pending.clear()
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._warn(f"parallux: cannot write the run log {self.path}: {self.error}; the run goes on without it")
 
 
 def outcome(result: Result) -> dict[str, Any]:
-    return {"status": result.status, "returncode": result.returncode, "start": result.start_time,
-            "end": result.end_time, "duration": result.duration, "user_seconds": result.user_seconds,
-            "system_seconds": result.system_seconds, "max_rss_kb": result.max_rss_kb, "signal": result.signal,
-            "error": result.error, "resumed": result.resumed, "runner": result.runner_name,
-            "work_dir": result.work_dir}
+    fields = {"status": result.status, "returncode": result.returncode, "start": result.start_time,
+              "end": result.end_time, "duration": result.duration, "user_seconds": result.user_seconds,
+              "system_seconds": result.system_seconds, "max_rss_kb": result.max_rss_kb, "signal": result.signal,
+              "error": result.error, "resumed": result.resumed, "runner": result.runner_name,
+              "work_dir": result.work_dir}
+    # Filled in by the launcher where it reports them (the end of stderr with the exit event; the run that
+    # produced a resumed record): read as attributes, never by reading files here on the engine thread.
+    tail = getattr(result, "stderr_tail_text", None)
+    if tail and result.status != "ok":
+        fields["stderr_tail"] = tail if isinstance(tail, str) else bytes(tail).decode("utf-8", "replace")
+    origin = getattr(result, "run_id", None)
+    if origin is not None:
+        fields["from_run"] = origin
+    return fields
+
+
+def runner_record(runner: Any) -> dict[str, Any]:
+    """What the views need about a runner: where it is, how many slots, which cores."""
+    layout = getattr(runner, "layout", None)
+    return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
+            "host": _host_of(runner), "max_jobs": runner.max_jobs,
+            "logical_cores": runner.facts.get("logical_cores"),
+            "core_pool": list(layout.cores) if layout is not None else None,
+            "numa_nodes": ({str(n): list(c) for n, c in layout.nodes.items()} or None) if layout is not None
+            else None}
+
+
+def _host_of(runner: Any) -> str | None:
+    return runner.facts.get("hostname") if runner is not None else None
+
+
+def _replace_symlink(target: str, link: str) -> None:
+    """Point ``link`` at ``target`` atomically; never replace a file that is not a symlink."""
+    try:
+        if os.path.exists(link) and not os.path.islink(link):
+            return
+        tmp = f"{link}.{os.getpid()}"
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        pass  # a convenience only
+
+
+def _warn_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

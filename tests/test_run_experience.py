@@ -71,7 +71,9 @@ def test_run_experience_run_log_records_every_command(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "config.py")
     assert done.returncode == 0, done.stderr
     path = log_path_of(done.stderr)
-    assert path.parent == tmp_path / ".local" / "state" / "parallux" / "runs"
+    runs = tmp_path / ".local" / "state" / "parallux" / "runs"
+    assert path.parent.parent == runs and path.parent.name.startswith("config-")  # one directory per config
+    assert (runs / "latest.jsonl").resolve() == path.resolve()
     assert (path.parent / "latest.jsonl").resolve() == path.resolve()
     events = log_events(path)
     assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"

@@ -1,0 +1,114 @@
+"""``parallux report``: one self-contained HTML file for a run, that opens from disk and needs no network.
+
+The page is ``template.html`` with its script, its style and the vendored uPlot (MIT, see LICENSE-uPlot)
+inlined, and the run's records embedded as JSON in ``<script type="application/json"
+id="parallux-data">`` (columnar, documented in docs/reference.md, "The report's data"), so that other tools
+can read them back. The timeline is drawn by hand on a canvas (``report.js``): one bar per attempt, lanes per
+runner slot or core, 100,000 bars a frame; uPlot draws the charts over time and the histogram.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+from .._history import Attempt, CommandRecord, Run, assign_slots, stderr_tail
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA_FORMAT = 1
+SHOWN_FAILURES = 200
+FAILURE_TAIL_BYTES = 2048
+
+# Times (``*_us``) are integer microseconds since ``origin`` (epoch seconds): exact enough, and cheap to
+# write and to read for 100,000 commands.
+COMMAND_FIELDS = ("seq", "name", "status", "returncode", "runner", "host", "cores", "duration", "cpu_seconds",
+                  "max_rss_kb", "attempts", "queued_us", "finished_us", "resumed", "work_relpath", "work_dir",
+                  "command", "error")
+ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "status", "returncode", "cores",
+                  "user_seconds", "system_seconds", "max_rss_kb", "signal", "error")
+
+
+def write_report(run: Run, path: str) -> None:
+    from .._commands import write_atomically
+    html = render(run)
+    write_atomically(path, lambda stream: stream.write(html))
+
+
+def render(run: Run) -> str:
+    data = report_data(run)
+    page = _asset("template.html")
+    # Embedded in <script>: "</" must not appear, or the browser would end the script there.
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    parts = {"/*STYLE*/": _asset("report.css"), "/*UPLOT_CSS*/": _asset("uPlot.min.css"),
+             "/*UPLOT_JS*/": _asset("uPlot.iife.min.js").replace("</", "<\\/"),
+             "/*REPORT_JS*/": _asset("report.js"), "/*DATA*/": payload,
+             "<!--TITLE-->": _escape(f"parallux report: {os.path.basename(str(run.info.get('config') or run.path))}"
+                                     f" {run.run_id}")}
+    for marker, text in parts.items():
+        before, after = page.split(marker, 1)
+        page = before + text + after
+    return page
+
+
+def report_data(run: Run) -> dict[str, Any]:
+    """The run, columnar (a list of rows and the names of their fields), about 300 bytes per command."""
+    now = run.end or run.last_time or run.start or 0.0
+    lanes = assign_slots(run, now)
+    origin = run.start if run.start is not None else min(
+        (a.start for a in run.attempts() if a.start is not None), default=0.0)
+    runners = []
+    for name, runner_lanes in lanes.items():
+        info = {k: v for k, v in (run.runners.get(name) or {}).items() if k not in ("event", "time")}
+        runners.append({**info, "name": name, "lanes": runner_lanes.values, "lane_kind": runner_lanes.kind})
+    return {"format": "parallux-report", "version": DATA_FORMAT, "run": run.summary(), "origin": origin,
+            "now_us": _us(now, origin), "generated_on": socket.gethostname(), "runners": runners,
+            "commands": {"fields": list(COMMAND_FIELDS), "rows": [_command_row(c, origin) for c in run.commands]},
+            "attempts": {"fields": list(ATTEMPT_FIELDS),
+                         "rows": [_attempt_row(a, origin) for a in run.attempts()]},
+            "failures": _failures(run)}
+
+
+def _us(value: float | None, origin: float) -> int | None:
+    return None if value is None else int((value - origin) * 1e6)
+
+
+def _command_row(command: CommandRecord, origin: float) -> list[Any]:
+    last = command.last
+    if last is None:
+        return [command.seq, command.name, command.status, None, None, None, [], None, None, None, 0,
+                _us(command.queued, origin), None, False, command.work_relpath, None, command.command, None]
+    return [command.seq, command.name, command.status, last.returncode, last.runner, last.host, last.cores,
+            last.duration, command.cpu_seconds, last.max_rss_kb, len(command.attempts), _us(command.queued, origin),
+            _us(command.finished_at, origin), command.resumed, command.work_relpath, last.work_dir,
+            command.command, last.error]
+
+
+def _attempt_row(attempt: Attempt, origin: float) -> list[Any]:
+    return [attempt.seq, attempt.attempt, attempt.runner, attempt.slot, _us(attempt.start, origin),
+            _us(attempt.end, origin), attempt.status, attempt.returncode, attempt.cores, attempt.user_seconds,
+            attempt.system_seconds, attempt.max_rss_kb, attempt.signal, attempt.error]
+
+
+def _failures(run: Run) -> list[dict[str, Any]]:
+    """The first failed commands, each with the end of its stderr (read now, from the log or the work dir)."""
+    shown = []
+    for command in run.commands:
+        if not command.failed:
+            continue
+        last = command.last
+        tail = stderr_tail(last, run.runners.get(last.runner or ""), FAILURE_TAIL_BYTES) if last else None
+        shown.append({"seq": command.seq, "stderr_tail": tail})
+        if len(shown) == SHOWN_FAILURES:
+            break
+    return shown
+
+
+def _asset(name: str) -> str:
+    with open(os.path.join(HERE, name), encoding="utf-8") as f:
+        return f.read()
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

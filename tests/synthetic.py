@@ -1,0 +1,103 @@
+"""A synthetic run log of any size, shaped like a real campaign, for the report tests and bench/report.py.
+
+Four runners (one local with 16 slots, one SSH host with a 64-core pool whose commands lease 2 cores each,
+two SSH hosts with 32 slots), log-normal durations, about 2% failures (a third of them retried), a few
+timeouts and errors. Commands are placed as a scheduler would (each on the slot that frees first), so the
+log is consistent: no slot ever runs two commands at once. The events are those ``parallux._runlog``
+writes, in time order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import random
+import socket
+from pathlib import Path
+from typing import Any
+
+RUNNERS = [
+    {"name": "local", "kind": "local", "host": None, "max_jobs": 16, "core_pool": None, "threads": 1},
+    {"name": "big", "kind": "ssh", "host": "big.lab", "max_jobs": 32, "core_pool": list(range(64)), "threads": 2},
+    {"name": "node-a", "kind": "ssh", "host": "node-a.lab", "max_jobs": 32, "core_pool": None, "threads": 1},
+    {"name": "node-b", "kind": "ssh", "host": "node-b.lab", "max_jobs": 32, "core_pool": None, "threads": 1},
+]
+
+
+def write_synthetic_log(path: Path, commands: int, seed: int = 1, start: float = 1_700_000_000.0,
+                        config: str = "/home/perf/campaign.py") -> dict[str, int]:
+    """Write the log; returns counts: commands, attempts, and per final status."""
+    rng = random.Random(seed)
+    host = socket.gethostname()
+    events: list[tuple[float, int, dict[str, Any]]] = []
+    order = 0
+
+    def emit(when: float, record: dict[str, Any]) -> None:
+        nonlocal order
+        order += 1
+        events.append((when, order, {"event": record.pop("event"), "time": round(when, 6), **record}))
+
+    slots = []  # (free at, runner index, slot)
+    for index, runner in enumerate(RUNNERS):
+        for slot in range(runner["max_jobs"]):
+            heapq.heappush(slots, (start + 0.5, index, slot))
+    counts: dict[str, int] = {"commands": commands, "attempts": 0}
+    for seq in range(1, commands + 1):
+        name = f"bench_{seq:06d}"
+        emit(start + 0.1 + seq * 1e-6, {"event": "queued", "seq": seq, "name": name,
+                                        "command": f"./sim --trace traces/{seq % 977}.gz --seed {seq}",
+                                        "work_relpath": f"sim/{seq:06d}"})
+        attempt = 0
+        not_before = 0.0  # a retry starts after the attempt it repeats ended
+        while True:
+            free_at, index, slot = heapq.heappop(slots)
+            runner = RUNNERS[index]
+            cores = [2 * slot, 2 * slot + 1] if runner["core_pool"] else []
+            duration = math.exp(rng.gauss(math.log(20.0), 0.8))
+            roll = rng.random()
+            status, returncode = ("failed", 1) if roll < 0.02 else ("timeout", None) if roll < 0.023 else \
+                ("error", None) if roll < 0.025 else ("ok", 0)
+            begin = max(free_at, not_before) + rng.uniform(0.0005, 0.003)
+            end = begin + duration
+            where = {"seq": seq, "name": name, "runner": runner["name"], "host": runner["host"] or host,
+                     "work_dir": f"/scratch/parallux/sim/{seq:06d}", "cores": cores,
+                     "numa_node": (0 if slot < 16 else 1) if cores else None, "attempt": attempt}
+            emit(begin - 0.0004, {"event": "started", **where})
+            outcome = {"status": status, "returncode": returncode, "start": round(begin, 6), "end": round(end, 6),
+                       "duration": round(duration, 6), "user_seconds": round(duration * 0.93, 4),
+                       "system_seconds": round(duration * 0.02, 4), "max_rss_kb": rng.randint(20_000, 900_000),
+                       "signal": 15 if status == "timeout" else None,
+                       "error": "connection to node lost" if status == "error" else None, "resumed": False}
+            if status != "ok":
+                outcome["stderr_tail"] = f"sim: trace {seq % 977}: checksum mismatch at record {seq * 7}\n"
+            counts["attempts"] += 1
+            heapq.heappush(slots, (end, index, slot))
+            retry = status != "ok" and attempt == 0 and rng.random() < 0.33
+            emit(end + 0.0002, {"event": "retrying" if retry else "finished", **where, **outcome})
+            if not retry:
+                counts[status] = counts.get(status, 0) + 1
+                break
+            attempt += 1
+            not_before = end + 0.001
+    events.sort(key=lambda e: (e[0], e[1]))
+    end_time = events[-1][0] + 0.01
+    finals = {k: v for k, v in counts.items() if k not in ("commands", "attempts")}
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"event": "run_started", "schema": 2, "run_id": "20231114-221320-5yn7h3",
+                            "config": config, "argv": ["size=ref"], "time": start, "pid": 1, "host": host,
+                            "python": "3.11.2", "parallux": "0.1.0", "cwd": "/home/perf", "log": str(path)}) + "\n")
+        for runner in RUNNERS:
+            f.write(json.dumps({"event": "runner", "time": start + 0.4, "name": runner["name"],
+                                "kind": runner["kind"], "host": runner["host"] or host,
+                                "max_jobs": runner["max_jobs"], "logical_cores": 64,
+                                "core_pool": runner["core_pool"],
+                                "numa_nodes": {"0": list(range(32)), "1": list(range(32, 64))}
+                                if runner["core_pool"] else None}) + "\n")
+        for _, _, record in events:
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        f.write(json.dumps({"event": "run_finished", "time": end_time, "counts": finals,
+                            "elapsed": round(end_time - start, 3), "retries": counts["attempts"] - commands,
+                            "resumed": 0, "busy_seconds": {}, "started": commands, "exit_status": 1 if
+                            len(finals) > 1 else 0, "halted": None}) + "\n")
+    return counts
