@@ -17,6 +17,7 @@ import sys
 import time
 from typing import IO, Any, Callable, Iterable, Sequence
 
+from . import _jsonl
 from ._cli import SUBCOMMANDS
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._history import CommandRecord, HistoryError, Run, RunEntry, geometric_mean, list_runs, load_run, resolve_run
@@ -109,6 +110,8 @@ def main(argv: Sequence[str]) -> int:
     # A short process that builds a few hundred thousand objects with no cycles among them (a run's events):
     # the cyclic collector would only walk them over and over (a third of the time at 100,000 commands).
     gc.disable()
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="surrogateescape")  # undecodable file names, printed as they were
     name, rest = argv[0], list(argv[1:])
     parser = build_parsers()[name]
     try:
@@ -306,7 +309,8 @@ def write_atomically(path: str, write: Callable[[IO[str]], None]) -> None:
     """Write under a temporary name and rename: a failed export never leaves half a file under ``path``."""
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+        # surrogateescape: a name made of undecodable bytes (a file name) is written back as those bytes
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
             write(stream)
         os.replace(tmp, path)
     except BaseException:
@@ -464,7 +468,7 @@ def write_json_rows(stream: IO[str], head: dict[str, Any], key: str, rows: Itera
     stream.write("{" + json.dumps(head)[1:-1] + f", {json.dumps(key)}: [")
     separator = "\n"
     for row in rows:
-        stream.write(separator + json.dumps(row))
+        stream.write(separator + _jsonl.dumps(row))
         separator = ",\n"
     stream.write("\n]}\n")
 

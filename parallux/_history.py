@@ -15,10 +15,12 @@ import math
 import os
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Iterator
 
+from . import _jsonl
 from ._errors import ParalluxError
 from ._runlog import LATEST, config_dir, default_log_dir
 
@@ -193,13 +195,12 @@ class Run:
             yield from command.attempts
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for command in self.commands:
-            counts[command.status] = counts.get(command.status, 0) + 1
-        return counts
+        return dict(Counter(map(attrgetter("status"), self.commands)))
 
     def hosts(self) -> list[str]:
-        hosts = {r.get("host") for r in self.runners.values()} | {a.host for a in self.attempts()}
+        hosts = {r.get("host") for r in self.runners.values()}
+        for command in self.commands:
+            hosts.update(map(attrgetter("host"), command.attempts))
         return sorted(h for h in hosts if h)
 
     def summary(self) -> dict[str, Any]:
@@ -229,14 +230,13 @@ def load_run(path: str) -> Run:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        builder.read(data.decode("utf-8", "replace").split("\n"))
+        builder.read(_jsonl.split_lines(data))
         return builder.build()
     finally:
         if collecting:
             gc.enable()
 
 
-_decode = json.JSONDecoder().raw_decode
 _STARTED = '{"event":"started",'
 
 
@@ -251,48 +251,58 @@ class _RunBuilder:
         self.skipped = 0
         # A started event is read only if no retrying/finished event follows it (the attempt still runs):
         # those repeat its fields. Skipping it saves a third of the parsing. seq -> the line.
-        self.pending_starts: dict[int, str] = {}
+        self.pending_starts: dict[int, Any] = {}
         self.handlers = {"run_started": self._on_run_started, "runner": self._on_runner,
                          "run_finished": self._on_run_finished, "queued": self._on_queued,
                          "started": self._on_started, "retrying": self._on_retrying,
                          "finished": self._on_finished}
 
-    def read(self, lines: list[str]) -> None:
+    def read(self, lines: list[Any]) -> None:
         """Every event, in order. The hot path (queued and finished: two thirds of the lines) is inlined:
         100,000 commands are 300,000 lines, and each Python call per line costs tens of milliseconds."""
-        decode, pending, handlers, commands = _decode, self.pending_starts, self.handlers, self.commands
+        decode, pending, handlers, commands = _jsonl.loads, self.pending_starts, self.handlers, self.commands
+        started = _jsonl.prefix(_STARTED, lines[0] if lines else "")
         for line in lines:
             if not line:
                 continue
-            if line.startswith(_STARTED):
+            if line.startswith(started):
                 seq = _seq_of(line)
                 if seq is not None:
                     pending[seq] = line
                     continue
             try:
-                record = decode(line)[0]
+                record = decode(line)
                 event = record["event"]
             except (ValueError, KeyError, TypeError):
                 self.skipped += 1
                 continue
             if event == "finished":
-                command = commands.get(record.get("seq"))  # type: ignore[arg-type]
+                seq = record.get("seq")
+                command = commands.get(seq)  # type: ignore[arg-type]
                 if command is not None and not command.attempts and not record.get("resumed") \
                         and record.get("start") is not None:
                     command.ended = attempt = _ended_attempt(record, 0)
                     command.attempts.append(attempt)
-                    command.finished_at = record.get("time")
+                    command.finished_at = record["time"]
                     command.status = attempt.status
-                    pending.pop(command.seq, None)
+                    if seq in pending:
+                        del pending[seq]
+                    continue
+            elif event == "queued":
+                seq = record.get("seq")
+                if seq not in commands:
+                    get = record.get
+                    commands[seq] = CommandRecord(seq, get("name", ""), get("command"), get("work_relpath"),  # type: ignore[index]
+                                                  get("time"))
                     continue
             handler = handlers.get(event)
             if handler is not None:
                 handler(record)
         self.last_time = _last_time(lines)
 
-    def _parse(self, line: str) -> dict[str, Any] | None:
+    def _parse(self, line: Any) -> dict[str, Any] | None:
         try:
-            record = _decode(line)[0]
+            record = _jsonl.loads(line)
             if not isinstance(record, dict) or "event" not in record:
                 raise ValueError(line)
         except ValueError:
@@ -361,11 +371,11 @@ class _RunBuilder:
         return Run(self.path, self.info, self.runners, commands, self.finished, self.last_time, self.skipped)
 
 
-def _last_time(lines: list[str]) -> float | None:
+def _last_time(lines: list[Any]) -> float | None:
     """The time of the last event (where a run killed with no summary ended)."""
     for line in reversed(lines[-50:]):
         try:
-            record = _decode(line)[0]
+            record = _jsonl.loads(line)
         except ValueError:
             continue
         if isinstance(record, dict) and isinstance(record.get("time"), (int, float)):
@@ -373,12 +383,12 @@ def _last_time(lines: list[str]) -> float | None:
     return None
 
 
-def _seq_of(line: str) -> int | None:
+def _seq_of(line: Any) -> int | None:
     """The seq of one of our own started lines without parsing it all (None: parse it all)."""
-    at = line.find('"seq":')
+    at = line.find(b'"seq":' if isinstance(line, bytes) else '"seq":')
     if at < 0:
         return None
-    end = line.find(",", at)
+    end = line.find(b"," if isinstance(line, bytes) else ",", at)
     if end < 0:
         return None
     try:

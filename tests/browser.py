@@ -9,6 +9,7 @@ The browser runs in its own process group, which ``close()`` ends.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -48,9 +49,11 @@ class Chromium:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
         self._ids = itertools.count(1)
+        self._stack = contextlib.ExitStack()
         self.events: list[dict[str, Any]] = []
         try:
-            self.socket = connect(self._page_socket_url(), max_size=None, open_timeout=20)
+            self.socket = self._stack.enter_context(connect(self._page_socket_url(), max_size=None,
+                                                            open_timeout=20))
             for domain in ("Page", "Runtime", "Log"):
                 self.send(f"{domain}.enable")
             self.send("Emulation.setDeviceMetricsOverride",
@@ -113,8 +116,9 @@ class Chromium:
             time.sleep(0.02)
         return time.monotonic() - begin
 
-    def evaluate(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+    def evaluate(self, expression: str, await_promise: bool = False) -> Any:
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": await_promise})
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -139,9 +143,7 @@ class Chromium:
         path.write_bytes(base64.b64decode(result["data"]))
 
     def close(self) -> None:
-        socket = getattr(self, "socket", None)
-        if socket is not None:
-            socket.close()
+        self._stack.close()
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)

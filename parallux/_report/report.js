@@ -96,11 +96,15 @@
   function load() {
     var data = JSON.parse($("parallux-data").textContent);
     var commands = table(data.commands), attempts = table(data.attempts);
-    // Times are integer microseconds since data.origin; the drawing works in seconds.
+    // Times (since data.origin) and durations are integer microseconds; the drawing works in seconds.
     attempts.start = seconds(attempts.start_us);
     attempts.end = seconds(attempts.end_us);
+    attempts.user_seconds = seconds(attempts.user_us);
+    attempts.system_seconds = seconds(attempts.system_us);
     commands.queued = seconds(commands.queued_us);
     commands.finished = seconds(commands.finished_us);
+    commands.duration = seconds(commands.duration_us);
+    commands.cpu_seconds = seconds(commands.cpu_us);
     var bySeq = new Map();
     for (var i = 0; i < commands.length; i++) { bySeq.set(commands.seq[i], i); }
     return { raw: data, run: data.run, runners: data.runners, commands: commands, attempts: attempts,

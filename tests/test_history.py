@@ -1,0 +1,456 @@
+"""Looking at runs through the real CLI: the history per config, runs, show, export, compare, the report file.
+
+Every figure a view prints is checked against the run log the run wrote, which the views read back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parallux._history import Run, assign_slots, load_run
+from tests.helpers import cli_env, run_cli, start_cli, wait_until, write_config
+
+CAMPAIGN = """
+    from parallux import goal
+    local = goal.local(workspace="ws", max_jobs=3)
+    pinned = goal.local(name="pinned", workspace="ws", core_pool=[0, 1])
+    goal.setRunner([local, pinned])
+    for i in range(10):
+        goal.schd(f"sleep 0.0{i}; exit {int(i == 4)}", name=f"c{i}", check=False, work_relpath=f"c/{i}",
+                  runner="local")
+    goal.schd("echo flaky >&2; exit 3", name="flaky", check=False, retries=1, work_relpath="flaky",
+              runner="local")
+    for i in range(3):
+        goal.schd("true", name=f"p{i}", runner="pinned", work_relpath=f"p/{i}")
+"""
+
+
+def runs_dir(home: Path) -> Path:
+    return home / ".local" / "state" / "parallux" / "runs"
+
+
+def log_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def log_path_of(stderr: str) -> Path:
+    line = next(line for line in stderr.splitlines() if "run log: " in line)
+    return Path(line.split("run log: ", 1)[1].split(" (")[0].strip())
+
+
+def run_campaign(tmp_path: Path, source: str = CAMPAIGN, *args: str) -> Path:
+    write_config(tmp_path, source, name=args[0] if args and args[0].endswith(".py") else "config.py")
+    done = run_cli(tmp_path, *(args or ("config.py",)))
+    assert done.returncode == 0, done.stderr
+    return log_path_of(done.stderr)
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = run_cli(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One finished run of CAMPAIGN (several tests read it): its directory and its log."""
+    home = tmp_path_factory.mktemp("campaign")
+    return home, run_campaign(home)
+
+
+# -- the history -------------------------------------------------------------------------------------------
+
+
+def test_history_keeps_runs_per_config_and_latest_only_for_runs_that_started_commands(tmp_path: Path) -> None:
+    log = run_campaign(tmp_path)
+    write_config(tmp_path, "from parallux import goal\nraise ValueError('bad config')\n", name="broken.py")
+    broken = run_cli(tmp_path, "broken.py")
+    assert broken.returncode != 0
+    broken_log = log_path_of(broken.stderr)
+    assert broken_log.parent != log.parent and broken_log.parent.parent == runs_dir(tmp_path)
+    assert (runs_dir(tmp_path) / "latest.jsonl").resolve() == log.resolve()  # the config error is not latest
+    assert not (broken_log.parent / "latest.jsonl").exists()
+
+    listed = cli(tmp_path, "runs", "--format", "json")
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [log.stem]
+    every = json.loads(cli(tmp_path, "runs", "--all", "--format", "json").stdout)
+    assert [r["run_id"] for r in every] == [broken_log.stem, log.stem]  # newest first
+    assert every[0]["started_commands"] is False and every[0]["exit_status"] == 1
+    assert every[1]["config"] == str(tmp_path / "config.py") and every[1]["counts"] == {"ok": 12, "failed": 2}
+    only = json.loads(cli(tmp_path, "runs", "--all", "--config", "broken.py", "--format", "json").stdout)
+    assert [r["run_id"] for r in only] == [broken_log.stem]
+    table = cli(tmp_path, "runs").stdout
+    assert log.stem in table and broken_log.stem not in table and "config.py" in table
+    # show's default is the latest run that started commands, of one config with --config
+    assert f"run      {log.stem}" in cli(tmp_path, "show").stdout
+    assert run_cli(tmp_path, "show", "--config", "broken.py").returncode == 2
+
+
+def test_history_finds_a_run_logged_elsewhere_with_log(tmp_path: Path) -> None:
+    write_config(tmp_path, "from parallux import goal\ngoal.local(workspace='ws')\ngoal.schd('true')\n")
+    elsewhere = tmp_path / "logs" / "mine.jsonl"
+    done = run_cli(tmp_path, "config.py", "--log", str(elsewhere))
+    assert done.returncode == 0, done.stderr
+    run_id = log_events(elsewhere)[0]["run_id"]
+    assert json.loads(cli(tmp_path, "runs", "--format", "json").stdout)[0]["run_id"] == run_id
+    for spec in (run_id, run_id[:17], str(elsewhere)):
+        assert json.loads(cli(tmp_path, "show", spec, "--format", "json").stdout)["run"]["run_id"] == run_id
+
+
+def test_history_bad_run_specs_are_usage_errors(tmp_path: Path, campaign: tuple[Path, Path]) -> None:
+    home, log = campaign
+    missing = run_cli(home, "show", "nosuchrun")
+    assert missing.returncode == 2 and "no run 'nosuchrun'" in missing.stderr and "Traceback" not in missing.stderr
+    assert run_cli(home, "show", "missing/run.jsonl").returncode == 2
+    not_a_log = home / "notes.txt"
+    not_a_log.write_text("hello\n")
+    assert run_cli(home, "show", str(not_a_log)).returncode == 2
+    assert run_cli(home, "show", "--format", "yaml").returncode == 2
+    assert run_cli(home, "export", log.stem).returncode == 2  # one of --trace/--junit/--csv is required
+    nothing = run_cli(tmp_path, "show")
+    assert nothing.returncode == 2 and "no run" in nothing.stderr
+
+
+def test_history_a_config_named_like_a_subcommand_runs_as_a_path(tmp_path: Path) -> None:
+    write_config(tmp_path, "from parallux import goal\nprint('config ran')\n", name="runs")
+    assert "config ran" in cli(tmp_path, "./runs").stdout
+    assert "config ran" not in cli(tmp_path, "runs").stdout  # the word first is the subcommand
+
+
+def test_history_summary_names_the_report_command(tmp_path: Path) -> None:
+    write_config(tmp_path, "from parallux import goal\ngoal.local(workspace='ws')\ngoal.schd('true')\n")
+    done = cli(tmp_path, "config.py")
+    run_id = log_path_of(done.stderr).stem
+    assert f"  report: parallux report {run_id} -o report.html" in done.stderr
+
+
+# -- show -------------------------------------------------------------------------------------------------
+
+
+def finished_events(log: Path) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in log_events(log) if e["event"] == "finished"}
+
+
+def test_show_rows_match_the_run_log_in_every_format(campaign: tuple[Path, Path]) -> None:
+    home, log = campaign
+    events = log_events(log)
+    finished = finished_events(log)
+    started = {}
+    for event in events:
+        if event["event"] == "started":
+            started[event["name"]] = started.get(event["name"], 0) + 1
+    shown = json.loads(cli(home, "show", log.stem, "--format", "json").stdout)
+    assert shown["run"]["run_id"] == log.stem and shown["run"]["counts"] == {"ok": 12, "failed": 2}
+    assert shown["run"]["exit_status"] == 0 and shown["run"]["state"] == "finished"
+    assert {r["name"] for r in shown["run"]["runners"]} == {"local", "pinned"}
+    assert [r for r in shown["run"]["runners"] if r["name"] == "pinned"][0]["core_pool"] == [0, 1]
+    rows = {row["name"]: row for row in shown["commands"]}
+    assert len(rows) == len(finished) == 14
+    for name, event in finished.items():
+        row = rows[name]
+        for key in ("runner", "host", "cores", "status", "returncode", "start", "end", "max_rss_kb", "work_dir"):
+            assert row[key] == event[key], (name, key)
+        assert row["duration"] == pytest.approx(event["duration"], abs=1e-6)
+        assert row["cpu_seconds"] == pytest.approx(event["user_seconds"] + event["system_seconds"], abs=1e-6)
+        assert row["attempts"] == started[name]
+    assert rows["flaky"]["attempts"] == 2 and rows["flaky"]["returncode"] == 3
+    assert all(rows[f"p{i}"]["cores"] and set(rows[f"p{i}"]["cores"]) <= {0, 1} for i in range(3))
+    assert rows["c0"]["host"] == os.uname()[1]
+
+    for fmt, delimiter in (("csv", ","), ("tsv", "\t")):
+        text = cli(home, "show", log.stem, "--format", fmt).stdout
+        table = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+        assert [r["name"] for r in table] == [r["name"] for r in shown["commands"]]
+        for record in table:
+            row = rows[record["name"]]
+            assert record["status"] == row["status"] and record["returncode"] == str(row["returncode"])
+            assert record["cores"] == ",".join(map(str, row["cores"]))
+            assert float(record["duration"]) == pytest.approx(row["duration"])
+            assert record["work_dir"] == row["work_dir"] and int(record["attempts"]) == row["attempts"]
+
+    text = cli(home, "show", log.stem).stdout
+    summary, _, body = text.partition("\n\n")
+    assert f"run      {log.stem} (finished, exit status 0)" in summary
+    assert "commands 14: 2 failed, 12 ok; 1 retries" in summary and "pinned (" in summary
+    lines = body.splitlines()
+    assert lines[0].split()[:4] == ["NAME", "RUNNER", "HOST", "CORES"] and len(lines) == 15
+    flaky = next(line for line in lines if line.startswith("flaky "))
+    assert " failed " in flaky and " 3 " in flaky and str(home / "ws" / "flaky") in flaky
+
+
+def test_show_failed_and_slowest(campaign: tuple[Path, Path]) -> None:
+    home, log = campaign
+    failed = json.loads(cli(home, "show", "--failed", "--format", "json").stdout)["commands"]
+    assert sorted(r["name"] for r in failed) == ["c4", "flaky"]
+    slowest = json.loads(cli(home, "show", "--slowest", "3", "--format", "json").stdout)["commands"]
+    durations = sorted((e["duration"] for e in finished_events(log).values()), reverse=True)
+    assert [r["duration"] for r in slowest] == pytest.approx(durations[:3], abs=1e-6)
+    one = json.loads(cli(home, "show", "--failed", "--slowest", "1", "--format", "json").stdout)["commands"]
+    assert len(one) == 1 and one[0]["name"] in ("c4", "flaky")
+
+
+def test_show_works_while_the_run_is_going(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    write_config(tmp_path, f"""
+        from parallux import goal
+        goal.local(workspace="ws", max_jobs=2)
+        goal.schd("true", name="quick")
+        goal.schd("while [ ! -e {release} ]; do sleep 0.05; done", name="waiting")
+        goal.schd("true", name="after", runner="local")
+        goal.schd("sleep 0.01; while [ ! -e {release} ]; do sleep 0.05; done", name="queued_behind")
+        goal.schd("true", name="last")
+    """)
+    process = start_cli(tmp_path, "config.py", "-q")
+    try:
+        def shown() -> dict[str, Any] | None:
+            done = run_cli(tmp_path, "show", "--format", "json")
+            return json.loads(done.stdout) if done.returncode == 0 else None
+
+        assert wait_until(lambda: (s := shown()) is not None and
+                          {r["name"]: r["status"] for r in s["commands"]}.get("waiting") == "running", timeout=20)
+        now = shown()
+        assert now is not None and now["run"]["state"] == "running" and now["run"]["exit_status"] is None
+        statuses = {r["name"]: r["status"] for r in now["commands"]}
+        assert statuses["quick"] == "ok" and statuses["waiting"] == "running"
+        running = [r for r in now["commands"] if r["status"] == "running"]
+        assert all(r["start"] is not None and r["runner"] == "local" for r in running)
+        table = run_cli(tmp_path, "show")
+        assert table.returncode == 0 and "running" in table.stdout
+    finally:
+        release.touch()
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+    after = json.loads(cli(tmp_path, "show", "--format", "json").stdout)
+    assert after["run"]["state"] == "finished" and after["run"]["counts"] == {"ok": 5}
+
+
+def test_show_tolerates_a_half_written_last_line(campaign: tuple[Path, Path], tmp_path: Path) -> None:
+    _, log = campaign
+    lines = log.read_text().splitlines(keepends=True)
+    torn = tmp_path / "torn.jsonl"
+    # cut in the middle of the third finished event: as a reader may see a log being flushed
+    cut = [i for i, line in enumerate(lines) if '"event":"finished"' in line][2]
+    torn.write_text("".join(lines[:cut]) + lines[cut][: len(lines[cut]) // 2])
+    shown = json.loads(cli(tmp_path, "show", str(torn), "--format", "json").stdout)
+    statuses = [r["status"] for r in shown["commands"]]
+    assert statuses.count("ok") + statuses.count("failed") == 2 and shown["run"]["state"] == "killed"
+
+
+# -- export ------------------------------------------------------------------------------------------------
+
+
+def test_export_trace_is_one_complete_event_per_attempt_on_non_overlapping_slots(campaign: tuple[Path, Path]) -> None:
+    home, log = campaign
+    target = home / "trace.json"
+    cli(home, "export", log.stem, "--trace", str(target))
+    trace = json.loads(target.read_text())
+    events = trace["traceEvents"]
+    attempts = [e for e in log_events(log) if e["event"] == "started"]
+    complete = [e for e in events if e["ph"] == "X"]
+    assert len(complete) == len(attempts) == 15
+    processes = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    by_lane: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for event in complete:
+        assert processes[event["pid"]].startswith(f"runner {event['args']['runner']}")
+        assert (event["pid"], event["tid"]) in threads
+        assert {"status", "returncode", "work_dir", "cores", "command", "attempt"} <= set(event["args"])
+        by_lane.setdefault((event["pid"], event["tid"]), []).append((event["ts"], event["ts"] + event["dur"]))
+    for intervals in by_lane.values():
+        intervals.sort()
+        assert all(a[1] <= b[0] + 1 for a, b in zip(intervals, intervals[1:]))  # 1 µs of rounding
+    pinned = [e for e in complete if e["args"]["runner"] == "pinned"]
+    assert {threads[(e["pid"], e["tid"])] for e in pinned} <= {"core 0", "core 1"}
+    counters = {e["name"] for e in events if e["ph"] == "C"}
+    assert counters == {"running", "queued"}
+    assert max(e["args"].get("running", 0) for e in events if e["ph"] == "C" and e["name"] == "running") <= 3
+    assert trace["otherData"]["run_id"] == log.stem
+
+
+def test_export_junit_has_one_testcase_per_command_with_the_failures_stderr(campaign: tuple[Path, Path]) -> None:
+    home, log = campaign
+    target = home / "junit.xml"
+    cli(home, "export", log.stem, "--junit", str(target))
+    suite = ET.parse(target).getroot().find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == 14 and suite.get("tests") == "14" and suite.get("failures") == "2"
+    failures = {c.get("name"): c.find("failure") for c in cases if c.find("failure") is not None}
+    assert set(failures) == {"c4", "flaky"}
+    flaky = failures["flaky"]
+    assert flaky is not None and "exited with status 3" in (flaky.get("message") or "") and "flaky" in (flaky.text or "")
+
+
+def test_export_csv_and_stdout(campaign: tuple[Path, Path]) -> None:
+    home, log = campaign
+    target = home / "rows.csv"
+    cli(home, "export", log.stem, "--csv", str(target))
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 14 and {r["name"] for r in rows} == set(finished_events(log))
+    assert cli(home, "export", log.stem, "--csv", "-").stdout == target.read_text()
+
+
+# -- compare ------------------------------------------------------------------------------------------------
+
+
+def test_compare_two_runs_of_a_config_with_one_changed_command(tmp_path: Path) -> None:
+    source = """
+        from parallux import goal
+        goal.local(workspace="ws", max_jobs=4)
+        slow = goal.args.get("slow") == "yes"
+        for i in range(4):
+            goal.schd(f"sleep {0.4 if slow and i == 1 else 0.1}", name=f"t{i}", work_relpath=f"t/{i}")
+        goal.schd("exit 1" if slow else "true", name="breaks", work_relpath="breaks", check=False)
+    """
+    write_config(tmp_path, source)
+    first = log_path_of(cli(tmp_path, "config.py").stderr).stem
+    second = log_path_of(cli(tmp_path, "config.py", "--", "slow=yes").stderr).stem
+    result = json.loads(cli(tmp_path, "compare", first, second, "--format", "json").stdout)
+    assert result["matched"] == 5 and result["only_a"] == result["only_b"] == []
+    assert [(c["work_relpath"], c["status_a"], c["status_b"]) for c in result["status_changes"]] == \
+        [("breaks", "ok", "failed")]
+    ratios = {c["work_relpath"]: c["ratio"] for c in result["commands"]}
+    assert ratios["t/1"] > 2.5 and all(0.5 < ratios[f"t/{i}"] < 2 for i in (0, 2, 3)) and ratios["breaks"] is None
+    product = 1.0
+    for i in range(4):
+        product *= ratios[f"t/{i}"]
+    assert result["geometric_mean"] == pytest.approx(product ** 0.25, rel=1e-3)
+    assert result["commands"][0]["work_relpath"] == "t/1"  # the biggest slowdown first
+    text = cli(tmp_path, "compare", first, second).stdout
+    assert "breaks: ok -> failed" in text and "geometric mean" in text
+    rows = list(csv.DictReader(io.StringIO(cli(tmp_path, "compare", first, second, "--format", "csv").stdout)))
+    assert len(rows) == 5 and {r["work_relpath"] for r in rows} == set(ratios)
+
+
+# -- the report file ---------------------------------------------------------------------------------------
+
+
+def embedded_data(html: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/json" id="parallux-data">(.*?)</script>', html, re.DOTALL)
+    assert match is not None
+    return json.loads(match.group(1))
+
+
+def test_report_is_one_file_with_the_runs_records_and_nothing_to_fetch(campaign: tuple[Path, Path]) -> None:
+    home, log = campaign
+    target = home / "report.html"
+    done = cli(home, "report", log.stem, "-o", str(target))
+    assert str(target) in done.stderr
+    html = target.read_text()
+    assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)=', html)  # everything inline
+    assert "@import" not in html and "fetch(" not in re.sub(r"/\*.*?\*/", "", html, flags=re.DOTALL)
+    data = embedded_data(html)
+    assert data["format"] == "parallux-report" and data["run"]["run_id"] == log.stem
+    commands = [dict(zip(data["commands"]["fields"], row)) for row in data["commands"]["rows"]]
+    attempts = [dict(zip(data["attempts"]["fields"], row)) for row in data["attempts"]["rows"]]
+    assert len(commands) == 14 and len(attempts) == 15
+    finished = finished_events(log)
+    for command in commands:
+        assert command["status"] == finished[command["name"]]["status"]
+    origin = data["origin"]
+    for attempt in attempts:
+        assert attempt["end_us"] >= attempt["start_us"] >= 0
+        assert origin + attempt["start_us"] / 1e6 == pytest.approx(
+            next(e["start"] for e in log_events(log) if e["event"] in ("finished", "retrying")
+                 and e["seq"] == attempt["seq"] and e["attempt"] == attempt["attempt"]), abs=1e-5)
+    flaky = [f for f in data["failures"] if commands[[c["seq"] for c in commands].index(f["seq"])]["name"] == "flaky"]
+    assert flaky and "flaky" in flaky[0]["stderr_tail"]
+
+
+def test_report_default_output_is_named_after_the_run(campaign: tuple[Path, Path], tmp_path: Path) -> None:
+    home, log = campaign
+    done = run_cli(tmp_path, "report", str(log))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / f"{log.stem}.html").exists()
+
+
+# -- lanes ------------------------------------------------------------------------------------------------
+
+
+def test_assign_slots_packs_each_runner_into_as_many_lanes_as_ran_at_once(tmp_path: Path) -> None:
+    from tests.synthetic import write_synthetic_log
+    path = tmp_path / "run.jsonl"
+    write_synthetic_log(path, 3000, seed=7)
+    run: Run = load_run(str(path))
+    lanes = assign_slots(run)
+    assert {name: len(l.values) for name, l in lanes.items()} == {"local": 16, "big": 64, "node-a": 32, "node-b": 32}
+    by_lane: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for attempt in run.attempts():
+        by_lane.setdefault((attempt.runner or "", attempt.slot), []).append((attempt.start or 0, attempt.end or 0))
+    for intervals in by_lane.values():
+        intervals.sort()
+        assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:]))
+    assert lanes["big"].kind == "core" and lanes["local"].kind == "slot"
+
+
+# -- a run log that cannot be written ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Any:
+    """A 64 KiB tmpfs mounted for the test (needs root, as the test machines have); skipped elsewhere."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_run_log_on_a_full_filesystem_costs_the_run_nothing_but_the_log(tmp_path: Path,
+                                                                       small_filesystem: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws", max_jobs=8)
+        for i in range(200):
+            goal.schd("true", name=f"command_with_a_long_name_{i:04d}")
+    """)
+    log = small_filesystem / "run.jsonl"
+    done = run_cli(tmp_path, "config.py", "--log", str(log))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("cannot write the run log") == 1
+    assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+    assert "parallux: 200 commands (200 ok)" in done.stderr  # the summary is still printed
+    assert f"run log: {log} (incomplete: No space left on device)" in done.stderr
+    assert "report: parallux report" not in done.stderr
+
+
+
+def test_load_run_reads_the_same_with_or_without_orjson(campaign: tuple[Path, Path], tmp_path: Path) -> None:
+    from parallux import _jsonl
+    _, log = campaign
+    odd = tmp_path / "odd.jsonl"
+    # a command line holding a lone surrogate (from an undecodable file name): orjson refuses it, json not
+    lines = log.read_text().splitlines(keepends=True)
+    queued = next(i for i, line in enumerate(lines) if '"event":"queued"' in line)
+    record = json.loads(lines[queued])
+    record["command"] = "cat trace-\udcff.gz"
+    lines[queued] = json.dumps(record) + "\n"
+    odd.write_text("".join(lines) + '{"event":"finished","seq"')  # and a torn last line
+    fast = load_run(str(odd))
+    with _jsonl.without_orjson():
+        plain = load_run(str(odd))
+    assert [(c.name, c.status, c.command, c.duration, len(c.attempts)) for c in fast.commands] == \
+        [(c.name, c.status, c.command, c.duration, len(c.attempts)) for c in plain.commands]
+    assert fast.commands[0].command == "cat trace-\udcff.gz" and fast.skipped_lines == plain.skipped_lines == 1
+    report = tmp_path / "odd.html"
+    cli(tmp_path, "report", str(odd), "-o", str(report))
+    assert embedded_data(report.read_text())["commands"]["rows"][0][16] == "cat trace-\udcff.gz"
+    shown = subprocess.run([sys.executable, "-m", "parallux", "show", str(odd), "--format", "csv"], cwd=tmp_path,
+                           capture_output=True, env=cli_env(tmp_path))
+    assert shown.returncode == 0 and b"cat trace-\xff.gz" in shown.stdout  # the file name's own bytes
