@@ -4,7 +4,7 @@ and the report's rendering in headless Chromium.
 
     .venv/bin/python bench/report.py                  # 100,000 commands, 3 repetitions
     .venv/bin/python bench/report.py --commands 20000 --repeat 1
-    .venv/bin/python bench/report.py --commands 1500 --screenshot docs/report.png
+    .venv/bin/python bench/report.py --commands 1500 --small-pool --repeat 1 --screenshot docs/report.png
 
 The log (``tests/synthetic.py``: four runners, one with a 64-core pool, ~2% failures, some retried) is
 written to a scratch directory, and every command runs the real CLI in a subprocess, so the figures include
@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.synthetic import write_synthetic_log  # noqa: E402
+from tests.synthetic import SMALL_RUNNERS, write_synthetic_log  # noqa: E402
 
 READY = "window.__parallux_report && (window.__parallux_report.ready || window.__parallux_report.errors.length)"
 
@@ -46,7 +46,7 @@ def timed_cli(*args: str, cwd: Path) -> float:
 def render_in_browser(report: Path, repeat: int, screenshot: Path | None) -> list[tuple[float, float]]:
     from tests.browser import Chromium
     figures = []
-    with Chromium(width=1400, height=1000) as browser:
+    with Chromium(width=1400, height=1150) as browser:
         for _ in range(repeat):
             seconds = browser.load(report.as_uri(), READY, timeout=120)
             errors = browser.console_errors() + browser.evaluate("__parallux_report.errors")
@@ -63,12 +63,14 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--screenshot", type=Path, help="also save a screenshot of the report's first screen")
+    parser.add_argument("--small-pool", action="store_true",
+                        help="24 slots instead of 112 (the picture in docs/: lanes tall enough to see)")
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="parallux-bench-report-") as scratch:
         cwd = Path(scratch)
         log = cwd / "run.jsonl"
-        counts = write_synthetic_log(log, args.commands)
+        counts = write_synthetic_log(log, args.commands, runners=SMALL_RUNNERS if args.small_pool else None)
         print(f"run log: {args.commands} commands, {counts['attempts']} attempts, "
               f"{log.stat().st_size / 1e6:.1f} MB")
         cases = {"show": ["show", str(log)], "show --format json": ["show", str(log), "--format", "json"],

@@ -19,7 +19,7 @@ from typing import IO, Any, Callable, Iterable, Sequence
 
 from . import _jsonl
 from ._cli import SUBCOMMANDS
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
 from ._history import CommandRecord, HistoryError, Run, RunEntry, geometric_mean, list_runs, load_run, resolve_run
 from ._progress import format_seconds
 
@@ -31,10 +31,6 @@ COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "status
                   "attempts", "resumed", "work_relpath", "work_dir", "command", "error")
 TABLE_HEADERS = ("NAME", "RUNNER", "HOST", "CORES", "STATUS", "EXIT", "START", "DURATION", "CPU", "PEAK RSS",
                  "ATTEMPTS", "WORK DIR")
-
-
-class UsageError(Exception):
-    """Bad arguments to a subcommand: exit 2 with the message."""
 
 
 # -- parsers --------------------------------------------------------------------------------------------
@@ -121,7 +117,7 @@ def main(argv: Sequence[str]) -> int:
     handler: Callable[[argparse.Namespace], int] = globals()[f"command_{name}"]
     try:
         return handler(args)
-    except (HistoryError, UsageError) as exc:
+    except HistoryError as exc:
         print(f"parallux {name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `parallux show | head`: the reader has seen enough
@@ -131,6 +127,8 @@ def main(argv: Sequence[str]) -> int:
     except OSError as exc:
         print(f"parallux {name}: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
 
 
 def _load(spec: str | None, config: str | None) -> Run:

@@ -25,9 +25,16 @@ RUNNERS = [
 ]
 
 
+# The same machines with fewer slots: a picture of a run whose lanes are tall enough to see one by one.
+SMALL_RUNNERS = [dict(r, max_jobs=n, core_pool=list(range(2 * n)) if r["core_pool"] else None)
+                 for r, n in zip(RUNNERS, (4, 8, 6, 6))]
+
+
 def write_synthetic_log(path: Path, commands: int, seed: int = 1, start: float = 1_700_000_000.0,
-                        config: str = "/home/perf/campaign.py") -> dict[str, int]:
+                        config: str = "/home/perf/campaign.py",
+                        runners: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """Write the log; returns counts: commands, attempts, and per final status."""
+    runners = runners or RUNNERS
     rng = random.Random(seed)
     host = socket.gethostname()
     events: list[tuple[float, int, dict[str, Any]]] = []
@@ -39,7 +46,7 @@ def write_synthetic_log(path: Path, commands: int, seed: int = 1, start: float =
         events.append((when, order, {"event": record.pop("event"), "time": round(when, 6), **record}))
 
     slots = []  # (free at, runner index, slot)
-    for index, runner in enumerate(RUNNERS):
+    for index, runner in enumerate(runners):
         for slot in range(runner["max_jobs"]):
             heapq.heappush(slots, (start + 0.5, index, slot))
     counts: dict[str, int] = {"commands": commands, "attempts": 0}
@@ -52,7 +59,7 @@ def write_synthetic_log(path: Path, commands: int, seed: int = 1, start: float =
         not_before = 0.0  # a retry starts after the attempt it repeats ended
         while True:
             free_at, index, slot = heapq.heappop(slots)
-            runner = RUNNERS[index]
+            runner = runners[index]
             cores = [2 * slot, 2 * slot + 1] if runner["core_pool"] else []
             duration = math.exp(rng.gauss(math.log(20.0), 0.8))
             roll = rng.random()
@@ -62,7 +69,8 @@ def write_synthetic_log(path: Path, commands: int, seed: int = 1, start: float =
             end = begin + duration
             where = {"seq": seq, "name": name, "runner": runner["name"], "host": runner["host"] or host,
                      "work_dir": f"/scratch/parallux/sim/{seq:06d}", "cores": cores,
-                     "numa_node": (0 if slot < 16 else 1) if cores else None, "attempt": attempt}
+                     "numa_node": (0 if 2 * slot < len(runner["core_pool"]) // 2 else 1) if cores else None,
+                     "attempt": attempt}
             emit(begin - 0.0004, {"event": "started", **where})
             outcome = {"status": status, "returncode": returncode, "start": round(begin, 6), "end": round(end, 6),
                        "duration": round(duration, 6), "user_seconds": round(duration * 0.93, 4),
@@ -87,12 +95,13 @@ def write_synthetic_log(path: Path, commands: int, seed: int = 1, start: float =
         f.write(json.dumps({"event": "run_started", "schema": 2, "run_id": "20231114-221320-5yn7h3",
                             "config": config, "argv": ["size=ref"], "time": start, "pid": 1, "host": host,
                             "python": "3.11.2", "parallux": "0.1.0", "cwd": "/home/perf", "log": str(path)}) + "\n")
-        for runner in RUNNERS:
+        for runner in runners:
             f.write(json.dumps({"event": "runner", "time": start + 0.4, "name": runner["name"],
                                 "kind": runner["kind"], "host": runner["host"] or host,
                                 "max_jobs": runner["max_jobs"], "logical_cores": 64,
                                 "core_pool": runner["core_pool"],
-                                "numa_nodes": {"0": list(range(32)), "1": list(range(32, 64))}
+                                "numa_nodes": {"0": runner["core_pool"][:len(runner["core_pool"]) // 2],
+                                               "1": runner["core_pool"][len(runner["core_pool"]) // 2:]}
                                 if runner["core_pool"] else None}) + "\n")
         for _, _, record in events:
             f.write(json.dumps(record, separators=(",", ":")) + "\n")

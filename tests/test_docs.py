@@ -14,7 +14,8 @@ import pytest
 
 import parallux
 from parallux import Command, Group, Result, Runner, RunnerStatus, Workload
-from parallux._cli import build_parser
+from parallux._cli import SUBCOMMANDS, build_parser
+from parallux._commands import build_parsers
 from parallux._core import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from parallux._goal import Goal
 from parallux._handles import FINISHED_STATUSES
@@ -115,6 +116,29 @@ def test_docs_reference_names_every_cli_option_and_exit_status() -> None:
     section = reference_text().split("### Exit status", 1)[1].split("\n## ", 1)[0]
     for status in (EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM):
         assert f"| `{status}` |" in section, f"exit status {status} has no row in the exit status table"
+
+
+def test_docs_reference_names_every_subcommand_and_its_options() -> None:
+    parsers = build_parsers()
+    assert tuple(parsers) == SUBCOMMANDS
+    text = reference_text()
+    section = text.split("## Looking at runs", 1)[1].split("\n## ", 1)[0]
+    for name, parser in parsers.items():
+        assert f"parallux {name}" in section, f"parallux {name} has no usage line under Looking at runs"
+        options = [s for action in parser._actions for s in action.option_strings]
+        missing = [option for option in options if option not in code_tokens(section)]
+        assert not missing, f"options of parallux {name} missing from Looking at runs: {missing}"
+
+
+def test_docs_reference_names_every_field_of_the_views() -> None:
+    from parallux._commands import COMMAND_FIELDS, COMPARE_FIELDS
+    from parallux._report import ATTEMPT_FIELDS, COMMAND_FIELDS as REPORT_COMMAND_FIELDS
+    section = reference_text().split("## Looking at runs", 1)[1].split("\n## ", 1)[0]
+    tokens = code_tokens(section)
+    for fields, what in ((COMMAND_FIELDS, "show"), (COMPARE_FIELDS, "compare"),
+                         (REPORT_COMMAND_FIELDS, "report commands"), (ATTEMPT_FIELDS, "report attempts")):
+        missing = [f for f in fields if f not in tokens]
+        assert not missing, f"fields of {what} missing from Looking at runs: {missing}"
 
 
 def test_docs_reference_names_every_environment_variable() -> None:

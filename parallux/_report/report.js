@@ -499,14 +499,17 @@
                     paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
     });
     columns.push(sample(steps(queued), grid));
-    series.push({ label: "queued", stroke: "#9aa3ad", width: 1.5, dash: [5, 3],
+    // Queued has its own scale, on the right: 100,000 queued would flatten 64 running to nothing.
+    series.push({ label: "queued", stroke: "#9aa3ad", width: 1.5, dash: [5, 3], scale: "queued",
                   paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
     var box = $("load-chart");
     var chart = new uPlot({
       width: Math.max(400, box.clientWidth), height: 240, series: series,
-      scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.05)]; } } },
+      scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.05)]; } },
+                queued: { range: function (u, min, max) { return [0, Math.max(1, max * 1.05)]; } } },
       axes: [{ values: function (u, ticks) { return ticks.map(function (t) { return "+" + fmtSeconds(t); }); } },
-             { label: "commands" }],
+             { label: "running" },
+             { label: "queued", scale: "queued", side: 1, grid: { show: false } }],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true }
     }, columns, box);
@@ -641,7 +644,12 @@
     hook.timeline = timeline;
     var load_ = loadChart(model, timeline);
     timeline.onView = function (t0, t1) { load_.setScale("x", { min: t0, max: t1 }); };
-    durationsChart(model);
+    var durations = durationsChart(model);
+    window.addEventListener("resize", function () {
+      [[load_, "load-chart"], [durations, "durations-chart"]].forEach(function (pair) {
+        if (pair[0]) { pair[0].setSize({ width: Math.max(400, $(pair[1]).clientWidth), height: 240 }); }
+      });
+    });
     failures(model);
     slowest(model);
     hook.render_ms = performance.now();
