@@ -25,7 +25,7 @@ from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from ._errors import RunnerError
 from ._handles import Command, Result, env_of
 from ._launcher import RECORD_NAME, read_record
-from ._protocol import Job, LauncherClient
+from ._protocol import WATCHDOG, Job, LauncherClient
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -72,6 +72,7 @@ class Runner:
         self.layout = layout
         self.allocator = CoreAllocator(layout) if layout is not None else None
         self.membind = membind
+        self.watchdog = WATCHDOG  # seconds of silence from parallux after which the launcher stops everything
         self.slots: trio.CapacityLimiter | None = None
         self.client: LauncherClient | None = None
         self.facts: dict[str, Any] = {}
@@ -165,7 +166,7 @@ class Runner:
             task_status.started()
             return
         async with self._open_launcher() as (send, receive):
-            self.client = LauncherClient(send, receive, self.describe(), _write_now(send))
+            self.client = LauncherClient(send, receive, self.describe(), _write_now(send), self.watchdog)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self._configure(facts)

@@ -176,6 +176,11 @@ class LauncherClient:
         self.start(job_id, argv, work_dir, **options)
         return self.expect("exit", job_id)
 
+    def serving_pid(self) -> int:
+        """The launcher process itself: a child of the process started (``pid``), which guards it."""
+        self.send(op="hello")
+        return int(self.expect("hello")["pid"])
+
     def close_stdin(self) -> None:
         assert self.proc.stdin is not None
         if not self.proc.stdin.closed:
@@ -230,7 +235,8 @@ def test_launcher_hello_reports_machine_facts(launcher: LauncherClient, tmp_path
     assert hello["cwd"] == str(tmp_path)
     assert "numactl" in hello
     assert hello["numactl"] == shutil.which("numactl")
-    assert hello["pid"] == launcher.pid
+    assert hello["guardian"] == launcher.pid  # the process started stays as the launcher's guardian
+    assert proc_stat(hello["pid"]).ppid == launcher.pid
 
 
 def test_launcher_ping_answers_pong(launcher: LauncherClient) -> None:
@@ -263,6 +269,7 @@ def test_launcher_ignores_sigint(launcher: LauncherClient, tmp_path: Path) -> No
     launcher.expect("pong")  # the launcher is past start-up and has its handlers installed
 
     os.kill(launcher.pid, signal.SIGINT)
+    os.kill(launcher.serving_pid(), signal.SIGINT)
 
     launcher.send(op="ping")
     launcher.expect("pong")
@@ -423,10 +430,11 @@ def test_launcher_reaps_many_quick_commands(launcher: LauncherClient, tmp_path: 
                       command_text=f"exit {n}")
     pids = {n: launcher.expect("started", n)["pid"] for n in range(count)}
     exits = {n: launcher.expect("exit", n)["returncode"] for n in range(count)}
+    server = launcher.serving_pid()
 
     assert exits == {n: n % 256 for n in range(count)}
     assert [pid for pid in pids.values() if proc_stat(pid) is not None] == []
-    assert [pid for pid in all_pids() if (s := proc_stat(pid)) is not None and s.ppid == launcher.pid] == []
+    assert [pid for pid in all_pids() if (s := proc_stat(pid)) is not None and s.ppid == server] == []
 
 
 def test_launcher_reports_signal_death(launcher: LauncherClient, tmp_path: Path) -> None:
