@@ -423,6 +423,9 @@ class Engine:
                 observer(event, command, **details)
             except Exception as exc:  # a display or log that fails must not stop the commands
                 self.observers.remove(observer)
-                print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
+                try:
+                    print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
+                          file=sys.stderr)
+                except OSError:
+                    pass
 

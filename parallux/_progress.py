@@ -173,7 +173,10 @@ class PlainReporter:
             self.emit(f"parallux: retrying {command.name!r} ({result.status}), attempt {command.attempt + 2}")
 
     def emit(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        try:
+            print(text, file=self.stream, flush=True)
+        except OSError:  # stderr is gone (the terminal closed): the run log still records everything
+            pass
 
 
 def summary_text(progress: Progress, log_path: str | None) -> str:

@@ -76,3 +76,75 @@ def test_a_stale_lock_of_a_killed_run_is_taken_over(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert records(tmp_path / "ws")["w"]["status"] == "ok"
     assert not lock.exists()
+
+
+# -- SIGHUP --------------------------------------------------------------------------------------------------
+
+def log_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_complete_log(log: Path, running: int) -> None:
+    events = log_events(log)
+    started = {e["seq"] for e in events if e["event"] == "started"}
+    finished = {e["seq"]: e["status"] for e in events if e["event"] == "finished"}
+    assert len(started) == running and set(finished) >= started, events
+    assert {finished[seq] for seq in started} == {"cancelled"}
+    assert events[-1]["event"] == "run_finished" and events[-1]["exit_status"] == 129
+
+
+def hup_config(tmp_path: Path, token: str) -> None:
+    write_config(tmp_path, f"""
+        from parallux import goal
+        goal.local(workspace="ws", max_jobs=3)
+        for i in range(6):
+            goal.schd("exec sleep 1000", env={{"T": "{token}"}})
+        goal.issue().sync()
+    """)
+
+
+def test_sighup_stops_everything_and_completes_the_run_log(tmp_path: Path) -> None:
+    token = new_token()
+    hup_config(tmp_path, token)
+    process = start_cli(tmp_path, "config.py", "--log", "run.jsonl")
+    try:
+        assert wait_until(lambda: len(pids_with_env(token)) == 3, timeout=15)
+        process.send_signal(signal.SIGHUP)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        process.kill()
+        kill_pids(pids_with_env(token))
+    assert process.returncode == 129, stderr
+    assert "hung up" in stderr
+    assert wait_until(lambda: pids_with_env(token) == [], timeout=3)
+    check_complete_log(tmp_path / "run.jsonl", running=3)
+
+
+def test_closed_terminal_stops_everything_and_completes_the_run_log(tmp_path: Path) -> None:
+    """The real thing: parallux on a terminal (live display), and the terminal goes away."""
+    import sys
+
+    from ptyprocess import PtyProcess
+
+    token = new_token()
+    hup_config(tmp_path, token)
+    env = {**os.environ, "HOME": str(tmp_path), "TERM": "xterm"}
+    env.pop("PYTHONPATH", None)
+    terminal = PtyProcess.spawn([sys.executable, "-m", "parallux", "config.py", "--log", "run.jsonl"],
+                                cwd=str(tmp_path), env=env, dimensions=(40, 120))
+    try:
+        assert wait_until(lambda: len(pids_with_env(token)) == 3, timeout=15)
+        terminal.read(4096)  # the live display is drawing
+        os.close(terminal.fd)  # hang up: the kernel sends SIGHUP to the session's leader, parallux
+        terminal.fd = -1
+        deadline = time.monotonic() + 20
+        while terminal.isalive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not terminal.isalive()
+        assert terminal.exitstatus == 129
+    finally:
+        if terminal.isalive():
+            terminal.kill(signal.SIGKILL)
+        kill_pids(pids_with_env(token))
+    assert wait_until(lambda: pids_with_env(token) == [], timeout=3)
+    check_complete_log(tmp_path / "run.jsonl", running=3)
