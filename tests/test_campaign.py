@@ -148,3 +148,143 @@ def test_closed_terminal_stops_everything_and_completes_the_run_log(tmp_path: Pa
         kill_pids(pids_with_env(token))
     assert wait_until(lambda: pids_with_env(token) == [], timeout=3)
     check_complete_log(tmp_path / "run.jsonl", running=3)
+
+
+# -- quarantine ----------------------------------------------------------------------------------------------
+
+def test_runner_that_cannot_execute_is_quarantined_and_the_others_finish_the_queue(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.write_text("#!/bin/sh\necho ran\n")  # no executable bit: "Permission denied", exit 126
+    good = tmp_path / "good"
+    good.write_text("#!/bin/sh\necho ran\n")
+    good.chmod(0o755)
+    write_config(tmp_path, f"""
+        from parallux import goal
+        broken = goal.local(name="broken", workspace="ws", max_jobs=1, env={{"BENCH": "{bench}"}})
+        fine = goal.local(name="fine", workspace="ws", max_jobs=2, env={{"BENCH": "{good}"}})
+        goal.setRunner([broken, fine])
+        for i in range(40):
+            goal.schd('"$BENCH"', name=f"c{{i}}", check=False)
+        results = goal.issue().sync()
+        print(sum(r.status == "ok" for r in results), sum(r.runner_name == "broken" for r in results))
+        print(goal.runner_status("broken").quarantined)
+        pinned = broken.run("true", check=False).sync()
+        print(pinned.status, pinned.error)
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    counts, why, pinned = done.stdout.splitlines()
+    assert counts == "35 5"  # 5 could not execute on broken, then fine ran all the rest
+    assert "5 commands in a row could not be executed" in why
+    assert pinned.startswith("error ") and "taken out of the pool" in pinned
+    notices = [line for line in done.stderr.splitlines() if "its queued commands go to" in line]
+    assert len(notices) == 1, done.stderr
+    assert "runner 'broken'" in notices[0] and "Permission denied" in notices[0] and "exit 126" in notices[0]
+    assert "runner broken: 5 commands (5 failed)" in done.stderr  # (the pinned one never reached it)
+    assert "taken out of the pool" in done.stderr.split("runner broken:")[1].splitlines()[0]
+    assert "runner fine: 35 commands (35 ok)" in done.stderr
+    assert "5 x failed (exit 126) on broken:" in done.stderr  # failures grouped by cause
+    # as they happen: the first 3 of the cause in full, then a note, the rest counted; and the pinned one
+    assert done.stderr.count("parallux: FAILED command") == 3 + 1
+    assert done.stderr.count("are counted in the summary, not shown") == 1
+
+
+def test_quarantined_runners_failures_are_retried_elsewhere(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        broken = goal.local(name="broken", workspace="ws", max_jobs=1, env={"PATH": "/nonexistent"})
+        fine = goal.local(name="fine", workspace="ws", max_jobs=1)
+        goal.setRunner([broken, fine])
+        goal.setRetries(5)  # enough that no command can spend every attempt on broken
+        results = [goal.run("ls /", check=False) for _ in range(8)]
+        results = [h.sync() for h in results]
+        print(sorted({r.status for r in results}), sum(len(r.attempts) for r in results))
+        print([a["runner"] for r in results for a in r.attempts if a["status"] != "ok"].count("broken"))
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    statuses, broken_attempts = done.stdout.splitlines()
+    assert statuses.startswith("['ok']")  # every command ended ok, on fine, after broken was set aside
+    assert broken_attempts == "5"
+
+
+# -- retry_on, provenance ------------------------------------------------------------------------------------
+
+def test_retry_on_chooses_the_outcomes_that_are_retried(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        import json
+        from parallux import goal
+        goal.local(workspace="ws")
+        hang = goal.run("sleep 30", timeout=0.3, retries=2, retry_on=["failed"], check=False)
+        three = goal.run("exit 3", retries=2, retry_on={3}, check=False)
+        four = goal.run("exit 4", retries=2, retry_on={3}, check=False)
+        goal.setRetries(1, retry_on=["timeout"])
+        later = goal.run("sleep 30", timeout=0.3, check=False)
+        failing = goal.run("exit 1", check=False)
+        for h in (hang, three, four, later, failing):
+            r = h.sync()
+            print(r.status, len(r.attempts), r.run_id == goal._run_id,
+                  json.dumps([[a["status"], a["returncode"]] for a in r.attempts]))
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    lines = [line.split(" ", 3) for line in done.stdout.splitlines()]
+    assert [line[:3] for line in lines] == [
+        ["timeout", "1", "True"], ["failed", "3", "True"], ["failed", "1", "True"],
+        ["timeout", "2", "True"], ["failed", "1", "True"]]
+    assert json.loads(lines[1][3]) == [["failed", 3]] * 3
+
+
+def test_retry_on_refuses_what_cannot_be_retried(tmp_path: Path) -> None:
+    for bad, phrase in [('["cancelled"]', "'cancelled' is not a status that can be retried"),
+                        ("[True]", "neither a status"), ("[0]", "out of range"), ('"sometimes"', "not a status")]:
+        write_config(tmp_path, f"""
+            from parallux import goal
+            goal.run("true", retry_on={bad})
+        """)
+        done = run_cli(tmp_path, "config.py")
+        assert done.returncode == 2 and phrase in done.stderr, (bad, done.stderr)
+
+
+# -- inputs= and --resume -----------------------------------------------------------------------------------
+
+def test_resume_reruns_exactly_the_commands_whose_inputs_changed(tmp_path: Path) -> None:
+    prog = tmp_path / "prog"
+    prog.write_text("v1")
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "trace").write_text("t1")
+    write_config(tmp_path, f"""
+        from parallux import goal
+        goal.local(workspace="ws")
+        handles = [goal.run("true", work_relpath=f"p{{i}}", inputs=["{prog}"]) for i in range(2)]
+        handles += [goal.run("true", work_relpath=f"d{{i}}", inputs=["{data}"]) for i in range(2)]
+        handles += [goal.run("true", work_relpath="plain")]
+        print(" ".join(("resumed" if r.resumed else "ran") + ":" + r.run_id for r in (h.sync() for h in handles)))
+    """)
+    first = run_cli(tmp_path, "config.py")
+    assert first.returncode == 0, first.stderr
+    first_run = first.stdout.split()[0].split(":")[1]
+
+    os.utime(prog, ns=(prog.stat().st_atime_ns, prog.stat().st_mtime_ns + 10**9))  # rebuilt
+    second = run_cli(tmp_path, "config.py", "--resume")
+    assert second.returncode == 0, second.stderr
+    states = [item.split(":") for item in second.stdout.split()]
+    assert [s for s, _ in states] == ["ran", "ran", "resumed", "resumed", "resumed"]
+    assert [run for _, run in states][2:] == [first_run] * 3  # provenance: the run that produced the record
+    assert "rerun: 2 commands done in an earlier run whose inputs changed since" in second.stderr
+    assert "resumed: 3 commands skipped, already done in an earlier run (local: 3)" in second.stderr
+
+    (data / "sub" / "trace").write_text("t2, longer")  # data changed deep inside the directory
+    third = run_cli(tmp_path, "config.py", "--resume")
+    assert [item.split(":")[0] for item in third.stdout.split()] == ["resumed", "resumed", "ran", "ran", "resumed"]
+
+
+def test_inputs_must_exist(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.run("true", inputs=["no-such-binary"])
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 2
+    assert "inputs: no such file or directory: 'no-such-binary'" in done.stderr
