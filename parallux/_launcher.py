@@ -191,26 +191,19 @@ class Launcher(object):
 
     def run(self, request):
         job_id = request["id"]
-        cgroup = None
         try:
-            cgroup = self.enter_cgroup(job_id)
-            try:
-                pid, popen, start = spawn(request, self.locks.take)
-            finally:
-                self.leave_cgroup()
+            pid, popen, start = spawn(request, self.locks.take)
         except WorkDirInUse as exc:  # another live run's files: touch nothing there, not even a record
-            self.forget_cgroup(cgroup)
             self.send({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": "locked"})
             return
         except Exception as exc:  # report any launch failure; the launcher itself must survive it
-            self.forget_cgroup(cgroup)
             event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
             if os.path.isdir(request.get("work_dir") or ""):
                 write_record(request, dict(event, returncode=None, start=now(), end=now()))
             self.send(event)
             return
         job = Job(job_id, pid, popen, request, start)
-        job.cgroup = cgroup
+        job.cgroup = self.cgroup_of_new_command()
         self.jobs[job.pid] = job
         self.by_id[job_id] = job
         self.groups.add(job.pid)
@@ -219,25 +212,23 @@ class Launcher(object):
         if not request.get("quiet_start"):  # parallux itself needs only the exit event (one message less)
             self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
 
-    def enter_cgroup(self, job_id):
-        """Move this launcher into a new cgroup for the command it is about to fork, so that the command is
-        born in it (there is no race with its first fork); leave_cgroup() moves the launcher back."""
+    def cgroup_of_new_command(self):
+        """The cgroup the command just forked was born in (the launcher waits in the next command's cgroup,
+        so that each command is born in its own, with no race against its first fork); the launcher moves
+        on to a fresh one."""
         if self.cgroups is None:
             return None
         try:
-            return self.cgroups.enter(job_id)
+            return self.cgroups.advance()
         except OSError as exc:  # e.g. a delegation that ended: track by group, mark and ancestry instead
             sys.stderr.write("parallux launcher: cgroups off: %s\n" % describe_os_error(exc))
-            self.cgroups = None
+            born_in, self.cgroups = self.cgroups, None
+            born_in.leave()
             return None
 
     def forget_cgroup(self, cgroup):
         if cgroup is not None and self.cgroups is not None:
-            self.cgroups.remove(cgroup)
-
-    def leave_cgroup(self):
-        if self.cgroups is not None and self.cgroups.inside:
-            self.cgroups.leave()  # raises if it cannot: a launcher in a command's cgroup would kill itself
+            self.cgroups.release(cgroup)
 
     # -- stopping ----------------------------------------------------------------------------------------
 
@@ -372,6 +363,8 @@ class Launcher(object):
         for job in self.by_id.values():  # their records must say they were stopped, not that they failed
             job.kill_reason = job.kill_reason or "cancelled"
             job.kill_deadline = job.kill_deadline or now()
+        if self.cgroups is not None:
+            self.cgroups.leave()  # out of the cgroups about to be killed
         left = self.signal_everything(runs, signal.SIGTERM)
         if left or self.by_id:  # the usual end of a run finds nothing left: no grace, no KILL
             deadline = now() + self.exit_grace
@@ -787,13 +780,19 @@ class Cgroups(object):
     cgroups are only names. They need a writable cgroup2 hierarchy: root, or a delegated subtree (systemd's
     user services, some batch systems). Where there is none, ``create()`` returns None and commands are
     tracked by process group, mark and ancestry instead (Launcher.signal_job).
+
+    The launcher itself waits in the cgroup the *next* command will be born in: a fork lands there, and
+    ``advance()`` then moves the launcher on to an empty one -- one migration per command, and no race with
+    the command's first fork. Emptied cgroups are reused rather than removed and made anew.
     """
 
     def __init__(self, home, base):
-        self.home = home              # the cgroup the launcher lives in, and returns to after each fork
+        self.home = home              # the cgroup the launcher came from, and returns to at the end
         self.base = base
-        self.inside = False
         self.pid = str(os.getpid())
+        self.current = None           # the cgroup the launcher is in: where the next command is born
+        self.free = []
+        self.made = 0
 
     @classmethod
     def create(cls):
@@ -807,27 +806,33 @@ class Cgroups(object):
             os.mkdir(cgroups.base)
         except OSError:
             return None
-        try:  # can we move ourselves there and back? (write access to cgroup.procs of both)
-            cgroups.leave(cgroups.enter("probe"))
-            cgroups.remove(os.path.join(cgroups.base, "probe"))
+        try:  # can we move ourselves there (and back, at the end)? (write access to both cgroup.procs)
+            cgroups.advance()
         except OSError:
             cgroups.close()
             return None
         return cgroups
 
-    def enter(self, name):
-        path = os.path.join(self.base, "j%s" % name)
-        try:
+    def advance(self):
+        """Move the launcher into an empty cgroup; the one it was in (None the first time)."""
+        if self.free:
+            path = self.free.pop()
+        else:
+            self.made += 1
+            path = os.path.join(self.base, "c%d" % self.made)
             os.mkdir(path)
-        except FileExistsError:
-            pass
         write_small(os.path.join(path, "cgroup.procs"), self.pid)
-        self.inside = True
-        return path
+        born_in, self.current = self.current, path
+        return born_in
 
-    def leave(self, path=None):
-        write_small(os.path.join(self.home, "cgroup.procs"), self.pid)
-        self.inside = False
+    def leave(self):
+        if self.current is not None:
+            write_small(os.path.join(self.home, "cgroup.procs"), self.pid)
+            self.current = None
+
+    def release(self, path):
+        """A command's cgroup is empty: reuse it for a later one."""
+        self.free.append(path)
 
     def pids(self, path):
         try:
@@ -845,7 +850,7 @@ class Cgroups(object):
 
     def signal(self, path, sig):
         reached = signal_pids(self.pids(path), sig)
-        if sig == signal.SIGKILL and not self.inside:
+        if sig == signal.SIGKILL and path != self.current:
             try:
                 write_small(os.path.join(path, "cgroup.kill"), "1")  # the whole subtree, atomically
             except OSError:
@@ -861,16 +866,15 @@ class Cgroups(object):
         except OSError:
             return []
 
-    def remove(self, path):
-        try:
-            os.rmdir(path)
-        except OSError:  # still populated (killed processes not yet gone): close() tries again
-            pass
-
     def close(self):
+        """Remove every cgroup (waiting a moment for killed processes to be gone from them)."""
+        self.leave()
         for _ in range(50):
             for name in self.children():
-                self.remove(os.path.join(self.base, name))
+                try:
+                    os.rmdir(os.path.join(self.base, name))
+                except OSError:
+                    pass
             try:
                 os.rmdir(self.base)
                 return
