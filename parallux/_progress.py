@@ -61,6 +61,7 @@ class Progress:
                 self.queued += 1
                 self.retries += 1
                 self.running_now.pop(command.seq, None)
+                self._ran_on_runner(details["result"])
             elif event == "finished":
                 self._finished(command, details["result"])
             elif event == "quarantined":
@@ -78,16 +79,22 @@ class Progress:
         if result.resumed:
             self.resumed += 1
             self.resumed_per_runner[result.runner_name or "?"] += 1
-        elif result.runner_name is not None:
-            self.statuses_per_runner[result.runner_name][result.status] += 1
-            if result.duration is not None:
-                self.busy_seconds[result.runner_name] += result.duration
-                self.per_runner[result.runner_name] += 1
+        else:
+            self._ran_on_runner(result)
         if result.status in FAILED_STATUSES:
             self.failure_count += 1
             self.all_failures.append(result)
             if len(self.failures) < SHOWN_IN_SUMMARY:
                 self.failures.append(result)
+
+    def _ran_on_runner(self, result: Result) -> None:
+        """Per runner, every attempt that ran there counts (a retried one too: it ran, and failed there)."""
+        if result.runner_name is None:
+            return
+        self.statuses_per_runner[result.runner_name][result.status] += 1
+        if result.duration is not None:
+            self.busy_seconds[result.runner_name] += result.duration
+            self.per_runner[result.runner_name] += 1
 
     # -- derived figures -----------------------------------------------------------------------------------
 
@@ -287,7 +294,7 @@ def runner_lines(progress: Progress) -> list[str]:
         counts = progress.statuses_per_runner[runner]
         total = sum(counts.values())
         parts = ", ".join(f"{counts[s]} {s}" for s in RUNNER_STATUS_ORDER if counts[s])
-        line = (f"  runner {runner}: {total} command{'' if total == 1 else 's'}"
+        line = (f"  runner {runner}: {total} run{'' if total == 1 else 's'}"
                 + (f" ({parts})" if parts else "") + f", {format_seconds(progress.busy_seconds[runner])} of command time")
         if runner in progress.quarantined:
             line += f"; {progress.quarantined[runner]}"

@@ -180,9 +180,9 @@ def test_runner_that_cannot_execute_is_quarantined_and_the_others_finish_the_que
     notices = [line for line in done.stderr.splitlines() if "its queued commands go to" in line]
     assert len(notices) == 1, done.stderr
     assert "runner 'broken'" in notices[0] and "Permission denied" in notices[0] and "exit 126" in notices[0]
-    assert "runner broken: 5 commands (5 failed)" in done.stderr  # (the pinned one never reached it)
+    assert "runner broken: 5 runs (5 failed)" in done.stderr  # (the pinned one never reached it)
     assert "taken out of the pool" in done.stderr.split("runner broken:")[1].splitlines()[0]
-    assert "runner fine: 35 commands (35 ok)" in done.stderr
+    assert "runner fine: 35 runs (35 ok)" in done.stderr
     assert "5 x failed (exit 126) on broken:" in done.stderr  # failures grouped by cause
     # as they happen: the first 3 of the cause in full, then a note, the rest counted; and the pinned one
     assert done.stderr.count("parallux: FAILED command") == 3 + 1
