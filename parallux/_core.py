@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ._engine import Engine
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
 from ._goal import Goal, GoalProxy
 from ._progress import PlainReporter, Progress, is_terminal, summary_text
@@ -30,7 +30,22 @@ LIBRARY_DIRS = tuple({PACKAGE_DIR, *(sysconfig.get_paths()[k] for k in ("stdlib"
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived: handled like Ctrl-C, with its own exit status."""
+    """SIGTERM or SIGHUP arrived: handled like Ctrl-C, with its own exit status."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_SIGHUP if self.signum == signal.SIGHUP else EXIT_SIGTERM
+
+    @property
+    def verb(self) -> str:
+        return "hung up" if self.signum == signal.SIGHUP else "terminated"
+
+
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -104,7 +119,7 @@ class Session:
         except ConfigError as exc:
             report(f"parallux: {exc}")
             return EXIT_USAGE
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = {signum: signal.signal(signum, _raise_terminated) for signum in STOPPING_SIGNALS}
         self._open_reporting()
         self.engine.start()
         self.engine.call(self.engine.set_halt, self.options.halt, self.options.halt_after)
@@ -115,7 +130,8 @@ class Session:
             status = self._run_config(code)
         finally:
             GoalProxy._current = None
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         self._close_reporting(status)
         return status
 
@@ -144,7 +160,10 @@ class Session:
 
     def _close_reporting(self, status: int) -> None:
         if self.reporter is not None:
-            self.reporter.stop()
+            try:
+                self.reporter.stop()
+            except OSError:  # the terminal is gone: the run log below must still be completed
+                pass
         if self.run_log is not None:
             self.run_log.log_runners(list(self.engine.runners))
             self.run_log.close({**self.progress.summary(), "started": self.engine.started_count,
@@ -188,8 +207,8 @@ class Session:
             pass
 
     def _interrupted(self, exc: BaseException) -> int:
-        code = EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
-        report(f"parallux: {'terminated' if code == EXIT_SIGTERM else 'interrupted'}; stopping every command")
+        code = exc.exit_status if isinstance(exc, Terminated) else EXIT_SIGINT
+        report(f"parallux: {exc.verb if isinstance(exc, Terminated) else 'interrupted'}; stopping every command")
         self._stop_engine(cancel=True)
         return code
 
@@ -231,7 +250,7 @@ class Session:
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
+    raise Terminated(signum)
 
 
 def format_config_error(exc: BaseException, config_path: str) -> str:
@@ -261,4 +280,9 @@ def is_user_frame(filename: str) -> bool:
 
 
 def report(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A message on stderr -- unless stderr is gone (the terminal closed: SIGHUP), when the run log and the
+    exit status are all that can tell."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass

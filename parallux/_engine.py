@@ -36,6 +36,8 @@ T = TypeVar("T")
 FLUSH_PERIOD = 0.05  # seconds between flushes of observers: at most this much run log is lost to a SIGKILL
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
 DRY_RUN_AUTOJUMP = 0.001  # real seconds of an idle loop before a dry run's virtual clock jumps
+QUARANTINE_AFTER = 5  # commands in a row that could not be executed on a runner before it leaves the pool
+CANNOT_EXECUTE = (126, 127)  # the shell's "cannot execute" and "not found"
 
 
 class Observer(Protocol):
@@ -306,7 +308,7 @@ class Engine:
             self._repoll_pending = True  # nothing may end to trigger another pass: ask the policy again soon
             self._services_nursery().start_soon(self._repoll)
         for command in unrunnable:
-            why = "; ".join(f"{r.describe()}: {r.client.gone if r.client else 'not connected'}"
+            why = "; ".join(f"{r.describe()}: {r.quarantined or (r.client.gone if r.client else 'not connected')}"
                             for r in command.candidates)
             self._finish(command, Result(command, "error", error=f"no runner left to run it ({why})"))
 
@@ -370,6 +372,8 @@ class Engine:
             runner.slots.release_on_behalf_of(command)
             runner.active -= 1
             result = result or Result(command, "cancelled")
+            command.attempts.append(result.attempt_entry())
+            self._note_execution(runner, command, result)
             if self._should_retry(command, result):
                 self.observe("retrying", command, result=result)
                 command.attempt += 1
@@ -380,8 +384,27 @@ class Engine:
             self._schedule()
 
     def _should_retry(self, command: Command, result: Result) -> bool:
-        return (result.status in FAILED_STATUSES and command.attempt < command.retries
-                and not self.cancelled and not self.halted)
+        if command.attempt >= command.retries or self.cancelled or self.halted:
+            return False
+        if command.retry_on is None:
+            return result.status in FAILED_STATUSES
+        return result.status in command.retry_on or (result.status == "failed"
+                                                      and result.returncode in command.retry_on)
+
+    def _note_execution(self, runner: Runner, command: Command, result: Result) -> None:
+        """Count the commands in a row that could not be executed on a runner; at QUARANTINE_AFTER, take the
+        runner out of the pool: a broken host (a binary without its executable bit, a missing program, a
+        full disk) must not eat the whole queue and every retry in milliseconds."""
+        if runner.quarantined is not None or not runner.alive:
+            return
+        if not could_not_execute(result):
+            runner.unexecuted_in_a_row = 0
+            return
+        runner.unexecuted_in_a_row += 1
+        if runner.unexecuted_in_a_row >= QUARANTINE_AFTER:
+            runner.quarantined = (f"taken out of the pool: {runner.unexecuted_in_a_row} commands in a row could "
+                                  f"not be executed")
+            self.observe("quarantined", command, result=result, runner=runner)
 
     @property
     def halted(self) -> bool:
@@ -393,6 +416,8 @@ class Engine:
         self.halt_after = failures
 
     def _finish(self, command: Command, result: Result) -> None:
+        result.run_id = result.run_id or self.run_id
+        result.attempts = result.attempts or command.attempts
         command.result = result
         self.unfinished -= 1
         if command.check and result.status in FAILED_STATUSES:
@@ -423,6 +448,16 @@ class Engine:
                 observer(event, command, **details)
             except Exception as exc:  # a display or log that fails must not stop the commands
                 self.observers.remove(observer)
-                print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
+                try:
+                    print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
+                          file=sys.stderr)
+                except OSError:
+                    pass
 
+
+def could_not_execute(result: Result) -> bool:
+    """The runner could not run it at all: a launch or transport error (not another run's work dir lock), or
+    the shell's 126/127."""
+    if result.status == "error":
+        return result._kind != "locked"
+    return result.status == "failed" and result.returncode in CANNOT_EXECUTE

@@ -122,7 +122,8 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
         "error": f"could not run: {result.error}",
         "cancelled": "was cancelled",
     }.get(result.status, f"ended with status {result.status!r}")
-    lines = [f"command {result.name!r} on runner {result.runner_name!r} {what}",
+    where = f" on runner {result.runner_name!r}" if result.runner_name is not None else ""
+    lines = [f"command {result.name!r}{where} {what}",
              f"  command:  {result.command_text}",
              f"  work dir: {result.work_dir}"]
     tail = result.stderr_tail(tail_lines)

@@ -16,6 +16,7 @@ from . import _options as opt
 from ._cores import parse_core_layout
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError, RunnerError
 from ._handles import Command, Group, Result
+from ._inputs import Fingerprints
 from ._resume import find_completed
 from ._runner import Runner, RunnerStatus
 
@@ -43,7 +44,9 @@ class Goal:
         self._relpaths: set[str] = set()
         self._seq = itertools.count(1)
         self._retries_default = retries
+        self._retry_on_default: frozenset[str | int] | None = None
         self._resume = resume
+        self._fingerprints = Fingerprints()
 
     # -- runners -----------------------------------------------------------------------------------------------
 
@@ -174,9 +177,12 @@ class Goal:
             raise ConfigError(f"setScheduler() needs a function fn(runners, threads), not {fn!r}")
         self._engine.call(self._engine.set_policy, fn)
 
-    def setRetries(self, n: int) -> None:
-        """Default number of reruns for commands that fail or lose their runner (``retries=`` overrides)."""
+    def setRetries(self, n: int, retry_on: Any = None) -> None:
+        """Default number of reruns for commands registered from now on that fail or lose their runner
+        (``retries=`` overrides), and which outcomes are retried (``retry_on=`` overrides; None: failed,
+        timeout and error)."""
         self._retries_default = opt.positive_int(n, "setRetries(n)", minimum=0)
+        self._retry_on_default = opt.retry_on(retry_on, "setRetries(retry_on=)")
 
     def setHalt(self, mode: str, failures: int = 1) -> None:
         """What a failure does: "never" keep going; "soon" start nothing new once ``failures`` commands
@@ -239,7 +245,10 @@ class Goal:
             check=opt.boolean(options.get("check", True), "check"),
             timeout=opt.seconds(options.get("timeout"), "timeout"),
             retries=opt.positive_int(options.get("retries", self._retries_default), "retries", minimum=0),
-            pin=pin, base_env=self._env)
+            pin=pin, base_env=self._env,
+            retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self._retry_on_default)
+        if options.get("inputs") is not None:
+            handle.inputs = self._fingerprints.of(opt.input_paths(options["inputs"]))
         handle.candidates = self._candidates(handle, pin, where)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
         handle.resume_check = self._resume and options.get("work_relpath") is not None

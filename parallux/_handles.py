@@ -68,7 +68,7 @@ class Command:
                  "requested_cores", "env", "cwd",
                  "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
-                 "resume_check", "__weakref__")
+                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -82,6 +82,10 @@ class Command:
         self.resume_check = False  # --resume: look for an earlier run's record when submitted
         self.numa_node = None
         self.requested_numa_node = None
+        self.retry_on: frozenset[str | int] | None = None  # None: retry failed, timeout and error
+        self.inputs: dict[str, Any] | None = None  # fingerprints of its inputs= (see _inputs)
+        self.attempts: list[dict[str, Any]] = []    # one entry per attempt that ended, in order
+        self.inputs_changed = False  # --resume found a record of it, but its inputs changed since
         for key, value in fields.items():
             setattr(self, key, value)
 
@@ -137,7 +141,8 @@ class Result:
 
     __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
                  "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
-                 "signal", "attempt", "timeout", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check")
+                 "signal", "attempt", "timeout", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check",
+                 "run_id", "attempts", "_kind")
 
     def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
         self.command = handle.command
@@ -157,6 +162,9 @@ class Result:
                     "system_seconds", "max_rss_kb"):
             setattr(self, key, outcome.get(key))
         self.resumed = bool(outcome.get("resumed", False))
+        self.run_id: str | None = outcome.get("run_id")  # the run that produced it (set when it is final)
+        self.attempts: list[dict[str, Any]] = outcome.get("attempts") or []
+        self._kind: str | None = outcome.get("kind")  # why an "error": "locked" (another run's work dir)
         self.duration = (self.end_time - self.start_time
                          if self.start_time is not None and self.end_time is not None else None)
 
@@ -195,8 +203,13 @@ class Result:
             return []
         return list(deque(text.splitlines(), maxlen=lines))
 
+    def attempt_entry(self) -> dict[str, Any]:
+        """This attempt as one entry of ``attempts``."""
+        return {"runner": self.runner_name, "status": self.status, "returncode": self.returncode,
+                "start": self.start_time, "end": self.end_time}
+
     def as_dict(self) -> dict[str, Any]:
-        fields = {k: getattr(self, k) for k in self.__slots__ if k not in ("runner",)}
+        fields = {k: getattr(self, k) for k in self.__slots__ if k not in ("runner", "_kind")}
         fields["cores"] = list(self.cores)
         if not isinstance(fields["command"], str):
             fields["command"] = list(fields["command"])

@@ -37,6 +37,7 @@ verbatim to remote hosts whose Python parallux does not control.
 
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -51,7 +52,10 @@ OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME)
 HISTORY_DIR = ".history"
 RECORD_LIMIT = 1 << 20  # bytes: a record is a few hundred; anything bigger is not one
 EXIT_GRACE = 2.0
+EXIT_FLUSH = 5.0        # seconds the last events get to drain into a slow reader before the launcher exits
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
+ORPHAN_GRACE = 1.0      # seconds between TERM and KILL for what a killed launcher left behind
 
 
 def now():
@@ -73,6 +77,7 @@ class Job(object):
         self.status = None          # the exit wait4 reported, kept until the kill sequence ends
         self.rusage = None
         self.end = None
+        self.cgroup = None          # its cgroup's directory, where the launcher has cgroups
 
 
 class Launcher(object):
@@ -82,7 +87,7 @@ class Launcher(object):
         self.jobs = {}          # pid -> Job
         self.by_id = {}         # request id -> Job
         self.groups = set()     # pgids started and perhaps still alive (for the final sweep)
-        self.lingering = set()  # groups of finished commands that still had live members
+        self.lingering = {}     # pgid -> cgroup (or None) of finished commands that still had live members
         self.runs_seen = set()  # "<run id>." of every mark: the final sweep finds leftovers by it
         self.inbuf = b""
         self.outbuf = []
@@ -93,6 +98,9 @@ class Launcher(object):
         self.running = True
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
+        self.watching_output = False
+        self.cgroups = Cgroups.create()  # None where this machine gives us none: see Cgroups
+        self.locks = WorkDirLocks()
 
     # -- I/O -------------------------------------------------------------------------------------------
 
@@ -101,21 +109,37 @@ class Launcher(object):
         self.outbuf.append((json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8"))
 
     def flush(self):
-        data, self.outbuf = b"".join(self.outbuf), []
-        while data:
-            try:
-                written = os.write(self.outfd, data)
-            except InterruptedError:
-                continue
-            except OSError:  # parallux is gone: nobody to tell, stop everything
-                self.running = False
-                return
-            data = data[written:]
+        """Write what is queued, as far as the stream takes it now. The stream is non-blocking: a reader that
+        stopped reading (a frozen host, a stopped sshd) must never block this loop, or its watchdog and
+        the kill deadlines would stop with it. What is not written waits for the stream to drain."""
+        if not self.outbuf:
+            return
+        data = b"".join(self.outbuf)
+        try:
+            written = os.write(self.outfd, data)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError:  # parallux is gone: nobody to tell, stop everything
+            self.outbuf = []
+            self.running = False
+            return
+        self.outbuf = [data[written:]] if written < len(data) else []
+
+    def flush_before_exit(self, seconds):
+        """The last events (the records of stopped commands) get a few seconds to drain, no more."""
+        deadline = now() + seconds
+        while self.outbuf and now() < deadline:
+            self.flush()
+            if self.outbuf:
+                try:
+                    select.select([], [self.outfd], [], max(0.0, deadline - now()))
+                except (OSError, ValueError):
+                    return
 
     def read_requests(self):
         try:
             chunk = os.read(self.infd, 1 << 16)
-        except InterruptedError:
+        except (BlockingIOError, InterruptedError):  # (stdin may share a non-blocking socket with stdout)
             return
         except OSError:
             chunk = b""
@@ -168,7 +192,10 @@ class Launcher(object):
     def run(self, request):
         job_id = request["id"]
         try:
-            pid, popen, start = spawn(request)
+            pid, popen, start = spawn(request, self.locks.take)
+        except WorkDirInUse as exc:  # another live run's files: touch nothing there, not even a record
+            self.send({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": "locked"})
+            return
         except Exception as exc:  # report any launch failure; the launcher itself must survive it
             event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
             if os.path.isdir(request.get("work_dir") or ""):
@@ -176,6 +203,7 @@ class Launcher(object):
             self.send(event)
             return
         job = Job(job_id, pid, popen, request, start)
+        job.cgroup = self.cgroup_of_new_command()
         self.jobs[job.pid] = job
         self.by_id[job_id] = job
         self.groups.add(job.pid)
@@ -183,6 +211,24 @@ class Launcher(object):
             self.runs_seen.add(request["mark"].rsplit(".", 2)[0] + ".")
         if not request.get("quiet_start"):  # parallux itself needs only the exit event (one message less)
             self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
+
+    def cgroup_of_new_command(self):
+        """The cgroup the command just forked was born in (the launcher waits in the next command's cgroup,
+        so that each command is born in its own, with no race against its first fork); the launcher moves
+        on to a fresh one."""
+        if self.cgroups is None:
+            return None
+        try:
+            return self.cgroups.advance()
+        except OSError as exc:  # e.g. a delegation that ended: track by group, mark and ancestry instead
+            sys.stderr.write("parallux launcher: cgroups off: %s\n" % describe_os_error(exc))
+            born_in, self.cgroups = self.cgroups, None
+            born_in.leave()
+            return None
+
+    def forget_cgroup(self, cgroup):
+        if cgroup is not None and self.cgroups is not None:
+            self.cgroups.release(cgroup)
 
     # -- stopping ----------------------------------------------------------------------------------------
 
@@ -193,7 +239,7 @@ class Launcher(object):
         job.kill_reason = job.kill_reason or reason
         deadline = now() + grace
         if job.kill_deadline is None:
-            signal_tree(job.pid, job.request.get("mark"), signal.SIGTERM)
+            self.signal_job(job, signal.SIGTERM)
         if job.kill_deadline is None or deadline < job.kill_deadline:  # a second, harder stop shortens it
             job.kill_deadline = deadline
         if grace <= 0:
@@ -201,7 +247,31 @@ class Launcher(object):
 
     def kill_hard(self, job):
         job.killed_hard = True
-        signal_tree(job.pid, job.request.get("mark"), signal.SIGKILL)
+        self.signal_job(job, signal.SIGKILL)
+
+    def signal_job(self, job, sig):
+        """Signal a command's whole tree: its process group, and then what left the group. With a cgroup,
+        every process in it (nothing can leave a cgroup on its own). Without, whatever carries the
+        command's mark or still descends from it; a process that left the group, the session, the
+        environment and the tree (``(setsid env -i prog &)``) is then found only at the end of the run,
+        among this subreaper's adopted orphans (stop_everything)."""
+        try_killpg(job.pid, sig)
+        if job.cgroup is not None:
+            self.cgroups.signal(job.cgroup, sig)
+            return
+        mark = job.request.get("mark")
+        if mark:
+            sweep_marks([mark], sig)
+        signal_pids(descendants([job.pid]), sig)
+
+    def job_alive(self, job):
+        """Whether anything of a command's tree is left (after its main process ended)."""
+        if group_alive(job.pid):
+            return True
+        if job.cgroup is not None:
+            return self.cgroups.populated(job.cgroup)
+        mark = job.request.get("mark")
+        return bool(mark and marked_pids([mark]))
 
     def check_kill_deadlines(self):
         t = now()
@@ -215,16 +285,23 @@ class Launcher(object):
         """A killed command counts as ended once nothing of its tree is left (or KILL was sent)."""
         if job.kill_deadline is None or job.killed_hard:
             return True
-        return not tree_alive(job.pid, job.request.get("mark"))
+        return not self.job_alive(job)
 
     def next_timeout(self):
         deadlines = [j.kill_deadline for j in self.by_id.values()
                      if j.kill_deadline is not None and not j.killed_hard]
         if self.watchdog is not None:
             deadlines.append(self.last_input + self.watchdog)
+        if self.by_id:
+            deadlines.append(self.locks.next_refresh)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now()) + 0.005
+
+    def refresh_locks(self):
+        """Keep the locks of running commands fresh, which is how another host sees that they are live."""
+        if self.by_id and now() >= self.locks.next_refresh:
+            self.locks.refresh([job.request["work_dir"] for job in self.by_id.values()])
 
     # -- reaping -------------------------------------------------------------------------------------------
 
@@ -250,26 +327,34 @@ class Launcher(object):
 
     def finish(self, job):
         del self.by_id[job.id]
-        if group_alive(job.pid):
-            self.lingering.add(job.pid)  # its background processes live on: watch for the group's end
+        if self.job_alive(job):
+            self.lingering[job.pid] = job.cgroup  # its background processes live on: watch for their end
         else:
             self.groups.discard(job.pid)
+            self.forget_cgroup(job.cgroup)
         event = exit_event(job)
         write_record(job.request, event)
         self.send(event)
 
     def prune_lingering(self):
-        """Forget process groups that have ended, so that the final sweep never signals a reused pgid."""
-        for pgid in [g for g in self.lingering if not group_alive(g)]:
-            self.lingering.discard(pgid)
+        """Forget process groups (and cgroups) that have ended, so that the final sweep never signals a
+        reused pgid, and no empty cgroup is left behind."""
+        for pgid, cgroup in list(self.lingering.items()):
+            if group_alive(pgid) or (cgroup is not None and self.cgroups.populated(cgroup)):
+                continue
+            del self.lingering[pgid]
             self.groups.discard(pgid)
+            self.forget_cgroup(cgroup)
 
     def stop_serving(self):
         self.running = False
 
     def stop_everything(self):
-        """Stop every process group this launcher started: TERM, a short grace, then KILL; then write the
-        record of every command that was still running, so that no command ends without one."""
+        """Stop everything this launcher started: TERM, a short grace, then KILL; then write the record of
+        every command that was still running, so that no command ends without one; then release the work
+        dirs' locks. "Everything" is every process group it started, every process below it (it is a
+        subreaper, so the orphans of every command are its children), every process in its cgroups and
+        every process carrying a mark of its runs."""
         for sig in (signal.SIGTERM, signal.SIGHUP):  # a second TERM must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
         # Marks are "<run id>.<seq>.<attempt>": sweeping by run catches the setsid'd leftovers of
@@ -278,16 +363,15 @@ class Launcher(object):
         for job in self.by_id.values():  # their records must say they were stopped, not that they failed
             job.kill_reason = job.kill_reason or "cancelled"
             job.kill_deadline = job.kill_deadline or now()
-        signalled = [pgid for pgid in self.groups if try_killpg(pgid, signal.SIGTERM)]
-        swept = sweep_marks(runs, signal.SIGTERM, prefix=True)
-        if signalled or swept or self.by_id:  # the usual end of a run finds nothing left: no grace, no KILL
+        if self.cgroups is not None:
+            self.cgroups.leave()  # out of the cgroups about to be killed
+        left = self.signal_everything(runs, signal.SIGTERM)
+        if left or self.by_id:  # the usual end of a run finds nothing left: no grace, no KILL
             deadline = now() + self.exit_grace
-            while now() < deadline and any(group_alive(g) for g in self.groups):
+            while now() < deadline and (any(group_alive(g) for g in self.groups) or descendants([os.getpid()])):
                 time.sleep(0.02)
                 self.reap()
-            for pgid in self.groups:
-                try_killpg(pgid, signal.SIGKILL)
-            sweep_marks(runs, signal.SIGKILL, prefix=True)
+            self.signal_everything(runs, signal.SIGKILL)
         deadline = now() + 1.0
         while self.by_id and now() < deadline:
             self.reap()
@@ -298,6 +382,20 @@ class Launcher(object):
             job.status, job.end = (job.status if job.status is not None else signal.SIGKILL), now()
             job.rusage = job.rusage or resource_usage_unknown()
             self.finish(job)
+        self.reap()
+        if self.cgroups is not None:
+            self.cgroups.close()
+        self.locks.release_all()
+
+    def signal_everything(self, runs, sig):
+        """Send sig to everything stop_everything stops; how many processes and groups that reached."""
+        reached = sum(1 for pgid in self.groups if try_killpg(pgid, sig))
+        reached += signal_pids(descendants([os.getpid()]), sig)
+        if self.cgroups is not None:
+            reached += self.cgroups.signal_all(sig)
+        else:  # (in a cgroup, nothing can be outside it that a mark would find)
+            reached += sweep_marks(runs, sig, prefix=True)
+        return reached
 
     # -- main loop -----------------------------------------------------------------------------------------
 
@@ -305,12 +403,14 @@ class Launcher(object):
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
+        os.set_blocking(self.outfd, False)  # see flush()
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.selector.register(self.infd, selectors.EVENT_READ, "in")
         self.selector.register(wake_r, selectors.EVENT_READ, "wake")
         try:
             while self.running:
+                self.watch_output()
                 ready = [key.data for key, _ in self.selector.select(self.next_timeout())]
                 if "wake" in ready:  # exits first: their events free slots that parallux is waiting for
                     drain(wake_r)
@@ -320,20 +420,35 @@ class Launcher(object):
                     self.read_requests()
                 self.reap()
                 self.check_kill_deadlines()
+                self.refresh_locks()
                 self.flush()
                 if self.watchdog is not None and now() - self.last_input > self.watchdog:
                     self.running = False
         finally:
             self.stop_everything()
-            self.flush()
+            self.flush_before_exit(EXIT_FLUSH)
+
+    def watch_output(self):
+        """Wake up for a writable stream only while events wait for it."""
+        wanted = bool(self.outbuf)
+        if wanted != self.watching_output:
+            if wanted:
+                self.selector.register(self.outfd, selectors.EVENT_WRITE, "out")
+            else:
+                self.selector.unregister(self.outfd)
+            self.watching_output = wanted
 
 
 # -- spawning ---------------------------------------------------------------------------------------------
 
-def spawn(request):
-    """Create the work dir and files, then start the command in a new session with its output redirected."""
+def spawn(request, lock=None):
+    """Create the work dir and files, then start the command in a new session with its output redirected.
+    ``lock(work_dir, request)`` runs before anything in an existing work dir is touched (WorkDirLocks.take)."""
     work_dir = request["work_dir"]
-    if not make_dirs(work_dir):
+    fresh = make_dirs(work_dir)
+    if lock is not None:
+        lock(work_dir, request)
+    if not fresh:
         keep_history(work_dir)
     text = request.get("command_text", "") + "\n"
     if request.get("wrapped"):
@@ -565,16 +680,6 @@ def group_alive(pgid):
     return try_killpg(pgid, 0)
 
 
-def signal_tree(pgid, mark, sig):
-    try_killpg(pgid, sig)
-    if mark:
-        sweep_marks([mark], sig)
-
-
-def tree_alive(pgid, mark):
-    return group_alive(pgid) or bool(mark and marked_pids([mark]))
-
-
 def marked_pids(marks, prefix=False):
     """Pids of processes (ours: same uid) whose environment carries one of these marks (or mark prefixes)."""
     wanted = set((MARK_VAR + "=" + m).encode() for m in marks if m)
@@ -614,6 +719,281 @@ def sweep_marks(marks, sig, prefix=False):
     return len(pids)
 
 
+def signal_pids(pids, sig):
+    """Signal each pid; how many were reached."""
+    reached = 0
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+            reached += 1
+        except OSError:
+            pass
+    return reached
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name: state, ppid, ... (None if it is gone)."""
+    try:
+        with open("/proc/%s/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].split()
+
+
+def process_start(pid):
+    """When the process started (clock ticks since boot): with the pid, it names one process, not a reused
+    pid. None if there is no such process."""
+    fields = proc_stat(pid) if isinstance(pid, int) and pid > 0 else None
+    return int(fields[19]) if fields else None
+
+
+def descendants(roots):
+    """Live processes below these pids: their children, theirs, and so on (from /proc)."""
+    children = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.isdigit():
+            fields = proc_stat(entry)
+            if fields and fields[0] not in (b"Z", b"X"):
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found = []
+    stack = list(roots)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+# -- cgroups -----------------------------------------------------------------------------------------------
+
+class Cgroups(object):
+    """One cgroup (v2) per command, below ``<the launcher's cgroup>/parallux-<pid>/``.
+
+    A process cannot leave its cgroup by itself: setsid, ``env -i``, double forks and daemonizing all keep
+    it there, so signalling every process of the command's cgroup stops exactly its whole tree, and
+    ``cgroup.kill`` ends it at once. No controller is enabled (nothing is limited or accounted); the
+    cgroups are only names. They need a writable cgroup2 hierarchy: root, or a delegated subtree (systemd's
+    user services, some batch systems). Where there is none, ``create()`` returns None and commands are
+    tracked by process group, mark and ancestry instead (Launcher.signal_job).
+
+    The launcher itself waits in the cgroup the *next* command will be born in: a fork lands there, and
+    ``advance()`` then moves the launcher on to an empty one -- one migration per command, and no race with
+    the command's first fork. Emptied cgroups are reused rather than removed and made anew.
+    """
+
+    def __init__(self, home, base):
+        self.home = home              # the cgroup the launcher came from, and returns to at the end
+        self.base = base
+        self.pid = str(os.getpid())
+        self.current = None           # the cgroup the launcher is in: where the next command is born
+        self.free = []
+        self.made = 0
+
+    @classmethod
+    def create(cls):
+        if os.environ.get("PARALLUX_CGROUPS") == "0":  # turned off by the user (or a test of the fallback)
+            return None
+        home = own_cgroup_dir()
+        if home is None:
+            return None
+        cgroups = cls(home, os.path.join(home, "parallux-%d" % os.getpid()))
+        try:
+            os.mkdir(cgroups.base)
+        except OSError:
+            return None
+        try:  # can we move ourselves there (and back, at the end)? (write access to both cgroup.procs)
+            cgroups.advance()
+        except OSError:
+            cgroups.close()
+            return None
+        return cgroups
+
+    def advance(self):
+        """Move the launcher into an empty cgroup; the one it was in (None the first time)."""
+        if self.free:
+            path = self.free.pop()
+        else:
+            self.made += 1
+            path = os.path.join(self.base, "c%d" % self.made)
+            os.mkdir(path)
+        write_small(os.path.join(path, "cgroup.procs"), self.pid)
+        born_in, self.current = self.current, path
+        return born_in
+
+    def leave(self):
+        if self.current is not None:
+            write_small(os.path.join(self.home, "cgroup.procs"), self.pid)
+            self.current = None
+
+    def release(self, path):
+        """A command's cgroup is empty: reuse it for a later one."""
+        self.free.append(path)
+
+    def pids(self, path):
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "rb") as f:
+                return [int(p) for p in f.read().split() if p != self.pid.encode()]
+        except OSError:
+            return []
+
+    def populated(self, path):
+        try:
+            with open(os.path.join(path, "cgroup.events"), "rb") as f:
+                return b"populated 1" in f.read()
+        except OSError:
+            return bool(self.pids(path))
+
+    def signal(self, path, sig):
+        reached = signal_pids(self.pids(path), sig)
+        if sig == signal.SIGKILL and path != self.current:
+            try:
+                write_small(os.path.join(path, "cgroup.kill"), "1")  # the whole subtree, atomically
+            except OSError:
+                pass
+        return reached
+
+    def signal_all(self, sig):
+        return sum(self.signal(os.path.join(self.base, name), sig) for name in self.children())
+
+    def children(self):
+        try:
+            return [n for n in os.listdir(self.base) if os.path.isdir(os.path.join(self.base, n))]
+        except OSError:
+            return []
+
+    def close(self):
+        """Remove every cgroup (waiting a moment for killed processes to be gone from them)."""
+        self.leave()
+        for _ in range(50):
+            for name in self.children():
+                try:
+                    os.rmdir(os.path.join(self.base, name))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(self.base)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def own_cgroup_dir():
+    """This process's cgroup in the cgroup2 hierarchy, as a directory; None without one."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = [line[3:].strip() for line in f if line.startswith("0::")]
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return None
+    if not own or not own[0].startswith("/") or "/.." in own[0]:
+        return None
+    for fields in mounts:
+        rest = fields[fields.index("-") + 1:] if "-" in fields else []
+        if rest[:1] == ["cgroup2"] and "rw" in fields[5].split(","):
+            root, point = fields[3], fields[4]
+            if own[0] == root or own[0].startswith(root.rstrip("/") + "/"):
+                relative = own[0][len(root.rstrip("/")):]
+                path = point + relative
+                if os.access(path, os.W_OK):
+                    return path
+    return None
+
+
+def write_small(path, text):
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.write(fd, text.encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+# -- work dir locks ----------------------------------------------------------------------------------------
+
+LOCK_NAME = ".parallux-lock"
+LOCK_REFRESH = 30.0   # seconds between refreshes of a running command's lock
+LOCK_FRESH = 120.0    # seconds: a lock of another host's run not refreshed for longer is stale
+
+
+class WorkDirInUse(Exception):
+    """The work dir is held by another live run."""
+
+
+class WorkDirLocks(object):
+    """A lock file in each work dir a command uses: the run id, and the host, pid and start time of the
+    launcher that holds it, for the rest of the run. Another run's command that wants the same work dir
+    while the holder lives ends with an error and touches nothing there, so two runs never mix their files.
+
+    Liveness: on the same host, the holder's pid must still name the same process (its start time); a lock
+    of another host (a shared file system) counts as live while its holder refreshes it, which it does every
+    LOCK_REFRESH seconds for its running commands. A stale lock -- its launcher died, say with its host --
+    is taken over. The run's own locks are released when its launcher ends.
+    """
+
+    def __init__(self):
+        self.held = set()
+        self.me = {"host": os.uname()[1], "pid": os.getpid(), "pid_start": process_start(os.getpid())}
+        self.next_refresh = now() + LOCK_REFRESH
+
+    def take(self, work_dir, request):
+        run_id = (request.get("record") or {}).get("run_id")
+        if run_id is None:  # a request outside a parallux run (a test, a tool): no lock
+            return
+        path = os.path.join(work_dir, LOCK_NAME)
+        data = json.dumps(dict(self.me, run_id=run_id, time=now())).encode("utf-8")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except FileExistsError:
+            holder = read_record(path)
+            if holder is not None and holder.get("run_id") != run_id and self.live(holder, path):
+                raise WorkDirInUse(
+                    "work dir %s is in use by run %s (host %s, pid %s); it was left untouched"
+                    % (work_dir, holder.get("run_id"), holder.get("host"), holder.get("pid")))
+            write_file(path + ".tmp%d" % os.getpid(), data)  # stale, or ours (a retry): take it over
+            os.rename(path + ".tmp%d" % os.getpid(), path)
+        else:
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        self.held.add(path)
+
+    def live(self, holder, path):
+        if holder.get("host") == self.me["host"]:
+            return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
+        try:
+            return now() - os.stat(path).st_mtime < LOCK_FRESH
+        except OSError:
+            return False
+
+    def refresh(self, work_dirs):
+        self.next_refresh = now() + LOCK_REFRESH
+        for work_dir in work_dirs:
+            path = os.path.join(work_dir, LOCK_NAME)
+            if path in self.held:
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+
+    def release_all(self):
+        for path in self.held:
+            holder = read_record(path)
+            if holder is not None and all(holder.get(k) == v for k, v in self.me.items()):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        self.held = set()
+
+
 def drain(fd):
     try:
         while os.read(fd, 4096):
@@ -633,7 +1013,7 @@ def hello():
         "ev": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
         "python": "%d.%d.%d" % sys.version_info[:3], "logical_cores": os.cpu_count(),
         "usable_cores": cpus, "home": os.path.expanduser("~"), "cwd": os.getcwd(),
-        "numactl": find_program("numactl"), "hostname": os.uname()[1],
+        "numactl": find_program("numactl"), "hostname": os.uname()[1], "guardian": os.getppid(),
     }
 
 
@@ -641,27 +1021,92 @@ def find_program(name):
     return shutil.which(name)
 
 
+def prctl(option, value):
+    """Linux's prctl(2); False where it is not available (not Linux, or a Python without ctypes)."""
+    try:
+        import ctypes  # here, not at the top: a Python built without ctypes must still run the launcher
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
 def become_subreaper():
     """Adopt orphaned descendants (Linux), so that we reap them and hear when the last of a killed tree dies.
 
     Otherwise they go to init: no SIGCHLD tells us a killed tree is gone (its exit event would wait out the whole
     grace), and an init that reaps late or never (as in some containers) leaves zombies that keep the group
-    "alive" meanwhile.
+    "alive" meanwhile. And an orphan that left its group, session and environment is still ours to find at
+    the end: below us.
     """
+    prctl(PR_SET_CHILD_SUBREAPER, 1)  # not Linux: orphans go to init, and kills end at the grace as before
+
+
+# -- the guardian -----------------------------------------------------------------------------------------
+
+def guard(launcher_pid):
+    """What the process parallux started does once it has forked the launcher: wait for the launcher's end,
+    then stop whatever it left behind. A launcher that ends by itself has stopped everything already; one
+    that was killed (SIGKILL, the OOM killer) could not, and its commands -- reparented to this subreaper --
+    would run on unsupervised. Also the other way round: the launcher gets SIGTERM if this guardian dies
+    (PR_SET_PDEATHSIG), and stops everything itself."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)  # the launcher alone holds the protocol's stream: EOF must follow its death at once
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # (SSH's hang-up, a terminal's): the launcher's to handle
+        signal.signal(sig, lambda *_: signal_pids([launcher_pid], signal.SIGTERM))
     try:
-        import ctypes  # here, not at the top: a Python built without ctypes must still run the launcher
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except Exception:  # not Linux, or no ctypes: orphans go to init, and kills end at the grace as before
-        pass
+        _, status = os.waitpid(launcher_pid, 0)
+    except ChildProcessError:
+        status = 0
+    if status != 0:
+        sweep_after(launcher_pid)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    os._exit(code)
+
+
+def sweep_after(launcher_pid):
+    """Stop everything below this guardian (TERM, a short grace, KILL) and the launcher's cgroups."""
+    home = own_cgroup_dir()
+    base = os.path.join(home, "parallux-%d" % launcher_pid) if home else None
+    cgroups = Cgroups(home, base) if base and os.path.isdir(base) else None
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        reached = signal_pids(descendants([os.getpid()]), sig)
+        if cgroups is not None:
+            reached += cgroups.signal_all(sig)
+        deadline = now() + (ORPHAN_GRACE if sig == signal.SIGTERM else 1.0)
+        while reached and now() < deadline and descendants([os.getpid()]):
+            reap_any()
+            time.sleep(0.02)
+    reap_any()
+    if cgroups is not None:
+        cgroups.close()
+
+
+def reap_any():
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
 
 
 def main():
     # The terminal's Ctrl-C is parallux's to handle. A do-nothing handler rather than SIG_IGN: exec resets a
     # handled signal to its default but keeps an ignored one ignored, and commands must keep Ctrl-C's default.
     signal.signal(signal.SIGINT, lambda *_: None)
+    become_subreaper()
+    guardian = os.getpid()
+    child = os.fork()
+    if child:
+        guard(child)  # never returns
     launcher = Launcher(sys.stdin.fileno(), sys.stdout.fileno())
     for sig in (signal.SIGTERM, signal.SIGHUP):  # end the loop; serve() then stops everything
         signal.signal(sig, lambda *_: launcher.stop_serving())
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != guardian:  # the guardian died before the line above
+        launcher.stop_serving()
     become_subreaper()
     launcher.serve()
     return 0

@@ -23,9 +23,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from ._errors import describe_failure
 from ._handles import FAILED_STATUSES, Command, Result
-from ._progress import Progress, format_seconds
+from ._progress import FailureDigest, Progress, format_seconds, quarantine_notice
 
 REFRESH_SECONDS = 0.2
 SHOWN_PER_RUNNER = 3
@@ -38,7 +37,8 @@ class LiveReporter:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self._since: dict[int, float] = {}        # seq -> monotonic start; written by the engine thread only
-        self._failures: deque[Result] = deque()   # appended by the engine thread, drained by the ticker
+        self._failures: deque[tuple[str, Command, Result]] = deque()  # from the engine thread, for the ticker
+        self._digest = FailureDigest()
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -62,7 +62,10 @@ class LiveReporter:
             self._since.pop(command.seq, None)
             result: Result | None = details.get("result")
             if event == "finished" and result is not None and result.status in FAILED_STATUSES:
-                self._failures.append(result)  # described later, off this thread: it reads the stderr file
+                self._failures.append((event, command, result))  # described later, off this thread: it reads
+                # the stderr file
+        elif event == "quarantined":
+            self._failures.append((event, command, details["result"]))
 
     # -- main thread -----------------------------------------------------------------------------------------
 
@@ -93,10 +96,19 @@ class LiveReporter:
 
     def _print_failures(self) -> None:
         while self._failures:
-            result = self._failures.popleft()
+            event, command, result = self._failures.popleft()
             text = Text("parallux: ")
-            text.append("FAILED", style="bold red")
-            text.append(" " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))
+            if event == "quarantined":
+                assert result.runner is not None
+                text.append(quarantine_notice(result.runner.name, result.runner.quarantined, result),
+                            style="bold yellow")
+            elif (shown := self._digest.text(result)) is None:
+                continue
+            elif shown[0] == "failed":
+                text.append("FAILED", style="bold red")
+                text.append(" " + shown[1])
+            else:
+                text.append(shown[1], style="dim")
             self.console.print(text)
 
     # -- drawing (ticker thread, or main thread once the ticker has stopped) --------------------------------

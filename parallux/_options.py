@@ -15,7 +15,8 @@ from typing import Any, Mapping
 from ._errors import ConfigError
 
 COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "env", "cwd", "work_relpath", "check", "timeout",
-                   "runner", "retries")
+                   "runner", "retries", "retry_on", "inputs")
+RETRYABLE_STATUSES = ("failed", "timeout", "error")
 
 
 def check_option_names(options: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -154,6 +155,46 @@ def threads_and_cores(threads: object, cores: object, threads_given: bool) -> tu
             raise ConfigError(f"threads={count} contradicts cores={list(core_ids)} ({len(core_ids)} cores)")
         count = len(core_ids)
     return count, core_ids
+
+
+def retry_on(value: object, what: str = "retry_on") -> frozenset[str | int] | None:
+    """The outcomes to retry: statuses ("failed", "timeout", "error") and exit statuses (ints, meaning
+    "failed with that status"). None: the default, every one of the three statuses."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, (str, int)) else value
+    if isinstance(items, (bytes, dict)) or not hasattr(items, "__iter__"):
+        raise ConfigError(f"{what} must be a collection of statuses {RETRYABLE_STATUSES} and exit statuses "
+                          f"(int), not {value!r}")
+    outcomes: set[str | int] = set()
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ConfigError(f"{what}: {item!r} is neither a status {RETRYABLE_STATUSES} nor an exit status (int)")
+        if isinstance(item, str) and item not in RETRYABLE_STATUSES:
+            raise ConfigError(f"{what}: {item!r} is not a status that can be retried; those are: "
+                              f"{', '.join(RETRYABLE_STATUSES)}")
+        if isinstance(item, int) and not 0 < item < 256:
+            raise ConfigError(f"{what}: exit status {item} is out of range (1 to 255)")
+        outcomes.add(item)
+    return frozenset(outcomes)
+
+
+def input_paths(value: object) -> tuple[str, ...]:
+    """inputs=[path, ...]: local files or directories that must exist now; made absolute."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, (str, os.PathLike)) else value
+    if isinstance(items, (bytes, dict)) or not hasattr(items, "__iter__"):
+        raise ConfigError(f"inputs must be a list of paths, not {value!r}")
+    paths = []
+    for item in items:  # type: ignore[union-attr]
+        text = path(item, "an entry of inputs")
+        assert text is not None
+        absolute = os.path.abspath(os.path.expanduser(text))
+        if not os.path.exists(absolute):
+            raise ConfigError(f"inputs: no such file or directory: {text!r}")
+        paths.append(absolute)
+    return tuple(dict.fromkeys(paths))
 
 
 def safe_name(text: str, limit: int = 60) -> str:

@@ -19,7 +19,9 @@ from typing import IO, Any
 from ._errors import describe_failure
 from ._handles import FAILED_STATUSES, Command, Result
 
-SHOWN_FAILURES = 20
+SHOWN_IN_SUMMARY = 5   # failures described in full in the summary (after the lines by cause)
+SHOWN_CAUSES = 10
+RUNNER_STATUS_ORDER = ("ok", "failed", "timeout", "error", "cancelled")
 
 
 class Progress:
@@ -34,7 +36,12 @@ class Progress:
         self.resumed = 0
         self.busy_seconds: dict[str, float] = defaultdict(float)
         self.per_runner: Counter[str] = Counter()
-        self.failures: list[Result] = []
+        self.statuses_per_runner: dict[str, Counter[str]] = defaultdict(Counter)
+        self.resumed_per_runner: Counter[str] = Counter()
+        self.inputs_changed = 0     # --resume found them done, but with other inputs: run again
+        self.quarantined: dict[str, str] = {}  # runner -> why it was taken out of the pool
+        self.failures: list[Result] = []       # the first SHOWN_IN_SUMMARY, described in full at the end
+        self.all_failures: list[Result] = []   # grouped by cause at the end (results are kept anyway)
         self.failure_count = 0
         self.running_now: dict[int, Command] = {}
         self.lock = threading.Lock()
@@ -44,6 +51,7 @@ class Progress:
         with self.lock:
             if event == "queued":
                 self.queued += 1
+                self.inputs_changed += command.inputs_changed
             elif event == "started":
                 self.queued -= 1
                 self.running += 1
@@ -53,8 +61,11 @@ class Progress:
                 self.queued += 1
                 self.retries += 1
                 self.running_now.pop(command.seq, None)
+                self._ran_on_runner(details["result"])
             elif event == "finished":
                 self._finished(command, details["result"])
+            elif event == "quarantined":
+                self.quarantined[details["runner"].name] = details["runner"].quarantined
         for listener in self.listeners:
             listener(event, command, **details)
 
@@ -67,13 +78,23 @@ class Progress:
         self.statuses[result.status] += 1
         if result.resumed:
             self.resumed += 1
-        if result.runner_name is not None and result.duration is not None and not result.resumed:
-            self.busy_seconds[result.runner_name] += result.duration
-            self.per_runner[result.runner_name] += 1
+            self.resumed_per_runner[result.runner_name or "?"] += 1
+        else:
+            self._ran_on_runner(result)
         if result.status in FAILED_STATUSES:
             self.failure_count += 1
-            if len(self.failures) < SHOWN_FAILURES:
+            self.all_failures.append(result)
+            if len(self.failures) < SHOWN_IN_SUMMARY:
                 self.failures.append(result)
+
+    def _ran_on_runner(self, result: Result) -> None:
+        """Per runner, every attempt that ran there counts (a retried one too: it ran, and failed there)."""
+        if result.runner_name is None:
+            return
+        self.statuses_per_runner[result.runner_name][result.status] += 1
+        if result.duration is not None:
+            self.busy_seconds[result.runner_name] += result.duration
+            self.per_runner[result.runner_name] += 1
 
     # -- derived figures -----------------------------------------------------------------------------------
 
@@ -118,6 +139,48 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+Cause = tuple[str, "int | None", str]
+SHOWN_PER_CAUSE = 3  # failures (and retries) of one cause described as they happen; the rest are counted
+
+
+def failure_cause(result: Result) -> Cause:
+    """What failures group by: status, exit status (of a failed command), the last line of stderr."""
+    tail = result.stderr_tail(1)
+    return (result.status, result.returncode if result.status == "failed" else None,
+            tail[-1].strip() if tail else (result.error or "") if result.status == "error" else "")
+
+
+def describe_cause(cause: Cause, runners: Any) -> str:
+    status, returncode, line = cause
+    what = f"failed (exit {returncode})" if status == "failed" else status
+    return f"{what} on {', '.join(sorted(runners))}" + (f": {line}" if line else "")
+
+
+class FailureDigest:
+    """Which failures to describe as they happen: the first SHOWN_PER_CAUSE of each cause in full, then one
+    line saying that the rest are counted, not shown -- 117 failures alike must not scroll 585 lines by."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[Cause] = Counter()
+
+    def text(self, result: Result) -> tuple[str, str] | None:
+        """("failed", paragraph) or ("note", line), or None for a failure that is only counted."""
+        cause = failure_cause(result)
+        self.seen[cause] += 1
+        if self.seen[cause] <= SHOWN_PER_CAUSE:
+            return "failed", describe_failure(result, tail_lines=3).replace("\n", "\n  ")
+        if self.seen[cause] == SHOWN_PER_CAUSE + 1:
+            return "note", (f"more failures like {result.name!r} ({describe_cause(cause, [result.runner_name])})"
+                            " are counted in the summary, not shown")
+        return None
+
+
+def quarantine_notice(runner: str, why: str | None, last: Result) -> str:
+    """The one message a quarantined runner gets."""
+    return (f"runner {runner!r} {why} (the last: {describe_cause(failure_cause(last), [runner])}); its queued "
+            "commands go to the other runners of the pool")
+
+
 class PlainReporter:
     """Line-oriented output for logs and pipes: failures as they happen, a summary line now and then."""
 
@@ -128,8 +191,10 @@ class PlainReporter:
         self.quiet = quiet
         self.interval = interval
         self.stream = stream or sys.stderr
-        self._failures: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
+        self._failures: queue.SimpleQueue[tuple[str, Command, Result] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._digest = FailureDigest()
+        self._retries_seen: Counter[tuple[str, int | None]] = Counter()
         progress.listeners.append(self.on_event)
 
     def start(self) -> None:
@@ -151,14 +216,21 @@ class PlainReporter:
         while True:
             timeout = max(0.0, next_line - time.monotonic()) if interval else None
             try:
-                result = self._failures.get(timeout=timeout)
+                item = self._failures.get(timeout=timeout)
             except queue.Empty:
                 self.emit("parallux: " + self.progress.line())
                 next_line = time.monotonic() + (interval or 0)
                 continue
-            if result is None:
+            if item is None:
                 return
-            self.emit("parallux: FAILED " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))
+            event, command, result = item
+            if event == "quarantined":
+                assert result.runner is not None
+                self.emit("parallux: " + quarantine_notice(result.runner.name, result.runner.quarantined, result))
+                continue
+            shown = self._digest.text(result)
+            if shown is not None:
+                self.emit(f"parallux: {'FAILED ' if shown[0] == 'failed' else ''}{shown[1]}")
 
     def on_event(self, event: str, command: Command, **details: Any) -> None:
         result: Result | None = details.get("result")
@@ -168,39 +240,86 @@ class PlainReporter:
             self.emit(f"parallux: {event} {command.name!r}{where}{extra} ({command.work_dir})")
         elif event == "finished" and result is not None and result.status in FAILED_STATUSES:
             if not self.quiet:
-                self._failures.put(result)
+                self._failures.put((event, command, result))
+        elif event == "quarantined" and result is not None:
+            self._failures.put((event, command, result))  # (even with -q: it changes where commands run)
         elif event == "retrying" and result is not None and not self.quiet:
-            self.emit(f"parallux: retrying {command.name!r} ({result.status}), attempt {command.attempt + 2}")
+            self._retries_seen[result.status, result.returncode] += 1
+            seen = self._retries_seen[result.status, result.returncode]
+            if seen <= SHOWN_PER_CAUSE:
+                self.emit(f"parallux: retrying {command.name!r} ({result.status}), attempt {command.attempt + 2}")
+            elif seen == SHOWN_PER_CAUSE + 1:
+                self.emit(f"parallux: more retries after {result.status} are counted in the summary, not shown")
 
     def emit(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        try:
+            print(text, file=self.stream, flush=True)
+        except OSError:  # stderr is gone (the terminal closed): the run log still records everything
+            pass
 
 
 def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
                  log_error: str | None = None) -> str:
-    """The end-of-run report: counts by status, time per runner, every failure with its work dir."""
+    """The end-of-run report: counts by status; per runner its counts, command time and quarantine; the
+    failures grouped by cause, then the first of them in full; the run log, and how to make its report."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
         noun = "command" if progress.finished == 1 else "commands"
         lines = [f"parallux: {progress.finished} {noun} ({counts or 'none'}) in {format_seconds(progress.elapsed)}"]
         if progress.resumed:
-            lines.append(f"  resumed: {progress.resumed} commands skipped, already done in an earlier run")
+            where = ", ".join(f"{runner}: {n}" for runner, n in sorted(progress.resumed_per_runner.items()))
+            lines.append(f"  resumed: {progress.resumed} commands skipped, already done in an earlier run ({where})")
+        if progress.inputs_changed:
+            lines.append(f"  rerun: {progress.inputs_changed} command{'s' if progress.inputs_changed > 1 else ''} "
+                         "done in an earlier run whose inputs changed since")
         if progress.retries:
             lines.append(f"  retries: {progress.retries}")
-        for runner, busy in sorted(progress.busy_seconds.items()):
-            count = progress.per_runner[runner]
-            lines.append(f"  runner {runner}: {count} command{'' if count == 1 else 's'}, "
-                         f"{format_seconds(busy)} of command time")
+        lines += runner_lines(progress)
+        lines += cause_lines(progress.all_failures)
+        if progress.failures:
+            lines.append("  first failures:" if len(progress.all_failures) > 1 else "  failure:")
         for result in progress.failures:
-            lines.append("  " + describe_failure(result, tail_lines=3).replace("\n", "\n  "))
-        if progress.failure_count > len(progress.failures):
-            lines.append(f"  ... and {progress.failure_count - len(progress.failures)} more failures "
-                         f"(see the run log)")
+            lines.append("    " + describe_failure(result, tail_lines=3).replace("\n", "\n    "))
+        hidden = progress.failure_count - len(progress.failures)
+        if hidden > 0:
+            lines.append(f"  ... and {hidden} more failures (see the run log)")
     if log_path:
         lines.append(f"  run log: {log_path}" + (f" (incomplete: {log_error})" if log_error else ""))
     if run_id and log_path and not log_error and progress.finished:
         lines.append(f"  report: parallux report {run_id} -o report.html")
     return "\n".join(lines)
+
+
+def runner_lines(progress: Progress) -> list[str]:
+    lines = []
+    runners = set(progress.statuses_per_runner) | set(progress.quarantined)
+    for runner in sorted(runners):
+        counts = progress.statuses_per_runner[runner]
+        total = sum(counts.values())
+        parts = ", ".join(f"{counts[s]} {s}" for s in RUNNER_STATUS_ORDER if counts[s])
+        line = (f"  runner {runner}: {total} run{'' if total == 1 else 's'}"
+                + (f" ({parts})" if parts else "") + f", {format_seconds(progress.busy_seconds[runner])} of command time")
+        if runner in progress.quarantined:
+            line += f"; {progress.quarantined[runner]}"
+        lines.append(line)
+    return lines
+
+
+def cause_lines(failures: list[Result]) -> list[str]:
+    """One line per cause (status, exit status, last stderr line) with its count and runners."""
+    if len(failures) < 2:
+        return []
+    groups: dict[Cause, list[Any]] = {}
+    for result in failures:
+        group = groups.setdefault(failure_cause(result), [0, set()])
+        group[0] += 1
+        group[1].add(result.runner_name or "?")
+    lines = ["  failures by cause:"]
+    for cause, (count, runners) in sorted(groups.items(), key=lambda item: -item[1][0])[:SHOWN_CAUSES]:
+        lines.append(f"    {count:>6} x {describe_cause(cause, runners)}")
+    if len(groups) > SHOWN_CAUSES:
+        lines.append(f"    ... and {len(groups) - SHOWN_CAUSES} more causes")
+    return lines
 
 
 def is_terminal(stream: IO[str]) -> bool:

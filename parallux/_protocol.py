@@ -33,8 +33,10 @@ class LauncherClient:
     """Sends requests to one launcher and routes its events to the jobs waiting for them."""
 
     def __init__(self, send_stream: trio.abc.SendStream, receive_stream: trio.abc.ReceiveStream,
-                 description: str, write_now: Callable[[bytes], int] | None = None) -> None:
+                 description: str, write_now: Callable[[bytes], int] | None = None,
+                 watchdog: float = WATCHDOG) -> None:
         self.description = description
+        self.watchdog = watchdog
         self._write_now = write_now
         self._queued = 0       # messages in the outbox or being written by the writer task
         self._closed = False   # our end is closed (quit, or the writer ended): nothing more is sent
@@ -55,7 +57,7 @@ class LauncherClient:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_loop)
             nursery.start_soon(self._read_loop, nursery.cancel_scope)
-            self.post({"op": "hello", "watchdog": WATCHDOG})
+            self.post({"op": "hello", "watchdog": self.watchdog})
             with trio.move_on_after(60):
                 await self._hello_event.wait()
             if self._hello is None:
@@ -69,7 +71,7 @@ class LauncherClient:
         """Ping the launcher well within its watchdog, so that only a parallux that is gone -- or cut off by
         a connection that died without closing -- lets the watchdog fire."""
         while self.gone is None:
-            await trio.sleep(WATCHDOG / 6)
+            await trio.sleep(self.watchdog / 6)
             await self.ping()
 
     def post(self, message: dict[str, Any]) -> None:

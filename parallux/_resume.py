@@ -1,7 +1,7 @@
 """``--resume``: recognise commands an earlier run already completed, from the records in their work dirs.
 
 A command is skipped when the work dir it would use holds a ``result.json`` saying it exited 0 and ran the
-same command text. Only commands with an explicit ``work_relpath`` can match: generated work paths are new in
+same command text with the same ``inputs=`` fingerprints (see ``_inputs``). Only commands with an explicit ``work_relpath`` can match: generated work paths are new in
 every run by design.
 """
 
@@ -28,8 +28,12 @@ def find_completed(handles: list[Command]) -> None:
             return
         for runner, asking in by_runner.items():
             for handle, record in zip(asking, records_of(runner, asking)):
-                if record is not None and succeeded_same(record, handle):
-                    handle.resumed_result = recorded_result(handle, runner, record)
+                if record is None or not succeeded_same(record, handle):
+                    continue
+                if record.get("inputs") != handle.inputs:
+                    handle.inputs_changed = True  # done before, but with other inputs: it runs again
+                    continue
+                handle.resumed_result = recorded_result(handle, runner, record)
         pending = [handle for handle in pending if handle.resumed_result is None]
         rank += 1
 
@@ -52,6 +56,10 @@ def recorded_result(handle: Command, runner: Runner, record: dict[str, Any]) -> 
     handle.cores = tuple(record.get("cores") or ())
     handle.numa_node = record.get("numa_node")
     handle.attempt = int(record.get("attempt") or 0)
+    this_attempt = {"runner": record.get("runner"), "status": "ok", "returncode": 0,
+                    "start": record.get("start"), "end": record.get("end")}
+    earlier = record.get("attempts_before")
     return Result(handle, "ok", returncode=0, start_time=record.get("start"), end_time=record.get("end"),
                   user_seconds=record.get("user_seconds"), system_seconds=record.get("system_seconds"),
-                  max_rss_kb=record.get("max_rss_kb"), resumed=True)
+                  max_rss_kb=record.get("max_rss_kb"), resumed=True, run_id=record.get("run_id"),
+                  attempts=(earlier if isinstance(earlier, list) else []) + [this_attempt])

@@ -127,6 +127,8 @@ class RunLog:
         result = details.get("result")
         if result is not None:
             record.update(outcome(result))
+            if record.get("from_run") == self.run_id:
+                del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
         if event == "started" and not self._latest_linked:
             self._link_latest()

@@ -25,7 +25,7 @@ from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from ._errors import RunnerError
 from ._handles import Command, Result, env_of
 from ._launcher import RECORD_NAME, read_record
-from ._protocol import Job, LauncherClient
+from ._protocol import WATCHDOG, Job, LauncherClient
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -53,6 +53,7 @@ class RunnerStatus:
     available_core_count: int = 0
     numa_node: int | None = None
     connected: bool = True
+    quarantined: str | None = None
 
 
 class Runner:
@@ -72,10 +73,13 @@ class Runner:
         self.layout = layout
         self.allocator = CoreAllocator(layout) if layout is not None else None
         self.membind = membind
+        self.watchdog = WATCHDOG  # seconds of silence from parallux after which the launcher stops everything
         self.slots: trio.CapacityLimiter | None = None
         self.client: LauncherClient | None = None
         self.facts: dict[str, Any] = {}
         self.alive = False
+        self.quarantined: str | None = None  # why the engine took it out of the pool (see Engine)
+        self.unexecuted_in_a_row = 0
         self._closing = False
         self.active = 0
         # Commands are marked "<run id>@<runner>.<seq>.<attempt>": a launcher that loses its parallux sweeps
@@ -107,7 +111,8 @@ class Runner:
             available_jobs=max(0, limit - self.active) if limit is not None else 0, max_jobs=limit,
             logical_core_count=self.facts.get("logical_cores"), configured_cores=configured,
             configured_core_count=len(configured), available_cores=available,
-            available_core_count=len(available), numa_node=numa_node, connected=self.alive)
+            available_core_count=len(available), numa_node=numa_node, connected=self.alive,
+            quarantined=self.quarantined)
 
     def active_jobs(self) -> int:
         return self.status().active_jobs
@@ -165,7 +170,7 @@ class Runner:
             task_status.started()
             return
         async with self._open_launcher() as (send, receive):
-            self.client = LauncherClient(send, receive, self.describe(), _write_now(send))
+            self.client = LauncherClient(send, receive, self.describe(), _write_now(send), self.watchdog)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self._configure(facts)
@@ -202,8 +207,13 @@ class Runner:
 
     # -- scheduling hooks (engine thread) ------------------------------------------------------------------
 
+    @property
+    def accepting(self) -> bool:
+        """Whether it may still be given commands: connected and not quarantined."""
+        return self.alive and self.quarantined is None
+
     def _can_take_now(self, command: Command) -> bool:
-        if not self.alive or self.slots is None or self.slots.available_tokens < 1:
+        if not self.accepting or self.slots is None or self.slots.available_tokens < 1:
             return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
             return False
@@ -239,7 +249,8 @@ class Runner:
             "mark": f"{engine.run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
             "record": {"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
                        "cores": list(command.cores), "numa_node": command.numa_node, "run_id": engine.run_id,
-                       "attempt": command.attempt, "threads": command.threads},
+                       "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
+                       "attempts_before": command.attempts},
         }
 
     def _binding_prefix(self, lease: Lease) -> list[str]:
@@ -290,7 +301,7 @@ class Runner:
             assert self.client is not None
             return Result(command, "error", error=self.client.gone or "the launcher did not report an exit")
         if event["ev"] == "error":
-            return Result(command, "error", error=event.get("message"))
+            return Result(command, "error", error=event.get("message"), kind=event.get("reason"))
         return Result(command, event["status"], returncode=event["returncode"], start_time=event["start"],
                       end_time=event["end"], signal=event.get("signal"),
                       user_seconds=event.get("user_seconds"), system_seconds=event.get("system_seconds"),

@@ -96,7 +96,7 @@ class Scheduler:
             command = queue[0]
             placement = self._place(command, reserved)
             if placement is None:
-                if not any(r.alive for r in command.candidates):
+                if not any(r.accepting for r in command.candidates):
                     unrunnable.extend(queue)
                     self._forget(key, len(queue))
                     continue

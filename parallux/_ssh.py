@@ -113,7 +113,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
-               "connect_timeout", "keepalive", "keepalive_count", "python")
+               "connect_timeout", "keepalive", "keepalive_count", "watchdog", "python")
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_KEEPALIVE = 15.0      # seconds between keepalive probes on an idle connection
 DEFAULT_KEEPALIVE_COUNT = 3   # unanswered probes before the connection counts as dropped
@@ -167,6 +167,7 @@ class SshRunner(Runner):
         self.port = _port(port, f"{where}: port")
         self._settings = _ssh_settings(ssh_options, where)
         self.python: str | None = self._settings.pop("python")  # None: DEFAULT_PYTHONS, in order
+        self.watchdog = self._settings.pop("watchdog", self.watchdog)
         self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
         self._aio_loop: Any = None
         self._conn: Any = None
@@ -765,6 +766,8 @@ def _timing(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     if "keepalive" in options:  # None or 0: no keepalive probes
         value = options["keepalive"]
         timing["keepalive_interval"] = 0.0 if value in (None, 0) else _seconds(value, f"{where}: keepalive")
+    if "watchdog" in options:
+        timing["watchdog"] = _seconds(options["watchdog"], f"{where}: watchdog")
     if "keepalive_count" in options:
         count = options["keepalive_count"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:

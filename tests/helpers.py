@@ -90,3 +90,26 @@ def peak_overlap(intervals: list[tuple[float, float]]) -> int:
         current += delta
         peak = max(peak, current)
     return peak
+
+
+def pids_with_arg(token: str, exact: bool = False) -> list[int]:
+    """Live (non-zombie) processes with ``token`` in their command line (``exact``: as one whole argument) --
+    found even when they cleared their environment (``env -i``), so unlike pids_with_env this sees every
+    escapee."""
+    found = []
+    needle = token.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read()
+            if needle not in (argv.split(b"\0") if exact else argv):
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            found.append(int(entry))
+    return found

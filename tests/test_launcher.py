@@ -176,6 +176,11 @@ class LauncherClient:
         self.start(job_id, argv, work_dir, **options)
         return self.expect("exit", job_id)
 
+    def serving_pid(self) -> int:
+        """The launcher process itself: a child of the process started (``pid``), which guards it."""
+        self.send(op="hello")
+        return int(self.expect("hello")["pid"])
+
     def close_stdin(self) -> None:
         assert self.proc.stdin is not None
         if not self.proc.stdin.closed:
@@ -230,7 +235,8 @@ def test_launcher_hello_reports_machine_facts(launcher: LauncherClient, tmp_path
     assert hello["cwd"] == str(tmp_path)
     assert "numactl" in hello
     assert hello["numactl"] == shutil.which("numactl")
-    assert hello["pid"] == launcher.pid
+    assert hello["guardian"] == launcher.pid  # the process started stays as the launcher's guardian
+    assert proc_stat(hello["pid"]).ppid == launcher.pid
 
 
 def test_launcher_ping_answers_pong(launcher: LauncherClient) -> None:
@@ -263,6 +269,7 @@ def test_launcher_ignores_sigint(launcher: LauncherClient, tmp_path: Path) -> No
     launcher.expect("pong")  # the launcher is past start-up and has its handlers installed
 
     os.kill(launcher.pid, signal.SIGINT)
+    os.kill(launcher.serving_pid(), signal.SIGINT)
 
     launcher.send(op="ping")
     launcher.expect("pong")
@@ -423,10 +430,11 @@ def test_launcher_reaps_many_quick_commands(launcher: LauncherClient, tmp_path: 
                       command_text=f"exit {n}")
     pids = {n: launcher.expect("started", n)["pid"] for n in range(count)}
     exits = {n: launcher.expect("exit", n)["returncode"] for n in range(count)}
+    server = launcher.serving_pid()
 
     assert exits == {n: n % 256 for n in range(count)}
     assert [pid for pid in pids.values() if proc_stat(pid) is not None] == []
-    assert [pid for pid in all_pids() if (s := proc_stat(pid)) is not None and s.ppid == launcher.pid] == []
+    assert [pid for pid in all_pids() if (s := proc_stat(pid)) is not None and s.ppid == server] == []
 
 
 def test_launcher_reports_signal_death(launcher: LauncherClient, tmp_path: Path) -> None:
@@ -570,3 +578,81 @@ def test_launcher_watchdog_stops_everything_when_parallux_falls_silent(launcher:
     assert launcher.wait(timeout=6) == 0  # no request for 1 s: stopped, though stdin never closed
     assert_tree_gone(job["pid"], job["mark"], timeout=1)
     assert json.loads((tmp_path / "w" / "result.json").read_text())["status"] == "cancelled"
+
+
+# --- work dir locks -------------------------------------------------------------------------------------------
+
+
+def write_lock(work_dir: Path, **holder: Any) -> Path:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    lock = work_dir / _launcher.LOCK_NAME
+    lock.write_text(json.dumps(holder))
+    return lock
+
+
+def me_as_holder(run_id: str) -> dict[str, Any]:
+    """A lock holder that is alive: this test process, on this host."""
+    return {"run_id": run_id, "host": os.uname()[1], "pid": os.getpid(),
+            "pid_start": _launcher.process_start(os.getpid())}
+
+
+def test_launcher_a_live_runs_lock_leaves_the_work_dir_untouched(launcher: LauncherClient, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    write_lock(work, **me_as_holder("other-run"))
+    (work / "stdout.txt").write_text("the other run's output\n")
+
+    launcher.send(op="run", id=1, argv=sh("echo mine"), work_dir=str(work), command_text="echo mine",
+                  record={"run_id": "this-run"})
+    event = launcher.expect(("exit", "error"), 1)
+
+    assert event["ev"] == "error" and event["reason"] == "locked"
+    assert "in use by run other-run" in event["message"] and str(os.getpid()) in event["message"]
+    assert (work / "stdout.txt").read_text() == "the other run's output\n"
+    assert sorted(p.name for p in work.iterdir()) == [_launcher.LOCK_NAME, "stdout.txt"]
+
+
+@pytest.mark.parametrize("holder", ["dead pid", "reused pid", "other host, stale", "garbage"])
+def test_launcher_takes_over_a_stale_lock(launcher: LauncherClient, tmp_path: Path, holder: str) -> None:
+    work = tmp_path / "w"
+    if holder == "garbage":
+        lock = work / _launcher.LOCK_NAME
+        work.mkdir()
+        lock.write_text("{not json")
+    elif holder == "other host, stale":
+        lock = write_lock(work, run_id="old", host="elsewhere", pid=1, pid_start=1)
+        old = time.time() - _launcher.LOCK_FRESH - 10
+        os.utime(lock, (old, old))
+    else:
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        pid, start = ((dead.pid, 12345) if holder == "dead pid"
+                      else (os.getpid(), (_launcher.process_start(os.getpid()) or 0) + 1))
+        lock = write_lock(work, run_id="old", host=os.uname()[1], pid=pid, pid_start=start)
+
+    event = launcher.run(1, sh("echo mine"), work, command_text="echo mine", record={"run_id": "this-run"})
+
+    assert event["ev"] == "exit" and event["returncode"] == 0
+    assert json.loads(lock.read_text())["run_id"] == "this-run"
+    assert (work / "stdout.txt").read_text() == "mine\n"
+
+
+def test_launcher_a_fresh_lock_of_another_host_counts_as_live(launcher: LauncherClient, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    write_lock(work, run_id="there", host="elsewhere", pid=1, pid_start=1)  # mtime: now
+
+    launcher.send(op="run", id=1, argv=sh("true"), work_dir=str(work), record={"run_id": "here"})
+
+    assert launcher.expect(("exit", "error"), 1)["reason"] == "locked"
+
+
+def test_launcher_releases_its_locks_when_it_ends(launcher: LauncherClient, tmp_path: Path) -> None:
+    for n in range(3):
+        launcher.run(n, sh("true"), tmp_path / str(n), record={"run_id": "r"})
+        assert (tmp_path / str(n) / _launcher.LOCK_NAME).exists()  # held for the rest of the run
+    launcher.send(op="run", id=9, argv=sh("true"), work_dir=str(tmp_path / "0"), record={"run_id": "r"})
+    assert launcher.expect(("exit", "error"), 9)["ev"] == "exit"  # a retry in the same run: its own lock
+
+    launcher.close_stdin()
+    assert launcher.wait(timeout=5) == 0
+
+    assert [p for p in tmp_path.rglob(_launcher.LOCK_NAME)] == []

@@ -37,7 +37,7 @@ def test_run_experience_plain_progress_lines_when_not_a_terminal(tmp_path: Path)
     assert all(line.startswith("parallux: ") and "queued" in line and "elapsed" in line for line in progress)
     assert "parallux: FAILED command 'bad'" in done.stderr and "| boom" in done.stderr
     summary = done.stderr[done.stderr.index("parallux: 7 commands"):]
-    assert "(1 failed, 6 ok)" in summary and "runner local: 7 commands" in summary and "run log: " in summary
+    assert "(1 failed, 6 ok)" in summary and "runner local: 7 runs (6 ok, 1 failed)" in summary and "run log: " in summary
 
 
 def test_run_experience_quiet_prints_only_the_summary(tmp_path: Path) -> None:

@@ -23,12 +23,17 @@ class FakeRunner:
         layout = parse_core_layout(cores, nodes)
         self.allocator = CoreAllocator(layout) if layout else None
         self.alive = True
+        self.quarantined = None
         self.running = 0
         self.peak = 0
         self.peak_cores = 0
 
+    @property
+    def accepting(self) -> bool:
+        return self.alive and self.quarantined is None
+
     def _can_take_now(self, command: Command) -> bool:
-        if not self.alive or self.slots.available_tokens < 1:
+        if not self.accepting or self.slots.available_tokens < 1:
             return False
         return self.allocator is None or self.allocator.could_fit_now(
             command.threads, command.numa_node, command.requested_cores)
