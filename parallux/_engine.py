@@ -395,9 +395,10 @@ class Engine:
         """Count the commands in a row that could not be executed on a runner; at QUARANTINE_AFTER, take the
         runner out of the pool: a broken host (a binary without its executable bit, a missing program, a
         full disk) must not eat the whole queue and every retry in milliseconds."""
+        command.avoid = runner if could_not_execute(result) else None
         if runner.quarantined is not None or not runner.alive:
             return
-        if not could_not_execute(result):
+        if command.avoid is None:
             runner.unexecuted_in_a_row = 0
             return
         runner.unexecuted_in_a_row += 1

@@ -68,7 +68,7 @@ class Command:
                  "requested_cores", "env", "cwd",
                  "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
-                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "__weakref__")
+                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -86,6 +86,7 @@ class Command:
         self.inputs: dict[str, Any] | None = None  # fingerprints of its inputs= (see _inputs)
         self.attempts: list[dict[str, Any]] = []    # one entry per attempt that ended, in order
         self.inputs_changed = False  # --resume found a record of it, but its inputs changed since
+        self.avoid = None  # the runner its last attempt could not be executed on: its retry prefers another
         for key, value in fields.items():
             setattr(self, key, value)
 

@@ -140,7 +140,8 @@ class Scheduler:
 
     def _choose(self, fits: list[Runner], command: Command) -> Runner | None:
         if self.policy is None or command.pin is not None:
-            return fits[0]
+            # a retry of a command that could not execute on a runner goes elsewhere when it can
+            return next((r for r in fits if r is not command.avoid), fits[0])
         try:
             choice = self.policy(list(fits), command.threads)
             if choice is None:

@@ -208,6 +208,20 @@ def test_quarantined_runners_failures_are_retried_elsewhere(tmp_path: Path) -> N
     assert broken_attempts == "5"
 
 
+def test_a_retry_after_a_command_could_not_execute_goes_to_another_runner(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        broken = goal.local(name="broken", workspace="ws", max_jobs=4, env={"PATH": "/nonexistent"})
+        fine = goal.local(name="fine", workspace="ws", max_jobs=4)
+        goal.setRunner([broken, fine])
+        results = [goal.run("ls /", retries=1, check=False) for _ in range(4)]
+        print(" ".join("/".join(a["runner"] for a in h.sync().attempts) for h in results))
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["broken/fine"] * 4
+
+
 # -- retry_on, provenance ------------------------------------------------------------------------------------
 
 def test_retry_on_chooses_the_outcomes_that_are_retried(tmp_path: Path) -> None:
