@@ -47,20 +47,33 @@ def new_token() -> str:
 
 def pids_with_env(token: str) -> list[int]:
     """Live (non-zombie) processes whose environment holds ``token`` (passed to commands via env=)."""
-    found = []
     needle = token.encode()
+    return live_pids("environ", lambda environ: needle in environ)
+
+
+def pids_with_arg(token: str, exact: bool = False) -> list[int]:
+    """Live (non-zombie) processes with ``token`` in their command line (``exact``: as one whole argument) --
+    found even when they cleared their environment (``env -i``), so unlike pids_with_env this sees every
+    escapee."""
+    needle = token.encode()
+    return live_pids("cmdline", lambda argv: needle in (argv.split(b"\0") if exact else argv))
+
+
+def live_pids(proc_file: str, matches: Callable[[bytes], bool]) -> list[int]:
+    """Live (non-zombie) processes whose /proc/PID/<proc_file> matches."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle not in f.read():
+            with open(f"/proc/{entry}/{proc_file}", "rb") as f:
+                if not matches(f.read()):
                     continue
             with open(f"/proc/{entry}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z":
+        if state not in ("Z", "X"):
             found.append(int(entry))
     return found
 
@@ -91,25 +104,3 @@ def peak_overlap(intervals: list[tuple[float, float]]) -> int:
         peak = max(peak, current)
     return peak
 
-
-def pids_with_arg(token: str, exact: bool = False) -> list[int]:
-    """Live (non-zombie) processes with ``token`` in their command line (``exact``: as one whole argument) --
-    found even when they cleared their environment (``env -i``), so unlike pids_with_env this sees every
-    escapee."""
-    found = []
-    needle = token.encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read()
-            if needle not in (argv.split(b"\0") if exact else argv):
-                continue
-            with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X"):
-            found.append(int(entry))
-    return found
