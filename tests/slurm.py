@@ -29,6 +29,12 @@ then looks through ``/proc`` for anything still carrying this cluster's mark -- 
 variable that the daemons and, through :attr:`SlurmCluster.env`, every client command and job inherit, or
 the temp dir on its command line -- and kills those by pid; it returns what it had to kill.
 
+Timing, measured on this fixture (2 cores): the nodes are idle ~0.5-2 s after start; a step (``srun``) starts
+in ~0.1 s; a batch job waits for the controller's next scheduling pass (up to ~1 s; ~3 s for the very first
+job after start). A time limit is whole minutes (``-t 0:05`` means 1 minute) and slurmctld checks limits every
+30 s, so a job with ``-t 1`` ends 60-90 s after it started. A killed slurmd is noticed (node DOWN, its jobs
+NODE_FAIL / requeued) ~25 s later (``SlurmdTimeout=30``).
+
 Network: the controller and every node are addressed as 127.0.0.1, but Slurm has no option to bind its
 daemons to one address: slurmctld, the slurmds and srun listen on all interfaces (on ports chosen here).
 """
@@ -279,7 +285,9 @@ def _write_conf(d: Path, name: str, ctld_port: int, node_ports: dict[str, int], 
         "SlurmdTimeout=30",
         "SlurmctldTimeout=30",
         "InactiveLimit=0",
-        "KillWait=2",  # time limit / scancel: SIGTERM to the steps, SIGKILL 2 s later (default 30 s)
+        # time limit / scancel: SIGTERM to every process of the steps, SIGKILL 5 s later (default 30 s): room
+        # for the launcher's own 2 s stop of its commands, as a site's KillWait gives it
+        "KillWait=5",
         "MinJobAge=30",  # `scontrol show job` still knows a job 30 s after it ended
         "MaxJobCount=50000",
         "MaxArraySize=10001",  # bench/: arrays of up to 10,000 tasks
