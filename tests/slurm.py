@@ -4,7 +4,9 @@ Nothing here touches the machine's own Slurm or munge (``/etc/slurm``, ``/etc/mu
 everything lives in one temp directory -- a munge key and socket for a private ``munged``, a ``slurm.conf``
 with its own ports, state, spool, pid and log files, an empty ``plugstack.conf`` -- and the client commands
 (``sbatch``, ``srun``, ``squeue``, ``scancel``, ``scontrol``, ``sinfo``) find that cluster only through
-``SLURM_CONF`` in :attr:`SlurmCluster.env`, which the caller passes to every subprocess.
+``SLURM_CONF`` in :attr:`SlurmCluster.env`, which the caller passes to every subprocess. That env also sets
+``SBATCH_OUTPUT`` to ``<tmpdir>/out/slurm-%j.out``: a batch job submitted without ``--output`` writes there,
+not into the test's cwd (an explicit ``--output`` still wins).
 
 The daemons: ``munged -F`` (Slurm is pointed at its socket by ``AuthInfo=socket=...``), ``slurmctld -D -c``
 and one ``slurmd -D -N nK`` per node. Debian's slurmd accepts ``-N``, so several slurmds share one host: each
@@ -95,7 +97,7 @@ def missing_binaries() -> list[str]:
 class SlurmCluster:
     tmpdir: Path
     conf: Path  # slurm.conf; SLURM_CONF in env points at it
-    env: dict[str, str]  # environment for client commands: SLURM_CONF, the mark, no inherited SLURM_*
+    env: dict[str, str]  # for client commands: SLURM_CONF, the mark, SBATCH_OUTPUT, no inherited SLURM_*
     nodes: list[str]  # n1, n2, n3
     cpus_per_node: int
     real_memory_mb: int
@@ -312,6 +314,8 @@ def _client_env(conf: Path, d: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env["SLURM_CONF"] = str(conf)
     env[MARK_VAR] = str(d)
+    # A batch job without --output writes slurm-<id>.out into the submitting cwd -- the checkout, in tests.
+    env["SBATCH_OUTPUT"] = str(d / "out" / "slurm-%j.out")
     return env
 
 
@@ -429,7 +433,7 @@ def start_slurm(tmpdir: os.PathLike | str, *, name: str = "plxtest", extra_confi
         raise SlurmStartError(f"not installed: {', '.join(missing)} (./scripts/setup installs Debian's "
                               "slurmctld slurmd slurm-client munge)")
     d = Path(tmpdir).resolve()
-    for sub in ("munge", "state", "log", "run", *(f"spool/n{i}" for i in range(1, NODE_COUNT + 1))):
+    for sub in ("munge", "state", "log", "run", "out", *(f"spool/n{i}" for i in range(1, NODE_COUNT + 1))):
         (d / sub).mkdir(parents=True, exist_ok=True)
     munge_socket = d / "munge" / "munge.sock"
     if len(str(munge_socket)) > SUN_PATH_MAX - 20:  # slurmstepd's sockets in the spool dir are longer

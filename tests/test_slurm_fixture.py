@@ -59,8 +59,13 @@ def test_srun_reaches_every_node(cluster: SlurmCluster):
 
 def test_sbatch_wrap_writes_its_output(cluster: SlurmCluster, tmp_path: Path):
     job_id = _sbatch(cluster, f"--output={tmp_path}/out-%j.txt", "--wrap", 'echo "hello from $SLURM_JOB_ID"')
-    _wait_until(f"job {job_id} to leave the queue", lambda: _state(cluster, job_id) is None)
+    # without --output: into the cluster's out dir (SBATCH_OUTPUT), never into the cwd (the checkout)
+    default_id = _sbatch(cluster, "--wrap", "echo default")
+    for job in (job_id, default_id):
+        _wait_until(f"job {job} to leave the queue", lambda: _state(cluster, job) is None)
     assert (tmp_path / f"out-{job_id}.txt").read_text() == f"hello from {job_id}\n"
+    assert (cluster.tmpdir / "out" / f"slurm-{default_id}.out").read_text() == "default\n"
+    assert not Path(f"slurm-{default_id}.out").exists()
 
 
 def test_job_pends_while_nodes_are_taken_then_runs(cluster: SlurmCluster, tmp_path: Path):
