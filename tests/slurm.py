@@ -260,6 +260,9 @@ def _write_conf(d: Path, name: str, ctld_port: int, node_ports: dict[str, int], 
         f"ClusterName={name}",
         f"SlurmctldHost={host}(127.0.0.1)",
         f"SlurmctldPort={ctld_port}",
+        # Bind every daemon and srun to the address the names resolve to (127.0.0.1 here), not to every
+        # interface: the tests use loopback only.
+        "CommunicationParameters=NoInAddrAny,NoCtldInAddrAny",
         "SlurmUser=root",
         "SlurmdUser=root",
         "AuthType=auth/munge",
