@@ -2,12 +2,18 @@
 
 ``parallux [OPTIONS] CONFIG [-- ARG ...]``. Options may come before CONFIG, or after it (the seed's
 ``parallux examples/basic.py --dry-run``). Everything after ``--`` belongs to the config; without ``--``,
-whatever follows CONFIG and is not a parallux option (``case=hello``) belongs to the config too.
+whatever follows CONFIG and does not begin with ``-`` (``case=hello``) belongs to the config too.
+
+The command line is strict, because a typo must never run a campaign: before ``--``, an item beginning with
+``-`` must be one of parallux's options, spelt out (``--dryrun`` and the abbreviation ``--resum`` are usage
+errors, found before the config is even read); after ``--``, an item that spells one of them is the config's,
+as the contract says, but parallux says where it went.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import os
 import signal
@@ -22,14 +28,16 @@ DESCRIPTION = "Run the shell commands a Python config describes, in parallel, lo
 EPILOG = """\
 exit status: 0 success; 1 a check=True command failed or the config raised; 2 usage or config error
 before any command ran; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
-Config arguments: goal.argv holds them all, goal.args the key=value ones."""
+Config arguments: goal.argv holds them all, goal.args the key=value ones. Between CONFIG and --, an item
+that begins with - must be one of the options above; put the config's own options after --."""
+USAGE = "%(prog)s [OPTIONS] CONFIG [-- ARG ...]"
 # `parallux WORD ...` looks at runs (parallux/_commands.py); a config named like one runs as `parallux ./WORD`.
 SUBCOMMANDS = ("runs", "show", "report", "export", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="parallux", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="parallux", usage=USAGE, description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("config", metavar="CONFIG", help="the Python config file to run")
     parser.add_argument("--version", action="version", version=f"parallux {__version__}")
     parser.add_argument("--dry-run", action="store_true",
@@ -73,29 +81,92 @@ def halt_policy(text: str) -> tuple[str, int]:
     return mode, failures
 
 
+class UsageError(Exception):
+    """A command line parallux refuses; the message says what was wrong and what was probably meant."""
+
+
 def split_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
-    """Separate parallux's own arguments from the config's (see the module docstring)."""
-    argv = list(argv)
-    if "--" in argv:
-        cut = argv.index("--")
-        return argv[:cut], argv[cut + 1:]
+    """Separate parallux's own arguments from the config's (see the module docstring).
+
+    Raises UsageError for an item before ``--`` that begins with ``-`` and is no option of parallux's.
+    """
+    options = option_strings(parser)
     ours: list[str] = []
     theirs: list[str] = []
-    seen_config = False
-    takes_value = {s: a.nargs != 0 for a in parser._actions for s in a.option_strings}
-    pending_value = False
-    for item in argv:
-        flag = item.split("=", 1)[0]
-        if pending_value:
-            ours.append(item)
+    seen_config = pending_value = False
+    for index, item in enumerate(argv):
+        if pending_value:  # the value of --log, --halt, ...: whatever it looks like, even '-x.jsonl'
+            option = ours.pop()
+            ours.append(f"{option}={item}" if option.startswith("--") else option + item)
             pending_value = False
-        elif not seen_config or flag in takes_value:
+        elif item == "--":
+            return ours, theirs + list(argv[index + 1:])
+        elif item.startswith("-"):
+            takes_value = option_takes_value(item, options)
+            if takes_value is None:
+                raise UsageError(unknown_option_message(item, options))
             ours.append(item)
-            pending_value = takes_value.get(flag, False) and "=" not in item
-            seen_config = seen_config or not item.startswith("-")
-        else:
+            pending_value = takes_value
+        elif seen_config:
             theirs.append(item)
+        else:
+            ours.append(item)
+            seen_config = True
     return ours, theirs
+
+
+def option_strings(parser: argparse.ArgumentParser) -> dict[str, bool]:
+    """Every option string of the parser -> whether it takes a value."""
+    return {s: a.nargs != 0 for a in parser._actions for s in a.option_strings}
+
+
+def option_takes_value(item: str, options: dict[str, bool]) -> bool | None:
+    """Whether ``item`` (an option as written) needs the next item as its value; None: no such option.
+
+    Exact spellings only: ``--opt``, ``--opt=VALUE`` and grouped short flags (``-qv``); never a prefix.
+    """
+    name, equals, _ = item.partition("=")
+    if name in options:
+        return options[name] and not equals
+    if not item.startswith("--") and len(item) > 2 and not equals:  # -qv: every letter a flag
+        flags = [f"-{letter}" for letter in item[1:]]
+        if all(options.get(flag) is False for flag in flags):
+            return False
+    return None
+
+
+def unknown_option_message(item: str, options: dict[str, bool]) -> str:
+    name = item.partition("=")[0]
+    candidates = [o for o in options if o.startswith("--")] if name.startswith("--") else list(options)
+    # One or two characters ('-', '-x') are too short to resemble anything: guessing would mislead.
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6) if len(name) > 2 else []
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return (f"unknown option {name!r}{hint}; nothing was run\n"
+            f"  the options are {', '.join(sorted(options))}; options of the config go after '--'")
+
+
+def passed_through_note(config_args: Sequence[str], options: dict[str, bool]) -> str | None:
+    """The one line saying that items after ``--`` which spell parallux options are the config's."""
+    spelt = [a for a in config_args if a.startswith("-") and option_takes_value(a, options) is not None]
+    if not spelt:
+        return None
+    items = ", ".join(repr(a) for a in spelt)
+    verb, pronoun = ("comes", "it is") if len(spelt) == 1 else ("come", "they are")
+    return f"parallux: note: {items} {verb} after '--', so {pronoun} passed to the config, not to parallux"
+
+
+def parse_command_line(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """parallux's options and the config's arguments; SystemExit (argparse's) for --help or a usage error."""
+    parser = build_parser()
+    try:
+        ours, config_args = split_argv(argv, parser)
+    except UsageError as exc:
+        parser.error(str(exc))
+    args = parser.parse_args(ours)
+    note = passed_through_note(config_args, option_strings(parser))
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    return args, config_args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,11 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if words and words[0] in SUBCOMMANDS:
         from ._commands import main as run_subcommand
         return run_subcommand(words)
-    parser = build_parser()
-    ours, config_args = split_argv(sys.argv[1:] if argv is None else argv, parser)
     try:
-        args = parser.parse_args(ours)
-    except SystemExit as exc:
+        args, config_args = parse_command_line(words)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
     # Ctrl-C must stop the run even when parallux was started with SIGINT ignored (``cmd &`` in a script).
     signal.signal(signal.SIGINT, signal.default_int_handler)
