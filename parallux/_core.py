@@ -124,7 +124,7 @@ class Session:
         self.engine.start()
         self.engine.call(self.engine.set_halt, self.options.halt, self.options.halt_after)
         self.goal = Goal(self.engine, argv=self.argv, run_id=self.run_id, resume=self.options.resume,
-                         retries=self.options.retries)
+                         retries=self.options.retries, dry_run=self.options.dry_run)
         GoalProxy._current = self.goal
         try:
             status = self._run_config(code)

@@ -10,6 +10,7 @@ import gc
 import itertools
 import os
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import _options as opt
@@ -31,8 +32,9 @@ class Goal:
     """The controlled runtime: runners, limits, environment and command submission."""
 
     def __init__(self, engine: Engine, *, argv: Sequence[str] = (), run_id: str, resume: bool = False,
-                 retries: int = 0) -> None:
+                 retries: int = 0, dry_run: bool = False) -> None:
         self._engine = engine
+        self._dry_run = dry_run
         self._run_id = run_id
         self.argv: list[str] = list(argv)
         self.args: dict[str, str] = dict(a.split("=", 1) for a in self.argv if "=" in a)
@@ -48,8 +50,15 @@ class Goal:
         self._resume = resume
         self._fingerprints = Fingerprints()
 
+    @property
+    def dry_run(self) -> bool:
+        """True under ``--dry-run``: nothing runs, so a config should skip its own side effects too (writing a
+        summary of "planned" results over real ones, say)."""
+        return self._dry_run
+
     # -- runners -----------------------------------------------------------------------------------------------
 
+    @opt.checked("goal.local()", noun="option")
     def local(self, name: str = "local", workspace: str | os.PathLike[str] | None = None,
               max_jobs: int | None = None, env: Mapping[str, str] | None = None, core_pool: Any = None,
               numa_nodes: Any = None, *, membind: bool = False) -> Runner:
@@ -58,6 +67,7 @@ class Goal:
             workspace, max_jobs, env, core_pool, numa_nodes, membind))
         return self._add_runner(runner)
 
+    @opt.checked("goal.ssh()", noun="option", extra_keywords=opt.SSH_OPTIONS)
     def ssh(self, name: str, host: str | None = None, user: str | None = None, port: int | None = None,
             workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
             env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
@@ -101,8 +111,11 @@ class Goal:
         self._runners[runner.name] = runner
         return runner
 
+    @opt.checked("goal.setRunner()")
     def setRunner(self, runners: Runner | str | Sequence[Runner | str]) -> None:
         """The pool the scheduler chooses from, in order; an unknown name creates ``goal.ssh(name)``."""
+        if not isinstance(runners, (Runner, str, Iterable)):
+            raise ConfigError(f"setRunner() takes a runner, a runner's name or a list of them, not {runners!r}")
         items = [runners] if isinstance(runners, (Runner, str)) else list(runners)
         if not items:
             raise ConfigError("setRunner() needs at least one runner")
@@ -154,6 +167,7 @@ class Goal:
                       f"only (not on {', '.join(repr(n) for n in others if n != 'local')})", file=sys.stderr)
         return self._pool
 
+    @opt.checked("goal.runner_status()")
     def runner_status(self, runner: Runner | str | None = None) -> RunnerStatus | dict[str, RunnerStatus]:
         """The status of one runner, or a mapping name -> status for every runner in the pool."""
         if runner is not None:
@@ -162,21 +176,25 @@ class Goal:
 
     # -- settings -----------------------------------------------------------------------------------------------
 
+    @opt.checked("goal.setParallel()")
     def setParallel(self, n: int | None) -> None:
         """At most ``n`` commands run at once across all runners (None: only the runners' own limits)."""
         self._engine.call(self._engine.set_parallel, opt.optional_int(n, "setParallel(n)"))
 
+    @opt.checked("goal.setEnv()")
     def setEnv(self, key: str, value: str) -> None:
         """A variable for every command on every runner submitted from now on."""
         opt.env_pair(key, value, "setEnv()")
         self._env = {**self._env, key: value}  # a new dict: commands already registered keep theirs
 
+    @opt.checked("goal.setScheduler()")
     def setScheduler(self, fn: SchedulerFn | None) -> None:
         """``fn(runners, threads)`` picks one of the runners that can take the command now, or None to wait."""
         if fn is not None and not callable(fn):
             raise ConfigError(f"setScheduler() needs a function fn(runners, threads), not {fn!r}")
         self._engine.call(self._engine.set_policy, fn)
 
+    @opt.checked("goal.setRetries()")
     def setRetries(self, n: int, retry_on: Any = None) -> None:
         """Default number of reruns for commands registered from now on that fail or lose their runner
         (``retries=`` overrides), and which outcomes are retried (``retry_on=`` overrides; None: failed,
@@ -184,6 +202,7 @@ class Goal:
         self._retries_default = opt.positive_int(n, "setRetries(n)", minimum=0)
         self._retry_on_default = opt.retry_on(retry_on, "setRetries(retry_on=)")
 
+    @opt.checked("goal.setHalt()")
     def setHalt(self, mode: str, failures: int = 1) -> None:
         """What a failure does: "never" keep going; "soon" start nothing new once ``failures`` commands
         failed and let running ones finish; "now" also stop the running ones."""
@@ -193,21 +212,26 @@ class Goal:
 
     # -- commands ----------------------------------------------------------------------------------------------
 
-    def schd(self, command: str | list[str], **options: Any) -> Command:
+    def schd(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
         """Register a command; nothing starts until ``issue()`` (or the end of the config)."""
-        handle = self._make_command(command, options, pin=None, where="schd()")
+        if command is opt.MISSING or extra:  # not @opt.checked: schd() is called 100,000 times
+            opt.refuse_positionals("goal.schd()", command, extra)
+        handle = self._make_command(command, options, pin=None, where="goal.schd()")
         self._registered.append(handle)
         return handle
 
+    @opt.checked("goal.issue()")
     def issue(self) -> Group:
         """Submit every command registered so far; returns their group handle."""
         group = Group(self._registered, self._engine.completion)
         self._registered = []
         return self._submit(group)
 
-    def run(self, command: str | list[str], **options: Any) -> Command:
+    def run(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
         """Submit one command now, without waiting; returns its handle."""
-        handle = self._make_command(command, options, pin=None, where="run()")
+        if command is opt.MISSING or extra:  # not @opt.checked, as schd()
+            opt.refuse_positionals("goal.run()", command, extra)
+        handle = self._make_command(command, options, pin=None, where="goal.run()")
         self._submit(Group([handle], self._engine.completion))
         return handle
 
@@ -313,6 +337,10 @@ class GoalProxy:
                 "parallux.goal is only available inside the parallux runtime: run this config with "
                 "`parallux config.py` (or `python3 -m parallux config.py`), not with plain `python3`")
         return getattr(current, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Without this, `goal.dry_run = True` would quietly shadow the real value on the proxy.
+        raise AttributeError(f"goal.{name} cannot be set: goal's attributes are parallux's")
 
     def __repr__(self) -> str:
         return f"<parallux.goal {'active' if GoalProxy._current else 'outside the runtime'}>"

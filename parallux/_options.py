@@ -1,29 +1,179 @@
-"""Validation of everything a config passes in: command options, runner options, environments.
+"""Validation of everything a config passes in: call signatures, command options, runner options, environments.
 
 Every check raises :class:`ConfigError` at the call that received the bad value, naming it, so that a typo in
 a 10,000-command campaign fails before the first command starts rather than an hour into the run.
+
+Calls are checked on one path: :func:`checked` wraps a ``goal``/runner method so that a call Python itself
+would refuse (an unknown keyword, a missing or surplus argument) raises a ConfigError naming the call, the
+keyword, the closest valid one and all of them -- never a bare TypeError -- and so that a ConfigError about
+one of its values names the call. ``schd()`` and ``run()``, called 100,000 times in a big campaign, are not
+wrapped: they take ``**options`` (checked by :func:`check_option_names`) and refuse a missing command or
+surplus positional arguments themselves (:func:`refuse_positionals`), which costs one comparison.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import math
 import os
 import posixpath
 import shlex
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ._errors import ConfigError
 
 COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "env", "cwd", "work_relpath", "check", "timeout",
                    "runner", "retries", "retry_on", "inputs")
 RETRYABLE_STATUSES = ("failed", "timeout", "error")
+# goal.ssh()'s keyword options beyond the runner options; here, not in _ssh, so that checking a call of
+# goal.ssh() does not import asyncssh.
+SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
+               "connect_timeout", "keepalive", "keepalive_count", "watchdog", "python")
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()  # an argument not given
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def check_option_names(options: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = sorted(set(options) - set(allowed))
+def check_option_names(options: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    unknown = [name for name in options if name not in allowed]
     if unknown:
-        raise ConfigError(f"{where}: unknown option{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(map(repr, unknown))}; the options are: {', '.join(allowed)}")
+        raise ConfigError(unknown_names_message(where, unknown, allowed, "option"))
+
+
+def unknown_names_message(where: str, unknown: Iterable[str], allowed: Sequence[str], noun: str) -> str:
+    """``goal.local(): unknown option 'max_job' (did you mean 'max_jobs'?); the options are: ...``."""
+    described = []
+    for name in sorted(unknown, key=str):
+        close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+        described.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    plural = "s" if len(described) > 1 else ""
+    return f"{where}: unknown {noun}{plural} {', '.join(described)}; the {noun}s are: {', '.join(allowed)}"
+
+
+def refuse_positionals(where: str, command: Any, extra: tuple[Any, ...]) -> None:
+    """``schd()``/``run()`` without a command, or with more than one positional argument."""
+    if command is MISSING:
+        raise ConfigError(f"{where}: the command is missing (a shell command line or a list of arguments)")
+    raise ConfigError(f"{where} takes one positional argument, the command, not {1 + len(extra)} (extra: "
+                      f"{', '.join(repr(e) for e in extra)}); the options are keywords: "
+                      f"{', '.join(f'{o}=...' for o in COMMAND_OPTIONS)}")
+
+
+def checked(where: str | Callable[[tuple[Any, ...]], str], *, noun: str = "keyword",
+            extra_keywords: Sequence[str] = ()) -> Callable[[F], F]:
+    """Make ``fn``'s calls refuse bad arguments with a ConfigError naming the call (see the module docstring).
+
+    ``where`` is how the message names the call (``"goal.local()"``), or a function of the call's arguments
+    giving it (a runner's methods are named after the runner). ``extra_keywords``: the names a ``**kwargs``
+    of ``fn`` accepts (goal.ssh()'s SSH options); any other keyword is refused before ``fn`` runs. The
+    success path costs one Python call and a ``try``: fine for setup calls, not for ``schd()``.
+    """
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+        parameters = [p for p in signature.parameters.values() if p.name != "self"]
+        valid = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        valid += [name for name in extra_keywords if name not in valid]
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if extra_keywords and not kwargs.keys() <= set(valid):
+                raise ConfigError(unknown_names_message(name_of(args), set(kwargs) - set(valid), valid, noun))
+            try:
+                return fn(*args, **kwargs)
+            except TypeError:
+                problem = call_problem(signature, args, kwargs)
+                if problem is None:  # raised inside fn, not by the call itself: not ours to translate
+                    raise
+                raise ConfigError(describe_problem(name_of(args), problem, valid, noun)) from None
+            except ConfigError as exc:
+                name_the_call(exc, name_of(args))
+                raise
+
+        def name_of(args: tuple[Any, ...]) -> str:
+            return where(args) if callable(where) else where
+
+        call.__checked__ = True  # type: ignore[attr-defined]
+        return call  # type: ignore[return-value]
+    return decorate
+
+
+def call_problem(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+                 ) -> tuple[str, Any] | None:
+    """Why Python refused this call of a function with this signature; None when it would accept it."""
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        parameters = list(signature.parameters.values())
+        kinds = {p.kind for p in parameters}
+        named = {p.name: p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if inspect.Parameter.VAR_KEYWORD not in kinds:
+            unknown = [k for k in kwargs if k not in named or named[k].kind is inspect.Parameter.POSITIONAL_ONLY]
+            if unknown:
+                return "unknown", unknown
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if inspect.Parameter.VAR_POSITIONAL not in kinds and len(args) > len(positional):
+            return "positional", (positional, len(args))
+        twice = [p.name for p in positional[:len(args)] if p.name in kwargs]
+        if twice:
+            return "twice", twice
+        given = {p.name for p in positional[:len(args)]} | set(kwargs)
+        missing = [p.name for p in named.values() if p.default is p.empty and p.name not in given]
+        if missing:
+            return "missing", missing
+        return "other", str(exc)
+    return None
+
+
+def describe_problem(where: str, problem: tuple[str, Any], valid: Sequence[str], noun: str) -> str:
+    kind, detail = problem
+    if kind == "unknown":
+        return unknown_names_message(where, detail, valid, noun)
+    if kind == "positional":
+        positional, given = detail
+        names = [p.name for p in positional if p.name != "self"]
+        count = given - (len(positional) - len(names))
+        if not valid:
+            return f"{where} takes no arguments, not {count}"
+        if not names:
+            return f"{where} takes no positional arguments, not {count}; the {noun}s are: {', '.join(valid)}"
+        return (f"{where} takes at most {len(names)} positional argument{'s' if len(names) != 1 else ''} "
+                f"({', '.join(names)}), not {count}; give the others by keyword "
+                f"(the {noun}s are: {', '.join(valid)})")
+    if kind == "twice":
+        return f"{where}: {', '.join(map(repr, detail))} given twice, by position and by keyword"
+    if kind == "missing":
+        plural = "s" if len(detail) > 1 else ""
+        return (f"{where}: missing the argument{plural} {', '.join(map(repr, detail))} "
+                f"(the {noun}s are: {', '.join(valid)})")
+    return f"{where}: {detail}"
+
+
+def name_the_call(exc: ConfigError, where: str) -> None:
+    """Make ``exc`` say which call it is about, once (the innermost checked call names it)."""
+    if getattr(exc, "_call_named", False) or not exc.args or not isinstance(exc.args[0], str):
+        return
+    message = exc.args[0]
+    stem = where.split("(", 1)[0] + "("   # "goal.local("
+    short = stem.split(".", 1)[-1]          # "local(": messages such as "setParallel(n) must be ..."
+    if message.startswith(short) and not message.startswith(stem):
+        message = stem[:-len(short)] + message
+    elif not message.startswith(stem):
+        message = f"{where}: {message}"
+    exc.args = (message, *exc.args[1:])
+    exc._call_named = True  # type: ignore[attr-defined]
+
+
+def check_public_methods(cls: type, where: Callable[[str], Callable[[tuple[Any, ...]], str]],
+                         exempt: Iterable[str] = ()) -> None:
+    """Wrap every public method ``cls`` defines with :func:`checked`, so that a subclass (another kind of
+    runner, a new method) is checked without anyone remembering to. ``where(method)`` names the call."""
+    for attribute, value in list(vars(cls).items()):
+        if attribute.startswith("_") or attribute in exempt or not inspect.isfunction(value):
+            continue
+        if not getattr(value, "__checked__", False):
+            setattr(cls, attribute, checked(where(attribute))(value))
 
 
 def command_text(command: object) -> str:
@@ -106,6 +256,13 @@ def path(value: object, what: str) -> str | None:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{what} must be a path (str), not {value!r}")
     return value
+
+
+def required_path(value: object, what: str) -> str:
+    text = path(value, what)
+    if text is None:
+        raise ConfigError(f"{what} must be a path (str), not None")
+    return text
 
 
 def work_relpath(value: object) -> str:

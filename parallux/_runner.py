@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
 
 import trio
 
+from . import _options as opt
 from . import _prespawn
 from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
-from ._errors import RunnerError
+from ._errors import ConfigError, RunnerError
 from ._handles import Command, Result, env_of
 from ._launcher import RECORD_NAME, read_record
 from ._protocol import WATCHDOG, Job, LauncherClient
@@ -86,6 +87,10 @@ class Runner:
         # its own runner's marks only, never another runner's on the same machine.
         self.mark_scope = f"r{next(_RUNNER_NUMBERS)}"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _check_calls(cls)  # another kind of runner's public methods are checked like these
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -94,14 +99,18 @@ class Runner:
 
     # -- public, main thread ----------------------------------------------------------------------------
 
-    def run(self, command: str | list[str], **options: Any) -> Command:
+    def run(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
         """Submit one command now, pinned to this runner; returns its handle without waiting."""
+        if command is opt.MISSING or extra:  # not checked by a wrapper: called once per command
+            opt.refuse_positionals(f"{self.name}.run()", command, extra)
         return self._goal._run_pinned(self, command, options)
 
     def status(self, numa_node: int | None = None) -> RunnerStatus:
         """Live figures: jobs running and free here, and (with a core pool) cores configured and free."""
-        if numa_node is not None and (self.layout is None or numa_node not in self.layout.nodes):
-            from ._errors import ConfigError
+        return self._status(numa_node)
+
+    def _status(self, numa_node: int | None = None) -> RunnerStatus:
+        if opt.numa_node(numa_node) is not None and (self.layout is None or numa_node not in self.layout.nodes):
             raise ConfigError(f"{self.describe()} has no NUMA node {numa_node!r}")
         configured = self.allocator.configured(numa_node) if self.allocator else []
         available = self.allocator.available(numa_node) if self.allocator else []
@@ -115,29 +124,29 @@ class Runner:
             quarantined=self.quarantined)
 
     def active_jobs(self) -> int:
-        return self.status().active_jobs
+        return self._status().active_jobs
 
     def available_jobs(self) -> int:
-        return self.status().available_jobs
+        return self._status().available_jobs
 
     def logical_core_count(self) -> int | None:
-        return self.status().logical_core_count
+        return self._status().logical_core_count
 
     def configured_cores(self, numa_node: int | None = None) -> list[int]:
-        return self.status(numa_node).configured_cores
+        return self._status(numa_node).configured_cores
 
     def configured_core_count(self, numa_node: int | None = None) -> int:
-        return self.status(numa_node).configured_core_count
+        return self._status(numa_node).configured_core_count
 
     def available_cores(self, numa_node: int | None = None) -> list[int]:
-        return self.status(numa_node).available_cores
+        return self._status(numa_node).available_cores
 
     def available_core_count(self, numa_node: int | None = None) -> int:
-        return self.status(numa_node).available_core_count
+        return self._status(numa_node).available_core_count
 
     def read_file(self, path: str) -> bytes:
         """A file from this runner's filesystem (a result's stdout, say)."""
-        with open(path, "rb") as f:
+        with open(opt.required_path(path, "path"), "rb") as f:
             return f.read()
 
     def _records_in(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
@@ -306,6 +315,17 @@ class Runner:
                       end_time=event["end"], signal=event.get("signal"),
                       user_seconds=event.get("user_seconds"), system_seconds=event.get("system_seconds"),
                       max_rss_kb=event.get("max_rss_kb"))
+
+
+def _check_calls(cls: type) -> None:
+    """Every public method of a runner refuses bad arguments with a ConfigError naming ``<runner>.<method>()``
+    (see ``_options.checked``); ``run()`` checks its own, being called once per command."""
+    def where(method: str) -> Callable[[tuple[Any, ...]], str]:
+        return lambda args: f"{getattr(args[0], 'name', 'runner') if args else 'runner'}.{method}()"
+    opt.check_public_methods(cls, where, exempt=("run",))
+
+
+_check_calls(Runner)
 
 
 @asynccontextmanager

@@ -101,6 +101,7 @@ import trio_asyncio
 
 from ._errors import ConfigError, RunnerError, leaf_errors
 from ._launcher import RECORD_NAME
+from ._options import SSH_OPTIONS, check_option_names
 from ._protocol import LauncherClient
 from ._runner import KILL_WAIT, LAUNCHER_PATH, Launched, Runner, wait_for_exit
 
@@ -112,8 +113,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
-               "connect_timeout", "keepalive", "keepalive_count", "watchdog", "python")
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_KEEPALIVE = 15.0      # seconds between keepalive probes on an idle connection
 DEFAULT_KEEPALIVE_COUNT = 3   # unanswered probes before the connection counts as dropped
@@ -726,10 +725,7 @@ def _sftp_os_error(exc: Any, path: str) -> OSError:
 
 def _ssh_settings(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The runner's SSH keyword options, checked, as keyword arguments for asyncssh's options."""
-    unknown = sorted(set(options) - set(SSH_OPTIONS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown option{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(map(repr, unknown))}; the SSH options are: {', '.join(SSH_OPTIONS)}")
+    check_option_names(options, SSH_OPTIONS, where)  # goal.ssh() checked them already: for other callers
     python = options.get("python")
     settings: dict[str, Any] = {"python": _text(python, f"{where}: python") if python is not None else None}
     keys = [*_paths(options.get("identity_file"), f"{where}: identity_file", must_exist=True),

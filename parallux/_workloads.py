@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._errors import ConfigError
+from ._options import checked
 
 __all__ = ["Workload", "workloads"]
 
@@ -37,6 +38,7 @@ class Workload:
     name: str
 
 
+@checked("workloads()")
 def workloads(
     patterns: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -50,6 +52,8 @@ def workloads(
     here, before any command is registered: a campaign over the wrong inputs is expensive to notice later.
     """
     _check_levels(levels)
+    if not isinstance(strip_suffix, bool):
+        raise ConfigError(f"workloads(): strip_suffix must be True or False, not {strip_suffix!r}")
     prefix = _normalise_prefix(work_prefix)
     paths = sorted({path for pattern in _pattern_list(patterns) for path in _expand(pattern)})
     result = [_workload(path, levels, prefix, strip_suffix) for path in paths]
@@ -102,16 +106,24 @@ def _pattern_text(pattern: object) -> str:
 def _expand(pattern: str) -> list[str]:
     """Absolute, normalised paths matched by ``pattern`` (relative to the current directory).
 
-    Zero matches is an error: it is almost always a typo in the pattern, not an intended empty campaign.
+    Zero matches is an error: it is almost always a typo in the pattern, not an intended empty campaign. A
+    relative pattern's error names the directory it was taken from: parallux started elsewhere than the
+    config's directory is the usual reason.
     """
     if not _GLOB_CHARS.search(pattern):
         if not os.path.exists(pattern):
-            raise ConfigError(f"workloads(): input path {pattern!r} does not exist")
+            raise ConfigError(f"workloads(): input path {pattern!r} does not exist{_relative_to(pattern)}")
         return [os.path.abspath(pattern)]
     matches = glob.glob(pattern, recursive=True)
     if not matches:
-        raise ConfigError(f"workloads(): pattern {pattern!r} matches no file")
+        raise ConfigError(f"workloads(): pattern {pattern!r} matches no file{_relative_to(pattern)}")
     return [os.path.abspath(match) for match in matches]
+
+
+def _relative_to(pattern: str) -> str:
+    if os.path.isabs(pattern):
+        return ""
+    return f" (relative to {os.getcwd()}, the directory parallux was started in)"
 
 
 def _workload(path: str, levels: int, prefix: str, strip_suffix: bool) -> Workload:

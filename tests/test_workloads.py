@@ -165,7 +165,7 @@ def test_workloads_levels_not_int_rejected(tree: Path, levels: object) -> None:
 
 
 def test_workloads_levels_required(tree: Path) -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="missing the argument 'levels'"):  # SPEC 11: never a TypeError
         workloads("inputs/spec/*/*/*.gz")  # type: ignore[call-arg]
 
 
