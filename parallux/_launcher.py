@@ -1006,13 +1006,14 @@ def drain(fd):
 
 def hello():
     try:
-        cpus = len(os.sched_getaffinity(0))
+        cpus = sorted(os.sched_getaffinity(0))  # the CPUs commands may run on: what a core pool may name
     except (AttributeError, OSError):
-        cpus = os.cpu_count()
+        cpus = None
     return {
         "ev": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
         "python": "%d.%d.%d" % sys.version_info[:3], "logical_cores": os.cpu_count(),
-        "usable_cores": cpus, "home": os.path.expanduser("~"), "cwd": os.getcwd(),
+        "usable_cores": len(cpus) if cpus else os.cpu_count(), "cpus": cpus,
+        "home": os.path.expanduser("~"), "cwd": os.getcwd(),
         "numactl": find_program("numactl"), "hostname": os.uname()[1], "guardian": os.getppid(),
     }
 

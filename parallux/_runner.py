@@ -16,7 +16,7 @@ import signal
 import subprocess
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping
 
 import trio
 
@@ -170,7 +170,7 @@ class Runner:
     def _plan_facts(self) -> dict[str, Any]:
         """What ``--dry-run`` assumes about the runner's machine, since it starts no launcher."""
         return {"logical_cores": os.cpu_count(), "home": os.path.expanduser("~"), "cwd": os.getcwd(),
-                "numactl": "numactl"}
+                "numactl": "numactl", "cpus": sorted(os.sched_getaffinity(0))}
 
     async def _serve(self, engine: Engine, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, report readiness, and keep the launcher until the run ends or the connection drops."""
@@ -203,11 +203,27 @@ class Runner:
             raise RunnerError(f"{self.describe()} declares a core pool, but numactl is not installed on "
                               f"{facts.get('hostname', 'its machine')}: install it (Debian: apt-get install "
                               f"numactl) or remove core_pool/numa_nodes")
+        self._check_cores(facts)
         self.workspace = resolve_workspace(self.workspace_option, facts["home"], facts["cwd"])
         if self.max_jobs is None:
             self.max_jobs = int(facts.get("logical_cores") or 1)
         self.slots = trio.CapacityLimiter(self.max_jobs)
         self.alive = True
+
+    def _check_cores(self, facts: dict[str, Any]) -> None:
+        """A core pool may name only CPUs the machine has and lets commands use (its affinity mask): any other
+        would fail only when numactl runs, with its usage text, once per command."""
+        cpus = facts.get("cpus")
+        if cpus is None and facts.get("logical_cores"):  # a launcher that cannot tell its affinity
+            cpus = range(int(facts["logical_cores"]))
+        if self.layout is None or cpus is None:  # (an SSH runner in a dry run: the remote is not asked)
+            return
+        missing = sorted(set(self.layout.cores) - set(cpus))
+        if missing:
+            machine = "this machine" if self.kind == "local" else facts.get("hostname", "its machine")
+            raise ConfigError(
+                f"{self.describe()}: core_pool/numa_nodes name {_cpus(missing)}, which {machine} does not "
+                f"have or does not let parallux use; it has {_cpus(cpus)}")
 
     async def _close(self) -> None:
         self._closing = True
@@ -315,6 +331,18 @@ class Runner:
                       end_time=event["end"], signal=event.get("signal"),
                       user_seconds=event.get("user_seconds"), system_seconds=event.get("system_seconds"),
                       max_rss_kb=event.get("max_rss_kb"))
+
+
+def _cpus(cores: Iterable[int]) -> str:
+    """``CPUs 0-3,8`` (``CPU 5``): ranges, because a missing pool of 64 cores should not take 64 numbers."""
+    spans: list[list[int]] = []
+    for core in sorted(cores):
+        if spans and core == spans[-1][1] + 1:
+            spans[-1][1] = core
+        else:
+            spans.append([core, core])
+    text = ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"CPU{'s' if len(spans) > 1 or spans and spans[0][0] != spans[0][1] else ''} {text or 'none'}"
 
 
 def _check_calls(cls: type) -> None:
