@@ -133,6 +133,10 @@ class Session:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         self._close_reporting(status)
+        if status in (EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGHUP) and not self.options.dry_run:
+            hint = resume_hint(self.goal._all_commands(), f"{self.run_id}/")
+            if hint:
+                report(hint)
         return status
 
     def _open_reporting(self) -> None:
@@ -152,11 +156,15 @@ class Session:
         live = options.live if options.live is not None else is_terminal(sys.stderr)
         if live and not options.quiet and not options.verbose:
             from ._live import LiveReporter  # rich is imported only for a terminal
-            self.reporter = LiveReporter(self.progress)
+            self.reporter = LiveReporter(self.progress, pool=self._pool_names)
         else:
             self.reporter = PlainReporter(self.progress, verbose=options.verbose, quiet=options.quiet,
                                           interval=options.progress_interval)
         self.reporter.start()
+
+    def _pool_names(self) -> list[str]:
+        """The pool's runner names, for the live display (its ticker thread: reads one attribute)."""
+        return self.goal._pool_names() if self.goal is not None else []
 
     def _close_reporting(self, status: int) -> None:
         if self.reporter is not None:
@@ -169,7 +177,9 @@ class Session:
             self.run_log.close({**self.progress.summary(), "started": self.engine.started_count,
                                 "exit_status": status, "halted": self.engine.halt_reason})
         if self.options.dry_run:
-            report(f"parallux: dry run: {self.progress.finished} commands planned; nothing was started")
+            planned = self.progress.finished
+            report(f"parallux: dry run: {planned} command{'' if planned == 1 else 's'} planned; "
+                   "nothing was started")
             return
         if self.progress.finished or self.run_log is not None:
             report(summary_text(self.progress, self.run_log.path if self.run_log else None,
@@ -247,6 +257,20 @@ class Session:
             except (KeyboardInterrupt, Terminated):
                 cancel = hard = True
                 report("parallux: killing every command now")
+
+
+def resume_hint(commands: list[Any], generated_prefix: str) -> str | None:
+    """After an interruption: how many commands did not finish, and that --resume skips the ones that did
+    -- those with an explicit work_relpath, since a generated one (``<run id>/...``) is new in every run."""
+    unfinished = sum(1 for c in commands if c.result is None or c.result.status != "ok")
+    explicit_done = [c for c in commands if c.result is not None and c.result.status == "ok"
+                     and not c.work_relpath.startswith(generated_prefix)]
+    if not unfinished or not explicit_done:
+        return None
+    rerun = sum(1 for c in commands if c.result is not None and c.result.status == "ok") - len(explicit_done)
+    return (f"parallux: {unfinished} command{'s' if unfinished != 1 else ''} did not finish; rerun with --resume "
+            f"to skip the {len(explicit_done)} that completed"
+            + (f" (the {rerun} without an explicit work_relpath would run again)" if rerun else ""))
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

@@ -167,6 +167,10 @@ class Goal:
                       f"only (not on {', '.join(repr(n) for n in others if n != 'local')})", file=sys.stderr)
         return self._pool
 
+    def _pool_names(self) -> list[str]:
+        pool = self._pool  # one read: the live display's thread calls this while the config may set it
+        return [runner.name for runner in pool] if pool else []
+
     @opt.checked("goal.runner_status()")
     def runner_status(self, runner: Runner | str | None = None) -> RunnerStatus | dict[str, RunnerStatus]:
         """The status of one runner, or a mapping name -> status for every runner in the pool."""
@@ -308,6 +312,10 @@ class Goal:
     def _issue_leftovers(self) -> None:
         if self._registered:
             self.issue()
+
+    def _all_commands(self) -> list[Command]:
+        """Every command of the run: submitted, and registered but never issued."""
+        return [c for g in self._groups for c in g.commands] + self._registered
 
     def _results(self) -> list[Result]:
         return [c.result for g in self._groups for c in g.commands if c.result is not None]

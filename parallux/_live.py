@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import defaultdict, deque
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -28,14 +28,16 @@ from ._progress import FailureDigest, Progress, format_seconds, quarantine_notic
 
 REFRESH_SECONDS = 0.2
 SHOWN_PER_RUNNER = 3
-SHOWN_IN_TOTAL = 12
+SHOWN_IN_TOTAL = 12   # commands shown, over all runners
+SHOWN_RUNNERS = 12    # runner lines, idle ones included
 
 
 class LiveReporter:
     """A rich ``Live`` display on stderr, fed by a :class:`Progress`; failures scroll by above it."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, pool: Callable[[], Sequence[str]] = tuple) -> None:
         self.progress = progress
+        self.pool = pool  # the names of the pool's runners now: each gets a line, idle or not
         self._since: dict[int, float] = {}        # seq -> monotonic start; written by the engine thread only
         self._failures: deque[tuple[str, Command, Result]] = deque()  # from the engine thread, for the ticker
         self._digest = FailureDigest()
@@ -116,11 +118,12 @@ class LiveReporter:
     def render(self) -> Group:
         progress = self.progress
         with progress.lock:
-            failed, running, queued = progress.failure_count, progress.running, progress.queued
+            timed_out = progress.statuses["timeout"]
+            failed, running, queued = progress.failure_count - timed_out, progress.running, progress.queued
             done, cancelled = progress.statuses["ok"], progress.statuses["cancelled"]
             elapsed, eta = progress.elapsed, progress.eta()
             commands = list(progress.running_now.values())
-        lines = [counts_line(done, running, failed, queued, cancelled, elapsed, eta)]
+        lines = [counts_line(done, running, failed, timed_out, queued, cancelled, elapsed, eta)]
         if not self._stopped:
             lines += self._running_lines(commands)
         return Group(*lines)
@@ -133,13 +136,15 @@ class LiveReporter:
             by_runner[command.runner_name or "?"].append((ran, command.name))
         lines: list[Text] = []
         shown = 0
-        runners = sorted(by_runner)
+        pool = list(self.pool())
+        runners = pool + sorted(set(by_runner) - set(pool))  # then runners outside the pool (pinned commands)
         for index, runner in enumerate(runners):
-            if shown >= SHOWN_IN_TOTAL:
+            if shown >= SHOWN_IN_TOTAL or len(lines) >= SHOWN_RUNNERS:
                 rest = sum(len(by_runner[r]) for r in runners[index:])
                 others = len(runners) - index
-                lines.append(Text(f"  +{rest} more on {others} other runner{'s' if others > 1 else ''}",
-                                  style="dim"))
+                plural = "s" if others > 1 else ""
+                lines.append(Text(f"  +{rest} more on {others} other runner{plural}" if rest else
+                                  f"  +{others} other runner{plural}, idle", style="dim"))
                 break
             longest_first = sorted(by_runner[runner], reverse=True)
             visible = longest_first[:min(SHOWN_PER_RUNNER, SHOWN_IN_TOTAL - shown)]
@@ -148,14 +153,17 @@ class LiveReporter:
         return lines
 
 
-def counts_line(done: int, running: int, failed: int, queued: int, cancelled: int, elapsed: float,
-                eta: float | None) -> Text:
+def counts_line(done: int, running: int, failed: int, timed_out: int, queued: int, cancelled: int,
+                elapsed: float, eta: float | None) -> Text:
     line = Text("parallux  ", style="bold", no_wrap=True, overflow="ellipsis")
     line.append(f"{done} done", style="green")
     line.append("  ")
     line.append(f"{running} running", style="cyan")
     line.append("  ")
     line.append(f"{failed} failed", style="bold red" if failed else "")
+    if timed_out:  # apart from "failed": a command that hangs is another problem than one that crashes
+        line.append("  ")
+        line.append(f"{timed_out} timed out", style="bold red")
     line.append("  ")
     line.append(f"{queued} queued", style="yellow")
     if cancelled:  # only after a Ctrl-C or a halt; not "done", which would read as success
@@ -169,6 +177,8 @@ def counts_line(done: int, running: int, failed: int, queued: int, cancelled: in
 def runner_line(runner: str, commands: list[tuple[float, str]], hidden: int) -> Text:
     line = Text("  ", no_wrap=True, overflow="ellipsis")
     line.append(runner, style="bold cyan")
+    if not commands:
+        line.append("  idle", style="dim")
     for index, (ran, name) in enumerate(commands):
         line.append("  " if index == 0 else ", ")
         line.append(name)

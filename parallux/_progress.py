@@ -115,11 +115,13 @@ class Progress:
 
     def line(self) -> str:
         with self.lock:
-            failed = self.failure_count
+            timed_out = self.statuses["timeout"]  # apart from "failed": a hang is not a crash
+            failed = self.failure_count - timed_out
             eta = self.eta()
             cancelled = self.statuses["cancelled"]
             text = (f"{self.statuses['ok']} done, {self.running} running, {failed} failed, "
-                    f"{self.queued} queued" + (f", {cancelled} cancelled" if cancelled else "")
+                    + (f"{timed_out} timed out, " if timed_out else "")
+                    + f"{self.queued} queued" + (f", {cancelled} cancelled" if cancelled else "")
                     + f", {format_seconds(self.elapsed)} elapsed")
         return text + (f", ETA {format_seconds(eta)}" if eta is not None else "")
 
@@ -235,7 +237,7 @@ class PlainReporter:
     def on_event(self, event: str, command: Command, **details: Any) -> None:
         result: Result | None = details.get("result")
         if self.verbose and event in ("started", "finished", "retrying"):
-            extra = f" {result.status}" if result is not None else ""
+            extra = f" {outcome(result)}" if result is not None else ""
             where = f" on {command.runner_name}" if command.runner_name else ""
             self.emit(f"parallux: {event} {command.name!r}{where}{extra} ({command.work_dir})")
         elif event == "finished" and result is not None and result.status in FAILED_STATUSES:
@@ -256,6 +258,19 @@ class PlainReporter:
             print(text, file=self.stream, flush=True)
         except OSError:  # stderr is gone (the terminal closed): the run log still records everything
             pass
+
+
+def outcome(result: Result) -> str:
+    """How an attempt ended, for a ``-v`` line: ``ok, exit status 0, 0.3 s``."""
+    if result.signal is not None:
+        how = f"killed by signal {result.signal}"
+    elif result.returncode is not None:
+        how = f"exit status {result.returncode}"
+    else:
+        how = "no exit status" + (f": {result.error}" if result.error else "")
+    took = "" if result.duration is None else (
+        f", {result.duration:.2f} s" if result.duration < 60 else f", {format_seconds(result.duration)}")
+    return f"{result.status}, {how}{took}"
 
 
 def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
