@@ -14,6 +14,6 @@ goal.run("echo nobody waits for me > left.txt", name="unsynced")      # written 
 
 for handle in (first, pinned):
     result = handle.sync()
-    text = result.read_stdout().strip() if result.status != "planned" else "(dry run)"
+    text = "(dry run)" if goal.dry_run else result.read_stdout().strip()
     print(f"{result.name}: {text} [runner={result.runner_name} status={result.status}]")
 # The config ends here: parallux waits for "unsynced" before it exits.

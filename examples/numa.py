@@ -25,5 +25,5 @@ for index in range(2):
     )
 
 for result in goal.issue().sync():
-    allowed = result.read_stdout().split()  # empty in a --dry-run: nothing ran
+    allowed = result.read_stdout().split()  # empty in a --dry-run (goal.dry_run): nothing ran
     print(result.name, result.cores, result.numa_node, allowed[-1] if allowed else "-")
