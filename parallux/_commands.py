@@ -37,7 +37,7 @@ TABLE_HEADERS = ("NAME", "RUNNER", "HOST", "CORES", "STATUS", "EXIT", "START", "
 
 
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"parallux {name}", description=description)
+    return argparse.ArgumentParser(prog=f"parallux {name}", description=description, allow_abbrev=False)
 
 
 def _add_run(parser: argparse.ArgumentParser, config: bool = True) -> None:

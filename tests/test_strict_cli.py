@@ -117,3 +117,10 @@ def test_strict_cli_shebang_config_is_as_strict(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "'--resume' comes after '--'" in done.stderr
     assert done.stdout.splitlines()[0] == "argv ['--resume']"
+
+
+def test_strict_cli_subcommands_take_no_abbreviations_either(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "runs", "--al")  # --all, abbreviated
+    assert done.returncode == 2, done.stderr
+    assert "--al" in done.stderr
+    assert run_cli(tmp_path, "runs", "--all").returncode == 0
