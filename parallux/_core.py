@@ -156,15 +156,14 @@ class Session:
         live = options.live if options.live is not None else is_terminal(sys.stderr)
         if live and not options.quiet and not options.verbose:
             from ._live import LiveReporter  # rich is imported only for a terminal
-            self.reporter = LiveReporter(self.progress, pool=self._pool_names)
+            self.reporter = LiveReporter(self.progress, pool=self._pool_states)
         else:
             self.reporter = PlainReporter(self.progress, verbose=options.verbose, quiet=options.quiet,
                                           interval=options.progress_interval)
         self.reporter.start()
 
-    def _pool_names(self) -> list[str]:
-        """The pool's runner names, for the live display (its ticker thread: reads one attribute)."""
-        return self.goal._pool_names() if self.goal is not None else []
+    def _pool_states(self) -> list[tuple[str, str]]:
+        return self.goal._pool_states() if self.goal is not None else []
 
     def _close_reporting(self, status: int) -> None:
         if self.reporter is not None:

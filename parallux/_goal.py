@@ -167,9 +167,12 @@ class Goal:
                       f"only (not on {', '.join(repr(n) for n in others if n != 'local')})", file=sys.stderr)
         return self._pool
 
-    def _pool_names(self) -> list[str]:
-        pool = self._pool  # one read: the live display's thread calls this while the config may set it
-        return [runner.name for runner in pool] if pool else []
+    def _pool_states(self) -> list[tuple[str, str]]:
+        """(name, what its line says when nothing runs there) for each runner of the pool: for the live
+        display's thread, so one read of the pool, which the config may be setting meanwhile."""
+        pool = self._pool
+        return [(r.name, "quarantined" if r.quarantined else "idle" if r.alive else "not connected")
+                for r in pool or ()]
 
     @opt.checked("goal.runner_status()")
     def runner_status(self, runner: Runner | str | None = None) -> RunnerStatus | dict[str, RunnerStatus]:

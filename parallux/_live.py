@@ -35,9 +35,9 @@ SHOWN_RUNNERS = 12    # runner lines, idle ones included
 class LiveReporter:
     """A rich ``Live`` display on stderr, fed by a :class:`Progress`; failures scroll by above it."""
 
-    def __init__(self, progress: Progress, pool: Callable[[], Sequence[str]] = tuple) -> None:
+    def __init__(self, progress: Progress, pool: Callable[[], Sequence[tuple[str, str]]] = tuple) -> None:
         self.progress = progress
-        self.pool = pool  # the names of the pool's runners now: each gets a line, idle or not
+        self.pool = pool  # (name, "idle" / "quarantined" / ...) of the pool's runners: each gets a line
         self._since: dict[int, float] = {}        # seq -> monotonic start; written by the engine thread only
         self._failures: deque[tuple[str, Command, Result]] = deque()  # from the engine thread, for the ticker
         self._digest = FailureDigest()
@@ -136,8 +136,8 @@ class LiveReporter:
             by_runner[command.runner_name or "?"].append((ran, command.name))
         lines: list[Text] = []
         shown = 0
-        pool = list(self.pool())
-        runners = pool + sorted(set(by_runner) - set(pool))  # then runners outside the pool (pinned commands)
+        states = dict(self.pool())
+        runners = [*states, *sorted(set(by_runner) - set(states))]  # then others, running pinned commands
         for index, runner in enumerate(runners):
             if shown >= SHOWN_IN_TOTAL or len(lines) >= SHOWN_RUNNERS:
                 rest = sum(len(by_runner[r]) for r in runners[index:])
@@ -149,7 +149,7 @@ class LiveReporter:
             longest_first = sorted(by_runner[runner], reverse=True)
             visible = longest_first[:min(SHOWN_PER_RUNNER, SHOWN_IN_TOTAL - shown)]
             shown += len(visible)
-            lines.append(runner_line(runner, visible, len(longest_first) - len(visible)))
+            lines.append(runner_line(runner, visible, len(longest_first) - len(visible), states.get(runner, "idle")))
         return lines
 
 
@@ -174,11 +174,11 @@ def counts_line(done: int, running: int, failed: int, timed_out: int, queued: in
     return line
 
 
-def runner_line(runner: str, commands: list[tuple[float, str]], hidden: int) -> Text:
+def runner_line(runner: str, commands: list[tuple[float, str]], hidden: int, idle: str = "idle") -> Text:
     line = Text("  ", no_wrap=True, overflow="ellipsis")
     line.append(runner, style="bold cyan")
     if not commands:
-        line.append("  idle", style="dim")
+        line.append(f"  {idle}", style="dim" if idle == "idle" else "yellow")
     for index, (ran, name) in enumerate(commands):
         line.append("  " if index == 0 else ", ")
         line.append(name)

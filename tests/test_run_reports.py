@@ -26,8 +26,9 @@ LIVE_CONFIG = """
 """
 
 
-def test_live_display_lists_idle_runners_and_counts_timeouts_apart(tmp_path: Path) -> None:
-    write_config(tmp_path, LIVE_CONFIG)
+def run_in_terminal(tmp_path: Path, config: str) -> tuple[str, int | None]:
+    """What ``parallux config.py`` drew on a 30x120 pseudo-terminal, and its exit status."""
+    write_config(tmp_path, config)
     env = cli_env(tmp_path, TERM="xterm")
     for name in RICH_OVERRIDES:
         env.pop(name, None)
@@ -35,14 +36,36 @@ def test_live_display_lists_idle_runners_and_counts_timeouts_apart(tmp_path: Pat
                           dimensions=(30, 120), encoding="utf-8", timeout=20)
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 0, child.before
-    plain = CSI.sub("", child.before)
+    return child.before, child.exitstatus
+
+
+def test_live_display_lists_idle_runners_and_counts_timeouts_apart(tmp_path: Path) -> None:
+    raw, status = run_in_terminal(tmp_path, LIVE_CONFIG)
+    assert status == 0, raw
+    plain = CSI.sub("", raw)
     assert re.search(r"\n\s*spare  idle", plain), "the pool's idle runner has a line of its own"
     assert re.search(r"\n\s*busy  slow \d", plain)
     frames = re.findall(r"parallux  (\d+) done  (\d+) running  (\d+) failed(?:  (\d+) timed out)?  (\d+) queued",
                         plain)
     assert frames[-1] == ("1", "0", "1", "1", "0"), frames
-    assert any(line.startswith("parallux: 3 commands (") for line in screen_lines(child.before))
+    assert any(line.startswith("parallux: 3 commands (") for line in screen_lines(raw))
+
+
+def test_live_display_says_which_runner_of_the_pool_was_quarantined(tmp_path: Path) -> None:
+    raw, status = run_in_terminal(tmp_path, """
+        import time
+        from parallux import goal
+        good = goal.local(name="good", workspace="ws")
+        broken = goal.local(name="broken", workspace="ws")
+        goal.setRunner([good, broken])
+        for i in range(5):
+            broken.run("exit 127", check=False).sync()
+        goal.run("sleep 1", name="after", runner=good).sync()
+    """)
+    assert status == 0, raw
+    plain = CSI.sub("", raw)
+    assert re.search(r"\n\s*broken  quarantined", plain), plain[-2000:]
+    assert re.search(r"\n\s*good  after \d", plain)
 
 
 def test_plain_progress_line_counts_timeouts_apart(tmp_path: Path) -> None:
