@@ -24,6 +24,10 @@ Requests (one line each)::
                                                      (--resume asks for many at once, not file by file)
     {"op": "quit", "grace": 2.0}                     stop everything (TERM, grace, KILL), then exit
 
+File transfers (walk, get, credit, put, data, finish, abort: put/get/read_file need nothing on the runner but
+this launcher) are requests too; see "files" below. Their file data travels in frames: a line saying
+"bytes": N, then N raw bytes.
+
 When stdin closes -- parallux exited, crashed, was killed, or the SSH connection dropped -- the launcher stops
 every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux.
 
@@ -1039,42 +1043,56 @@ class Frames(object):
     parallux's side of the protocol (_protocol.py) reads the launcher's events with this same class."""
 
     def __init__(self):
-        self.buffer = bytearray()  # (deleting from the front of a bytearray moves no bytes)
-        self.header = None         # the line of a frame whose bytes are still arriving
+        self.line = bytearray()  # the start of a line whose end has not arrived yet
+        self.header = None       # the line of a frame whose bytes are still arriving
+        self.pieces = []         # those bytes so far: views of what arrived, not copies
+        self.missing = 0         # how many are still to come
 
     def feed(self, data):
-        """The messages that data completes, as (message, payload) pairs: payload None after a plain line;
-        message a ValueError for a line that is not JSON."""
-        buffer = self.buffer
-        buffer += data
+        """The messages that data completes, as (message, payload) pairs: payload None after a plain line,
+        else bytes-like (a memoryview where that saves a copy); message a ValueError for a line that is
+        not JSON."""
         messages = []
-        while True:
+        start, end = 0, len(data)
+        while start < end or (self.header is not None and not self.missing):
             if self.header is not None:
-                size = self.header["bytes"]
-                if len(buffer) < size:
-                    return messages
-                with memoryview(buffer) as view:
-                    payload = bytes(view[:size])
-                del buffer[:size]
-                messages.append((self.header, payload))
-                self.header = None
-            end = buffer.find(b"\n")
-            if end < 0:
-                return messages
-            line = bytes(buffer[:end])
-            del buffer[:end + 1]
-            if not line.strip():
+                taken = min(self.missing, end - start)
+                if taken:
+                    self.pieces.append(memoryview(data)[start:start + taken])
+                start += taken
+                self.missing -= taken
+                if not self.missing:
+                    messages.append(self.payload_complete())
                 continue
-            try:
-                message = json.loads(line.decode("utf-8"))
-            except ValueError as exc:
-                messages.append((exc, None))
-                continue
-            size = message.get("bytes") if isinstance(message, dict) else None
-            if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
-                self.header = message
-            else:
-                messages.append((message, None))
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                self.line += data[start:]
+                break
+            line = data[start:newline]
+            if self.line:
+                line, self.line = bytes(self.line) + line, bytearray()
+            start = newline + 1
+            if line.strip():
+                self.line_complete(line, messages)
+        return messages
+
+    def line_complete(self, line, messages):
+        try:
+            message = json.loads(line.decode("utf-8"))
+        except ValueError as exc:
+            messages.append((exc, None))
+            return
+        size = message.get("bytes") if isinstance(message, dict) else None
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+            self.header, self.missing = message, size
+        else:
+            messages.append((message, None))
+
+    def payload_complete(self):
+        pieces, self.pieces = self.pieces, []
+        payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        header, self.header = self.header, None
+        return header, payload
 
 
 # -- files: put, get and walk over this same stream ---------------------------------------------------------

@@ -522,18 +522,23 @@ class _LauncherOutput(trio.abc.ReceiveStream):
         self._pipe = pipe
         self._description = description
         self._pending = b""
+        self._taken = 0  # bytes of _pending already returned (file data comes by the MiB: no re-slicing it)
         self._prelude: bytes | None = b""  # None once the hello was seen
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         limit = max_bytes or 1 << 16
-        while not self._pending:
+        while self._taken >= len(self._pending):
             try:
                 chunk = await self._pipe.stdout.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 await self._raise_if_broken()
                 return b""
-            self._pending = self._past_prelude(chunk + self._more())
-        data, self._pending = self._pending[:limit], self._pending[limit:]
+            self._pending, self._taken = self._past_prelude(b"".join([chunk, *self._more()])), 0
+        if not self._taken and len(self._pending) <= limit:
+            data, self._pending = self._pending, b""
+            return data
+        data = self._pending[self._taken:self._taken + limit]
+        self._taken += len(data)
         return data
 
     async def hear_hello(self) -> str:
@@ -556,16 +561,17 @@ class _LauncherOutput(trio.abc.ReceiveStream):
                 return "ended"
         if b"\n" not in line:
             return "silent"
-        self._pending = line.split(b"\n", 1)[1] + self._pending  # anything after the hello is the client's
+        # anything after the hello is the client's
+        self._pending, self._taken = line.split(b"\n", 1)[1] + self._pending[self._taken:], 0
         return "hello"
 
-    def _more(self) -> bytes:
+    def _more(self) -> list[bytes]:
         chunks = []
         while True:
             try:
                 chunks.append(self._pipe.stdout.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return b"".join(chunks)
+                return chunks
 
     def _past_prelude(self, data: bytes) -> bytes:
         if self._prelude is None:

@@ -10,8 +10,8 @@ A transfer is a short conversation with the runner's launcher (the requests are 
    only differs in mode gets its mode set; symlinks are compared by target.
 3. **Data**, in frames of up to 512 KiB of raw bytes (small files many to a frame, a big file over several),
    written on the other side under a temporary name and renamed when complete. A put keeps PUT_WINDOW
-   frames unacknowledged; a get lets the launcher send GET_WINDOW frames ahead, granting one more as each
-   is written. Either way both sides hold a few MiB whatever the size of the file or tree.
+   frames unacknowledged; a get lets the launcher send GET_WINDOW frames ahead, granting more as they are
+   written. Either way both sides hold a few MiB whatever the size of the file or tree.
 4. **Finish**: symlinks, modes of unchanged files, then the directories' modes and mtimes, deepest first.
 
 File I/O on this side runs in worker threads (``trio.to_thread``), one frame at a time, so that a slow
@@ -40,10 +40,10 @@ if TYPE_CHECKING:
     from ._runner import Runner
 
 T = TypeVar("T")
-PUT_WINDOW = 8    # data frames of a put sent ahead of their acks (4 MiB)
-GET_WINDOW = 8    # data frames of a get the launcher may send ahead of their being written here
+PUT_WINDOW = 16   # data frames of a put sent ahead of their acks (8 MiB)
+GET_WINDOW = 16   # data frames of a get the launcher may send ahead of their being written here
 WALK_WINDOW = 4   # pages of a manifest (1000 entries each) the launcher may send ahead
-READ_AHEAD = 4    # data frames of a put read in one go by a worker thread
+BATCH = 4         # data frames read (put) or written (get) in one trip to a worker thread: the trips cost
 SHOWN_AFTER = 1.0  # seconds a transfer runs before the progress display shows it
 
 
@@ -276,7 +276,7 @@ async def _send(client: LauncherClient, source: str, target: str, work: Plan, tr
     with _Exchange(client, {"op": "put", "root": target, "dirs": work.dirs, "files": work.files}) as exchange:
         in_flight = 0
         try:
-            while frames := await _local(_read_ahead, reader):
+            while frames := await _local(_read_batch, reader):
                 for parts, payload in frames:
                     if in_flight == PUT_WINDOW:
                         await _acked(exchange)
@@ -296,13 +296,16 @@ async def _send(client: LauncherClient, source: str, target: str, work: Plan, tr
     transfer.files_sent += len(work.links)
 
 
-def _read_ahead(reader: TreeReader) -> list[tuple[list[list[Any]], bytes]]:
-    """The next few frames (READ_AHEAD of them at most): one trip to a worker thread for each, and the
-    trips' cost would show."""
+def _read_batch(reader: TreeReader) -> list[tuple[list[list[Any]], bytes]]:
     frames = []
-    while len(frames) < READ_AHEAD and (frame := reader.next_frame()) is not None:
+    while len(frames) < BATCH and (frame := reader.next_frame()) is not None:
         frames.append(frame)
     return frames
+
+
+def _write_frames(writer: TreeWriter, frames: list[TransferEvent]) -> None:
+    for event, payload in frames:
+        writer.write(event["parts"], payload or b"")
 
 
 async def _acked(exchange: _Exchange) -> None:
@@ -320,14 +323,18 @@ async def _receive(client: LauncherClient, source: str, target: str, work: Plan,
             request = {"op": "get", "root": source, "files": [item[0] for item in work.files],
                        "window": GET_WINDOW, "chunk": CHUNK}
             with _Exchange(client, request) as exchange:
-                while True:
-                    event, payload = await exchange.next()
-                    if event["ev"] == "end":
-                        break
-                    await _local(writer.write, event["parts"], payload or b"")
-                    exchange.post({"op": "credit", "frames": 1})
-                    transfer.bytes_sent += len(payload or b"")
-                    transfer.files_sent += sum(1 for part in event["parts"] if part[2])
+                ended = False
+                while not ended:
+                    frames: list[TransferEvent] = []
+                    while len(frames) < BATCH and not ended:  # (the launcher has GET_WINDOW > BATCH to send)
+                        frames += [await exchange.next(), *exchange.ready()]
+                        ended = frames[-1][0]["ev"] == "end"
+                    frames = frames[:-1] if ended else frames
+                    await _local(_write_frames, writer, frames)
+                    if not ended:
+                        exchange.post({"op": "credit", "frames": len(frames)})
+                    transfer.bytes_sent += sum(len(payload or b"") for _, payload in frames)
+                    transfer.files_sent += sum(1 for event, _ in frames for part in event["parts"] if part[2])
         await _local(writer.finish, work.links, work.attrs, work.dirs)
         transfer.files_sent += len(work.links)
     except BaseException:
@@ -357,11 +364,28 @@ class _Exchange:
     async def next(self) -> TransferEvent:
         """The transfer's next event; its end with an error, or a lost connection, raises Failed."""
         try:
-            event, payload = await self._events.receive()
+            return self._checked(await self._events.receive())
         except (trio.EndOfChannel, trio.ClosedResourceError):
-            self.ended = True
-            raise Failed(f"the connection to the launcher was lost ({self.client.gone or 'it went away'})") \
-                from None
+            raise self._lost() from None
+
+    def ready(self) -> list[TransferEvent]:
+        """The events that have arrived already, up to and including an end (checked as next() does)."""
+        events: list[TransferEvent] = []
+        while not self.ended:
+            try:
+                events.append(self._checked(self._events.receive_nowait()))
+            except trio.WouldBlock:
+                break
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                raise self._lost() from None
+        return events
+
+    def _lost(self) -> Failed:
+        self.ended = True
+        return Failed(f"the connection to the launcher was lost ({self.client.gone or 'it went away'})")
+
+    def _checked(self, item: TransferEvent) -> TransferEvent:
+        event, payload = item
         if event["ev"] in ("end", "error"):
             self.ended = True
             if event["ev"] == "error" or event.get("error"):
