@@ -1391,6 +1391,8 @@ class TreeWriter(object):
             except FileExistsError:
                 if not os.path.isdir(path):
                     raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)", wire(path))
+                if not os.access(path, os.W_OK | os.X_OK):  # copied read-only last time: writable until finish()
+                    set_attributes(path, stat.S_IMODE(os.stat(path).st_mode) | 0o700, None)
             except OSError as exc:
                 raise os_error(exc, path)
 

@@ -491,3 +491,25 @@ def test_a_connection_lost_mid_transfer_leaves_no_partial_file(sshd_server: Sshd
     final = remote if direction == "put" else tmp_path / "back" / "big.bin"
     assert not final.exists()
     wait_for(lambda: leftovers(partial) == [], 10, "the temporary file to be removed")
+
+
+def test_a_read_only_directory_can_be_updated_by_a_later_put(sshd_server: SshdServer, tmp_path: Path,
+                                                             unprivileged_launcher: Any) -> None:
+    # Its mode (no write bit) is copied at the end of the first put; the second must still write into it.
+    base, python = unprivileged_launcher
+    source = tmp_path / "src"
+    (source / "ro").mkdir(parents=True)
+    (source / "ro" / "data").write_text("one\n")
+    (source / "ro").chmod(0o555)
+    config = write_config(tmp_path, f"""
+        import os
+        {runner_line("ssh", base / "ws", extra=f", python={str(python)!r}")}
+        print(runner.put({str(source)!r}, "tree").files_sent)
+        os.utime({str(source / "ro" / "data")!r}, ns=(1, 1_700_000_000_000_000_000))
+        print(runner.put({str(source)!r}, "tree").files_sent)
+    """)
+    done = run(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]
+    assert stat.S_IMODE((base / "ws" / "tree" / "ro").stat().st_mode) == 0o555
+    assert (base / "ws" / "tree" / "ro" / "data").stat().st_mtime_ns == 1_700_000_000_000_000_000
