@@ -196,6 +196,23 @@ def test_plain_progress_shows_a_transfer_that_took_more_than_a_second() -> None:
     assert stream.getvalue().splitlines() == ["parallux: put /b -> r:/b: 3 files, 5.0 MiB in 2.5 s"]
 
 
+def test_live_display_shows_a_transfer_running_for_more_than_a_second() -> None:
+    from rich.console import Console
+
+    from parallux._live import LiveReporter
+    progress = Progress()
+    reporter = LiveReporter(progress)
+    running = Transfer(bytes_sent=1 << 20, _what="put /b -> r:/b", _bytes_total=4 << 20)
+    running._started -= 1.5
+    just_started = Transfer(_what="put /c -> r:/c")
+    for transfer in (running, just_started):
+        progress.transfer(transfer)
+    out = io.StringIO()
+    Console(file=out, width=200).print(reporter.render())
+    assert "put /b -> r:/b: 1.0 MiB of 4.0 MiB, 1.5 s" in out.getvalue()
+    assert "/c" not in out.getvalue()
+
+
 # -- put, get and goal.put on real runners ------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", KINDS)
