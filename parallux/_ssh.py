@@ -41,7 +41,7 @@ import tempfile
 import threading
 import zlib
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 
 LOADER_CACHE = "/etc/ld.so.cache"
@@ -106,7 +106,6 @@ from ._runner import KILL_WAIT, LAUNCHER_PATH, Runner, wait_for_exit
 if TYPE_CHECKING:
     from ._goal import Goal
 
-T = TypeVar("T")
 
 SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
                "connect_timeout", "keepalive", "keepalive_count", "watchdog", "python")
@@ -186,7 +185,7 @@ class SshRunner(Runner):
         if self.client is None:  # a dry run connects nothing, so it knows of no earlier run here
             return [None] * len(work_dirs)
         paths = [posixpath.join(work_dir, RECORD_NAME) for work_dir in work_dirs]
-        return self._in_engine(self._fetch_records, self.client, paths)
+        return self._in_engine_thread(self._fetch_records, self.client, paths)
 
     async def _fetch_records(self, client: LauncherClient, paths: list[str]) -> list[dict[str, Any] | None]:
         chunks = [paths[i:i + RECORDS_PER_REQUEST] for i in range(0, len(paths), RECORDS_PER_REQUEST)]
@@ -199,11 +198,6 @@ class SshRunner(Runner):
             for index in range(len(chunks)):
                 nursery.start_soon(ask, index)
         return [record for answer in answers for record in answer]
-
-    def _in_engine(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        if self._conn is None:
-            raise RunnerError(f"{self.describe()} is not connected")
-        return self._goal._engine.call_async(fn, *args)
 
     # -- lifetime (engine thread) --------------------------------------------------------------------------
 
