@@ -100,8 +100,12 @@ class LauncherClient:
             if written == len(data):
                 return
             data = data[written:]
+        try:
+            self._outbox_send.send_nowait(data)
+        except trio.ClosedResourceError:  # the reader closed it as the stream ended (a transfer's abort on
+            self._closed = True           # the way out, say): nothing can be sent any more
+            return
         self._queued += 1
-        self._outbox_send.send_nowait(data)
 
     async def quit(self) -> None:
         """Ask the launcher to stop everything and exit, then close our end."""
