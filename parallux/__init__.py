@@ -30,12 +30,14 @@ if TYPE_CHECKING:
     from ._handles import Result as Result
     from ._runner import Runner as Runner
     from ._runner import RunnerStatus as RunnerStatus
+    from ._transfer import Transfer as Transfer
     from ._workloads import Workload as Workload
     from ._workloads import workloads as workloads
 
 _LAZY = {
     "goal": "._goal", "Command": "._handles", "Group": "._handles", "Result": "._handles",
-    "Runner": "._runner", "RunnerStatus": "._runner", "Workload": "._workloads", "workloads": "._workloads",
+    "Runner": "._runner", "RunnerStatus": "._runner", "Transfer": "._transfer", "Workload": "._workloads",
+    "workloads": "._workloads",
 }
 
 
@@ -52,7 +54,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "goal", "workloads", "Workload", "Command", "Group", "Result", "Runner", "RunnerStatus",
+    "goal", "workloads", "Workload", "Command", "Group", "Result", "Runner", "RunnerStatus", "Transfer",
     "ParalluxError", "ConfigError", "OutsideRuntimeError", "RunnerError", "CommandError", "CommandFailed",
     "CommandTimeout", "CommandLost", "CommandCancelled", "__version__",
 ]

@@ -170,8 +170,8 @@ class Engine:
             flusher.cancel()
 
     async def _close_runners(self) -> None:
-        """Close every runner at once: an SSH runner's close may wait (for stderr tails still being fetched,
-        up to its CLOSE_WAIT), and a run on several servers must not wait for them one after another."""
+        """Close every runner at once: an SSH runner's close may wait (for its connection to close, up to its
+        CLOSE_WAIT), and a run on several servers must not wait for them one after another."""
         self._closing_runners = True  # a runner that finishes connecting from now on closes itself
         async with trio.open_nursery() as closing:
             for runner in self.runners:

@@ -109,13 +109,15 @@ def describe_failures(results: Sequence[Result], tail_lines: int = 5) -> str:
     if len(results) == 1:
         return describe_failure(results[0], tail_lines)
     parts = [f"{len(results)} commands did not succeed:"]
-    parts += [describe_failure(r, tail_lines) for r in results[:DESCRIBED]]  # each reads a stderr file
+    parts += [describe_failure(r, tail_lines) for r in results[:DESCRIBED]]
     if len(results) > DESCRIBED:
         parts.append(f"... and {len(results) - DESCRIBED} more: " + ", ".join(r.name for r in results[DESCRIBED:]))
     return "\n\n".join(parts)
 
 
 def describe_failure(result: Result, tail_lines: int = 5) -> str:
+    """The paragraph about one failed command. Its stderr tail is the one its launcher sent with the exit
+    event: building an error or a summary reads no file and never waits for a runner."""
     what = {
         "failed": f"exited with status {result.returncode}",
         "timeout": f"timed out after {result.timeout:g} s and was stopped" if result.timeout else "timed out",

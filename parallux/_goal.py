@@ -14,12 +14,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import _options as opt
+from . import _transfer
 from ._cores import parse_core_layout
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError, RunnerError
 from ._handles import Command, Group, Result
 from ._inputs import Fingerprints
 from ._resume import find_completed
 from ._runner import Runner, RunnerStatus
+from ._transfer import Transfer
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -173,6 +175,20 @@ class Goal:
         pool = self._pool
         return [(r.name, "quarantined" if r.quarantined else "idle" if r.alive else "not connected")
                 for r in pool or ()]
+
+    @opt.checked("goal.put()")
+    def put(self, local: str | os.PathLike[str], remote: str | os.PathLike[str]) -> dict[str, Transfer]:
+        """Copy a local file or tree to every runner of the pool at once (a campaign's base files): runner
+        name -> what was sent there. ``remote`` is resolved on each runner as ``runner.put()`` does."""
+        pool = self._current_pool()
+        source = _transfer.local_path(local, "goal.put()")
+        target = _transfer.remote_text(remote, "goal.put()")
+        if self._engine.dry_run:
+            return {runner.name: runner.put(source, target) for runner in pool}  # (a plan line each)
+        try:
+            return self._engine.call_async(_transfer.put_everywhere, list(pool), source, target)
+        except ParalluxError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
+            raise exc.with_traceback(None) from None
 
     @opt.checked("goal.runner_status()")
     def runner_status(self, runner: Runner | str | None = None) -> RunnerStatus | dict[str, RunnerStatus]:

@@ -143,7 +143,7 @@ class Result:
     __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
                  "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
                  "signal", "attempt", "timeout", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check",
-                 "run_id", "attempts", "_kind")
+                 "run_id", "attempts", "stderr_tail_text", "_kind")
 
     def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
         self.command = handle.command
@@ -160,7 +160,7 @@ class Result:
         self.attempt = handle.attempt
         self.status = status
         for key in ("returncode", "start_time", "end_time", "error", "signal", "user_seconds",
-                    "system_seconds", "max_rss_kb"):
+                    "system_seconds", "max_rss_kb", "stderr_tail_text"):
             setattr(self, key, outcome.get(key))
         self.resumed = bool(outcome.get("resumed", False))
         self.run_id: str | None = outcome.get("run_id")  # the run that produced it (set when it is final)
@@ -183,11 +183,18 @@ class Result:
         return self.status == "ok"
 
     def read_stdout(self, errors: str = "replace") -> str:
-        """The command's stdout (fetched from the runner when it is remote)."""
+        """The command's stdout, read by its runner's launcher (wherever the runner is)."""
         return self._read(self.stdout_path, errors)
 
     def read_stderr(self, errors: str = "replace") -> str:
         return self._read(self.stderr_path, errors)
+
+    def read_file(self, name: str, errors: str = "replace") -> str:
+        """A file of the command's work dir (``name`` relative to it), as text."""
+        if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/"):
+            raise ConfigError(f"read_file(): name must be a path inside the work dir (relative, without "
+                              f"'..'), not {name!r}")
+        return self._read(_join(self.work_dir, name), errors)
 
     def _read(self, path: str | None, errors: str) -> str:
         if path is None or self.runner is None or self.status == "planned":
@@ -195,14 +202,11 @@ class Result:
         return self.runner.read_file(path).decode("utf-8", errors)
 
     def stderr_tail(self, lines: int = 5) -> list[str]:
-        """The last lines of stderr, or [] when there are none or they cannot be read."""
-        if self.status in ("planned",) or self.returncode is None and self.status != "timeout":
+        """The last lines of stderr of a command that did not succeed, as its launcher sent them with its exit
+        (so a report never waits for a runner, nor fails because one went away); [] otherwise."""
+        if not self.stderr_tail_text:
             return []
-        try:
-            text = self.read_stderr()
-        except Exception:  # a report must never fail because a file vanished or a runner went away
-            return []
-        return list(deque(text.splitlines(), maxlen=lines))
+        return list(deque(self.stderr_tail_text.splitlines(), maxlen=lines))
 
     def attempt_entry(self) -> dict[str, Any]:
         """This attempt as one entry of ``attempts``."""

@@ -24,6 +24,10 @@ Requests (one line each)::
                                                      (--resume asks for many at once, not file by file)
     {"op": "quit", "grace": 2.0}                     stop everything (TERM, grace, KILL), then exit
 
+File transfers (walk, get, credit, put, data, finish, abort: put/get/read_file need nothing on the runner but
+this launcher) are requests too; see "files" below. Their file data travels in frames: a line saying
+"bytes": N, then N raw bytes.
+
 When stdin closes -- parallux exited, crashed, was killed, or the SSH connection dropped -- the launcher stops
 every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux.
 
@@ -35,12 +39,14 @@ This file is deliberately self-contained: standard library only, Python 3.6 synt
 verbatim to remote hosts whose Python parallux does not control.
 """
 
+import errno
 import json
 import os
 import select
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -51,6 +57,9 @@ RECORD_NAME = "result.json"
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME)
 HISTORY_DIR = ".history"
 RECORD_LIMIT = 1 << 20  # bytes: a record is a few hundred; anything bigger is not one
+READ_SIZE = 1 << 20     # bytes read from stdin at once: file data comes in frames of 512 KiB
+PIPE_SIZE = 1 << 20     # what stdin and stdout pipes are grown to, where they are pipes (fewer wake-ups)
+STDERR_TAIL = 4096      # bytes of stderr sent with the exit event of a command that did not end ok
 EXIT_GRACE = 2.0
 EXIT_FLUSH = 5.0        # seconds the last events get to drain into a slow reader before the launcher exits
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
@@ -89,8 +98,9 @@ class Launcher(object):
         self.groups = set()     # pgids started and perhaps still alive (for the final sweep)
         self.lingering = {}     # pgid -> cgroup (or None) of finished commands that still had live members
         self.runs_seen = set()  # "<run id>." of every mark: the final sweep finds leftovers by it
-        self.inbuf = b""
+        self.frames = Frames()  # what arrives on stdin, split into requests (and their file data)
         self.outbuf = []
+        self.files = Files(self.send)  # put, get, walk: see "files" below
         # With a watchdog, silence from parallux for that long means it is gone even though no EOF came
         # (a half-open SSH connection): stop everything then, as on EOF. parallux pings well within it.
         self.watchdog = None
@@ -104,9 +114,14 @@ class Launcher(object):
 
     # -- I/O -------------------------------------------------------------------------------------------
 
-    def send(self, message):
-        """Queue an event; flush() writes what queued up in one write (one SSH packet, not one per event)."""
+    def send(self, message, payload=None):
+        """Queue an event; flush() writes what queued up in one write (one SSH packet, not one per event).
+        With a payload (file data), the event says "bytes": N and the N raw bytes follow it: a frame."""
+        if payload is not None:
+            message["bytes"] = len(payload)
         self.outbuf.append((json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8"))
+        if payload:
+            self.outbuf.append(payload)
 
     def flush(self):
         """Write what is queued, as far as the stream takes it now. The stream is non-blocking: a reader that
@@ -114,7 +129,8 @@ class Launcher(object):
         the kill deadlines would stop with it. What is not written waits for the stream to drain."""
         if not self.outbuf:
             return
-        data = b"".join(self.outbuf)
+        # (a memoryview: what is left of a large frame is not copied again on every write)
+        data = self.outbuf[0] if len(self.outbuf) == 1 else memoryview(b"".join(self.outbuf))
         try:
             written = os.write(self.outfd, data)
         except (BlockingIOError, InterruptedError):
@@ -138,7 +154,7 @@ class Launcher(object):
 
     def read_requests(self):
         try:
-            chunk = os.read(self.infd, 1 << 16)
+            chunk = os.read(self.infd, READ_SIZE)
         except (BlockingIOError, InterruptedError):  # (stdin may share a non-blocking socket with stdout)
             return
         except OSError:
@@ -147,25 +163,20 @@ class Launcher(object):
             self.running = False
             return
         self.last_input = now()
-        self.inbuf += chunk
-        while b"\n" in self.inbuf:
-            line, self.inbuf = self.inbuf.split(b"\n", 1)
-            if line.strip():
-                self.handle_line(line)
+        for request, payload in self.frames.feed(chunk):
+            self.handle_message(request, payload)
 
-    def handle_line(self, line):
-        try:
-            request = json.loads(line.decode("utf-8"))
-        except ValueError as exc:
-            self.send({"ev": "error", "id": None, "message": "malformed request: %s" % exc})
+    def handle_message(self, request, payload):
+        if isinstance(request, ValueError):
+            self.send({"ev": "error", "id": None, "message": "malformed request: %s" % request})
             return
         try:
-            self.handle(request)
+            self.handle(request, payload)
         except (KeyError, TypeError, AttributeError) as exc:
             self.send({"ev": "error", "id": request.get("id") if isinstance(request, dict) else None,
                        "message": "malformed request: %s: %s" % (type(exc).__name__, exc)})
 
-    def handle(self, request):
+    def handle(self, request, payload=None):
         op = request.get("op")
         if op == "run":
             self.run(request)
@@ -184,6 +195,8 @@ class Launcher(object):
         elif op == "quit":
             self.exit_grace = float(request.get("grace", EXIT_GRACE))
             self.running = False
+        elif op in FILE_OPS:
+            self.files.handle(request, payload)
         else:
             self.send({"ev": "error", "id": request.get("id"), "message": "unknown op %r" % (op,)})
 
@@ -624,7 +637,7 @@ def exit_event(job):
     if signum is None and job.kill_deadline is not None and 128 < returncode < 128 + 65:
         signum = returncode - 128  # sh reports its child's signal death as 128+N: we sent that signal
     ru = job.rusage
-    return {
+    event = {
         "ev": "exit", "id": job.id, "pid": job.pid, "returncode": returncode, "signal": signum,
         "killed": job.kill_deadline is not None, "start": job.start, "end": job.end,
         "status": job.kill_reason if job.kill_reason else ("ok" if returncode == 0 else "failed"),
@@ -632,12 +645,32 @@ def exit_event(job):
         "user_seconds": round(ru.ru_utime, 6), "system_seconds": round(ru.ru_stime, 6),
         "max_rss_kb": ru.ru_maxrss,
     }
+    if event["status"] != "ok":  # what a failure report shows: parallux then never has to fetch a file
+        event["stderr_tail"] = stderr_tail(job.request["work_dir"])
+    return event
+
+
+def stderr_tail(work_dir):
+    """The end of a command's stderr.txt (its last STDERR_TAIL bytes, from the start of a line), or None."""
+    try:
+        fd = os.open(os.path.join(work_dir, "stderr.txt"), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, STDERR_TAIL, max(0, size - STDERR_TAIL)) if size else b""
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", "replace")
+    return text[text.find("\n") + 1:] if size > STDERR_TAIL and "\n" in text else text
 
 
 def write_record(request, event):
     """The completion record beside the outputs: what ran, how it ended, what it cost."""
     record = dict(request.get("record") or {})
-    record.update({k: v for k, v in event.items() if k not in ("ev", "id")})
+    record.update({k: v for k, v in event.items() if k not in ("ev", "id", "stderr_tail")})
     record["command"] = request.get("command_text")
     record["wrapped"] = request.get("wrapped")
     path = os.path.join(request["work_dir"], RECORD_NAME)
@@ -1002,6 +1035,452 @@ def drain(fd):
         pass
 
 
+# -- frames: how requests and events (and the file data between them) are told apart -----------------------
+
+class Frames(object):
+    """Splits a byte stream into messages: one JSON object per line and, after a line that says "bytes": N,
+    the N raw bytes that follow it (a frame: file data travels as itself, not as base64 inside JSON).
+    parallux's side of the protocol (_protocol.py) reads the launcher's events with this same class."""
+
+    def __init__(self):
+        self.line = bytearray()  # the start of a line whose end has not arrived yet
+        self.header = None       # the line of a frame whose bytes are still arriving
+        self.pieces = []         # those bytes so far: views of what arrived, not copies
+        self.missing = 0         # how many are still to come
+
+    def feed(self, data):
+        """The messages that data completes, as (message, payload) pairs: payload None after a plain line,
+        else bytes-like (a memoryview where that saves a copy); message a ValueError for a line that is
+        not JSON."""
+        messages = []
+        start, end = 0, len(data)
+        while start < end or (self.header is not None and not self.missing):
+            if self.header is not None:
+                taken = min(self.missing, end - start)
+                if taken:
+                    self.pieces.append(memoryview(data)[start:start + taken])
+                start += taken
+                self.missing -= taken
+                if not self.missing:
+                    messages.append(self.payload_complete())
+                continue
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                self.line += data[start:]
+                break
+            line = data[start:newline]
+            if self.line:
+                line, self.line = bytes(self.line) + line, bytearray()
+            start = newline + 1
+            if line.strip():
+                self.line_complete(line, messages)
+        return messages
+
+    def line_complete(self, line, messages):
+        try:
+            message = json.loads(line.decode("utf-8"))
+        except ValueError as exc:
+            messages.append((exc, None))
+            return
+        size = message.get("bytes") if isinstance(message, dict) else None
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+            self.header, self.missing = message, size
+        else:
+            messages.append((message, None))
+
+    def payload_complete(self):
+        pieces, self.pieces = self.pieces, []
+        payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        header, self.header = self.header, None
+        return header, payload
+
+
+# -- files: put, get and walk over this same stream ---------------------------------------------------------
+#
+# So that files need nothing on the runner but this launcher (no SFTP subsystem, no scp), they travel as
+# requests and events of the protocol, under an id parallux gives each transfer:
+#
+#   {"op": "walk", "id": 3, "root": "/w/bin", "recursive": true, "window": 4}
+#       -> {"ev": "walk", "id": 3, "entries": [[relpath, kind, size, mtime_ns, mode, target], ...]}  (pages)
+#          {"ev": "end", "id": 3}            the tree's manifest, for the quick check (see walk)
+#   {"op": "get", "id": 4, "root": "/w/out", "files": [relpath, ...], "window": 8, "chunk": 524288}
+#       -> {"ev": "data", "id": 4, "parts": [[index, length, last], ...], "bytes": N} + N bytes, ...
+#          {"ev": "end", "id": 4}
+#   {"op": "credit", "id": 4, "frames": 1}   one more page or data frame of a walk or get may be sent
+#   {"op": "put", "id": 5, "root": "/w/bin", "dirs": [[relpath, mode, mtime_ns], ...],
+#    "files": [[relpath, mode, mtime_ns], ...]}           creates the dirs; answered only if that fails
+#   {"op": "data", "id": 5, "parts": [...], "bytes": N} + N bytes          -> {"ev": "ack", "id": 5}
+#   {"op": "finish", "id": 5, "links": [[relpath, target, mtime_ns], ...],
+#    "attrs": [[relpath, mode, mtime_ns], ...], "dirs": [...]}             -> {"ev": "end", "id": 5}
+#   {"op": "abort", "id": 5}                 forget the transfer; its temporary files are removed
+#
+# A relpath "" is the root itself (a single file). A data frame's parts say whose bytes it carries: index
+# into the transfer's files, length, and whether that file is complete with them; small files go many to a
+# frame, a big one over several. What a transfer makes this launcher send is bounded whatever the size of
+# the tree: a walk or a get sends a page or frame only against credit, which parallux grants as it consumes
+# them; parallux keeps only a few of a put's frames unacknowledged. A transfer that fails ends with
+# {"ev": "end", "id": N, "error": "No space left on device: /w/bin/x", "errno": 28}. The reader and writer
+# below serve parallux too (_transfer.py): it reads what it puts and writes what it gets with them.
+
+FILE_OPS = ("walk", "get", "credit", "put", "data", "finish", "abort")
+CHUNK = 1 << 19      # bytes of file data in a frame, unless the request says otherwise
+MAX_PARTS = 1000     # parts in one frame (a tree of many empty files)
+WALK_PAGE = 1000     # entries in one page of a walk
+NAME_KEPT = 200      # bytes of a file's name kept in its temporary name (a name has at most 255)
+
+
+class Files(object):
+    """The transfers under way on this launcher: walks and gets (streams, sent as credit allows) and puts
+    (writers, fed by data frames)."""
+
+    def __init__(self, send):
+        self.send = send
+        self.streams = {}   # id -> [frames (a generator of (event, payload)), credit left]
+        self.writers = {}   # id -> TreeWriter
+
+    def handle(self, request, payload):
+        transfer = request["id"]
+        try:
+            getattr(self, "do_" + request["op"])(transfer, request, payload)
+        except (OSError, ValueError, LookupError, TypeError) as exc:  # (a malformed request, too)
+            self.fail(transfer, exc)
+
+    def do_walk(self, transfer, request, payload):
+        pages = walk_pages(fs(request["root"]), request.get("recursive", True))
+        self.start_stream(transfer, pages, request)
+
+    def do_get(self, transfer, request, payload):
+        frames = read_frames(fs(request["root"]), request["files"], int(request.get("chunk") or CHUNK))
+        self.start_stream(transfer, frames, request)
+
+    def start_stream(self, transfer, frames, request):
+        self.streams[transfer] = [frames, 0]
+        self.do_credit(transfer, {"frames": request.get("window") or 1}, None)
+
+    def do_credit(self, transfer, request, payload):
+        stream = self.streams.get(transfer)
+        if stream is None:  # it ended (or failed) while this credit was on its way
+            return
+        stream[1] += int(request["frames"])
+        while stream[1] > 0:
+            try:
+                event, data = next(stream[0])
+            except StopIteration:
+                del self.streams[transfer]
+                self.send({"ev": "end", "id": transfer})
+                return
+            event["id"] = transfer
+            self.send(event, data)
+            stream[1] -= 1
+
+    def do_put(self, transfer, request, payload):
+        self.writers[transfer] = TreeWriter(fs(request["root"]), request["files"])
+        self.writers[transfer].make_dirs(request.get("dirs") or [])
+
+    def do_data(self, transfer, request, payload):
+        writer = self.writers.get(transfer)
+        if writer is None:  # it failed: parallux learns that from its end event, not once per frame
+            return
+        writer.write(request["parts"], payload or b"")
+        self.send({"ev": "ack", "id": transfer})
+
+    def do_finish(self, transfer, request, payload):
+        writer = self.writers.get(transfer)
+        if writer is None:
+            return
+        writer.finish(request.get("links") or [], request.get("attrs") or [], request.get("dirs") or [])
+        del self.writers[transfer]
+        self.send({"ev": "end", "id": transfer})
+
+    def do_abort(self, transfer, request, payload):
+        self.drop(transfer)
+
+    def drop(self, transfer):
+        writer = self.writers.pop(transfer, None)
+        if writer is not None:
+            writer.abort()
+        stream = self.streams.pop(transfer, None)
+        if stream is not None:
+            stream[0].close()  # (its open file, if any, is closed)
+
+    def fail(self, transfer, exc):
+        self.drop(transfer)
+        self.send({"ev": "end", "id": transfer, "error": describe_os_error(exc),
+                   "errno": getattr(exc, "errno", None)})
+
+    def abandon(self):
+        """The launcher is ending: what unfinished puts wrote under temporary names is removed."""
+        for transfer in list(self.writers) + list(self.streams):
+            self.drop(transfer)
+
+
+def grow_pipes(*fds):
+    """Grow the pipes the launcher talks through (Linux: 64 KiB by default) so that file data moves in
+    fewer, larger reads and writes on both sides; left as they are where that is not possible."""
+    for fd in fds:
+        try:
+            import fcntl  # (here: a Python without fcntl must still run the launcher)
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        except (ImportError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size: keep the default
+            pass
+
+
+def fs(text):
+    """A path from the wire (a str) as the bytes the system calls take: UTF-8 whatever this Python's locale,
+    and the bytes of a name that is not UTF-8 passed through as they came (surrogateescape)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def wire(path):
+    """A path (bytes) as a str for the wire: the inverse of fs()."""
+    return path.decode("utf-8", "surrogateescape")
+
+
+def join(root, rel):
+    return root if not rel else root.rstrip(b"/") + b"/" + rel
+
+
+def os_error(exc, path):
+    """exc, naming path as parallux would (a str, even for a name that is not UTF-8)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror, wire(path))
+    return exc
+
+
+def walk(root, recursive=True):
+    """A tree's entries, each [relpath, kind, size, mtime_ns, mode, target]: kind "f" (a file), "d" (a
+    directory), "l" (a symlink; target is what it points to) or "o" (anything else); mode without the file
+    type bits. The root comes first, as relpath "": followed if it is a symlink (``put("bin", ...)`` of a
+    link to a directory copies the directory), whereas every symlink below it is an entry of its own. A
+    directory comes before what it holds. Raises OSError naming the path that could not be read."""
+    try:
+        info = os.stat(root)
+    except OSError as exc:
+        raise os_error(exc, root)
+    yield entry(b"", info, None)
+    if not recursive or not stat.S_ISDIR(info.st_mode):
+        return
+    pending = [b""]
+    while pending:
+        rel = pending.pop()
+        where = join(root, rel)
+        try:
+            with os.scandir(where) as items:
+                for item in items:
+                    child = join(rel, item.name) if rel else item.name
+                    info = item.stat(follow_symlinks=False)
+                    link = os.readlink(item.path) if stat.S_ISLNK(info.st_mode) else None
+                    yield entry(child, info, link)
+                    if stat.S_ISDIR(info.st_mode):
+                        pending.append(child)
+        except OSError as exc:
+            raise os_error(exc, exc.filename if isinstance(exc.filename, bytes) else where)
+
+
+def entry(rel, info, link):
+    mode = info.st_mode
+    kind = "f" if stat.S_ISREG(mode) else "d" if stat.S_ISDIR(mode) else "l" if link is not None else "o"
+    return [wire(rel), kind, info.st_size if kind == "f" else 0, info.st_mtime_ns, stat.S_IMODE(mode),
+            wire(link) if link is not None else None]
+
+
+def walk_pages(root, recursive):
+    page = []
+    for item in walk(root, recursive):
+        page.append(item)
+        if len(page) == WALK_PAGE:
+            yield {"ev": "walk", "entries": page}, None
+            page = []
+    if page:
+        yield {"ev": "walk", "entries": page}, None
+
+
+def read_frames(root, files, chunk):
+    reader = TreeReader(root, files, chunk)
+    try:
+        while True:
+            frame = reader.next_frame()
+            if frame is None:
+                return
+            yield {"ev": "data", "parts": frame[0]}, frame[1]
+    finally:
+        reader.close()
+
+
+class TreeReader(object):
+    """Reads files of a tree, in order, as the payloads of data frames of at most chunk bytes; never more
+    than one frame in memory."""
+
+    def __init__(self, root, files, chunk):
+        self.root = root
+        self.files = files  # relpaths under root
+        self.chunk = chunk
+        self.index = 0
+        self.fd = None
+        self.left = 0       # bytes still to read of the open file: its size when it was opened
+
+    def next_frame(self):
+        """(parts, payload), or None once every file was read. A file is read up to the size it had when it
+        was opened: one that grows meanwhile is cut there, one that shrinks ends early."""
+        parts, pieces, room = [], [], self.chunk
+        while self.index < len(self.files) and room > 0 and len(parts) < MAX_PARTS:
+            if self.fd is None:
+                self.open_next()
+            try:
+                data = os.read(self.fd, min(room, self.left)) if self.left else b""
+            except OSError as exc:
+                raise os_error(exc, self.path())
+            self.left -= len(data)
+            last = not data or not self.left
+            parts.append([self.index, len(data), last])
+            pieces.append(data)
+            room -= len(data)
+            if last:
+                self.close()
+                self.index += 1
+        return (parts, b"".join(pieces)) if parts else None
+
+    def path(self):
+        return join(self.root, fs(self.files[self.index]))
+
+    def open_next(self):
+        path = self.path()
+        try:
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self.left = os.fstat(self.fd).st_size
+        except OSError as exc:
+            self.close()
+            raise os_error(exc, path)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class TreeWriter(object):
+    """Writes the files of a tree from data frames. Each file is written under a temporary name in its own
+    directory (``.NAME.XXXXXXXX.parallux``) and renamed when it is complete, with its mode and mtime: no
+    partial file ever has the final name. abort() removes the temporary files of what was not complete."""
+
+    def __init__(self, root, files):
+        self.root = root
+        self.files = files  # [[relpath, mode, mtime_ns], ...], which the frames' parts index
+        self.open = {}      # index -> [fd (None once closed), temporary path]
+
+    def path_of(self, rel):
+        name = fs(rel)
+        if name and (name.startswith(b"/") or any(p in (b"", b".", b"..") for p in name.split(b"/"))):
+            raise ValueError("not a path inside the tree: %r" % (rel,))
+        return join(self.root, name)
+
+    def make_dirs(self, dirs):
+        """The root's parents, then these directories ([relpath, mode, mtime_ns], parents first), created
+        where missing with room for the owner to write; their own modes are set by finish()."""
+        parent = os.path.dirname(self.root.rstrip(b"/"))
+        try:
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, parent)
+        for rel, mode, _ in dirs:
+            path = self.path_of(rel)
+            try:
+                os.mkdir(path, mode | 0o700)
+            except FileExistsError:
+                if not os.path.isdir(path):
+                    raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)", wire(path))
+                if not os.access(path, os.W_OK | os.X_OK):  # copied read-only last time: writable until finish()
+                    set_attributes(path, stat.S_IMODE(os.stat(path).st_mode) | 0o700, None)
+            except OSError as exc:
+                raise os_error(exc, path)
+
+    def write(self, parts, payload):
+        view = memoryview(payload)
+        offset = 0
+        for index, length, last in parts:
+            path = self.path_of(self.files[index][0])
+            try:
+                if index not in self.open:
+                    self.create(index, path)
+                fd = self.open[index][0]
+                piece = view[offset:offset + length]
+                while piece:
+                    piece = piece[os.write(fd, piece):]
+                if last:
+                    self.complete(index, path)
+            except OSError as exc:
+                raise os_error(exc, path)
+            offset += length
+
+    def create(self, index, path):
+        temp = temporary_name(path)
+        self.open[index] = [os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                                    0o600), temp]
+
+    def complete(self, index, path):
+        _, mode, mtime = self.files[index]
+        state = self.open[index]
+        fd, state[0] = state[0], None
+        try:
+            os.fchmod(fd, mode)
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)
+        os.rename(state[1], path)
+        del self.open[index]
+
+    def finish(self, links, attrs, dirs):
+        """Symlinks (made aside and renamed over what is there), the modes of files that were the same but
+        for their mode, then the directories' modes and mtimes, deepest first: writing into a directory
+        changes its mtime, so its own comes last."""
+        for rel, target, mtime in links:
+            path = self.path_of(rel)
+            temp = temporary_name(path)
+            try:
+                os.symlink(fs(target), temp)
+                try:
+                    os.rename(temp, path)
+                except OSError:
+                    os.unlink(temp)
+                    raise
+            except OSError as exc:
+                raise os_error(exc, path)
+            try:
+                os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+            except (NotImplementedError, OSError):  # (a system without lutimes: the link's time is kept)
+                pass
+        for rel, mode, _ in attrs:
+            set_attributes(self.path_of(rel), mode, None)
+        for rel, mode, mtime in sorted(dirs, reverse=True):
+            set_attributes(self.path_of(rel), mode, mtime)
+
+    def abort(self):
+        for fd, temp in self.open.values():
+            try:
+                if fd is not None:
+                    os.close(fd)
+                os.unlink(temp)
+            except OSError:
+                pass
+        self.open = {}
+
+
+def temporary_name(path):
+    head, name = os.path.split(path)
+    return os.path.join(head, b"." + name[:NAME_KEPT] + b"." + os.urandom(4).hex().encode() + b".parallux")
+
+
+def set_attributes(path, mode, mtime):
+    try:
+        os.chmod(path, mode)
+        if mtime is not None:
+            os.utime(path, ns=(mtime, mtime))
+    except OSError as exc:
+        raise os_error(exc, path)
+
+
 # -- facts about this machine -----------------------------------------------------------------------------
 
 def hello():
@@ -1103,13 +1582,17 @@ def main():
     if child:
         guard(child)  # never returns
     launcher = Launcher(sys.stdin.fileno(), sys.stdout.fileno())
+    grow_pipes(launcher.infd, launcher.outfd)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # end the loop; serve() then stops everything
         signal.signal(sig, lambda *_: launcher.stop_serving())
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != guardian:  # the guardian died before the line above
         launcher.stop_serving()
     become_subreaper()
-    launcher.serve()
+    try:
+        launcher.serve()
+    finally:
+        launcher.files.abandon()  # a transfer cut short leaves no temporary file behind
     return 0
 
 

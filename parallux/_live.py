@@ -24,7 +24,8 @@ from rich.live import Live
 from rich.text import Text
 
 from ._handles import FAILED_STATUSES, Command, Result
-from ._progress import FailureDigest, Progress, format_seconds, quarantine_notice
+from ._progress import FailureDigest, Progress, format_seconds, quarantine_notice, transfer_line
+from ._transfer import SHOWN_AFTER
 
 REFRESH_SECONDS = 0.2
 SHOWN_PER_RUNNER = 3
@@ -123,8 +124,11 @@ class LiveReporter:
             done, cancelled = progress.statuses["ok"], progress.statuses["cancelled"]
             elapsed, eta = progress.elapsed, progress.eta()
             commands = list(progress.running_now.values())
+            transfers = [t for t in progress.transfers if t._seconds >= SHOWN_AFTER]
         lines = [counts_line(done, running, failed, timed_out, queued, cancelled, elapsed, eta)]
         if not self._stopped:
+            lines += [Text(f"  {transfer_line(t)}", style="cyan", no_wrap=True, overflow="ellipsis")
+                      for t in transfers]
             lines += self._running_lines(commands)
         return Group(*lines)
 

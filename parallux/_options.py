@@ -258,13 +258,6 @@ def path(value: object, what: str) -> str | None:
     return value
 
 
-def required_path(value: object, what: str) -> str:
-    text = path(value, what)
-    if text is None:
-        raise ConfigError(f"{what} must be a path (str), not None")
-    return text
-
-
 def work_relpath(value: object) -> str:
     """A work_relpath: relative, without '..', normalised (``a//b/./c/`` -> ``a/b/c``)."""
     text = path(value, "work_relpath")

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from ._errors import describe_failure
 from ._handles import FAILED_STATUSES, Command, Result
+from ._transfer import SHOWN_AFTER, Transfer
 
 SHOWN_IN_SUMMARY = 5   # failures described in full in the summary (after the lines by cause)
 SHOWN_CAUSES = 10
@@ -44,6 +45,7 @@ class Progress:
         self.all_failures: list[Result] = []   # grouped by cause at the end (results are kept anyway)
         self.failure_count = 0
         self.running_now: dict[int, Command] = {}
+        self.transfers: list[Transfer] = []  # put()s and get()s under way
         self.lock = threading.Lock()
         self.listeners: list[Any] = []
 
@@ -68,6 +70,16 @@ class Progress:
                 self.quarantined[details["runner"].name] = details["runner"].quarantined
         for listener in self.listeners:
             listener(event, command, **details)
+
+    def transfer(self, transfer: Transfer) -> None:
+        """A put() or get() started or ended (the engine calls this on every observer that has it)."""
+        with self.lock:
+            if transfer._ended is None:
+                self.transfers.append(transfer)
+            elif transfer in self.transfers:
+                self.transfers.remove(transfer)
+        for listener in self.listeners:
+            listener("transfer", None, transfer=transfer)
 
     def _finished(self, command: Command, result: Result) -> None:
         if command.seq in self.running_now:
@@ -129,6 +141,27 @@ class Progress:
         with self.lock:
             return {"counts": dict(self.statuses), "elapsed": round(self.elapsed, 3), "retries": self.retries,
                     "resumed": self.resumed, "busy_seconds": {k: round(v, 3) for k, v in self.busy_seconds.items()}}
+
+
+def format_bytes(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    size = float(count)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def transfer_line(transfer: Transfer) -> str:
+    """A transfer as the progress display shows it."""
+    if transfer._ended is None:
+        return (f"{transfer._what}: {format_bytes(transfer.bytes_sent)} of {format_bytes(transfer._bytes_total)}, "
+                f"{format_seconds(transfer._seconds)}")
+    skipped = f" ({transfer.files_skipped} unchanged)" if transfer.files_skipped else ""
+    return (f"{transfer._what}: {transfer.files_sent} file{'' if transfer.files_sent == 1 else 's'}{skipped}, "
+            f"{format_bytes(transfer.bytes_sent)} in {format_seconds(transfer._seconds)}")
 
 
 def format_seconds(seconds: float) -> str:
@@ -245,6 +278,10 @@ class PlainReporter:
                 self._failures.put((event, command, result))
         elif event == "quarantined" and result is not None:
             self._failures.put((event, command, result))  # (even with -q: it changes where commands run)
+        elif event == "transfer" and not self.quiet:
+            transfer = details["transfer"]
+            if transfer._ended is not None and transfer._seconds >= SHOWN_AFTER:
+                self.emit(f"parallux: {transfer_line(transfer)}")
         elif event == "retrying" and result is not None and not self.quiet:
             self._retries_seen[result.status, result.returncode] += 1
             seen = self._retries_seen[result.status, result.returncode]

@@ -2,7 +2,9 @@
 
 This is the one seam between the engine and every runner: a local runner hands it the pipes of a launcher
 child process, an SSH runner the ends of one SSH channel, and a test double an in-memory stream. The client
-never knows which. See ``_launcher.py`` for the messages.
+never knows which. See ``_launcher.py`` for the messages. File transfers (``_transfer.py``) are requests
+too: frames of raw file data, each announced by its line (``"bytes": N``), and the events of a transfer go
+to that transfer's own channel (:meth:`LauncherClient.open_transfer`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from typing import Any, Callable
 import trio
 
 from ._errors import RunnerError
+from ._launcher import Frames
 
 
 WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
+READ_SIZE = 1 << 18  # bytes asked of the stream at once (file data comes in frames of up to 512 KiB)
+TRANSFER_EVENTS = ("walk", "data", "ack", "end")
+TransferEvent = tuple[dict[str, Any], bytes | None]  # an event of a transfer, and its payload (file data)
 
 
 class Job:
@@ -44,6 +50,7 @@ class LauncherClient:
         self._receive_stream = receive_stream
         self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
         self._jobs: dict[int, Job] = {}
+        self._transfers: dict[int, trio.MemorySendChannel[TransferEvent]] = {}
         self._next_id = 0
         self._hello: dict[str, Any] | None = None
         self._hello_event = trio.Event()
@@ -74,12 +81,17 @@ class LauncherClient:
             await trio.sleep(self.watchdog / 6)
             await self.ping()
 
-    def post(self, message: dict[str, Any]) -> None:
+    def post(self, message: dict[str, Any], payload: bytes | None = None) -> None:
         """Send a request: at once if the transport takes it without blocking and nothing is queued before it,
-        else through the writer task, which sends what queued up in batches."""
+        else through the writer task, which sends what queued up in batches. With a payload (file data) the
+        request is a frame: its line says ``"bytes": N`` and the N bytes follow."""
         if self.gone is not None or self._closed:  # e.g. a second Ctrl-C's hard quit after quit(): dropped
             return
+        if payload is not None:
+            message = dict(message, bytes=len(payload))
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        if payload:
+            data += payload
         if self._write_now is not None and not self._queued:
             try:
                 written = self._write_now(data)
@@ -88,8 +100,12 @@ class LauncherClient:
             if written == len(data):
                 return
             data = data[written:]
+        try:
+            self._outbox_send.send_nowait(data)
+        except trio.ClosedResourceError:  # the reader closed it as the stream ended (a transfer's abort on
+            self._closed = True           # the way out, say): nothing can be sent any more
+            return
         self._queued += 1
-        self._outbox_send.send_nowait(data)
 
     async def quit(self) -> None:
         """Ask the launcher to stop everything and exit, then close our end."""
@@ -119,17 +135,16 @@ class LauncherClient:
                     pass
 
     async def _read_loop(self, scope: trio.CancelScope) -> None:
-        buffer = b""
+        frames = Frames()
         try:
             while True:
-                chunk = await self._receive_stream.receive_some(1 << 16)
+                chunk = await self._receive_stream.receive_some(READ_SIZE)
                 if not chunk:
                     break
-                buffer += chunk
-                if b"\n" in buffer:
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        self._dispatch(json.loads(line))
+                for event, payload in frames.feed(chunk):
+                    if isinstance(event, ValueError):
+                        raise event
+                    self._dispatch(event, payload)
             self._lost("the launcher exited")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._lost(f"connection lost: {exc}")
@@ -145,10 +160,15 @@ class LauncherClient:
             job.ended.set()
         for pong in self._pongs:
             pong.set()
+        for channel in self._transfers.values():
+            channel.close()  # its transfer then sees the end of its events without an "end": lost
+        self._transfers.clear()
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
+    def _dispatch(self, event: dict[str, Any], payload: bytes | None = None) -> None:
         kind = event.get("ev")
-        if kind == "hello":
+        if event.get("id") in self._transfers and (kind in TRANSFER_EVENTS or kind == "error"):
+            self._to_transfer(event, payload)
+        elif kind == "hello":
             self._hello = event
             self._hello_event.set()
         elif kind == "pong":
@@ -189,6 +209,33 @@ class LauncherClient:
             why = self.gone or (event or {}).get("message") or "no answer"
             raise RunnerError(f"{self.description}: cannot read completion records: {why}")
         return [record if isinstance(record, dict) else None for record in event["records"]]
+
+    def open_transfer(self, request: dict[str, Any]) -> tuple[int, trio.MemoryReceiveChannel[TransferEvent]]:
+        """Post the first request of a file transfer under a new id; the transfer's events (pages, data
+        frames, acks, its end) arrive, with their payloads, on the returned channel, which simply ends if
+        the launcher goes away. The transfer's flow control is its own business (see ``_transfer``)."""
+        self._next_id += 1
+        # Unbounded, but a launcher sends a transfer only what the transfer asked for (window and credit).
+        send, receive = trio.open_memory_channel[TransferEvent](math.inf)
+        if self.gone is not None:
+            send.close()
+        else:
+            self._transfers[self._next_id] = send
+            self.post(dict(request, id=self._next_id))
+        return self._next_id, receive
+
+    def close_transfer(self, transfer: int) -> None:
+        """Stop routing a transfer's events (it ended, or is given up: then its launcher is told to abort)."""
+        channel = self._transfers.pop(transfer, None)
+        if channel is not None:
+            channel.close()
+            self.post({"op": "abort", "id": transfer})
+
+    def _to_transfer(self, event: dict[str, Any], payload: bytes | None) -> None:
+        transfer = event["id"]
+        self._transfers[transfer].send_nowait((event, payload))
+        if event["ev"] in ("end", "error"):
+            self._transfers.pop(transfer).close()
 
     def forget(self, job_id: int) -> None:
         """Stop tracking a job whose end the launcher never confirmed (its runner is being given up)."""

@@ -16,22 +16,24 @@ import signal
 import subprocess
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, TypeVar
 
 import trio
 
 from . import _options as opt
-from . import _prespawn
+from . import _prespawn, _transfer
 from ._cores import CoreAllocator, CoreLayout, Lease, format_cores
-from ._errors import ConfigError, RunnerError
+from ._errors import ConfigError, ParalluxError, RunnerError
 from ._handles import Command, Result, env_of
 from ._launcher import RECORD_NAME, read_record
 from ._protocol import WATCHDOG, Job, LauncherClient
+from ._transfer import Transfer
 
 if TYPE_CHECKING:
     from ._engine import Engine
     from ._goal import Goal
 
+T = TypeVar("T")
 LAUNCHER_PATH = _prespawn.LAUNCHER_PATH
 Launched = tuple[int, Job]  # a launched command: its request id and the job that reports its end
 _RUNNER_NUMBERS = itertools.count(1)
@@ -144,10 +146,43 @@ class Runner:
     def available_core_count(self, numa_node: int | None = None) -> int:
         return self._status(numa_node).available_core_count
 
-    def read_file(self, path: str) -> bytes:
-        """A file from this runner's filesystem (a result's stdout, say)."""
-        with open(opt.required_path(path, "path"), "rb") as f:
-            return f.read()
+    # -- files, main thread (see _transfer) -------------------------------------------------------------
+
+    def put(self, local: str | os.PathLike[str], remote: str | os.PathLike[str]) -> Transfer:
+        """Copy a local file or directory tree to this runner, over its launcher; what is already there
+        with the same size and mtime is skipped. See docs/reference.md ("Files on runners")."""
+        source = _transfer.local_path(local, f"{self.name}.put()")
+        target = self._remote_path(_transfer.remote_text(remote, f"{self.name}.put()"))
+        if self._goal._engine.dry_run:
+            print(f"put {source} -> {self.name}:{target}", flush=True)
+            return Transfer()
+        return self._in_engine_thread(_transfer.put, self, source, target)
+
+    def get(self, remote: str | os.PathLike[str], local: str | os.PathLike[str]) -> Transfer:
+        """Copy a file or directory tree of this runner here (the mirror of :meth:`put`)."""
+        source = self._remote_path(_transfer.remote_text(remote, f"{self.name}.get()"))
+        target = _transfer.local_path(local, f"{self.name}.get()")
+        if self._goal._engine.dry_run:
+            print(f"get {self.name}:{source} -> {target}", flush=True)
+            return Transfer()
+        return self._in_engine_thread(_transfer.get, self, source, target)
+
+    def read_file(self, path: str | os.PathLike[str]) -> bytes:
+        """A file of this runner's (a result's stdout, say), read by its launcher; ``b""`` in a dry run."""
+        where = self._remote_path(_transfer.remote_text(path, f"{self.name}.read_file()", "path"))
+        if self._goal._engine.dry_run:
+            return b""
+        return self._in_engine_thread(_transfer.read, self, where)
+
+    def _remote_path(self, text: str) -> str:
+        """A path on this runner made absolute: relative ones are in its workspace, ``~`` is its home."""
+        return _transfer.resolve_remote(text, self.workspace, self.facts.get("home", "~"))
+
+    def _in_engine_thread(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        try:
+            return self._goal._engine.call_async(fn, *args)
+        except ParalluxError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
+            raise exc.with_traceback(None) from None
 
     def _records_in(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         """The completion records (result.json) in these work dirs, None where there is none (--resume)."""
@@ -330,7 +365,7 @@ class Runner:
         return Result(command, event["status"], returncode=event["returncode"], start_time=event["start"],
                       end_time=event["end"], signal=event.get("signal"),
                       user_seconds=event.get("user_seconds"), system_seconds=event.get("system_seconds"),
-                      max_rss_kb=event.get("max_rss_kb"))
+                      max_rss_kb=event.get("max_rss_kb"), stderr_tail_text=event.get("stderr_tail"))
 
 
 def _cpus(cores: Iterable[int]) -> str:

@@ -8,7 +8,7 @@ host and its user's shell does not matter. The channel's stdin/stdout become the
 speaks the same JSON-lines protocol through it as with a local runner. Commands are requests to that
 launcher, not SSH sessions: no login shell per command, no ``MaxSessions`` ceiling, and when the connection
 drops -- or parallux dies -- the remote launcher reads EOF and stops every command it started. Files
-(``read_file``, ``put``, ``get``) go over SFTP on the same connection.
+(``read_file``, ``put``, ``get``) are launcher requests too (``_transfer.py``): no SFTP subsystem needed.
 
 asyncssh is an asyncio library and the engine is Trio; trio-asyncio bridges them. Each SSH runner opens its
 own trio-asyncio loop inside its ``serve`` task (in the engine's services nursery): the loop lives exactly as
@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ctypes.util
-import errno
 import functools
 import math
 import os
@@ -42,7 +41,7 @@ import tempfile
 import threading
 import zlib
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 
 LOADER_CACHE = "/etc/ld.so.cache"
@@ -103,15 +102,11 @@ from ._errors import ConfigError, RunnerError, leaf_errors
 from ._launcher import RECORD_NAME
 from ._options import SSH_OPTIONS, check_option_names
 from ._protocol import LauncherClient
-from ._runner import KILL_WAIT, LAUNCHER_PATH, Launched, Runner, wait_for_exit
+from ._runner import KILL_WAIT, LAUNCHER_PATH, Runner, wait_for_exit
 
 if TYPE_CHECKING:
-    from ._cores import Lease
-    from ._engine import Engine
     from ._goal import Goal
-    from ._handles import Command, Result
 
-T = TypeVar("T")
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
 DEFAULT_KEEPALIVE = 15.0      # seconds between keepalive probes on an idle connection
@@ -120,8 +115,6 @@ DEFAULT_PYTHONS = ("/usr/bin/python3", "python3")  # the launcher's interpreter 
 HELLO_WAIT = 60.0             # seconds for a starting launcher to answer its first hello
 TOO_OLD_STATUS = 86           # the boot command's exit status for a Python older than 3.6
 STDERR_KEPT = 8192            # bytes of the remote launcher's stderr kept for error messages
-STDERR_TAIL_KEPT = 4096       # bytes of a failed command's stderr kept for the report after the run
-KEPT_TAILS = 50               # failed commands per runner whose stderr tail is kept (the summary shows 20)
 PRELUDE_LIMIT = 1 << 20       # login-shell chatter tolerated on stdout before the launcher's hello
 HELLO_PREFIX = b'{"ev":"hello"'
 EXIT_WAIT = 2.0               # how long to wait for the exit status of a launcher that stopped early
@@ -153,7 +146,7 @@ def _shell_word(word: str) -> str:
 
 
 class SshRunner(Runner):
-    """A runner on another machine: one SSH connection, one remote launcher, SFTP for files."""
+    """A runner on another machine: one SSH connection, one remote launcher."""
 
     kind = "ssh"
 
@@ -170,14 +163,8 @@ class SshRunner(Runner):
         self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
         self._aio_loop: Any = None
         self._conn: Any = None
-        self._sftp_client: Any = None
-        self._sftp_lock: trio.Lock | None = None
         self._abort_timer: Any = None
         self._proxy: _ProxyCommand | None = None
-        self._stderr_tails: dict[str, bytes] = {}
-        self._tails_fetched = 0
-        self._tails_pending = 0            # stderr tails being fetched: closing waits for them
-        self._tails_idle: trio.Event | None = None
 
     def describe(self) -> str:
         user, host, port = self._address
@@ -189,23 +176,15 @@ class SshRunner(Runner):
         """``--dry-run`` opens no connection: the remote core count is unknown, paths stay relative to ``~``."""
         return {"logical_cores": None, "home": "~", "cwd": "", "numactl": "numactl"}
 
-    # -- files (main thread) -----------------------------------------------------------------------------
-
-    def read_file(self, path: str) -> bytes:
-        """A file on the remote host, over SFTP (after the run: the kept stderr tail of a failed command)."""
-        if self._conn is None:
-            if path in self._stderr_tails:
-                return self._stderr_tails[path]
-            raise RunnerError(f"{self.describe()} is not connected: cannot read {path}")
-        return self._in_engine(self._sftp_call, _aio_read, path, None)
+    # -- completion records (main thread) ---------------------------------------------------------------
 
     def _records_in(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         """Read by the remote launcher, RECORDS_PER_REQUEST to a request and the requests all in flight at
-        once: a resume of thousands of commands costs a few round trips, not an SFTP read for each."""
+        once: a resume of thousands of commands costs a few round trips, not a file read for each."""
         if self.client is None:  # a dry run connects nothing, so it knows of no earlier run here
             return [None] * len(work_dirs)
         paths = [posixpath.join(work_dir, RECORD_NAME) for work_dir in work_dirs]
-        return self._in_engine(self._fetch_records, self.client, paths)
+        return self._in_engine_thread(self._fetch_records, self.client, paths)
 
     async def _fetch_records(self, client: LauncherClient, paths: list[str]) -> list[dict[str, Any] | None]:
         chunks = [paths[i:i + RECORDS_PER_REQUEST] for i in range(0, len(paths), RECORDS_PER_REQUEST)]
@@ -219,22 +198,6 @@ class SshRunner(Runner):
                 nursery.start_soon(ask, index)
         return [record for answer in answers for record in answer]
 
-    def put(self, local: str | os.PathLike[str], remote: str) -> None:
-        """Copy a local file or directory to the remote host; a relative ``remote`` is from the login dir."""
-        source = os.fspath(local)
-        if not os.path.exists(source):
-            raise FileNotFoundError(errno.ENOENT, "no such local file", source)
-        self._in_engine(self._sftp_call, _aio_put, _sftp_path(remote), source)
-
-    def get(self, remote: str, local: str | os.PathLike[str]) -> None:
-        """Copy a remote file or directory here; a relative ``remote`` is from the remote login dir."""
-        self._in_engine(self._sftp_call, _aio_get, _sftp_path(remote), os.fspath(local))
-
-    def _in_engine(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        if self._conn is None:
-            raise RunnerError(f"{self.describe()} is not connected")
-        return self._goal._engine.call_async(fn, *args)
-
     # -- lifetime (engine thread) --------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -242,7 +205,6 @@ class SshRunner(Runner):
         """Connect, start the launcher over one channel, and yield that channel as two Trio streams."""
         async with trio_asyncio.open_loop() as loop:
             self._aio_loop = loop
-            self._sftp_lock = trio.Lock()
             self._conn = await self._connect()
             try:
                 pipe, output, python = await self._start_launcher(self._conn)
@@ -257,14 +219,7 @@ class SshRunner(Runner):
                     await self._disconnect()
 
     async def _close(self) -> None:
-        """Ask the launcher to quit; if the connection went silent, abort it rather than wait forever.
-
-        Stderr tails still being fetched finish first (within CLOSE_WAIT): the connection ends with the
-        launcher, and the report after the run shows those tails."""
-        if self._tails_pending:
-            self._tails_idle = trio.Event()
-            with trio.move_on_after(CLOSE_WAIT):
-                await self._tails_idle.wait()
+        """Ask the launcher to quit; if the connection went silent, abort it rather than wait forever."""
         await super()._close()
         if self._conn is not None and self._aio_loop is not None:
             self._abort_timer = self._aio_loop.call_later(KILL_WAIT, self._conn.abort)
@@ -370,7 +325,7 @@ class SshRunner(Runner):
         return f"{self.describe()}: the launcher {ended} before it started (python={python!r}).{said}"
 
     async def _disconnect(self) -> None:
-        conn, self._conn, self._sftp_client = self._conn, None, None
+        conn, self._conn = self._conn, None
         if self._abort_timer is not None:
             self._abort_timer.cancel()
         if conn is None:
@@ -384,55 +339,6 @@ class SshRunner(Runner):
     def _aio(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """An asyncio-flavoured callable, made awaitable from any Trio task of the engine."""
         return trio_asyncio.aio_as_trio(fn, loop=self._aio_loop)
-
-    # -- commands (engine thread) -----------------------------------------------------------------------
-
-    async def _execute(self, engine: Engine, command: Command, lease: Lease | None,
-                       launched: Launched | None) -> Result:
-        """Run as any runner does; keep a failed command's stderr tail for the report after the run.
-
-        The tail is fetched by a task of its own, so the command's slot and cores are free at once (the
-        report reads it after the run, when the connection is closed). Only the first KEPT_TAILS failures
-        are kept: the summary shows no more than that."""
-        result = await super()._execute(engine, command, lease, launched)
-        if (result.status in ("failed", "timeout") and result.stderr_path is not None
-                and self._tails_fetched < KEPT_TAILS):
-            self._tails_fetched += 1
-            self._tails_pending += 1
-            engine._services_nursery().start_soon(self._keep_stderr_tail, result.stderr_path)
-        return result
-
-    async def _keep_stderr_tail(self, path: str) -> None:
-        with trio.move_on_after(CLOSE_WAIT) as scope:
-            scope.shield = True  # the result is already known: a cancel must not turn it into "cancelled"
-            try:
-                self._stderr_tails[path] = await self._sftp_call(_aio_read, path, STDERR_TAIL_KEPT)
-            except Exception:  # best effort, in a task of the engine's own: it must never end the run
-                pass
-            finally:
-                self._tails_pending -= 1
-                if not self._tails_pending and self._tails_idle is not None:
-                    self._tails_idle.set()
-
-    async def _sftp_call(self, fn: Callable[..., Awaitable[T]], remote: str, *args: Any) -> T:
-        """Run an asyncio-flavoured SFTP helper; its errors become OSError (file) or RunnerError (link)."""
-        try:
-            return await self._aio(fn)(await self._sftp(), remote, *args)
-        except asyncssh.SFTPError as exc:
-            raise _sftp_os_error(exc, remote) from None
-        except (OSError, asyncssh.Error) as exc:
-            if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
-                raise
-            raise RunnerError(f"{self.describe()}: file transfer failed: {_reason(exc)}") from None
-
-    async def _sftp(self) -> Any:
-        assert self._sftp_lock is not None
-        async with self._sftp_lock:
-            if self._sftp_client is None:
-                if self._conn is None:
-                    raise RunnerError(f"{self.describe()} is not connected")
-                self._sftp_client = await self._aio(self._conn.start_sftp_client)()
-        return self._sftp_client
 
 
 class _ProxyCommand:
@@ -609,18 +515,23 @@ class _LauncherOutput(trio.abc.ReceiveStream):
         self._pipe = pipe
         self._description = description
         self._pending = b""
+        self._taken = 0  # bytes of _pending already returned (file data comes by the MiB: no re-slicing it)
         self._prelude: bytes | None = b""  # None once the hello was seen
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         limit = max_bytes or 1 << 16
-        while not self._pending:
+        while self._taken >= len(self._pending):
             try:
                 chunk = await self._pipe.stdout.receive()
             except (trio.EndOfChannel, trio.ClosedResourceError):
                 await self._raise_if_broken()
                 return b""
-            self._pending = self._past_prelude(chunk + self._more())
-        data, self._pending = self._pending[:limit], self._pending[limit:]
+            self._pending, self._taken = self._past_prelude(b"".join([chunk, *self._more()])), 0
+        if not self._taken and len(self._pending) <= limit:
+            data, self._pending = self._pending, b""
+            return data
+        data = self._pending[self._taken:self._taken + limit]
+        self._taken += len(data)
         return data
 
     async def hear_hello(self) -> str:
@@ -643,16 +554,17 @@ class _LauncherOutput(trio.abc.ReceiveStream):
                 return "ended"
         if b"\n" not in line:
             return "silent"
-        self._pending = line.split(b"\n", 1)[1] + self._pending  # anything after the hello is the client's
+        # anything after the hello is the client's
+        self._pending, self._taken = line.split(b"\n", 1)[1] + self._pending[self._taken:], 0
         return "hello"
 
-    def _more(self) -> bytes:
+    def _more(self) -> list[bytes]:
         chunks = []
         while True:
             try:
                 chunks.append(self._pipe.stdout.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return b"".join(chunks)
+                return chunks
 
     def _past_prelude(self, data: bytes) -> bytes:
         if self._prelude is None:
@@ -682,43 +594,6 @@ class _LauncherOutput(trio.abc.ReceiveStream):
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
-
-
-# -- asyncio-flavoured SFTP helpers (run through trio_asyncio.aio_as_trio) ---------------------------------
-
-async def _aio_read(sftp: Any, path: str, tail: int | None) -> bytes:
-    async with sftp.open(path, "rb") as f:
-        if tail is not None:
-            size = (await f.stat()).size or 0
-            await f.seek(max(0, size - tail))
-        return await f.read()
-
-
-async def _aio_put(sftp: Any, remote: str, local: str) -> None:
-    parent = posixpath.dirname(remote.rstrip("/"))
-    if parent:
-        await sftp.makedirs(parent, exist_ok=True)
-    await sftp.put(local, remote, recurse=os.path.isdir(local))
-
-
-async def _aio_get(sftp: Any, remote: str, local: str) -> None:
-    parent = os.path.dirname(os.path.abspath(local))
-    os.makedirs(parent, exist_ok=True)
-    await sftp.get(remote, local, recurse=await sftp.isdir(remote))
-
-
-def _sftp_path(remote: str) -> str:
-    """SFTP starts in the login dir and knows no ``~``: ``~/x`` is ``x`` there."""
-    text = _text(os.fspath(remote), "a remote path")
-    if text == "~":
-        return "."
-    return text[2:] if text.startswith("~/") else text
-
-
-def _sftp_os_error(exc: Any, path: str) -> OSError:
-    codes = {asyncssh.FX_NO_SUCH_FILE: errno.ENOENT, asyncssh.FX_PERMISSION_DENIED: errno.EACCES}
-    code = codes.get(exc.code, errno.EIO)
-    return OSError(code, f"{exc.reason or os.strerror(code)} (on the remote host)", path)
 
 
 # -- options and errors -----------------------------------------------------------------------------------

@@ -118,7 +118,19 @@ def expect_timeouts(run: Run) -> None:
     assert "  stderr: 'oops'" in run.lines
 
 
+def expect_staging(run: Run) -> None:
+    for node in ("node-a", "node-b"):
+        assert f"{node}: tool: 1 sent, 0 unchanged" in run.lines and f"{node}: inputs: 3 sent, 0 unchanged, " \
+            "107 bytes" in run.lines
+        assert os.access(run.workspace / node / "stage" / "bin" / "count-ops", os.X_OK)  # still executable
+    for bench, ops in (("int/gcc", "2 loads, 1 stores"), ("int/mcf", "2 loads, 0 stores"),
+                       ("fp/lbm", "2 loads, 2 stores")):
+        assert any(line.startswith(f"{bench} on node-") and line.endswith(ops) for line in run.lines), run.lines
+        assert (run.workspace / "collected" / f"{bench}.txt").read_text() == ops + "\n"
+
+
 EXPECTATIONS: dict[str, Callable[[Run], None]] = {
+    "staging.py": expect_staging,
     "basic.py": expect_basic,
     "numa.py": expect_numa,
     "args.py": expect_args,

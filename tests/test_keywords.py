@@ -90,7 +90,7 @@ BAD_ARGUMENTS = [
     ('goal.runner_status(3)', "goal.runner_status(): a runner is a runner object or a runner's name, not 3"),
     ('workloads("*", levels=1, strip_suffix="yes")', "workloads(): strip_suffix must be True or False"),
     ('local.status(numa_node="0")', "local.status(): numa_node must be an int node id, not '0'"),
-    ('local.read_file(None)', "local.read_file(): path must be a path (str), not None"),
+    ('local.read_file(None)', "local.read_file(): path must be a path on the runner (a non-empty str), not None"),
 ]
 
 

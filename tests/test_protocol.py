@@ -81,3 +81,18 @@ async def test_nothing_is_sent_after_our_end_is_closed() -> None:
         await trio.testing.wait_all_tasks_blocked()
     client.post({"op": "ping"})
     assert transport.written == b'{"op":"quit"}\n'
+
+
+async def test_a_request_after_the_reader_stopped_is_dropped() -> None:
+    # A transfer cancelled on the way out tells its launcher to abort: if the read loop has already ended
+    # (and closed the outbox) before the writer task noticed anything, that request is dropped, not raised
+    # into the transfer's clean-up.
+    send, _ = trio.testing.memory_stream_one_way_pair()
+    _, from_launcher = trio.testing.memory_stream_one_way_pair()
+    client = LauncherClient(send, from_launcher, "test")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client._read_loop, nursery.cancel_scope)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    client.post({"op": "abort", "id": 3})
+    assert client._closed

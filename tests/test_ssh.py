@@ -661,6 +661,7 @@ def test_SshRunner_reads_remote_outputs_and_transfers_files(sshd_server: SshdSer
     (local_dir / "tree" / "sub" / "data.bin").write_bytes(bytes(range(256)) * 100)
     (local_dir / "one.txt").write_text("one\n")
     config = write_config(tmp_path, f"""
+        from parallux import RunnerError
         server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r})
         result = server.run("echo out; echo err >&2", work_relpath="io").sync()
         assert result.read_stdout() == "out\\n" and result.read_stderr() == "err\\n"
@@ -670,8 +671,8 @@ def test_SshRunner_reads_remote_outputs_and_transfers_files(sshd_server: SshdSer
         server.get({str(remote_ws / 'io' / 'stdout.txt')!r}, {str(tmp_path / 'back' / 'stdout.txt')!r})
         try:
             server.get({str(remote_ws / 'missing')!r}, {str(tmp_path / 'back' / 'missing')!r})
-        except FileNotFoundError as exc:
-            print("missing:", exc.filename)
+        except RunnerError as exc:
+            print("missing:", str(exc).rsplit(": ", 1)[-1])
         server.run("echo the last words >&2; exit 3", name="fails", work_relpath="fails")
     """)
     done = run_cli(sshd_server, config)
@@ -680,7 +681,7 @@ def test_SshRunner_reads_remote_outputs_and_transfers_files(sshd_server: SshdSer
     assert (tmp_path / "back" / "tree" / "sub" / "data.bin").read_bytes() == bytes(range(256)) * 100
     assert (tmp_path / "back" / "stdout.txt").read_text() == "out\n"
     assert done.stdout.strip() == f"missing: {remote_ws / 'missing'}"
-    # the failure report comes after the connection closed: the stderr tail was kept when the command failed
+    # the failure report comes after the connection closed: the stderr tail came with the exit event
     assert "command 'fails' on runner 'server' exited with status 3" in done.stderr
     assert "| the last words" in done.stderr
 

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 
 import asyncssh
+import pytest
 
 from tests.sshd import HOST_ALIAS, SshdServer, sshd_bare, sshd_server  # noqa: F401
 
@@ -61,8 +62,10 @@ def test_asyncssh_echo(sshd_server: SshdServer):
     assert res.exit_status == 0
 
 
-def test_asyncssh_sftp(sshd_server: SshdServer, tmp_path):
-    async def main() -> list[str]:
+def test_asyncssh_sftp_is_refused(sshd_server: SshdServer):
+    # The test server has no SFTP subsystem, on purpose: parallux must need none (its files travel over the
+    # launcher's own channel), and every SSH test runs against such a server.
+    async def main() -> None:
         async with asyncssh.connect(
             sshd_server.host,
             port=sshd_server.port,
@@ -72,12 +75,12 @@ def test_asyncssh_sftp(sshd_server: SshdServer, tmp_path):
             agent_path=None,
             config=None,
         ) as conn:
-            async with conn.start_sftp_client() as sftp:
-                return await sftp.listdir(str(tmp_path))
+            async with conn.start_sftp_client():
+                pass
 
-    (tmp_path / "a.txt").write_text("x")
-    names = asyncio.run(asyncio.wait_for(main(), 30))
-    assert "a.txt" in names
+    with pytest.raises(asyncssh.ChannelOpenError, match="Session request failed"):
+        asyncio.run(asyncio.wait_for(main(), 30))
+    assert "Subsystem" not in sshd_server.sshd_config.read_text()
 
 
 def test_bare_home(sshd_bare: SshdServer):

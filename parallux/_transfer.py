@@ -1,0 +1,469 @@
+"""Files between this machine and a runner: ``put``, ``get`` and ``read_file``, over the launcher's own stream.
+
+A transfer is a short conversation with the runner's launcher (the requests are described in
+``_launcher.py``, "files"), so it works over whatever carries the launcher -- a local pipe, an SSH channel,
+``srun``'s stdio -- and needs nothing on the runner but the launcher. A put or a get goes:
+
+1. **Manifests.** The source tree is walked (here with the launcher's own ``walk``, or by the launcher on
+   the runner), and so is the destination, in one ``walk`` request streamed in pages.
+2. **Quick check** (:func:`plan`, rsync's): a file whose size and mtime already match is skipped; one that
+   only differs in mode gets its mode set; symlinks are compared by target.
+3. **Data**, in frames of up to 512 KiB of raw bytes (small files many to a frame, a big file over several),
+   written on the other side under a temporary name and renamed when complete. A put keeps PUT_WINDOW
+   frames unacknowledged; a get lets the launcher send GET_WINDOW frames ahead, granting more as they are
+   written. Either way both sides hold a few MiB whatever the size of the file or tree.
+4. **Finish**: symlinks, modes of unchanged files, then the directories' modes and mtimes, deepest first.
+
+File I/O on this side runs in worker threads (``trio.to_thread``), one frame at a time, so that a slow
+disk never stalls the engine's loop. Everything here runs in the engine thread; the runner's public
+methods cross into it (``Runner.put``, ``Runner.get``, ``Runner.read_file``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, TypeVar
+
+import trio
+
+from ._errors import ConfigError, RunnerError
+from ._launcher import CHUNK, TreeReader, TreeWriter, describe_os_error, walk
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._protocol import LauncherClient, TransferEvent
+    from ._runner import Runner
+
+T = TypeVar("T")
+PUT_WINDOW = 16   # data frames of a put sent ahead of their acks (8 MiB)
+GET_WINDOW = 16   # data frames of a get the launcher may send ahead of their being written here
+WALK_WINDOW = 4   # pages of a manifest (1000 entries each) the launcher may send ahead
+BATCH = 4         # data frames read (put) or written (get) in one trip to a worker thread: the trips cost
+SHOWN_AFTER = 1.0  # seconds a transfer runs before the progress display shows it
+
+
+@dataclass(eq=False)
+class Transfer:
+    """What a ``put()`` or ``get()`` did: files (and symlinks) sent because they were missing or different,
+    files skipped because their size and mtime already matched, and the bytes of file data sent."""
+
+    files_sent: int = 0
+    files_skipped: int = 0
+    bytes_sent: int = 0
+    # For the progress display while it runs (read by another thread; ints and floats only).
+    _what: str = field(default="", repr=False, compare=False)
+    _bytes_total: int = field(default=0, repr=False, compare=False)
+    _started: float = field(default_factory=time.monotonic, repr=False, compare=False)
+    _ended: float | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def _seconds(self) -> float:
+        return (self._ended if self._ended is not None else time.monotonic()) - self._started
+
+
+class Failed(Exception):
+    """A transfer could not be done: why, in a few words naming the path (a RunnerError once it leaves here)."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class Entry(NamedTuple):
+    """One entry of a tree's manifest (see ``_launcher.walk``); ``rel`` "" is the root."""
+
+    rel: str
+    kind: str       # "f" file, "d" directory, "l" symlink, "o" anything else
+    size: int
+    mtime_ns: int
+    mode: int
+    target: str | None
+
+
+Manifest = dict[str, Entry]
+
+
+# -- the runner's operations (engine thread) ------------------------------------------------------------------
+
+async def put(runner: Runner, source: str, target: str, manifest: list[Entry] | None = None) -> Transfer:
+    """Copy the local file or tree ``source`` to ``target`` (absolute) on the runner."""
+    transfer = Transfer(_what=f"put {source} -> {runner.name}:{target}")
+    with _shown(runner, transfer), _as_runner_error(runner, f"put {source} -> {target}"):
+        client = _client(runner)
+        entries = manifest if manifest is not None else await _local(local_manifest, source)
+        if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
+            target = posixpath.join(target, os.path.basename(source.rstrip("/")))
+        there = await remote_manifest(client, target, recursive=entries[0].kind == "d")
+        if entries[0].kind != "d" and there and there[""].kind == "d":  # a file into an existing directory
+            target = posixpath.join(target, os.path.basename(source.rstrip("/")))
+            there = await remote_manifest(client, target, recursive=False)
+        work = plan(entries, there or {})
+        transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
+        if work.needed:
+            await _send(client, source, target, work, transfer)
+    return transfer
+
+
+async def get(runner: Runner, source: str, target: str) -> Transfer:
+    """Copy the file or tree ``source`` (absolute) on the runner to the local ``target``."""
+    transfer = Transfer(_what=f"get {runner.name}:{source} -> {target}")
+    with _shown(runner, transfer), _as_runner_error(runner, f"get {source} -> {target}"):
+        client = _client(runner)
+        there = await remote_manifest(client, source, recursive=True)
+        if there is None:
+            raise Failed(f"No such file or directory: {source}")
+        root = there[""]
+        if root.kind not in ("f", "d"):
+            raise Failed(f"not a file or directory: {source}")
+        if root.kind == "f" and (target.endswith("/") or os.path.isdir(target)):
+            target = os.path.join(target, posixpath.basename(source.rstrip("/")))
+        here = await _local(local_manifest, target, root.kind == "d", False)
+        work = plan(list(there.values()), {entry.rel: entry for entry in here or ()})
+        transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
+        if work.needed:
+            await _receive(client, source, target, work, transfer)
+    return transfer
+
+
+async def read(runner: Runner, path: str) -> bytes:
+    """A file of the runner's, whole."""
+    with _as_runner_error(runner, f"cannot read {path}"):
+        data = bytearray()
+        with _Exchange(_client(runner), {"op": "get", "root": path, "files": [""], "window": GET_WINDOW,
+                                         "chunk": CHUNK}) as exchange:
+            while True:
+                event, payload = await exchange.next()
+                if event["ev"] == "end":
+                    return bytes(data)
+                data += payload or b""
+                exchange.post({"op": "credit", "frames": 1})
+    raise AssertionError("unreachable")  # (for the type checker: the loop returns or raises)
+
+
+async def put_everywhere(runners: list[Runner], source: str, target: str) -> dict[str, Transfer]:
+    """``goal.put()``: the same local file or tree to every runner at once, walked here once."""
+    try:
+        entries = await _local(local_manifest, source)
+    except Failed as exc:
+        names = ", ".join(repr(r.name) for r in runners)
+        raise RunnerError(f"goal.put({source!r}, {target!r}) to {names}: {exc}") from None
+    done: dict[str, Transfer] = {}
+    failures: list[str] = []
+
+    async def one(runner: Runner) -> None:
+        try:
+            done[runner.name] = await put(runner, source, runner._remote_path(target), entries)
+        except RunnerError as exc:
+            failures.append(str(exc))
+
+    async with trio.open_nursery() as nursery:
+        for runner in runners:
+            nursery.start_soon(one, runner)
+    if failures:
+        raise RunnerError(failures[0] if len(failures) == 1 else
+                          f"goal.put() failed on {len(failures)} of {len(runners)} runners:\n"
+                          + "\n".join(f"  {failure}" for failure in failures))
+    return {runner.name: done[runner.name] for runner in runners}
+
+
+# -- manifests and the quick check ----------------------------------------------------------------------------
+
+def local_manifest(path: str, recursive: bool = True, must_exist: bool = True) -> list[Entry] | None:
+    """The entries of a local file or tree (None if it does not exist and need not)."""
+    try:
+        return [Entry(*item) for item in walk(os.fsencode(path), recursive)]
+    except FileNotFoundError as exc:
+        if must_exist:
+            raise Failed(describe_os_error(exc), errno.ENOENT) from None
+        return None
+    except OSError as exc:
+        raise Failed(describe_os_error(exc), exc.errno) from None
+
+
+async def remote_manifest(client: LauncherClient, root: str, recursive: bool) -> Manifest | None:
+    """The entries of a file or tree on the runner, by relpath (None if it does not exist)."""
+    entries: Manifest = {}
+    request = {"op": "walk", "root": root, "recursive": recursive, "window": WALK_WINDOW}
+    with _Exchange(client, request) as exchange:
+        try:
+            while True:
+                event, _ = await exchange.next()
+                if event["ev"] == "end":
+                    return entries
+                for item in event["entries"]:
+                    entries[item[0]] = Entry(*item)
+                exchange.post({"op": "credit", "frames": 1})
+        except Failed as exc:
+            if exc.errno == errno.ENOENT and not entries:  # the root itself: nothing there yet
+                return None
+            raise
+
+
+@dataclass
+class Plan:
+    """What a transfer has to do, once the quick check has compared the two manifests."""
+
+    dirs: list[list[Any]] = field(default_factory=list)    # [rel, mode, mtime_ns]: create, then set at the end
+    files: list[list[Any]] = field(default_factory=list)   # [rel, mode, mtime_ns]: to send
+    links: list[list[Any]] = field(default_factory=list)   # [rel, target, mtime_ns]: to make
+    attrs: list[list[Any]] = field(default_factory=list)   # [rel, mode, mtime_ns]: the same, but for the mode
+    sizes: int = 0       # bytes of the files to send (as walked)
+    skipped: int = 0     # files and symlinks already the same
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.dirs or self.files or self.links or self.attrs)
+
+
+def plan(source: list[Entry], target: Manifest) -> Plan:
+    """The quick check: what to send of ``source`` to a destination holding ``target``. Entries of the
+    destination that the source does not have are left alone (as ``rsync -a`` does without --delete);
+    sockets, FIFOs and devices are not copied."""
+    work = Plan()
+    changed: set[str] = set()  # directories whose content changes: their mtime must be set again
+    for entry in sorted(source):
+        have = target.get(entry.rel)
+        if entry.kind == "d":
+            if have is None or have.kind != "d":
+                work.dirs.append([entry.rel, entry.mode, entry.mtime_ns])
+                changed.add(_parent(entry.rel))
+            elif have.mode != entry.mode or not same_time(have.mtime_ns, entry.mtime_ns):
+                work.dirs.append([entry.rel, entry.mode, entry.mtime_ns])
+        elif entry.kind == "f":
+            if have is not None and have.kind == "f" and have.size == entry.size and \
+                    same_time(have.mtime_ns, entry.mtime_ns):
+                work.skipped += 1
+                if have.mode != entry.mode:
+                    work.attrs.append([entry.rel, entry.mode, entry.mtime_ns])
+            else:
+                work.files.append([entry.rel, entry.mode, entry.mtime_ns])
+                work.sizes += entry.size
+                changed.add(_parent(entry.rel))
+        elif entry.kind == "l":
+            if have is not None and have.kind == "l" and have.target == entry.target:
+                work.skipped += 1
+            else:
+                work.links.append([entry.rel, entry.target, entry.mtime_ns])
+                changed.add(_parent(entry.rel))
+    listed = {item[0] for item in work.dirs}
+    work.dirs += [[e.rel, e.mode, e.mtime_ns] for e in sorted(source)
+                  if e.kind == "d" and e.rel in changed and e.rel not in listed]
+    work.dirs.sort()
+    return work
+
+
+def same_time(a: int, b: int) -> bool:
+    """mtimes as the quick check compares them: to the nanosecond, or to the second where one side keeps
+    whole seconds only (some filesystems do)."""
+    second = 1_000_000_000
+    return a == b or ((a % second == 0 or b % second == 0) and a // second == b // second)
+
+
+def _parent(rel: str) -> str:
+    return posixpath.dirname(rel) if rel else "/"  # (the root's parent is outside the tree)
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+
+async def _send(client: LauncherClient, source: str, target: str, work: Plan, transfer: Transfer) -> None:
+    """Put: the dirs and files of the plan, with at most PUT_WINDOW data frames unacknowledged."""
+    reader = TreeReader(os.fsencode(source), [item[0] for item in work.files], CHUNK)
+    with _Exchange(client, {"op": "put", "root": target, "dirs": work.dirs, "files": work.files}) as exchange:
+        in_flight = 0
+        try:
+            while frames := await _local(_read_batch, reader):
+                for parts, payload in frames:
+                    if in_flight == PUT_WINDOW:
+                        await _acked(exchange)
+                        in_flight -= 1
+                    exchange.post({"op": "data", "parts": parts}, payload)
+                    in_flight += 1
+                    transfer.bytes_sent += len(payload)
+                    transfer.files_sent += sum(1 for part in parts if part[2])
+        finally:
+            reader.close()
+        for _ in range(in_flight):
+            await _acked(exchange)
+        exchange.post({"op": "finish", "links": work.links, "attrs": work.attrs, "dirs": work.dirs})
+        event, _ = await exchange.next()
+        if event["ev"] != "end":
+            raise Failed(f"unexpected {event['ev']!r} from the launcher")
+    transfer.files_sent += len(work.links)
+
+
+def _read_batch(reader: TreeReader) -> list[tuple[list[list[Any]], bytes]]:
+    frames = []
+    while len(frames) < BATCH and (frame := reader.next_frame()) is not None:
+        frames.append(frame)
+    return frames
+
+
+def _write_frames(writer: TreeWriter, frames: list[TransferEvent]) -> None:
+    for event, payload in frames:
+        writer.write(event["parts"], payload or b"")
+
+
+async def _acked(exchange: _Exchange) -> None:
+    event, _ = await exchange.next()
+    if event["ev"] != "ack":
+        raise Failed(f"the launcher ended the transfer early ({event['ev']!r})")
+
+
+async def _receive(client: LauncherClient, source: str, target: str, work: Plan, transfer: Transfer) -> None:
+    """Get: the dirs and files of the plan, written here as their frames arrive."""
+    writer = TreeWriter(os.fsencode(target), work.files)
+    try:
+        await _local(writer.make_dirs, work.dirs)
+        if work.files:
+            request = {"op": "get", "root": source, "files": [item[0] for item in work.files],
+                       "window": GET_WINDOW, "chunk": CHUNK}
+            with _Exchange(client, request) as exchange:
+                ended = False
+                while not ended:
+                    frames: list[TransferEvent] = []
+                    while len(frames) < BATCH and not ended:  # (the launcher has GET_WINDOW > BATCH to send)
+                        frames += [await exchange.next(), *exchange.ready()]
+                        ended = frames[-1][0]["ev"] == "end"
+                    frames = frames[:-1] if ended else frames
+                    await _local(_write_frames, writer, frames)
+                    if not ended:
+                        exchange.post({"op": "credit", "frames": len(frames)})
+                    transfer.bytes_sent += sum(len(payload or b"") for _, payload in frames)
+                    transfer.files_sent += sum(1 for event, _ in frames for part in event["parts"] if part[2])
+        await _local(writer.finish, work.links, work.attrs, work.dirs)
+        transfer.files_sent += len(work.links)
+    except BaseException:
+        writer.abort()  # (a few closes and unlinks: no need to leave the loop for them)
+        raise
+
+
+class _Exchange:
+    """The requests and events of one transfer, under the id its first request got. Leaving the ``with``
+    before the launcher ended it tells the launcher to abort it (its temporary files are removed)."""
+
+    def __init__(self, client: LauncherClient, request: dict[str, Any]) -> None:
+        self.client = client
+        self.id, self._events = client.open_transfer(request)
+        self.ended = False
+
+    def __enter__(self) -> _Exchange:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.ended:
+            self.client.close_transfer(self.id)
+
+    def post(self, request: dict[str, Any], payload: bytes | None = None) -> None:
+        self.client.post(dict(request, id=self.id), payload)
+
+    async def next(self) -> TransferEvent:
+        """The transfer's next event; its end with an error, or a lost connection, raises Failed."""
+        try:
+            return self._checked(await self._events.receive())
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise self._lost() from None
+
+    def ready(self) -> list[TransferEvent]:
+        """The events that have arrived already, up to and including an end (checked as next() does)."""
+        events: list[TransferEvent] = []
+        while not self.ended:
+            try:
+                events.append(self._checked(self._events.receive_nowait()))
+            except trio.WouldBlock:
+                break
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                raise self._lost() from None
+        return events
+
+    def _lost(self) -> Failed:
+        self.ended = True
+        return Failed(f"the connection to the launcher was lost ({self.client.gone or 'it went away'})")
+
+    def _checked(self, item: TransferEvent) -> TransferEvent:
+        event, payload = item
+        if event["ev"] in ("end", "error"):
+            self.ended = True
+            if event["ev"] == "error" or event.get("error"):
+                raise Failed(event.get("error") or event.get("message") or "the launcher failed",
+                             event.get("errno"))
+        return event, payload
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+def _client(runner: Runner) -> LauncherClient:
+    client = runner.client
+    if client is None or client.gone is not None:
+        raise Failed("the runner is not connected" + (f" ({client.gone})" if client and client.gone else ""))
+    return client
+
+
+async def _local(fn: Callable[..., T], *args: Any) -> T:
+    """Local file I/O, in a worker thread; an OSError becomes Failed naming the path."""
+    def call() -> T:
+        try:
+            return fn(*args)
+        except OSError as exc:
+            raise Failed(describe_os_error(exc), exc.errno) from None
+        except ValueError as exc:  # (a relpath from the runner that would leave the tree)
+            raise Failed(str(exc)) from None
+    return await trio.to_thread.run_sync(call)
+
+
+@contextmanager
+def _as_runner_error(runner: Runner, what: str) -> Iterator[None]:
+    try:
+        yield
+    except Failed as exc:
+        raise RunnerError(f"{runner.describe()}: {what}: {exc}") from None
+
+
+@contextmanager
+def _shown(runner: Runner, transfer: Transfer) -> Iterator[None]:
+    """Tell the progress display (any observer with a ``transfer`` method) that a transfer runs, then ends."""
+    _tell(runner._goal._engine, transfer)
+    try:
+        yield
+    finally:
+        transfer._ended = time.monotonic()
+        _tell(runner._goal._engine, transfer)
+
+
+def _tell(engine: Engine, transfer: Transfer) -> None:
+    for observer in engine.observers:
+        hook = getattr(observer, "transfer", None)
+        if hook is not None:
+            hook(transfer)
+
+
+# -- the arguments of put() and get() (main thread) ----------------------------------------------------------
+
+def local_path(value: object, where: str) -> str:
+    """A local path argument, absolute (relative: to the directory parallux was started in; ``~`` is
+    expanded). A trailing ``/`` is kept: it means "into this directory" for a single file."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise ConfigError(f"{where}: local must be a path (a non-empty str or os.PathLike), not {value!r}")
+    absolute = os.path.abspath(os.path.expanduser(text))
+    return absolute + "/" if text.endswith("/") and absolute != "/" else absolute
+
+
+def remote_text(value: object, where: str, what: str = "remote") -> str:
+    """A remote path argument as given (a str or a path object); resolved by ``Runner._remote_path``."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise ConfigError(f"{where}: {what} must be a path on the runner (a non-empty str), not {value!r}")
+    return text
+
+
+def resolve_remote(text: str, workspace: str, home: str) -> str:
+    """A remote path made absolute: ``~`` is the runner's home, a relative path is in its workspace."""
+    if text == "~" or text.startswith("~/"):
+        text = home + text[1:]
+    absolute = posixpath.normpath(posixpath.join(workspace, text))
+    return absolute + "/" if text.endswith("/") and absolute != "/" else absolute
