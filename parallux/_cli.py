@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, config_args: list[str]) -> int:
-    from ._core import RunOptions, Session  # Trio and the engine: imported after the launcher was started
+    from ._session import RunOptions, Session  # Trio and the engine: imported after the launcher was started
     # What the imports made lives until the process ends: leave it out of every garbage collection, those
     # during the run and the one at exit (with a long run's worth of objects, ~20 ms after the config ends).
     gc.freeze()

@@ -1,6 +1,6 @@
 """The live display on a terminal: counts, elapsed time, ETA and the commands running now, redrawn in place.
 
-Only this module imports ``rich``, and ``_core`` imports this module only when stderr is a terminal, so a run
+Only this module imports ``rich``, and ``_session`` imports this module only when stderr is a terminal, so a run
 into a pipe or a log file never pays for rich.
 
 Threads. The engine thread only *records* (a start time per command, a queue of failures): it never calls
