@@ -206,15 +206,16 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
 
 
 def print_plan(event: str, command: object, **details: object) -> None:
-    if event != "planned":
+    """A dry run's plan line for each command, when the scheduler starts it (on a plan launcher)."""
+    if event != "started":
         return
-    request = details["request"]
-    assert isinstance(request, dict)
+    argv = details["argv"]
+    assert isinstance(argv, list)
     from shlex import join
     cores = ",".join(map(str, getattr(command, "cores", ()))) or "-"
     try:
         print(f"{command.name}\t{command.runner_name}\t{command.work_dir}\tcores={cores}\t"  # type: ignore[attr-defined]
-              f"{join(request['argv'])}", flush=True)
+              f"{join(argv)}", flush=True)
     except BrokenPipeError:  # `parallux cfg.py --dry-run | head`: the reader has seen enough
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

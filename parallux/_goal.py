@@ -18,10 +18,13 @@ from . import _transfer
 from ._cores import parse_core_layout
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError, RunnerError
 from ._handles import Command, Group, Result
+from ._engine._seat import Seat
 from ._inputs import Fingerprints
 from ._resume import find_completed
-from ._runner import Runner, RunnerStatus
+from ._runner import Runner, RunnerStatus, SshRunner
 from ._transfer import Transfer
+from ._transports import Transport
+from ._transports._local import LocalTransport
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -34,9 +37,11 @@ class Goal:
     """The controlled runtime: runners, limits, environment and command submission."""
 
     def __init__(self, engine: Engine, *, argv: Sequence[str] = (), run_id: str, resume: bool = False,
-                 retries: int = 0, dry_run: bool = False) -> None:
+                 retries: int = 0, dry_run: bool = False,
+                 transport_for: Callable[[Transport], Transport] = lambda transport: transport) -> None:
         self._engine = engine
         self._dry_run = dry_run
+        self._transport_for = transport_for  # a dry run: each runner's launcher is a plan (see _transports)
         self._run_id = run_id
         self.argv: list[str] = list(argv)
         self.args: dict[str, str] = dict(a.split("=", 1) for a in self.argv if "=" in a)
@@ -65,9 +70,10 @@ class Goal:
               max_jobs: int | None = None, env: Mapping[str, str] | None = None, core_pool: Any = None,
               numa_nodes: Any = None, *, membind: bool = False) -> Runner:
         """A runner on this machine."""
-        runner = Runner(self, self._new_runner_name(name), **self._runner_options(
+        name = self._new_runner_name(name)
+        seat = Seat(name, self._transport_for(LocalTransport()), **self._runner_options(
             workspace, max_jobs, env, core_pool, numa_nodes, membind))
-        return self._add_runner(runner)
+        return self._add_runner(Runner(seat, self._run_pinned, self._engine))
 
     @opt.checked("goal.ssh()", noun="option", extra_keywords=opt.SSH_OPTIONS)
     def ssh(self, name: str, host: str | None = None, user: str | None = None, port: int | None = None,
@@ -83,13 +89,15 @@ class Goal:
                     env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
                     membind: bool = False, **ssh_options: Any) -> Runner:
         """The runner ``ssh()`` creates, not yet connected."""
-        first_ssh = "parallux._ssh" not in sys.modules
-        from ._ssh import SshRunner  # imported only when used: local-only runs never load asyncssh
+        first_ssh = "parallux._transports._ssh" not in sys.modules
+        from ._transports._ssh import SshTransport  # imported only when used: local-only runs never load asyncssh
         if first_ssh:  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
             gc.freeze()
-        return SshRunner(self, self._new_runner_name(name), host=host, user=user, port=port,
-                         ssh_options=ssh_options, **self._runner_options(
-                             workspace, max_jobs, env, core_pool, numa_nodes, membind))
+        name = self._new_runner_name(name)
+        transport = SshTransport(name, host=host, user=user, port=port, ssh_options=ssh_options)
+        seat = Seat(name, self._transport_for(transport), **self._runner_options(
+            workspace, max_jobs, env, core_pool, numa_nodes, membind))
+        return SshRunner(seat, self._run_pinned, self._engine)
 
     def _new_runner_name(self, name: object) -> str:
         text = opt.name(name, "a runner's name")
@@ -107,7 +115,7 @@ class Goal:
 
     def _add_runner(self, runner: Runner) -> Runner:
         try:
-            self._engine.call_async(self._engine.add_runner, runner)
+            self._engine.call_async(self._engine.add_seat, runner._seat)
         except ParalluxError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
             raise exc.with_traceback(None) from None
         self._runners[runner.name] = runner
@@ -133,7 +141,7 @@ class Goal:
         """``goal.ssh(name, host=name)`` for each name, connecting all at once. The ones that connect are
         runners of the run either way; if any fails, one RunnerError gives every failure."""
         runners = [self._ssh_runner(name, host=name) for name in names]
-        errors = self._engine.call_async(self._engine.add_runners, runners)
+        errors = self._engine.call_async(self._engine.add_seats, [runner._seat for runner in runners])
         for runner, error in zip(runners, errors):
             if error is None:
                 self._runners[runner.name] = runner
@@ -173,7 +181,7 @@ class Goal:
         """(name, what its line says when nothing runs there) for each runner of the pool: for the live
         display's thread, so one read of the pool, which the config may be setting meanwhile."""
         pool = self._pool
-        return [(r.name, "quarantined" if r.quarantined else "idle" if r.alive else "not connected")
+        return [(r.name, "quarantined" if r.quarantined else "idle" if r._seat.alive else "not connected")
                 for r in pool or ()]
 
     @opt.checked("goal.put()")
@@ -183,12 +191,12 @@ class Goal:
         pool = self._current_pool()
         source = _transfer.local_path(local, "goal.put()")
         target = _transfer.remote_text(remote, "goal.put()")
-        if self._engine.dry_run:
-            return {runner.name: runner.put(source, target) for runner in pool}  # (a plan line each)
         try:
-            return self._engine.call_async(_transfer.put_everywhere, list(pool), source, target)
+            done = self._engine.call_async(_transfer.put_everywhere, [r._seat for r in pool], source, target,
+                                           self._engine.tell_transfer)
         except ParalluxError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
             raise exc.with_traceback(None) from None
+        return {name: Runner._planned_or(transfer) for name, transfer in done.items()}
 
     @opt.checked("goal.runner_status()")
     def runner_status(self, runner: Runner | str | None = None) -> RunnerStatus | dict[str, RunnerStatus]:
@@ -267,10 +275,13 @@ class Goal:
 
     def _submit(self, group: Group) -> Group:
         self._groups.append(group)
-        find_completed([handle for handle in group.commands if handle.resume_check])
+        find_completed([handle for handle in group.commands if handle.resume_check], self._read_records)
         if group.commands:
             self._engine.call(self._engine.submit, group)
         return group
+
+    def _read_records(self, seat: Seat, work_dirs: list[str]) -> list[dict[str, Any] | None]:
+        return self._engine.call_async(seat.records, work_dirs)
 
     def _make_command(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command:
         opt.check_option_names(options, opt.COMMAND_OPTIONS, where)
@@ -292,7 +303,7 @@ class Goal:
             check=opt.boolean(options.get("check", True), "check"),
             timeout=opt.seconds(options.get("timeout"), "timeout"),
             retries=opt.positive_int(options.get("retries", self._retries_default), "retries", minimum=0),
-            pin=pin, base_env=self._env,
+            pin=pin._seat if pin is not None else None, base_env=self._env,
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self._retry_on_default)
         if options.get("inputs") is not None:
             handle.inputs = self._fingerprints.of(opt.input_paths(options["inputs"]))
@@ -301,14 +312,14 @@ class Goal:
         handle.resume_check = self._resume and options.get("work_relpath") is not None
         return handle
 
-    def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Runner, ...]:
-        """The runners that could ever run this command; none is a ConfigError explaining why for each."""
+    def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Seat, ...]:
+        """The seats that could ever run this command; none is a ConfigError explaining why for each."""
         pool = (pin,) if pin is not None else self._current_pool()
         fits, reasons = [], []
         for runner in pool:
-            problem = _why_not(runner, handle)
+            problem = _why_not(runner._seat, handle)
             if problem is None:
-                fits.append(runner)
+                fits.append(runner._seat)
             else:
                 reasons.append(f"{runner.name}: {problem}")
         if not fits:
@@ -340,13 +351,13 @@ class Goal:
         return [c.result for g in self._groups for c in g.commands if c.result is not None]
 
 
-def _why_not(runner: Runner, handle: Command) -> str | None:
-    if runner.allocator is None:
+def _why_not(seat: Seat, handle: Command) -> str | None:
+    if seat.allocator is None:
         if handle.requested_cores is not None:
             return "cores=[...] needs a runner with a core_pool"
         return None
     try:
-        runner.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)
+        seat.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)
     except ConfigError as exc:
         return str(exc)
     return None

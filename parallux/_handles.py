@@ -230,6 +230,8 @@ class Group:
         self.commands = list(commands)
         self._completion = completion
         self.remaining = len(self.commands)
+        self._nursery: Any = None  # while its commands run: the engine's nursery of their tasks
+        self._done: Any = None     # ... and the event set when the last of them finished
 
     def __iter__(self) -> Iterator[Command]:
         return iter(self.commands)

@@ -17,6 +17,7 @@ import trio
 
 from ._errors import RunnerError
 from ._launcher import Frames
+from ._status import Status
 
 
 WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
@@ -107,11 +108,16 @@ class LauncherClient:
             return
         self._queued += 1
 
-    async def quit(self) -> None:
-        """Ask the launcher to stop everything and exit, then close our end."""
-        self.post({"op": "quit"})
+    async def quit(self, grace: float | None = None) -> None:
+        """Ask the launcher to stop everything (TERM, ``grace`` or its default, KILL) and exit, then close our
+        end."""
+        self.post({"op": "quit"} if grace is None else {"op": "quit", "grace": grace})
         self._closed = True
         self._outbox_send.close()
+
+    def quit_now(self) -> None:
+        """A second Ctrl-C: the launcher kills everything at once (no grace) and exits."""
+        self.post({"op": "quit", "grace": 0})
 
     async def _write_loop(self) -> None:
         try:
@@ -183,9 +189,13 @@ class LauncherClient:
 
     # -- requests ----------------------------------------------------------------------------------------
 
-    def start(self, request: dict[str, Any]) -> tuple[int, Job]:
-        """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended."""
-        return self._ask(dict(request, op="run"))
+    def run(self, *, argv: list[str], env: dict[str, str], work_dir: str | None, cwd: str | None,
+            command_text: str, wrapped: str, mark: str, record: dict[str, Any]) -> tuple[int, Job]:
+        """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended. parallux
+        counts a command as started when it sends this (``quiet_start``: no "started" event)."""
+        return self._ask({"op": "run", "argv": argv, "env": env, "work_dir": work_dir, "cwd": cwd,
+                          "command_text": command_text, "wrapped": wrapped, "quiet_start": True, "mark": mark,
+                          "record": record})
 
     def _ask(self, request: dict[str, Any]) -> tuple[int, Job]:
         """Post a request under a new id. The job's ``ended`` fires when the launcher's event for that id
@@ -251,3 +261,13 @@ class LauncherClient:
         self.post({"op": "ping"})
         await pong.wait()
         return self.gone is None
+
+
+def outcome_of(event: dict[str, Any]) -> dict[str, Any]:
+    """A command's "exit" (or "error") event as the fields of its Result."""
+    if event["ev"] == "error":
+        return {"status": Status.ERROR, "error": event.get("message"), "kind": event.get("reason")}
+    return {"status": Status(event["status"]), "returncode": event["returncode"], "start_time": event["start"],
+            "end_time": event["end"], "signal": event.get("signal"), "user_seconds": event.get("user_seconds"),
+            "system_seconds": event.get("system_seconds"), "max_rss_kb": event.get("max_rss_kb"),
+            "stderr_tail_text": event.get("stderr_tail")}

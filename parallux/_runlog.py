@@ -206,7 +206,7 @@ def outcome(result: Result) -> dict[str, Any]:
 
 def runner_record(runner: Any) -> dict[str, Any]:
     """What the views need about a runner: where it is, how many slots, which cores."""
-    layout = getattr(runner, "layout", None)
+    layout = getattr(runner, "_seat", runner).layout  # (a Runner handle's seat holds its core layout)
     return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
             "host": _host_of(runner), "max_jobs": runner.max_jobs,
             "logical_cores": runner.facts.get("logical_cores"),

@@ -21,22 +21,46 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable, Protocol
 
+from ._cores import CoreAllocator, Lease
 from ._errors import SchedulerPolicyError
-
-if TYPE_CHECKING:
-    from ._cores import Lease
-    from ._handles import Command
-    from ._runner import Runner
 
 BYPASS_LIMIT = 16
 
-StartFn = Callable[["Command", "Runner", "Lease | None"], None]
-PolicyFn = Callable[[list["Runner"], int], "Runner | None"]
+
+class Place(Protocol):
+    """What the scheduler needs of a place commands run (the engine's ``Seat``; a test's double)."""
+
+    name: str
+    allocator: CoreAllocator | None
+    handle: Any  # what a setScheduler function is offered and may return (the config's Runner)
+
+    @property
+    def accepting(self) -> bool: ...  # it may still be given commands (connected, not quarantined)
+
+    def can_take_now(self, command: Queued) -> bool: ...
+
+    def lease_for(self, command: Queued) -> Lease | None: ...
 
 
-def class_key(command: Command) -> Hashable:
+class Queued(Protocol):
+    """What the scheduler reads of a queued command (``_handles.Command``)."""
+
+    seq: int
+    candidates: tuple[Place, ...]  # the places that could ever run it
+    pin: Place | None
+    avoid: Place | None           # where its last attempt could not be executed
+    threads: int
+    requested_numa_node: int | None
+    requested_cores: tuple[int, ...] | None
+
+
+StartFn = Callable[[Any, Any, "Lease | None"], None]  # (command, place, lease)
+PolicyFn = Callable[[list[Any], int], Any]
+
+
+def class_key(command: Queued) -> Hashable:
     """Commands with equal keys have the same placement constraints."""
     return (command.candidates, command.threads, command.requested_numa_node, command.requested_cores)
 
@@ -49,13 +73,12 @@ class Scheduler:
         self.start = start
         self.bypass_limit = bypass_limit
         self.policy: PolicyFn | None = None
-        self.queues: dict[Hashable, deque[Command]] = {}
+        self.queues: dict[Hashable, deque[Any]] = {}
         self.bypassed: dict[int, int] = {}     # seq of a waiting class head -> later starts on its runners
         self.queued = 0
-        self.halted: str | None = None
         self.declined = False  # the policy said "wait" in the last pass: ask it again later
 
-    def submit(self, commands: Iterable[Command]) -> None:
+    def submit(self, commands: Iterable[Queued]) -> None:
         for command in commands:
             queue = self.queues.get(key := class_key(command))
             if queue is None:
@@ -63,7 +86,7 @@ class Scheduler:
             queue.append(command)
             self.queued += 1
 
-    def requeue(self, command: Command) -> None:
+    def requeue(self, command: Queued) -> None:
         """Put a command back at the head of its class (a retry keeps its place in line)."""
         queue = self.queues.get(key := class_key(command))
         if queue is None:
@@ -71,7 +94,7 @@ class Scheduler:
         queue.appendleft(command)
         self.queued += 1
 
-    def drain(self) -> list[Command]:
+    def drain(self) -> list[Queued]:
         """Remove and return every queued command (when the run is cancelled or halted)."""
         drained = [c for queue in self.queues.values() for c in queue]
         drained.sort(key=lambda c: c.seq)
@@ -82,16 +105,16 @@ class Scheduler:
 
     # -- the pass ---------------------------------------------------------------------------------------------
 
-    def schedule(self) -> list[Command]:
+    def schedule(self) -> list[Queued]:
         """Start every queued command that fits now, oldest first; return commands that can never run."""
         self.declined = False
-        if not self.queued or self.halted:
+        if not self.queued:
             return []
         heads = [(q[0].seq, key) for key, q in self.queues.items() if q]
         heapq.heapify(heads)
-        waiting: list[Command] = []        # heads that did not fit in this pass
-        reserved: set[Runner] = set()
-        unrunnable: list[Command] = []
+        waiting: list[Queued] = []        # heads that did not fit in this pass
+        reserved: set[Place] = set()
+        unrunnable: list[Queued] = []
         while heads and self.global_slots.available_tokens >= 1:
             _, key = heapq.heappop(heads)
             queue = self.queues[key]
@@ -122,30 +145,30 @@ class Scheduler:
         del self.queues[key]
         self.queued -= count
 
-    def _count_bypass(self, waiting: list[Command], runner: Runner) -> None:
+    def _count_bypass(self, waiting: list[Queued], runner: Place) -> None:
         for older in waiting:
             if runner in older.candidates:
                 self.bypassed[older.seq] = self.bypassed.get(older.seq, 0) + 1
 
-    def _place(self, command: Command, reserved: set[Runner]) -> tuple[Runner, Lease | None] | None:
+    def _place(self, command: Queued, reserved: set[Place]) -> tuple[Place, Lease | None] | None:
         fits = [r for r in command.candidates
-                if r._can_take_now(command) and not (r in reserved and r.allocator is not None)]
+                if r.can_take_now(command) and not (r in reserved and r.allocator is not None)]
         if not fits:
             return None
         runner = self._choose(fits, command)
         if runner is None:
             return None
-        lease = runner._lease_for(command)
+        lease = runner.lease_for(command)
         if runner.allocator is not None and lease is None:
             return None
         return runner, lease
 
-    def _choose(self, fits: list[Runner], command: Command) -> Runner | None:
+    def _choose(self, fits: list[Place], command: Queued) -> Place | None:
         if self.policy is None or command.pin is not None:
             # a retry of a command that could not execute on a runner goes elsewhere when it can
             return next((r for r in fits if r is not command.avoid), fits[0])
         try:
-            choice = self.policy(list(fits), command.threads)
+            choice = self.policy([r.handle for r in fits], command.threads)
             if choice is None:
                 self.declined = True
         except Exception as exc:
@@ -154,7 +177,7 @@ class Scheduler:
         if choice is None:
             return None
         for runner in fits:
-            if choice is runner or choice == runner.name:
+            if choice is runner.handle or choice == runner.name:
                 return runner
         raise SchedulerPolicyError(f"the scheduler function returned {choice!r}, which is not one of the "
                                    f"runners it was offered: {[r.name for r in fits]}")

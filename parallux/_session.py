@@ -16,7 +16,7 @@ import time
 import traceback
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ._engine import Engine
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
@@ -24,7 +24,12 @@ from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
 from ._goal import Goal, GoalProxy
 from ._progress import PlainReporter, Progress, is_terminal, summary_text
 from ._runlog import RunLog
+from ._transports import Transport
 
+if TYPE_CHECKING:
+    import trio
+
+DRY_RUN_AUTOJUMP = 0.001  # real seconds of an idle loop before a dry run's virtual clock jumps
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 LIBRARY_DIRS = tuple({PACKAGE_DIR, *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))})
 
@@ -62,6 +67,20 @@ class RunOptions:
     progress_interval: float = 10.0
     live: bool | None = None         # None: a live display when stderr is a terminal
     observers: list[Callable[..., None]] = field(default_factory=list)
+
+
+def dry_run_clock() -> trio.abc.Clock:
+    """The dry run's virtual clock: every planned command "takes" one second of it. It jumps once the loop
+    has been idle for 1 ms of real time (not at once: an idle loop with a zero threshold polls without
+    sleeping, and that thread would starve the config's thread of the GIL)."""
+    from trio.testing import MockClock  # (trio.testing imports pytest: only a dry run pays for it)
+    return MockClock(autojump_threshold=DRY_RUN_AUTOJUMP)
+
+
+def planned(transport: Transport) -> Transport:
+    """A dry run's transport for a runner: a plan launcher in its place (``_transports._plan``)."""
+    from ._transports._plan import PlanTransport
+    return PlanTransport(transport)
 
 
 def new_run_id() -> str:
@@ -103,7 +122,7 @@ class Session:
         self.argv = argv
         self.options = options
         self.run_id = new_run_id()
-        self.engine = Engine(self.run_id, dry_run=options.dry_run)
+        self.engine = Engine(self.run_id, clock=dry_run_clock() if options.dry_run else None)
         self.engine.observers.extend(options.observers)
         self.goal: Goal | None = None
         self.progress = Progress()
@@ -124,7 +143,8 @@ class Session:
         self.engine.start()
         self.engine.call(self.engine.set_halt, self.options.halt, self.options.halt_after)
         self.goal = Goal(self.engine, argv=self.argv, run_id=self.run_id, resume=self.options.resume,
-                         retries=self.options.retries, dry_run=self.options.dry_run)
+                         retries=self.options.retries, dry_run=self.options.dry_run,
+                         transport_for=planned if self.options.dry_run else lambda transport: transport)
         GoalProxy._current = self.goal
         try:
             status = self._run_config(code)
@@ -172,7 +192,7 @@ class Session:
             except OSError:  # the terminal is gone: the run log below must still be completed
                 pass
         if self.run_log is not None:
-            self.run_log.log_runners(list(self.engine.runners))
+            self.run_log.log_runners([seat.handle for seat in self.engine.seats])
             self.run_log.close({**self.progress.summary(), "started": self.engine.started_count,
                                 "exit_status": status, "halted": self.engine.halt_reason})
         if self.options.dry_run:

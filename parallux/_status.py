@@ -1,7 +1,7 @@
 """How a command ended: one ``Status`` enum, whose values are the strings of the API, the records and the logs.
 
-A ``StrEnum``, so ``result.status == "ok"`` holds, ``json.dumps`` writes ``"ok"``, and configs written for the
-seed's strings run unchanged.
+A ``StrEnum``, so ``result.status == "ok"`` holds, ``json.dumps`` writes ``"ok"``, ``repr`` shows ``'ok'``,
+and configs written for the seed's strings run unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ class Status(StrEnum):
     CANCELLED = "cancelled"  # stopped or never started: the run was interrupted or halted
     ERROR = "error"          # could not be launched, its runner was lost, or no runner was left
     PLANNED = "planned"      # a dry run: nothing ran
+
+    def __repr__(self) -> str:
+        return repr(self.value)  # a config printing its results shows 'ok', as it did with plain strings
 
 
 FINISHED_STATUSES = tuple(Status)

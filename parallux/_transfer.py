@@ -35,9 +35,10 @@ from ._errors import ConfigError, RunnerError
 from ._launcher import CHUNK, TreeReader, TreeWriter, describe_os_error, walk
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._engine._seat import Seat
     from ._protocol import LauncherClient, TransferEvent
-    from ._runner import Runner
+
+Tell = Callable[["Transfer"], None]  # told of a transfer as it starts and as it ends (the progress display)
 
 T = TypeVar("T")
 PUT_WINDOW = 16   # data frames of a put sent ahead of their acks (8 MiB)
@@ -60,10 +61,15 @@ class Transfer:
     _bytes_total: int = field(default=0, repr=False, compare=False)
     _started: float = field(default_factory=time.monotonic, repr=False, compare=False)
     _ended: float | None = field(default=None, repr=False, compare=False)
+    _planned: bool = field(default=False, repr=False, compare=False)  # a dry run's: nothing was copied
 
     @property
     def _seconds(self) -> float:
         return (self._ended if self._ended is not None else time.monotonic()) - self._started
+
+
+class Planned(Exception):
+    """The launcher is a dry run's (``_transports._plan``): it copies nothing."""
 
 
 class Failed(Exception):
@@ -90,11 +96,12 @@ Manifest = dict[str, Entry]
 
 # -- the runner's operations (engine thread) ------------------------------------------------------------------
 
-async def put(runner: Runner, source: str, target: str, manifest: list[Entry] | None = None) -> Transfer:
+async def put(seat: Seat, source: str, target: str, tell: Tell,
+              manifest: list[Entry] | None = None) -> Transfer:
     """Copy the local file or tree ``source`` to ``target`` (absolute) on the runner."""
-    transfer = Transfer(_what=f"put {source} -> {runner.name}:{target}")
-    with _shown(runner, transfer), _as_runner_error(runner, f"put {source} -> {target}"):
-        client = _client(runner)
+    transfer = Transfer(_what=f"put {source} -> {seat.name}:{target}")
+    with _shown(tell, transfer), _as_runner_error(seat, f"put {source} -> {target}"):
+        client = _client(seat)
         entries = manifest if manifest is not None else await _local(local_manifest, source)
         if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
@@ -109,11 +116,11 @@ async def put(runner: Runner, source: str, target: str, manifest: list[Entry] | 
     return transfer
 
 
-async def get(runner: Runner, source: str, target: str) -> Transfer:
+async def get(seat: Seat, source: str, target: str, tell: Tell) -> Transfer:
     """Copy the file or tree ``source`` (absolute) on the runner to the local ``target``."""
-    transfer = Transfer(_what=f"get {runner.name}:{source} -> {target}")
-    with _shown(runner, transfer), _as_runner_error(runner, f"get {source} -> {target}"):
-        client = _client(runner)
+    transfer = Transfer(_what=f"get {seat.name}:{source} -> {target}")
+    with _shown(tell, transfer), _as_runner_error(seat, f"get {source} -> {target}"):
+        client = _client(seat)
         there = await remote_manifest(client, source, recursive=True)
         if there is None:
             raise Failed(f"No such file or directory: {source}")
@@ -130,14 +137,17 @@ async def get(runner: Runner, source: str, target: str) -> Transfer:
     return transfer
 
 
-async def read(runner: Runner, path: str) -> bytes:
-    """A file of the runner's, whole."""
-    with _as_runner_error(runner, f"cannot read {path}"):
+async def read(seat: Seat, path: str) -> bytes:
+    """A file of the runner's, whole (nothing in a dry run)."""
+    with _as_runner_error(seat, f"cannot read {path}"):
         data = bytearray()
-        with _Exchange(_client(runner), {"op": "get", "root": path, "files": [""], "window": GET_WINDOW,
+        with _Exchange(_client(seat), {"op": "get", "root": path, "files": [""], "window": GET_WINDOW,
                                          "chunk": CHUNK}) as exchange:
             while True:
-                event, payload = await exchange.next()
+                try:
+                    event, payload = await exchange.next()
+                except Planned:
+                    return b""
                 if event["ev"] == "end":
                     return bytes(data)
                 data += payload or b""
@@ -145,30 +155,30 @@ async def read(runner: Runner, path: str) -> bytes:
     raise AssertionError("unreachable")  # (for the type checker: the loop returns or raises)
 
 
-async def put_everywhere(runners: list[Runner], source: str, target: str) -> dict[str, Transfer]:
+async def put_everywhere(seats: list[Seat], source: str, target: str, tell: Tell) -> dict[str, Transfer]:
     """``goal.put()``: the same local file or tree to every runner at once, walked here once."""
     try:
         entries = await _local(local_manifest, source)
     except Failed as exc:
-        names = ", ".join(repr(r.name) for r in runners)
+        names = ", ".join(repr(seat.name) for seat in seats)
         raise RunnerError(f"goal.put({source!r}, {target!r}) to {names}: {exc}") from None
     done: dict[str, Transfer] = {}
     failures: list[str] = []
 
-    async def one(runner: Runner) -> None:
+    async def one(seat: Seat) -> None:
         try:
-            done[runner.name] = await put(runner, source, runner._remote_path(target), entries)
+            done[seat.name] = await put(seat, source, remote_path(seat, target), tell, entries)
         except RunnerError as exc:
             failures.append(str(exc))
 
     async with trio.open_nursery() as nursery:
-        for runner in runners:
-            nursery.start_soon(one, runner)
+        for seat in seats:
+            nursery.start_soon(one, seat)
     if failures:
         raise RunnerError(failures[0] if len(failures) == 1 else
-                          f"goal.put() failed on {len(failures)} of {len(runners)} runners:\n"
+                          f"goal.put() failed on {len(failures)} of {len(seats)} runners:\n"
                           + "\n".join(f"  {failure}" for failure in failures))
-    return {runner.name: done[runner.name] for runner in runners}
+    return {seat.name: done[seat.name] for seat in seats}
 
 
 # -- manifests and the quick check ----------------------------------------------------------------------------
@@ -388,6 +398,8 @@ class _Exchange:
         event, payload = item
         if event["ev"] in ("end", "error"):
             self.ended = True
+            if event.get("planned"):
+                raise Planned()
             if event["ev"] == "error" or event.get("error"):
                 raise Failed(event.get("error") or event.get("message") or "the launcher failed",
                              event.get("errno"))
@@ -396,8 +408,8 @@ class _Exchange:
 
 # -- helpers --------------------------------------------------------------------------------------------------
 
-def _client(runner: Runner) -> LauncherClient:
-    client = runner.client
+def _client(seat: Seat) -> LauncherClient:
+    client = seat.client
     if client is None or client.gone is not None:
         raise Failed("the runner is not connected" + (f" ({client.gone})" if client and client.gone else ""))
     return client
@@ -416,29 +428,24 @@ async def _local(fn: Callable[..., T], *args: Any) -> T:
 
 
 @contextmanager
-def _as_runner_error(runner: Runner, what: str) -> Iterator[None]:
+def _as_runner_error(seat: Seat, what: str) -> Iterator[None]:
     try:
         yield
     except Failed as exc:
-        raise RunnerError(f"{runner.describe()}: {what}: {exc}") from None
+        raise RunnerError(f"{seat.describe()}: {what}: {exc}") from None
 
 
 @contextmanager
-def _shown(runner: Runner, transfer: Transfer) -> Iterator[None]:
-    """Tell the progress display (any observer with a ``transfer`` method) that a transfer runs, then ends."""
-    _tell(runner._goal._engine, transfer)
+def _shown(tell: Tell, transfer: Transfer) -> Iterator[None]:
+    """Tell the progress display that a transfer runs, then that it ended; a dry run's copies nothing."""
+    tell(transfer)
     try:
         yield
+    except Planned:
+        transfer._planned = True
     finally:
         transfer._ended = time.monotonic()
-        _tell(runner._goal._engine, transfer)
-
-
-def _tell(engine: Engine, transfer: Transfer) -> None:
-    for observer in engine.observers:
-        hook = getattr(observer, "transfer", None)
-        if hook is not None:
-            hook(transfer)
+        tell(transfer)
 
 
 # -- the arguments of put() and get() (main thread) ----------------------------------------------------------
@@ -459,6 +466,11 @@ def remote_text(value: object, where: str, what: str = "remote") -> str:
     if not isinstance(text, str) or not text or "\0" in text:
         raise ConfigError(f"{where}: {what} must be a path on the runner (a non-empty str), not {value!r}")
     return text
+
+
+def remote_path(seat: Seat, text: str) -> str:
+    """A path on the seat's runner made absolute: relative ones are in its workspace, ``~`` is its home."""
+    return resolve_remote(text, seat.workspace, seat.facts.get("home", "~"))
 
 
 def resolve_remote(text: str, workspace: str, home: str) -> str:

@@ -1,4 +1,4 @@
-"""--resume's lookup of earlier records, with test-double runners: batched per runner, first candidate wins."""
+"""--resume's lookup of earlier records, with test-double seats: batched per seat, first candidate wins."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ from parallux._handles import Command, Completion
 from parallux._resume import find_completed
 
 
-class RecordingRunner:
-    """Answers ``_records_in`` from a dict of work dir -> record and counts the calls (one per batch)."""
+class RecordingSeat:
+    """Answers ``records`` from a dict of work dir -> record and counts the calls (one per batch)."""
 
     def __init__(self, name: str, records: dict[str, dict[str, Any]], fail: bool = False) -> None:
         self.name = name
-        self.records = records
+        self.stored = records
         self.fail = fail
         self.calls: list[list[str]] = []
+        self.handle = self  # (a seat's Runner handle: what a resumed command's runner becomes)
 
-    def _work_dir_of(self, relpath: str) -> str:
+    def work_dir_of(self, relpath: str) -> str:
         return f"/{self.name}/{relpath}"
 
-    def _records_in(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
+    def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         self.calls.append(work_dirs)
         if self.fail:
             raise OSError("connection lost")
-        return [self.records.get(d) for d in work_dirs]
+        return [self.stored.get(d) for d in work_dirs]
 
 
 def command(seq: int, text: str, candidates: tuple[Any, ...]) -> Command:
@@ -35,19 +36,23 @@ def command(seq: int, text: str, candidates: tuple[Any, ...]) -> Command:
     return handle
 
 
+def read_records(seat: RecordingSeat, work_dirs: list[str]) -> list[dict[str, Any] | None]:
+    return seat.records(work_dirs)
+
+
 def done(text: str, **extra: Any) -> dict[str, Any]:
     return dict({"returncode": 0, "command": text, "start": 1.0, "end": 2.0}, **extra)
 
 
 def test_find_completed_reads_each_runner_once_per_rank_and_the_first_candidate_wins() -> None:
-    a = RecordingRunner("a", {"/a/w0": done("c0"), "/a/w1": done("c1", returncode=3), "/a/w2": done("other"),
+    a = RecordingSeat("a", {"/a/w0": done("c0"), "/a/w1": done("c1", returncode=3), "/a/w2": done("other"),
                               "/a/w4": done("c4", killed=True)})
-    b = RecordingRunner("b", {"/b/w0": done("c0", cores=[9]), "/b/w1": done("c1", cores=[2], attempt=1),
+    b = RecordingSeat("b", {"/b/w0": done("c0", cores=[9]), "/b/w1": done("c1", cores=[2], attempt=1),
                               "/b/w2": done("c2"), "/b/w3": done("c3")})
     handles = [command(i, f"c{i}", (a, b)) for i in range(5)] + [command(5, "c3", (b,))]
     handles[3].candidates = (b, a)
 
-    find_completed(handles)
+    find_completed(handles, read_records)
 
     resumed = {h.seq: h.resumed_result for h in handles if h.resumed_result is not None}
     assert sorted(resumed) == [0, 1, 2, 3]
@@ -64,8 +69,8 @@ def test_find_completed_reads_each_runner_once_per_rank_and_the_first_candidate_
 
 
 def test_find_completed_treats_a_runner_that_cannot_answer_as_having_no_records() -> None:
-    broken = RecordingRunner("x", {}, fail=True)
-    fine = RecordingRunner("y", {"/y/w0": done("c0")})
+    broken = RecordingSeat("x", {}, fail=True)
+    fine = RecordingSeat("y", {"/y/w0": done("c0")})
     handles = [command(0, "c0", (broken, fine)), command(1, "c1", (broken,))]
-    find_completed(handles)
+    find_completed(handles, read_records)
     assert handles[0].runner is fine and handles[1].resumed_result is None

@@ -16,7 +16,7 @@ from parallux._scheduler import Scheduler
 
 
 class FakeRunner:
-    """Speaks the scheduler's side of a runner: slots, an optional core allocator, liveness."""
+    """The scheduler's ``Place``: slots, an optional core allocator, liveness."""
 
     def __init__(self, name: str, max_jobs: int, cores: Any = None, nodes: Any = None) -> None:
         self.name = name
@@ -33,16 +33,20 @@ class FakeRunner:
     def accepting(self) -> bool:
         return self.alive and self.quarantined is None
 
-    def _can_take_now(self, command: Command) -> bool:
+    @property
+    def handle(self) -> FakeRunner:  # what a setScheduler function is offered
+        return self
+
+    def can_take_now(self, command: Command) -> bool:
         if not self.accepting or self.slots.available_tokens < 1:
             return False
         return self.allocator is None or self.allocator.could_fit_now(
-            command.threads, command.numa_node, command.requested_cores)
+            command.threads, command.requested_numa_node, command.requested_cores)
 
-    def _lease_for(self, command: Command) -> Lease | None:
+    def lease_for(self, command: Command) -> Lease | None:
         if self.allocator is None:
             return None
-        return self.allocator.try_lease(command.threads, command.numa_node, command.requested_cores)
+        return self.allocator.try_lease(command.threads, command.requested_numa_node, command.requested_cores)
 
     def describe(self) -> str:
         return self.name
@@ -57,7 +61,7 @@ _completion = Completion()
 def command(seq: int, candidates: tuple[FakeRunner, ...], threads: int = 1, numa_node: int | None = None,
             cores: tuple[int, ...] | None = None, pin: FakeRunner | None = None, duration: float = 1.0) -> Command:
     handle = Command(_completion, command="true", command_text="true", seq=seq, name=f"c{seq}", threads=threads,
-                     numa_node=numa_node, requested_cores=cores, env={}, cwd=None, work_relpath=f"w/{seq}",
+                     numa_node=numa_node, requested_numa_node=numa_node, requested_cores=cores, env={}, cwd=None, work_relpath=f"w/{seq}",
                      check=True, timeout=duration, retries=0, pin=pin, candidates=candidates, base_env={})
     return handle
 
@@ -239,63 +243,3 @@ async def test_Scheduler_random_mixes_finish_without_deadlock(autojump_clock: An
         if runner.allocator is not None:
             assert runner.allocator.available() == runner.allocator.configured()
     assert sim.peak <= sim.global_slots.total_tokens
-
-
-async def test_Engine_closes_its_runners_at_once(autojump_clock: Any) -> None:
-    # An SSH runner's close can wait up to its CLOSE_WAIT for stderr tails; with several servers the end of a
-    # run (or a Ctrl-C) must take the longest of those waits, not their sum.
-    from parallux._engine import Engine
-
-    class SlowToClose:
-        closed_at: float | None = None
-
-        async def _close(self) -> None:
-            await trio.sleep(5)
-            self.closed_at = trio.current_time()
-
-    engine = Engine("test-run")
-    runners = [SlowToClose() for _ in range(3)]
-    engine.runners = runners  # type: ignore[assignment]
-    started = trio.current_time()
-    await engine._close_runners()
-    assert [r.closed_at for r in runners] == [started + 5] * 3
-
-
-def test_Engine_ctrl_c_while_setRunner_connects_still_closes_the_runners_that_connected() -> None:
-    # setRunner() connects new hosts at once. A Ctrl-C while one is connected and another still connecting
-    # must stop the connecting one and close the connected one: a runner left open keeps the engine (and
-    # parallux) from ever ending.
-    import threading
-    import time
-
-    from parallux._engine import Engine
-
-    class Connecting:
-        def __init__(self, name: str, connect_seconds: float) -> None:
-            self.name = name
-            self.connect_seconds = connect_seconds
-            self.closed: trio.Event | None = None
-
-        async def _serve(self, engine: Engine, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            self.closed = trio.Event()
-            await trio.sleep(self.connect_seconds)
-            task_status.started()
-            await self.closed.wait()  # a launcher lives until the runner is closed
-
-        async def _close(self) -> None:
-            assert self.closed is not None
-            self.closed.set()
-
-    engine = Engine("test-run")
-    engine.start()
-    fast, slow = Connecting("fast", 0.01), Connecting("slow", 60)
-    config = threading.Thread(target=lambda: engine.call_async(engine.add_runners, [fast, slow]), daemon=True)
-    config.start()
-    deadline = time.monotonic() + 10
-    while fast not in engine.runners and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert engine.runners == [fast]  # joined the moment it connected, while slow is still connecting
-    engine.cancel()
-    engine.shutdown()
-    assert engine.join(timeout=10), "the engine never ended: a connected runner was left open"
-    assert engine.runners == [fast]

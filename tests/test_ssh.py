@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from parallux._ssh import BOOT, _cpu_has_aes, boot_command
+from parallux._transports._ssh._bootstrap import BOOT, boot_command
+from parallux._transports._ssh._connect import _cpu_has_aes
 from tests.sshd import HOST_ALIAS, SSH, SshdServer, start_sshd
 
 REPO = Path(__file__).resolve().parent.parent
@@ -440,7 +441,8 @@ def test_SshRunner_reports_a_failing_proxy_command_clearly(sshd_server: SshdServ
 
 def _launcher_exe_config(tmp_path: Path, remote_ws: Path, pythons: tuple[str, ...] | None) -> Path:
     """A config whose one command prints the executable of its launcher (the parent of its ``sh``)."""
-    patch = f"import parallux._ssh\nparallux._ssh.DEFAULT_PYTHONS = {pythons!r}\n" if pythons else ""
+    patch = (f"import parallux._transports._ssh._bootstrap as bootstrap\nbootstrap.DEFAULT_PYTHONS = {pythons!r}\n"
+             if pythons else "")
     return write_config(tmp_path, patch + textwrap.dedent(f"""
         server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r})
         print(server.run("readlink /proc/$PPID/exe").sync().read_stdout().strip())
@@ -483,7 +485,7 @@ def test_SshRunner_prefers_aes_gcm_unless_the_ssh_config_names_ciphers(sshd_serv
         chosen = goal.ssh("chosen", host=goal.args["host"], workspace={str(remote_ws)!r},
                           ssh_config={str(ssh_config)!r})
         for runner in (default, chosen):
-            print(runner.name, runner._conn.get_extra_info("send_cipher"))
+            print(runner.name, runner._seat.transport._conn.get_extra_info("send_cipher"))
     """)
     done = run_cli(sshd_server, config)
     assert done.returncode == 0, done.stderr
@@ -757,7 +759,9 @@ async def test_launcher_output_tells_a_silent_launcher_from_one_that_ended(autoj
     # interpreter: the runner then reports the hang instead of trying the next interpreter for as long again.
     import trio
 
-    from parallux._ssh import HELLO_WAIT, _LauncherChannel, _LauncherOutput
+    from parallux._transports._ssh._channel import HELLO_WAIT
+    from parallux._transports._ssh._channel import LauncherChannel as _LauncherChannel
+    from parallux._transports._ssh._channel import LauncherOutput as _LauncherOutput
 
     class Channel:
         def write(self, data: bytes) -> None:
@@ -789,7 +793,7 @@ def test_library_lookup_during_the_asyncssh_import_runs_no_program_for_an_absent
     # while one the loader knows (libc) is still found.
     import ctypes.util
 
-    from parallux import _ssh
+    from parallux._transports._ssh import _patches as _ssh
 
     def no_process(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"a process was started: {args}")

@@ -152,8 +152,7 @@ async def test_put_keeps_at_most_a_window_of_frames_unacknowledged(tmp_path: Pat
     source.write_bytes(b"y" * (3 * _transfer.PUT_WINDOW * _launcher.CHUNK))
     to_launcher, from_client = trio.testing.memory_stream_pair()
     client = LauncherClient(to_launcher, to_launcher, "test runner")
-    runner = SimpleNamespace(client=client, name="test", describe=lambda: "runner 'test'",
-                             _goal=SimpleNamespace(_engine=SimpleNamespace(observers=[])))
+    seat = SimpleNamespace(client=client, name="test", describe=lambda: "runner 'test'")
     seen: list[dict[str, Any]] = []
 
     async def launcher_that_never_acks() -> None:
@@ -169,7 +168,7 @@ async def test_put_keeps_at_most_a_window_of_frames_unacknowledged(tmp_path: Pat
         nursery.start_soon(client._write_loop)
         nursery.start_soon(client._read_loop, nursery.cancel_scope)
         nursery.start_soon(launcher_that_never_acks)
-        nursery.start_soon(_transfer.put, runner, str(source), "/remote/big")
+        nursery.start_soon(_transfer.put, seat, str(source), "/remote/big", lambda transfer: None)
         with trio.fail_after(10):
             while len(seen) < 2 + _transfer.PUT_WINDOW:
                 await trio.sleep(0.01)

@@ -1,0 +1,235 @@
+"""A command from submission to result.
+
+queued (the scheduler's queues) -> placed and launched in one scheduling step (:meth:`Lifecycle.start`:
+slots and a core lease taken, the request sent to the launcher) -> waited for, under its timeout
+(:meth:`Lifecycle.run`) -> stopped when the timeout expires or the run is cancelled (TERM, grace, KILL,
+shielded, so its process tree is dead before the task ends) -> retried, or finished: its result stored,
+its slots and lease returned, whoever waits for it woken.
+
+A runner on which QUARANTINE_AFTER commands in a row could not be executed leaves the pool here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import trio
+
+from .._cores import Lease
+from .._errors import SchedulerPolicyError
+from .._handles import Command, Completion, Group, Result
+from .._scheduler import Scheduler
+from .._status import FAILED_STATUSES, Status
+from ._seat import KILL_GRACE, Launched, Seat
+from ._tree import HaltPolicy, TaskTree
+
+Observe = Callable[..., None]  # (event, command, **details)
+
+POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
+QUARANTINE_AFTER = 5  # commands in a row that could not be executed on a runner before it leaves the pool
+CANNOT_EXECUTE = (126, 127)  # the shell's "cannot execute" and "not found"
+
+
+class Lifecycle:
+    """Carries commands from submission to result (engine thread)."""
+
+    def __init__(self, run_id: str, *, completion: Completion, observe: Observe, flush: Callable[[], None],
+                 tree: TaskTree, halt: HaltPolicy, global_slots: trio.CapacityLimiter) -> None:
+        self.run_id = run_id
+        self.completion = completion
+        self.observe = observe
+        self.flush = flush
+        self.tree = tree
+        self.halt = halt
+        self.global_slots = global_slots
+        self.scheduler = Scheduler(global_slots, self.start)
+        self.unfinished = 0   # submitted commands without a result yet
+        self.started = 0      # commands started (attempts), for the exit status of a config error
+        self.policy_error: BaseException | None = None  # the setScheduler function failed: the run ends
+        self._repoll_pending = False
+
+    # -- submission and scheduling ---------------------------------------------------------------------
+
+    def submit(self, group: Group) -> None:
+        """Queue a group's commands; results of pre-resolved (resumed) commands are set at once."""
+        to_run = []
+        for command in group.commands:
+            command.group = group
+            self.unfinished += 1
+            if command.resumed_result is not None:
+                self.finish(command, command.resumed_result)
+            else:
+                to_run.append(command)
+                self.observe("queued", command)
+        if self.tree.cancelled or self.halt.reason:
+            for command in to_run:
+                self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))
+            return
+        if to_run:
+            self.tree.start_group(self._run_group, group, to_run)
+
+    async def _run_group(self, group: Group, commands: list[Command]) -> None:
+        """One nursery per issued group; the scheduler starts the group's commands inside it."""
+        if self.tree.cancelled or self.halt.reason:  # stopped between submission and this task's first step
+            for command in commands:
+                self.finish(command, Result(command, Status.CANCELLED))
+            return
+        group._done = trio.Event()
+        async with trio.open_nursery() as nursery:
+            group._nursery = nursery
+            self.scheduler.submit(commands)
+            self.schedule()
+            if group.remaining:
+                await group._done.wait()
+        group._nursery = group._done = None  # nothing kept per finished group
+
+    def schedule(self) -> None:
+        """Start whatever fits now; end what can run nowhere."""
+        if self.tree.cancelled or self.halt.reason:
+            return
+        try:
+            unrunnable = self.scheduler.schedule()
+        except SchedulerPolicyError as exc:
+            self.policy_error = exc
+            self.tree.cancel(False)
+            self.cancel_queued()
+            return
+        if self.scheduler.declined and not self._repoll_pending:
+            self._repoll_pending = True  # nothing may end to trigger another pass: ask the policy again soon
+            self.tree.start_service(self._repoll)
+        for command in unrunnable:
+            why = "; ".join(f"{s.describe()}: {s.quarantined or (s.client.gone if s.client else 'not connected')}"
+                            for s in command.candidates)
+            self.finish(command, Result(command, Status.ERROR, error=f"no runner left to run it ({why})"))
+
+    async def _repoll(self) -> None:
+        await trio.sleep(POLICY_REPOLL)
+        self._repoll_pending = False
+        self.schedule()
+
+    def cancel_queued(self) -> None:
+        for command in self.scheduler.drain():
+            self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))
+        self.flush()
+
+    # -- one command -----------------------------------------------------------------------------------
+
+    def start(self, command: Command, seat: Seat, lease: Lease | None) -> None:
+        """The scheduler's start: take the slots, assign, and send the request -- in this step, so that a
+        freed slot is refilled without a task switch. The command's own task waits for the end."""
+        self.global_slots.acquire_on_behalf_of_nowait(command)
+        assert seat.slots is not None
+        seat.slots.acquire_on_behalf_of_nowait(command)
+        self.started += 1
+        command.cores = lease.cores if lease is not None else ()
+        command.numa_node = lease.numa_node if lease is not None else command.requested_numa_node
+        command.work_dir = seat.work_dir_of(command.work_relpath)
+        command.runner = seat.handle  # last: assigned() turns true only once everything above is set
+        argv = seat.argv_for(command, lease)
+        self.observe("started", command, argv=argv)
+        launched: Launched | Exception
+        try:
+            launched = seat.launch(self.run_id, command, lease, argv)
+        except Exception as exc:  # reported by the command's task, as its result
+            launched = exc
+        assert command.group is not None and command.group._nursery is not None
+        command.group._nursery.start_soon(self.run, command, seat, lease, launched)
+
+    async def run(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched | Exception) -> None:
+        result: Result | None = None
+        try:
+            if isinstance(launched, Exception):
+                raise launched
+            result = await self.wait(command, seat, launched)
+        except trio.Cancelled:
+            result = Result(command, Status.CANCELLED)
+            raise
+        except Exception as exc:  # a bug in a transport must end this command, not the whole run
+            result = Result(command, Status.ERROR, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if lease is not None and seat.allocator is not None:
+                seat.allocator.release(lease)
+            assert seat.slots is not None
+            self.global_slots.release_on_behalf_of(command)
+            seat.slots.release_on_behalf_of(command)
+            result = result or Result(command, Status.CANCELLED)
+            command.attempts.append(result.attempt_entry())
+            self._note_execution(seat, command, result)
+            if self._should_retry(command, result):
+                self.observe("retrying", command, result=result)
+                command.attempt += 1
+                self.scheduler.requeue(command)
+            else:
+                self.finish(command, result)
+            self.schedule()
+
+    async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
+        """Wait for a launched command's end; on a timeout or cancellation stop its process tree first."""
+        _, job = launched
+        try:
+            if command.timeout:
+                with trio.move_on_after(command.timeout) as deadline:
+                    await job.ended.wait()
+                if deadline.cancelled_caught:
+                    # Its exit event then says "timeout" -- or, if it ended by itself just as time ran out,
+                    # how it ended.
+                    await seat.stop(launched, KILL_GRACE, "timeout")
+            else:
+                await job.ended.wait()
+        except BaseException:
+            await seat.stop(launched, 0 if self.tree.hard_stop else KILL_GRACE, "cancelled")
+            raise
+        return seat.result_of(command, job)
+
+    def _should_retry(self, command: Command, result: Result) -> bool:
+        if command.attempt >= command.retries or self.tree.cancelled or self.halt.reason:
+            return False
+        if command.retry_on is None:
+            return result.status in FAILED_STATUSES
+        return result.status in command.retry_on or (result.status == Status.FAILED
+                                                      and result.returncode in command.retry_on)
+
+    def _note_execution(self, seat: Seat, command: Command, result: Result) -> None:
+        """Count the commands in a row that could not be executed on a runner; at QUARANTINE_AFTER, take the
+        runner out of the pool: a broken host (a binary without its executable bit, a missing program, a
+        full disk) must not eat the whole queue and every retry in milliseconds."""
+        command.avoid = seat if could_not_execute(result) else None
+        if seat.quarantined is not None or not seat.alive:
+            return
+        if command.avoid is None:
+            seat.unexecuted_in_a_row = 0
+            return
+        seat.unexecuted_in_a_row += 1
+        if seat.unexecuted_in_a_row >= QUARANTINE_AFTER:
+            seat.quarantined = (f"taken out of the pool: {seat.unexecuted_in_a_row} commands in a row could "
+                                "not be executed")
+            self.observe("quarantined", command, result=result, runner=seat.handle)
+
+    def finish(self, command: Command, result: Result) -> None:
+        result.run_id = result.run_id or self.run_id
+        result.attempts = result.attempts or command.attempts
+        command.result = result
+        self.unfinished -= 1
+        if self.halt.count(command, result):
+            self._halt()
+        group = command.group
+        if group is not None:
+            group.remaining -= 1
+            if group.remaining == 0 and group._done is not None:
+                group._done.set()
+        self.observe("finished", command, result=result)
+        self.completion.finished(command, self.unfinished == 0)
+
+    def _halt(self) -> None:
+        for command in self.scheduler.drain():
+            self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))
+        if self.halt.mode == "now":
+            self.tree.stop_running()
+
+
+def could_not_execute(result: Result) -> bool:
+    """The runner could not run it at all: a launch or transport error (not another run's work dir lock), or
+    the shell's 126/127."""
+    if result.status == Status.ERROR:
+        return result._kind != "locked"
+    return result.status == Status.FAILED and result.returncode in CANNOT_EXECUTE

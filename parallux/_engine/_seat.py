@@ -1,0 +1,225 @@
+"""A seat: one runner as the engine sees it -- its transport and launcher client, its slots and core
+allocator, its workspace and the facts its launcher reported.
+
+The public :class:`~parallux._runner.Runner` is the config's handle on a seat; the scheduler sees seats
+through its ``Place`` protocol; the transport beneath knows nothing but how to reach the launcher.
+"""
+
+from __future__ import annotations
+
+import itertools
+import posixpath
+import shlex
+from typing import Any, Callable, Iterable, Mapping
+
+import trio
+
+from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
+from .._errors import ConfigError, RunnerError
+from .._handles import Command, Result, env_of
+from .._launcher import RECORD_NAME
+from .._protocol import Job, LauncherClient, outcome_of
+from .._status import Status
+from .._transports._base import Transport, write_now
+
+Launched = tuple[int, Job]  # a launched command: its request id and the job that reports its end
+KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
+KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
+RECORDS_PER_REQUEST = 256   # completion records asked of a launcher at once (--resume)
+_SEAT_NUMBERS = itertools.count(1)
+
+
+class Seat:
+    """Limits (``max_jobs``), an optional core pool, a workspace and an environment, on a transport."""
+
+    def __init__(self, name: str, transport: Transport, *, workspace: str | None, max_jobs: int | None,
+                 env: Mapping[str, str] | None, layout: CoreLayout | None, membind: bool = False) -> None:
+        self.name = name
+        self.transport = transport
+        self.workspace_option = workspace if workspace is not None else "~/parallux"
+        self.workspace: str = self.workspace_option
+        self.max_jobs: int | None = max_jobs
+        self.env = dict(env or {})
+        self.layout = layout
+        self.allocator = CoreAllocator(layout) if layout is not None else None
+        self.membind = membind
+        self.handle: Any = None  # the config's Runner for this seat (what a setScheduler function gets)
+        self.slots: trio.CapacityLimiter | None = None
+        self.client: LauncherClient | None = None
+        self.facts: dict[str, Any] = {}
+        self.alive = False
+        self.quarantined: str | None = None  # why the engine took it out of the pool (see _lifecycle)
+        self.unexecuted_in_a_row = 0
+        self.closing = False
+        # Commands are marked "<run id>@<seat>.<seq>.<attempt>": a launcher that loses its parallux sweeps
+        # its own runner's marks only, never another runner's on the same machine.
+        self.mark_scope = f"r{next(_SEAT_NUMBERS)}"
+
+    def describe(self) -> str:
+        return self.transport.describe(self.name)
+
+    # -- lifetime ----------------------------------------------------------------------------------------
+
+    async def serve(self, run_id: str, lost: Callable[[], None],
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Reach the launcher, report readiness, and keep it until the run ends or the connection drops;
+        then ``lost()``, so that what can run nowhere else ends."""
+        async with self.transport.open(self.name) as (send, receive):
+            self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog)
+            async with trio.open_nursery() as nursery:
+                facts = await nursery.start(self.client.serve)
+                self.configure(facts)
+                task_status.started()
+            self.alive = False
+            if not self.closing:
+                self.transport.lost(f"{run_id}@{self.mark_scope}.")
+            lost()
+
+    def configure(self, facts: dict[str, Any]) -> None:
+        self.transport.ready()
+        if self.layout is not None and not facts.get("numactl"):
+            raise RunnerError(f"{self.describe()} declares a core pool, but numactl is not installed on "
+                              f"{facts.get('hostname', 'its machine')}: install it (Debian: apt-get install "
+                              f"numactl) or remove core_pool/numa_nodes")
+        self._check_cores(facts)
+        self.facts = facts
+        self.workspace = resolve_workspace(self.workspace_option, facts["home"], facts["cwd"])
+        if self.max_jobs is None:
+            self.max_jobs = int(facts.get("logical_cores") or 1)
+        self.slots = trio.CapacityLimiter(self.max_jobs)
+        self.alive = True
+
+    def _check_cores(self, facts: dict[str, Any]) -> None:
+        """A core pool may name only CPUs the machine has and lets commands use (its affinity mask): any other
+        would fail only when numactl runs, with its usage text, once per command."""
+        cpus = facts.get("cpus")
+        if cpus is None and facts.get("logical_cores"):  # a launcher that cannot tell its affinity
+            cpus = range(int(facts["logical_cores"]))
+        if self.layout is None or cpus is None:  # (an SSH runner in a dry run: the remote is not asked)
+            return
+        missing = sorted(set(self.layout.cores) - set(cpus))
+        if missing:
+            machine = "this machine" if self.transport.local else facts.get("hostname", "its machine")
+            raise ConfigError(
+                f"{self.describe()}: core_pool/numa_nodes name {cpu_list(missing)}, which {machine} does not "
+                f"have or does not let parallux use; it has {cpu_list(cpus)}")
+
+    async def close(self, hard: bool = False) -> None:
+        self.closing = True
+        if self.client is not None:
+            await self.client.quit(0 if hard else None)
+        await self.transport.closing()
+
+    # -- scheduling (the scheduler's Place protocol) -----------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """Whether it may still be given commands: connected and not quarantined."""
+        return self.alive and self.quarantined is None
+
+    def can_take_now(self, command: Command) -> bool:
+        if not self.accepting or self.slots is None or self.slots.available_tokens < 1:
+            return False
+        if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
+            return False
+        if self.allocator is None:
+            return True
+        return self.allocator.could_fit_now(command.threads, command.requested_numa_node, command.requested_cores)
+
+    def lease_for(self, command: Command) -> Lease | None:
+        if self.allocator is None:
+            return None
+        return self.allocator.try_lease(command.threads, command.requested_numa_node, command.requested_cores)
+
+    @property
+    def active(self) -> int:
+        return int(self.slots.borrowed_tokens) if self.slots is not None else 0
+
+    # -- commands --------------------------------------------------------------------------------------
+
+    def work_dir_of(self, work_relpath: str) -> str:
+        return posixpath.normpath(posixpath.join(self.workspace, work_relpath))
+
+    def argv_for(self, command: Command, lease: Lease | None) -> list[str]:
+        """The command line as it runs: ``sh -c``, behind ``numactl`` with a core lease."""
+        argv = ["sh", "-c", command.command_text]
+        return self._binding_prefix(lease) + argv if lease is not None else argv
+
+    def launch(self, run_id: str, command: Command, lease: Lease | None, argv: list[str]) -> Launched:
+        """Send the command to the launcher now, in the scheduling step that started it, with everything it
+        runs with."""
+        assert self.client is not None
+        variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
+                     "PARALLUX_WORK_DIR": command.work_dir}
+        if lease is not None:
+            variables["PARALLUX_CORES"] = format_cores(lease.cores)
+            if lease.numa_node is not None:
+                variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
+        return self.client.run(
+            argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
+            work_dir=command.work_dir, cwd=command.cwd, command_text=command.command_text,
+            wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
+            mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
+            record={"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
+                    "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
+                    "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
+                    "attempts_before": command.attempts})
+
+    def _binding_prefix(self, lease: Lease) -> list[str]:
+        memory = (f"--membind={lease.numa_node}" if self.membind and lease.numa_node is not None
+                  else "--localalloc")
+        return [self.facts.get("numactl") or "numactl", f"--physcpubind={format_cores(lease.cores)}", memory, "--"]
+
+    async def stop(self, launched: Launched, grace: float, reason: str) -> None:
+        """Stop a launched command's process tree (TERM, grace, KILL) and wait for the launcher to say so."""
+        assert self.client is not None
+        job_id, job = launched
+        with trio.CancelScope(shield=True):
+            self.client.kill(job_id, grace, reason)
+            with trio.move_on_after(grace + KILL_WAIT):
+                await job.ended.wait()
+            if not job.ended.is_set():
+                self.client.forget(job_id)
+
+    def result_of(self, command: Command, job: Job) -> Result:
+        event = job.exit_event
+        if event is None:
+            assert self.client is not None
+            return Result(command, Status.ERROR, error=self.client.gone or "the launcher did not report an exit")
+        return Result(command, **outcome_of(event))
+
+    async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
+        """The completion records in these work dirs, read by the launcher RECORDS_PER_REQUEST to a request,
+        the requests all in flight at once: a resume of thousands costs a few round trips."""
+        if self.client is None:
+            return [None] * len(work_dirs)
+        paths = [posixpath.join(work_dir, RECORD_NAME) for work_dir in work_dirs]
+        chunks = [paths[i:i + RECORDS_PER_REQUEST] for i in range(0, len(paths), RECORDS_PER_REQUEST)]
+        answers: list[list[dict[str, Any] | None]] = [[] for _ in chunks]
+
+        async def ask(index: int, client: LauncherClient) -> None:
+            answers[index] = await client.read_records(chunks[index])
+
+        async with trio.open_nursery() as nursery:
+            for index in range(len(chunks)):
+                nursery.start_soon(ask, index, self.client)
+        return [record for answer in answers for record in answer]
+
+
+def resolve_workspace(workspace: str, home: str, cwd: str) -> str:
+    """A workspace as an absolute path on the runner: ``~`` is its home, relative paths its start dir."""
+    if workspace == "~" or workspace.startswith("~/"):
+        workspace = home + workspace[1:]
+    return posixpath.normpath(posixpath.join(cwd, workspace))
+
+
+def cpu_list(cores: Iterable[int]) -> str:
+    """``CPUs 0-3,8`` (``CPU 5``): ranges, because a missing pool of 64 cores should not take 64 numbers."""
+    spans: list[list[int]] = []
+    for core in sorted(cores):
+        if spans and core == spans[-1][1] + 1:
+            spans[-1][1] = core
+        else:
+            spans.append([core, core])
+    text = ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"CPU{'s' if len(spans) > 1 or spans and spans[0][0] != spans[0][1] else ''} {text or 'none'}"

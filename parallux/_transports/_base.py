@@ -1,0 +1,69 @@
+"""The seam every kind of runner implements: a transport to a launcher."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any, AsyncContextManager, Callable
+
+import trio
+
+from .._protocol import WATCHDOG
+Streams = tuple[trio.abc.SendStream, trio.abc.ReceiveStream]
+
+
+class Transport:
+    """How to reach one runner's launcher.
+
+    ``open()`` is an async context manager yielding the launcher's stdin and stdout as Trio streams; leaving
+    it ends the launcher (EOF) and releases the connection. That is the whole seam: the engine's seat
+    speaks the launcher protocol over the streams, whatever carries them.
+    """
+
+    kind = "local"
+    watchdog = WATCHDOG  # what the seat asks of the launcher in its hello; parallux pings at a sixth of it
+
+    def describe(self, name: str) -> str:
+        """How reports name a runner on this transport."""
+        return f"runner {name!r}"
+
+    def plan_facts(self) -> dict[str, Any]:
+        """What a dry run assumes of the launcher's machine, asking nothing of it."""
+        raise NotImplementedError
+
+    def open(self, name: str) -> AsyncContextManager[Streams]:
+        raise NotImplementedError
+
+    def ready(self) -> None:
+        """The launcher said hello: what fails from now on is not its start."""
+
+    async def closing(self) -> None:
+        """The launcher was asked to quit (the end of the run): a transport whose connection may have gone
+        silent bounds the wait here."""
+
+    def lost(self, mark_prefix: str) -> None:
+        """The launcher ended unasked; ``mark_prefix`` starts the marks of the commands it ran."""
+
+    @property
+    def local(self) -> bool:
+        """Whether the launcher's files are this machine's files."""
+        return False
+
+
+def write_now(stream: trio.abc.SendStream) -> Callable[[bytes], int] | None:
+    """A way to write to the stream without awaiting, if it has one (see ``LauncherClient.post``)."""
+    if isinstance(stream, trio.lowlevel.FdStream):
+        fd = stream.fileno()  # non-blocking (FdStream made it so): a full pipe raises BlockingIOError
+        return lambda data: os.write(fd, data)
+    return getattr(stream, "write_now", None)
+
+
+async def wait_for_exit(popen: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether the child has exited, waiting up to ``seconds``. Polled from 0.5 ms up: a child told to end
+    usually does within milliseconds, and a fixed step would add itself to every end of a run."""
+    with trio.move_on_after(seconds):
+        pause = 0.0005
+        while popen.poll() is None:
+            await trio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+    return popen.poll() is not None

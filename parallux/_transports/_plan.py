@@ -1,0 +1,110 @@
+"""The plan transport: a launcher inside parallux that runs nothing.
+
+It speaks the launcher protocol over in-memory streams, so the engine drives it exactly as it drives a real
+launcher. With the default outcome it is the dry run: every command "takes" one virtual second (the engine
+of a dry run runs on Trio's autojumping MockClock) and ends ``planned``; transfers end at once, ``planned``;
+completion records are read where the runner's files are this machine's. With another ``outcome`` it is
+the engine's test double (tests/test_engine.py): ``outcome(request) -> (seconds, status, returncode)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
+
+import trio
+
+from .._launcher import Frames, read_record
+from ._base import Streams, Transport
+
+Outcome = Callable[[dict[str, Any]], tuple[float, str, "int | None"]]
+TRANSFERS = ("walk", "put", "get")
+
+
+def planned(request: dict[str, Any]) -> tuple[float, str, int | None]:
+    """One virtual second, the earlier submitted first (the mark's ``<seq>``): the same plan on every dry run."""
+    return 1 + int(request["mark"].rsplit(".", 2)[1]) * 1e-6, "planned", None
+
+
+class PlanTransport(Transport):
+    def __init__(self, real: Transport | None = None, *, facts: dict[str, Any] | None = None,
+                 outcome: Outcome = planned) -> None:
+        self.real = real
+        self.kind = real.kind if real is not None else "plan"
+        self.facts = facts if facts is not None else real.plan_facts() if real is not None else {}
+        self.outcome = outcome
+        self.runs: dict[int, trio.CancelScope] = {}
+        self.kills: dict[int, str] = {}  # id -> why it is being stopped
+        self.stopped: list[str] = []     # the reasons of every kill, in order (for tests)
+
+    def describe(self, name: str) -> str:
+        return self.real.describe(name) if self.real is not None else super().describe(name)
+
+    def plan_facts(self) -> dict[str, Any]:
+        return self.facts
+
+    @property
+    def local(self) -> bool:
+        return self.real is not None and self.real.local
+
+    @asynccontextmanager
+    async def open(self, name: str) -> AsyncIterator[Streams]:
+        import trio.testing  # (it imports pytest: only a dry run or a test pays for it)
+        to_launcher, requests = trio.testing.memory_stream_one_way_pair()
+        events, from_launcher = trio.testing.memory_stream_one_way_pair()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._serve, requests, events)
+            yield to_launcher, from_launcher
+            nursery.cancel_scope.cancel()
+
+    async def _serve(self, requests: trio.abc.ReceiveStream, events: trio.abc.SendStream) -> None:
+        out, queue = trio.open_memory_channel[dict[str, Any]](math.inf)
+        frames = Frames()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_write, queue, events)
+            while chunk := await requests.receive_some():
+                for request, _payload in frames.feed(chunk):
+                    if request.get("op") == "quit":
+                        nursery.cancel_scope.cancel()
+                    self._answer(request, out, nursery)
+            nursery.cancel_scope.cancel()  # EOF: nothing runs on
+        await events.aclose()  # and the client sees the launcher's end
+
+    def _answer(self, request: dict[str, Any], out: trio.MemorySendChannel[dict[str, Any]],
+                nursery: trio.Nursery) -> None:
+        op, job = request.get("op"), request.get("id")
+        if op == "hello":
+            out.send_nowait({"ev": "hello", "protocol": 1, "pid": 0, "guardian": 0, **self.facts})
+        elif op == "ping":
+            out.send_nowait({"ev": "pong"})
+        elif op == "run":
+            nursery.start_soon(self._run, request, out)
+        elif op == "kill" and job in self.runs:
+            self.kills[job] = request.get("reason") or "cancelled"
+            self.stopped.append(self.kills[job])
+            self.runs[job].cancel()
+        elif op == "records":
+            read = read_record if self.local else (lambda path: None)
+            out.send_nowait({"ev": "records", "id": job, "records": [read(p) for p in request["paths"]]})
+        elif op in TRANSFERS:
+            out.send_nowait({"ev": "end", "id": job, "planned": True})
+
+    async def _run(self, request: dict[str, Any], out: trio.MemorySendChannel[dict[str, Any]]) -> None:
+        seconds, status, returncode = self.outcome(request)
+        start = trio.current_time()
+        with trio.CancelScope() as scope:
+            self.runs[request["id"]] = scope
+            await trio.sleep(seconds)
+        del self.runs[request["id"]]
+        if scope.cancelled_caught:
+            status, returncode = self.kills.pop(request["id"]), -15
+        out.send_nowait({"ev": "exit", "id": request["id"], "status": status, "returncode": returncode,
+                         "start": None if status == "planned" else start, "killed": scope.cancelled_caught,
+                         "end": None if status == "planned" else trio.current_time()})
+
+
+async def _write(queue: trio.MemoryReceiveChannel[dict[str, Any]], events: trio.abc.SendStream) -> None:
+    async for event in queue:
+        await events.send_all((json.dumps(event) + "\n").encode())

@@ -1,0 +1,152 @@
+"""SSH runners: the launcher on a remote host, driven over one SSH channel of one connection.
+
+``goal.ssh(...)`` connects at once (a failure is a config-time :class:`RunnerError` naming host, port, user
+and the reason), then runs one remote command that starts the launcher (``_bootstrap``). The channel's
+stdin/stdout become the launcher's (``_channel``), and the engine speaks the same protocol through it as with
+a local runner: commands and files are requests to that launcher, not SSH sessions -- no login shell per
+command, no ``MaxSessions`` ceiling, no SFTP subsystem -- and when the connection drops, or parallux dies,
+the remote launcher reads EOF and stops every command it started.
+
+asyncssh is an asyncio library and the engine is Trio; trio-asyncio bridges them. Each SSH runner opens its
+own trio-asyncio loop inside its ``open()`` (in the engine's services nursery): the loop lives exactly as
+long as the connection, every asyncssh object of a runner belongs to one loop, and a runner that fails or
+drops tears down only its own loop.
+
+This package is the only code that imports asyncio, asyncssh or trio_asyncio (``_patches``), and only
+``goal.ssh`` imports it, so a local-only run never loads them.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+
+import trio
+
+from ..._errors import RunnerError, leaf_errors
+from .._base import Streams, Transport
+from . import _bootstrap
+from ._channel import LauncherInput
+from ._connect import connect_failure, defaults, reason, ssh_settings, text
+from ._connect import port as port_number
+from ._patches import asyncssh, trio_asyncio
+from ._proxy import ProxyCommand
+
+CLOSE_WAIT = 5.0
+ABORT_AFTER = 10.0            # seconds after quit before a silent connection is aborted
+PROXY_EXIT_WAIT = 2.0         # seconds a ProxyCommand gets to end on its own once the connection closed
+
+
+class SshTransport(Transport):
+    """One SSH connection, one remote launcher."""
+
+    kind = "ssh"
+
+    def __init__(self, name: str, *, host: str | None, user: str | None, port: int | None,
+                 ssh_options: Mapping[str, Any]) -> None:
+        where = f"goal.ssh({name!r})"
+        self.host = text(host if host is not None else name, f"{where}: host")
+        self.user = text(user, f"{where}: user") if user is not None else None
+        self.port = port_number(port, f"{where}: port")
+        self._name = name
+        self._settings = ssh_settings(ssh_options, where)
+        self.python: str | None = self._settings.pop("python")  # None: DEFAULT_PYTHONS, in order
+        self.watchdog = self._settings.pop("watchdog", self.watchdog)
+        self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
+        self._aio_loop: Any = None
+        self._conn: Any = None
+        self._abort_timer: Any = None
+        self._proxy: ProxyCommand | None = None
+        self._hello_seen = False
+
+    def describe(self, name: str) -> str:
+        user, host, port = self._address
+        where = f"{user + '@' if user else ''}{host}{':' + str(port) if port else ''}"
+        alias = f", Host {self.host!r} in the ssh config" if host != self.host else ""
+        return f"ssh runner {name!r} ({where}{alias})"
+
+    def plan_facts(self) -> dict[str, Any]:
+        """A dry run opens no connection: the remote core count is unknown, paths stay relative to ``~``."""
+        return {"logical_cores": None, "home": "~", "cwd": "", "numactl": "numactl", "hostname": self.host}
+
+    @asynccontextmanager
+    async def open(self, name: str) -> AsyncIterator[Streams]:
+        """Connect, start the launcher over one channel, and yield that channel as two Trio streams."""
+        description = self.describe(name)
+        async with trio_asyncio.open_loop() as loop:
+            self._aio_loop = loop
+            self._conn = await self._connect(description)  # (which learns the real address from the ssh config)
+            try:
+                pipe, output, python = await _bootstrap.start_launcher(self._conn, self._aio, self.python,
+                                                                       self.describe(name))
+                try:
+                    yield LauncherInput(pipe), output
+                except BaseException as exc:
+                    if not self._hello_seen and any(isinstance(e, RunnerError) for e in leaf_errors(exc)):
+                        raise RunnerError(await _bootstrap.launch_failure(pipe, python, self.describe(name))) \
+                            from None
+                    raise
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._disconnect()
+
+    def ready(self) -> None:
+        self._hello_seen = True
+
+    async def closing(self) -> None:
+        """The launcher was asked to quit; if the connection went silent, abort it rather than wait forever."""
+        if self._conn is not None and self._aio_loop is not None:
+            self._abort_timer = self._aio_loop.call_later(ABORT_AFTER, self._conn.abort)
+
+    async def _connect(self, description: str) -> Any:
+        kwargs = dict(self._settings, host=self.host)
+        if self.port is not None:
+            kwargs["port"] = self.port
+        if self.user is not None:
+            kwargs["username"] = self.user
+        options = await self._options(kwargs, description)
+        kwargs.update(defaults(options, self._settings))
+        if options.proxy_command and not options.tunnel:  # (asyncssh, like ssh, prefers a ProxyJump)
+            self._proxy = ProxyCommand(options.proxy_command, self.describe(self._name))
+            kwargs.update(sock=self._proxy.socket, proxy_command=None)
+        try:
+            return await self._aio(asyncssh.connect)(**kwargs)
+        except (OSError, asyncssh.Error) as exc:
+            why = connect_failure(exc, options)
+            if self._proxy is not None:
+                lost = isinstance(exc, (asyncssh.ConnectionLost, BrokenPipeError, ConnectionResetError))
+                with trio.CancelScope(shield=True):
+                    why = await self._proxy.failure(why, lost)
+            raise RunnerError(f"{self.describe(self._name)}: cannot connect: {why}") from None
+        except BaseException:  # cancelled (Ctrl-C while connecting): the proxy goes too
+            if self._proxy is not None:
+                with trio.CancelScope(shield=True):
+                    await self._proxy.stop(0)
+            raise
+
+    async def _options(self, kwargs: dict[str, Any], description: str) -> Any:
+        """asyncssh's options with the ssh config applied: they name the real host, port and user.
+
+        ``connect`` builds its own from the same arguments; these only tell what it will use."""
+        try:
+            options = await self._aio(asyncssh.SSHClientConnectionOptions.construct)(**kwargs)
+        except (OSError, ValueError, asyncssh.Error) as exc:
+            raise RunnerError(f"{description}: cannot load the SSH settings: {reason(exc)}") from None
+        self._address = (options.username, options.host, options.port)
+        return options
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        if conn is None:
+            return
+        conn.close()
+        with trio.move_on_after(CLOSE_WAIT):
+            await self._aio(conn.wait_closed)()
+        if self._proxy is not None:
+            await self._proxy.stop(PROXY_EXIT_WAIT)
+
+    def _aio(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """An asyncio-flavoured callable, made awaitable from any Trio task of the engine."""
+        return trio_asyncio.aio_as_trio(fn, loop=self._aio_loop)
