@@ -19,9 +19,9 @@ from typing import IO, Any, Callable, Iterable, Sequence
 
 from . import _jsonl
 from ._cli import SUBCOMMANDS
+from ._durations import format_seconds
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
 from ._history import CommandRecord, HistoryError, Run, RunEntry, geometric_mean, list_runs, load_run, resolve_run
-from ._progress import format_seconds
 
 FORMATS = ("table", "csv", "tsv", "json")
 

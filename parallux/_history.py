@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from . import _jsonl
 from ._errors import ParalluxError
-from ._runlog import LATEST, config_dir, default_log_dir
+from ._statedir import LATEST, config_dir, default_log_dir
 
 TAIL_BYTES = 64 * 1024
 STDERR_TAIL_BYTES = 4096

@@ -16,6 +16,7 @@ import time
 from collections import Counter, defaultdict
 from typing import IO, Any
 
+from ._durations import format_seconds
 from ._errors import describe_failure
 from ._handles import FAILED_STATUSES, Command, Result
 from ._transfer import SHOWN_AFTER, Transfer
@@ -162,16 +163,6 @@ def transfer_line(transfer: Transfer) -> str:
     skipped = f" ({transfer.files_skipped} unchanged)" if transfer.files_skipped else ""
     return (f"{transfer._what}: {transfer.files_sent} file{'' if transfer.files_sent == 1 else 's'}{skipped}, "
             f"{format_bytes(transfer.bytes_sent)} in {format_seconds(transfer._seconds)}")
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 Cause = tuple[str, "int | None", str]
