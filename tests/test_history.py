@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from parallux._history import Run, assign_slots, load_run
+from parallux._views.history import Run, assign_slots, load_run
 from tests.helpers import cli_env, run_cli, start_cli, wait_until, write_config
 
 CAMPAIGN = """
@@ -432,7 +432,7 @@ def test_run_log_on_a_full_filesystem_costs_the_run_nothing_but_the_log(tmp_path
 
 
 def test_load_run_reads_the_same_with_or_without_orjson(campaign: tuple[Path, Path], tmp_path: Path) -> None:
-    from parallux import _jsonl
+    from parallux._views import jsonl as _jsonl
     _, log = campaign
     odd = tmp_path / "odd.jsonl"
     # a command line holding a lone surrogate (from an undecodable file name): orjson refuses it, json not

@@ -12,8 +12,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import IO, Any
 
-from . import _jsonl
-from ._history import Attempt, CommandRecord, Run, assign_slots, stderr_tail
+from . import jsonl
+from .history import Attempt, CommandRecord, Run, assign_slots, stderr_tail
 
 QUEUE_PID = 1  # the "parallux" process holding the queued counter; runners are 2, 3, ...
 US = 1_000_000
@@ -104,7 +104,7 @@ def write_trace(run: Run, stream: IO[str]) -> None:
     other = {"run_id": run.run_id, "config": run.info.get("config"), "argv": run.info.get("argv"),
              "start": run.start, "parallux": run.info.get("parallux")}
     stream.write('{"displayTimeUnit":"ms","otherData":' + json.dumps(other) + ',"traceEvents":[\n')
-    stream.write(",\n".join(map(_jsonl.dumps, events)))
+    stream.write(",\n".join(map(jsonl.dumps, events)))
     stream.write("\n]}\n")
 
 

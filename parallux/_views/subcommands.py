@@ -1,7 +1,7 @@
 """``parallux runs|show|report|export|compare``: looking at runs after (or while) they go.
 
 ``parallux WORD ...`` with one of these words first runs the subcommand; a config file that happens to be
-named like one is run as ``parallux ./runs``. Every subcommand reads run logs only (``_history``), so it
+named like one is run as ``parallux ./runs``. Every subcommand reads run logs only (``history``), so it
 needs no runner, and works on a run still going from a second terminal.
 """
 
@@ -17,11 +17,11 @@ import sys
 import time
 from typing import IO, Any, Callable, Iterable, Sequence
 
-from . import _jsonl
-from ._cli import SUBCOMMANDS
-from ._durations import format_seconds
-from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
-from ._history import CommandRecord, HistoryError, Run, RunEntry, geometric_mean, list_runs, load_run, resolve_run
+from . import jsonl
+from . import SUBCOMMANDS
+from .._durations import format_seconds
+from .._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
+from .history import CommandRecord, HistoryError, Run, RunEntry, geometric_mean, list_runs, load_run, resolve_run
 
 FORMATS = ("table", "csv", "tsv", "json")
 
@@ -280,7 +280,7 @@ def _runner_text(runner: dict[str, Any]) -> str:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from ._report import write_report  # the HTML assets are read only when a report is asked for
+    from .report import write_report  # the HTML assets are read only when a report is asked for
     run = _load(args.run, args.config)
     output = args.output or f"{run.run_id}.html"
     write_report(run, output)
@@ -290,7 +290,7 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from . import _export
+    from . import export as _export
     run = _load(args.run, args.config)
     if args.trace:
         target, writer = args.trace, _export.write_trace
@@ -469,7 +469,7 @@ def write_json_rows(stream: IO[str], head: dict[str, Any], key: str, rows: Itera
     stream.write("{" + json.dumps(head)[1:-1] + f", {json.dumps(key)}: [")
     separator = "\n"
     for row in rows:
-        stream.write(separator + _jsonl.dumps(row))
+        stream.write(separator + jsonl.dumps(row))
         separator = ",\n"
     stream.write("\n]}\n")
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Iterator
 
-from . import _jsonl
-from ._errors import ParalluxError
-from ._statedir import LATEST, config_dir, default_log_dir
+from . import jsonl
+from .._errors import ParalluxError
+from .._statedir import LATEST, config_dir, default_log_dir
 
 TAIL_BYTES = 64 * 1024
 STDERR_TAIL_BYTES = 4096
@@ -230,7 +230,7 @@ def load_run(path: str) -> Run:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        builder.read(_jsonl.split_lines(data))
+        builder.read(jsonl.split_lines(data))
         return builder.build()
     finally:
         if collecting:
@@ -260,8 +260,8 @@ class _RunBuilder:
     def read(self, lines: list[Any]) -> None:
         """Every event, in order. The hot path (queued and finished: two thirds of the lines) is inlined:
         100,000 commands are 300,000 lines, and each Python call per line costs tens of milliseconds."""
-        decode, pending, handlers, commands = _jsonl.loads, self.pending_starts, self.handlers, self.commands
-        started = _jsonl.prefix(_STARTED, lines[0] if lines else "")
+        decode, pending, handlers, commands = jsonl.loads, self.pending_starts, self.handlers, self.commands
+        started = jsonl.prefix(_STARTED, lines[0] if lines else "")
         for line in lines:
             if not line:
                 continue
@@ -302,7 +302,7 @@ class _RunBuilder:
 
     def _parse(self, line: Any) -> dict[str, Any] | None:
         try:
-            record = _jsonl.loads(line)
+            record = jsonl.loads(line)
             if not isinstance(record, dict) or "event" not in record:
                 raise ValueError(line)
         except ValueError:
@@ -375,7 +375,7 @@ def _last_time(lines: list[Any]) -> float | None:
     """The time of the last event (where a run killed with no summary ended)."""
     for line in reversed(lines[-50:]):
         try:
-            record = _jsonl.loads(line)
+            record = jsonl.loads(line)
         except ValueError:
             continue
         if isinstance(record, dict) and isinstance(record.get("time"), (int, float)):
