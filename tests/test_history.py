@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from parallux._views.history import Run, assign_slots, load_run
+from parallux._views.lanes import assign_slots
+from parallux._views.reader import load_run
+from parallux._views.records import Run
 from tests.helpers import cli_env, run_cli, start_cli, wait_until, write_config
 
 CAMPAIGN = """

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from parallux._views.history import load_run
+from parallux._views.reader import load_run
 from parallux._views.report import write_report
 from tests.helpers import run_cli, write_config
 from tests.synthetic import write_synthetic_log

@@ -13,7 +13,9 @@ import xml.etree.ElementTree as ET
 from typing import IO, Any
 
 from . import jsonl
-from .history import Attempt, CommandRecord, Run, assign_slots, stderr_tail
+from .lanes import assign_slots
+from .reader import stderr_tail
+from .records import Attempt, CommandRecord, Run
 
 QUEUE_PID = 1  # the "parallux" process holding the queued counter; runners are 2, 3, ...
 US = 1_000_000

@@ -12,6 +12,7 @@ import csv
 import gc
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -21,7 +22,9 @@ from . import jsonl
 from . import SUBCOMMANDS
 from .._durations import format_seconds
 from .._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
-from .history import CommandRecord, HistoryError, Run, RunEntry, geometric_mean, list_runs, load_run, resolve_run
+from .history import RunEntry, list_runs, resolve_run
+from .reader import load_run
+from .records import CommandRecord, HistoryError, Run
 
 FORMATS = ("table", "csv", "tsv", "json")
 
@@ -391,6 +394,13 @@ def compare_text(result: dict[str, Any]) -> str:
                 for r in result["commands"]]
         lines.append(_table_text(headers, rows))
     return "\n".join(lines)
+
+
+def geometric_mean(values: list[float]) -> float | None:
+    values = [v for v in values if v > 0 and math.isfinite(v)]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 # -- formatting ------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ import socket
 from typing import Any
 
 from .. import jsonl
-from ..history import Attempt, CommandRecord, Run, assign_slots, stderr_tail
+from ..lanes import assign_slots
+from ..reader import stderr_tail
+from ..records import Attempt, CommandRecord, Run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_FORMAT = 1
