@@ -131,7 +131,8 @@ def test_docs_reference_names_every_subcommand_and_its_options() -> None:
 
 
 def test_docs_reference_names_every_field_of_the_views() -> None:
-    from parallux._views.subcommands import COMMAND_FIELDS, COMPARE_FIELDS
+    from parallux._views.compare import COMPARE_FIELDS
+    from parallux._views.show import COMMAND_FIELDS
     from parallux._views.report import ATTEMPT_FIELDS, COMMAND_FIELDS as REPORT_COMMAND_FIELDS
     section = reference_text().split("## Looking at runs", 1)[1].split("\n## ", 1)[0]
     tokens = code_tokens(section)

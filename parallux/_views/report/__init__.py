@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import jsonl
 from ..lanes import assign_slots
+from ..output import write_atomically
 from ..reader import stderr_tail
 from ..records import Attempt, CommandRecord, Run
 
@@ -33,7 +34,6 @@ ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "sta
 
 
 def write_report(run: Run, path: str) -> None:
-    from ..subcommands import write_atomically
     html = render(run)
     write_atomically(path, lambda stream: stream.write(html))
 
