@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
 import trio
 
 from ._cores import Lease
-from ._errors import plain_error
-from ._handles import FAILED_STATUSES, Command, Completion, Group, Result
-from ._scheduler import Scheduler, SchedulerPolicyError
+from ._errors import SchedulerPolicyError, plain_error
+from ._handles import Command, Completion, Group, Result
+from ._scheduler import Scheduler
+from ._status import FAILED_STATUSES
 
 if TYPE_CHECKING:
     from ._runner import Launched, Runner

@@ -11,10 +11,9 @@ import threading
 from collections import Counter, deque
 from typing import Any, Iterator, Mapping, Sequence
 
-from ._errors import ConfigError, command_error
+from ._errors import ConfigError
+from ._failures import command_error
 
-FINISHED_STATUSES = ("ok", "failed", "timeout", "cancelled", "error", "planned")
-FAILED_STATUSES = ("failed", "timeout", "error")  # did not succeed by itself (retried, counted for a halt)
 
 
 class Completion:

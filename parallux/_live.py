@@ -23,7 +23,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from ._handles import FAILED_STATUSES, Command, Result
+from ._handles import Command, Result
+from ._status import FAILED_STATUSES
 from ._progress import FailureDigest, Progress, format_seconds, quarantine_notice, transfer_line
 from ._transfer import SHOWN_AFTER
 

@@ -17,8 +17,9 @@ from collections import Counter, defaultdict
 from typing import IO, Any
 
 from ._durations import format_seconds
-from ._errors import describe_failure
-from ._handles import FAILED_STATUSES, Command, Result
+from ._failures import Cause, describe_cause, describe_failure, failure_cause
+from ._handles import Command, Result
+from ._status import FAILED_STATUSES
 from ._transfer import SHOWN_AFTER, Transfer
 
 SHOWN_IN_SUMMARY = 5   # failures described in full in the summary (after the lines by cause)
@@ -165,21 +166,7 @@ def transfer_line(transfer: Transfer) -> str:
             f"{format_bytes(transfer.bytes_sent)} in {format_seconds(transfer._seconds)}")
 
 
-Cause = tuple[str, "int | None", str]
 SHOWN_PER_CAUSE = 3  # failures (and retries) of one cause described as they happen; the rest are counted
-
-
-def failure_cause(result: Result) -> Cause:
-    """What failures group by: status, exit status (of a failed command), the last line of stderr."""
-    tail = result.stderr_tail(1)
-    return (result.status, result.returncode if result.status == "failed" else None,
-            tail[-1].strip() if tail else (result.error or "") if result.status == "error" else "")
-
-
-def describe_cause(cause: Cause, runners: Any) -> str:
-    status, returncode, line = cause
-    what = f"failed (exit {returncode})" if status == "failed" else status
-    return f"{what} on {', '.join(sorted(runners))}" + (f": {line}" if line else "")
 
 
 class FailureDigest:

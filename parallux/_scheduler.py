@@ -23,6 +23,8 @@ import heapq
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable
 
+from ._errors import SchedulerPolicyError
+
 if TYPE_CHECKING:
     from ._cores import Lease
     from ._handles import Command
@@ -156,7 +158,3 @@ class Scheduler:
                 return runner
         raise SchedulerPolicyError(f"the scheduler function returned {choice!r}, which is not one of the "
                                    f"runners it was offered: {[r.name for r in fits]}")
-
-
-class SchedulerPolicyError(Exception):
-    """The user's scheduler function returned something it was not offered."""

@@ -18,7 +18,7 @@ from parallux._cli import SUBCOMMANDS, build_parser
 from parallux._views.subcommands import build_parsers
 from parallux._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from parallux._goal import Goal
-from parallux._handles import FINISHED_STATUSES
+from parallux._status import FINISHED_STATUSES
 from parallux._options import COMMAND_OPTIONS
 from parallux._ssh import SSH_OPTIONS, SshRunner
 from tests.helpers import REPO

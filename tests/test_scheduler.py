@@ -11,7 +11,8 @@ import trio
 
 from parallux._cores import CoreAllocator, Lease, parse_core_layout
 from parallux._handles import Command, Completion
-from parallux._scheduler import Scheduler, SchedulerPolicyError
+from parallux._errors import SchedulerPolicyError
+from parallux._scheduler import Scheduler
 
 
 class FakeRunner:

@@ -1,0 +1,92 @@
+"""Failures in words: the paragraph about a failed command, the error a failed ``sync()`` raises, and the
+cause failures are grouped by.
+
+Everything here reads only the results: the stderr tail is the one the launcher sent with the command's
+exit event, so describing a failure -- or building the exception that carries it -- never reads a file or
+waits for a runner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+from ._errors import CommandCancelled, CommandError, CommandFailed, CommandLost, CommandTimeout
+from ._status import Status
+
+
+class Result(Protocol):
+    """What is read of a result here (``_handles.Result`` has it; this module sits below it)."""
+
+    name: str
+    status: str
+    returncode: int | None
+    error: str | None
+    timeout: float | None
+    runner_name: str | None
+    command_text: str
+    work_dir: str | None
+
+    def stderr_tail(self, lines: int = 5) -> list[str]: ...
+
+DESCRIBED = 10  # failures described in full in one error message
+
+_BY_STATUS: dict[str, type[CommandError]] = {
+    Status.FAILED: CommandFailed,
+    Status.TIMEOUT: CommandTimeout,
+    Status.ERROR: CommandLost,
+    Status.CANCELLED: CommandCancelled,
+}
+
+
+def command_error(results: Sequence[Result]) -> CommandError:
+    """The most specific error for these failed results (one class when they all failed alike)."""
+    kinds = {_BY_STATUS.get(r.status, CommandError) for r in results}
+    cls = kinds.pop() if len(kinds) == 1 else CommandError
+    return cls(results, describe_failures(results))
+
+
+def describe_failures(results: Sequence[Result], tail_lines: int = 5) -> str:
+    """One paragraph per failed command: name, runner, status/exit code, work dir, stderr tail."""
+    if len(results) == 1:
+        return describe_failure(results[0], tail_lines)
+    parts = [f"{len(results)} commands did not succeed:"]
+    parts += [describe_failure(r, tail_lines) for r in results[:DESCRIBED]]
+    if len(results) > DESCRIBED:
+        parts.append(f"... and {len(results) - DESCRIBED} more: " + ", ".join(r.name for r in results[DESCRIBED:]))
+    return "\n\n".join(parts)
+
+
+def describe_failure(result: Result, tail_lines: int = 5) -> str:
+    """The paragraph about one failed command. Its stderr tail is the one its launcher sent with the exit
+    event: building an error or a summary reads no file and never waits for a runner."""
+    what = {
+        Status.FAILED: f"exited with status {result.returncode}",
+        Status.TIMEOUT: f"timed out after {result.timeout:g} s and was stopped" if result.timeout else "timed out",
+        Status.ERROR: f"could not run: {result.error}",
+        Status.CANCELLED: "was cancelled",
+    }.get(result.status, f"ended with status {result.status!r}")
+    where = f" on runner {result.runner_name!r}" if result.runner_name is not None else ""
+    lines = [f"command {result.name!r}{where} {what}",
+             f"  command:  {result.command_text}",
+             f"  work dir: {result.work_dir}"]
+    tail = result.stderr_tail(tail_lines)
+    if tail:
+        lines.append("  stderr (last lines):")
+        lines += [f"    | {line}" for line in tail]
+    return "\n".join(lines)
+
+
+Cause = tuple[str, "int | None", str]  # status, exit status (of a failed command), last stderr line
+
+
+def failure_cause(result: Result) -> Cause:
+    """What failures group by: status, exit status (of a failed command), the last line of stderr."""
+    tail = result.stderr_tail(1)
+    return (result.status, result.returncode if result.status == "failed" else None,
+            tail[-1].strip() if tail else (result.error or "") if result.status == "error" else "")
+
+
+def describe_cause(cause: Cause, runners: Any) -> str:
+    status, returncode, line = cause
+    what = f"failed (exit {returncode})" if status == "failed" else status
+    return f"{what} on {', '.join(sorted(runners))}" + (f": {line}" if line else "")

@@ -1,0 +1,23 @@
+"""How a command ended: one ``Status`` enum, whose values are the strings of the API, the records and the logs.
+
+A ``StrEnum``, so ``result.status == "ok"`` holds, ``json.dumps`` writes ``"ok"``, and configs written for the
+seed's strings run unchanged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    OK = "ok"                # exited 0
+    FAILED = "failed"        # exited non-zero (or a signal parallux did not send)
+    TIMEOUT = "timeout"      # its timeout expired; its process tree was stopped
+    CANCELLED = "cancelled"  # stopped or never started: the run was interrupted or halted
+    ERROR = "error"          # could not be launched, its runner was lost, or no runner was left
+    PLANNED = "planned"      # a dry run: nothing ran
+
+
+FINISHED_STATUSES = tuple(Status)
+# Did not succeed by itself: retried (by default), counted for a halt, reported as a failure.
+FAILED_STATUSES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR})
