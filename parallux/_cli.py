@@ -170,6 +170,7 @@ def parse_command_line(argv: Sequence[str]) -> tuple[argparse.Namespace, list[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    # `parallux WORD ...` looks at runs (parallux/_views/); a config named like one runs as `parallux ./WORD`.
     if words and words[0] in SUBCOMMANDS:
         from ._views.subcommands import main as run_subcommand
         return run_subcommand(words)
