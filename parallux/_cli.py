@@ -23,6 +23,7 @@ from typing import Sequence
 from . import _prespawn
 from ._exit import EXIT_SIGINT, EXIT_USAGE
 from ._version import __version__
+from ._views import SUBCOMMANDS
 
 DESCRIPTION = "Run the shell commands a Python config describes, in parallel, locally and over SSH."
 EPILOG = """\
@@ -31,8 +32,6 @@ before any command ran; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Config arguments: goal.argv holds them all, goal.args the key=value ones. Between CONFIG and --, an item
 that begins with - must be one of the options above; put the config's own options after --."""
 USAGE = "%(prog)s [OPTIONS] CONFIG [-- ARG ...]"
-# `parallux WORD ...` looks at runs (parallux/_commands.py); a config named like one runs as `parallux ./WORD`.
-SUBCOMMANDS = ("runs", "show", "report", "export", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,8 +170,9 @@ def parse_command_line(argv: Sequence[str]) -> tuple[argparse.Namespace, list[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    # `parallux WORD ...` looks at runs (parallux/_views/); a config named like one runs as `parallux ./WORD`.
     if words and words[0] in SUBCOMMANDS:
-        from ._commands import main as run_subcommand
+        from ._views.subcommands import main as run_subcommand
         return run_subcommand(words)
     try:
         args, config_args = parse_command_line(words)

@@ -16,6 +16,7 @@ import time
 from collections import Counter, defaultdict
 from typing import IO, Any
 
+from ._durations import format_seconds
 from ._failures import Cause, describe_cause, describe_failure, failure_cause
 from ._handles import Command, Result
 from ._status import FAILED_STATUSES
@@ -163,16 +164,6 @@ def transfer_line(transfer: Transfer) -> str:
     skipped = f" ({transfer.files_skipped} unchanged)" if transfer.files_skipped else ""
     return (f"{transfer._what}: {transfer.files_sent} file{'' if transfer.files_sent == 1 else 's'}{skipped}, "
             f"{format_bytes(transfer.bytes_sent)} in {format_seconds(transfer._seconds)}")
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 SHOWN_PER_CAUSE = 3  # failures (and retries) of one cause described as they happen; the rest are counted

@@ -4,13 +4,8 @@ Written as events happen and flushed every 50 ms (and at the end, also after Ctr
 interrupted run leaves a complete record of every command that finished; a SIGKILL loses at most the last
 50 ms. The schema is in docs/reference.md ("Run log").
 
-Where runs are kept (the history that ``parallux runs`` / ``show`` read, see ``_history``)::
-
-    $XDG_STATE_HOME/parallux/runs/
-        latest.jsonl                  -> <config key>/<run id>.jsonl: the newest run that started commands
-        <config key>/                 one directory per config path (``campaign-1a2b3c4d``)
-            <run id>.jsonl            a run's log (or, with --log FILE, a symlink to FILE)
-            latest.jsonl              -> the config's newest run that started commands
+Each run's log is kept in the history of its config (the layout is drawn in ``_statedir``), which the
+views (``parallux runs``, ``show``, ...; ``_views``) read back.
 
 A run that started no command (a config error) is kept but never becomes ``latest``. A run log that cannot be
 written (disk full, directory removed) costs the run nothing but the log: one warning, and the run goes on.
@@ -18,41 +13,18 @@ written (disk full, directory removed) costs the run nothing but the log: one wa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import socket
 import sys
 import time
 from typing import Any, Callable
 
 from ._handles import Command, Result
+from ._statedir import LATEST, config_dir, default_log_dir
 from ._version import __version__
 
 SCHEMA_VERSION = 2
-LATEST = "latest.jsonl"
-
-
-def state_dir() -> str:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "parallux")
-
-
-def default_log_dir() -> str:
-    """The directory that holds every config's run history."""
-    return os.path.join(state_dir(), "runs")
-
-
-def config_key(config: str) -> str:
-    """The directory name of a config's history: readable (the file's stem) and unique (a hash of its path)."""
-    path = os.path.abspath(config)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(path))[0])[:40] or "config"
-    return f"{stem}-{hashlib.sha1(path.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
-
-
-def config_dir(config: str, root: str | None = None) -> str:
-    return os.path.join(root or default_log_dir(), config_key(config))
 
 
 class RunLog:

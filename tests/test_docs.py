@@ -15,7 +15,7 @@ import pytest
 import parallux
 from parallux import Command, Group, Result, Runner, RunnerStatus, Workload
 from parallux._cli import SUBCOMMANDS, build_parser
-from parallux._commands import build_parsers
+from parallux._views.subcommands import build_parsers
 from parallux._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from parallux._goal import Goal
 from parallux._status import FINISHED_STATUSES
@@ -132,8 +132,9 @@ def test_docs_reference_names_every_subcommand_and_its_options() -> None:
 
 
 def test_docs_reference_names_every_field_of_the_views() -> None:
-    from parallux._commands import COMMAND_FIELDS, COMPARE_FIELDS
-    from parallux._report import ATTEMPT_FIELDS, COMMAND_FIELDS as REPORT_COMMAND_FIELDS
+    from parallux._views.compare import COMPARE_FIELDS
+    from parallux._views.show import COMMAND_FIELDS
+    from parallux._views.report import ATTEMPT_FIELDS, COMMAND_FIELDS as REPORT_COMMAND_FIELDS
     section = reference_text().split("## Looking at runs", 1)[1].split("\n## ", 1)[0]
     tokens = code_tokens(section)
     for fields, what in ((COMMAND_FIELDS, "show"), (COMPARE_FIELDS, "compare"),

@@ -5,6 +5,7 @@ Every figure a view prints is checked against the run log the run wrote, which t
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -18,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from parallux._history import Run, assign_slots, load_run
-from tests.helpers import cli_env, run_cli, start_cli, wait_until, write_config
+from parallux._views.lanes import assign_slots
+from parallux._views.reader import load_run
+from parallux._views.records import Run
+from tests.helpers import REPO, cli_env, run_cli, start_cli, wait_until, write_config
 
 CAMPAIGN = """
     from parallux import goal
@@ -432,7 +435,7 @@ def test_run_log_on_a_full_filesystem_costs_the_run_nothing_but_the_log(tmp_path
 
 
 def test_load_run_reads_the_same_with_or_without_orjson(campaign: tuple[Path, Path], tmp_path: Path) -> None:
-    from parallux import _jsonl
+    from parallux._views import jsonl as _jsonl
     _, log = campaign
     odd = tmp_path / "odd.jsonl"
     # a command line holding a lone surrogate (from an undecodable file name): orjson refuses it, json not
@@ -454,3 +457,38 @@ def test_load_run_reads_the_same_with_or_without_orjson(campaign: tuple[Path, Pa
     shown = subprocess.run([sys.executable, "-m", "parallux", "show", str(odd), "--format", "csv"], cwd=tmp_path,
                            capture_output=True, env=cli_env(tmp_path))
     assert shown.returncode == 0 and b"cat trace-\xff.gz" in shown.stdout  # the file name's own bytes
+
+
+# -- what the views import ---------------------------------------------------------------------------------
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module an import in ``path`` names: at the top, inside functions and under TYPE_CHECKING."""
+    package = list(path.relative_to(REPO).with_suffix("").parts[:-1])  # a package's __init__ is in itself
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            names.add(".".join(base + ([node.module] if node.module else [])))
+    return names
+
+
+def test_views_import_of_the_rest_of_parallux_only_leaves() -> None:
+    """`parallux show` needs no runner and must start fast: the views import neither the CLI, nor the session,
+    engine or runners, nor anything that imports Trio; outside their package, only modules that import
+    nothing of parallux."""
+    outside = {name for path in (REPO / "parallux" / "_views").rglob("*.py") for name in imported_modules(path)
+               if name.startswith("parallux") and not name.startswith("parallux._views")}
+    assert outside, "the views import no leaf at all: this test no longer looks at the right files"
+    for name in sorted(outside):
+        leaf = REPO / (name.replace(".", "/") + ".py")
+        imports = imported_modules(leaf)
+        assert not {i for i in imports if i.startswith(("parallux", "trio", "asyncssh", "rich"))}, \
+            f"the views import {name}, which is no leaf: it imports {sorted(imports)}"
+    code = ("import sys, parallux._cli, parallux._views.subcommands, parallux._views.export, parallux._views.report;"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('trio', 'asyncssh', 'rich')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from parallux._history import load_run
-from parallux._report import write_report
+from parallux._views.reader import load_run
+from parallux._views.report import write_report
 from tests.helpers import run_cli, write_config
 from tests.synthetic import write_synthetic_log
 

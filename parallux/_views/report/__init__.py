@@ -13,8 +13,11 @@ import os
 import socket
 from typing import Any
 
-from .. import _jsonl
-from .._history import Attempt, CommandRecord, Run, assign_slots, stderr_tail
+from .. import jsonl
+from ..lanes import assign_slots
+from ..output import write_atomically
+from ..reader import stderr_tail
+from ..records import Attempt, CommandRecord, Run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_FORMAT = 1
@@ -31,7 +34,6 @@ ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "sta
 
 
 def write_report(run: Run, path: str) -> None:
-    from .._commands import write_atomically
     html = render(run)
     write_atomically(path, lambda stream: stream.write(html))
 
@@ -40,7 +42,7 @@ def render(run: Run) -> str:
     data = report_data(run)
     page = _asset("template.html")
     # Embedded in <script>: "</" must not appear, or the browser would end the script there.
-    payload = _jsonl.dumps(data).replace("</", "<\\/")
+    payload = jsonl.dumps(data).replace("</", "<\\/")
     parts = {"/*STYLE*/": _asset("report.css"), "/*UPLOT_CSS*/": _asset("uPlot.min.css"),
              "/*UPLOT_JS*/": _asset("uPlot.iife.min.js").replace("</", "<\\/"),
              "/*REPORT_JS*/": _asset("report.js"), "/*DATA*/": payload,

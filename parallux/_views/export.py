@@ -12,8 +12,10 @@ import re
 import xml.etree.ElementTree as ET
 from typing import IO, Any
 
-from . import _jsonl
-from ._history import Attempt, CommandRecord, Run, assign_slots, stderr_tail
+from . import jsonl
+from .lanes import Lanes, assign_slots
+from .reader import stderr_tail
+from .records import Attempt, CommandRecord, Run
 
 QUEUE_PID = 1  # the "parallux" process holding the queued counter; runners are 2, 3, ...
 US = 1_000_000
@@ -74,27 +76,7 @@ def write_trace(run: Run, stream: IO[str]) -> None:
     lanes = assign_slots(run, now)
     origin = run.start or min((a.start for a in run.attempts() if a.start is not None), default=0.0)
     pids = {name: index + 2 for index, name in enumerate(lanes)}
-    events: list[dict[str, Any]] = [_meta(QUEUE_PID, 0, "process_name", "parallux"),
-                                    _meta(QUEUE_PID, 0, "process_sort_index", 0, key="sort_index")]
-    for name, runner_lanes in lanes.items():
-        pid = pids[name]
-        info = run.runners.get(name) or {}
-        label = f"runner {name}" + (f" ({info['host']})" if info.get("host") else "")
-        events += [_meta(pid, 0, "process_name", label), _meta(pid, 0, "process_sort_index", pid, key="sort_index")]
-        for index, lane in enumerate(runner_lanes.values):
-            events.append(_meta(pid, index + 1, "thread_name", f"{runner_lanes.kind} {lane}"))
-            events.append(_meta(pid, index + 1, "thread_sort_index", index, key="sort_index"))
-    tids = {name: {lane: i + 1 for i, lane in enumerate(runner_lanes.values)} for name, runner_lanes in lanes.items()}
-    commands = {c.seq: c for c in run.commands}
-    for attempt in run.attempts():
-        if attempt.start is None:
-            continue
-        name = attempt.runner or "?"
-        end = attempt.end if attempt.end is not None else now
-        events.append({"ph": "X", "name": commands[attempt.seq].name, "cat": attempt.status,
-                       "pid": pids[name], "tid": tids[name].get(attempt.slot, 0),
-                       "ts": round((attempt.start - origin) * US, 1), "dur": round(max(0.0, end - attempt.start) * US, 1),
-                       "args": attempt_args(commands[attempt.seq], attempt)})
+    events = _lane_names(run, lanes, pids) + _attempt_events(run, lanes, pids, origin, now)
     running, queued = occupancy(run, now)
     for name, steps in running.items():
         events += [{"ph": "C", "name": "running", "pid": pids[name], "tid": 0, "ts": round((t - origin) * US, 1),
@@ -104,8 +86,41 @@ def write_trace(run: Run, stream: IO[str]) -> None:
     other = {"run_id": run.run_id, "config": run.info.get("config"), "argv": run.info.get("argv"),
              "start": run.start, "parallux": run.info.get("parallux")}
     stream.write('{"displayTimeUnit":"ms","otherData":' + json.dumps(other) + ',"traceEvents":[\n')
-    stream.write(",\n".join(map(_jsonl.dumps, events)))
+    stream.write(",\n".join(map(jsonl.dumps, events)))
     stream.write("\n]}\n")
+
+
+def _lane_names(run: Run, lanes: dict[str, Lanes], pids: dict[str, int]) -> list[dict[str, Any]]:
+    """The metadata events that name (and order) a process per runner and a thread per lane."""
+    events = [_meta(QUEUE_PID, 0, "process_name", "parallux"),
+              _meta(QUEUE_PID, 0, "process_sort_index", 0, key="sort_index")]
+    for name, runner_lanes in lanes.items():
+        pid = pids[name]
+        info = run.runners.get(name) or {}
+        label = f"runner {name}" + (f" ({info['host']})" if info.get("host") else "")
+        events += [_meta(pid, 0, "process_name", label), _meta(pid, 0, "process_sort_index", pid, key="sort_index")]
+        for index, lane in enumerate(runner_lanes.values):
+            events.append(_meta(pid, index + 1, "thread_name", f"{runner_lanes.kind} {lane}"))
+            events.append(_meta(pid, index + 1, "thread_sort_index", index, key="sort_index"))
+    return events
+
+
+def _attempt_events(run: Run, lanes: dict[str, Lanes], pids: dict[str, int], origin: float,
+                    now: float) -> list[dict[str, Any]]:
+    """One complete event per attempt that started, on the thread of its lane."""
+    tids = {name: {lane: i + 1 for i, lane in enumerate(runner_lanes.values)} for name, runner_lanes in lanes.items()}
+    commands = {c.seq: c for c in run.commands}
+    events = []
+    for attempt in run.attempts():
+        if attempt.start is None:
+            continue
+        name = attempt.runner or "?"
+        end = attempt.end if attempt.end is not None else now
+        events.append({"ph": "X", "name": commands[attempt.seq].name, "cat": attempt.status,
+                       "pid": pids[name], "tid": tids[name].get(attempt.slot, 0),
+                       "ts": round((attempt.start - origin) * US, 1), "dur": round(max(0.0, end - attempt.start) * US, 1),
+                       "args": attempt_args(commands[attempt.seq], attempt)})
+    return events
 
 
 def _meta(pid: int, tid: int, name: str, value: Any, key: str = "name") -> dict[str, Any]:

@@ -1,0 +1,232 @@
+"""``parallux runs|show|report|export|compare``: each subcommand's options, and the dispatch to its view.
+
+``parallux WORD ...`` with one of these words first runs the subcommand (the CLI sends it here); a config file
+that happens to be named like one is run as ``parallux ./runs``. Every subcommand reads run logs only, so it
+needs no runner, and works on a run still going from a second terminal. A run that cannot be found or read
+is a usage error (exit 2), a file that cannot be written exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import os
+import sys
+import time
+from typing import Callable, Sequence
+
+from .._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
+from . import SUBCOMMANDS
+from .compare import COMPARE_FIELDS, compare_runs, compare_text
+from .history import RunEntry, list_runs, resolve_run
+from .output import (cell, clock_text, counts_text, print_json, print_table, seconds_text, short_path,
+                     write_atomically, write_delimited, write_json_rows)
+from .reader import load_run
+from .records import HistoryError, Run
+from .show import TABLE_HEADERS, command_row, select, summary_text, table_row, write_rows
+
+FORMATS = ("table", "csv", "tsv", "json")
+
+
+# -- parsers --------------------------------------------------------------------------------------------
+
+
+def _parser(name: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"parallux {name}", description=description, allow_abbrev=False)
+
+
+def _add_run(parser: argparse.ArgumentParser, config: bool = True) -> None:
+    parser.add_argument("run", metavar="RUN", nargs="?",
+                        help="a run id, a unique prefix of one, or a run log's path (default: the latest run "
+                             "that started commands)")
+    if config:
+        parser.add_argument("--config", metavar="PATH", help="only runs of this config (and its latest run "
+                                                              "as the default RUN)")
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="table (default): a summary then the rows; csv/tsv: the rows, a header first; "
+                             "json: one object")
+
+
+def build_parsers() -> dict[str, argparse.ArgumentParser]:
+    runs = _parser("runs", "List recent runs that started commands, newest first.")
+    runs.add_argument("--config", metavar="PATH", help="only the runs of this config")
+    runs.add_argument("-n", type=positive, metavar="N", help="show at most N runs (default 20; with --all: every run)")
+    runs.add_argument("--all", action="store_true", help="every run, also those that started no command "
+                                                         "(config errors)")
+    _add_format(runs)
+
+    show = _parser("show", "One run's summary and a row per command.")
+    _add_run(show)
+    show.add_argument("--failed", action="store_true", help="only commands that did not end ok")
+    show.add_argument("--slowest", type=positive, metavar="N", help="only the N longest commands, longest first")
+    _add_format(show)
+
+    report = _parser("report", "Write one self-contained HTML report of a run (opens from disk, no network).")
+    _add_run(report)
+    report.add_argument("-o", "--output", metavar="FILE.html",
+                        help="where to write it (default: ./<run id>.html)")
+
+    export = _parser("export", "Export a run as a Chrome trace (Perfetto), JUnit XML or CSV.")
+    _add_run(export)
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--trace", metavar="FILE.json", help="Chrome trace event format (Perfetto UI, "
+                                                               "chrome://tracing); - for stdout")
+    target.add_argument("--junit", metavar="FILE.xml", help="JUnit XML, one testcase per command; - for stdout")
+    target.add_argument("--csv", metavar="FILE", help="one row per command; - for stdout")
+
+    compare = _parser("compare", "Compare two runs command by command (matched by work_relpath).")
+    compare.add_argument("run_a", metavar="RUN_A", help="the baseline run")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run compared with it")
+    compare.add_argument("--config", metavar="PATH", help="look the run ids up among this config's runs")
+    _add_format(compare)
+    parsers = {"runs": runs, "show": show, "report": report, "export": export, "compare": compare}
+    assert tuple(parsers) == SUBCOMMANDS
+    return parsers
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
+
+
+# -- entry point -----------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    # A short process that builds a few hundred thousand objects with no cycles among them (a run's events):
+    # the cyclic collector would only walk them over and over (a third of the time at 100,000 commands).
+    gc.disable()
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="surrogateescape")  # undecodable file names, printed as they were
+    name, rest = argv[0], list(argv[1:])
+    parser = build_parsers()[name]
+    try:
+        args = parser.parse_args(rest)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = globals()[f"command_{name}"]
+    try:
+        return handler(args)
+    except HistoryError as exc:
+        print(f"parallux {name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `parallux show | head`: the reader has seen enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:
+        print(f"parallux {name}: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+
+
+def _load(spec: str | None, config: str | None) -> Run:
+    return load_run(resolve_run(spec, config))
+
+
+# -- runs ------------------------------------------------------------------------------------------------
+
+
+def command_runs(args: argparse.Namespace) -> int:
+    limit = args.n if args.n is not None else (None if args.all else 20)
+    entries = list_runs(args.config, every=args.all, limit=limit)
+    if args.format == "json":
+        print_json([e.as_dict() for e in entries])
+        return EXIT_OK
+    rows = [_entry_row(e) for e in entries]
+    headers = ("RUN", "START", "DURATION", "STATE", "EXIT", "COMMANDS", "CONFIG")
+    if args.format in ("csv", "tsv"):
+        write_delimited(sys.stdout, ["run_id", "start", "duration", "state", "exit_status", "counts", "config"],
+                        ([e.run_id, e.start, e.duration, e.state, (e.finished or {}).get("exit_status"),
+                          counts_text((e.finished or {}).get("counts")), e.info.get("config")] for e in entries),
+                        args.format)
+        return EXIT_OK
+    if not entries:
+        where = f" of {args.config}" if args.config else ""
+        print(f"no runs{where} yet" + ("" if args.all else " that started commands (--all lists every run)"))
+        return EXIT_OK
+    print_table(headers, rows)
+    return EXIT_OK
+
+
+def _entry_row(entry: RunEntry) -> list[str]:
+    finished = entry.finished or {}
+    exit_status = finished.get("exit_status")
+    return [entry.run_id, clock_text(entry.start, date=True), seconds_text(entry.duration), entry.state,
+            "-" if exit_status is None else str(exit_status), counts_text(finished.get("counts")) or "-",
+            short_path(entry.info.get("config"))]
+
+
+# -- show ------------------------------------------------------------------------------------------------
+
+
+def command_show(args: argparse.Namespace) -> int:
+    run = _load(args.run, args.config)
+    commands = select(run, failed=args.failed, slowest=args.slowest)
+    if args.format == "json":
+        write_json_rows(sys.stdout, {"run": run.summary()}, "commands", (command_row(run, c) for c in commands))
+    elif args.format in ("csv", "tsv"):
+        write_rows(sys.stdout, run, commands, args.format)
+    else:
+        print(summary_text(run))
+        if commands:
+            print()
+            now = time.time()
+            print_table(TABLE_HEADERS, [table_row(c, now) for c in commands])
+        elif args.failed:
+            print("\nno command failed")
+    return EXIT_OK
+
+
+# -- report / export -------------------------------------------------------------------------------------
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from .report import write_report  # the HTML assets are read only when a report is asked for
+    run = _load(args.run, args.config)
+    output = args.output or f"{run.run_id}.html"
+    write_report(run, output)
+    print(f"parallux: report of run {run.run_id} ({len(run.commands)} commands) written to {output}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from . import export as _export
+    run = _load(args.run, args.config)
+    if args.trace:
+        target, writer = args.trace, _export.write_trace
+    elif args.junit:
+        target, writer = args.junit, _export.write_junit
+    else:
+        target, writer = args.csv, lambda run, stream: write_rows(stream, run, run.commands, "csv")
+    if target == "-":
+        writer(run, sys.stdout)
+    else:
+        write_atomically(target, lambda stream: writer(run, stream))
+        print(f"parallux: run {run.run_id} ({len(run.commands)} commands) exported to {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- compare ---------------------------------------------------------------------------------------------
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    run_a, run_b = _load(args.run_a, args.config), _load(args.run_b, args.config)
+    result = compare_runs(run_a, run_b)
+    if args.format == "json":
+        write_json_rows(sys.stdout, {k: v for k, v in result.items() if k != "commands"}, "commands",
+                        result["commands"])
+    elif args.format in ("csv", "tsv"):
+        write_delimited(sys.stdout, list(COMPARE_FIELDS),
+                        ([cell(row[k], k) for k in COMPARE_FIELDS] for row in result["commands"]), args.format)
+    else:
+        print(compare_text(result))
+    return EXIT_OK
