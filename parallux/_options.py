@@ -351,3 +351,23 @@ def safe_name(text: str, limit: int = 60) -> str:
     """Text made safe for a path component (used in generated work paths)."""
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
     return cleaned.strip("._")[:limit]
+
+
+# -- the paths of put() and get() ---------------------------------------------------------------------------
+
+def local_path(value: object, where: str) -> str:
+    """A local path argument, absolute (relative: to the directory parallux was started in; ``~`` is
+    expanded). A trailing ``/`` is kept: it means "into this directory" for a single file."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise ConfigError(f"{where}: local must be a path (a non-empty str or os.PathLike), not {value!r}")
+    absolute = os.path.abspath(os.path.expanduser(text))
+    return absolute + "/" if text.endswith("/") and absolute != "/" else absolute
+
+
+def remote_text(value: object, where: str, what: str = "remote") -> str:
+    """A remote path argument as given (a str or a path object); resolved by ``Runner._remote_path``."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str) or not text or "\0" in text:
+        raise ConfigError(f"{where}: {what} must be a path on the runner (a non-empty str), not {value!r}")
+    return text

@@ -43,6 +43,21 @@ class RunnerStatus:
     quarantined: str | None = None
 
 
+def _figure(field: str, per_node: bool = False) -> Callable[..., Any]:
+    """A shortcut method for one field of :meth:`Runner.status`."""
+    if per_node:
+        def of_node(self: Runner, numa_node: int | None = None) -> Any:
+            return getattr(self._status(numa_node), field)
+        shortcut = of_node
+    else:
+        def of_runner(self: Runner) -> Any:
+            return getattr(self._status(), field)
+        shortcut = of_runner
+    shortcut.__name__ = shortcut.__qualname__ = field
+    shortcut.__doc__ = f"``status({'numa_node' if per_node else ''}).{field}``"
+    return shortcut
+
+
 class Runner:
     """A place commands run: limits (``max_jobs``), an optional core pool, a workspace and an environment."""
 
@@ -50,6 +65,10 @@ class Runner:
         self._seat = seat
         self._submit = submit
         self._engine = engine
+        self.name = seat.name
+        self.kind = seat.transport.kind
+        self.env = seat.env
+        self.membind = seat.membind
         seat.handle = self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -62,14 +81,6 @@ class Runner:
     # -- what it is ------------------------------------------------------------------------------------
 
     @property
-    def name(self) -> str:
-        return self._seat.name
-
-    @property
-    def kind(self) -> str:
-        return self._seat.transport.kind
-
-    @property
     def workspace(self) -> str:
         """The workspace as an absolute path on the runner (once connected)."""
         return self._seat.workspace
@@ -77,14 +88,6 @@ class Runner:
     @property
     def max_jobs(self) -> int | None:
         return self._seat.max_jobs
-
-    @property
-    def env(self) -> dict[str, str]:
-        return self._seat.env
-
-    @property
-    def membind(self) -> bool:
-        return self._seat.membind
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -124,47 +127,35 @@ class Runner:
             available_core_count=len(available), numa_node=numa_node, connected=self._seat.alive,
             quarantined=self._seat.quarantined)
 
-    def active_jobs(self) -> int:
-        return self._status().active_jobs
-
-    def available_jobs(self) -> int:
-        return self._status().available_jobs
-
-    def logical_core_count(self) -> int | None:
-        return self._status().logical_core_count
-
-    def configured_cores(self, numa_node: int | None = None) -> list[int]:
-        return self._status(numa_node).configured_cores
-
-    def configured_core_count(self, numa_node: int | None = None) -> int:
-        return self._status(numa_node).configured_core_count
-
-    def available_cores(self, numa_node: int | None = None) -> list[int]:
-        return self._status(numa_node).available_cores
-
-    def available_core_count(self, numa_node: int | None = None) -> int:
-        return self._status(numa_node).available_core_count
+    # The status() shortcuts of the seed: each one figure of status() (of one NUMA node where it has cores).
+    active_jobs = _figure("active_jobs")
+    available_jobs = _figure("available_jobs")
+    logical_core_count = _figure("logical_core_count")
+    configured_cores = _figure("configured_cores", per_node=True)
+    configured_core_count = _figure("configured_core_count", per_node=True)
+    available_cores = _figure("available_cores", per_node=True)
+    available_core_count = _figure("available_core_count", per_node=True)
 
     # -- files (main thread; see _transfer) -------------------------------------------------------------
 
     def put(self, local: str | os.PathLike[str], remote: str | os.PathLike[str]) -> Transfer:
         """Copy a local file or directory tree to this runner, over its launcher; what is already there
         with the same size and mtime is skipped. See docs/reference.md ("Files on runners")."""
-        source = _transfer.local_path(local, f"{self.name}.put()")
-        target = self._remote_path(_transfer.remote_text(remote, f"{self.name}.put()"))
+        source = opt.local_path(local, f"{self.name}.put()")
+        target = self._remote_path(opt.remote_text(remote, f"{self.name}.put()"))
         return self._planned_or(self._in_engine_thread(_transfer.put, self._seat, source, target,
                                                        self._engine.tell_transfer))
 
     def get(self, remote: str | os.PathLike[str], local: str | os.PathLike[str]) -> Transfer:
         """Copy a file or directory tree of this runner here (the mirror of :meth:`put`)."""
-        source = self._remote_path(_transfer.remote_text(remote, f"{self.name}.get()"))
-        target = _transfer.local_path(local, f"{self.name}.get()")
+        source = self._remote_path(opt.remote_text(remote, f"{self.name}.get()"))
+        target = opt.local_path(local, f"{self.name}.get()")
         return self._planned_or(self._in_engine_thread(_transfer.get, self._seat, source, target,
                                                        self._engine.tell_transfer))
 
     def read_file(self, path: str | os.PathLike[str]) -> bytes:
         """A file of this runner's (a result's stdout, say), read by its launcher; ``b""`` in a dry run."""
-        where = self._remote_path(_transfer.remote_text(path, f"{self.name}.read_file()", "path"))
+        where = self._remote_path(opt.remote_text(path, f"{self.name}.read_file()", "path"))
         return self._in_engine_thread(_transfer.read, self._seat, where)
 
     def _remote_path(self, text: str) -> str:

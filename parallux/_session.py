@@ -183,7 +183,7 @@ class Session:
         self.reporter.start()
 
     def _pool_states(self) -> list[tuple[str, str]]:
-        return self.goal._pool_states() if self.goal is not None else []
+        return self.goal._pool.states() if self.goal is not None else []
 
     def _close_reporting(self, status: int) -> None:
         if self.reporter is not None:

@@ -27,12 +27,13 @@ import posixpath
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import trio
 
-from ._errors import ConfigError, RunnerError
-from ._launcher import CHUNK, TreeReader, TreeWriter, describe_os_error, walk
+from ._errors import RunnerError
+from ._launcher import CHUNK, TreeReader, TreeWriter, describe_os_error
+from ._quickcheck import Entry, Failed, Manifest, Plan, local_manifest, plan
 
 if TYPE_CHECKING:
     from ._engine._seat import Seat
@@ -70,28 +71,6 @@ class Transfer:
 
 class Planned(Exception):
     """The launcher is a dry run's (``_transports._plan``): it copies nothing."""
-
-
-class Failed(Exception):
-    """A transfer could not be done: why, in a few words naming the path (a RunnerError once it leaves here)."""
-
-    def __init__(self, message: str, errno: int | None = None) -> None:
-        super().__init__(message)
-        self.errno = errno
-
-
-class Entry(NamedTuple):
-    """One entry of a tree's manifest (see ``_launcher.walk``); ``rel`` "" is the root."""
-
-    rel: str
-    kind: str       # "f" file, "d" directory, "l" symlink, "o" anything else
-    size: int
-    mtime_ns: int
-    mode: int
-    target: str | None
-
-
-Manifest = dict[str, Entry]
 
 
 # -- the runner's operations (engine thread) ------------------------------------------------------------------
@@ -181,19 +160,7 @@ async def put_everywhere(seats: list[Seat], source: str, target: str, tell: Tell
     return {seat.name: done[seat.name] for seat in seats}
 
 
-# -- manifests and the quick check ----------------------------------------------------------------------------
-
-def local_manifest(path: str, recursive: bool = True, must_exist: bool = True) -> list[Entry] | None:
-    """The entries of a local file or tree (None if it does not exist and need not)."""
-    try:
-        return [Entry(*item) for item in walk(os.fsencode(path), recursive)]
-    except FileNotFoundError as exc:
-        if must_exist:
-            raise Failed(describe_os_error(exc), errno.ENOENT) from None
-        return None
-    except OSError as exc:
-        raise Failed(describe_os_error(exc), exc.errno) from None
-
+# -- the destination's manifest ----------------------------------------------------------------------------
 
 async def remote_manifest(client: LauncherClient, root: str, recursive: bool) -> Manifest | None:
     """The entries of a file or tree on the runner, by relpath (None if it does not exist)."""
@@ -212,70 +179,6 @@ async def remote_manifest(client: LauncherClient, root: str, recursive: bool) ->
             if exc.errno == errno.ENOENT and not entries:  # the root itself: nothing there yet
                 return None
             raise
-
-
-@dataclass
-class Plan:
-    """What a transfer has to do, once the quick check has compared the two manifests."""
-
-    dirs: list[list[Any]] = field(default_factory=list)    # [rel, mode, mtime_ns]: create, then set at the end
-    files: list[list[Any]] = field(default_factory=list)   # [rel, mode, mtime_ns]: to send
-    links: list[list[Any]] = field(default_factory=list)   # [rel, target, mtime_ns]: to make
-    attrs: list[list[Any]] = field(default_factory=list)   # [rel, mode, mtime_ns]: the same, but for the mode
-    sizes: int = 0       # bytes of the files to send (as walked)
-    skipped: int = 0     # files and symlinks already the same
-
-    @property
-    def needed(self) -> bool:
-        return bool(self.dirs or self.files or self.links or self.attrs)
-
-
-def plan(source: list[Entry], target: Manifest) -> Plan:
-    """The quick check: what to send of ``source`` to a destination holding ``target``. Entries of the
-    destination that the source does not have are left alone (as ``rsync -a`` does without --delete);
-    sockets, FIFOs and devices are not copied."""
-    work = Plan()
-    changed: set[str] = set()  # directories whose content changes: their mtime must be set again
-    for entry in sorted(source):
-        have = target.get(entry.rel)
-        if entry.kind == "d":
-            if have is None or have.kind != "d":
-                work.dirs.append([entry.rel, entry.mode, entry.mtime_ns])
-                changed.add(_parent(entry.rel))
-            elif have.mode != entry.mode or not same_time(have.mtime_ns, entry.mtime_ns):
-                work.dirs.append([entry.rel, entry.mode, entry.mtime_ns])
-        elif entry.kind == "f":
-            if have is not None and have.kind == "f" and have.size == entry.size and \
-                    same_time(have.mtime_ns, entry.mtime_ns):
-                work.skipped += 1
-                if have.mode != entry.mode:
-                    work.attrs.append([entry.rel, entry.mode, entry.mtime_ns])
-            else:
-                work.files.append([entry.rel, entry.mode, entry.mtime_ns])
-                work.sizes += entry.size
-                changed.add(_parent(entry.rel))
-        elif entry.kind == "l":
-            if have is not None and have.kind == "l" and have.target == entry.target:
-                work.skipped += 1
-            else:
-                work.links.append([entry.rel, entry.target, entry.mtime_ns])
-                changed.add(_parent(entry.rel))
-    listed = {item[0] for item in work.dirs}
-    work.dirs += [[e.rel, e.mode, e.mtime_ns] for e in sorted(source)
-                  if e.kind == "d" and e.rel in changed and e.rel not in listed]
-    work.dirs.sort()
-    return work
-
-
-def same_time(a: int, b: int) -> bool:
-    """mtimes as the quick check compares them: to the nanosecond, or to the second where one side keeps
-    whole seconds only (some filesystems do)."""
-    second = 1_000_000_000
-    return a == b or ((a % second == 0 or b % second == 0) and a // second == b // second)
-
-
-def _parent(rel: str) -> str:
-    return posixpath.dirname(rel) if rel else "/"  # (the root's parent is outside the tree)
 
 
 # -- data ---------------------------------------------------------------------------------------------------
@@ -448,25 +351,7 @@ def _shown(tell: Tell, transfer: Transfer) -> Iterator[None]:
         tell(transfer)
 
 
-# -- the arguments of put() and get() (main thread) ----------------------------------------------------------
-
-def local_path(value: object, where: str) -> str:
-    """A local path argument, absolute (relative: to the directory parallux was started in; ``~`` is
-    expanded). A trailing ``/`` is kept: it means "into this directory" for a single file."""
-    text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    if not isinstance(text, str) or not text or "\0" in text:
-        raise ConfigError(f"{where}: local must be a path (a non-empty str or os.PathLike), not {value!r}")
-    absolute = os.path.abspath(os.path.expanduser(text))
-    return absolute + "/" if text.endswith("/") and absolute != "/" else absolute
-
-
-def remote_text(value: object, where: str, what: str = "remote") -> str:
-    """A remote path argument as given (a str or a path object); resolved by ``Runner._remote_path``."""
-    text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    if not isinstance(text, str) or not text or "\0" in text:
-        raise ConfigError(f"{where}: {what} must be a path on the runner (a non-empty str), not {value!r}")
-    return text
-
+# -- remote paths -------------------------------------------------------------------------------------------
 
 def remote_path(seat: Seat, text: str) -> str:
     """A path on the seat's runner made absolute: relative ones are in its workspace, ``~`` is its home."""

@@ -45,9 +45,10 @@ class Chromium:
         if executable is None:
             raise BrowserError("chromium is not installed (scripts/setup installs it)")
         self.profile = tempfile.mkdtemp(prefix="parallux-chromium-")
-        self.process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.log = Path(tempfile.mkdtemp(prefix="parallux-chromium-log-")) / "stderr.txt"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+                                            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         self._ids = itertools.count(1)
         self._stack = contextlib.ExitStack()
         self.events: list[dict[str, Any]] = []
@@ -75,7 +76,8 @@ class Chromium:
                 if pages:
                     return str(pages[0]["webSocketDebuggerUrl"])
             time.sleep(0.05)
-        raise BrowserError("chromium did not open its debugging port within 30 s")
+        said = self.log.read_text(errors="replace").splitlines()[-15:]
+        raise BrowserError("chromium did not open its debugging port within 30 s; it said:\n" + "\n".join(said))
 
     # -- protocol ------------------------------------------------------------------------------------------
 
@@ -154,6 +156,7 @@ class Chromium:
                 pass
             self.process.wait()
         shutil.rmtree(self.profile, ignore_errors=True)
+        shutil.rmtree(self.log.parent, ignore_errors=True)
 
     def __enter__(self) -> Chromium:
         return self

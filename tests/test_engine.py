@@ -135,7 +135,7 @@ def test_Engine_cancel_stops_running_commands_and_cancels_queued_ones(run_of: An
     run.engine.cancel()
     assert run.engine.wait_idle(5)
     assert [h.result.status for h in handles] == ["cancelled"] * 5
-    assert run.transports[0].stopped == ["cancelled", "cancelled"]  # the two running were stopped
+    assert list(run.transports[0].kills.values()) == ["cancelled", "cancelled"]  # the two running: stopped
 
 
 def test_Engine_resume_skips_what_an_earlier_run_recorded(run_of: Any, tmp_path: Path) -> None:

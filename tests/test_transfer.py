@@ -29,7 +29,8 @@ from parallux import _launcher, _transfer
 from parallux._launcher import Files, Frames
 from parallux._progress import PlainReporter, Progress
 from parallux._protocol import LauncherClient
-from parallux._transfer import Entry, Transfer, plan, same_time
+from parallux._quickcheck import Entry, plan, same_time
+from parallux._transfer import Transfer
 from tests.sshd import SshdServer
 from tests.test_ssh import run_cli, serving_sshd, start_cli, wait_for, write_config
 

@@ -10,95 +10,52 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-import threading
-from typing import Any, Awaitable, Callable, Protocol, TypeVar
+from typing import Any
 
 import trio
 
 from .._errors import plain_error
-from .._handles import Command, Completion, Group
+from .._handles import Completion, Group
 from ._lifecycle import Lifecycle
+from ._observers import Observers
 from ._seat import Seat
+from ._thread import LoopThread
 from ._tree import HaltPolicy, TaskTree
 
-T = TypeVar("T")
 
-
-class Observer(Protocol):
-    def __call__(self, event: str, command: Command, **details: Any) -> None: ...
-
-
-class Engine:
+class Engine(LoopThread):
     """Runs the Trio loop in a thread and carries commands from submission to result.
 
     ``clock`` is the loop's clock: a dry run (and the engine's unit tests) give Trio's autojumping
     MockClock, so that placements follow the real scheduling order in virtual time."""
 
     def __init__(self, run_id: str, *, clock: trio.abc.Clock | None = None) -> None:
+        super().__init__(clock)
         self.run_id = run_id
-        self.clock = clock
         self.completion = Completion()
-        self.observers: list[Observer] = []
+        self.observers = Observers()
         self.seats: list[Seat] = []
         self.halt = HaltPolicy()
         self.global_slots = trio.CapacityLimiter(math.inf)
         self.tree = TaskTree()
-        self.commands = Lifecycle(run_id, completion=self.completion, observe=self.observe,
-                                  flush=self.flush_observers, tree=self.tree, halt=self.halt,
+        self.commands = Lifecycle(run_id, completion=self.completion, observe=self.observers.observe,
+                                  flush=self.observers.flush, tree=self.tree, halt=self.halt,
                                   global_slots=self.global_slots)
         self.scheduler = self.commands.scheduler
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._ready = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._crash: BaseException | None = None
-
-    # -- the thread (main thread) ----------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._thread_main, name="parallux-engine", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._crash is not None:
-            raise self._crash
-
-    def _thread_main(self) -> None:
-        try:
-            trio.run(self._main, clock=self.clock)
-        except BaseException as exc:  # surfaced to the main thread by join() and by every waiter
-            self._crash = exc
-            self.completion.broken = exc
-        finally:
-            self._ready.set()
-            self._stopped.set()
-            self.completion.notify()
 
     async def _main(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        await self.tree.main(self._ready.set, self.flush_observers if self.flushing else None, self._end)
+        await self.tree.main(self._ready.set, self.observers.flush if self.observers.flushing else None,
+                             self._end)
 
     async def _end(self) -> None:
         self.commands.cancel_queued()
         await self.tree.close_seats(self.seats)
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a synchronous function in the engine thread and return its result."""
-        self._check_alive()
-        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+    def _crashed(self, exc: BaseException) -> None:
+        self.completion.broken = exc  # every waiter raises instead of waiting for ever
 
-    def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        self._check_alive()
-        return trio.from_thread.run(fn, *args, trio_token=self._token)
-
-    def _check_alive(self) -> None:
-        if self._crash is not None:
-            raise RuntimeError("the parallux engine stopped") from self._crash
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the engine thread to end. Waits on an event, not ``Thread.join``: a KeyboardInterrupt
-        inside ``join`` can leave CPython believing a still-running thread has stopped."""
-        return self._stopped.wait(timeout)
+    def _ended(self) -> None:
+        self.completion.notify()
 
     def shutdown(self) -> None:
         """End the run: close every seat's launcher and let the engine thread finish."""
@@ -117,14 +74,6 @@ class Engine:
                 if seat.client is not None:
                     seat.client.quit_now()
 
-    def _from_main(self, fn: Callable[..., Any], *args: Any) -> None:
-        if self._thread is None or self._stopped.is_set():
-            return
-        try:
-            self.call(fn, *args)
-        except trio.RunFinishedError:
-            pass
-
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted command has a result."""
         return self.completion.wait_for(lambda: self.commands.unfinished == 0, timeout, Completion.IDLE)
@@ -142,11 +91,6 @@ class Engine:
     @property
     def policy_error(self) -> BaseException | None:
         return self.commands.policy_error
-
-    @property
-    def flushing(self) -> bool:
-        """Whether an observer buffers its writes (the run log), so that a periodic flush is needed."""
-        return any(hasattr(observer, "flush") for observer in self.observers)
 
     # -- seats, settings, submission (engine thread) -----------------------------------------------------
 
@@ -201,29 +145,5 @@ class Engine:
     def submit(self, group: Group) -> None:
         self.commands.submit(group)
 
-    # -- observers --------------------------------------------------------------------------------------
-
-    def observe(self, event: str, command: Command, **details: Any) -> None:
-        for observer in list(self.observers):
-            try:
-                observer(event, command, **details)
-            except Exception as exc:  # a display or log that fails must not stop the commands
-                self.observers.remove(observer)
-                try:
-                    print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
-                          file=sys.stderr)
-                except OSError:
-                    pass
-
     def tell_transfer(self, transfer: Any) -> None:
-        """A transfer started or ended: observers with a ``transfer`` method (the progress display) hear it."""
-        for observer in self.observers:
-            hook = getattr(observer, "transfer", None)
-            if hook is not None:
-                hook(transfer)
-
-    def flush_observers(self) -> None:
-        for observer in self.observers:
-            flush = getattr(observer, "flush", None)
-            if flush is not None:
-                flush()
+        self.observers.transfer(transfer)

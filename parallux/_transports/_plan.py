@@ -29,25 +29,23 @@ def planned(request: dict[str, Any]) -> tuple[float, str, int | None]:
 
 
 class PlanTransport(Transport):
-    def __init__(self, real: Transport | None = None, *, facts: dict[str, Any] | None = None,
-                 outcome: Outcome = planned) -> None:
-        self.real = real
-        self.kind = real.kind if real is not None else "plan"
-        self.facts = facts if facts is not None else real.plan_facts() if real is not None else {}
-        self.outcome = outcome
+    """In place of ``real`` (whose kind, name and files it keeps)."""
+
+    def __init__(self, real: Transport, *, facts: dict[str, Any] | None = None, outcome: Outcome = planned) -> None:
+        self.real, self.kind, self.outcome = real, real.kind, outcome
+        self.facts = facts if facts is not None else real.plan_facts()
         self.runs: dict[int, trio.CancelScope] = {}
-        self.kills: dict[int, str] = {}  # id -> why it is being stopped
-        self.stopped: list[str] = []     # the reasons of every kill, in order (for tests)
+        self.kills: dict[int, str] = {}  # request id -> why it was stopped
 
     def describe(self, name: str) -> str:
-        return self.real.describe(name) if self.real is not None else super().describe(name)
+        return self.real.describe(name)
 
     def plan_facts(self) -> dict[str, Any]:
         return self.facts
 
     @property
     def local(self) -> bool:
-        return self.real is not None and self.real.local
+        return self.real.local
 
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
@@ -83,7 +81,6 @@ class PlanTransport(Transport):
             nursery.start_soon(self._run, request, out)
         elif op == "kill" and job in self.runs:
             self.kills[job] = request.get("reason") or "cancelled"
-            self.stopped.append(self.kills[job])
             self.runs[job].cancel()
         elif op == "records":
             read = read_record if self.local else (lambda path: None)
@@ -99,7 +96,7 @@ class PlanTransport(Transport):
             await trio.sleep(seconds)
         del self.runs[request["id"]]
         if scope.cancelled_caught:
-            status, returncode = self.kills.pop(request["id"]), -15
+            status, returncode = self.kills[request["id"]], -15
         out.send_nowait({"ev": "exit", "id": request["id"], "status": status, "returncode": returncode,
                          "start": None if status == "planned" else start, "killed": scope.cancelled_caught,
                          "end": None if status == "planned" else trio.current_time()})

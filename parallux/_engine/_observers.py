@@ -1,0 +1,50 @@
+"""The engine's observers: progress, the run log, the dry run's plan printer.
+
+The engine calls them with ``(event, command, **details)`` for ``queued``, ``started``, ``retrying``,
+``finished`` and ``quarantined``; they record only, and their own threads do the slow parts.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+from .._handles import Command
+
+
+class Observer(Protocol):
+    def __call__(self, event: str, command: Command, **details: Any) -> None: ...
+
+
+class Observers(list):  # type: ignore[type-arg]
+    """The observers, in order; one that fails is dropped with a message, and the commands go on."""
+
+    def observe(self, event: str, command: Command, **details: Any) -> None:
+        for observer in list(self):
+            try:
+                observer(event, command, **details)
+            except Exception as exc:  # a display or log that fails must not stop the commands
+                self.remove(observer)
+                try:
+                    print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
+                          file=sys.stderr)
+                except OSError:
+                    pass
+
+    def transfer(self, transfer: Any) -> None:
+        """A transfer started or ended: observers with a ``transfer`` method (the progress display) hear it."""
+        for observer in self:
+            hook = getattr(observer, "transfer", None)
+            if hook is not None:
+                hook(transfer)
+
+    @property
+    def flushing(self) -> bool:
+        """Whether an observer buffers its writes (the run log), so that a periodic flush is needed."""
+        return any(hasattr(observer, "flush") for observer in self)
+
+    def flush(self) -> None:
+        for observer in self:
+            flush = getattr(observer, "flush", None)
+            if flush is not None:
+                flush()

@@ -1,0 +1,145 @@
+"""The runners of a run and the pool the scheduler chooses from (main thread).
+
+Each runner is made of three parts: a transport (how to reach its launcher), a seat (the engine's side:
+slots, cores, launcher client) and the config's handle, :class:`~parallux._runner.Runner`. The pool picks
+the transport for each kind of runner -- or, in a dry run and in the engine's tests, what stands in for it.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from . import _options as opt
+from ._cores import parse_core_layout
+from ._engine._seat import Seat
+from ._errors import ConfigError, ParalluxError, RunnerError
+from ._runner import Runner, SshRunner, Submit
+from ._transports import Transport
+from ._transports._local import LocalTransport
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+TransportFor = Callable[[Transport], Transport]
+
+
+class Pool:
+    """The runners by name, and the pool (a tuple of them, in order)."""
+
+    def __init__(self, engine: Engine, submit: Submit, transport_for: TransportFor) -> None:
+        self._engine = engine
+        self._submit = submit
+        self._transport_for = transport_for  # a dry run: each runner's launcher is a plan (see _transports)
+        self.runners: dict[str, Runner] = {}
+        self.pool: tuple[Runner, ...] | None = None
+
+    # -- making runners --------------------------------------------------------------------------------
+
+    def local(self, name: Any, options: dict[str, Any]) -> Runner:
+        name = self._new_name(name)
+        seat = Seat(name, self._transport_for(LocalTransport()), **runner_options(**options))
+        return self.add(Runner(seat, self._submit, self._engine))
+
+    def ssh_runner(self, name: Any, host: Any = None, user: Any = None, port: Any = None,
+                   options: dict[str, Any] | None = None, ssh_options: dict[str, Any] | None = None) -> Runner:
+        """An SSH runner, not yet connected."""
+        first_ssh = "parallux._transports._ssh" not in sys.modules
+        from ._transports._ssh import SshTransport  # imported only when used: local-only runs never load asyncssh
+        if first_ssh:  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
+            gc.freeze()
+        name = self._new_name(name)
+        transport = SshTransport(name, host=host, user=user, port=port, ssh_options=ssh_options or {})
+        seat = Seat(name, self._transport_for(transport), **runner_options(**(options or {})))
+        return SshRunner(seat, self._submit, self._engine)
+
+    def _new_name(self, name: object) -> str:
+        text = opt.name(name, "a runner's name")
+        if text in self.runners:
+            raise ConfigError(f"a runner named {text!r} already exists; runner names must be unique")
+        return text
+
+    def add(self, runner: Runner) -> Runner:
+        """Start the runner's launcher (or connection) now; a failure is the config's error."""
+        try:
+            self._engine.call_async(self._engine.add_seat, runner._seat)
+        except ParalluxError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
+            raise exc.with_traceback(None) from None
+        self.runners[runner.name] = runner
+        return runner
+
+    def _add_ssh_runners(self, names: list[str]) -> None:
+        """``goal.ssh(name, host=name)`` for each name, connecting all at once. The ones that connect are
+        runners of the run either way; if any fails, one RunnerError gives every failure."""
+        runners = [self.ssh_runner(name, host=name) for name in names]
+        errors = self._engine.call_async(self._engine.add_seats, [runner._seat for runner in runners])
+        for runner, error in zip(runners, errors):
+            if error is None:
+                self.runners[runner.name] = runner
+        failed = [error for error in errors if error is not None]
+        for error in failed:
+            if not isinstance(error, ParalluxError):  # a bug, not a host that cannot be reached
+                raise error
+        if len(failed) == 1:
+            raise failed[0].with_traceback(None) from None
+        if failed:
+            raise RunnerError(f"{len(failed)} of the {len(names)} runners setRunner() created cannot be "
+                              "used:\n" + "\n".join(f"  {error}" for error in failed)) from None
+
+    # -- the pool --------------------------------------------------------------------------------------
+
+    def set(self, runners: Runner | str | Sequence[Runner | str]) -> None:
+        """setRunner(): the pool, in order; an unknown name creates ``goal.ssh(name)``."""
+        if not isinstance(runners, (Runner, str, Iterable)):
+            raise ConfigError(f"setRunner() takes a runner, a runner's name or a list of them, not {runners!r}")
+        items = [runners] if isinstance(runners, (Runner, str)) else list(runners)
+        if not items:
+            raise ConfigError("setRunner() needs at least one runner")
+        new_names = list(dict.fromkeys(i for i in items if isinstance(i, str) and i not in self.runners))
+        if len(new_names) > 1:
+            self._add_ssh_runners(new_names)
+        pool = tuple(self.runner_of(item, create=True) for item in items)
+        if len(set(pool)) != len(pool):
+            raise ConfigError(f"setRunner() lists a runner twice: {[r.name for r in pool]}")
+        self.pool = pool
+
+    def runner_of(self, item: Runner | str, create: bool = False) -> Runner:
+        if isinstance(item, Runner):
+            if self.runners.get(item.name) is not item:
+                raise ConfigError(f"{item!r} does not belong to this run")
+            return item
+        if isinstance(item, str):
+            if item in self.runners:
+                return self.runners[item]
+            if create:
+                return self.add(self.ssh_runner(item, host=item))
+            raise ConfigError(f"no runner named {item!r}; the runners are: {sorted(self.runners)}")
+        raise ConfigError(f"a runner is a runner object or a runner's name, not {item!r}")
+
+    def current(self) -> tuple[Runner, ...]:
+        """The pool; without setRunner(), the runner named ``local`` (made if need be)."""
+        if self.pool is None:
+            others = sorted(self.runners)
+            self.pool = (self.runners.get("local") or self.local("local", {}),)
+            if others != ["local"] and others:
+                print(f"parallux: note: setRunner() was not called, so commands run on the runner 'local' "
+                      f"only (not on {', '.join(repr(n) for n in others if n != 'local')})", file=sys.stderr)
+        return self.pool
+
+    def states(self) -> list[tuple[str, str]]:
+        """(name, what its line says when nothing runs there) for each runner of the pool: for the live
+        display's thread, so one read of the pool, which the config may be setting meanwhile."""
+        pool = self.pool
+        return [(r.name, "quarantined" if r.quarantined else "idle" if r._seat.alive else "not connected")
+                for r in pool or ()]
+
+
+def runner_options(workspace: Any = None, max_jobs: Any = None, env: Any = None, core_pool: Any = None,
+                   numa_nodes: Any = None, membind: Any = False) -> dict[str, Any]:
+    """A runner's options, checked, as a Seat takes them."""
+    return {"workspace": opt.path(workspace, "workspace"),
+            "max_jobs": opt.optional_int(max_jobs, "max_jobs"),
+            "env": opt.environment(env, "a runner's env"),
+            "layout": parse_core_layout(core_pool, numa_nodes),
+            "membind": opt.boolean(membind, "membind")}

@@ -1,0 +1,102 @@
+"""Registering commands: ``schd()``, ``run()`` and ``runner.run()`` options made into command handles.
+
+Pure main-thread bookkeeping, so registering 100,000 commands costs no thread crossings; everything a config
+can get wrong is refused here, at the call, before anything starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from . import _options as opt
+from ._engine._seat import Seat
+from ._errors import ConfigError
+from ._handles import Command, Completion
+from ._inputs import Fingerprints
+from ._pool import Pool
+from ._runner import Runner
+
+
+class Registrar:
+    """Makes command handles; keeps what a run's commands share: sequence numbers, the work paths taken,
+    the defaults ``setEnv``/``setRetries`` set, input fingerprints."""
+
+    def __init__(self, pool: Pool, completion: Completion, run_id: str, resume: bool, retries: int) -> None:
+        self._pool = pool
+        self._completion = completion
+        self._run_id = run_id
+        self._resume = resume
+        self.retries = retries
+        self.retry_on: frozenset[str | int] | None = None
+        self.env: dict[str, str] = {}
+        self._relpaths: set[str] = set()
+        self._seq = itertools.count(1)
+        self._fingerprints = Fingerprints()
+
+    def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command:
+        """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked."""
+        opt.check_option_names(options, opt.COMMAND_OPTIONS, where)
+        text = opt.command_text(command)
+        threads, cores = opt.threads_and_cores(options.get("threads", 1), options.get("cores"),
+                                               "threads" in options)
+        node = opt.numa_node(options.get("numa_node"))
+        if options.get("runner") is not None:
+            pin = self._pool.runner_of(options["runner"])
+            if pin not in self._pool.current():
+                raise ConfigError(f"{where}: runner {pin.name!r} is not in the pool set by setRunner() "
+                                  f"({[r.name for r in self._pool.current()]})")
+        seq = next(self._seq)
+        handle = Command(
+            self._completion, command=command, command_text=text, seq=seq,
+            name=opt.name(options["name"], "name") if "name" in options else f"job{seq}",
+            threads=threads, numa_node=node, requested_numa_node=node, requested_cores=cores,
+            env=opt.environment(options.get("env"), "env"), cwd=opt.path(options.get("cwd"), "cwd"),
+            check=opt.boolean(options.get("check", True), "check"),
+            timeout=opt.seconds(options.get("timeout"), "timeout"),
+            retries=opt.positive_int(options.get("retries", self.retries), "retries", minimum=0),
+            pin=pin._seat if pin is not None else None, base_env=self.env,
+            retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
+        if options.get("inputs") is not None:
+            handle.inputs = self._fingerprints.of(opt.input_paths(options["inputs"]))
+        handle.candidates = self._candidates(handle, pin, where)
+        handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
+        handle.resume_check = self._resume and options.get("work_relpath") is not None
+        return handle
+
+    def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Seat, ...]:
+        """The seats that could ever run this command; none is a ConfigError explaining why for each."""
+        pool = (pin,) if pin is not None else self._pool.current()
+        fits, reasons = [], []
+        for runner in pool:
+            problem = _why_not(runner._seat, handle)
+            if problem is None:
+                fits.append(runner._seat)
+            else:
+                reasons.append(f"{runner.name}: {problem}")
+        if not fits:
+            raise ConfigError(f"{where}: command {handle.name!r} can never run: " + "; ".join(reasons))
+        return tuple(fits)
+
+    def _work_relpath(self, value: Any, handle: Command) -> str:
+        if value is None:
+            suffix = opt.safe_name(handle.name) if handle.name != f"job{handle.seq}" else ""
+            return f"{self._run_id}/{handle.seq:05d}" + (f"_{suffix}" if suffix else "")
+        relpath = opt.work_relpath(value)
+        if relpath in self._relpaths:
+            raise ConfigError(f"work_relpath {relpath!r} is already used by another command of this run; "
+                              f"two commands would write the same files")
+        self._relpaths.add(relpath)
+        return relpath
+
+
+def _why_not(seat: Seat, handle: Command) -> str | None:
+    if seat.allocator is None:
+        if handle.requested_cores is not None:
+            return "cores=[...] needs a runner with a core_pool"
+        return None
+    try:
+        seat.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)
+    except ConfigError as exc:
+        return str(exc)
+    return None
