@@ -83,9 +83,12 @@ def test_job_pends_while_nodes_are_taken_then_runs(cluster: SlurmCluster, tmp_pa
 
 
 def test_scancel_ends_a_running_step(cluster: SlurmCluster):
-    proc = subprocess.Popen(["srun", "-N1", "sleep", "300"], env=cluster.env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The step's own first line says it has launched: a job RUNNING is not yet a step launched, and
+    # scancel before the launch ends it as "aborted before step completely launched" instead.
+    proc = subprocess.Popen(["srun", "-N1", "sh", "-c", "echo started; exec sleep 300"], env=cluster.env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        assert proc.stdout.readline() == "started\n"
         job_id = _wait_until("the step to run", lambda: next(
             (j for j, state, _ in cluster.jobs() if state == "RUNNING"), None))
         cluster.run("scancel", job_id)
