@@ -37,7 +37,7 @@ class Goal:
         self._run_id = run_id
         self.argv: list[str] = list(argv)
         self.args: dict[str, str] = dict(a.split("=", 1) for a in self.argv if "=" in a)
-        self._pool = Pool(engine, self._run_pinned, transport_for)
+        self._pool = Pool(engine, self._run_pinned, transport_for, dry_run)
         self._commands = Registrar(self._pool, engine.completion, run_id, resume, retries)
         self._registered: list[Command] = []
         self._groups: list[Group] = []
@@ -68,6 +68,21 @@ class Goal:
                        numa_nodes=numa_nodes, membind=membind)
         return self._pool.add(self._pool.ssh_runner(name, host, user, port, options, ssh_options))
 
+    @opt.checked("goal.slurm()", noun="option")
+    def slurm(self, name: str, *, nodes: int | None = None, partition: str | None = None, time: str | None = None,
+              account: str | None = None, qos: str | None = None, constraint: str | None = None,
+              cpus_per_node: int | None = None, sbatch_options: Any = None,
+              workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
+              env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None,
+              python: str = "python3", membind: bool = False) -> Runner:
+        """A runner on a Slurm cluster: one allocation (submitted now; inside one, with ``nodes=None``, that
+        one), a launcher on each of its nodes; ``max_jobs`` and the core pool are per node."""
+        request = dict(nodes=nodes, partition=partition, time=time, account=account, qos=qos,
+                       constraint=constraint, cpus_per_node=cpus_per_node, sbatch_options=sbatch_options)
+        options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
+                       numa_nodes=numa_nodes, membind=membind)
+        return self._pool.slurm(name, request, opt.name(python, "goal.slurm(): python"), options)
+
     @opt.checked("goal.setRunner()")
     def setRunner(self, runners: Runner | str | Sequence[Runner | str]) -> None:
         """The pool the scheduler chooses from, in order; an unknown name creates ``goal.ssh(name)``."""
@@ -81,7 +96,7 @@ class Goal:
         source = opt.local_path(local, "goal.put()")
         target = opt.remote_text(remote, "goal.put()")
         try:
-            done = self._engine.call_async(_transfer.put_everywhere, [r._seat for r in pool], source, target,
+            done = self._engine.call_async(_transfer.put_everywhere, [r._seats for r in pool], source, target,
                                            self._engine.tell_transfer)
         except ParalluxError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
             raise exc.with_traceback(None) from None
@@ -180,9 +195,6 @@ class Goal:
     def _all_commands(self) -> list[Command]:
         """Every command of the run: submitted, and registered but never issued."""
         return [c for g in self._groups for c in g.commands] + self._registered
-
-    def _results(self) -> list[Result]:
-        return [c.result for g in self._groups for c in g.commands if c.result is not None]
 
 
 class GoalProxy:

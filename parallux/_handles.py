@@ -67,7 +67,7 @@ class Command:
                  "requested_cores", "env", "cwd",
                  "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
-                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "__weakref__")
+                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -86,6 +86,7 @@ class Command:
         self.attempts: list[dict[str, Any]] = []    # one entry per attempt that ended, in order
         self.inputs_changed = False  # --resume found a record of it, but its inputs changed since
         self.avoid = None  # the runner its last attempt could not be executed on: its retry prefers another
+        self.host: str | None = None  # the machine it runs on (a Slurm runner's node), set with the runner
         for key, value in fields.items():
             setattr(self, key, value)
 
@@ -142,7 +143,7 @@ class Result:
     __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
                  "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
                  "signal", "attempt", "timeout", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check",
-                 "run_id", "attempts", "stderr_tail_text", "_kind")
+                 "run_id", "attempts", "stderr_tail_text", "host", "_kind")
 
     def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
         self.command = handle.command
@@ -150,6 +151,7 @@ class Result:
         self.name = handle.name
         self.runner = handle.runner
         self.runner_name = handle.runner_name
+        self.host = handle.host
         self.work_relpath = handle.work_relpath
         self.work_dir = handle.work_dir
         self.cores = handle.cores
@@ -198,7 +200,7 @@ class Result:
     def _read(self, path: str | None, errors: str) -> str:
         if path is None or self.runner is None or self.status == "planned":
             return ""  # a dry run's planned command wrote nothing
-        return self.runner.read_file(path).decode("utf-8", errors)
+        return self.runner._read_file_on(self.host, path).decode("utf-8", errors)
 
     def stderr_tail(self, lines: int = 5) -> list[str]:
         """The last lines of stderr of a command that did not succeed, as its launcher sent them with its exit
@@ -209,8 +211,11 @@ class Result:
 
     def attempt_entry(self) -> dict[str, Any]:
         """This attempt as one entry of ``attempts``."""
-        return {"runner": self.runner_name, "status": self.status, "returncode": self.returncode,
-                "start": self.start_time, "end": self.end_time}
+        entry = {"runner": self.runner_name, "status": self.status, "returncode": self.returncode,
+                 "start": self.start_time, "end": self.end_time}
+        if self.host is not None:
+            entry["host"] = self.host
+        return entry
 
     def as_dict(self) -> dict[str, Any]:
         fields = {k: getattr(self, k) for k in self.__slots__ if k not in ("runner", "_kind")}

@@ -106,6 +106,7 @@ class Launcher(object):
         self.watchdog = None
         self.last_input = now()
         self.running = True
+        self.terminated = False  # SIGTERM came from outside: see stop_serving()
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
         self.watching_output = False
@@ -359,8 +360,14 @@ class Launcher(object):
             self.groups.discard(pgid)
             self.forget_cgroup(cgroup)
 
-    def stop_serving(self):
+    def stop_serving(self, signum=None):
+        """End the loop (EOF, a quit request, a signal). SIGTERM from outside -- a batch system ending the job,
+        the machine shutting down, an administrator -- makes the commands still running end ``error``: they
+        did not fail, and nobody cancelled them; their run was cut short under them (and is retried where
+        the config asks)."""
         self.running = False
+        if signum == signal.SIGTERM:
+            self.terminated = True
 
     def stop_everything(self):
         """Stop everything this launcher started: TERM, a short grace, then KILL; then write the record of
@@ -374,7 +381,7 @@ class Launcher(object):
         # commands that already finished, too.
         runs = list(self.runs_seen) + [j.request["mark"] for j in self.by_id.values() if j.request.get("mark")]
         for job in self.by_id.values():  # their records must say they were stopped, not that they failed
-            job.kill_reason = job.kill_reason or "cancelled"
+            job.kill_reason = job.kill_reason or ("error" if self.terminated else "cancelled")
             job.kill_deadline = job.kill_deadline or now()
         if self.cgroups is not None:
             self.cgroups.leave()  # out of the cgroups about to be killed
@@ -645,6 +652,8 @@ def exit_event(job):
         "user_seconds": round(ru.ru_utime, 6), "system_seconds": round(ru.ru_stime, 6),
         "max_rss_kb": ru.ru_maxrss,
     }
+    if event["status"] == "error":
+        event["error"] = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
     if event["status"] != "ok":  # what a failure report shows: parallux then never has to fetch a file
         event["stderr_tail"] = stderr_tail(job.request["work_dir"])
     return event
@@ -1533,8 +1542,8 @@ def guard(launcher_pid):
     os.dup2(devnull, 0)  # the launcher alone holds the protocol's stream: EOF must follow its death at once
     os.dup2(devnull, 1)
     os.close(devnull)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # (SSH's hang-up, a terminal's): the launcher's to handle
-        signal.signal(sig, lambda *_: signal_pids([launcher_pid], signal.SIGTERM))
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # (SSH's hang-up, a terminal's): the launcher's to handle, as sent
+        signal.signal(sig, lambda signum, _: signal_pids([launcher_pid], signum))
     try:
         _, status = os.waitpid(launcher_pid, 0)
     except ChildProcessError:
@@ -1584,7 +1593,7 @@ def main():
     launcher = Launcher(sys.stdin.fileno(), sys.stdout.fileno())
     grow_pipes(launcher.infd, launcher.outfd)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # end the loop; serve() then stops everything
-        signal.signal(sig, lambda *_: launcher.stop_serving())
+        signal.signal(sig, lambda signum, _: launcher.stop_serving(signum))
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != guardian:  # the guardian died before the line above
         launcher.stop_serving()

@@ -70,6 +70,8 @@ class LiveReporter:
                 # the stderr file
         elif event == "quarantined":
             self._failures.append((event, command, details["result"]))
+        elif event == "notice":
+            self._failures.append((event, command, details["text"]))
 
     # -- main thread -----------------------------------------------------------------------------------------
 
@@ -102,7 +104,9 @@ class LiveReporter:
         while self._failures:
             event, command, result = self._failures.popleft()
             text = Text("parallux: ")
-            if event == "quarantined":
+            if event == "notice":
+                text.append(str(result), style="dim")
+            elif event == "quarantined":
                 assert result.runner is not None
                 text.append(quarantine_notice(result.runner.name, result.runner.quarantined, result),
                             style="bold yellow")

@@ -28,8 +28,9 @@ TransportFor = Callable[[Transport], Transport]
 class Pool:
     """The runners by name, and the pool (a tuple of them, in order)."""
 
-    def __init__(self, engine: Engine, submit: Submit, transport_for: TransportFor) -> None:
+    def __init__(self, engine: Engine, submit: Submit, transport_for: TransportFor, dry_run: bool = False) -> None:
         self._engine = engine
+        self._dry_run = dry_run
         self._submit = submit
         self._transport_for = transport_for  # a dry run: each runner's launcher is a plan (see _transports)
         self.runners: dict[str, Runner] = {}
@@ -53,6 +54,26 @@ class Pool:
         transport = SshTransport(name, host=host, user=user, port=port, ssh_options=ssh_options or {})
         seat = Seat(name, self._transport_for(transport), **runner_options(**(options or {})))
         return SshRunner(seat, self._submit, self._engine)
+
+    def slurm(self, name: Any, request: dict[str, Any], python: Any, options: dict[str, Any]) -> Runner:
+        """A Slurm runner: its allocation submitted now (a refusal is a ConfigError), a seat per node."""
+        from ._slurm_runner import SlurmRunner
+        from ._transports import _slurm
+        name = self._new_name(name)
+        allocation = _slurm.allocate(_slurm.request(name, **request), dry_run=self._dry_run)
+        allocation.notify = self._engine.observers.notice
+        allocation.demand = self._engine.has_work
+        count = len(allocation.node_names) if allocation.node_names else allocation.request.nodes or 1
+        seats = [Seat(name, self._transport_for(_slurm.SlurmTransport(allocation, index, python)),
+                      **runner_options(**options)) for index in range(count)]
+        runner = SlurmRunner(seats, self._submit, self._engine, allocation)
+        errors = self._engine.call_async(self._engine.add_seats, seats)
+        failed = [error for error in errors if error is not None]
+        if failed:
+            self._engine.call_async(allocation.close)
+            raise failed[0].with_traceback(None) from None
+        self.runners[name] = runner
+        return runner
 
     def _new_name(self, name: object) -> str:
         text = opt.name(name, "a runner's name")
@@ -131,8 +152,7 @@ class Pool:
         """(name, what its line says when nothing runs there) for each runner of the pool: for the live
         display's thread, so one read of the pool, which the config may be setting meanwhile."""
         pool = self.pool
-        return [(r.name, "quarantined" if r.quarantined else "idle" if r._seat.alive else "not connected")
-                for r in pool or ()]
+        return [(r.name, r._state()) for r in pool or ()]
 
 
 def runner_options(workspace: Any = None, max_jobs: Any = None, env: Any = None, core_pool: Any = None,

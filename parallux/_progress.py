@@ -83,6 +83,11 @@ class Progress:
         for listener in self.listeners:
             listener("transfer", None, transfer=transfer)
 
+    def notice(self, text: str) -> None:
+        """A line about a runner (see ``Engine.notice``)."""
+        for listener in self.listeners:
+            listener("notice", None, text=text)
+
     def _finished(self, command: Command, result: Result) -> None:
         if command.seq in self.running_now:
             del self.running_now[command.seq]
@@ -256,6 +261,8 @@ class PlainReporter:
                 self._failures.put((event, command, result))
         elif event == "quarantined" and result is not None:
             self._failures.put((event, command, result))  # (even with -q: it changes where commands run)
+        elif event == "notice" and not self.quiet:
+            self.emit(f"parallux: {details['text']}")
         elif event == "transfer" and not self.quiet:
             transfer = details["transfer"]
             if transfer._ended is not None and transfer._seconds >= SHOWN_AFTER:

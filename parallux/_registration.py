@@ -55,7 +55,7 @@ class Registrar:
             check=opt.boolean(options.get("check", True), "check"),
             timeout=opt.seconds(options.get("timeout"), "timeout"),
             retries=opt.positive_int(options.get("retries", self.retries), "retries", minimum=0),
-            pin=pin._seat if pin is not None else None, base_env=self.env,
+            pin=pin._seats[0] if pin is not None else None, base_env=self.env,
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
         if options.get("inputs") is not None:
             handle.inputs = self._fingerprints.of(opt.input_paths(options["inputs"]))
@@ -71,7 +71,7 @@ class Registrar:
         for runner in pool:
             problem = _why_not(runner._seat, handle)
             if problem is None:
-                fits.append(runner._seat)
+                fits.extend(runner._seats)
             else:
                 reasons.append(f"{runner.name}: {problem}")
         if not fits:
@@ -91,6 +91,10 @@ class Registrar:
 
 
 def _why_not(seat: Seat, handle: Command) -> str | None:
+    longest = seat.transport.longest_command()
+    if handle.timeout and longest is not None and handle.timeout > longest:
+        return (f"its timeout ({handle.timeout:g} s) is longer than the allocation's time limit "
+                f"({longest:g} s): raise time= or lower the timeout")
     if seat.allocator is None:
         if handle.requested_cores is not None:
             return "cores=[...] needs a runner with a core_pool"

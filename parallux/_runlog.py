@@ -94,7 +94,7 @@ class RunLog:
             runner = command.runner
             if runner is not None and runner.name not in self._runners_logged:
                 self._log_runner(runner)
-            record.update(runner=command.runner_name, host=_host_of(runner), work_dir=command.work_dir,
+            record.update(runner=command.runner_name, host=command.host or _host_of(runner), work_dir=command.work_dir,
                           cores=list(command.cores), numa_node=command.numa_node, attempt=command.attempt)
         result = details.get("result")
         if result is not None:

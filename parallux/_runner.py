@@ -41,6 +41,8 @@ class RunnerStatus:
     numa_node: int | None = None
     connected: bool = True
     quarantined: str | None = None
+    waiting: str | None = None   # what a runner not connected yet waits for (a pending Slurm allocation)
+    nodes: list[str] = field(default_factory=list)  # a Slurm runner's nodes, once allocated
 
 
 def _figure(field: str, per_node: bool = False) -> Callable[..., Any]:
@@ -101,6 +103,15 @@ class Runner:
     def describe(self) -> str:
         return self._seat.describe()
 
+    @property
+    def _seats(self) -> tuple[Seat, ...]:
+        """The seats its commands may run on: one, or a Slurm runner's nodes."""
+        return (self._seat,)
+
+    def _state(self) -> str:
+        """What its line in the live display says when nothing runs there."""
+        return "quarantined" if self.quarantined else "idle" if self._seat.alive else "not connected"
+
     # -- commands and figures (main thread) ------------------------------------------------------------
 
     def run(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
@@ -113,19 +124,21 @@ class Runner:
         """Live figures: jobs running and free here, and (with a core pool) cores configured and free."""
         return self._status(numa_node)
 
-    def _status(self, numa_node: int | None = None) -> RunnerStatus:
-        if opt.numa_node(numa_node) is not None and (self._seat.layout is None or numa_node not in self._seat.layout.nodes):
+    def _status(self, numa_node: int | None = None, seat: Seat | None = None) -> RunnerStatus:
+        """The figures of one seat: its own, or one of a Slurm runner's nodes."""
+        seat = seat or self._seat
+        if opt.numa_node(numa_node) is not None and (seat.layout is None or numa_node not in seat.layout.nodes):
             raise ConfigError(f"{self.describe()} has no NUMA node {numa_node!r}")
-        configured = self._seat.allocator.configured(numa_node) if self._seat.allocator else []
-        available = self._seat.allocator.available(numa_node) if self._seat.allocator else []
-        limit = self._seat.max_jobs
+        configured = seat.allocator.configured(numa_node) if seat.allocator else []
+        available = seat.allocator.available(numa_node) if seat.allocator else []
+        limit = seat.max_jobs
         return RunnerStatus(
-            name=self.name, active_jobs=self._seat.active,
-            available_jobs=max(0, limit - self._seat.active) if limit is not None else 0, max_jobs=limit,
-            logical_core_count=self._seat.facts.get("logical_cores"), configured_cores=configured,
+            name=self.name, active_jobs=seat.active,
+            available_jobs=max(0, limit - seat.active) if limit is not None else 0, max_jobs=limit,
+            logical_core_count=seat.facts.get("logical_cores"), configured_cores=configured,
             configured_core_count=len(configured), available_cores=available,
-            available_core_count=len(available), numa_node=numa_node, connected=self._seat.alive,
-            quarantined=self._seat.quarantined)
+            available_core_count=len(available), numa_node=numa_node, connected=seat.alive,
+            quarantined=seat.quarantined)
 
     # The status() shortcuts of the seed: each one figure of status() (of one NUMA node where it has cores).
     active_jobs = _figure("active_jobs")
@@ -157,6 +170,10 @@ class Runner:
         """A file of this runner's (a result's stdout, say), read by its launcher; ``b""`` in a dry run."""
         where = self._remote_path(opt.remote_text(path, f"{self.name}.read_file()", "path"))
         return self._in_engine_thread(_transfer.read, self._seat, where)
+
+    def _read_file_on(self, host: str | None, path: str) -> bytes:
+        """A result's file, from the machine that ran it (``host``; one of a Slurm runner's nodes)."""
+        return self.read_file(path)
 
     def _remote_path(self, text: str) -> str:
         """A path on this runner made absolute: relative ones are in its workspace, ``~`` is its home."""

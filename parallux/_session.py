@@ -224,7 +224,7 @@ class Session:
         self._stop_engine(cancel=False)
         if self.engine.policy_error is not None:
             return self._policy_failed()
-        failed = [r for r in self.goal._results()
+        failed = [r for c in self.goal._all_commands() if (r := c.result) is not None
                   if r.check and not r.succeeded and r.status != "planned"]
         if failed:
             report(f"parallux: {brief_failures(failed)} (check=True); details below")

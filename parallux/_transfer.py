@@ -134,30 +134,51 @@ async def read(seat: Seat, path: str) -> bytes:
     raise AssertionError("unreachable")  # (for the type checker: the loop returns or raises)
 
 
-async def put_everywhere(seats: list[Seat], source: str, target: str, tell: Tell) -> dict[str, Transfer]:
-    """``goal.put()``: the same local file or tree to every runner at once, walked here once."""
+async def put_everywhere(runners: list[tuple[Seat, ...]], source: str, target: str,
+                         tell: Tell) -> dict[str, Transfer]:
+    """``goal.put()``: the same local file or tree to every runner at once (to a Slurm runner's nodes in
+    turn, see :func:`put_in_turn`), walked here once."""
     try:
         entries = await _local(local_manifest, source)
     except Failed as exc:
-        names = ", ".join(repr(seat.name) for seat in seats)
+        names = ", ".join(repr(seats[0].name) for seats in runners)
         raise RunnerError(f"goal.put({source!r}, {target!r}) to {names}: {exc}") from None
     done: dict[str, Transfer] = {}
     failures: list[str] = []
 
-    async def one(seat: Seat) -> None:
+    async def one(seats: tuple[Seat, ...]) -> None:
         try:
-            done[seat.name] = await put(seat, source, remote_path(seat, target), tell, entries)
+            done[seats[0].name] = await put_in_turn(seats, source, target, tell, entries)
         except RunnerError as exc:
             failures.append(str(exc))
 
     async with trio.open_nursery() as nursery:
-        for seat in seats:
-            nursery.start_soon(one, seat)
+        for seats in runners:
+            nursery.start_soon(one, seats)
     if failures:
         raise RunnerError(failures[0] if len(failures) == 1 else
-                          f"goal.put() failed on {len(failures)} of {len(seats)} runners:\n"
+                          f"goal.put() failed on {len(failures)} of {len(runners)} runners:\n"
                           + "\n".join(f"  {failure}" for failure in failures))
-    return {seat.name: done[seat.name] for seat in seats}
+    return {seats[0].name: done[seats[0].name] for seats in runners}
+
+
+async def put_in_turn(seats: tuple[Seat, ...], source: str, target: str, tell: Tell,
+                      manifest: list[Entry] | None = None) -> Transfer:
+    """One runner's seats (a Slurm runner's nodes) one after another, each once its launcher is up, with
+    ``target`` resolved on each: on a file system the nodes share, the quick check then skips on the others
+    what the first one wrote. What was done, summed."""
+    if len(seats) == 1 and seats[0].alive:
+        return await put(seats[0], source, remote_path(seats[0], target), tell, manifest)
+    total = Transfer(_what=f"put {source} -> {seats[0].name}:{target}")
+    for seat in seats:
+        await seat.wait_up()
+        done = await put(seat, source, remote_path(seat, target), tell, manifest)
+        total.files_sent += done.files_sent
+        total.files_skipped += done.files_skipped
+        total.bytes_sent += done.bytes_sent
+        total._planned = total._planned or done._planned
+    total._ended = time.monotonic()
+    return total
 
 
 # -- the destination's manifest ----------------------------------------------------------------------------

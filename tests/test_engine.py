@@ -119,7 +119,9 @@ def test_Engine_halt_soon_cancels_what_is_queued_and_lets_running_ones_finish(ru
     goal = run.goal
     goal.local(max_jobs=2)
     goal.setHalt("soon", 1)
-    handles = [goal.run("bad", check=True), goal.run("long")] + [goal.run("later") for _ in range(3)]
+    # One group: on the autojumping clock, "bad" could otherwise end before the main thread submits "long".
+    handles = [goal.schd("bad", check=True), goal.schd("long")] + [goal.schd("later") for _ in range(3)]
+    goal.issue()
     statuses = [h.result.status if h.done() or run.engine.wait_idle(5) else None for h in handles]
     assert statuses == ["failed", "ok", "cancelled", "cancelled", "cancelled"]
     assert run.engine.halt_reason == "halted (soon) after 1 command failed"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from parallux._transports._ssh._bootstrap import BOOT, boot_command
+from parallux._transports._boot import BOOT, boot_command
 from parallux._transports._ssh._connect import _cpu_has_aes
 from tests.sshd import HOST_ALIAS, SSH, SshdServer, start_sshd
 

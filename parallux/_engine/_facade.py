@@ -147,3 +147,7 @@ class Engine(LoopThread):
 
     def tell_transfer(self, transfer: Any) -> None:
         self.observers.transfer(transfer)
+
+    def has_work(self) -> bool:
+        """Whether submitted commands are still without a result (engine thread)."""
+        return self.commands.unfinished > 0

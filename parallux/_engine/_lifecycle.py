@@ -124,6 +124,7 @@ class Lifecycle:
         command.cores = lease.cores if lease is not None else ()
         command.numa_node = lease.numa_node if lease is not None else command.requested_numa_node
         command.work_dir = seat.work_dir_of(command.work_relpath)
+        command.host = seat.host
         command.runner = seat.handle  # last: assigned() turns true only once everything above is set
         argv = seat.argv_for(command, lease)
         self.observe("started", command, argv=argv)

@@ -38,6 +38,13 @@ class Observers(list):  # type: ignore[type-arg]
             if hook is not None:
                 hook(transfer)
 
+    def notice(self, text: str) -> None:
+        """A line about a runner: observers with a ``notice`` method (the progress display) show it."""
+        for observer in self:
+            hook = getattr(observer, "notice", None)
+            if hook is not None:
+                hook(text)
+
     @property
     def flushing(self) -> bool:
         """Whether an observer buffers its writes (the run log), so that a periodic flush is needed."""

@@ -26,6 +26,7 @@ Launched = tuple[int, Job]  # a launched command: its request id and the job tha
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
 RECORDS_PER_REQUEST = 256   # completion records asked of a launcher at once (--resume)
+RECORDS_WAIT = 600.0        # how long --resume waits for a pending allocation to read the records on its nodes
 _SEAT_NUMBERS = itertools.count(1)
 
 
@@ -38,6 +39,7 @@ class Seat:
         self.transport = transport
         self.workspace_option = workspace if workspace is not None else "~/parallux"
         self.workspace: str = self.workspace_option
+        self.max_jobs_option = max_jobs
         self.max_jobs: int | None = max_jobs
         self.env = dict(env or {})
         self.layout = layout
@@ -58,22 +60,54 @@ class Seat:
     def describe(self) -> str:
         return self.transport.describe(self.name)
 
+    @property
+    def host(self) -> str | None:
+        """The machine its commands run on, as results name it."""
+        return self.transport.host_of(self.facts)
+
     # -- lifetime ----------------------------------------------------------------------------------------
 
-    async def serve(self, run_id: str, lost: Callable[[], None],
+    async def serve(self, run_id: str, changed: Callable[[], None],
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reach the launcher, report readiness, and keep it until the run ends or the connection drops;
-        then ``lost()``, so that what can run nowhere else ends."""
+        then ``changed()``, so that what can run nowhere else ends.
+
+        A deferred transport (a Slurm allocation) is ready at once and reaches its launcher later, maybe
+        more than once (a new allocation after the last one ended): ``changed()`` then also follows each
+        arrival, so that the queued commands start."""
+        if not self.transport.deferred:
+            await self._serve_launcher(run_id, changed, task_status)
+            return
+        task_status.started()
+        while self.transport.expected and not self.closing:
+            try:
+                await self._serve_launcher(run_id, changed, trio.TASK_STATUS_IGNORED, arrived=changed)
+            except RunnerError as exc:  # this launcher could not start; the transport says if another may
+                self.transport.failed(str(exc))
+                changed()
+
+    async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
+                              arrived: Callable[[], None] | None = None) -> None:
         async with self.transport.open(self.name) as (send, receive):
             self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
                 task_status.started()
+                if arrived is not None:
+                    arrived()
             self.alive = False
             if not self.closing:
                 self.transport.lost(f"{run_id}@{self.mark_scope}.")
             lost()
+
+    async def wait_up(self) -> None:
+        """Return once its launcher is connected (a Slurm node's, when its allocation runs)."""
+        while not self.alive and self.transport.expected and not self.closing:
+            await trio.sleep(0.05)
+        if not self.alive:
+            raise RunnerError(f"{self.describe()}: not connected"
+                              + (f" ({self.transport.waiting})" if self.transport.waiting else ""))
 
     def configure(self, facts: dict[str, Any]) -> None:
         self.transport.ready()
@@ -84,9 +118,12 @@ class Seat:
         self._check_cores(facts)
         self.facts = facts
         self.workspace = resolve_workspace(self.workspace_option, facts["home"], facts["cwd"])
-        if self.max_jobs is None:
-            self.max_jobs = int(facts.get("logical_cores") or 1)
-        self.slots = trio.CapacityLimiter(self.max_jobs)
+        self.max_jobs = self.max_jobs_option if self.max_jobs_option is not None else \
+            self.transport.default_slots(facts)
+        if self.slots is None:
+            self.slots = trio.CapacityLimiter(self.max_jobs)
+        else:  # a launcher reached again (a new allocation): the commands of the last one still release theirs
+            self.slots.total_tokens = self.max_jobs
         self.alive = True
 
     def _check_cores(self, facts: dict[str, Any]) -> None:
@@ -114,14 +151,17 @@ class Seat:
 
     @property
     def accepting(self) -> bool:
-        """Whether it may still be given commands: connected and not quarantined."""
-        return self.alive and self.quarantined is None
+        """Whether it may still be given commands: connected (or its launcher still to come, as a pending
+        Slurm allocation's) and not quarantined."""
+        return (self.alive or self.transport.expected) and self.quarantined is None
 
     def can_take_now(self, command: Command) -> bool:
-        if not self.accepting or self.slots is None or self.slots.available_tokens < 1:
+        if not self.alive or not self.accepting or self.slots is None or self.slots.available_tokens < 1:
             return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
             return False
+        if command.timeout and (left := self.transport.time_left()) is not None and left < command.timeout:
+            return False  # the allocation would end before its timeout: it waits for the next one
         if self.allocator is None:
             return True
         return self.allocator.could_fit_now(command.threads, command.requested_numa_node, command.requested_cores)
@@ -150,7 +190,7 @@ class Seat:
         runs with."""
         assert self.client is not None
         variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
-                     "PARALLUX_WORK_DIR": command.work_dir}
+                     "PARALLUX_WORK_DIR": command.work_dir, **self.transport.variables()}
         if lease is not None:
             variables["PARALLUX_CORES"] = format_cores(lease.cores)
             if lease.numa_node is not None:
@@ -185,13 +225,18 @@ class Seat:
         event = job.exit_event
         if event is None:
             assert self.client is not None
-            return Result(command, Status.ERROR, error=self.client.gone or "the launcher did not report an exit")
+            why = self.transport.lost_reason() or self.client.gone or "the launcher did not report an exit"
+            return Result(command, Status.ERROR, error=why)
         return Result(command, **outcome_of(event))
 
     async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         """The completion records in these work dirs, read by the launcher RECORDS_PER_REQUEST to a request,
         the requests all in flight at once: a resume of thousands costs a few round trips."""
-        if self.client is None:
+        if self.transport.deferred and not self.alive:  # (a pending allocation: its nodes hold the records)
+            with trio.move_on_after(RECORDS_WAIT):
+                while self.transport.expected and not self.alive and not self.closing:
+                    await trio.sleep(0.1)
+        if self.client is None or not self.alive:
             return [None] * len(work_dirs)
         paths = [posixpath.join(work_dir, RECORD_NAME) for work_dir in work_dirs]
         chunks = [paths[i:i + RECORDS_PER_REQUEST] for i in range(0, len(paths), RECORDS_PER_REQUEST)]

@@ -49,6 +49,47 @@ class Transport:
         """Whether the launcher's files are this machine's files."""
         return False
 
+    # -- a launcher that comes later, and may come again (a Slurm allocation) ------------------------------
+
+    deferred = False  # True: open() may wait long (a pending allocation); the run goes on meanwhile
+
+    @property
+    def expected(self) -> bool:
+        """Whether a launcher not (or no longer) connected may still come: commands wait for it."""
+        return False
+
+    @property
+    def waiting(self) -> str | None:
+        """What it is waiting for, while no launcher is connected (``job 12 pending: Resources``)."""
+        return None
+
+    def longest_command(self) -> float | None:
+        """The longest any command may run there (an allocation's time limit), if limited."""
+        return None
+
+    def time_left(self) -> float | None:
+        """Seconds until the launcher's machine is taken away (an allocation's end), if known."""
+        return None
+
+    def failed(self, why: str) -> None:
+        """A deferred transport's launcher could not be started (``why``): whether to try again is its own."""
+
+    def lost_reason(self) -> str | None:
+        """Why the launcher went away, if the transport knows better than the stream (an allocation ended)."""
+        return None
+
+    def host_of(self, facts: dict[str, Any]) -> str | None:
+        """The name results give the launcher's machine."""
+        return facts.get("hostname")
+
+    def variables(self) -> dict[str, str]:
+        """Variables every command on this transport gets (``PARALLUX_NODE``)."""
+        return {}
+
+    def default_slots(self, facts: dict[str, Any]) -> int:
+        """``max_jobs`` when the config gives none."""
+        return int(facts.get("logical_cores") or 1)
+
 
 def write_now(stream: trio.abc.SendStream) -> Callable[[bytes], int] | None:
     """A way to write to the stream without awaiting, if it has one (see ``LauncherClient.post``)."""

@@ -47,6 +47,9 @@ class PlanTransport(Transport):
     def local(self) -> bool:
         return self.real.local
 
+    def longest_command(self) -> float | None:
+        return self.real.longest_command()
+
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
         import trio.testing  # (it imports pytest: only a dry run or a test pays for it)

@@ -7,43 +7,17 @@ touch.
 
 from __future__ import annotations
 
-import base64
-import functools
-import shlex
-import zlib
 from typing import Any, Awaitable, Callable
 
 import trio
 
-from ... import _prespawn
 from ..._errors import RunnerError
+from .._boot import BOOT, TOO_OLD_STATUS, boot_command
 from ._channel import EXIT_WAIT, HELLO_WAIT, LauncherChannel, LauncherOutput
 from ._connect import reason
 from ._patches import asyncssh
 
 DEFAULT_PYTHONS = ("/usr/bin/python3", "python3")  # the launcher's interpreter without a python= option
-TOO_OLD_STATUS = 86           # the boot command's exit status for a Python older than 3.6
-
-# The boot command's program: no $, backtick, backslash, quote or ! -- it must pass through any login shell
-# (bash, dash, zsh, csh, fish) unchanged inside double quotes. The launcher itself is its first argument.
-BOOT = ("import base64,sys,zlib;sys.version_info<(3,6) and sys.exit(%d);"
-        "exec(zlib.decompress(base64.b64decode(sys.argv[1])))" % TOO_OLD_STATUS)
-
-
-def boot_command(python: str = "python3") -> str:
-    """The one remote command that starts the launcher, whatever the remote user's login shell is."""
-    return f'{_shell_word(python)} -E -S -c "{BOOT}" {_launcher_payload()}'
-
-
-@functools.lru_cache(maxsize=1)
-def _launcher_payload() -> str:
-    with open(_prespawn.LAUNCHER_PATH, "rb") as f:
-        return base64.b64encode(zlib.compress(f.read(), 9)).decode("ascii")
-
-
-def _shell_word(word: str) -> str:
-    safe = all(c.isalnum() or c in "/._-+:,@%~" for c in word)  # a leading ~ expands in every shell
-    return word if safe else shlex.quote(word)
 
 
 async def start_launcher(conn: Any, aio: Callable[..., Callable[..., Awaitable[Any]]], python: str | None,

@@ -1,0 +1,166 @@
+"""Slurm runners: a pilot allocation, and one launcher on each of its nodes, reached through ``srun``.
+
+``goal.slurm(...)`` submits one allocation (``sbatch``, at once: a refusal is the config's error) whose own
+script only holds it (``_commands.PILOT_SCRIPT``); inside an allocation (``SLURM_JOB_ID``) with
+``nodes=None`` it uses that one. Each node is a seat of its own, on a :class:`SlurmTransport`: once the
+allocation runs, ``srun --jobid J -w NODE --overlap --whole`` starts the launcher there, and its stdin and
+stdout are the protocol's stream, as a local launcher's pipes are. No Slurm job per command, no ``sacct``.
+
+The launcher's life is the step's: EOF on srun's stdin (the end of the run, or parallux killed) ends it,
+and the pilot script gives the allocation back once no launcher is left; an allocation that ends under it
+(time limit, node failure, ``scancel``) ends the step, the commands it ran end ``error``, and the node's
+seat asks for the next allocation (``_allocation``) while work remains. srun itself is never signalled:
+SIGTERM to srun kills the step before the launcher can write its records.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections import deque
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import trio
+
+from ... import _options as opt
+from ..._errors import ConfigError, RunnerError
+from .._base import Streams, Transport
+from .._boot import boot_argv
+from .._local import launcher_streams
+from . import _commands as slurm
+from ._allocation import Allocation, Closed
+
+STDERR_KEPT = 20  # lines of srun's stderr kept to explain a launcher's end
+
+
+class SlurmTransport(Transport):
+    """Node ``index`` of an allocation: its launcher, started by srun."""
+
+    kind = "slurm"
+    deferred = True
+
+    def __init__(self, allocation: Allocation, index: int, python: str = "python3") -> None:
+        self.allocation = allocation
+        self.index = index
+        self.python = python
+        self.node: str | None = allocation.node_names[index] if allocation.node_names else None
+        self._generation: int | None = None
+        self._stderr: deque[str] = deque(maxlen=STDERR_KEPT)
+        self._given_up: str | None = None
+
+    def describe(self, name: str) -> str:
+        where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
+        return f"slurm runner {name!r} ({where}, job {self.allocation.job_id})"
+
+    def plan_facts(self) -> dict[str, Any]:
+        cpus = self.allocation.request.cpus_per_node
+        return {"logical_cores": cpus, "usable_cores": cpus, "home": "~", "cwd": "", "numactl": "numactl",
+                "hostname": self.node or f"{self.allocation.request.runner}-node{self.index + 1}"}
+
+    # -- the seam -----------------------------------------------------------------------------------------
+
+    @property
+    def expected(self) -> bool:
+        return self._given_up is None and self.allocation.expected
+
+    @property
+    def waiting(self) -> str | None:
+        return self._given_up or self.allocation.waiting
+
+    def time_left(self) -> float | None:
+        return self.allocation.time_left()
+
+    def longest_command(self) -> float | None:
+        return self.allocation.time_limit
+
+    def host_of(self, facts: dict[str, Any]) -> str | None:
+        return self.node or facts.get("hostname")
+
+    def variables(self) -> dict[str, str]:
+        return {"PARALLUX_NODE": self.node} if self.node else {}
+
+    def default_slots(self, facts: dict[str, Any]) -> int:
+        """The CPUs the allocation has on the node (the launcher's step holds all of them: ``--whole``)."""
+        return int(facts.get("usable_cores") or facts.get("logical_cores") or 1)
+
+    def failed(self, why: str) -> None:
+        self._given_up = why
+
+    def lost_reason(self) -> str | None:
+        said = "; ".join(line for line in self._stderr if "error" in line.lower())
+        ended = self.allocation.ended_how or "the launcher's Slurm step ended"
+        return ended + (f" (srun: {said})" if said else "")
+
+    @asynccontextmanager
+    async def open(self, name: str) -> AsyncIterator[Streams]:
+        """Wait for the allocation (a new one if the last ended), then srun the launcher on this node."""
+        try:
+            self._generation, self.node = await self.allocation.node(self.index, self._generation)
+        except Closed:
+            self._given_up = self._given_up or self.allocation.failure or "the run is ending"
+            raise RunnerError(f"{self.describe(name)}: {self._given_up}") from None
+        self._stderr.clear()
+        try:
+            argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python))
+            try:  # its own session: the terminal's Ctrl-C is parallux's, and srun must never get a signal
+                process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, start_new_session=True)
+            except OSError as exc:
+                raise RunnerError(f"{self.describe(name)}: cannot start srun: {exc}") from exc
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._keep_stderr, process)
+                async with launcher_streams(process) as streams:
+                    yield streams
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.allocation.left(self.index)
+
+    async def _keep_stderr(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stderr is not None
+        stream = trio.lowlevel.FdStream(os.dup(process.stderr.fileno()))
+        process.stderr.close()
+        pending = b""
+        async with stream:
+            while chunk := await stream.receive_some(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                self._stderr.extend(line.decode(errors="replace") for line in lines if line.strip())
+
+    async def closing(self) -> None:
+        await self.allocation.close()
+
+
+TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE", re.IGNORECASE)
+
+
+def request(runner: str, *, nodes: Any, partition: Any, time: Any, account: Any, qos: Any, constraint: Any,
+            cpus_per_node: Any, sbatch_options: Any) -> slurm.Request:
+    """goal.slurm()'s allocation options, checked before anything is asked of Slurm."""
+    def word(value: Any, option: str) -> str | None:
+        return None if value is None else opt.name(value, f"goal.slurm(): {option}")
+    if time is not None and not (isinstance(time, str) and TIME.fullmatch(time.strip())):
+        raise ConfigError(f"goal.slurm(): time must be a Slurm time limit as sbatch --time takes it "
+                          f"(\"30\" minutes, \"2:00:00\", \"1-12:00:00\"), not {time!r}")
+    return slurm.Request(runner, opt.optional_int(nodes, "goal.slurm(): nodes"), word(partition, "partition"),
+                         time.strip() if time is not None else None, word(account, "account"), word(qos, "qos"),
+                         word(constraint, "constraint"), opt.optional_int(cpus_per_node, "goal.slurm(): cpus_per_node"),
+                         slurm.sbatch_options(sbatch_options))
+
+
+def allocate(request: slurm.Request, *, dry_run: bool) -> Allocation:
+    """The allocation a ``goal.slurm()`` runner lives in: the one parallux runs inside (``SLURM_JOB_ID``,
+    ``nodes=None``), or a new one, submitted now -- in a dry run only checked (``sbatch --test-only``)."""
+    inside = os.environ.get("SLURM_JOB_ID")
+    if request.nodes is None and inside:
+        names = slurm.hostnames_now(os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST", ""))
+        allocation = Allocation(request, job_id=inside, own=False, nodes=names,
+                                time_limit=slurm.time_limit_now(inside))
+        allocation.start_clock(slurm.time_left_now(inside))
+        return allocation
+    limit = slurm.duration(request.time) if request.time else None
+    if dry_run:
+        slurm.submit(request, test_only=True)
+        return Allocation(request, job_id="(dry run)", own=False, time_limit=limit)
+    job_id = slurm.submit(request)
+    return Allocation(request, job_id=job_id, own=True, time_limit=slurm.time_limit_now(job_id) or limit)

@@ -1,0 +1,160 @@
+"""One Slurm allocation a runner's launchers live in, and the next one when it ends.
+
+Shared by the transports of a runner's nodes: the first node to need the allocation polls ``squeue``
+until it runs (the others wait for that poll, so a pending job costs one query per poll whatever its node
+count); when it has ended (time limit, node failure, ``scancel`` from outside) and work remains, the first
+node to notice submits the next one. The allocation parallux submitted is cancelled once the last of its
+launchers has ended at the end of the run; one parallux runs inside (``SLURM_JOB_ID``) is never touched.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import trio
+
+from . import _commands as slurm
+from ._commands import Request
+
+POLL_FIRST = 0.25   # seconds between the first polls of a pending allocation ...
+POLL_MAX = 5.0      # ... growing to this
+DEMAND_POLL = 1.0   # seconds between looks for new work while no allocation is held
+RELAUNCHES = 3      # launchers in a row that end on a node of a running allocation before it is given up
+
+
+class Closed(Exception):
+    """The run is ending, or no further allocation will come: no launcher is to be started."""
+
+
+class Allocation:
+    def __init__(self, request: Request, *, job_id: str, own: bool, nodes: list[str] | None = None,
+                 time_limit: float | None = None) -> None:
+        self.request = request
+        self.job_id = job_id
+        self.own = own                    # submitted by parallux (cancelled at the end, renewed when it ends)
+        self.node_names = nodes           # once running
+        self.time_limit = time_limit      # seconds, if limited
+        self.ends_at: float | None = None  # time.monotonic() when its time is up
+        self.generation = 0               # which allocation of this runner: +1 at each renewal
+        self.state = "RUNNING" if nodes is not None else "PENDING"
+        self.reason: str | None = None
+        self.failure: str | None = None   # why no further allocation will come
+        self.ended_how: str | None = None  # how the last one ended, for the results it cut short
+        self.closing = False
+        self.notify: Callable[[str], None] = lambda text: None  # a line for the progress display
+        self.demand: Callable[[], bool] = lambda: True          # whether work remains (a renewal is worth it)
+        self._lock = trio.Lock()
+        self._open: set[int] = set()      # nodes whose launcher is up
+        self._relaunches: dict[int, int] = {}
+        self._cancelled = False
+
+    # -- what the display and the scheduler read ------------------------------------------------------------
+
+    @property
+    def expected(self) -> bool:
+        return not self.closing and self.failure is None
+
+    @property
+    def waiting(self) -> str:
+        if self.failure is not None:
+            return self.failure
+        if self.state == "RUNNING":
+            return f"job {self.job_id} starting its launchers"
+        return f"job {self.job_id} {self.state.lower()}" + (f" ({self.reason})" if self.reason else "")
+
+    def time_left(self) -> float | None:
+        return None if self.ends_at is None else self.ends_at - time.monotonic()
+
+    def start_clock(self, left: float | None) -> None:
+        """It runs, with ``left`` seconds to go (None: no limit)."""
+        self.ends_at = None if left is None else time.monotonic() + left
+
+    # -- one node's launcher ---------------------------------------------------------------------------------
+
+    async def node(self, index: int, after: int | None) -> tuple[int, str]:
+        """(generation, node name) for node ``index``'s next launcher, once an allocation runs: the current
+        one, or -- if the launcher of generation ``after`` ended because its allocation did -- a new one."""
+        async with self._lock:
+            if self.closing:
+                raise Closed()
+            if after == self.generation:  # its launcher on this allocation ended: is the allocation over?
+                await self._after_launcher_ended(index)
+            await self._wait_running()
+            assert self.node_names is not None
+            if index >= len(self.node_names):
+                raise Closed()
+            self._open.add(index)
+            return self.generation, self.node_names[index]
+
+    async def _after_launcher_ended(self, index: int) -> None:
+        state = await slurm.job_state(self.job_id)
+        if not state.ended and state.state == "RUNNING":
+            self._relaunches[index] = self._relaunches.get(index, 0) + 1
+            if self._relaunches[index] > RELAUNCHES:
+                raise Closed()  # this node's launcher keeps ending: the node is lost to the run
+            return
+        self.ended_how = f"the Slurm allocation ended (job {self.job_id}: {state.state.lower()})"
+        self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} ended ({state.state.lower()})")
+        if not self.own:
+            self.failure = f"the allocation parallux runs in (job {self.job_id}) has ended"
+            raise Closed()
+        while not self.demand():  # nothing to run: a new allocation would hold nodes for nothing
+            if self.closing:
+                raise Closed()
+            await trio.sleep(DEMAND_POLL)
+        try:
+            self.job_id = await slurm.submit_again(self.request)
+        except Exception as exc:
+            self.failure = f"cannot request a new allocation: {exc}"
+            raise Closed() from None
+        self.generation += 1
+        self.state, self.reason, self.node_names, self.ends_at = "PENDING", None, None, None
+        self._relaunches.clear()
+        self.notify(f"slurm runner {self.request.runner!r}: new allocation requested (job {self.job_id})")
+
+    async def _wait_running(self) -> None:
+        pause = POLL_FIRST
+        while self.node_names is None:
+            state = await slurm.job_state(self.job_id)
+            if state.ended:
+                self.state = state.state
+                if not self.own:
+                    self.failure = f"the allocation parallux runs in (job {self.job_id}) has ended"
+                    raise Closed()
+                await self._after_launcher_ended(-1)  # ended before it ran (cancelled while pending): again
+                continue
+            if (state.state, state.reason) != (self.state, self.reason):
+                self.state, self.reason = state.state, state.reason
+                if state.state == "PENDING":
+                    self.notify(f"slurm runner {self.request.runner!r}: {self.waiting}")
+            if state.state == "RUNNING" and state.nodelist:
+                self.node_names = await slurm.hostnames(state.nodelist)
+                self.start_clock(state.time_left)
+                self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} running on "
+                            f"{state.nodelist}")
+                return
+            with trio.move_on_after(pause):
+                while not self.closing:
+                    await trio.sleep(0.05)
+            if self.closing:
+                raise Closed()
+            pause = min(pause * 1.5, POLL_MAX)
+
+    async def left(self, index: int) -> None:
+        """Node ``index``'s launcher has ended; at the end of the run, the last one out cancels the job."""
+        self._open.discard(index)
+        if self.closing and not self._open:
+            await self.cancel()
+
+    async def close(self) -> None:
+        """The run ends: no launcher is started any more; with none up, the job is cancelled now."""
+        self.closing = True
+        if not self._open:
+            await self.cancel()
+
+    async def cancel(self) -> None:
+        if self.own and not self._cancelled:
+            self._cancelled = True
+            with trio.CancelScope(shield=True):
+                await slurm.cancel(self.job_id)

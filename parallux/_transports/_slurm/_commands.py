@@ -1,0 +1,216 @@
+"""What parallux asks of Slurm's client commands, and how it reads their answers.
+
+One ``sbatch`` per allocation, one ``squeue`` per poll of a pending allocation (never per command), one
+``scontrol show hostnames`` to name its nodes, one ``srun`` per node (its launcher), one ``scancel`` at the
+end. Nothing here knows of launchers or commands.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import trio
+
+from ..._errors import ConfigError
+
+PILOT_GRACE = 30  # seconds the pilot script waits for a first launcher before it gives the allocation back
+
+# The allocation's own script, on the first node: it holds the allocation while parallux's launchers (job
+# steps) run on it, and ends -- giving the nodes back -- once none is left: at the end of the run, and as
+# well after parallux was killed (SIGKILL), since its launchers then read EOF and end. It asks the node's
+# slurmd, never the controller.
+PILOT_SCRIPT = f"""#!/bin/sh
+# parallux pilot: keeps this allocation while parallux's launchers run in it (see parallux's docs)
+waited=0
+seen=
+while :; do
+  if scontrol listpids "$SLURM_JOB_ID" 2>/dev/null | awk 'NR > 1 && $3 ~ /^[0-9]+$/ {{found = 1}} END {{exit !found}}'
+  then
+    seen=1
+  elif [ -n "$seen" ] || [ "$waited" -ge {PILOT_GRACE} ]; then
+    exit 0
+  fi
+  sleep 1
+  waited=$((waited + 1))
+done
+"""
+
+# sbatch's complaints, and the goal.slurm() option each one is about
+COMPLAINTS = (("partition", "partition"), ("time", "time"), ("account", "account"), ("qos", "qos"),
+              ("feature", "constraint"), ("constraint", "constraint"), ("processors", "nodes"),
+              ("node count", "nodes"), ("nodes", "nodes"), ("memory", "sbatch_options"))
+ENDED = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+         "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED")
+
+
+@dataclass
+class Request:
+    """An allocation as goal.slurm() asks for it."""
+
+    runner: str
+    nodes: int | None
+    partition: str | None = None
+    time: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    cpus_per_node: int | None = None
+    extra: Sequence[str] = ()
+
+    def sbatch_argv(self, test_only: bool = False) -> list[str]:
+        argv = ["sbatch", "--parsable", "--no-requeue", f"--job-name=parallux:{self.runner}",
+                f"--nodes={self.nodes or 1}", "--output=/dev/null"]
+        for option, value in (("partition", self.partition), ("time", self.time), ("account", self.account),
+                              ("qos", self.qos), ("constraint", self.constraint)):
+            if value is not None:
+                argv.append(f"--{option}={value}")
+        if self.cpus_per_node is None:
+            argv.append("--exclusive")  # every CPU of each node: the slots and the core pool are the node's
+        else:
+            argv += ["--ntasks-per-node=1", f"--cpus-per-task={self.cpus_per_node}"]
+        argv += list(self.extra)
+        return argv + (["--test-only"] if test_only else [])
+
+
+def sbatch_options(value: Any) -> list[str]:
+    """``sbatch_options``: a mapping (``{"mem": "4G", "exclusive": True}``) or a list of sbatch arguments."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        argv = []
+        for key, item in value.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key):
+                raise ConfigError(f"goal.slurm(): sbatch_options keys are sbatch option names, not {key!r}")
+            flag = "--" + key.replace("_", "-")
+            if item is True:
+                argv.append(flag)
+            elif item is not False and item is not None:
+                argv.append(f"{flag}={item}")
+        return argv
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ConfigError(f"goal.slurm(): sbatch_options must be a mapping of sbatch options or a list of sbatch "
+                      f"arguments, not {value!r}")
+
+
+def refused(stderr: str, runner: str) -> ConfigError:
+    """sbatch's refusal as a ConfigError that names the option it is about."""
+    lines = [line.removeprefix("sbatch: error: ").strip() for line in stderr.splitlines() if line.strip()]
+    message = "; ".join(dict.fromkeys(lines)) or "no reason given"
+    lower = message.lower()
+    option = next((option for word, option in COMPLAINTS if word in lower), None)
+    about = f" (option {option}=)" if option else ""
+    return ConfigError(f"goal.slurm({runner!r}){about}: sbatch refused the allocation: {message}")
+
+
+def submit(request: Request, test_only: bool = False) -> str:
+    """Submit the pilot now (main thread, at goal.slurm()); its job id. ``test_only``: sbatch only checks."""
+    try:
+        done = subprocess.run(request.sbatch_argv(test_only), input=PILOT_SCRIPT, capture_output=True,
+                              text=True, timeout=60)
+    except FileNotFoundError:
+        raise ConfigError(f"goal.slurm({request.runner!r}): sbatch is not installed here: a Slurm runner "
+                          "needs Slurm's client commands (sbatch, srun, squeue, scancel)") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"goal.slurm({request.runner!r}): sbatch did not answer within 60 s; is the Slurm "
+                          "controller reachable?") from None
+    if done.returncode != 0:
+        raise refused(done.stderr, request.runner)
+    return "" if test_only else done.stdout.strip().split(";")[0]
+
+
+async def submit_again(request: Request) -> str:
+    """A new pilot (engine thread), when the last allocation ended and work remains."""
+    done = await trio.run_process(request.sbatch_argv(), stdin=PILOT_SCRIPT.encode(), capture_stdout=True,
+                                  capture_stderr=True, check=False)
+    if done.returncode != 0:
+        raise refused(done.stderr.decode(errors="replace"), request.runner)
+    return done.stdout.decode().strip().split(";")[0]
+
+
+@dataclass
+class JobState:
+    state: str             # RUNNING, PENDING, ... or GONE (squeue no longer knows it)
+    reason: str | None
+    nodelist: str
+    time_left: float | None  # seconds; None: unlimited or not known
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED or self.state == "GONE" or self.state == "COMPLETING"
+
+
+async def job_state(job_id: str) -> JobState:
+    done = await trio.run_process(["squeue", "-h", "-j", job_id, "-o", "%T|%r|%N|%L"], capture_stdout=True,
+                                  capture_stderr=True, check=False)
+    line = done.stdout.decode(errors="replace").strip().splitlines()
+    if done.returncode != 0 or not line:
+        return JobState("GONE", None, "", None)
+    state, reason, nodelist, left = (line[0].split("|") + ["", "", ""])[:4]
+    return JobState(state, None if reason in ("None", "") else reason, nodelist, duration(left))
+
+
+def time_limit_now(job_id: str) -> float | None:
+    """The job's time limit in seconds (None: unlimited), synchronously (main thread)."""
+    return duration(_squeue_now(job_id, "%l"))
+
+
+def time_left_now(job_id: str) -> float | None:
+    return duration(_squeue_now(job_id, "%L"))
+
+
+def _squeue_now(job_id: str, field: str) -> str:
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", field], capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+async def hostnames(nodelist: str) -> list[str]:
+    done = await trio.run_process(["scontrol", "show", "hostnames", nodelist], capture_stdout=True,
+                                  capture_stderr=True, check=False)
+    return done.stdout.decode().split()
+
+
+def hostnames_now(nodelist: str) -> list[str]:
+    done = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise ConfigError(f"goal.slurm(): cannot name the nodes of this allocation ({nodelist!r}): "
+                          f"{done.stderr.strip()}")
+    return done.stdout.split()
+
+
+async def cancel(job_id: str) -> None:
+    with trio.move_on_after(30):
+        await trio.run_process(["scancel", job_id], capture_stdout=True, capture_stderr=True, check=False)
+
+
+def srun_argv(job_id: str, node: str, boot: list[str]) -> list[str]:
+    """The step that runs one node's launcher: all the job's CPUs on that node (``--whole``), beside the
+    other steps (``--overlap``), its stdin and stdout the protocol's stream, unbuffered (file transfers send
+    binary frames that end with no newline)."""
+    return ["srun", f"--jobid={job_id}", "--nodes=1", "--ntasks=1", f"--nodelist={node}", "--overlap",
+            "--whole", "--unbuffered", "--quiet", "--job-name=parallux-launcher", "--kill-on-bad-exit=0",
+            *boot]
+
+
+def duration(text: str) -> float | None:
+    """Slurm's ``[days-]hours:minutes:seconds`` (and shorter forms) in seconds; None for UNLIMITED and the like."""
+    text = text.strip()
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
+    if not match:
+        return None
+    days, a, b, c = (int(g) if g is not None else None for g in match.groups())
+    if days is not None:  # days-hours[:minutes[:seconds]]
+        return days * 86400 + (a or 0) * 3600 + (b or 0) * 60 + (c or 0)
+    if b is None:         # minutes
+        return (a or 0) * 60
+    if c is None:         # minutes:seconds
+        return (a or 0) * 60 + b
+    return (a or 0) * 3600 + b * 60 + c  # hours:minutes:seconds
