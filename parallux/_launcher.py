@@ -61,6 +61,7 @@ READ_SIZE = 1 << 20     # bytes read from stdin at once: file data comes in fram
 PIPE_SIZE = 1 << 20     # what stdin and stdout pipes are grown to, where they are pipes (fewer wake-ups)
 STDERR_TAIL = 4096      # bytes of stderr sent with the exit event of a command that did not end ok
 EXIT_GRACE = 2.0
+HOLD_KILLED = 0.3  # seconds the report of a command killed from outside waits for the launcher's own SIGTERM
 EXIT_FLUSH = 5.0        # seconds the last events get to drain into a slow reader before the launcher exits
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
@@ -87,6 +88,7 @@ class Job(object):
         self.rusage = None
         self.end = None
         self.cgroup = None          # its cgroup's directory, where the launcher has cgroups
+        self.held_until = None      # killed from outside: its report waits this long (see Launcher.reap)
 
 
 class Launcher(object):
@@ -107,6 +109,7 @@ class Launcher(object):
         self.last_input = now()
         self.running = True
         self.terminated = False  # SIGTERM came from outside: see stop_serving()
+        self.held = []           # reaped commands killed from outside, reported a moment later (see reap)
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
         self.watching_output = False
@@ -304,6 +307,7 @@ class Launcher(object):
     def next_timeout(self):
         deadlines = [j.kill_deadline for j in self.by_id.values()
                      if j.kill_deadline is not None and not j.killed_hard]
+        deadlines += [j.held_until for j in self.held]
         if self.watchdog is not None:
             deadlines.append(self.last_input + self.watchdog)
         if self.by_id:
@@ -336,11 +340,26 @@ class Launcher(object):
             job.status, job.rusage, job.end = status, rusage, now()
             if job.popen is not None:
                 job.popen.returncode = status  # Popen must never wait for a pid we reaped (pid reuse)
-            if self.kill_finished(job):
+            if job.kill_deadline is None and killed_from_outside(status):
+                # TERM or KILL that this launcher did not send: the machine's batch system (a Slurm step
+                # ending) signals every process of the step at once, this one too. Wait a moment for our own
+                # SIGTERM, so the record says "error", the allocation ended -- not "failed".
+                job.held_until = now() + HOLD_KILLED
+                self.held.append(job)
+            elif self.kill_finished(job):
                 self.finish(job)
 
+    def release_held(self):
+        for job in [j for j in self.held if self.terminated or now() >= j.held_until]:
+            self.finish(job)
+
     def finish(self, job):
-        del self.by_id[job.id]
+        if self.by_id.pop(job.id, None) is None:  # (a held one that a kill request finished meanwhile)
+            return
+        if job in self.held:
+            self.held.remove(job)
+        if self.terminated and job.kill_reason is None:  # (SIGTERM reached it before stop_everything did)
+            job.kill_reason = "error"
         if self.job_alive(job):
             self.lingering[job.pid] = job.cgroup  # its background processes live on: watch for their end
         else:
@@ -383,6 +402,8 @@ class Launcher(object):
         for job in self.by_id.values():  # their records must say they were stopped, not that they failed
             job.kill_reason = job.kill_reason or ("error" if self.terminated else "cancelled")
             job.kill_deadline = job.kill_deadline or now()
+        for job in list(self.held):  # reaped already: only their records are left to write
+            self.finish(job)
         if self.cgroups is not None:
             self.cgroups.leave()  # out of the cgroups about to be killed
         left = self.signal_everything(runs, signal.SIGTERM)
@@ -439,6 +460,7 @@ class Launcher(object):
                 if "in" in ready:
                     self.read_requests()
                 self.reap()
+                self.release_held()
                 self.check_kill_deadlines()
                 self.refresh_locks()
                 self.flush()
@@ -637,6 +659,13 @@ def describe_os_error(exc):
 
 # -- results ----------------------------------------------------------------------------------------------
 
+def killed_from_outside(status):
+    """Whether a command ended by TERM or KILL, itself or as its shell reports it (128 + N)."""
+    if os.WIFSIGNALED(status):
+        return os.WTERMSIG(status) in (signal.SIGTERM, signal.SIGKILL)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) in (128 + signal.SIGTERM, 128 + signal.SIGKILL)
+
+
 def exit_event(job):
     status = job.status
     signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -654,6 +683,7 @@ def exit_event(job):
     }
     if event["status"] == "error":
         event["error"] = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
+        event["reason"] = "terminated"
     if event["status"] != "ok":  # what a failure report shows: parallux then never has to fetch a file
         event["stderr_tail"] = stderr_tail(job.request["work_dir"])
     return event

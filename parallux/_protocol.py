@@ -270,4 +270,5 @@ def outcome_of(event: dict[str, Any]) -> dict[str, Any]:
     return {"status": Status(event["status"]), "returncode": event["returncode"], "start_time": event["start"],
             "end_time": event["end"], "signal": event.get("signal"), "user_seconds": event.get("user_seconds"),
             "system_seconds": event.get("system_seconds"), "max_rss_kb": event.get("max_rss_kb"),
-            "stderr_tail_text": event.get("stderr_tail"), "error": event.get("error")}
+            "stderr_tail_text": event.get("stderr_tail"), "error": event.get("error"),
+            "kind": event.get("reason")}

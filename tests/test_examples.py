@@ -20,7 +20,8 @@ import pytest
 from tests.helpers import REPO, cli_env
 
 EXAMPLES = REPO / "examples"
-RUN_ELSEWHERE = {"ssh.py": "needs an SSH server; tests/test_ssh.py runs it against the test sshd"}
+RUN_ELSEWHERE = {"ssh.py": "needs an SSH server; tests/test_ssh.py runs it against the test sshd",
+                 "slurm.py": "needs a Slurm cluster; tests/test_slurm.py runs it on the test cluster"}
 TIMEOUT = 120
 
 

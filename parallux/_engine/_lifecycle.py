@@ -98,8 +98,7 @@ class Lifecycle:
             self._repoll_pending = True  # nothing may end to trigger another pass: ask the policy again soon
             self.tree.start_service(self._repoll)
         for command in unrunnable:
-            why = "; ".join(f"{s.describe()}: {s.quarantined or (s.client.gone if s.client else 'not connected')}"
-                            for s in command.candidates)
+            why = "; ".join(f"{s.describe()}: {gone_because(s)}" for s in command.candidates)
             self.finish(command, Result(command, Status.ERROR, error=f"no runner left to run it ({why})"))
 
     async def _repoll(self) -> None:
@@ -228,9 +227,14 @@ class Lifecycle:
             self.tree.stop_running()
 
 
+def gone_because(seat: Seat) -> str:
+    return seat.quarantined or seat.transport.waiting or (seat.client.gone if seat.client else None) \
+        or "not connected"
+
+
 def could_not_execute(result: Result) -> bool:
     """The runner could not run it at all: a launch or transport error (not another run's work dir lock), or
     the shell's 126/127."""
-    if result.status == Status.ERROR:
-        return result._kind != "locked"
+    if result.status == Status.ERROR:  # (not another run's lock, nor a launcher that went away under it)
+        return result._kind not in ("locked", "lost", "terminated")
     return result.status == Status.FAILED and result.returncode in CANNOT_EXECUTE

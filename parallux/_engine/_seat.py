@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 import trio
 
 from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
-from .._errors import ConfigError, RunnerError
+from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, env_of
 from .._launcher import RECORD_NAME
 from .._protocol import Job, LauncherClient, outcome_of
@@ -82,8 +82,13 @@ class Seat:
         while self.transport.expected and not self.closing:
             try:
                 await self._serve_launcher(run_id, changed, trio.TASK_STATUS_IGNORED, arrived=changed)
-            except RunnerError as exc:  # this launcher could not start; the transport says if another may
-                self.transport.failed(str(exc))
+            except (ParalluxError, BaseExceptionGroup) as exc:  # this launcher could not start or was refused
+                # (its node lacks the core pool's CPUs): the transport says whether another may come
+                error = plain_error(exc)
+                if not isinstance(error, ParalluxError):
+                    raise
+                self.alive = False
+                self.transport.failed(str(error))
                 changed()
 
     async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
@@ -226,8 +231,13 @@ class Seat:
         if event is None:
             assert self.client is not None
             why = self.transport.lost_reason() or self.client.gone or "the launcher did not report an exit"
-            return Result(command, Status.ERROR, error=why)
-        return Result(command, **outcome_of(event))
+            return Result(command, Status.ERROR, error=why, kind="lost")
+        outcome = outcome_of(event)
+        if outcome.get("kind") == "terminated":  # the launcher is ending (SIGTERM): nothing more goes there
+            assert self.client is not None
+            self.client.gone = self.client.gone or outcome["error"]
+            outcome["error"] = self.transport.lost_reason() or outcome["error"]
+        return Result(command, **outcome)
 
     async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         """The completion records in these work dirs, read by the launcher RECORDS_PER_REQUEST to a request,

@@ -1,0 +1,327 @@
+"""Slurm runners through the real CLI on the test's own three-node Slurm (tests/slurm.py): placement and
+per-node limits, core leases, timeouts, files, a run inside an allocation, a pending allocation, an
+allocation that ends under the run (time limit, scancel), Ctrl-C and SIGKILL, and refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import new_token, peak_overlap, pids_with_env, write_config
+from tests.slurm import SlurmCluster
+
+WAIT = 30.0
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+
+@pytest.fixture
+def cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    slurm_cluster.wait_idle()
+    yield slurm_cluster
+    slurm_cluster.cancel_all()
+
+
+def env_of(cluster: SlurmCluster, home: Path) -> dict[str, str]:
+    env = dict(cluster.env, HOME=str(home))
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(cluster: SlurmCluster, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "parallux", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env_of(cluster, cwd))
+
+
+def start(cluster: SlurmCluster, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "parallux", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env_of(cluster, cwd))
+
+
+def wait_for(what: str, check, timeout: float = WAIT):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def left_on_nodes(cluster: SlurmCluster) -> list[str]:
+    """Processes of the cluster that are not its daemons: steps, launchers, commands, pilot scripts."""
+    return [p for p in cluster.processes() if os.path.basename(p.split()[1]).rstrip(":") not in DAEMONS]
+
+
+def ends_clean(cluster: SlurmCluster, token: str, timeout: float = WAIT) -> None:
+    wait_for("the queue to empty", lambda: not cluster.jobs(), timeout)
+    wait_for("every process on the nodes to end", lambda: not left_on_nodes(cluster) and not pids_with_env(token),
+             timeout)
+
+
+def log_of(stderr: str) -> list[dict]:
+    path = next(line.split(": ", 1)[1] for line in stderr.splitlines() if line.strip().startswith("run log:"))
+    return [json.loads(line) for line in Path(path.strip()).read_text().splitlines()]
+
+
+def test_commands_spread_over_the_nodes_under_per_node_limits(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        nodes = goal.slurm("cl", nodes=3, max_jobs=1, workspace="ws")
+        print("job", nodes.job_id, flush=True)
+        goal.setRunner(nodes)
+        for i in range(9):
+            goal.schd('echo "$PARALLUX_NODE $(date +%s.%N)"; sleep 0.4; echo "$(date +%s.%N)"', name=f"c{i}")
+        goal.schd("sleep 30", name="slow", timeout=1, check=False)
+        results = goal.issue().sync()
+        for r in results[:9]:
+            print("ran", r.name, r.host, *r.read_stdout().split())
+        print("slow", results[9].status)
+        print("status", nodes.status().max_jobs, sorted(nodes.nodes))
+    """)
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    job = lines[0].split()[1]
+    ran = [line.split() for line in lines if line.startswith("ran ")]
+    assert len(ran) == 9
+    assert all(host == node for _, _, host, node, _, _ in ran)  # Result.host is the node it ran on
+    by_node: dict[str, list[tuple[float, float]]] = {}
+    for _, _, host, _, begin, end in ran:
+        by_node.setdefault(host, []).append((float(begin), float(end)))
+    assert sorted(by_node) == ["n1", "n2", "n3"]
+    assert all(peak_overlap(spans) == 1 for spans in by_node.values())  # max_jobs=1 held on every node
+    assert peak_overlap([span for spans in by_node.values() for span in spans]) >= 2  # and nodes in parallel
+    assert "slow timeout" in lines
+    assert "status 3 ['n1', 'n2', 'n3']" in lines
+    assert f"job {job} running on n[1-3]" in done.stderr
+    started = [e for e in log_of(done.stderr) if e["event"] == "started"]
+    assert {e["host"] for e in started} == {"n1", "n2", "n3"}
+    wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
+
+
+def test_core_leases_are_bound_by_numactl_inside_the_allocation(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        node = goal.slurm("one", nodes=1, core_pool=[0, 1], workspace="ws")
+        goal.setRunner(node)
+        for i in range(4):
+            goal.schd('echo "$PARALLUX_CORES $(grep Cpus_allowed_list /proc/self/status | cut -f2)"', threads=1)
+        for r in goal.issue().sync():
+            print("bound", r.cores, r.read_stdout().strip())
+    """)
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    bound = [line.split(None, 2)[1:] for line in done.stdout.splitlines() if line.startswith("bound")]
+    assert len(bound) == 4
+    for _, text in bound:
+        leased, allowed = text.split()
+        assert leased == allowed and leased in ("0", "1")  # numactl bound each to its one leased core
+
+
+def test_a_core_outside_the_allocation_refuses_the_node(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.setRunner(goal.slurm("one", nodes=1, core_pool=[0, 7], workspace="ws"))
+        goal.run("true")
+    """)
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode != 0
+    assert "CPU" in done.stderr and "7" in done.stderr and "no runner left" in done.stderr, done.stderr
+    wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
+
+
+def test_put_get_and_results_through_the_launchers(cluster: SlurmCluster, tmp_path: Path) -> None:
+    tool = tmp_path / "kit" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\necho tool on $PARALLUX_NODE > made.txt\n")
+    tool.chmod(0o755)
+    write_config(tmp_path, """
+        from parallux import goal
+        pair = goal.slurm("pair", nodes=2, workspace="ws")
+        sent = pair.put("kit", "kit")
+        print("sent", sent.files_sent, sent.files_skipped)
+        goal.setRunner(pair)
+        handles = [goal.run("$PARALLUX_WORK_DIR/../../kit/tool", work_relpath=f"w/{i}") for i in range(4)]
+        for h in handles:
+            h.sync()
+        got = pair.get("w", "back")
+        print("got", got.files_sent)
+        print("read", handles[0].result.read_file("made.txt").strip())
+    """)
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    # Both nodes' workspaces are this machine's ~/ws: the second node's quick check skips what the first sent.
+    assert "sent 1 1" in done.stdout
+    made = sorted((tmp_path / "back").glob("*/made.txt"))
+    assert len(made) == 4 and all(p.read_text().startswith("tool on n") for p in made)
+    assert "read tool on n" in done.stdout
+
+
+def test_a_run_inside_an_allocation_uses_its_nodes(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        import os
+        from parallux import goal
+        here = goal.slurm("here", workspace="ws")
+        print("job", here.job_id, os.environ["SLURM_JOB_ID"], sorted(here.nodes), flush=True)
+        goal.setRunner(here)
+        for r in [goal.run("echo $PARALLUX_NODE; sleep 0.3") for _ in range(6)]:
+            print("node", r.sync().read_stdout().strip())
+    """)
+    script = tmp_path / "batch.sh"
+    script.write_text(f"#!/bin/sh\ncd {tmp_path}\nexec {sys.executable} -m parallux config.py\n")
+    out = tmp_path / "batch.out"
+    job = cluster.run("sbatch", "--parsable", "-N2", "--exclusive", f"--output={out}",
+                      f"--export=ALL,HOME={tmp_path}", str(script)).stdout.strip()
+    wait_for("the batch job to end", lambda: not cluster.jobs(), timeout=60)
+    text = out.read_text()
+    assert f"job {job} {job} ['n1', 'n2']" in text, text
+    nodes = {line.split()[1] for line in text.splitlines() if line.startswith("node ")}
+    assert nodes == {"n1", "n2"}, text
+
+
+def test_a_pending_allocation_queues_the_commands_until_it_runs(cluster: SlurmCluster, tmp_path: Path) -> None:
+    holder = cluster.run("sbatch", "--parsable", "-N1", "--exclusive", "--wrap", "sleep 300").stdout.strip()
+    wait_for("the holder to run", lambda: any(j == holder and s == "RUNNING" for j, s, _ in cluster.jobs()))
+    write_config(tmp_path, """
+        from parallux import goal
+        everything = goal.slurm("all", nodes=3, max_jobs=1, workspace="ws")
+        print("waiting", everything.status().waiting, flush=True)
+        goal.setRunner(everything)
+        for _ in range(6):
+            goal.schd("echo $PARALLUX_NODE; sleep 0.5")
+        print(sorted({r.read_stdout().strip() for r in goal.issue().sync()}))
+    """)
+    proc = start(cluster, tmp_path, "config.py")
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("waiting job ") and "pending" in first, first
+        time.sleep(2)
+        assert proc.poll() is None and not list((tmp_path / "ws").glob("*/*/stdout.txt"))  # nothing ran yet
+        cluster.run("scancel", holder)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "['n1', 'n2', 'n3']" in out
+    assert "pending" in err and "running on n[1-3]" in err
+
+
+def test_scancel_from_outside_ends_commands_error_and_they_rerun_on_a_new_allocation(cluster: SlurmCluster,
+                                                                                     tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        node = goal.slurm("one", nodes=1, workspace="ws")
+        print("job", node.job_id, flush=True)
+        goal.setRunner(node)
+        # the first attempt waits to be cut short; the rerun ends at once
+        r = goal.run("if [ -e $HOME/seen ]; then echo again; else touch $HOME/seen; sleep 300; fi", retries=1).sync()
+        print("attempts", [a["status"] for a in r.attempts], r.read_stdout().strip(), node.job_id)
+    """)
+    proc = start(cluster, tmp_path, "config.py")
+    try:
+        assert proc.stdout is not None
+        job = proc.stdout.readline().split()[1]
+        wait_for("the first attempt to run", lambda: (tmp_path / "seen").exists())
+        cluster.run("scancel", job)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    attempts = next(line for line in out.splitlines() if line.startswith("attempts"))
+    assert attempts.startswith("attempts ['error', 'ok'] again ") and not attempts.endswith(f" {job}"), out
+    assert "allocation ended" in err or "retrying" in err, err
+    wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
+
+
+def test_the_time_limit_ends_commands_error_and_they_rerun_on_a_new_allocation(cluster: SlurmCluster,
+                                                                               tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        node = goal.slurm("short", nodes=1, time="1", workspace="ws")
+        goal.setRunner(node)
+        first = node.job_id
+        r = goal.run("if [ -e $HOME/seen ]; then echo again; else touch $HOME/seen; sleep 300; fi", retries=1).sync()
+        print("attempts", [a["status"] for a in r.attempts], r.read_stdout().strip(), first != node.job_id)
+    """)
+    done = run(cluster, tmp_path, "config.py", timeout=180)  # slurmctld checks limits every 30 s: 60-90 s
+    assert done.returncode == 0, done.stderr
+    assert "attempts ['error', 'ok'] again True" in done.stdout, done.stdout + done.stderr
+    log = log_of(done.stderr)
+    cut = [e for e in log if e["event"] == "retrying"]
+    assert cut and cut[0]["status"] == "error" and cut[0]["host"] == "n1"
+    wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
+def test_stopping_parallux_leaves_nothing_on_the_cluster(cluster: SlurmCluster, tmp_path: Path, how: str) -> None:
+    token = new_token()
+    write_config(tmp_path, f"""
+        from parallux import goal
+        goal.setRunner(goal.slurm("cl", nodes=3, workspace="ws"))
+        for i in range(9):
+            goal.schd("sleep 300", env={{"TOKEN": "{token}"}})
+        goal.issue()
+    """)
+    proc = start(cluster, tmp_path, "config.py")
+    try:
+        wait_for("the commands to run", lambda: len(pids_with_env(token)) >= 3)
+        if how == "ctrl-c":
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+            assert proc.returncode == 130
+        else:
+            proc.kill()
+            proc.communicate(timeout=10)
+        ends_clean(cluster, token)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_refusals_are_config_errors_before_anything_runs(cluster: SlurmCluster, tmp_path: Path) -> None:
+    for options, phrase in [('partition="nope"', "partition"), ("time=5", "time must be a Slurm time limit"),
+                            ('nodes=9', "nodes"), ('sbatch_options={"mem": "99999999"}', "sbatch refused")]:
+        write_config(tmp_path, f"""
+            from parallux import goal
+            goal.setRunner(goal.slurm("cl", {options}))
+            goal.run("true")
+        """)
+        for args in (["config.py"], ["--dry-run", "config.py"]):
+            done = run(cluster, tmp_path, *args)
+            assert done.returncode == 2 and phrase in done.stderr, (options, args, done.stderr)
+    assert not cluster.jobs()
+
+
+def test_a_dry_run_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.setRunner(goal.slurm("cl", nodes=2, cpus_per_node=1, workspace="ws"))
+        for i in range(3):
+            goal.schd("echo hi", name=f"c{i}")
+    """)
+    done = run(cluster, tmp_path, "--dry-run", "config.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("echo hi") == 3 and "cl" in done.stdout
+    assert not cluster.jobs()
+
+
+def test_the_slurm_example_runs_from_a_login_node(cluster: SlurmCluster, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "slurm.py"
+    done = run(cluster, tmp_path, str(example), "--", "nodes=2", "time=10")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("size")]
+    assert len(lines) == 6 and all(": ok on n" in line for line in lines), done.stdout
+    assert {line.split(" on ")[1].split(":")[0] for line in lines} == {"n1", "n2"}
+    assert all(line.endswith(": " + str(len(example.read_text().splitlines()))) for line in lines)
+    wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
