@@ -28,7 +28,7 @@ from ._views import SUBCOMMANDS
 DESCRIPTION = "Run the shell commands a Python config describes, in parallel, locally and over SSH."
 EPILOG = """\
 exit status: 0 success; 1 a check=True command failed or the config raised; 2 usage or config error
-before any command ran; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+before any command ran; 129 hung up (SIGHUP); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Config arguments: goal.argv holds them all, goal.args the key=value ones. Between CONFIG and --, an item
 that begins with - must be one of the options above; put the config's own options after --."""
 USAGE = "%(prog)s [OPTIONS] CONFIG [-- ARG ...]"
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="never (default): keep going; soon[:N]: start nothing new after N failures "
                              "(default 1) and let running commands finish; now[:N]: stop everything")
     parser.add_argument("--log", metavar="FILE", help="write the run log here (default: "
-                        "$XDG_STATE_HOME/parallux/runs/<run id>.jsonl, ~/.local/state if unset)")
+                        "$XDG_STATE_HOME/parallux/runs/<config>-<hash>/<run id>.jsonl, ~/.local/state "
+                        "if unset)")
     parser.add_argument("--no-log", action="store_true", help="do not write a run log")
     parser.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
                         help="seconds between progress lines when not on a terminal (0: none)")

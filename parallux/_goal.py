@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from . import _options as opt
 from . import _transfer
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
-from ._handles import Command, Group, Result
+from ._handles import Command, Group
 from ._pool import Pool, TransportFor
 from ._registration import Registrar
 from ._resume import find_completed

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import new_token, peak_overlap, pids_with_env, write_config
+from tests.helpers import new_token, peak_overlap, pids_with_env, wait_until, write_config
 from tests.slurm import SlurmCluster
 
 WAIT = 30.0
@@ -44,15 +44,8 @@ def start(cluster: SlurmCluster, cwd: Path, *args: str) -> subprocess.Popen[str]
                             stderr=subprocess.PIPE, text=True, env=env_of(cluster, cwd))
 
 
-def wait_for(what: str, check, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+def wait_for(what: str, check, timeout: float = WAIT) -> None:
+    assert wait_until(check, timeout, interval=0.1), f"timed out after {timeout:.0f} s waiting for {what}"
 
 
 def left_on_nodes(cluster: SlurmCluster) -> list[str]:
@@ -324,4 +317,17 @@ def test_the_slurm_example_runs_from_a_login_node(cluster: SlurmCluster, tmp_pat
     assert len(lines) == 6 and all(": ok on n" in line for line in lines), done.stdout
     assert {line.split(" on ")[1].split(":")[0] for line in lines} == {"n1", "n2"}
     assert all(line.endswith(": " + str(len(example.read_text().splitlines()))) for line in lines)
+    wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
+
+
+def test_a_timeout_longer_than_the_time_limit_is_refused_when_registered(cluster: SlurmCluster,
+                                                                         tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.setRunner(goal.slurm("short", nodes=1, time="1", workspace="ws"))
+        goal.run("true", timeout=600)
+    """)
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 2, done.stderr
+    assert "timeout (600 s) is longer than the allocation's time limit (60 s)" in done.stderr, done.stderr
     wait_for("the allocation to be cancelled", lambda: not cluster.jobs())

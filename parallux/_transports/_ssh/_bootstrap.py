@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from ..._errors import RunnerError
-from .._boot import BOOT, TOO_OLD_STATUS, boot_command
+from .._boot import TOO_OLD_STATUS, boot_command
 from ._channel import EXIT_WAIT, HELLO_WAIT, LauncherChannel, LauncherOutput
 from ._connect import reason
 from ._patches import asyncssh
