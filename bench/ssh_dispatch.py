@@ -34,7 +34,10 @@ transport apart from its fixed cost.
 Targets (issue 4): parallux ssh within 1.5x of parallux local in both shells, and at least 10x faster than
 ssh ControlMaster with the real login shell.
 
-    python bench/ssh_dispatch.py [--n 500] [--p 4] [--repeat 3] [--tmp DIR]
+    python bench/ssh_dispatch.py [--n 500] [--p 4] [--repeat 3] [--tmp DIR] [--parallux PATH]
+
+``--parallux PATH`` runs another checkout's or installation's ``parallux`` executable (to compare two
+versions on one machine) instead of ``python -m parallux`` with the interpreter running this script.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.dispatch import compile_package  # noqa: E402
+from bench.dispatch import compile_package, interpreter_of  # noqa: E402
 from tests.sshd import HOST_ALIAS, SSH, SshdServer, start_sshd  # noqa: E402
 
 CONFIG = """\
@@ -88,8 +91,9 @@ def remote_snippet() -> str:
     return "mkdir -p {ws}/{} && cd {ws}/{} && true >stdout.txt 2>stderr.txt"
 
 
-def tools(srv: SshdServer, config: Path, control_path: Path, n: int, p: int) -> list[Tool]:
-    parallux = [sys.executable, "-m", "parallux", "-q", str(config), "--", f"n={n}", f"p={p}", "ws={ws}"]
+def tools(srv: SshdServer, config: Path, control_path: Path, n: int, p: int,
+          executable: list[str]) -> list[Tool]:
+    parallux = [*executable, "-q", str(config), "--", f"n={n}", f"p={p}", "ws={ws}"]
     xargs = ["xargs", "-P", str(p), "-I{}"]
     ssh = [SSH, "-F", str(srv.ssh_config)]
     return [
@@ -140,7 +144,7 @@ def bench_shell(label: str, srv: SshdServer, root: Path, args: argparse.Namespac
     control_path = root / "cm.sock"
     master = open_master(srv, control_path)
     try:
-        measured = tools(srv, config, control_path, args.n, args.p)
+        measured = tools(srv, config, control_path, args.n, args.p, parallux_command(args.parallux))
         for attempt in range(args.repeat):
             for tool in measured:
                 workspace = root / "runs" / f"{tool.name.replace(' ', '_')}-{attempt}"
@@ -150,6 +154,11 @@ def bench_shell(label: str, srv: SshdServer, root: Path, args: argparse.Namespac
         master.terminate()
         master.wait(10)
     return {tool.name: tool for tool in measured}
+
+
+def parallux_command(executable: str | None) -> list[str]:
+    """How to start parallux: the given executable, else ``python -m parallux`` with this interpreter."""
+    return [executable] if executable else [sys.executable, "-m", "parallux"]
 
 
 def report(label: str, results: dict[str, Tool], n: int, p: int) -> None:
@@ -192,8 +201,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool (default 3)")
     parser.add_argument("--tmp", default=None, help="where the sshd, configs and work dirs go")
     parser.add_argument("--shells", default="bare,real", help="bare, real or both (default bare,real)")
+    parser.add_argument("--parallux", default=None,
+                        help="the parallux executable to measure (default: python -m parallux with this "
+                             "interpreter)")
     args = parser.parse_args()
-    compile_package(sys.executable)  # the interpreter the runs below use, from this same directory
+    if args.parallux:
+        args.parallux = os.path.abspath(args.parallux)
+        print(f"parallux: {args.parallux}", flush=True)
+    # the interpreter the runs below use (this one, or the executable's)
+    compile_package(interpreter_of(args.parallux) if args.parallux else sys.executable)
     by_shell: dict[str, dict[str, Tool]] = {}
     with tempfile.TemporaryDirectory(prefix="parallux-ssh-bench-", dir=args.tmp) as tmp:
         for label in args.shells.split(","):
