@@ -1,4 +1,5 @@
-"""Parallux: run shell commands in parallel on this machine and on SSH servers, driven by a Python config.
+"""Parallux: run shell commands in parallel on this machine, on SSH servers and on Slurm clusters, driven by a
+Python config.
 
 A config does ``from parallux import goal`` and describes runners, limits and commands; ``parallux config.py``
 runs it. See README.md and docs/ for the guide and the reference.
