@@ -25,7 +25,8 @@ from ._exit import EXIT_SIGINT, EXIT_USAGE
 from ._version import __version__
 from ._views import SUBCOMMANDS
 
-DESCRIPTION = "Run the shell commands a Python config describes, in parallel, locally and over SSH."
+DESCRIPTION = ("Run the shell commands a Python config describes, in parallel: locally, over SSH and on Slurm "
+               "clusters.")
 EPILOG = """\
 exit status: 0 success; 1 a check=True command failed or the config raised; 2 usage or config error
 before any command ran; 129 hung up (SIGHUP); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).

@@ -89,4 +89,5 @@ def failure_cause(result: Result) -> Cause:
 def describe_cause(cause: Cause, runners: Any) -> str:
     status, returncode, line = cause
     what = f"failed (exit {returncode})" if status == "failed" else status
-    return f"{what} on {', '.join(sorted(runners))}" + (f": {line}" if line else "")
+    names = sorted({name or "no runner" for name in runners})  # (a command no runner could take has none)
+    return f"{what} on {', '.join(names)}" + (f": {line}" if line else "")

@@ -6,6 +6,7 @@ SSH channel for an SSH runner -- and talks to it with one JSON object per line o
 Requests (one line each)::
 
     {"op": "hello", "watchdog": 60}                  -> {"ev": "hello", ...machine facts...}
+      (with "sigterm": "error": SIGTERM from outside ends the running commands "error", see stop_serving)
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
@@ -109,6 +110,7 @@ class Launcher(object):
         self.last_input = now()
         self.running = True
         self.terminated = False  # SIGTERM came from outside: see stop_serving()
+        self.sigterm_is_error = False  # whether it should be so (parallux asks it in its hello, for Slurm)
         self.held = []           # reaped commands killed from outside, reported a moment later (see reap)
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
@@ -195,6 +197,7 @@ class Launcher(object):
         elif op == "hello":
             if request.get("watchdog"):
                 self.watchdog = float(request["watchdog"])
+            self.sigterm_is_error = request.get("sigterm") == "error"  # (a Slurm step's launcher)
             self.send(hello())
         elif op == "quit":
             self.exit_grace = float(request.get("grace", EXIT_GRACE))
@@ -295,7 +298,7 @@ class Launcher(object):
         for job in list(self.by_id.values()):
             if job.kill_deadline is not None and not job.killed_hard and t >= job.kill_deadline:
                 self.kill_hard(job)
-            if job.status is not None and self.kill_finished(job):
+            if job.status is not None and job.held_until is None and self.kill_finished(job):
                 self.finish(job)
 
     def kill_finished(self, job):
@@ -340,7 +343,7 @@ class Launcher(object):
             job.status, job.rusage, job.end = status, rusage, now()
             if job.popen is not None:
                 job.popen.returncode = status  # Popen must never wait for a pid we reaped (pid reuse)
-            if job.kill_deadline is None and killed_from_outside(status):
+            if job.kill_deadline is None and self.sigterm_is_error and killed_from_outside(status):
                 # TERM or KILL that this launcher did not send: the machine's batch system (a Slurm step
                 # ending) signals every process of the step at once, this one too. Wait a moment for our own
                 # SIGTERM, so the record says "error", the allocation ended -- not "failed".
@@ -358,8 +361,8 @@ class Launcher(object):
             return
         if job in self.held:
             self.held.remove(job)
-        if self.terminated and job.kill_reason is None:  # (SIGTERM reached it before stop_everything did)
-            job.kill_reason = "error"
+        if self.terminated and job.kill_reason is None and job.status != 0:  # (SIGTERM reached it before
+            job.kill_reason = "error"                                        # stop_everything did)
         if self.job_alive(job):
             self.lingering[job.pid] = job.cgroup  # its background processes live on: watch for their end
         else:
@@ -380,12 +383,12 @@ class Launcher(object):
             self.forget_cgroup(cgroup)
 
     def stop_serving(self, signum=None):
-        """End the loop (EOF, a quit request, a signal). SIGTERM from outside -- a batch system ending the job,
-        the machine shutting down, an administrator -- makes the commands still running end ``error``: they
-        did not fail, and nobody cancelled them; their run was cut short under them (and is retried where
-        the config asks)."""
+        """End the loop (EOF, a quit request, a signal). For a launcher whose hello asked ``"sigterm": "error"``
+        (a Slurm step's: SIGTERM is the allocation ending), SIGTERM makes the commands still running end
+        ``error``: they did not fail, and nobody cancelled them; their run was cut short under them (and is
+        retried where the config asks). Elsewhere a stopped command is ``cancelled``."""
         self.running = False
-        if signum == signal.SIGTERM:
+        if signum == signal.SIGTERM and self.sigterm_is_error:
             self.terminated = True
 
     def stop_everything(self):

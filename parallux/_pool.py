@@ -60,18 +60,22 @@ class Pool:
         from ._slurm_runner import SlurmRunner
         from ._transports import _slurm
         name = self._new_name(name)
+        runner_options(**options)  # every option checked before a job exists
         allocation = _slurm.allocate(_slurm.request(name, **request), dry_run=self._dry_run)
-        allocation.notify = self._engine.observers.notice
-        allocation.demand = self._engine.has_work
-        count = len(allocation.node_names) if allocation.node_names else allocation.request.nodes or 1
-        seats = [Seat(name, self._transport_for(_slurm.SlurmTransport(allocation, index, python)),
-                      **runner_options(**options)) for index in range(count)]
-        runner = SlurmRunner(seats, self._submit, self._engine, allocation)
-        errors = self._engine.call_async(self._engine.add_seats, seats)
-        failed = [error for error in errors if error is not None]
-        if failed:
-            self._engine.call_async(allocation.close)
-            raise failed[0].with_traceback(None) from None
+        try:
+            allocation.notify = self._engine.observers.notice
+            allocation.demand = self._engine.has_work
+            count = len(allocation.node_names) if allocation.node_names else allocation.request.nodes or 1
+            seats = [Seat(name, self._transport_for(_slurm.SlurmTransport(allocation, index, python)),
+                          **runner_options(**options)) for index in range(count)]
+            runner = SlurmRunner(seats, self._submit, self._engine, allocation)
+            errors = self._engine.call_async(self._engine.add_seats, seats)
+            failed = [error for error in errors if error is not None]
+            if failed:
+                raise failed[0].with_traceback(None) from None
+        except BaseException:  # (Ctrl-C too): the job must not outlive this call
+            allocation.cancel_now()
+            raise
         self.runners[name] = runner
         return runner
 

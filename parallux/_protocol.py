@@ -41,8 +41,9 @@ class LauncherClient:
 
     def __init__(self, send_stream: trio.abc.SendStream, receive_stream: trio.abc.ReceiveStream,
                  description: str, write_now: Callable[[bytes], int] | None = None,
-                 watchdog: float = WATCHDOG) -> None:
+                 watchdog: float = WATCHDOG, hello: dict[str, Any] | None = None) -> None:
         self.description = description
+        self.hello_options = hello or {}  # what the transport asks of the launcher beside the watchdog
         self.watchdog = watchdog
         self._write_now = write_now
         self._queued = 0       # messages in the outbox or being written by the writer task
@@ -65,7 +66,7 @@ class LauncherClient:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_loop)
             nursery.start_soon(self._read_loop, nursery.cancel_scope)
-            self.post({"op": "hello", "watchdog": self.watchdog})
+            self.post({"op": "hello", "watchdog": self.watchdog, **self.hello_options})
             with trio.move_on_after(60):
                 await self._hello_event.wait()
             if self._hello is None:

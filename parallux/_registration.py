@@ -92,9 +92,10 @@ class Registrar:
 
 def _why_not(seat: Seat, handle: Command) -> str | None:
     longest = seat.transport.longest_command()
-    if handle.timeout and longest is not None and handle.timeout > longest:
+    if handle.timeout and longest is not None and handle.timeout > longest - min(60.0, longest / 10):
         return (f"its timeout ({handle.timeout:g} s) is longer than the allocation's time limit "
-                f"({longest:g} s): raise time= or lower the timeout")
+                f"({longest:g} s) allows, less a margin for the launchers to start: raise time= or lower "
+                f"the timeout")
     if seat.allocator is None:
         if handle.requested_cores is not None:
             return "cores=[...] needs a runner with a core_pool"

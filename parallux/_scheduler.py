@@ -168,7 +168,8 @@ class Scheduler:
             # a retry of a command that could not execute on a runner goes elsewhere when it can
             return next((r for r in fits if r is not command.avoid), fits[0])
         try:
-            choice = self.policy([r.handle for r in fits], command.threads)
+            # (a Slurm runner's nodes are several places of one handle: the function sees it once)
+            choice = self.policy(list(dict.fromkeys(r.handle for r in fits)), command.threads)
             if choice is None:
                 self.declined = True
         except Exception as exc:

@@ -121,4 +121,6 @@ class SlurmRunner(Runner):
         return self._in_engine_thread(_transfer.read, seat, where)
 
     def _read_file_on(self, host: str | None, path: str) -> bytes:
-        return self.read_file(path, node=host)
+        """On the node that ran it; if a new allocation has other nodes, on the first (a shared file system)."""
+        known = any(seat.host == host for seat in self._node_seats)
+        return self.read_file(path, node=host if known else None)

@@ -658,17 +658,30 @@ def test_launcher_releases_its_locks_when_it_ends(launcher: LauncherClient, tmp_
     assert [p for p in tmp_path.rglob(_launcher.LOCK_NAME)] == []
 
 
-@pytest.mark.parametrize("order", ["command first", "launcher first"])
+@pytest.mark.parametrize("order", ["command first", "command 0.1 s first", "launcher first"])
 def test_launcher_sigterm_from_outside_ends_commands_error(launcher: LauncherClient, tmp_path: Path,
                                                            order: str) -> None:
     """A batch system ending its job (a Slurm allocation's end) signals every process at once, in no set
-    order: the commands' records say "error" (cut short, retried where asked), not "failed" nor "cancelled"."""
+    order: for a launcher whose hello asked for it, the commands' records say "error" (cut short, retried
+    where asked), not "failed" nor "cancelled"."""
+    launcher.send(op="hello", sigterm="error")
+    launcher.expect("hello")
     job = start_and_settle(launcher, 1, "sleep 1000", tmp_path / "w", sleeps_running(1))
     sleeps = [p for p in marked_pids(job["mark"]) if command_name(p) == "sleep"]
-    targets = sleeps + [launcher.pid] if order == "command first" else [launcher.pid] + sleeps
+    targets = [launcher.pid] + sleeps if order == "launcher first" else sleeps + [launcher.pid]
     for pid in targets:
         os.kill(pid, signal.SIGTERM)
+        if order == "command 0.1 s first":
+            time.sleep(0.1)
     exit_event = launcher.expect("exit", 1)
     assert exit_event["status"] == "error" and exit_event["reason"] == "terminated"
     assert "SIGTERM" in exit_event["error"]
     assert json.loads((tmp_path / "w" / "result.json").read_text())["status"] == "error"
+
+
+def test_launcher_sigterm_without_the_hello_option_cancels(launcher: LauncherClient, tmp_path: Path) -> None:
+    """A local or SSH launcher stopped by SIGTERM (systemd, kill of the process group) reports its commands
+    stopped: "cancelled", as SPEC 7 says."""
+    start_and_settle(launcher, 1, "sleep 1000", tmp_path / "w", sleeps_running(1))
+    os.kill(launcher.pid, signal.SIGTERM)
+    assert launcher.expect("exit", 1)["status"] == "cancelled"

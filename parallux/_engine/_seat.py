@@ -88,13 +88,14 @@ class Seat:
                 if not isinstance(error, ParalluxError):
                     raise
                 self.alive = False
-                self.transport.failed(str(error))
+                self.transport.failed(str(error).removeprefix(f"{self.describe()}: "))
                 changed()
 
     async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
                               arrived: Callable[[], None] | None = None) -> None:
         async with self.transport.open(self.name) as (send, receive):
-            self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog)
+            self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog,
+                                         self.transport.hello)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
@@ -108,8 +109,12 @@ class Seat:
 
     async def wait_up(self) -> None:
         """Return once its launcher is connected (a Slurm node's, when its allocation runs)."""
-        while not self.alive and self.transport.expected and not self.closing:
-            await trio.sleep(0.05)
+        self.transport.wanting(1)
+        try:
+            while not self.alive and self.transport.expected and not self.closing:
+                await trio.sleep(0.05)
+        finally:
+            self.transport.wanting(-1)
         if not self.alive:
             raise RunnerError(f"{self.describe()}: not connected"
                               + (f" ({self.transport.waiting})" if self.transport.waiting else ""))
@@ -141,7 +146,8 @@ class Seat:
             return
         missing = sorted(set(self.layout.cores) - set(cpus))
         if missing:
-            machine = "this machine" if self.transport.local else facts.get("hostname", "its machine")
+            machine = "this machine" if self.transport.local else \
+                self.transport.host_of(facts) or facts.get("hostname", "its machine")
             raise ConfigError(
                 f"{self.describe()}: core_pool/numa_nodes name {cpu_list(missing)}, which {machine} does not "
                 f"have or does not let parallux use; it has {cpu_list(cpus)}")
@@ -244,8 +250,7 @@ class Seat:
         the requests all in flight at once: a resume of thousands costs a few round trips."""
         if self.transport.deferred and not self.alive:  # (a pending allocation: its nodes hold the records)
             with trio.move_on_after(RECORDS_WAIT):
-                while self.transport.expected and not self.alive and not self.closing:
-                    await trio.sleep(0.1)
+                await self.wait_up()
         if self.client is None or not self.alive:
             return [None] * len(work_dirs)
         paths = [posixpath.join(work_dir, RECORD_NAME) for work_dir in work_dirs]

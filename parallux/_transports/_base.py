@@ -22,6 +22,7 @@ class Transport:
 
     kind = "local"
     watchdog = WATCHDOG  # what the seat asks of the launcher in its hello; parallux pings at a sixth of it
+    hello: dict[str, Any] = {}  # more of the hello request (a Slurm launcher: SIGTERM means "error")
 
     def describe(self, name: str) -> str:
         """How reports name a runner on this transport."""
@@ -73,6 +74,10 @@ class Transport:
 
     def failed(self, why: str) -> None:
         """A deferred transport's launcher could not be started (``why``): whether to try again is its own."""
+
+    def wanting(self, delta: int) -> None:
+        """Someone waits (+1) or no longer waits (-1) for the launcher (a file read): a deferred transport
+        then reaches it even with no command left to run."""
 
     def lost_reason(self) -> str | None:
         """Why the launcher went away, if the transport knows better than the stream (an allocation ended)."""

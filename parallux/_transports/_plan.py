@@ -50,6 +50,12 @@ class PlanTransport(Transport):
     def longest_command(self) -> float | None:
         return self.real.longest_command()
 
+    def default_slots(self, facts: dict[str, Any]) -> int:
+        return self.real.default_slots(facts)
+
+    def host_of(self, facts: dict[str, Any]) -> str | None:
+        return self.real.host_of(facts)
+
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
         import trio.testing  # (it imports pytest: only a dry run or a test pays for it)

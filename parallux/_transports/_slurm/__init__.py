@@ -33,6 +33,7 @@ from . import _commands as slurm
 from ._allocation import Allocation, Closed
 
 STDERR_KEPT = 20  # lines of srun's stderr kept to explain a launcher's end
+STARTS = 3        # launchers that fail to start on a node before the node is given up
 
 
 class SlurmTransport(Transport):
@@ -40,6 +41,7 @@ class SlurmTransport(Transport):
 
     kind = "slurm"
     deferred = True
+    hello = {"sigterm": "error"}  # SIGTERM from outside is the allocation ending: its commands end "error"
 
     def __init__(self, allocation: Allocation, index: int, python: str = "python3") -> None:
         self.allocation = allocation
@@ -49,6 +51,7 @@ class SlurmTransport(Transport):
         self._generation: int | None = None
         self._stderr: deque[str] = deque(maxlen=STDERR_KEPT)
         self._given_up: str | None = None
+        self._failures = 0
 
     def describe(self, name: str) -> str:
         where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
@@ -86,11 +89,21 @@ class SlurmTransport(Transport):
         return int(facts.get("usable_cores") or facts.get("logical_cores") or 1)
 
     def failed(self, why: str) -> None:
-        self._given_up = why
+        """The launcher did not start (or its node was refused): tried again on the allocation's next
+        opening, up to STARTS times; a refusal of the node itself (its CPUs) is final at once."""
+        said = "; ".join(line for line in self._stderr if line.strip())
+        why += f" (srun: {said})" if said and said not in why else ""
+        self._failures += 1
+        if self._failures >= STARTS or "core_pool" in why or "numactl" in why:
+            self._given_up = why
+
+    def wanting(self, delta: int) -> None:
+        self.allocation.wanted += delta
 
     def lost_reason(self) -> str | None:
         said = "; ".join(line for line in self._stderr if "error" in line.lower())
-        ended = self.allocation.ended_how or "the launcher's Slurm step ended"
+        ended = (self.allocation.ended_how if self.allocation.generation == self._generation
+                 and self.allocation.ended_how else "the launcher's Slurm step ended")
         return ended + (f" (srun: {said})" if said else "")
 
     @asynccontextmanager
@@ -154,13 +167,16 @@ def allocate(request: slurm.Request, *, dry_run: bool) -> Allocation:
     inside = os.environ.get("SLURM_JOB_ID")
     if request.nodes is None and inside:
         names = slurm.hostnames_now(os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST", ""))
-        allocation = Allocation(request, job_id=inside, own=False, nodes=names,
-                                time_limit=slurm.time_limit_now(inside))
-        allocation.start_clock(slurm.time_left_now(inside))
+        left = slurm.time_left_now(inside)  # (what is left of it is all a command can have)
+        allocation = Allocation(request, job_id=inside, own=False, nodes=names, time_limit=left)
+        allocation.start_clock(left)
         return allocation
     limit = slurm.duration(request.time) if request.time else None
     if dry_run:
         slurm.submit(request, test_only=True)
         return Allocation(request, job_id="(dry run)", own=False, time_limit=limit)
     job_id = slurm.submit(request)
-    return Allocation(request, job_id=job_id, own=True, time_limit=slurm.time_limit_now(job_id) or limit)
+    state, reason, time_limit = slurm.submitted_now(job_id)
+    allocation = Allocation(request, job_id=job_id, own=True, time_limit=time_limit or limit)
+    allocation.state, allocation.reason = state or allocation.state, reason
+    return allocation

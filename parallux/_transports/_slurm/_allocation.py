@@ -21,6 +21,8 @@ POLL_FIRST = 0.25   # seconds between the first polls of a pending allocation ..
 POLL_MAX = 5.0      # ... growing to this
 DEMAND_POLL = 1.0   # seconds between looks for new work while no allocation is held
 RELAUNCHES = 3      # launchers in a row that end on a node of a running allocation before it is given up
+STATE_TRIES = 8     # squeue failures in a row before the job counts as gone
+CLOSE_WAIT = 15.0   # seconds the end of the run waits for the launchers to end before it cancels the job
 
 
 class Closed(Exception):
@@ -37,7 +39,7 @@ class Allocation:
         self.time_limit = time_limit      # seconds, if limited
         self.ends_at: float | None = None  # time.monotonic() when its time is up
         self.generation = 0               # which allocation of this runner: +1 at each renewal
-        self.state = "RUNNING" if nodes is not None else "PENDING"
+        self.state = "RUNNING" if nodes is not None else "SUBMITTED"
         self.reason: str | None = None
         self.failure: str | None = None   # why no further allocation will come
         self.ended_how: str | None = None  # how the last one ended, for the results it cut short
@@ -48,6 +50,8 @@ class Allocation:
         self._open: set[int] = set()      # nodes whose launcher is up
         self._relaunches: dict[int, int] = {}
         self._cancelled = False
+        self._shown: tuple[str, str | None] | None = None  # the pending state the display was told of
+        self.wanted = 0                   # callers waiting for a launcher (a file read): a renewal is worth it
 
     # -- what the display and the scheduler read ------------------------------------------------------------
 
@@ -61,6 +65,8 @@ class Allocation:
             return self.failure
         if self.state == "RUNNING":
             return f"job {self.job_id} starting its launchers"
+        if self.state == "SUBMITTED":
+            return f"job {self.job_id} submitted"
         return f"job {self.job_id} {self.state.lower()}" + (f" ({self.reason})" if self.reason else "")
 
     def time_left(self) -> float | None:
@@ -88,26 +94,34 @@ class Allocation:
             return self.generation, self.node_names[index]
 
     async def _after_launcher_ended(self, index: int) -> None:
-        state = await slurm.job_state(self.job_id)
-        if not state.ended and state.state == "RUNNING":
+        state = await self._state()
+        if self.closing:
+            raise Closed()
+        if not state.ended:  # (running, or anything else it may still become: pending, suspended, ...)
             self._relaunches[index] = self._relaunches.get(index, 0) + 1
             if self._relaunches[index] > RELAUNCHES:
                 raise Closed()  # this node's launcher keeps ending: the node is lost to the run
             return
         self.ended_how = f"the Slurm allocation ended (job {self.job_id}: {state.state.lower()})"
+        self.node_names = None
         self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} ended ({state.state.lower()})")
         if not self.own:
             self.failure = f"the allocation parallux runs in (job {self.job_id}) has ended"
             raise Closed()
-        while not self.demand():  # nothing to run: a new allocation would hold nodes for nothing
-            if self.closing:
+        while not (self.demand() or self.wanted):  # nothing to run: a new allocation would hold nodes for
+            if self.closing:                          # nothing
                 raise Closed()
             await trio.sleep(DEMAND_POLL)
+        await self.cancel()  # (whatever is left of the last one)
         try:
-            self.job_id = await slurm.submit_again(self.request)
+            job_id = await slurm.submit_again(self.request)
         except Exception as exc:
             self.failure = f"cannot request a new allocation: {exc}"
             raise Closed() from None
+        self.job_id, self._cancelled = job_id, False
+        if self.closing:  # the run ended while sbatch answered
+            await self.cancel()
+            raise Closed()
         self.generation += 1
         self.state, self.reason, self.node_names, self.ends_at = "PENDING", None, None, None
         self._relaunches.clear()
@@ -116,18 +130,19 @@ class Allocation:
     async def _wait_running(self) -> None:
         pause = POLL_FIRST
         while self.node_names is None:
-            state = await slurm.job_state(self.job_id)
-            if state.ended:
+            state = await self._state()
+            if self.closing:
+                raise Closed()
+            if state.ended:  # before it ran: cancelled while pending (scancel means stop), or refused later
                 self.state = state.state
-                if not self.own:
-                    self.failure = f"the allocation parallux runs in (job {self.job_id}) has ended"
-                    raise Closed()
-                await self._after_launcher_ended(-1)  # ended before it ran (cancelled while pending): again
-                continue
-            if (state.state, state.reason) != (self.state, self.reason):
-                self.state, self.reason = state.state, state.reason
-                if state.state == "PENDING":
-                    self.notify(f"slurm runner {self.request.runner!r}: {self.waiting}")
+                self.failure = (f"job {self.job_id} ended before it ran "
+                                f"({'cancelled' if state.state == 'GONE' else state.state.lower()})")
+                self.notify(f"slurm runner {self.request.runner!r}: {self.failure}; no new allocation")
+                raise Closed()
+            self.state, self.reason = state.state, state.reason
+            if state.state == "PENDING" and (state.state, state.reason) != self._shown:
+                self._shown = (state.state, state.reason)
+                self.notify(f"slurm runner {self.request.runner!r}: {self.waiting}")
             if state.state == "RUNNING" and state.nodelist:
                 self.node_names = await slurm.hostnames(state.nodelist)
                 self.start_clock(state.time_left)
@@ -141,6 +156,18 @@ class Allocation:
                 raise Closed()
             pause = min(pause * 1.5, POLL_MAX)
 
+    async def _state(self) -> slurm.JobState:
+        """The job's state; a failed query (the controller busy, a fork failing) is asked again, not taken
+        for the job's end."""
+        pause = POLL_FIRST
+        for _ in range(STATE_TRIES):
+            state = await slurm.job_state(self.job_id)
+            if state.state != "UNKNOWN":
+                return state
+            await trio.sleep(pause)
+            pause = min(pause * 2, POLL_MAX)
+        return state
+
     async def left(self, index: int) -> None:
         """Node ``index``'s launcher has ended; at the end of the run, the last one out cancels the job."""
         self._open.discard(index)
@@ -148,10 +175,22 @@ class Allocation:
             await self.cancel()
 
     async def close(self) -> None:
-        """The run ends: no launcher is started any more; with none up, the job is cancelled now."""
+        """The run ends: no launcher is started any more; with none up, the job is cancelled now, else once
+        the last one has ended -- or after CLOSE_WAIT anyway (a frozen node: scancel ends its step)."""
         self.closing = True
         if not self._open:
             await self.cancel()
+            return
+        with trio.move_on_after(CLOSE_WAIT):
+            while self._open:
+                await trio.sleep(0.05)
+        await self.cancel()
+
+    def cancel_now(self) -> None:
+        """Cancel the job from the main thread (goal.slurm() failing after sbatch)."""
+        if self.own and not self._cancelled:
+            self._cancelled = True
+            slurm.cancel_now(self.job_id)
 
     async def cancel(self) -> None:
         if self.own and not self._cancelled:

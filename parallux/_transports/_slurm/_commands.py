@@ -17,6 +17,7 @@ import trio
 from ..._errors import ConfigError
 
 PILOT_GRACE = 30  # seconds the pilot script waits for a first launcher before it gives the allocation back
+PILOT_QUIET = 8   # seconds in a row without a launcher on its node before it does (a relaunch takes ~2 s)
 
 # The allocation's own script, on the first node: it holds the allocation while parallux's launchers (job
 # steps) run on it, and ends -- giving the nodes back -- once none is left: at the end of the run, and as
@@ -25,12 +26,17 @@ PILOT_GRACE = 30  # seconds the pilot script waits for a first launcher before i
 PILOT_SCRIPT = f"""#!/bin/sh
 # parallux pilot: keeps this allocation while parallux's launchers run in it (see parallux's docs)
 waited=0
-seen=
+quiet=0
 while :; do
-  if scontrol listpids "$SLURM_JOB_ID" 2>/dev/null | awk 'NR > 1 && $3 ~ /^[0-9]+$/ {{found = 1}} END {{exit !found}}'
-  then
-    seen=1
-  elif [ -n "$seen" ] || [ "$waited" -ge {PILOT_GRACE} ]; then
+  if ! pids=$(scontrol listpids "$SLURM_JOB_ID" 2>/dev/null); then
+    quiet=0  # slurmd did not answer: that is no proof the launchers are gone
+  elif printf '%s\\n' "$pids" | awk 'NR > 1 && $3 ~ /^[0-9]+$/ {{found = 1}} END {{exit !found}}'; then
+    quiet=0
+    waited={PILOT_GRACE}
+  else
+    quiet=$((quiet + 1))
+  fi
+  if [ "$quiet" -ge {PILOT_QUIET} ] && [ "$waited" -ge {PILOT_GRACE} ]; then
     exit 0
   fi
   sleep 1
@@ -124,8 +130,11 @@ def submit(request: Request, test_only: bool = False) -> str:
 
 async def submit_again(request: Request) -> str:
     """A new pilot (engine thread), when the last allocation ended and work remains."""
-    done = await trio.run_process(request.sbatch_argv(), stdin=PILOT_SCRIPT.encode(), capture_stdout=True,
-                                  capture_stderr=True, check=False)
+    try:
+        done = await trio.run_process(request.sbatch_argv(), stdin=PILOT_SCRIPT.encode(), capture_stdout=True,
+                                      capture_stderr=True, check=False)
+    except OSError as exc:
+        raise ConfigError(f"goal.slurm({request.runner!r}): cannot run sbatch: {exc}") from None
     if done.returncode != 0:
         raise refused(done.stderr.decode(errors="replace"), request.runner)
     return done.stdout.decode().strip().split(";")[0]
@@ -144,10 +153,16 @@ class JobState:
 
 
 async def job_state(job_id: str) -> JobState:
-    done = await trio.run_process(["squeue", "-h", "-j", job_id, "-o", "%T|%r|%N|%L"], capture_stdout=True,
-                                  capture_stderr=True, check=False)
+    """The job's state: GONE once squeue no longer knows it, UNKNOWN when squeue itself failed."""
+    try:
+        done = await trio.run_process(["squeue", "-h", "-j", job_id, "-o", "%T|%r|%N|%L"], capture_stdout=True,
+                                      capture_stderr=True, check=False)
+    except OSError:
+        return JobState("UNKNOWN", None, "", None)
     line = done.stdout.decode(errors="replace").strip().splitlines()
-    if done.returncode != 0 or not line:
+    if done.returncode != 0 and b"Invalid job id" not in done.stderr:
+        return JobState("UNKNOWN", None, "", None)
+    if not line:
         return JobState("GONE", None, "", None)
     state, reason, nodelist, left = (line[0].split("|") + ["", "", ""])[:4]
     return JobState(state, None if reason in ("None", "") else reason, nodelist, duration(left))
@@ -156,6 +171,12 @@ async def job_state(job_id: str) -> JobState:
 def time_limit_now(job_id: str) -> float | None:
     """The job's time limit in seconds (None: unlimited), synchronously (main thread)."""
     return duration(_squeue_now(job_id, "%l"))
+
+
+def submitted_now(job_id: str) -> tuple[str | None, str | None, float | None]:
+    """A job just submitted: its state, pending reason and time limit (main thread)."""
+    state, reason, limit = (_squeue_now(job_id, "%T|%r|%l").split("|") + ["", "", ""])[:3]
+    return state or None, None if reason in ("None", "") else reason, duration(limit)
 
 
 def time_left_now(job_id: str) -> float | None:
@@ -172,8 +193,11 @@ def _squeue_now(job_id: str, field: str) -> str:
 
 
 async def hostnames(nodelist: str) -> list[str]:
-    done = await trio.run_process(["scontrol", "show", "hostnames", nodelist], capture_stdout=True,
-                                  capture_stderr=True, check=False)
+    try:
+        done = await trio.run_process(["scontrol", "show", "hostnames", nodelist], capture_stdout=True,
+                                      capture_stderr=True, check=False)
+    except OSError:
+        return []
     return done.stdout.decode().split()
 
 
@@ -188,7 +212,17 @@ def hostnames_now(nodelist: str) -> list[str]:
 
 async def cancel(job_id: str) -> None:
     with trio.move_on_after(30):
-        await trio.run_process(["scancel", job_id], capture_stdout=True, capture_stderr=True, check=False)
+        try:
+            await trio.run_process(["scancel", job_id], capture_stdout=True, capture_stderr=True, check=False)
+        except OSError:
+            pass
+
+
+def cancel_now(job_id: str) -> None:
+    try:
+        subprocess.run(["scancel", job_id], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def srun_argv(job_id: str, node: str, boot: list[str]) -> list[str]:
