@@ -33,6 +33,9 @@ class PlanTransport(Transport):
 
     def __init__(self, real: Transport, *, facts: dict[str, Any] | None = None, outcome: Outcome = planned) -> None:
         self.real, self.kind, self.outcome = real, real.kind, outcome
+        # what it plans with, as the real one would (a Slurm node's time limit, slots and name)
+        self.longest_command, self.default_slots = real.longest_command, real.default_slots  # type: ignore
+        self.host_of = real.host_of  # type: ignore[method-assign]
         self.facts = facts if facts is not None else real.plan_facts()
         self.runs: dict[int, trio.CancelScope] = {}
         self.kills: dict[int, str] = {}  # request id -> why it was stopped
@@ -46,15 +49,6 @@ class PlanTransport(Transport):
     @property
     def local(self) -> bool:
         return self.real.local
-
-    def longest_command(self) -> float | None:
-        return self.real.longest_command()
-
-    def default_slots(self, facts: dict[str, Any]) -> int:
-        return self.real.default_slots(facts)
-
-    def host_of(self, facts: dict[str, Any]) -> str | None:
-        return self.real.host_of(facts)
 
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
