@@ -331,3 +331,19 @@ def test_a_timeout_longer_than_the_time_limit_is_refused_when_registered(cluster
     assert done.returncode == 2, done.stderr
     assert "timeout (600 s) is longer than the allocation's time limit (60 s)" in done.stderr, done.stderr
     wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
+
+
+def test_a_halt_gives_the_allocation_back_while_the_config_goes_on(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        import subprocess, time
+        from parallux import goal
+        goal.setRunner(goal.slurm("cl", nodes=1, workspace="ws"))
+        goal.setHalt("now")
+        goal.schd("sleep 300", check=False)
+        goal.schd("sleep 1; exit 3")
+        goal.issue()
+        time.sleep(10)  # the config goes on; the allocation must not wait for its end
+        print("queue", subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() or "empty")
+    """)
+    done = run(cluster, tmp_path, "config.py")
+    assert "queue empty" in done.stdout, done.stdout + done.stderr

@@ -161,6 +161,8 @@ class Lifecycle:
                 self.scheduler.requeue(command)
             else:
                 self.finish(command, result)
+            if self.halt.reason and seat.transport.deferred and seat.active == 0 and not seat.closing:
+                self.tree.start_service(seat.close)  # halted: a Slurm node is given back once it is idle
             self.schedule()
 
     async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
