@@ -13,7 +13,7 @@ What is measured
 * ``job array`` and ``sbatch per command`` -- ``bench/slurm_baselines.py``, at ``--array-n`` and
   ``--sbatch-n`` commands (each costs ~0.13 s per command here: compare the time per command).
 
-    .venv/bin/python bench/slurm_dispatch.py [--n 2000] [--sbatch-n 200] [--array-n 500] [--repeat 1]
+    .venv/bin/python bench/slurm_dispatch.py [--n 2000] [--sbatch-n 200] [--array-n 500] [--repeat 1] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sbatch-n", type=int, default=200, help="commands for sbatch per command (200)")
     parser.add_argument("--array-n", type=int, default=500, help="tasks of the job array (500)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each parallux row (the median is shown)")
+    parser.add_argument("--tmp", default=None, help="scratch dir for every row (default: a new temp dir in $TMPDIR; "
+                        "/dev/shm takes the file system out of the figures)")
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="plx-slurm-dispatch-"))
+    scratch = Path(tempfile.mkdtemp(prefix="plx-slurm-dispatch-", dir=args.tmp))
     cluster = start_slurm(scratch / "cluster", name="plxdisp")
     env = dict(cluster.env, HOME=str(scratch))
     env.pop("PYTHONPATH", None)

@@ -347,3 +347,21 @@ def test_a_halt_gives_the_allocation_back_while_the_config_goes_on(cluster: Slur
     """)
     done = run(cluster, tmp_path, "config.py")
     assert "queue empty" in done.stdout, done.stdout + done.stderr
+
+
+def test_an_allocation_with_too_little_time_left_is_renewed_at_once(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        node = goal.slurm("short", nodes=1, time="2", max_jobs=1, workspace="ws")  # 120 s
+        goal.setRunner(node)
+        first = node.job_id
+        a = goal.run("sleep 20", timeout=30)
+        b = goal.run("echo b", timeout=105)  # after a, less than 105 s are left: it needs a new allocation
+        print("b", b.sync().status, first != node.job_id, round(b.result.start_time - a.sync().end_time))
+    """)
+    done = run(cluster, tmp_path, "config.py", timeout=100)  # without the renewal: ~120 s of idling
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("b "))
+    status, renewed, waited = line.split()[1:]
+    assert (status, renewed) == ("ok", "True") and int(waited) < 30, done.stdout + done.stderr
+    assert "too little time left" in done.stderr

@@ -40,7 +40,7 @@ class Engine(LoopThread):
         self.tree = TaskTree()
         self.commands = Lifecycle(run_id, completion=self.completion, observe=self.observers.observe,
                                   flush=self.observers.flush, tree=self.tree, halt=self.halt,
-                                  global_slots=self.global_slots)
+                                  global_slots=self.global_slots, seats=self.seats)
         self.scheduler = self.commands.scheduler
 
     async def _main(self) -> None:

@@ -34,8 +34,10 @@ class Lifecycle:
     """Carries commands from submission to result (engine thread)."""
 
     def __init__(self, run_id: str, *, completion: Completion, observe: Observe, flush: Callable[[], None],
-                 tree: TaskTree, halt: HaltPolicy, global_slots: trio.CapacityLimiter) -> None:
+                 tree: TaskTree, halt: HaltPolicy, global_slots: trio.CapacityLimiter,
+                 seats: list[Seat] | None = None) -> None:
         self.run_id = run_id
+        self.seats = seats if seats is not None else []  # the engine's (for a Slurm allocation's nodes)
         self.completion = completion
         self.observe = observe
         self.flush = flush
@@ -164,6 +166,8 @@ class Lifecycle:
             if self.halt.reason and seat.transport.deferred and seat.active == 0 and not seat.closing:
                 self.tree.start_service(seat.close)  # halted: a Slurm node is given back once it is idle
             self.schedule()
+            if seat.transport.deferred and seat.active == 0 and self.scheduler.queued:
+                self._renew_if_too_short(seat)
 
     async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
         """Wait for a launched command's end; on a timeout or cancellation stop its process tree first."""
@@ -182,6 +186,20 @@ class Lifecycle:
             await seat.stop(launched, 0 if self.tree.hard_stop else KILL_GRACE, "cancelled")
             raise
         return seat.result_of(command, job)
+
+    def _renew_if_too_short(self, seat: Seat) -> None:
+        """An allocation none of whose nodes runs anything, while every queued command that could go there
+        waits only because its timeout exceeds the time left, would idle until its end: ask for the next
+        one now."""
+        left = seat.transport.time_left()
+        if left is None or not seat.alive:
+            return
+        nodes = [s for s in self.seats if s.transport.group is seat.transport.group]
+        if any(s.active for s in nodes):
+            return
+        wanted = [c for queue in self.scheduler.queues.values() for c in queue if seat in c.candidates]
+        if wanted and all(c.timeout and c.timeout > left for c in wanted):
+            seat.transport.renew()
 
     def _should_retry(self, command: Command, result: Result) -> bool:
         if command.attempt >= command.retries or self.tree.cancelled or self.halt.reason:

@@ -68,6 +68,14 @@ class Transport:
         """The longest any command may run there (an allocation's time limit), if limited."""
         return None
 
+    @property
+    def group(self) -> object:
+        """What it shares its machine's lease with: a Slurm allocation, for each of its nodes."""
+        return self
+
+    def renew(self) -> None:
+        """End the lease it runs on now for a new one (an allocation with too little time left)."""
+
     def time_left(self) -> float | None:
         """Seconds until the launcher's machine is taken away (an allocation's end), if known."""
         return None

@@ -78,6 +78,13 @@ class SlurmTransport(Transport):
     def longest_command(self) -> float | None:
         return self.allocation.time_limit
 
+    @property
+    def group(self) -> object:
+        return self.allocation
+
+    def renew(self) -> None:
+        self.allocation.too_short()
+
     def host_of(self, facts: dict[str, Any]) -> str | None:
         return self.node or facts.get("hostname")
 

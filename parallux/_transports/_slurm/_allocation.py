@@ -186,6 +186,13 @@ class Allocation:
                 await trio.sleep(0.05)
         await self.cancel()
 
+    def too_short(self) -> None:
+        """Too little time is left for what waits: cancel it now; its nodes' seats then ask for the next."""
+        if self.own and not self._cancelled and not self.closing:
+            self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} has too little time left for "
+                        "the queued commands' timeouts; asking for a new allocation")
+            self.cancel_now()
+
     def cancel_now(self) -> None:
         """Cancel the job from the main thread (goal.slurm() failing after sbatch)."""
         if self.own and not self._cancelled:
