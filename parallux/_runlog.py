@@ -188,7 +188,11 @@ def runner_record(runner: Any) -> dict[str, Any]:
 
 
 def _host_of(runner: Any) -> str | None:
-    return runner.facts.get("hostname") if runner is not None else None
+    """Its machine; a Slurm runner's nodes (``n1,n2``), the hosts its commands' records name one by one."""
+    if runner is None:
+        return None
+    nodes = getattr(runner, "nodes", None)
+    return ",".join(nodes) if nodes else runner.facts.get("hostname")
 
 
 def _replace_symlink(target: str, link: str) -> None:
