@@ -365,3 +365,28 @@ def test_an_allocation_with_too_little_time_left_is_renewed_at_once(cluster: Slu
     status, renewed, waited = line.split()[1:]
     assert (status, renewed) == ("ok", "True") and int(waited) < 30, done.stdout + done.stderr
     assert "too little time left" in done.stderr
+
+
+def test_sigkill_while_pending_cancels_the_pending_allocation(cluster: SlurmCluster, tmp_path: Path) -> None:
+    holder = cluster.run("sbatch", "--parsable", "-N1", "--exclusive", "--wrap", "sleep 300").stdout.strip()
+    wait_for("the holder to run", lambda: any(j == holder and s == "RUNNING" for j, s, _ in cluster.jobs()))
+    write_config(tmp_path, """
+        from parallux import goal
+        everything = goal.slurm("all", nodes=3, workspace="ws")
+        print("job", everything.job_id, flush=True)
+        goal.setRunner(everything)
+        goal.run("true").sync()
+    """)
+    proc = start(cluster, tmp_path, "config.py")
+    try:
+        assert proc.stdout is not None
+        job = proc.stdout.readline().split()[1]
+        assert any(j == job and s == "PENDING" for j, s, _ in cluster.jobs())
+        proc.kill()
+        proc.communicate(timeout=10)
+        # its watcher cancels it: it must not start later and hold the nodes for nothing
+        wait_for("the pending allocation to be cancelled", lambda: job not in [j for j, _, _ in cluster.jobs()],
+                 timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

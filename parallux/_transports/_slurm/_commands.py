@@ -7,6 +7,7 @@ end. Nothing here knows of launchers or commands.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -125,7 +126,11 @@ def submit(request: Request, test_only: bool = False) -> str:
                           "controller reachable?") from None
     if done.returncode != 0:
         raise refused(done.stderr, request.runner)
-    return "" if test_only else done.stdout.strip().split(";")[0]
+    if test_only:
+        return ""
+    job_id = done.stdout.strip().split(";")[0]
+    watch(job_id)
+    return job_id
 
 
 async def submit_again(request: Request) -> str:
@@ -137,7 +142,21 @@ async def submit_again(request: Request) -> str:
         raise ConfigError(f"goal.slurm({request.runner!r}): cannot run sbatch: {exc}") from None
     if done.returncode != 0:
         raise refused(done.stderr.decode(errors="replace"), request.runner)
-    return done.stdout.decode().strip().split(";")[0]
+    job_id = done.stdout.decode().strip().split(";")[0]
+    watch(job_id)
+    return job_id
+
+
+def watch(job_id: str) -> None:
+    """A watcher, in a session of its own, that cancels the job once this parallux is gone: a pilot still
+    pending when parallux is killed (SIGKILL) would otherwise start later and hold its nodes for its
+    grace. It ends a second after parallux does (the job cancelled already, after a normal end)."""
+    script = f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; exec scancel {job_id}"
+    try:
+        subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except OSError:
+        pass  # (the pilot script still ends the job after its grace)
 
 
 @dataclass
