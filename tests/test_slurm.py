@@ -97,6 +97,15 @@ def test_commands_spread_over_the_nodes_under_per_node_limits(cluster: SlurmClus
     assert f"job {job} running on n[1-3]" in done.stderr
     started = [e for e in log_of(done.stderr) if e["event"] == "started"]
     assert {e["host"] for e in started} == {"n1", "n2", "n3"}
+    # The timeline: a block of lanes per node, no two bars of a lane overlapping (nodes share slot numbers)
+    exported = subprocess.run([sys.executable, "-m", "parallux", "export", "--trace", "trace.json"], cwd=tmp_path,
+                              capture_output=True, text=True, env=env_of(cluster, tmp_path))
+    assert exported.returncode == 0, exported.stderr
+    bars = [e for e in json.loads((tmp_path / "trace.json").read_text())["traceEvents"] if e["ph"] == "X"]
+    by_lane: dict[int, list[tuple[float, float]]] = {}
+    for bar in bars:
+        by_lane.setdefault(bar["tid"], []).append((bar["ts"], bar["ts"] + bar["dur"]))
+    assert len(by_lane) == 3 and all(peak_overlap(spans) == 1 for spans in by_lane.values())
     wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
 
 

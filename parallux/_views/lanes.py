@@ -37,7 +37,10 @@ def assign_slots(run: Run, now: float | None = None) -> dict[str, Lanes]:
             continue
         attempts = by_runner.get(name, [])
         pool = (run.runners.get(name) or {}).get("core_pool")
-        if pool or any(a.cores for a in attempts):
+        hosts = sorted({a.host or "" for a in attempts})
+        if len(hosts) > 1:  # a Slurm runner's nodes: each its own block of slots (its cores are its own too)
+            lanes[name] = Lanes("slot", list(range(_pack_per_host(attempts, hosts, end_of_running))))
+        elif pool or any(a.cores for a in attempts):
             used = {core for a in attempts for core in a.cores}
             lanes[name] = Lanes("core", sorted(set(pool or ()) | used))
             for attempt in attempts:
@@ -45,6 +48,18 @@ def assign_slots(run: Run, now: float | None = None) -> dict[str, Lanes]:
         else:
             lanes[name] = Lanes("slot", list(range(_pack(attempts, end_of_running))))
     return lanes
+
+
+def _pack_per_host(attempts: list[Attempt], hosts: list[str], end_of_running: float) -> int:
+    """Slots packed per host, the hosts' blocks one after another (in host order); the lanes in all."""
+    base = 0
+    for host in hosts:
+        mine = [a for a in attempts if (a.host or "") == host]
+        count = _pack(mine, end_of_running)
+        for attempt in mine:
+            attempt.slot += base
+        base += count
+    return base
 
 
 def _pack(attempts: list[Attempt], end_of_running: float) -> int:
