@@ -32,6 +32,7 @@ class Progress:
 
     def __init__(self) -> None:
         self.started_at = time.monotonic()
+        self.first_start: float | None = None  # when the first command started (after a pending allocation)
         self.queued = 0
         self.running = 0
         self.statuses: Counter[str] = Counter()
@@ -57,6 +58,8 @@ class Progress:
                 self.queued += 1
                 self.inputs_changed += command.inputs_changed
             elif event == "started":
+                if self.first_start is None:
+                    self.first_start = time.monotonic()
                 self.queued -= 1
                 self.running += 1
                 self.running_now[command.seq] = command
@@ -126,11 +129,13 @@ class Progress:
         return time.monotonic() - self.started_at
 
     def eta(self) -> float | None:
-        """Seconds left, from the pace so far; None until something finished."""
+        """Seconds left, from the pace since the first command started (the wait for a Slurm allocation, or
+        for a connection, is no pace); None until something finished."""
         done = self.finished - self.resumed
         if done <= 0 or self.queued + self.running == 0:
             return None
-        return self.elapsed / done * (self.queued + self.running)
+        busy = time.monotonic() - (self.first_start if self.first_start is not None else self.started_at)
+        return busy / done * (self.queued + self.running)
 
     def line(self) -> str:
         with self.lock:

@@ -84,7 +84,7 @@ class RunLog:
     # -- events (engine thread) -------------------------------------------------------------------------------
 
     def __call__(self, event: str, command: Command, **details: Any) -> None:
-        if self._fd is None or event == "planned":
+        if self._fd is None:
             return
         record: dict[str, Any] = {"event": event, "time": time.time(), "seq": command.seq, "name": command.name}
         if event == "queued":

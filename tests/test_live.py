@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -82,3 +83,20 @@ def test_LiveReporter_uses_no_colour_under_NO_COLOR(tmp_path: Path) -> None:
     assert COUNTS.search(CSI.sub("", raw))
     assert "hello from config" in screen_lines(raw)
     assert colour_codes(raw) == set()
+
+
+def test_eta_counts_the_pace_from_the_first_start_not_a_wait_before_it() -> None:
+    from parallux._handles import Command, Completion, Result
+    from parallux._progress import Progress
+    progress = Progress()
+    progress.started_at -= 100  # a hundred seconds waiting for an allocation before anything ran
+    commands = [Command(Completion(), name=f"c{i}", seq=i, command="true", command_text="true", work_relpath=f"w{i}",
+                        timeout=None, check=True) for i in range(4)]
+    for command in commands:
+        progress("queued", command)
+    for command in commands[:2]:
+        progress("started", command)
+    progress.first_start = time.monotonic() - 2  # the first two started 2 s ago; one has finished
+    progress("finished", commands[0], result=Result(commands[0], "ok"))
+    eta = progress.eta()
+    assert eta is not None and 5 < eta < 7  # 2 s per command, 3 left: ~6 s -- not ~300 s

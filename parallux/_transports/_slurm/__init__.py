@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections import deque
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -178,6 +179,9 @@ def allocate(request: slurm.Request, *, dry_run: bool) -> Allocation:
         allocation = Allocation(request, job_id=inside, own=False, nodes=names, time_limit=left)
         allocation.start_clock(left)
         return allocation
+    if inside:
+        print(f"parallux: note: goal.slurm({request.runner!r}, nodes={request.nodes}) runs inside job {inside} "
+              "and submits an allocation of its own; leave nodes= out to use this job's nodes", file=sys.stderr)
     limit = slurm.duration(request.time) if request.time else None
     if dry_run:
         slurm.submit(request, test_only=True)
