@@ -399,3 +399,17 @@ def test_sigkill_while_pending_cancels_the_pending_allocation(cluster: SlurmClus
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_nodes_given_inside_an_allocation_says_it_submits_another(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.setRunner(goal.slurm("more", nodes=1, workspace="ws"))
+        goal.schd("true")
+    """)
+    out = tmp_path / "batch.out"
+    cluster.run("sbatch", "-N1", f"--output={out}", f"--export=ALL,HOME={tmp_path}",
+                "--wrap", f"cd {tmp_path} && exec {sys.executable} -m parallux --dry-run config.py")
+    wait_for("the batch job to end", lambda: not cluster.jobs(), timeout=60)
+    text = out.read_text()
+    assert "runs inside job" in text and "leave nodes= out" in text and "nothing was started" in text, text
