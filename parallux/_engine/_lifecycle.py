@@ -194,11 +194,15 @@ class Lifecycle:
         left = seat.transport.time_left()
         if left is None or not seat.alive:
             return
-        nodes = [s for s in self.seats if s.transport.group is seat.transport.group]
-        if any(s.active for s in nodes):
+        if any(s.active for s in self.seats if s.transport.group is seat.transport.group):
             return
-        wanted = [c for queue in self.scheduler.queues.values() for c in queue if seat in c.candidates]
-        if wanted and all(c.timeout and c.timeout > left for c in wanted):
+        wanted = False
+        for queue in self.scheduler.queues.values():  # a class's commands share their candidates
+            if queue and seat in queue[0].candidates:
+                if any(not (c.timeout and c.timeout > left) for c in queue):
+                    return  # one would fit the time left: it waits for something else
+                wanted = True
+        if wanted:
             seat.transport.renew()
 
     def _should_retry(self, command: Command, result: Result) -> bool:

@@ -167,7 +167,7 @@ class Seat:
         return (self.alive or self.transport.expected) and self.quarantined is None
 
     def can_take_now(self, command: Command) -> bool:
-        if not self.alive or not self.accepting or self.slots is None or self.slots.available_tokens < 1:
+        if not self.alive or self.quarantined is not None or self.slots is None or self.slots.available_tokens < 1:
             return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
             return False

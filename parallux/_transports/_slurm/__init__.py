@@ -53,6 +53,7 @@ class SlurmTransport(Transport):
         self._stderr: deque[str] = deque(maxlen=STDERR_KEPT)
         self._given_up: str | None = None
         self._failures = 0
+        self._hello_seen = False  # the current launcher said hello (what fails then is the node, not its start)
 
     def describe(self, name: str) -> str:
         where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
@@ -96,13 +97,16 @@ class SlurmTransport(Transport):
         """The CPUs the allocation has on the node (the launcher's step holds all of them: ``--whole``)."""
         return int(facts.get("usable_cores") or facts.get("logical_cores") or 1)
 
+    def ready(self) -> None:
+        self._hello_seen = True
+
     def failed(self, why: str) -> None:
-        """The launcher did not start (or its node was refused): tried again on the allocation's next
-        opening, up to STARTS times; a refusal of the node itself (its CPUs) is final at once."""
+        """The launcher did not start: tried again on the allocation's next opening, up to STARTS times.
+        One that said hello and was refused (its node lacks the core pool's CPUs, or numactl) is final."""
         said = "; ".join(line for line in self._stderr if line.strip())
         why += f" (srun: {said})" if said and said not in why else ""
         self._failures += 1
-        if self._failures >= STARTS or "core_pool" in why or "numactl" in why:
+        if self._failures >= STARTS or self._hello_seen:
             self._given_up = why
 
     def wanting(self, delta: int) -> None:
@@ -123,6 +127,7 @@ class SlurmTransport(Transport):
             self._given_up = self._given_up or self.allocation.failure or "the run is ending"
             raise RunnerError(f"{self.describe(name)}: {self._given_up}") from None
         self._stderr.clear()
+        self._hello_seen = False
         try:
             argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python))
             try:  # its own session: the terminal's Ctrl-C is parallux's, and srun must never get a signal

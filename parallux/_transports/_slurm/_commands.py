@@ -187,11 +187,6 @@ async def job_state(job_id: str) -> JobState:
     return JobState(state, None if reason in ("None", "") else reason, nodelist, duration(left))
 
 
-def time_limit_now(job_id: str) -> float | None:
-    """The job's time limit in seconds (None: unlimited), synchronously (main thread)."""
-    return duration(_squeue_now(job_id, "%l"))
-
-
 def submitted_now(job_id: str) -> tuple[str | None, str | None, float | None]:
     """A job just submitted: its state, pending reason and time limit (main thread)."""
     state, reason, limit = (_squeue_now(job_id, "%T|%r|%l").split("|") + ["", "", ""])[:3]
