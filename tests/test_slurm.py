@@ -4,12 +4,14 @@ allocation that ends under the run (time limit, scancel), Ctrl-C and SIGKILL, an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,9 +41,17 @@ def run(cluster: SlurmCluster, cwd: Path, *args: str, timeout: float = 120) -> s
                           timeout=timeout, env=env_of(cluster, cwd))
 
 
-def start(cluster: SlurmCluster, cwd: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "parallux", *args], cwd=cwd, stdout=subprocess.PIPE,
+@contextlib.contextmanager
+def started(cluster: SlurmCluster, cwd: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """The CLI running in the background; killed on the way out if the test left it running."""
+    proc = subprocess.Popen([sys.executable, "-m", "parallux", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env_of(cluster, cwd))
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def wait_for(what: str, check, timeout: float = WAIT) -> None:
@@ -201,8 +211,7 @@ def test_a_pending_allocation_queues_the_commands_until_it_runs(cluster: SlurmCl
             goal.schd("echo $PARALLUX_NODE; sleep 0.5")
         print(sorted({r.read_stdout().strip() for r in goal.issue().sync()}))
     """)
-    proc = start(cluster, tmp_path, "config.py")
-    try:
+    with started(cluster, tmp_path, "config.py") as proc:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.startswith("waiting job ") and "pending" in first, first
@@ -210,9 +219,6 @@ def test_a_pending_allocation_queues_the_commands_until_it_runs(cluster: SlurmCl
         assert proc.poll() is None and not list((tmp_path / "ws").glob("*/*/stdout.txt"))  # nothing ran yet
         cluster.run("scancel", holder)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, err
     assert "['n1', 'n2', 'n3']" in out
     assert "pending" in err and "running on n[1-3]" in err
@@ -229,16 +235,12 @@ def test_scancel_from_outside_ends_commands_error_and_they_rerun_on_a_new_alloca
         r = goal.run("if [ -e $HOME/seen ]; then echo again; else touch $HOME/seen; sleep 300; fi", retries=1).sync()
         print("attempts", [a["status"] for a in r.attempts], r.read_stdout().strip(), node.job_id)
     """)
-    proc = start(cluster, tmp_path, "config.py")
-    try:
+    with started(cluster, tmp_path, "config.py") as proc:
         assert proc.stdout is not None
         job = proc.stdout.readline().split()[1]
         wait_for("the first attempt to run", lambda: (tmp_path / "seen").exists())
         cluster.run("scancel", job)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, err
     attempts = next(line for line in out.splitlines() if line.startswith("attempts"))
     assert attempts.startswith("attempts ['error', 'ok'] again ") and not attempts.endswith(f" {job}"), out
@@ -275,8 +277,7 @@ def test_stopping_parallux_leaves_nothing_on_the_cluster(cluster: SlurmCluster, 
             goal.schd("sleep 300", env={{"TOKEN": "{token}"}})
         goal.issue()
     """)
-    proc = start(cluster, tmp_path, "config.py")
-    try:
+    with started(cluster, tmp_path, "config.py") as proc:
         wait_for("the commands to run", lambda: len(pids_with_env(token)) >= 3)
         if how == "ctrl-c":
             proc.send_signal(signal.SIGINT)
@@ -286,9 +287,6 @@ def test_stopping_parallux_leaves_nothing_on_the_cluster(cluster: SlurmCluster, 
             proc.kill()
             proc.communicate(timeout=10)
         ends_clean(cluster, token)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_refusals_are_config_errors_before_anything_runs(cluster: SlurmCluster, tmp_path: Path) -> None:
@@ -386,8 +384,7 @@ def test_sigkill_while_pending_cancels_the_pending_allocation(cluster: SlurmClus
         goal.setRunner(everything)
         goal.run("true").sync()
     """)
-    proc = start(cluster, tmp_path, "config.py")
-    try:
+    with started(cluster, tmp_path, "config.py") as proc:
         assert proc.stdout is not None
         job = proc.stdout.readline().split()[1]
         assert any(j == job and s == "PENDING" for j, s, _ in cluster.jobs())
@@ -396,9 +393,6 @@ def test_sigkill_while_pending_cancels_the_pending_allocation(cluster: SlurmClus
         # its watcher cancels it: it must not start later and hold the nodes for nothing
         wait_for("the pending allocation to be cancelled", lambda: job not in [j for j, _, _ in cluster.jobs()],
                  timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_nodes_given_inside_an_allocation_says_it_submits_another(cluster: SlurmCluster, tmp_path: Path) -> None:
