@@ -14,6 +14,7 @@ import ctypes.util
 import os
 import sys
 import threading
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -68,8 +69,23 @@ def _library_lookup_without_compiler() -> Iterator[None]:
         util.find_library = original
 
 
-with _library_lookup_without_compiler():
+def _third_party_warnings_silenced() -> None:
+    """A user's terminal shows parallux's own words, never a dependency's: the newest ``cryptography``
+    warns (``CryptographyDeprecationWarning: DSA is deprecated``) while asyncssh imports it, and may warn
+    again when asyncssh calls it. Installed for the whole process, after the import; by class, so that every
+    other warning, parallux's own included, stays visible."""
+    try:
+        from cryptography.utils import CryptographyDeprecationWarning
+    except ImportError:  # an older or newer cryptography without that class: nothing of it to silence
+        return
+    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
+
+
+with _library_lookup_without_compiler(), warnings.catch_warnings():
+    # whatever asyncssh and its dependencies warn of while they import is theirs, not the user's
+    warnings.simplefilter("ignore")
     import asyncssh
+_third_party_warnings_silenced()
 import trio_asyncio  # noqa: E402  (after asyncssh, as before)
 
 
