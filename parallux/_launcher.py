@@ -1142,7 +1142,7 @@ class Frames(object):
 # So that files need nothing on the runner but this launcher (no SFTP subsystem, no scp), they travel as
 # requests and events of the protocol, under an id parallux gives each transfer:
 #
-#   {"op": "walk", "id": 3, "root": "/w/bin", "recursive": true, "window": 4}
+#   {"op": "walk", "id": 3, "root": "/w/bin", "recursive": true, "follow": true, "window": 4}
 #       -> {"ev": "walk", "id": 3, "entries": [[relpath, kind, size, mtime_ns, mode, target], ...]}  (pages)
 #          {"ev": "end", "id": 3}            the tree's manifest, for the quick check (see walk)
 #   {"op": "get", "id": 4, "root": "/w/out", "files": [relpath, ...], "window": 8, "chunk": 524288}
@@ -1157,10 +1157,12 @@ class Frames(object):
 #   {"op": "abort", "id": 5}                 forget the transfer; its temporary files are removed
 #
 # A relpath "" is the root itself (a single file). A data frame's parts say whose bytes it carries: index
-# into the transfer's files, length, and whether that file is complete with them; small files go many to a
-# frame, a big one over several. What a transfer makes this launcher send is bounded whatever the size of
-# the tree: a walk or a get sends a page or frame only against credit, which parallux grants as it consumes
-# them; parallux keeps only a few of a put's frames unacknowledged. A transfer that fails ends with
+# into the transfer's files, length, and whether that file is complete with them (true), or not yet
+# (false), or "again": it changed while it was read, what came of it is dropped and it comes again from its
+# start (see TreeReader); small files go many to a frame, a big one over several. What a transfer makes
+# this launcher send is bounded whatever the size of the tree: a walk or a get sends a page or frame only
+# against credit, which parallux grants as it consumes them; parallux keeps only a few of a put's frames
+# unacknowledged. A walk's "follow": false is a destination's (see walk). A transfer that fails ends with
 # {"ev": "end", "id": N, "error": "No space left on device: /w/bin/x", "errno": 28}. The reader and writer
 # below serve parallux too (_transfer.py): it reads what it puts and writes what it gets with them.
 
@@ -1169,6 +1171,11 @@ CHUNK = 1 << 19      # bytes of file data in a frame, unless the request says ot
 MAX_PARTS = 1000     # parts in one frame (a tree of many empty files)
 WALK_PAGE = 1000     # entries in one page of a walk
 NAME_KEPT = 200      # bytes of a file's name kept in its temporary name (a name has at most 255)
+AGAIN = "again"      # a part's last: the file changed while it was read and comes again
+RESENDS = 2          # times a file that changed while it was read is read again before that is an error
+DIRS_KEPT = 64       # directories a TreeWriter keeps open (cached by relpath)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class Files(object):
@@ -1188,7 +1195,7 @@ class Files(object):
             self.fail(transfer, exc)
 
     def do_walk(self, transfer, request, payload):
-        pages = walk_pages(fs(request["root"]), request.get("recursive", True))
+        pages = walk_pages(fs(request["root"]), request.get("recursive", True), request.get("follow", True))
         self.start_stream(transfer, pages, request)
 
     def do_get(self, transfer, request, payload):
@@ -1290,17 +1297,19 @@ def os_error(exc, path):
     return exc
 
 
-def walk(root, recursive=True):
+def walk(root, recursive=True, follow=True):
     """A tree's entries, each [relpath, kind, size, mtime_ns, mode, target]: kind "f" (a file), "d" (a
     directory), "l" (a symlink; target is what it points to) or "o" (anything else); mode without the file
     type bits. The root comes first, as relpath "": followed if it is a symlink (``put("bin", ...)`` of a
-    link to a directory copies the directory), whereas every symlink below it is an entry of its own. A
-    directory comes before what it holds. Raises OSError naming the path that could not be read."""
+    link to a directory copies the directory) -- a destination's (follow false) only to a directory, where
+    the copy goes, for a link at a file's place is replaced as ``rsync -a`` does. Every symlink below the
+    root is an entry of its own. A directory comes before what it holds. Raises OSError naming the path
+    that could not be read."""
     try:
-        info = os.stat(root)
+        info, link = root_info(root, follow)
     except OSError as exc:
         raise os_error(exc, root)
-    yield entry(b"", info, None)
+    yield entry(b"", info, link)
     if not recursive or not stat.S_ISDIR(info.st_mode):
         return
     pending = [b""]
@@ -1320,6 +1329,22 @@ def walk(root, recursive=True):
             raise os_error(exc, exc.filename if isinstance(exc.filename, bytes) else where)
 
 
+def root_info(root, follow):
+    """The stat of a walk's root and, if it is an entry of its own, its link's target."""
+    if follow:
+        return os.stat(root), None
+    info = os.lstat(root)
+    if not stat.S_ISLNK(info.st_mode):
+        return info, None
+    try:
+        target = os.stat(root)
+    except OSError:  # dangling
+        target = None
+    if target is not None and stat.S_ISDIR(target.st_mode):
+        return target, None
+    return info, os.readlink(root)
+
+
 def entry(rel, info, link):
     mode = info.st_mode
     kind = "f" if stat.S_ISREG(mode) else "d" if stat.S_ISDIR(mode) else "l" if link is not None else "o"
@@ -1327,9 +1352,9 @@ def entry(rel, info, link):
             wire(link) if link is not None else None]
 
 
-def walk_pages(root, recursive):
+def walk_pages(root, recursive, follow):
     page = []
-    for item in walk(root, recursive):
+    for item in walk(root, recursive, follow):
         page.append(item)
         if len(page) == WALK_PAGE:
             yield {"ev": "walk", "entries": page}, None
@@ -1352,7 +1377,10 @@ def read_frames(root, files, chunk):
 
 class TreeReader(object):
     """Reads files of a tree, in order, as the payloads of data frames of at most chunk bytes; never more
-    than one frame in memory."""
+    than one frame in memory. A file is read up to the size it had when it was opened. One that changed
+    meanwhile -- it ended early, or its path now names another size, mtime or inode than was opened -- would
+    make a copy that matches neither its old nor its new state: it is read again from its start, after a
+    part [index, 0, AGAIN] that has the writer drop what came of it; RESENDS times, then it is an error."""
 
     def __init__(self, root, files, chunk):
         self.root = root
@@ -1361,39 +1389,53 @@ class TreeReader(object):
         self.index = 0
         self.fd = None
         self.left = 0       # bytes still to read of the open file: its size when it was opened
+        self.opened = None  # (size, mtime_ns, inode, device) of the open file when it was opened
+        self.tries = 0      # times the file at index was found changed
 
     def next_frame(self):
-        """(parts, payload), or None once every file was read. A file is read up to the size it had when it
-        was opened: one that grows meanwhile is cut there, one that shrinks ends early."""
+        """(parts, payload), or None once every file was read."""
         parts, pieces, room = [], [], self.chunk
         while self.index < len(self.files) and room > 0 and len(parts) < MAX_PARTS:
-            if self.fd is None:
-                self.open_next()
             try:
+                if self.fd is None:
+                    self.open_next()
                 data = os.read(self.fd, min(room, self.left)) if self.left else b""
+                self.left -= len(data)
+                last = not data or not self.left
+                if last and self.changed():
+                    parts.append([self.index, 0, AGAIN])
+                    self.again()
+                    continue
             except OSError as exc:
+                self.close()
                 raise os_error(exc, self.path())
-            self.left -= len(data)
-            last = not data or not self.left
             parts.append([self.index, len(data), last])
             pieces.append(data)
             room -= len(data)
             if last:
                 self.close()
                 self.index += 1
+                self.tries = 0
         return (parts, b"".join(pieces)) if parts else None
 
     def path(self):
         return join(self.root, fs(self.files[self.index]))
 
     def open_next(self):
-        path = self.path()
-        try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            self.left = os.fstat(self.fd).st_size
-        except OSError as exc:
-            self.close()
-            raise os_error(exc, path)
+        self.fd = os.open(self.path(), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.opened = identity(os.fstat(self.fd))
+        self.left = self.opened[0]
+
+    def changed(self):
+        """Whether the file read to its end changed since it was opened (its path is looked up again: a file
+        replaced by another, say by an editor's rename, is sent as it is now)."""
+        return self.left > 0 or identity(os.stat(self.path())) != self.opened
+
+    def again(self):
+        self.close()
+        self.tries += 1
+        if self.tries > RESENDS:
+            raise OSError(errno.EAGAIN, "Changed while it was read, %d times" % self.tries)
 
     def close(self):
         if self.fd is not None:
@@ -1401,21 +1443,60 @@ class TreeReader(object):
             self.fd = None
 
 
+def identity(info):
+    return info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev
+
+
 class TreeWriter(object):
     """Writes the files of a tree from data frames. Each file is written under a temporary name in its own
     directory (``.NAME.XXXXXXXX.parallux``) and renamed when it is complete, with its mode and mtime: no
-    partial file ever has the final name. abort() removes the temporary files of what was not complete."""
+    partial file ever has the final name. abort() removes the temporary files of what was not complete.
+
+    Nothing below the root is followed (as ``rsync -a``; the ``openat`` idiom of ``shutil.rmtree``): each
+    directory is opened from its parent's descriptor with O_NOFOLLOW, every name is made, renamed or changed
+    relative to its directory's descriptor, and a symlink where a directory is to be is replaced by one, as
+    one where a file is to be is replaced by the file's rename. The root is followed: the user named it."""
 
     def __init__(self, root, files):
         self.root = root
         self.files = files  # [[relpath, mode, mtime_ns], ...], which the frames' parts index
-        self.open = {}      # index -> [fd (None once closed), temporary path]
+        self.open = {}      # index -> [fd (None once closed), its directory's fd, temporary name, name]
+        self.dirs = {}      # relpath of a directory (None: the root's parent) -> its fd
 
     def path_of(self, rel):
         name = fs(rel)
         if name and (name.startswith(b"/") or any(p in (b"", b".", b"..") for p in name.split(b"/"))):
             raise ValueError("not a path inside the tree: %r" % (rel,))
         return join(self.root, name)
+
+    def place(self, rel):
+        """(fd of its directory, name) of an entry below the root, or of a single file's root (the root's
+        parent's fd) -- its directory reached without following a link below the root."""
+        self.path_of(rel)  # (checked)
+        if len(self.dirs) >= DIRS_KEPT:
+            self.close_dirs()
+        if not rel:
+            return self.dir_fd(None), os.path.basename(self.root)
+        head, _, name = fs(rel).rpartition(b"/")
+        return self.dir_fd(head), name
+
+    def dir_fd(self, rel):
+        fd = self.dirs.get(rel)
+        if fd is None:
+            if rel is None:
+                fd = os.open(os.path.dirname(self.root) or b".", DIR_FLAGS)
+            elif rel == b"":
+                fd = os.open(self.root, DIR_FLAGS)
+            else:
+                head, _, name = rel.rpartition(b"/")
+                fd = os.open(name, DIR_FLAGS | NOFOLLOW, dir_fd=self.dir_fd(head))
+            self.dirs[rel] = fd
+        return fd
+
+    def close_dirs(self):
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.dirs = {}
 
     def make_dirs(self, dirs):
         """The root's parents, then these directories ([relpath, mode, mtime_ns], parents first), created
@@ -1429,14 +1510,37 @@ class TreeWriter(object):
         for rel, mode, _ in dirs:
             path = self.path_of(rel)
             try:
-                os.mkdir(path, mode | 0o700)
-            except FileExistsError:
-                if not os.path.isdir(path):
-                    raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)", wire(path))
-                if not os.access(path, os.W_OK | os.X_OK):  # copied read-only last time: writable until finish()
-                    set_attributes(path, stat.S_IMODE(os.stat(path).st_mode) | 0o700, None)
+                if rel:
+                    self.make_dir(rel, mode)
+                else:
+                    self.make_root(mode)
             except OSError as exc:
                 raise os_error(exc, path)
+
+    def make_root(self, mode):
+        try:
+            os.mkdir(self.root, mode | 0o700)
+        except FileExistsError:
+            if not os.path.isdir(self.root):
+                raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)")
+            if not os.access(self.root, os.W_OK | os.X_OK):  # copied read-only last time: writable until finish()
+                set_attributes(self.root, stat.S_IMODE(os.stat(self.root).st_mode) | 0o700, None)
+
+    def make_dir(self, rel, mode):
+        parent, name = self.place(rel)
+        try:
+            os.mkdir(name, mode | 0o700, dir_fd=parent)
+            return
+        except FileExistsError:
+            pass
+        info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        if stat.S_ISLNK(info.st_mode):  # never written through: replaced, as rsync -a does
+            os.unlink(name, dir_fd=parent)
+            os.mkdir(name, mode | 0o700, dir_fd=parent)
+        elif not stat.S_ISDIR(info.st_mode):
+            raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)")
+        elif not os.access(name, os.W_OK | os.X_OK, dir_fd=parent):  # copied read-only last time
+            set_attributes_at(parent, name, stat.S_IMODE(info.st_mode) | 0o700, None)
 
     def write(self, parts, payload):
         view = memoryview(payload)
@@ -1444,33 +1548,52 @@ class TreeWriter(object):
         for index, length, last in parts:
             path = self.path_of(self.files[index][0])
             try:
+                if last == AGAIN:
+                    self.restart(index)
+                    continue
                 if index not in self.open:
-                    self.create(index, path)
+                    self.create(index)
                 fd = self.open[index][0]
                 piece = view[offset:offset + length]
                 while piece:
                     piece = piece[os.write(fd, piece):]
                 if last:
-                    self.complete(index, path)
+                    self.complete(index)
             except OSError as exc:
                 raise os_error(exc, path)
             offset += length
 
-    def create(self, index, path):
-        temp = temporary_name(path)
-        self.open[index] = [os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                                    0o600), temp]
+    def create(self, index):
+        parent, name = self.place(self.files[index][0])
+        parent = os.dup(parent)  # (the cache may close its own while the file is written)
+        temp = temporary_name(name)
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                         0o600, dir_fd=parent)
+        except OSError:
+            os.close(parent)
+            raise
+        self.open[index] = [fd, parent, temp, name]
 
-    def complete(self, index, path):
+    def restart(self, index):
+        """The file changed while it was read: what was written of it goes, it comes again."""
+        if index in self.open:
+            fd = self.open[index][0]
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+
+    def complete(self, index):
         _, mode, mtime = self.files[index]
         state = self.open[index]
-        fd, state[0] = state[0], None
+        fd, parent, temp, name = state
+        state[0] = None
         try:
             os.fchmod(fd, mode)
             os.utime(fd, ns=(mtime, mtime))
         finally:
             os.close(fd)
-        os.rename(state[1], path)
+        os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)  # (over a link: the link is replaced)
+        os.close(parent)
         del self.open[index]
 
     def finish(self, links, attrs, dirs):
@@ -1478,40 +1601,56 @@ class TreeWriter(object):
         for their mode, then the directories' modes and mtimes, deepest first: writing into a directory
         changes its mtime, so its own comes last."""
         for rel, target, mtime in links:
-            path = self.path_of(rel)
-            temp = temporary_name(path)
             try:
-                os.symlink(fs(target), temp)
-                try:
-                    os.rename(temp, path)
-                except OSError:
-                    os.unlink(temp)
-                    raise
+                self.make_link(rel, target, mtime)
             except OSError as exc:
-                raise os_error(exc, path)
-            try:
-                os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
-            except (NotImplementedError, OSError):  # (a system without lutimes: the link's time is kept)
-                pass
-        for rel, mode, _ in attrs:
-            set_attributes(self.path_of(rel), mode, None)
+                raise os_error(exc, self.path_of(rel))
+        for rel, mode, _ in attrs:  # (a single file's root too: by its parent's descriptor, not followed)
+            self.set_attributes_of(rel, mode, None)
         for rel, mode, mtime in sorted(dirs, reverse=True):
-            set_attributes(self.path_of(rel), mode, mtime)
+            if rel:
+                self.set_attributes_of(rel, mode, mtime)
+            else:
+                set_attributes(self.root, mode, mtime)  # (the root: followed)
+        self.close_dirs()
+
+    def set_attributes_of(self, rel, mode, mtime):
+        try:
+            parent, name = self.place(rel)
+            set_attributes_at(parent, name, mode, mtime)
+        except OSError as exc:
+            raise os_error(exc, self.path_of(rel))
+
+    def make_link(self, rel, target, mtime):
+        parent, name = self.place(rel)
+        temp = temporary_name(name)
+        os.symlink(fs(target), temp, dir_fd=parent)
+        try:
+            os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        except OSError:
+            os.unlink(temp, dir_fd=parent)
+            raise
+        try:
+            os.utime(name, ns=(mtime, mtime), dir_fd=parent, follow_symlinks=False)
+        except (NotImplementedError, OSError):  # (a system without lutimes: the link's time is kept)
+            pass
 
     def abort(self):
-        for fd, temp in self.open.values():
+        for fd, parent, temp, _ in self.open.values():
             try:
                 if fd is not None:
                     os.close(fd)
-                os.unlink(temp)
+                os.unlink(temp, dir_fd=parent)
             except OSError:
                 pass
+            finally:
+                os.close(parent)
         self.open = {}
+        self.close_dirs()
 
 
-def temporary_name(path):
-    head, name = os.path.split(path)
-    return os.path.join(head, b"." + name[:NAME_KEPT] + b"." + os.urandom(4).hex().encode() + b".parallux")
+def temporary_name(name):
+    return b"." + name[:NAME_KEPT] + b"." + os.urandom(4).hex().encode() + b".parallux"
 
 
 def set_attributes(path, mode, mtime):
@@ -1521,6 +1660,27 @@ def set_attributes(path, mode, mtime):
             os.utime(path, ns=(mtime, mtime))
     except OSError as exc:
         raise os_error(exc, path)
+
+
+def set_attributes_at(parent, name, mode, mtime):
+    """Mode (and mtime) of name in the directory parent, never through a link: by a descriptor opened with
+    O_NOFOLLOW, or, where its owner may not open it (not readable), by name once lstat shows no link."""
+    try:
+        fd = os.open(name, os.O_RDONLY | NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0),
+                     dir_fd=parent)
+    except PermissionError:
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, "A symbolic link (not followed)")
+        os.chmod(name, mode, dir_fd=parent)
+        if mtime is not None:
+            os.utime(name, ns=(mtime, mtime), dir_fd=parent)
+        return
+    try:
+        os.fchmod(fd, mode)
+        if mtime is not None:
+            os.utime(fd, ns=(mtime, mtime))
+    finally:
+        os.close(fd)
 
 
 # -- facts about this machine -----------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 import trio
 
 from ._errors import RunnerError
-from ._launcher import CHUNK, TreeReader, TreeWriter, describe_os_error
-from ._quickcheck import Entry, Failed, Manifest, Plan, local_manifest, plan
+from ._launcher import AGAIN, CHUNK, TreeReader, TreeWriter, describe_os_error
+from ._quickcheck import Entry, Failed, Manifest, Plan, local_manifest, plan, put_manifest
 
 if TYPE_CHECKING:
     from ._engine._seat import Seat
@@ -81,13 +81,13 @@ async def put(seat: Seat, source: str, target: str, tell: Tell,
     transfer = Transfer(_what=f"put {source} -> {seat.name}:{target}")
     with _shown(tell, transfer), _as_runner_error(seat, f"put {source} -> {target}"):
         client = _client(seat)
-        entries = manifest if manifest is not None else await _local(local_manifest, source)
+        entries = manifest if manifest is not None else await _local(put_manifest, source)
         if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-        there = await remote_manifest(client, target, recursive=entries[0].kind == "d")
+        there = await remote_manifest(client, target, recursive=entries[0].kind == "d", follow=False)
         if entries[0].kind != "d" and there and there[""].kind == "d":  # a file into an existing directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-            there = await remote_manifest(client, target, recursive=False)
+            there = await remote_manifest(client, target, recursive=False, follow=False)
         work = plan(entries, there or {})
         transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
         if work.needed:
@@ -108,7 +108,7 @@ async def get(seat: Seat, source: str, target: str, tell: Tell) -> Transfer:
             raise Failed(f"not a file or directory: {source}")
         if root.kind == "f" and (target.endswith("/") or os.path.isdir(target)):
             target = os.path.join(target, posixpath.basename(source.rstrip("/")))
-        here = await _local(local_manifest, target, root.kind == "d", False)
+        here = await _local(local_manifest, target, root.kind == "d", False, False)
         work = plan(list(there.values()), {entry.rel: entry for entry in here or ()})
         transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
         if work.needed:
@@ -129,7 +129,7 @@ async def read(seat: Seat, path: str) -> bytes:
                     return b""
                 if event["ev"] == "end":
                     return bytes(data)
-                data += payload or b""
+                _append(data, event["parts"], payload or b"")
                 exchange.post({"op": "credit", "frames": 1})
     raise AssertionError("unreachable")  # (for the type checker: the loop returns or raises)
 
@@ -139,7 +139,7 @@ async def put_everywhere(runners: list[tuple[Seat, ...]], source: str, target: s
     """``goal.put()``: the same local file or tree to every runner at once (to a Slurm runner's nodes in
     turn, see :func:`put_in_turn`), walked here once."""
     try:
-        entries = await _local(local_manifest, source)
+        entries = await _local(put_manifest, source)
     except Failed as exc:
         names = ", ".join(repr(seats[0].name) for seats in runners)
         raise RunnerError(f"goal.put({source!r}, {target!r}) to {names}: {exc}") from None
@@ -183,10 +183,12 @@ async def put_in_turn(seats: tuple[Seat, ...], source: str, target: str, tell: T
 
 # -- the destination's manifest ----------------------------------------------------------------------------
 
-async def remote_manifest(client: LauncherClient, root: str, recursive: bool) -> Manifest | None:
-    """The entries of a file or tree on the runner, by relpath (None if it does not exist)."""
+async def remote_manifest(client: LauncherClient, root: str, recursive: bool,
+                          follow: bool = True) -> Manifest | None:
+    """The entries of a file or tree on the runner, by relpath (None if it does not exist); ``follow``
+    False: a destination's (see ``_launcher.walk``)."""
     entries: Manifest = {}
-    request = {"op": "walk", "root": root, "recursive": recursive, "window": WALK_WINDOW}
+    request = {"op": "walk", "root": root, "recursive": recursive, "follow": follow, "window": WALK_WINDOW}
     with _Exchange(client, request) as exchange:
         try:
             while True:
@@ -218,7 +220,7 @@ async def _send(client: LauncherClient, source: str, target: str, work: Plan, tr
                     exchange.post({"op": "data", "parts": parts}, payload)
                     in_flight += 1
                     transfer.bytes_sent += len(payload)
-                    transfer.files_sent += sum(1 for part in parts if part[2])
+                    transfer.files_sent += sum(part[2] is True for part in parts)
         finally:
             reader.close()
         for _ in range(in_flight):
@@ -235,6 +237,16 @@ def _read_batch(reader: TreeReader) -> list[tuple[list[list[Any]], bytes]]:
     while len(frames) < BATCH and (frame := reader.next_frame()) is not None:
         frames.append(frame)
     return frames
+
+
+def _append(data: bytearray, parts: list[list[Any]], payload: bytes) -> None:
+    """A frame of a file read whole; a part AGAIN (it changed while it was read) drops what came before."""
+    offset = 0
+    for _, length, last in parts:
+        if last == AGAIN:
+            data.clear()
+        data += payload[offset:offset + length]
+        offset += length
 
 
 def _write_frames(writer: TreeWriter, frames: list[TransferEvent]) -> None:
@@ -268,7 +280,7 @@ async def _receive(client: LauncherClient, source: str, target: str, work: Plan,
                     if not ended:
                         exchange.post({"op": "credit", "frames": len(frames)})
                     transfer.bytes_sent += sum(len(payload or b"") for _, payload in frames)
-                    transfer.files_sent += sum(1 for event, _ in frames for part in event["parts"] if part[2])
+                    transfer.files_sent += sum(part[2] is True for event, _ in frames for part in event["parts"])
         await _local(writer.finish, work.links, work.attrs, work.dirs)
         transfer.files_sent += len(work.links)
     except BaseException:
