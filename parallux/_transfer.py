@@ -9,9 +9,9 @@ A transfer is a short conversation with the runner's launcher (the requests are 
 2. **Quick check** (:func:`plan`, rsync's): a file whose size and mtime already match is skipped; one that
    only differs in mode gets its mode set; symlinks are compared by target.
 3. **Data**, in frames of up to 512 KiB of raw bytes (small files many to a frame, a big file over several),
-   written on the other side under a temporary name and renamed when complete. A put keeps PUT_WINDOW
-   frames unacknowledged; a get lets the launcher send GET_WINDOW frames ahead, granting more as they are
-   written. Either way both sides hold a few MiB whatever the size of the file or tree.
+   written on the other side under a temporary name, never through a link, renamed when complete (a file
+   that changed while it was read is sent again). A put keeps PUT_WINDOW frames unacknowledged; a get lets
+   the launcher send GET_WINDOW frames ahead, granting more as they are written: a few MiB in memory at most.
 4. **Finish**: symlinks, modes of unchanged files, then the directories' modes and mtimes, deepest first.
 
 File I/O on this side runs in worker threads (``trio.to_thread``), one frame at a time, so that a slow

@@ -212,11 +212,14 @@ def test_reader_gives_up_on_a_file_that_keeps_changing_naming_it(tmp_path: Path)
 
 def test_a_source_that_keeps_changing_is_an_error_and_leaves_no_copy(sshd_server: SshdServer,
                                                                      tmp_path: Path) -> None:
-    # A second process appends to the source all along: every read of it sees it change.
+    # A second process appends to the source all along, from before the put starts, so that every read of it
+    # should see it change. Should that process be held up through one whole read (a busy machine), the put
+    # succeeds with a copy of what it read: that race was missed, the put is made again.
     source = tmp_path / "log.bin"
-    source.write_bytes(os.urandom(8 << 20))
+    source.write_bytes(os.urandom(32 << 20))
+    copy = tmp_path / "ws" / "log.bin"
     config = write_config(tmp_path, f"""
-        import subprocess, sys
+        import os, subprocess, sys, time
         from parallux import RunnerError
         {runner_line("ssh", tmp_path / "ws")}
         appender = subprocess.Popen([sys.executable, "-c", '''if 1:
@@ -227,10 +230,17 @@ def test_a_source_that_keeps_changing_is_an_error_and_leaves_no_copy(sshd_server
                     time.sleep(0.0002)
         '''])
         try:
-            runner.put({str(source)!r}, "log.bin")
-            print("sent")
-        except RunnerError as exc:
-            print(exc)
+            while os.path.getsize({str(source)!r}) == {32 << 20}:
+                time.sleep(0.01)
+            for attempt in range(10):
+                try:
+                    runner.put({str(source)!r}, "log.bin")
+                except RunnerError as exc:
+                    print(exc)
+                    break
+                os.unlink({str(copy)!r})
+            else:
+                print("never an error")
         finally:
             appender.kill()
             appender.wait()
@@ -238,7 +248,7 @@ def test_a_source_that_keeps_changing_is_an_error_and_leaves_no_copy(sshd_server
     done = run(sshd_server, config)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(f": Changed while it was read, {RESENDS + 1} times: {source}"), done.stdout
-    assert not (tmp_path / "ws" / "log.bin").exists() and leftovers(tmp_path / "ws") == []
+    assert not copy.exists() and leftovers(tmp_path / "ws") == []
 
 
 # -- what a put leaves behind -------------------------------------------------------------------------------
