@@ -13,13 +13,16 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from parallux._launcher import AGAIN, CHUNK, RESENDS, TreeReader, TreeWriter, describe_os_error
 from tests.sshd import SshdServer
 from tests.test_ssh import write_config
-from tests.test_transfer import KINDS, leftovers, make_tree, run, runner_line, tree_state
+from tests.test_transfer import KINDS, leftovers, make_tree, run, runner_line, tree_state, unprivileged_launcher
+
+__all__ = ["unprivileged_launcher"]  # (a fixture)
 
 T0 = 1_600_000_000_000_000_000
 
@@ -112,6 +115,31 @@ def test_put_and_get_replace_a_link_to_a_file_outside(sshd_server: SshdServer, t
     for tree in (put_tree, get_tree):
         assert full_state(tree / "dir") == full_state(source / "dir")
     assert leftovers(tmp_path / "ws") == [] and leftovers(get_tree) == []
+
+
+def test_a_mode_is_set_even_where_its_owner_may_not_read(sshd_server: SshdServer, tmp_path: Path,
+                                                         unprivileged_launcher: Any) -> None:
+    # Not to follow a link, a mode is set through a descriptor opened with O_NOFOLLOW; a file its owner (here:
+    # nobody) may not read cannot be opened so, and gets its mode by name once lstat showed no link.
+    base, python = unprivileged_launcher
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "w").write_text("write-only\n")
+    (source / "w").chmod(0o200)
+    config = write_config(tmp_path, f"""
+        import os
+        {runner_line("ssh", base / "ws", extra=f", python={str(python)!r}")}
+        print(runner.put({str(source)!r}, "tree").files_sent)
+        os.chmod({str(source / "w")!r}, 0o240)  # its mode alone: still not readable by its owner
+        print(runner.put({str(source)!r}, "tree").files_sent, runner.put({str(source / "w")!r}, "w").files_sent)
+        os.chmod({str(source / "w")!r}, 0o640)
+        print(runner.put({str(source / "w")!r}, "w").files_sent)
+    """)
+    done = run(sshd_server, config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0", "1", "0"]
+    assert stat.S_IMODE((base / "ws" / "tree" / "w").stat().st_mode) == 0o240
+    assert stat.S_IMODE((base / "ws" / "w").stat().st_mode) == 0o640
 
 
 # -- a source that changes while it is sent -----------------------------------------------------------------
