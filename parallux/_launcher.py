@@ -1378,9 +1378,11 @@ def read_frames(root, files, chunk):
 class TreeReader(object):
     """Reads files of a tree, in order, as the payloads of data frames of at most chunk bytes; never more
     than one frame in memory. A file is read up to the size it had when it was opened. One that changed
-    meanwhile -- it ended early, or its path now names another size, mtime or inode than was opened -- would
-    make a copy that matches neither its old nor its new state: it is read again from its start, after a
-    part [index, 0, AGAIN] that has the writer drop what came of it; RESENDS times, then it is an error."""
+    meanwhile -- it ended early, or its size, mtime or ctime differ once it was read -- would make a copy
+    that matches neither its old nor its new state: it is read again from its start, after a part
+    [index, 0, AGAIN] that has the writer drop what came of it; RESENDS times, then it is an error. (Both
+    looks are fstat's of the descriptor read: a file that its path no longer names, replaced by a rename,
+    was read whole as it was; and a path's stat may disagree with its descriptor's on some file systems.)"""
 
     def __init__(self, root, files, chunk):
         self.root = root
@@ -1389,7 +1391,7 @@ class TreeReader(object):
         self.index = 0
         self.fd = None
         self.left = 0       # bytes still to read of the open file: its size when it was opened
-        self.opened = None  # (size, mtime_ns, inode, device) of the open file when it was opened
+        self.opened = None  # (size, mtime_ns, ctime_ns) of the open file when it was opened
         self.tries = 0      # times the file at index was found changed
 
     def next_frame(self):
@@ -1427,9 +1429,9 @@ class TreeReader(object):
         self.left = self.opened[0]
 
     def changed(self):
-        """Whether the file read to its end changed since it was opened (its path is looked up again: a file
-        replaced by another, say by an editor's rename, is sent as it is now)."""
-        return self.left > 0 or identity(os.stat(self.path())) != self.opened
+        """Whether the file read to its end changed since it was opened (ctime too: a tool that restores
+        the mtime of what it rewrote cannot restore that)."""
+        return self.left > 0 or identity(os.fstat(self.fd)) != self.opened
 
     def again(self):
         self.close()
@@ -1444,7 +1446,7 @@ class TreeReader(object):
 
 
 def identity(info):
-    return info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 class TreeWriter(object):
