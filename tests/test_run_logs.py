@@ -372,3 +372,19 @@ def test_every_view_survives_random_changes_to_a_real_log(data: st.DataObject, r
             assert status == 0, (args, stderr)
             assert len(stderr.splitlines()) <= 3, (args, stderr)
     assert os.path.exists(path)
+
+
+def test_resume_takes_no_completion_record_that_does_not_fit(tmp_path: Path) -> None:
+    write_config(tmp_path, CONFIG)
+    cli(tmp_path, "config.py", "--", "n=3")
+    for name, change in (("0", {"attempt": "x", "start": "noon"}), ("1", {"cores": "0-3", "end": 1e300})):
+        record_path = tmp_path / "ws" / "c" / name / "result.json"
+        record = json.loads(record_path.read_text())
+        record.update(change)
+        record_path.write_text(json.dumps(record))
+    again = cli(tmp_path, "--resume", "config.py", "--", "n=3")
+    assert "resumed: 2 commands skipped" in again.stderr  # c2 and p0; c0 and c1 run again
+    warned = [line for line in again.stderr.splitlines() if "result.json" in line]
+    assert len(warned) == 1 and str(tmp_path / "ws" / "c" / "0") in warned[0] and "1 more" in warned[0]
+    rows = {r["name"]: r for r in shown(tmp_path, "latest")["commands"]}
+    assert (rows["c0"]["resumed"], rows["c1"]["resumed"], rows["c2"]["resumed"]) == (False, False, True)
