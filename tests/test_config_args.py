@@ -201,10 +201,10 @@ def test_dry_run_put_of_a_source_a_planned_command_would_make_is_a_plan_line(tmp
     write_config(tmp_path, BUILD_STAGE_RUN)
     done = run_cli(tmp_path, "config.py", "--dry-run")
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    puts = [line for line in done.stdout.splitlines() if line.startswith("put ")]
     tool, out = tmp_path / "build/b/out/tool", tmp_path / "build/b/out"
-    assert lines[1] == f"put {tool} -> node:{tmp_path / 'node/stage/bin'}/ (not there yet: made by the run)"
-    assert lines[3] == f"put {out} -> node:{tmp_path / 'node/stage/all'} (not there yet: made by the run)"
+    assert puts == [f"put {tool} -> node:{tmp_path / 'node/stage/bin'}/ (not there yet: made by the run)",
+                    f"put {out} -> node:{tmp_path / 'node/stage/all'} (not there yet: made by the run)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.py"]
     real = run_cli(tmp_path, "config.py")  # and the config is right: it runs
     assert real.returncode == 0, real.stderr

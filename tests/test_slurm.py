@@ -309,10 +309,12 @@ def test_a_dry_run_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> Non
         goal.setRunner(goal.slurm("cl", nodes=2, cpus_per_node=1, workspace="ws"))
         for i in range(3):
             goal.schd("echo hi", name=f"c{i}")
+        goal.put("build/tool", "stage/")  # made by a build the dry run plans, not there yet
     """)
     done = run(cluster, tmp_path, "--dry-run", "config.py")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("echo hi") == 3 and "cl" in done.stdout
+    assert f"put {tmp_path / 'build/tool'} -> cl:stage/ (not there yet: made by the run)" in done.stdout
     assert not cluster.jobs()
 
 
