@@ -12,6 +12,7 @@ import argparse
 import gc
 import io
 import os
+import shlex
 import sys
 import time
 from typing import Callable, Sequence
@@ -141,11 +142,13 @@ def command_runs(args: argparse.Namespace) -> int:
         print_json([e.as_dict() for e in entries])
         return EXIT_OK
     rows = [_entry_row(e) for e in entries]
-    headers = ("RUN", "START", "DURATION", "STATE", "EXIT", "COMMANDS", "CONFIG")
+    headers = ("RUN", "START", "DURATION", "STATE", "EXIT", "COMMANDS", "CONFIG", "ARGS")
     if args.format in ("csv", "tsv"):
-        write_delimited(sys.stdout, ["run_id", "start", "duration", "state", "exit_status", "counts", "config"],
+        write_delimited(sys.stdout, ["run_id", "start", "duration", "state", "exit_status", "counts", "config",
+                                     "args"],
                         ([e.run_id, e.start, e.duration, e.state, (e.finished or {}).get("exit_status"),
-                          counts_text((e.finished or {}).get("counts")), e.info.get("config")] for e in entries),
+                          counts_text((e.finished or {}).get("counts")), e.info.get("config"),
+                          shlex.join(e.info.get("argv") or [])] for e in entries),
                         args.format)
         return EXIT_OK
     if not entries:
@@ -161,7 +164,7 @@ def _entry_row(entry: RunEntry) -> list[str]:
     exit_status = finished.get("exit_status")
     return [entry.run_id, clock_text(entry.start, date=True), seconds_text(entry.duration), entry.state,
             "-" if exit_status is None else str(exit_status), counts_text(finished.get("counts")) or "-",
-            short_path(entry.info.get("config"))]
+            short_path(entry.info.get("config")), shlex.join(entry.info.get("argv") or []) or "-"]
 
 
 # -- show ------------------------------------------------------------------------------------------------
