@@ -238,3 +238,15 @@ def test_runs_lists_the_arguments_of_each_run(tmp_path: Path) -> None:
     assert rows[0].endswith(",args") and rows[1].endswith(",target=slurm --fast")
     listed = json.loads(run_cli(tmp_path, "runs", "--format", "json").stdout)
     assert [r["argv"] for r in listed][0] == ["target=slurm", "--fast"]
+
+
+def test_args_example_refuses_a_misspelt_key_and_lists_its_arguments_in_a_dry_run(tmp_path: Path) -> None:
+    example = str(Path(__file__).resolve().parent.parent / "examples" / "args.py")
+    done = run_cli(tmp_path, example, "--", "cse=fft", f"workspace={tmp_path / 'ws'}")
+    assert done.returncode == 2 and "'cse' (did you mean 'case'?)" in done.stderr, done.stderr
+    planned = run_cli(tmp_path, example, "--dry-run", "--", "repeat=3")
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.splitlines()[:3] == ["arg case='hello' (default) -- the case to run",
+                                               "arg repeat=3 (given: repeat=3) -- how many times",
+                                               "arg workspace='workspace/args' (default) -- where the work dirs go"]
+    assert [p.name for p in tmp_path.iterdir()] == [".local"]  # the first run's log: no work dir, nothing ran
