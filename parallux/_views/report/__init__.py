@@ -15,9 +15,9 @@ from typing import Any
 
 from .. import jsonl
 from ..lanes import assign_slots
-from ..output import write_atomically
 from ..reader import stderr_tail
 from ..records import Attempt, CommandRecord, Run
+from ..target import write_target
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_FORMAT = 1
@@ -35,7 +35,7 @@ ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "sta
 
 def write_report(run: Run, path: str) -> None:
     html = render(run)
-    write_atomically(path, lambda stream: stream.write(html))
+    write_target(path, lambda stream: stream.write(html))
 
 
 def render(run: Run) -> str:
