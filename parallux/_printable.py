@@ -2,9 +2,10 @@
 
 A command's name or path may hold any character, and a terminal obeys some of them: ESC starts a sequence
 that can move the cursor, clear the screen, set the window title, or hide what follows; BEL, backspace and
-carriage return rewrite the line. Every table and summary of ``parallux runs|show|compare`` shows such a
-character escaped as Python would write it (``\\x1b``, ``\\r``), as the run's own failure summary does for
-names (there with ``repr``). A leaf module (it imports nothing of parallux): the views may use it.
+carriage return rewrite the line. The tables and summaries of ``parallux runs|show|compare`` and the live
+display's running commands show such a character escaped as Python writes it (``\\x1b``, ``\\r``), as the
+run's failure summary does for names (there with ``repr``). A leaf module (it imports nothing of parallux),
+so the views may use it.
 """
 
 from __future__ import annotations
