@@ -118,7 +118,7 @@ def _check_directory(path: str) -> None:
 
 
 def _error(path: str, exc: OSError) -> TargetError:
-    if exc.errno == errno.ENOENT:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         try:
             _check_directory(path)
         except TargetError as missing:
