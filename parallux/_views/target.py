@@ -25,7 +25,7 @@ from typing import IO, Callable
 
 from .._errors import ParalluxError
 
-_STREAM_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device"}
+_STREAM_KINDS = frozenset((stat.S_IFIFO, stat.S_IFCHR))
 _REFUSED_KINDS = {stat.S_IFDIR: "is a directory", stat.S_IFBLK: "is a block device",
                   stat.S_IFSOCK: "is a socket"}
 
@@ -48,8 +48,9 @@ def check_target(path: str) -> bool:
     if kind == stat.S_IFLNK:
         raise TargetError(f"{path}: is a symbolic link (to {_link_text(path)}); parallux neither writes "
                           "through a link nor replaces it: give the file itself, or - for stdout")
-    if kind in _REFUSED_KINDS:
-        raise TargetError(f"{path}: {_REFUSED_KINDS[kind]}; give the name of a file to write")
+    if kind not in _STREAM_KINDS and kind != stat.S_IFREG:
+        what = _REFUSED_KINDS.get(kind, "is not a regular file")
+        raise TargetError(f"{path}: {what}; give the name of a file to write")
     return kind in _STREAM_KINDS
 
 
