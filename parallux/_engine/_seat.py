@@ -53,6 +53,7 @@ class Seat:
         self.quarantined: str | None = None  # why the engine took it out of the pool (see _lifecycle)
         self.unexecuted_in_a_row = 0
         self.closing = False
+        self._death: str | None = None  # how its launcher died, once it did (see death())
         # Commands are marked "<run id>@<seat>.<seq>.<attempt>": a launcher that loses its parallux sweeps
         # its own runner's marks only, never another runner's on the same machine.
         self.mark_scope = f"r{next(_SEAT_NUMBERS)}"
@@ -94,6 +95,7 @@ class Seat:
     async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
                               arrived: Callable[[], None] | None = None) -> None:
         async with self.transport.open(self.name) as (send, receive):
+            self._death = None
             self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog,
                                          self.transport.hello)
             async with trio.open_nursery() as nursery:
@@ -104,6 +106,7 @@ class Seat:
                     arrived()
             self.alive = False
             if not self.closing:
+                self.client.gone = self.death() or self.client.gone  # (what "no runner left" says)
                 self.transport.lost(f"{run_id}@{self.mark_scope}.")
             lost()
 
@@ -233,17 +236,31 @@ class Seat:
                 self.client.forget(job_id)
 
     def result_of(self, command: Command, job: Job) -> Result:
+        assert self.client is not None
         event = job.exit_event
         if event is None:
-            assert self.client is not None
-            why = self.transport.lost_reason() or self.client.gone or "the launcher did not report an exit"
+            why = self.transport.lost_reason() or self.death() or self.client.gone \
+                or "the launcher did not report an exit"
             return Result(command, Status.ERROR, error=why, kind="lost")
         outcome = outcome_of(event)
         if outcome.get("kind") == "terminated":  # the launcher is ending (SIGTERM): nothing more goes there
-            assert self.client is not None
             self.client.gone = self.client.gone or outcome["error"]
             outcome["error"] = self.transport.lost_reason() or outcome["error"]
+        elif event.get("stopped"):  # the launcher ended under it (its guardian killed, its input closed, a
+            # signal), which nobody asked for -- a cancel, a timeout or the run's end would have said so first
+            outcome.update(status=Status.ERROR, kind="died", error=self.death(event["stopped"]))
+            self.client.gone = outcome["error"]  # nothing more goes there
         return Result(command, **outcome)
+
+    def death(self, said: str | None = None) -> str | None:
+        """How the launcher died under its commands, in the same words for all of them, once known: from its
+        transport (how the process parallux or sshd started ended) or else from what it ``said`` as it
+        ended; None while neither knows (a connection lost: the client's words tell that)."""
+        if self._death is None:
+            how = self.transport.death() or said
+            if how is not None:
+                self._death = f"the launcher on {self.host or 'its machine'} died ({how})"
+        return self._death
 
     async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         """The completion records in these work dirs, read by the launcher RECORDS_PER_REQUEST to a request,
