@@ -697,7 +697,7 @@ ENDINGS = {  # why a launcher ended by itself, in words (the "stopped" of its co
     "watchdog": "it heard nothing from parallux for its whole watchdog period",
     "SIGHUP": "it got SIGHUP",
     "SIGTERM": "it got SIGTERM",
-    "guardian": "its guardian process %d ended",
+    "guardian": "its guardian process %d was killed",  # (it ends only after its launcher, unless killed)
 }
 TERMINATED = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
 

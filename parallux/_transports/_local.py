@@ -38,8 +38,8 @@ class LocalTransport(Transport):
             except OSError as exc:
                 raise RunnerError(f"{self.describe(name)}: cannot start the launcher: {exc}") from exc
         self._process = process
-        async with launcher_streams(process) as (send, receive):
-            yield send, ExitReporting(receive, process)
+        async with launcher_streams(process) as streams:
+            yield streams
 
     def lost(self, mark_prefix: str) -> None:
         """The launcher died unasked (OOM killer, kill -9). Its guardian stops what it left; should the
@@ -55,8 +55,8 @@ class LocalTransport(Transport):
 
 
 class ExitReporting(trio.abc.ReceiveStream):
-    """The launcher's stdout, whose end waits (a little) for the guardian's exit: a launcher that died is
-    reported with how it died (``LocalTransport.death``), not as a launcher that merely exited."""
+    """The launcher's stdout, whose end waits (a little) for the child's exit: a launcher that died is
+    reported with how it died (``Transport.death``), not as a launcher that merely exited."""
 
     def __init__(self, stream: trio.abc.ReceiveStream, process: subprocess.Popen[bytes]) -> None:
         self._stream = stream
@@ -81,7 +81,7 @@ async def launcher_streams(popen: subprocess.Popen[bytes]) -> AsyncIterator[Stre
     popen.stdin.close()
     popen.stdout.close()
     try:
-        yield send, receive
+        yield send, ExitReporting(receive, popen)
     finally:
         with trio.CancelScope(shield=True):
             await send.aclose()  # EOF: the launcher stops whatever is left and exits
