@@ -53,7 +53,7 @@ class Seat:
         self.quarantined: str | None = None  # why the engine took it out of the pool (see _lifecycle)
         self.unexecuted_in_a_row = 0
         self.closing = False
-        self._death: str | None = None  # how its launcher died, once it did (see death())
+        self.end = LauncherEnd(transport, "its machine")  # how its launcher went away, once it did
         # Commands are marked "<run id>@<seat>.<seq>.<attempt>": a launcher that loses its parallux sweeps
         # its own runner's marks only, never another runner's on the same machine.
         self.mark_scope = f"r{next(_SEAT_NUMBERS)}"
@@ -95,18 +95,18 @@ class Seat:
     async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
                               arrived: Callable[[], None] | None = None) -> None:
         async with self.transport.open(self.name) as (send, receive):
-            self._death = None
             self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog,
                                          self.transport.hello)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
+                self.end = LauncherEnd(self.transport, self.host or "its machine")
                 task_status.started()
                 if arrived is not None:
                     arrived()
             self.alive = False
             if not self.closing:
-                self.client.gone = self.death() or self.client.gone  # (what "no runner left" says)
+                self.client.gone = self.end.death() or self.client.gone  # (what "no runner left" says)
                 self.transport.lost(f"{run_id}@{self.mark_scope}.")
             lost()
 
@@ -239,7 +239,7 @@ class Seat:
         assert self.client is not None
         event = job.exit_event
         if event is None:
-            why = self.transport.lost_reason() or self.death() or self.client.gone \
+            why = self.transport.lost_reason() or self.end.death() or self.client.gone \
                 or "the launcher did not report an exit"
             return Result(command, Status.ERROR, error=why, kind="lost")
         outcome = outcome_of(event)
@@ -248,19 +248,9 @@ class Seat:
             outcome["error"] = self.transport.lost_reason() or outcome["error"]
         elif event.get("stopped"):  # the launcher ended under it (its guardian killed, its input closed, a
             # signal), which nobody asked for -- a cancel, a timeout or the run's end would have said so first
-            outcome.update(status=Status.ERROR, kind="died", error=self.death(event["stopped"]))
+            outcome.update(status=Status.ERROR, kind="died", error=self.end.death(event["stopped"]))
             self.client.gone = outcome["error"]  # nothing more goes there
         return Result(command, **outcome)
-
-    def death(self, said: str | None = None) -> str | None:
-        """How the launcher died under its commands, in the same words for all of them, once known: from its
-        transport (how the process parallux or sshd started ended) or else from what it ``said`` as it
-        ended; None while neither knows (a connection lost: the client's words tell that)."""
-        if self._death is None:
-            how = self.transport.death() or said
-            if how is not None:
-                self._death = f"the launcher on {self.host or 'its machine'} died ({how})"
-        return self._death
 
     async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         """The completion records in these work dirs, read by the launcher RECORDS_PER_REQUEST to a request,
@@ -281,6 +271,25 @@ class Seat:
             for index in range(len(chunks)):
                 nursery.start_soon(ask, index, self.client)
         return [record for answer in answers for record in answer]
+
+
+class LauncherEnd:
+    """How one launcher died under its commands, in the same words for all of them (the summary groups
+    failures by them): from its transport -- how the process parallux, sshd or srun started, its guardian,
+    ended -- or else from what the launcher said as it ended."""
+
+    def __init__(self, transport: Transport, host: str) -> None:
+        self.transport = transport
+        self.host = host
+        self.words: str | None = None
+
+    def death(self, said: str | None = None) -> str | None:
+        """None while neither knows (a lost connection: the client's own words tell that)."""
+        if self.words is None:
+            how = self.transport.death() or said
+            if how is not None:
+                self.words = f"the launcher on {self.host} died ({how})"
+        return self.words
 
 
 def resolve_workspace(workspace: str, home: str, cwd: str) -> str:
