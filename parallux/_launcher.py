@@ -520,15 +520,17 @@ def open_work_dir(request, create):
 
 def open_below_workspace(work_dir, workspace, create):
     workspace = os.path.normpath(workspace)
-    rel = os.path.relpath(work_dir, workspace)
-    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+    prefix = workspace.rstrip("/") + "/"
+    if not work_dir.startswith(prefix) or work_dir == prefix:
         raise UnsafeWorkDir("work dir %s is not inside the workspace %s" % (work_dir, workspace))
-    check_link_owners(workspace)
+    if workspace not in CHECKED_WORKSPACES:
+        check_link_owners(workspace)
     fd, made, path = open_workspace(workspace, create), False, workspace
+    names = work_dir[len(prefix):].split("/")
     try:
-        for name in ([] if rel == os.curdir else rel.split(os.sep)):
+        for index, name in enumerate(names):
             path = os.path.join(path, name)
-            child, made = open_dir_at(fd, name, path, create)
+            child, made = open_dir_at(fd, name, path, create, new_likely=index == len(names) - 1)
             os.close(fd)
             fd = child
     except BaseException:
@@ -546,6 +548,9 @@ def open_workspace(workspace, create):
             raise
     os.makedirs(workspace, exist_ok=True)
     return os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
+
+
+CHECKED_WORKSPACES = set()  # whose whole path check_link_owners found sound: once per launcher (per run)
 
 
 def check_link_owners(path):
@@ -575,28 +580,38 @@ def check_link_owners(path):
         target = os.readlink(here)
         todo[:0] = [p for p in target.split("/") if p]
         done = "/" if target.startswith("/") else done
+    CHECKED_WORKSPACES.add(path)
 
 
-def open_dir_at(parent, name, path, create):
+def open_dir_at(parent, name, path, create, new_likely=False):
     """The directory name in parent (path: its name in errors), never through a link; made when missing and
-    ``create``. Its descriptor, and whether it was made just now."""
+    ``create`` (first thing, when it is ``new_likely``: a command's own dir usually is). Its descriptor, and
+    whether it was made just now."""
     made = False
+    if create and new_likely:
+        made = make_dir_at(parent, name)
     try:
         return os.open(name, DIR_FLAGS, dir_fd=parent), made
     except FileNotFoundError as exc:
-        if not create:
+        if not create or new_likely:
             raise OSError(exc.errno, exc.strerror, path)
     except OSError as exc:
         raise refusal(parent, name, path, exc)
-    try:
-        os.mkdir(name, 0o777, dir_fd=parent)
-        made = True
-    except FileExistsError:
-        pass  # made meanwhile (by another launcher, say): open what is there, if it is a directory
+    made = make_dir_at(parent, name)
     try:
         return os.open(name, DIR_FLAGS, dir_fd=parent), made
     except OSError as exc:
         raise refusal(parent, name, path, exc)
+
+
+def make_dir_at(parent, name):
+    """Whether the directory was made; False when something has that name (a directory made meanwhile, say by
+    another launcher: it is opened, if it is one)."""
+    try:
+        os.mkdir(name, 0o777, dir_fd=parent)
+        return True
+    except FileExistsError:
+        return False
 
 
 def refusal(parent, name, path, exc):
