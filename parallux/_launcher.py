@@ -84,6 +84,7 @@ class Job(object):
         self.start = start
         self.kill_deadline = None   # when TERM was sent: the time KILL follows
         self.kill_reason = None     # why it is being stopped: "timeout" or "cancelled"
+        self.stopped = None         # (cause, words): why the launcher stopped it unasked as it ended
         self.killed_hard = False
         self.status = None          # the exit wait4 reported, kept until the kill sequence ends
         self.rusage = None
@@ -110,6 +111,8 @@ class Launcher(object):
         self.last_input = now()
         self.running = True
         self.terminated = False  # SIGTERM came from outside: see stop_serving()
+        self.ending = None       # why the loop ended, if not by a quit request (see ENDINGS)
+        self.guardian = None     # the process that started this one and waits for it (see guard)
         self.sigterm_is_error = False  # whether it should be so (parallux asks it in its hello, for Slurm)
         self.held = []           # reaped commands killed from outside, reported a moment later (see reap)
         self.exit_grace = EXIT_GRACE
@@ -143,7 +146,7 @@ class Launcher(object):
             written = 0
         except OSError:  # parallux is gone: nobody to tell, stop everything
             self.outbuf = []
-            self.running = False
+            self.stop_serving(cause="output")
             return
         self.outbuf = [data[written:]] if written < len(data) else []
 
@@ -166,7 +169,7 @@ class Launcher(object):
         except OSError:
             chunk = b""
         if not chunk:
-            self.running = False
+            self.stop_serving(cause="eof")
             return
         self.last_input = now()
         for request, payload in self.frames.feed(chunk):
@@ -369,7 +372,7 @@ class Launcher(object):
         if job in self.held:
             self.held.remove(job)
         if self.terminated and job.kill_reason is None and job.status != 0:  # (SIGTERM reached it before
-            job.kill_reason = "error"                                        # stop_everything did)
+            self.stop_unasked(job)                                           # stop_everything did)
         if self.job_alive(job):
             self.lingering[job.pid] = job.cgroup  # its background processes live on: watch for their end
         else:
@@ -387,14 +390,31 @@ class Launcher(object):
             self.groups.discard(pgid)
             self.forget_cgroup(cgroup)
 
-    def stop_serving(self, signum=None):
-        """End the loop (EOF, a quit request, a signal). For a launcher whose hello asked ``"sigterm": "error"``
-        (a Slurm step's: SIGTERM is the allocation ending), SIGTERM makes the commands still running end
-        ``error``: they did not fail, and nobody cancelled them; their run was cut short under them (and is
-        retried where the config asks). Elsewhere a stopped command is ``cancelled``."""
+    def stop_serving(self, signum=None, cause=None):
+        """End the loop on its own (EOF, a signal, the watchdog, a broken output): the commands still running
+        are then stopped unasked, and their exit events say why (``stopped``), so that parallux -- if it is
+        still there -- reports them as ended by the launcher's end, not cancelled by anyone. For a launcher
+        whose hello asked ``"sigterm": "error"`` (a Slurm step's: SIGTERM is the allocation ending), SIGTERM
+        makes them end ``error`` here already: their run was cut short under them (and is retried where the
+        config asks)."""
         self.running = False
+        self.ending = self.ending or cause or (signal.Signals(signum).name if signum else None)
         if signum == signal.SIGTERM and self.sigterm_is_error:
             self.terminated = True
+
+    def guardian_gone(self):
+        """Whether the guardian died under this launcher (it was killed: it never ends before its launcher).
+        Its death is the launcher's: whatever stops the commands now, they end ``error``."""
+        return self.guardian is not None and os.getppid() != self.guardian
+
+    def stop_unasked(self, job):
+        """Mark a command the launcher stops by itself as it ends: with why, and as ``error`` where that is
+        a death (its guardian's) or a batch system's end (``terminated``), else ``cancelled``."""
+        if self.guardian_gone():
+            job.kill_reason, job.stopped = "error", ("guardian", ENDINGS["guardian"] % self.guardian)
+        else:
+            job.kill_reason = "error" if self.terminated else "cancelled"
+            job.stopped = (self.ending, ENDINGS.get(self.ending, self.ending))
 
     def stop_everything(self):
         """Stop everything this launcher started: TERM, a short grace, then KILL; then write the record of
@@ -408,7 +428,9 @@ class Launcher(object):
         # commands that already finished, too.
         runs = list(self.runs_seen) + [j.request["mark"] for j in self.by_id.values() if j.request.get("mark")]
         for job in self.by_id.values():  # their records must say they were stopped, not that they failed
-            job.kill_reason = job.kill_reason or ("error" if self.terminated else "cancelled")
+            if job.kill_reason is None and self.ending is not None:
+                self.stop_unasked(job)
+            job.kill_reason = job.kill_reason or "cancelled"  # (a quit request)
             job.kill_deadline = job.kill_deadline or now()
         for job in list(self.held):  # reaped already: only their records are left to write
             self.finish(job)
@@ -473,7 +495,7 @@ class Launcher(object):
                 self.refresh_locks()
                 self.flush()
                 if self.watchdog is not None and now() - self.last_input > self.watchdog:
-                    self.running = False
+                    self.stop_serving(cause="watchdog")
         finally:
             self.stop_everything()
             self.flush_before_exit(EXIT_FLUSH)
@@ -864,6 +886,17 @@ def killed_from_outside(status):
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) in (128 + signal.SIGTERM, 128 + signal.SIGKILL)
 
 
+ENDINGS = {  # why a launcher ended by itself, in words (the "stopped" of its commands' exit events)
+    "eof": "its input was closed",
+    "output": "it could not write to parallux",
+    "watchdog": "it heard nothing from parallux for its whole watchdog period",
+    "SIGHUP": "it got SIGHUP",
+    "SIGTERM": "it got SIGTERM",
+    "guardian": "its guardian process %d was killed",  # (it ends only after its launcher, unless killed)
+}
+TERMINATED = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
+
+
 def record_exit(job):
     """The exit event of a command that ended, and its completion record written in its work dir, which is
     opened again as it was at the start: never through a link."""
@@ -896,9 +929,12 @@ def exit_event(job, dir_fd):
         "user_seconds": round(ru.ru_utime, 6), "system_seconds": round(ru.ru_stime, 6),
         "max_rss_kb": ru.ru_maxrss,
     }
-    if event["status"] == "error":
-        event["error"] = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
-        event["reason"] = "terminated"
+    if job.stopped is not None:  # stopped by the launcher's own end, which parallux did not ask for
+        cause, event["stopped"] = job.stopped
+        if event["status"] == "error":
+            died = cause == "guardian"
+            event["reason"] = "died" if died else "terminated"
+            event["error"] = event["stopped"] if died else TERMINATED
     if event["status"] != "ok":  # what a failure report shows: parallux then never has to fetch a file
         event["stderr_tail"] = stderr_tail(dir_fd) if dir_fd is not None else None
     return event
@@ -1841,9 +1877,10 @@ def main():
     grow_pipes(launcher.infd, launcher.outfd)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # end the loop; serve() then stops everything
         signal.signal(sig, lambda signum, _: launcher.stop_serving(signum))
+    launcher.guardian = guardian
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != guardian:  # the guardian died before the line above
-        launcher.stop_serving()
+    if launcher.guardian_gone():  # the guardian died before the line above
+        launcher.stop_serving(cause="guardian")
     become_subreaper()
     try:
         launcher.serve()
