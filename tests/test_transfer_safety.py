@@ -20,9 +20,8 @@ import pytest
 from parallux._launcher import AGAIN, CHUNK, RESENDS, TreeReader, TreeWriter, describe_os_error
 from tests.sshd import SshdServer
 from tests.test_ssh import write_config
-from tests.test_transfer import KINDS, leftovers, make_tree, run, runner_line, tree_state, unprivileged_launcher
-
-__all__ = ["unprivileged_launcher"]  # (a fixture)
+from tests.test_transfer import KINDS, leftovers, make_tree, run, runner_line, tree_state
+from tests.test_transfer import unprivileged_launcher  # noqa: F401 (a fixture)
 
 T0 = 1_600_000_000_000_000_000
 
