@@ -101,6 +101,9 @@ def _why_not(seat: Seat, handle: Command) -> str | None:
     if seat.allocator is None:
         if handle.requested_cores is not None:
             return "cores=[...] needs a runner with a core_pool"
+        if handle.requested_numa_node is not None:  # unpinned there, it would measure something else
+            return (f"numa_node={handle.requested_numa_node} needs a runner with numa_nodes declared, and this "
+                    f"one has no core pool")
         return None
     try:
         seat.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)
