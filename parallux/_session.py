@@ -256,11 +256,25 @@ class Session:
         if self.engine.policy_error is not None:
             return self._policy_failed()
         if isinstance(exc, SystemExit):
-            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
+            return self._config_exited(exc)
         report(format_config_error(exc, self.path))
         if isinstance(exc, (ConfigError, RunnerError)) and started == 0:
             return EXIT_USAGE
         return EXIT_FAILED
+
+    def _config_exited(self, exc: SystemExit) -> int:
+        """``sys.exit(3)`` or ``sys.exit("message")`` (0 and None ended the config like returning): as Python
+        does, a message goes to stderr and means status 1; and the stopped commands are accounted for."""
+        assert self.goal is not None
+        status = exc.code
+        if not isinstance(status, int):
+            report(str(status))
+            status = EXIT_FAILED
+        unfinished = sum(1 for c in self.goal._all_commands() if c.result is None or c.result.status == "cancelled")
+        if unfinished:
+            report(f"parallux: the config called sys.exit(); {unfinished} command{'s' if unfinished != 1 else ''} "
+                   f"not finished {'were' if unfinished != 1 else 'was'} stopped or never started")
+        return int(status)
 
     def _stop_engine(self, cancel: bool) -> None:
         """Stop the engine; a second Ctrl-C during the clean-up kills every command at once."""
