@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import _forks
 from . import _options as opt
 from . import _transfer
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
@@ -203,6 +204,7 @@ class GoalProxy:
     _current: Goal | None = None
 
     def __getattr__(self, name: str) -> Any:
+        _forks.refuse()  # in a child the config forked, what goal registered would be lost, and waits hang
         current = GoalProxy._current
         if current is None:
             raise OutsideRuntimeError(

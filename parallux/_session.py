@@ -18,6 +18,7 @@ import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import _forks
 from ._engine import Engine
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
@@ -210,11 +211,7 @@ class Session:
     def _run_config(self, code: types.CodeType) -> int:
         assert self.goal is not None
         try:
-            try:
-                execute_config(code, self.path, self.argv)
-            except SystemExit as exc:
-                if exc.code not in (0, None):  # sys.exit(0) ends the config like returning from it
-                    raise
+            self._execute(code)
             self.goal._issue_leftovers()
             self._wait_for_everything()
         except (KeyboardInterrupt, Terminated) as exc:
@@ -230,6 +227,18 @@ class Session:
             report(f"parallux: {brief_failures(failed)} (check=True); details below")
             return EXIT_FAILED
         return EXIT_OK
+
+    def _execute(self, code: types.CodeType) -> None:
+        """Run the config; ``sys.exit(0)`` ends it like returning. A child the config forked ends here."""
+        try:
+            execute_config(code, self.path, self.argv)
+        except BaseException as exc:
+            if _forks.forked:
+                _forks.end_child(exc, lambda error: format_config_error(error, self.path))
+            if not isinstance(exc, SystemExit) or exc.code not in (0, None):
+                raise
+        if _forks.forked:
+            _forks.end_child(None, str)
 
     def _wait_for_everything(self) -> None:
         while not self.engine.wait_idle(timeout=0.5):
