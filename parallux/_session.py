@@ -267,8 +267,8 @@ class Session:
         if isinstance(exc, SystemExit):
             return self._config_exited(exc)
         report(format_config_error(exc, self.path))
-        if isinstance(exc, (ConfigError, RunnerError)) and started == 0:
-            return EXIT_USAGE
+        if isinstance(exc, (ConfigError, RunnerError)) and (started == 0 or self.options.dry_run):
+            return EXIT_USAGE  # found before any command ran (a dry run's planned commands never do)
         return EXIT_FAILED
 
     def _config_exited(self, exc: SystemExit) -> int:

@@ -27,7 +27,7 @@ import trio
 
 from ... import _options as opt
 from ..._errors import ConfigError, RunnerError
-from .._base import Streams, Transport
+from .._base import Streams, Transport, ended_how
 from .._boot import boot_argv
 from .._local import launcher_streams
 from . import _commands as slurm
@@ -54,6 +54,7 @@ class SlurmTransport(Transport):
         self._given_up: str | None = None
         self._failures = 0
         self._hello_seen = False  # the current launcher said hello (what fails then is the node, not its start)
+        self._srun: subprocess.Popen[bytes] | None = None  # the current launcher's srun
 
     def describe(self, name: str) -> str:
         where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
@@ -113,10 +114,20 @@ class SlurmTransport(Transport):
         self.allocation.wanted += delta
 
     def lost_reason(self) -> str | None:
+        """The allocation's end, if it ended; else None for a launcher that died (the seat says so, with
+        ``death()``); else that its step ended, and what srun said."""
         said = "; ".join(line for line in self._stderr if "error" in line.lower())
-        ended = (self.allocation.ended_how if self.allocation.generation == self._generation
-                 and self.allocation.ended_how else "the launcher's Slurm step ended")
+        allocation_ended = self.allocation.generation == self._generation and self.allocation.ended_how
+        if not allocation_ended and self.death() is not None:
+            return None
+        ended = self.allocation.ended_how if allocation_ended else "the launcher's Slurm step ended"
         return ended + (f" (srun: {said})" if said else "")
+
+    def death(self) -> str | None:
+        """srun ends with the step's task, the launcher's guardian: 128 + N when it or its launcher was
+        killed by signal N. Any other status is srun's own (its stderr then says more: ``lost_reason``)."""
+        code = self._srun.poll() if self._srun is not None else None
+        return ended_how(code) if code is not None and (code < 0 or code > 128) else None
 
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
@@ -135,6 +146,7 @@ class SlurmTransport(Transport):
                                            stderr=subprocess.PIPE, start_new_session=True)
             except OSError as exc:
                 raise RunnerError(f"{self.describe(name)}: cannot start srun: {exc}") from exc
+            self._srun = process
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keep_stderr, process)
                 async with launcher_streams(process) as streams:
