@@ -193,7 +193,8 @@ class Goal(TypoChecked):
         self._arguments.check()
         self._groups.append(group)
         find_completed([handle for handle in group.commands if handle.resume_check],
-                       lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs))
+                       lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs),
+                       warn=self._engine.observers.notice)
         if group.commands:
             self._engine.call(self._engine.submit, group)
         return group
