@@ -155,7 +155,7 @@ class Session:
                 signal.signal(signum, handler)
         self._close_reporting(status)
         if status in (EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGHUP) and not self.options.dry_run:
-            hint = resume_hint(self.goal._all_commands(), f"{self.run_id}/")
+            hint = resume_hint(self.goal._submissions.all_commands(), f"{self.run_id}/")
             if hint:
                 report(hint)
         return status
@@ -212,7 +212,7 @@ class Session:
         assert self.goal is not None
         try:
             self._execute(code)
-            self.goal._issue_leftovers()
+            self.goal._submissions.issue_leftovers()
             self._wait_for_everything()
         except (KeyboardInterrupt, Terminated) as exc:
             return self._interrupted(exc)
@@ -221,7 +221,7 @@ class Session:
         self._stop_engine(cancel=False)
         if self.engine.policy_error is not None:
             return self._policy_failed()
-        failed = [r for c in self.goal._all_commands() if (r := c.result) is not None
+        failed = [r for c in self.goal._submissions.all_commands() if (r := c.result) is not None
                   if r.check and not r.succeeded and r.status != "planned"]
         if failed:
             report(f"parallux: {brief_failures(failed)} (check=True); details below")
@@ -279,7 +279,8 @@ class Session:
         if not isinstance(status, int):
             report(str(status))
             status = EXIT_FAILED
-        unfinished = sum(1 for c in self.goal._all_commands() if c.result is None or c.result.status == "cancelled")
+        unfinished = sum(1 for c in self.goal._submissions.all_commands()
+                         if c.result is None or c.result.status == "cancelled")
         if unfinished:
             report(f"parallux: the config called sys.exit(); {unfinished} command{'s' if unfinished != 1 else ''} "
                    f"not finished {'were' if unfinished != 1 else 'was'} stopped or never started")
