@@ -342,8 +342,9 @@ def retry_on(value: object, what: str = "retry_on") -> frozenset[str | int] | No
     return frozenset(outcomes)
 
 
-def input_paths(value: object) -> tuple[str, ...]:
-    """inputs=[path, ...]: local files or directories that must exist now; made absolute."""
+def input_paths(value: object, must_exist: bool = True) -> tuple[str, ...]:
+    """inputs=[path, ...]: local files or directories that must exist now (in a dry run, where the commands
+    that would make them never ran, they need not); made absolute."""
     if value is None:
         return ()
     items = [value] if isinstance(value, (str, os.PathLike)) else value
@@ -354,7 +355,7 @@ def input_paths(value: object) -> tuple[str, ...]:
         text = path(item, "an entry of inputs")
         assert text is not None
         absolute = os.path.abspath(os.path.expanduser(text))
-        if not os.path.exists(absolute):
+        if must_exist and not os.path.exists(absolute):
             raise ConfigError(f"inputs: no such file or directory: {text!r}")
         paths.append(absolute)
     return tuple(dict.fromkeys(paths))

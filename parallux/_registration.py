@@ -23,8 +23,10 @@ class Registrar:
     """Makes command handles; keeps what a run's commands share: sequence numbers, the work paths taken,
     the defaults ``setEnv``/``setRetries`` set, input fingerprints."""
 
-    def __init__(self, pool: Pool, completion: Completion, run_id: str, resume: bool, retries: int) -> None:
+    def __init__(self, pool: Pool, completion: Completion, run_id: str, resume: bool, retries: int,
+                 dry_run: bool = False) -> None:
         self._pool = pool
+        self._dry_run = dry_run
         self._completion = completion
         self._run_id = run_id
         self._resume = resume
@@ -60,7 +62,8 @@ class Registrar:
             pin=pin._seats[0] if pin is not None else None, base_env=self.env,
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
         if options.get("inputs") is not None:
-            handle.inputs = self._fingerprints.of(opt.input_paths(options["inputs"]))
+            paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
+            handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
         handle.candidates = self._candidates(handle, pin, where)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
         handle.resume_check = self._resume and options.get("work_relpath") is not None

@@ -31,7 +31,7 @@ class Submissions:
         self._engine = engine
         self._arguments = arguments
         self.pool = Pool(engine, self.run_pinned, transport_for, dry_run)
-        self.registrar = Registrar(self.pool, engine.completion, run_id, resume, retries)
+        self.registrar = Registrar(self.pool, engine.completion, run_id, resume, retries, dry_run)
         self._registered: list[Command] = []
         self._groups: list[Group] = []
 
