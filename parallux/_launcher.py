@@ -1041,12 +1041,7 @@ class WorkDirLocks(object):
         self.held.add(path)
 
     def live(self, holder, path):
-        if holder.get("host") == self.me["host"]:
-            return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
-        try:
-            return now() - os.stat(path).st_mtime < LOCK_FRESH
-        except OSError:
-            return False
+        return lock_is_live(holder, path)
 
     def refresh(self, work_dirs):
         self.next_refresh = now() + LOCK_REFRESH
@@ -1067,6 +1062,18 @@ class WorkDirLocks(object):
                 except OSError:
                     pass
         self.held = set()
+
+
+def lock_is_live(holder, path):
+    """Whether the run that wrote the lock record ``holder`` (found at ``path``) still holds it: on this host,
+    its launcher's pid still names the same process; of another host (a shared file system), it is fresh.
+    ``parallux clean`` asks the same, and leaves a work dir alone while it is."""
+    if holder.get("host") == os.uname()[1]:
+        return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
+    try:
+        return now() - os.stat(path).st_mtime < LOCK_FRESH
+    except OSError:
+        return False
 
 
 def drain(fd):

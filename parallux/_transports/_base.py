@@ -103,6 +103,11 @@ class Transport:
         """``max_jobs`` when the config gives none."""
         return int(facts.get("logical_cores") or 1)
 
+    def login(self) -> list[str]:
+        """The command line a user types to run a shell command where the launcher's files are ([]: here).
+        The run log keeps it, so that ``parallux clean`` can say how to clean a remote workspace."""
+        return []
+
 
 def write_now(stream: trio.abc.SendStream) -> Callable[[bytes], int] | None:
     """A way to write to the stream without awaiting, if it has one (see ``LauncherClient.post``)."""

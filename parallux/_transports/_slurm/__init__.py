@@ -93,6 +93,13 @@ class SlurmTransport(Transport):
     def variables(self) -> dict[str, str]:
         return {"PARALLUX_NODE": self.node} if self.node else {}
 
+    def login(self) -> list[str]:
+        """A one-task job on this node (its allocation may be long gone by the time this is typed)."""
+        request = self.allocation.request
+        options = [f"--{key}={value}" for key, value in (("partition", request.partition),
+                                                          ("account", request.account)) if value is not None]
+        return ["srun", "--nodes=1", "--ntasks=1", *options, *([f"--nodelist={self.node}"] if self.node else [])]
+
     def default_slots(self, facts: dict[str, Any]) -> int:
         """The CPUs the allocation has on the node (the launcher's step holds all of them: ``--whole``)."""
         return int(facts.get("usable_cores") or facts.get("logical_cores") or 1)

@@ -65,6 +65,11 @@ class SshTransport(Transport):
         alias = f", Host {self.host!r} in the ssh config" if host != self.host else ""
         return f"ssh runner {name!r} ({where}{alias})"
 
+    def login(self) -> list[str]:
+        """``ssh`` to the host as the config names it (an alias of the user's ssh config works there too)."""
+        port = ["-p", str(self.port)] if self.port else []
+        return ["ssh", *port, f"{self.user}@{self.host}" if self.user else self.host]
+
     def plan_facts(self) -> dict[str, Any]:
         """A dry run opens no connection: the remote core count is unknown, paths stay relative to ``~``."""
         return {"logical_cores": None, "home": "~", "cwd": "", "numactl": "numactl", "hostname": self.host}
