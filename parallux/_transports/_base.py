@@ -104,8 +104,9 @@ class Transport:
         return int(facts.get("logical_cores") or 1)
 
     def login(self) -> list[str]:
-        """The command line a user types to run a shell command where the launcher's files are ([]: here).
-        The run log keeps it, so that ``parallux clean`` can say how to clean a remote workspace."""
+        """What a user types, followed by one shell command (as one argument), to run that command where
+        the launcher's files are ([]: here). The run log keeps it, so that ``parallux clean`` can say how
+        to clean a remote workspace."""
         return []
 
 

@@ -120,6 +120,7 @@ class Cleaner:
     def clean_run(self, entry: RunEntry, run: Run) -> None:
         generated = list(places(run, generated=True))
         here = [p for p in generated if p.local]
+        elsewhere = len(generated) - len(here)
         size_before, left = self.tally.freed, 0
         for place in here:
             left += not self.remove_work_dir(place)
@@ -127,14 +128,14 @@ class Cleaner:
         self.list_remote(run, [p for p in generated if not p.local])
         what = f"{'would remove' if self.dry_run else 'removed'} run {run.run_id} of " \
                f"{short_path(entry.info.get('config'))}"
-        dirs = f"{len(here) - left} work dir{'' if len(here) - left == 1 else 's'}"
         if left:
-            self.say(f"{what}: {dirs} ({kib_text((self.tally.freed - size_before) // 1024)}); kept its log, "
-                     f"as {left} of its work dirs {'was' if left == 1 else 'were'} left (see above)")
+            self.say(f"{what}: {plural(len(here) - left, 'work dir')} "
+                     f"({kib_text((self.tally.freed - size_before) // 1024)}); kept its log, as "
+                     f"{plural(left, 'work dir')} {'was' if left == 1 else 'were'} left (see above)")
             return
-        self.say(f"{what}: {self.remove_log(entry)} and {dirs} "
-                 f"({kib_text((self.tally.freed - size_before) // 1024)})"
-                 + ("; its work dirs on other machines are listed below" if len(here) < len(generated) else ""))
+        removed = self.remove_log(entry) + (f" and {plural(len(here), 'work dir')}" if here else "")
+        remote = f"; {plural(elsewhere, 'work dir')} on other machines: see below" if elsewhere else ""
+        self.say(f"{what}: {removed} ({kib_text((self.tally.freed - size_before) // 1024)}){remote}")
         self.tally.runs += 1
 
     def remove_log(self, entry: RunEntry) -> str:
@@ -283,17 +284,21 @@ class Cleaner:
         return 1 if self.tally.errors else 0
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def in_use(holder: dict[str, object]) -> str:
     where = ", ".join(f"{key} {holder[key]}" for key in ("host", "pid") if holder.get(key) is not None)
     return f"in use by run {holder.get('run_id')}" + (f" ({where})" if where else "")
 
 
 def summary(tally: Tally, dry_run: bool) -> str:
-    done = [f"{n} {one if n == 1 else many}" for n, one, many in
-            ((tally.runs, "run", "runs"), (tally.work_dirs, "work dir", "work dirs"),
+    done = [plural(n, one, many) for n, one, many in
+            ((tally.runs, "run", None), (tally.work_dirs, "work dir", None),
              (tally.copies, ".history copy", ".history copies")) if n]
     listed = ", ".join(done[:-1]) + (" and " if len(done) > 1 else "") + done[-1] if done else ""
-    kept = f"{tally.kept} run{'' if tally.kept == 1 else 's'}"
+    kept = plural(tally.kept, "run")
     if not done:
         return f"parallux clean: nothing to remove here; {kept} kept"
     if dry_run:

@@ -56,9 +56,10 @@ class RemoteWork:
             cutoffs.setdefault(cutoff, []).append(path)
         for cutoff, paths in sorted(cutoffs.items()):
             for chunk in chunks(sorted(paths)):
-                find = ["find", *chunk, "-mindepth", "2", "-maxdepth", "2", "-path", "*/.history/[0-9]*",
-                        "-type", "d", "!", "-newermt", f"@{int(cutoff)}", "-exec", "rm", "-rf", "--", "{}", "+"]
-                commands.append(shlex.join(login + [shlex.join(find)]))
+                # the copies <work dir>/.history/<n>, made (their mtime) at or before the cutoff
+                find = (f"find {' '.join(map(shlex.quote, chunk))} -mindepth 2 -maxdepth 2 -path \"*/.history/*\" "
+                        f"-type d ! -newermt @{int(cutoff * 1000) / 1000:.3f} -exec rm -rf -- {{}} +")
+                commands.append(shlex.join(login + [find]))
         return commands
 
 

@@ -98,7 +98,8 @@ class SlurmTransport(Transport):
         request = self.allocation.request
         options = [f"--{key}={value}" for key, value in (("partition", request.partition),
                                                           ("account", request.account)) if value is not None]
-        return ["srun", "--nodes=1", "--ntasks=1", *options, *([f"--nodelist={self.node}"] if self.node else [])]
+        return ["srun", "--nodes=1", "--ntasks=1", *options, *([f"--nodelist={self.node}"] if self.node else []),
+                "sh", "-c"]
 
     def default_slots(self, facts: dict[str, Any]) -> int:
         """The CPUs the allocation has on the node (the launcher's step holds all of them: ``--whole``)."""
