@@ -41,7 +41,7 @@ def clean(config: str | None, keep: int, dry_run: bool, out: IO[str] | None = No
     entries = list_runs(config, every=True, root=root)
     if config and not entries:
         raise HistoryError(f"no runs of {config} in {root} (`parallux runs --all` lists the runs)")
-    cleaner = Cleaner(dry_run, out or sys.stdout)
+    cleaner = Cleaner(root, dry_run, out or sys.stdout)
     for runs in by_config(entries).values():
         cleaner.clean_config(runs, keep)
     cleaner.prune_histories()
@@ -77,7 +77,8 @@ class Tally:
 class Cleaner:
     """Does (or, in a dry run, checks) each removal, and says what it did."""
 
-    def __init__(self, dry_run: bool, out: IO[str]) -> None:
+    def __init__(self, root: str, dry_run: bool, out: IO[str]) -> None:
+        self.root = root
         self.dry_run = dry_run
         self.out = out
         self.tally = Tally()
@@ -140,19 +141,22 @@ class Cleaner:
 
     def remove_log(self, entry: RunEntry) -> str:
         """Remove the run's entry in the history: its log, or the link to a log written with --log (whose
-        file, outside the state dir, is the user's)."""
-        path = entry.path
-        linked = os.path.islink(path)
-        target = os.path.realpath(path)
+        file, outside the state dir, is the user's). Reached from the state dir as work dirs are from their
+        workspace: a link on the way is not followed."""
+        parent, name = os.path.split(os.path.relpath(entry.path, self.root))
+        target = os.path.realpath(entry.path)
+        linked = False
         try:
-            size = 0 if linked else os.lstat(path).st_blocks * 512
-            if not self.dry_run:
-                os.unlink(path)
-            self.tally.freed += size
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            self.error(path, exc)
+            with opened(self.root, parent) as fd:
+                st = lstat_below(fd, name)
+                if st is None:
+                    return "its log (gone already)"
+                linked = stat.S_ISLNK(st.st_mode)
+                if not self.dry_run:
+                    os.unlink(name, dir_fd=fd)
+                self.tally.freed += 0 if linked else st.st_blocks * 512
+        except (OSError, Refused) as exc:
+            self.error(entry.path, exc if isinstance(exc, OSError) else OSError(str(exc)))
         if linked:
             return f"its entry in the history (its log {target}, written with --log, is left)"
         return "its log"

@@ -3,7 +3,8 @@ parallux generated the work_relpath (``parallux clean`` removes only those) or t
 
 A work dir is placed only when its log makes it certain: ``work_dir`` must be ``<workspace>/<work_relpath>``,
 and a generated relpath must be ``<run id>/<NNNNN>[_<name>]`` of that very run, as ``_registration`` makes it
-(a config cannot name that path in advance: the run id is new in every run). Logs written before the
+(a config cannot name that path in advance: the run id is new in every run), with a run id of parallux's
+form: a log that says otherwise names nothing ``clean`` removes. Logs written before the
 ``queued`` event said ``work_generated`` are judged by that form alone.
 """
 
@@ -38,7 +39,14 @@ class Place:
         return posixpath.join(self.workspace, self.relpath)
 
 
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # as _session.new_run_id makes them
+NOTHING = re.compile(r"(?!)")
+
+
 def generated_form(run_id: str) -> re.Pattern[str]:
+    """The work_relpaths parallux generates in that run (none, for a log whose run id is not parallux's)."""
+    if not RUN_ID.fullmatch(run_id):
+        return NOTHING
     return re.compile(re.escape(run_id) + r"/\d{5}(_[^/]+)?")
 
 
