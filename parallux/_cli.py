@@ -22,7 +22,6 @@ from typing import Sequence
 
 from . import _prespawn
 from ._exit import EXIT_SIGINT, EXIT_USAGE
-from ._version import __version__
 from ._views import SUBCOMMANDS
 
 DESCRIPTION = ("Run the shell commands a Python config describes, in parallel: locally, over SSH and on Slurm "
@@ -39,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parallux", usage=USAGE, description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("config", metavar="CONFIG", help="the Python config file to run")
-    parser.add_argument("--version", action="version", version=f"parallux {__version__}")
+    parser.add_argument("--version", action=VersionAction,
+                        help="print parallux's, Python's and the main libraries' versions and exit")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the execution plan (runner, work dir, cores, command line of every "
                              "command) without starting anything or creating any directory")
@@ -60,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
                         help="seconds between progress lines when not on a terminal (0: none)")
     return parser
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the versions a bug report needs, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from ._about import version_text
+        try:
+            print(version_text(), flush=True)
+        except BrokenPipeError:  # `parallux --version | head -1`: the reader has seen enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        parser.exit()
 
 
 def non_negative(text: str) -> int:

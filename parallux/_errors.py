@@ -4,7 +4,8 @@ Every error a config can see derives from :class:`ParalluxError`::
 
     ParalluxError
      ├── ConfigError          bad input, found at the call that received it, before anything runs
-     │    └── OutsideRuntimeError   ``goal`` used by a config started with plain ``python3``
+     │    ├── OutsideRuntimeError   ``goal`` used by a config started with plain ``python3``
+     │    └── UnknownAttributeError  a misspelt method or attribute of ``goal`` or of a runner
      ├── RunnerError          a runner cannot be used: connection, authentication, launcher, numactl
      └── CommandError         one or more ``check=True`` commands did not succeed (``.results``)
           ├── CommandFailed   it exited with a non-zero status
@@ -31,6 +32,11 @@ class ConfigError(ParalluxError, ValueError):
 
 class OutsideRuntimeError(ConfigError, RuntimeError):
     """The config was started with plain ``python3`` instead of ``parallux``."""
+
+
+class UnknownAttributeError(ConfigError, AttributeError):
+    """``goal.argz``: no such method or attribute. An AttributeError too, so ``hasattr()`` and
+    ``getattr(obj, name, default)`` work as they do on any object."""
 
 
 class RunnerError(ParalluxError):

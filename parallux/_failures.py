@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 from ._errors import CommandCancelled, CommandError, CommandFailed, CommandLost, CommandTimeout
-from ._status import Status
+from ._status import CUT_SHORT, Status
 
 
 class Result(Protocol):
@@ -25,6 +25,7 @@ class Result(Protocol):
     runner_name: str | None
     command_text: str
     work_dir: str | None
+    _kind: str | None  # what kind of "error" (see _status.CUT_SHORT)
 
     def stderr_tail(self, lines: int = 5) -> list[str]: ...
 
@@ -62,7 +63,7 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
     what = {
         Status.FAILED: f"exited with status {result.returncode}",
         Status.TIMEOUT: f"timed out after {result.timeout:g} s and was stopped" if result.timeout else "timed out",
-        Status.ERROR: f"could not run: {result.error}",
+        Status.ERROR: f"{'was cut short' if result._kind in CUT_SHORT else 'could not run'}: {result.error}",
         Status.CANCELLED: "was cancelled",
     }.get(result.status, f"ended with status {result.status!r}")
     where = f" on runner {result.runner_name!r}" if result.runner_name is not None else ""
@@ -80,10 +81,12 @@ Cause = tuple[str, "int | None", str]  # status, exit status (of a failed comman
 
 
 def failure_cause(result: Result) -> Cause:
-    """What failures group by: status, exit status (of a failed command), the last line of stderr."""
+    """What failures group by: status, exit status (of a failed command), the last line of stderr -- or for an
+    ``error``, its reason (a dead launcher, a lost connection), whatever the command had said."""
+    if result.status == "error" and result.error:
+        return result.status, None, result.error
     tail = result.stderr_tail(1)
-    return (result.status, result.returncode if result.status == "failed" else None,
-            tail[-1].strip() if tail else (result.error or "") if result.status == "error" else "")
+    return (result.status, result.returncode if result.status == "failed" else None, tail[-1].strip() if tail else "")
 
 
 def describe_cause(cause: Cause, runners: Any) -> str:

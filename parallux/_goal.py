@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import _options as opt
 from . import _transfer
+from ._arguments import Arguments
+from ._attributes import TypoChecked
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
 from ._handles import Command, Group
 from ._pool import Pool, TransportFor
@@ -26,27 +28,35 @@ HALT_MODES = ("never", "soon", "now")
 SchedulerFn = Callable[[list[Runner], int], "Runner | str | None"]
 
 
-class Goal:
+class Goal(TypoChecked):
     """The controlled runtime: runners, limits, environment and command submission."""
+
+    _label = "goal"
 
     def __init__(self, engine: Engine, *, argv: Sequence[str] = (), run_id: str, resume: bool = False,
                  retries: int = 0, dry_run: bool = False, transport_for: TransportFor = lambda transport: transport
                  ) -> None:
         self._engine = engine
-        self._dry_run = dry_run
         self._run_id = run_id
+        # True under --dry-run: nothing runs, so a config should skip its own side effects too (writing a
+        # summary of "planned" results over real ones, say). Read-only, as argv and args: the proxy a config
+        # holds refuses every assignment.
+        self.dry_run = dry_run
         self.argv: list[str] = list(argv)
         self.args: dict[str, str] = dict(a.split("=", 1) for a in self.argv if "=" in a)
+        self._arguments = Arguments(self.args, show=print_flushed if dry_run else None)
         self._pool = Pool(engine, self._run_pinned, transport_for, dry_run)
         self._commands = Registrar(self._pool, engine.completion, run_id, resume, retries)
         self._registered: list[Command] = []
         self._groups: list[Group] = []
 
-    @property
-    def dry_run(self) -> bool:
-        """True under ``--dry-run``: nothing runs, so a config should skip its own side effects too (writing a
-        summary of "planned" results over real ones, say)."""
-        return self._dry_run
+    @opt.checked("goal.arg()")
+    def arg(self, name: str, default: Any = None, type: Callable[[str], Any] = str, help: str | None = None
+            ) -> Any:
+        """The value of ``name=`` on the command line converted by ``type`` (str, int, float, bool or a
+        function of the text), or ``default``. Once the config declared one, every ``key=`` on the command
+        line must be declared (checked at its first command, or its end: see ``_arguments``)."""
+        return self._arguments.declare(name, default, type, help)
 
     # -- runners -----------------------------------------------------------------------------------------------
 
@@ -179,6 +189,7 @@ class Goal:
         return handle
 
     def _submit(self, group: Group) -> Group:
+        self._arguments.check()
         self._groups.append(group)
         find_completed([handle for handle in group.commands if handle.resume_check],
                        lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs))
@@ -189,6 +200,7 @@ class Goal:
     # -- the end of the config -------------------------------------------------------------------------------
 
     def _issue_leftovers(self) -> None:
+        self._arguments.check()  # (a config that submitted nothing is checked here, at its end)
         if self._registered:
             self.issue()
 
@@ -216,6 +228,10 @@ class GoalProxy:
 
     def __repr__(self) -> str:
         return f"<parallux.goal {'active' if GoalProxy._current else 'outside the runtime'}>"
+
+
+def print_flushed(line: str) -> None:
+    print(line, flush=True)
 
 
 goal = GoalProxy()  # what ``from parallux import goal`` gives

@@ -84,6 +84,7 @@ class Job(object):
         self.start = start
         self.kill_deadline = None   # when TERM was sent: the time KILL follows
         self.kill_reason = None     # why it is being stopped: "timeout" or "cancelled"
+        self.stopped = None         # (cause, words): why the launcher stopped it unasked as it ended
         self.killed_hard = False
         self.status = None          # the exit wait4 reported, kept until the kill sequence ends
         self.rusage = None
@@ -110,6 +111,8 @@ class Launcher(object):
         self.last_input = now()
         self.running = True
         self.terminated = False  # SIGTERM came from outside: see stop_serving()
+        self.ending = None       # why the loop ended, if not by a quit request (see ENDINGS)
+        self.guardian = None     # the process that started this one and waits for it (see guard)
         self.sigterm_is_error = False  # whether it should be so (parallux asks it in its hello, for Slurm)
         self.held = []           # reaped commands killed from outside, reported a moment later (see reap)
         self.exit_grace = EXIT_GRACE
@@ -143,7 +146,7 @@ class Launcher(object):
             written = 0
         except OSError:  # parallux is gone: nobody to tell, stop everything
             self.outbuf = []
-            self.running = False
+            self.stop_serving(cause="output")
             return
         self.outbuf = [data[written:]] if written < len(data) else []
 
@@ -166,7 +169,7 @@ class Launcher(object):
         except OSError:
             chunk = b""
         if not chunk:
-            self.running = False
+            self.stop_serving(cause="eof")
             return
         self.last_input = now()
         for request, payload in self.frames.feed(chunk):
@@ -212,16 +215,23 @@ class Launcher(object):
     def run(self, request):
         job_id = request["id"]
         try:
-            pid, popen, start = spawn(request, self.locks.take)
-        except WorkDirInUse as exc:  # another live run's files: touch nothing there, not even a record
-            self.send({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": "locked"})
+            dir_fd = prepare_work_dir(request, self.locks.take)
+        except (WorkDirInUse, UnsafeWorkDir) as exc:  # another live run's, or a link: touch nothing there
+            reason = "locked" if isinstance(exc, WorkDirInUse) else "unsafe"
+            self.send({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": reason})
             return
+        except Exception as exc:  # it could not be made or cleared: no record either
+            self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"})
+            return
+        try:
+            pid, popen, start = spawn(request, dir_fd)
         except Exception as exc:  # report any launch failure; the launcher itself must survive it
             event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
-            if os.path.isdir(request.get("work_dir") or ""):
-                write_record(request, dict(event, returncode=None, start=now(), end=now()))
+            write_record(dir_fd, request, dict(event, returncode=None, start=now(), end=now()))
             self.send(event)
             return
+        finally:
+            os.close(dir_fd)
         job = Job(job_id, pid, popen, request, start)
         job.cgroup = self.cgroup_of_new_command()
         self.jobs[job.pid] = job
@@ -362,15 +372,13 @@ class Launcher(object):
         if job in self.held:
             self.held.remove(job)
         if self.terminated and job.kill_reason is None and job.status != 0:  # (SIGTERM reached it before
-            job.kill_reason = "error"                                        # stop_everything did)
+            self.stop_unasked(job)                                           # stop_everything did)
         if self.job_alive(job):
             self.lingering[job.pid] = job.cgroup  # its background processes live on: watch for their end
         else:
             self.groups.discard(job.pid)
             self.forget_cgroup(job.cgroup)
-        event = exit_event(job)
-        write_record(job.request, event)
-        self.send(event)
+        self.send(record_exit(job))
 
     def prune_lingering(self):
         """Forget process groups (and cgroups) that have ended, so that the final sweep never signals a
@@ -382,14 +390,31 @@ class Launcher(object):
             self.groups.discard(pgid)
             self.forget_cgroup(cgroup)
 
-    def stop_serving(self, signum=None):
-        """End the loop (EOF, a quit request, a signal). For a launcher whose hello asked ``"sigterm": "error"``
-        (a Slurm step's: SIGTERM is the allocation ending), SIGTERM makes the commands still running end
-        ``error``: they did not fail, and nobody cancelled them; their run was cut short under them (and is
-        retried where the config asks). Elsewhere a stopped command is ``cancelled``."""
+    def stop_serving(self, signum=None, cause=None):
+        """End the loop on its own (EOF, a signal, the watchdog, a broken output): the commands still running
+        are then stopped unasked, and their exit events say why (``stopped``), so that parallux -- if it is
+        still there -- reports them as ended by the launcher's end, not cancelled by anyone. For a launcher
+        whose hello asked ``"sigterm": "error"`` (a Slurm step's: SIGTERM is the allocation ending), SIGTERM
+        makes them end ``error`` here already: their run was cut short under them (and is retried where the
+        config asks)."""
         self.running = False
+        self.ending = self.ending or cause or (signal.Signals(signum).name if signum else None)
         if signum == signal.SIGTERM and self.sigterm_is_error:
             self.terminated = True
+
+    def guardian_gone(self):
+        """Whether the guardian died under this launcher (it was killed: it never ends before its launcher).
+        Its death is the launcher's: whatever stops the commands now, they end ``error``."""
+        return self.guardian is not None and os.getppid() != self.guardian
+
+    def stop_unasked(self, job):
+        """Mark a command the launcher stops by itself as it ends: with why, and as ``error`` where that is
+        a death (its guardian's) or a batch system's end (``terminated``), else ``cancelled``."""
+        if self.guardian_gone():
+            job.kill_reason, job.stopped = "error", ("guardian", ENDINGS["guardian"] % self.guardian)
+        else:
+            job.kill_reason = "error" if self.terminated else "cancelled"
+            job.stopped = (self.ending, ENDINGS.get(self.ending, self.ending))
 
     def stop_everything(self):
         """Stop everything this launcher started: TERM, a short grace, then KILL; then write the record of
@@ -403,7 +428,9 @@ class Launcher(object):
         # commands that already finished, too.
         runs = list(self.runs_seen) + [j.request["mark"] for j in self.by_id.values() if j.request.get("mark")]
         for job in self.by_id.values():  # their records must say they were stopped, not that they failed
-            job.kill_reason = job.kill_reason or ("error" if self.terminated else "cancelled")
+            if job.kill_reason is None and self.ending is not None:
+                self.stop_unasked(job)
+            job.kill_reason = job.kill_reason or "cancelled"  # (a quit request)
             job.kill_deadline = job.kill_deadline or now()
         for job in list(self.held):  # reaped already: only their records are left to write
             self.finish(job)
@@ -468,7 +495,7 @@ class Launcher(object):
                 self.refresh_locks()
                 self.flush()
                 if self.watchdog is not None and now() - self.last_input > self.watchdog:
-                    self.running = False
+                    self.stop_serving(cause="watchdog")
         finally:
             self.stop_everything()
             self.flush_before_exit(EXIT_FLUSH)
@@ -484,27 +511,262 @@ class Launcher(object):
             self.watching_output = wanted
 
 
+# -- the work dir: nothing written through a link ---------------------------------------------------------
+#
+# Where the trust ends: the workspace's path is the user's, resolved as the system resolves it (a
+# ~/parallux -> /scratch/me link works), except that a link on it which neither this user nor root made is
+# refused. Below the workspace no link is followed at all: each directory down to the work dir is opened
+# relative to its parent with O_NOFOLLOW, each file the launcher writes there is created with
+# O_EXCL|O_NOFOLLOW relative to the work dir's descriptor and replaced only by a rename within it, and what
+# stands where a file is to be written -- an earlier output, a link, dangling or not -- is moved into .history
+# first, never followed (the openat idiom of rsync and of shutil.rmtree with dir_fd).
+
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | O_CLOEXEC
+LINK_HOPS = 40  # links followed on the workspace's path before it counts as a loop (the kernel's limit)
+
+
+class UnsafeWorkDir(Exception):
+    """A link where none is followed (below the workspace), or one on the workspace's path that another user
+    made: the command ends "error" naming it, and nothing is written there."""
+
+
+def open_work_dir(request, create):
+    """The request's work dir, opened: its descriptor, and whether it was made just now (made with its parents
+    when missing and ``create``). parallux sends the workspace; a bare request's is the work dir's parent."""
+    work_dir = os.path.normpath(request["work_dir"])
+    return open_below_workspace(work_dir, request.get("workspace") or os.path.dirname(work_dir), create)
+
+
+def open_below_workspace(work_dir, workspace, create):
+    workspace = os.path.normpath(workspace)
+    prefix = workspace.rstrip("/") + "/"
+    if not work_dir.startswith(prefix) or work_dir == prefix:
+        raise UnsafeWorkDir("work dir %s is not inside the workspace %s" % (work_dir, workspace))
+    if workspace not in CHECKED_WORKSPACES:
+        check_link_owners(workspace)
+    fd, made, path = open_workspace(workspace, create), False, workspace
+    names = work_dir[len(prefix):].split("/")
+    try:
+        for index, name in enumerate(names):
+            path = os.path.join(path, name)
+            child, made = open_dir_at(fd, name, path, create, new_likely=index == len(names) - 1)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, made
+
+
+def open_workspace(workspace, create):
+    """The workspace itself is opened by its path, links and all: that path is the user's choice."""
+    try:
+        return os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
+    except FileNotFoundError:
+        if not create:
+            raise
+    os.makedirs(workspace, exist_ok=True)
+    return os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
+
+
+CHECKED_WORKSPACES = set()  # whose whole path check_link_owners found sound: once per launcher (per run)
+
+
+def check_link_owners(path):
+    """Refuse a link on the way to path that neither this user nor root owns (as the kernel's
+    protected_symlinks does in sticky directories): in a shared directory, another user's link would send the
+    run's files to a place of their choosing. Each link is checked, and so is the path it leads to."""
+    me, todo, done, hops = os.geteuid(), [p for p in path.split("/") if p], "/", 0
+    while todo:
+        name = todo.pop(0)
+        if name in (os.curdir, os.pardir):
+            done = done if name == os.curdir else os.path.dirname(done)  # (done holds no link)
+            continue
+        here = os.path.join(done, name)
+        try:
+            info = os.lstat(here)
+        except OSError:
+            return  # missing: made as a directory, as is the rest; or the open that follows says why not
+        if not stat.S_ISLNK(info.st_mode):
+            done = here
+            continue
+        if info.st_uid not in (me, 0):
+            raise UnsafeWorkDir("refusing to follow the symbolic link %s on the workspace's path: it belongs to "
+                                "user %d, not to this user (%d) or root" % (here, info.st_uid, me))
+        hops += 1
+        if hops > LINK_HOPS:
+            return  # a loop: the open reports it
+        target = os.readlink(here)
+        todo[:0] = [p for p in target.split("/") if p]
+        done = "/" if target.startswith("/") else done
+    CHECKED_WORKSPACES.add(path)
+
+
+def open_dir_at(parent, name, path, create, new_likely=False):
+    """The directory name in parent (path: its name in errors), never through a link; made when missing and
+    ``create`` (first thing, when it is ``new_likely``: a command's own dir usually is). Its descriptor, and
+    whether it was made just now."""
+    made = False
+    if create and new_likely:
+        made = make_dir_at(parent, name)
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent), made
+    except FileNotFoundError as exc:
+        if not create or new_likely:
+            raise OSError(exc.errno, exc.strerror, path)
+    except OSError as exc:
+        raise refusal(parent, name, path, exc)
+    made = make_dir_at(parent, name)
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent), made
+    except OSError as exc:
+        raise refusal(parent, name, path, exc)
+
+
+def make_dir_at(parent, name):
+    """Whether the directory was made; False when something has that name (a directory made meanwhile, say by
+    another launcher: it is opened, if it is one)."""
+    try:
+        os.mkdir(name, 0o777, dir_fd=parent)
+        return True
+    except FileExistsError:
+        return False
+
+
+def refusal(parent, name, path, exc):
+    """What to raise when a directory could not be opened: a link is refused by name; anything else as it is."""
+    if is_link_at(parent, name):
+        return UnsafeWorkDir("refusing to follow the symbolic link %s: parallux follows no link below the "
+                             "workspace" % path)
+    return OSError(exc.errno, exc.strerror, path)
+
+
+def is_link_at(dir_fd, name):
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def exists_at(dir_fd, name):
+    """Whether anything, a dangling link too, has that name in the directory."""
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def create_at(dir_fd, name, mode=0o666):
+    """A new file for writing in the directory: its fd. Never an existing file, never through a link."""
+    return os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
+
+
+def write_at(dir_fd, name, data, mode=0o666):
+    """A new file in the directory holding data."""
+    fd = create_at(dir_fd, name, mode)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def replace_at(dir_fd, name, data, temp, mode=0o666):
+    """Replace name in the directory with a file holding data, whole: written under the name temp and renamed
+    over name (which replaces a link, never writes through it). temp is the launcher's own name: what a
+    crash left there, or a link planted there, is removed first."""
+    try:
+        write_at(dir_fd, temp, data, mode)
+    except FileExistsError:
+        os.unlink(temp, dir_fd=dir_fd)
+        write_at(dir_fd, temp, data, mode)
+    os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def read_at(dir_fd, name, limit):
+    """Up to limit bytes of a file in the directory (or of a file by its path, dir_fd None), not through a link
+    as its last component; OSError (ELOOP for a link) when it cannot be read."""
+    fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+    try:
+        data = b""
+        while len(data) < limit:
+            part = os.read(fd, limit - len(data))
+            if not part:
+                break
+            data += part
+        return data
+    finally:
+        os.close(fd)
+
+
+def keep_history(dir_fd, work_dir):
+    """Move an earlier run's files aside so that nothing a command wrote is ever overwritten: whatever has one
+    of their names (a link, dangling or not, too) is moved as it is into .history/N, never followed."""
+    present = [n for n in OUTPUT_NAMES if exists_at(dir_fd, n)]
+    if not present:
+        return
+    path = os.path.join(work_dir, HISTORY_DIR)
+    history = open_dir_at(dir_fd, HISTORY_DIR, path, True)[0]
+    try:
+        target = new_history_entry(history, path)
+        try:
+            for name in present:
+                os.rename(name, name, src_dir_fd=dir_fd, dst_dir_fd=target)
+        finally:
+            os.close(target)
+    finally:
+        os.close(history)
+
+
+def new_history_entry(history, path):
+    """A new numbered directory in .history, the one after the highest, opened."""
+    index = 1 + max([int(n) for n in os.listdir(history) if n and set(n) <= DIGITS] or [0])
+    while True:
+        try:
+            os.mkdir(str(index), 0o777, dir_fd=history)
+            return open_dir_at(history, str(index), os.path.join(path, str(index)), False)[0]
+        except FileExistsError:
+            index += 1
+
+
+DIGITS = set("0123456789")
+
+
 # -- spawning ---------------------------------------------------------------------------------------------
 
-def spawn(request, lock=None):
-    """Create the work dir and files, then start the command in a new session with its output redirected.
-    ``lock(work_dir, request)`` runs before anything in an existing work dir is touched (WorkDirLocks.take)."""
-    work_dir = request["work_dir"]
-    fresh = make_dirs(work_dir)
-    if lock is not None:
-        lock(work_dir, request)
-    if not fresh:
-        keep_history(work_dir)
+def prepare_work_dir(request, lock=None):
+    """The work dir opened (made when missing), locked, and emptied of an earlier run's outputs: its fd.
+    ``lock(dir_fd, work_dir, request)`` runs before anything in an existing work dir is touched
+    (WorkDirLocks.take)."""
+    fd, fresh = open_work_dir(request, create=True)
+    try:
+        if lock is not None:
+            lock(fd, request["work_dir"], request)
+        if not fresh:
+            keep_history(fd, request["work_dir"])
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def spawn(request, dir_fd):
+    """Write the command's files into its prepared work dir, then start it in a new session with its output
+    redirected."""
     text = request.get("command_text", "") + "\n"
     if request.get("wrapped"):
         text += "# as run:\n" + request["wrapped"] + "\n"
-    write_file(os.path.join(work_dir, "command.txt"), text.encode("utf-8", "surrogateescape"))
+    write_at(dir_fd, "command.txt", text.encode("utf-8", "surrogateescape"))
     env = command_env(request)
     argv = request["argv"]
-    cwd = request.get("cwd") or work_dir
-    out = create_file(os.path.join(work_dir, "stdout.txt"))
+    cwd = request.get("cwd") or request["work_dir"]
+    out = create_at(dir_fd, "stdout.txt")
     try:
-        err = create_file(os.path.join(work_dir, "stderr.txt"))
+        err = create_at(dir_fd, "stderr.txt")
     except BaseException:
         os.close(out)
         raise
@@ -522,21 +784,6 @@ def spawn(request, lock=None):
         os.close(out)
         os.close(err)
     return popen.pid, popen, start
-
-
-def create_file(path):
-    """Create (or truncate) a file for writing: its fd, plain system calls, no file object."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
-
-
-def write_file(path, data):
-    """Create (or truncate) a file holding data."""
-    fd = create_file(path)
-    try:
-        while data:
-            data = data[os.write(fd, data):]
-    finally:
-        os.close(fd)
 
 
 # subprocess.Popen spends about as long in Python (building its object, re-encoding the environment) as the
@@ -623,36 +870,6 @@ def resolve(program, env):
     return _RESOLVED[key]
 
 
-def make_dirs(path):
-    """Create the directory; True when it is new (so nothing in it can need keeping)."""
-    try:
-        try:
-            os.mkdir(path)  # the usual case: the workspace exists, the command's dir does not
-        except FileNotFoundError:
-            os.makedirs(path)
-        return True
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise
-        return False
-
-
-def keep_history(work_dir):
-    """Move an earlier run's files aside so that nothing a command wrote is ever overwritten."""
-    present = [n for n in OUTPUT_NAMES if os.path.exists(os.path.join(work_dir, n))]
-    if not present:
-        return
-    history = os.path.join(work_dir, HISTORY_DIR)
-    make_dirs(history)
-    index = 1
-    while os.path.exists(os.path.join(history, str(index))):
-        index += 1
-    target = os.path.join(history, str(index))
-    os.mkdir(target)
-    for name in present:
-        shutil.move(os.path.join(work_dir, name), os.path.join(target, name))
-
-
 def describe_os_error(exc):
     if isinstance(exc, OSError) and exc.strerror:
         where = exc.filename if exc.filename is not None else ""
@@ -669,7 +886,35 @@ def killed_from_outside(status):
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) in (128 + signal.SIGTERM, 128 + signal.SIGKILL)
 
 
-def exit_event(job):
+ENDINGS = {  # why a launcher ended by itself, in words (the "stopped" of its commands' exit events)
+    "eof": "its input was closed",
+    "output": "it could not write to parallux",
+    "watchdog": "it heard nothing from parallux for its whole watchdog period",
+    "SIGHUP": "it got SIGHUP",
+    "SIGTERM": "it got SIGTERM",
+    "guardian": "its guardian process %d was killed",  # (it ends only after its launcher, unless killed)
+}
+TERMINATED = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
+
+
+def record_exit(job):
+    """The exit event of a command that ended, and its completion record written in its work dir, which is
+    opened again as it was at the start: never through a link."""
+    try:
+        dir_fd = open_work_dir(job.request, create=False)[0]
+    except (OSError, UnsafeWorkDir) as exc:
+        event = exit_event(job, None)
+        event["record_error"] = describe_os_error(exc)
+        return event
+    try:
+        event = exit_event(job, dir_fd)
+        write_record(dir_fd, job.request, event)
+        return event
+    finally:
+        os.close(dir_fd)
+
+
+def exit_event(job, dir_fd):
     status = job.status
     signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     returncode = -signum if signum is not None else os.WEXITSTATUS(status)
@@ -684,18 +929,21 @@ def exit_event(job):
         "user_seconds": round(ru.ru_utime, 6), "system_seconds": round(ru.ru_stime, 6),
         "max_rss_kb": ru.ru_maxrss,
     }
-    if event["status"] == "error":
-        event["error"] = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
-        event["reason"] = "terminated"
+    if job.stopped is not None:  # stopped by the launcher's own end, which parallux did not ask for
+        cause, event["stopped"] = job.stopped
+        if event["status"] == "error":
+            died = cause == "guardian"
+            event["reason"] = "died" if died else "terminated"
+            event["error"] = event["stopped"] if died else TERMINATED
     if event["status"] != "ok":  # what a failure report shows: parallux then never has to fetch a file
-        event["stderr_tail"] = stderr_tail(job.request["work_dir"])
+        event["stderr_tail"] = stderr_tail(dir_fd) if dir_fd is not None else None
     return event
 
 
-def stderr_tail(work_dir):
+def stderr_tail(dir_fd):
     """The end of a command's stderr.txt (its last STDERR_TAIL bytes, from the start of a line), or None."""
     try:
-        fd = os.open(os.path.join(work_dir, "stderr.txt"), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open("stderr.txt", READ_FLAGS, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -709,17 +957,16 @@ def stderr_tail(work_dir):
     return text[text.find("\n") + 1:] if size > STDERR_TAIL and "\n" in text else text
 
 
-def write_record(request, event):
+def write_record(dir_fd, request, event):
     """The completion record beside the outputs: what ran, how it ended, what it cost."""
     record = dict(request.get("record") or {})
     record.update({k: v for k, v in event.items() if k not in ("ev", "id", "stderr_tail")})
     record["command"] = request.get("command_text")
     record["wrapped"] = request.get("wrapped")
-    path = os.path.join(request["work_dir"], RECORD_NAME)
     try:
         # the C encoder (indent= is pure Python); written aside and renamed, so a record is never partial
-        write_file(path + ".tmp", (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
-        os.rename(path + ".tmp", path)
+        replace_at(dir_fd, RECORD_NAME, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"),
+                   RECORD_NAME + ".tmp")
     except OSError as exc:
         event["record_error"] = describe_os_error(exc)
 
@@ -731,12 +978,11 @@ class resource_usage_unknown(object):
     ru_maxrss = 0
 
 
-def read_record(path):
+def read_record(path, dir_fd=None):
     """A completion record as write_record left it, or None: missing, unreadable, too big, or not a JSON
     object (a record is renamed into place whole, so a partial one is not expected, but is not trusted)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(RECORD_LIMIT + 1)
+        data = read_at(dir_fd, path, RECORD_LIMIT + 1)  # (not through a link: one planted there is no record)
         record = json.loads(data.decode("utf-8")) if len(data) <= RECORD_LIMIT else None
     except Exception:  # unreadable, not UTF-8, not JSON, or nested too deep (RecursionError): not a record
         return None
@@ -1013,65 +1259,69 @@ class WorkDirLocks(object):
     """
 
     def __init__(self):
-        self.held = set()
+        self.held = {}  # work dir -> its workspace, to open it again (never through a link)
         self.me = {"host": os.uname()[1], "pid": os.getpid(), "pid_start": process_start(os.getpid())}
         self.next_refresh = now() + LOCK_REFRESH
 
-    def take(self, work_dir, request):
+    def take(self, dir_fd, work_dir, request):
         run_id = (request.get("record") or {}).get("run_id")
         if run_id is None:  # a request outside a parallux run (a test, a tool): no lock
             return
-        path = os.path.join(work_dir, LOCK_NAME)
         data = json.dumps(dict(self.me, run_id=run_id, time=now())).encode("utf-8")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+            write_at(dir_fd, LOCK_NAME, data, 0o644)
         except FileExistsError:
-            holder = read_record(path)
-            if holder is not None and holder.get("run_id") != run_id and self.live(holder, path):
+            holder = read_record(LOCK_NAME, dir_fd)  # (a link there is no holder: it is replaced)
+            if holder is not None and holder.get("run_id") != run_id and self.live(holder, dir_fd):
                 raise WorkDirInUse(
                     "work dir %s is in use by run %s (host %s, pid %s); it was left untouched"
                     % (work_dir, holder.get("run_id"), holder.get("host"), holder.get("pid")))
-            write_file(path + ".tmp%d" % os.getpid(), data)  # stale, or ours (a retry): take it over
-            os.rename(path + ".tmp%d" % os.getpid(), path)
-        else:
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-        self.held.add(path)
+            # stale, or ours (a retry): take it over
+            replace_at(dir_fd, LOCK_NAME, data, LOCK_NAME + ".tmp%d" % os.getpid(), 0o644)
+        self.held[work_dir] = request.get("workspace") or os.path.dirname(os.path.normpath(work_dir))
 
-    def live(self, holder, path):
-        return lock_is_live(holder, path)
+    def live(self, holder, dir_fd):
+        return lock_is_live(holder, dir_fd)
+
+    def in_work_dir(self, work_dir, act):
+        """act(dir_fd) in a work dir whose lock this launcher holds, opened again as at the start; nothing
+        when it cannot be (gone, or a link now)."""
+        try:
+            dir_fd = open_below_workspace(os.path.normpath(work_dir), self.held[work_dir], False)[0]
+        except (OSError, UnsafeWorkDir):
+            return
+        try:
+            act(dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
 
     def refresh(self, work_dirs):
         self.next_refresh = now() + LOCK_REFRESH
         for work_dir in work_dirs:
-            path = os.path.join(work_dir, LOCK_NAME)
-            if path in self.held:
-                try:
-                    os.utime(path)
-                except OSError:
-                    pass
+            if work_dir in self.held:
+                self.in_work_dir(work_dir, lambda fd: os.utime(LOCK_NAME, dir_fd=fd, follow_symlinks=False))
 
     def release_all(self):
-        for path in self.held:
-            holder = read_record(path)
-            if holder is not None and all(holder.get(k) == v for k, v in self.me.items()):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-        self.held = set()
+        for work_dir in self.held:
+            self.in_work_dir(work_dir, self.release)
+        self.held = {}
+
+    def release(self, dir_fd):
+        holder = read_record(LOCK_NAME, dir_fd)
+        if holder is not None and all(holder.get(k) == v for k, v in self.me.items()):
+            os.unlink(LOCK_NAME, dir_fd=dir_fd)
 
 
-def lock_is_live(holder, path):
-    """Whether the run that wrote the lock record ``holder`` (found at ``path``) still holds it: on this host,
-    its launcher's pid still names the same process; of another host (a shared file system), it is fresh.
-    ``parallux clean`` asks the same, and leaves a work dir alone while it is."""
+def lock_is_live(holder, dir_fd):
+    """Whether the run that wrote the lock record ``holder`` (in the work dir open at ``dir_fd``) still holds
+    it: on this host, its launcher's pid still names the same process; of another host (a shared file
+    system), it is fresh. ``parallux clean`` asks the same, and leaves a work dir alone while it is."""
     if holder.get("host") == os.uname()[1]:
         return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
     try:
-        return now() - os.stat(path).st_mtime < LOCK_FRESH
+        return now() - os.stat(LOCK_NAME, dir_fd=dir_fd, follow_symlinks=False).st_mtime < LOCK_FRESH
     except OSError:
         return False
 
@@ -1634,9 +1884,10 @@ def main():
     grow_pipes(launcher.infd, launcher.outfd)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # end the loop; serve() then stops everything
         signal.signal(sig, lambda signum, _: launcher.stop_serving(signum))
+    launcher.guardian = guardian
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != guardian:  # the guardian died before the line above
-        launcher.stop_serving()
+    if launcher.guardian_gone():  # the guardian died before the line above
+        launcher.stop_serving(cause="guardian")
     become_subreaper()
     try:
         launcher.serve()

@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ._handles import Command, Result
+from ._printable import printable
 from ._status import FAILED_STATUSES
 from ._progress import FailureDigest, Progress, format_seconds, quarantine_notice, transfer_line
 from ._transfer import SHOWN_AFTER
@@ -185,12 +186,12 @@ def counts_line(done: int, running: int, failed: int, timed_out: int, queued: in
 
 def runner_line(runner: str, commands: list[tuple[float, str]], hidden: int, idle: str = "idle") -> Text:
     line = Text("  ", no_wrap=True, overflow="ellipsis")
-    line.append(runner, style="bold cyan")
+    line.append(printable(runner), style="bold cyan")
     if not commands:
         line.append(f"  {idle}", style="dim" if idle == "idle" else "yellow")
     for index, (ran, name) in enumerate(commands):
         line.append("  " if index == 0 else ", ")
-        line.append(name)
+        line.append(printable(name))  # rich passes a name's escape sequences to the terminal
         line.append(f" {format_seconds(ran)}", style="dim")
     if hidden:
         line.append(f"  +{hidden} more", style="dim")

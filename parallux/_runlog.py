@@ -182,7 +182,7 @@ def runner_record(runner: Any) -> dict[str, Any]:
     seat = getattr(runner, "_seat", runner)  # (a Runner handle's seat holds its core layout)
     layout = seat.layout
     return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
-            "host": _host_of(runner), "workspace": seat.workspace, "login": seat.transport.login(),
+            "host": _host_of(runner), "workspace": seat.workspace, "login": list(seat.transport.login),
             "max_jobs": runner.max_jobs,
             "logical_cores": runner.facts.get("logical_cores"),
             "core_pool": list(layout.cores) if layout is not None else None,

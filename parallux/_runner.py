@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from . import _options as opt
 from . import _transfer
+from ._attributes import TypoChecked
 from ._errors import ConfigError, ParalluxError
 from ._transfer import Transfer
 
@@ -60,8 +61,10 @@ def _figure(field: str, per_node: bool = False) -> Callable[..., Any]:
     return shortcut
 
 
-class Runner:
+class Runner(TypoChecked):
     """A place commands run: limits (``max_jobs``), an optional core pool, a workspace and an environment."""
+
+    _label = "runner"
 
     def __init__(self, seat: Seat, submit: Submit, engine: Engine) -> None:
         self._seat = seat

@@ -258,8 +258,8 @@ class Session:
         if isinstance(exc, SystemExit):
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
         report(format_config_error(exc, self.path))
-        if isinstance(exc, (ConfigError, RunnerError)) and started == 0:
-            return EXIT_USAGE
+        if isinstance(exc, (ConfigError, RunnerError)) and (started == 0 or self.options.dry_run):
+            return EXIT_USAGE  # found before any command ran (a dry run's planned commands never do)
         return EXIT_FAILED
 
     def _stop_engine(self, cancel: bool) -> None:

@@ -24,3 +24,6 @@ class Status(StrEnum):
 FINISHED_STATUSES = tuple(Status)
 # Did not succeed by itself: retried (by default), counted for a halt, reported as a failure.
 FAILED_STATUSES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR})
+# Kinds of "error" (``Result._kind``) where the launcher went away under a command that had started: its
+# connection lost, its launcher dead, its batch job ended. The runner's misfortune, not the command's.
+CUT_SHORT = frozenset({"lost", "died", "terminated"})

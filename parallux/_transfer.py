@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 import trio
 
 from ._errors import RunnerError
+from ._exchange import Exchange, Planned
 from ._launcher import CHUNK, TreeReader, TreeWriter, describe_os_error
 from ._quickcheck import Entry, Failed, Manifest, Plan, local_manifest, plan
 
@@ -47,6 +48,7 @@ GET_WINDOW = 16   # data frames of a get the launcher may send ahead of their be
 WALK_WINDOW = 4   # pages of a manifest (1000 entries each) the launcher may send ahead
 BATCH = 4         # data frames read (put) or written (get) in one trip to a worker thread: the trips cost
 SHOWN_AFTER = 1.0  # seconds a transfer runs before the progress display shows it
+NOT_THERE_YET = " (not there yet: made by the run)"  # a dry run's put of what a planned command would make
 
 
 @dataclass(eq=False)
@@ -69,10 +71,6 @@ class Transfer:
         return (self._ended if self._ended is not None else time.monotonic()) - self._started
 
 
-class Planned(Exception):
-    """The launcher is a dry run's (``_transports._plan``): it copies nothing."""
-
-
 # -- the runner's operations (engine thread) ------------------------------------------------------------------
 
 async def put(seat: Seat, source: str, target: str, tell: Tell,
@@ -81,7 +79,7 @@ async def put(seat: Seat, source: str, target: str, tell: Tell,
     transfer = Transfer(_what=f"put {source} -> {seat.name}:{target}")
     with _shown(tell, transfer), _as_runner_error(seat, f"put {source} -> {target}"):
         client = _client(seat)
-        entries = manifest if manifest is not None else await _local(local_manifest, source)
+        entries = manifest if manifest is not None else await _source(client, source, target, transfer)
         if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
         there = await remote_manifest(client, target, recursive=entries[0].kind == "d")
@@ -120,7 +118,7 @@ async def read(seat: Seat, path: str) -> bytes:
     """A file of the runner's, whole (nothing in a dry run)."""
     with _as_runner_error(seat, f"cannot read {path}"):
         data = bytearray()
-        with _Exchange(_client(seat), {"op": "get", "root": path, "files": [""], "window": GET_WINDOW,
+        with Exchange(_client(seat), {"op": "get", "root": path, "files": [""], "window": GET_WINDOW,
                                          "chunk": CHUNK}) as exchange:
             while True:
                 try:
@@ -139,10 +137,14 @@ async def put_everywhere(runners: list[tuple[Seat, ...]], source: str, target: s
     """``goal.put()``: the same local file or tree to every runner at once (to a Slurm runner's nodes in
     turn, see :func:`put_in_turn`), walked here once."""
     try:
-        entries = await _local(local_manifest, source)
+        entries: list[Entry] | None = await _local(local_manifest, source)
     except Failed as exc:
-        names = ", ".join(repr(seats[0].name) for seats in runners)
-        raise RunnerError(f"goal.put({source!r}, {target!r}) to {names}: {exc}") from None
+        first = runners[0][0]
+        there = remote_path(first, target)
+        if not (exc.errno == errno.ENOENT and first.client and await _planned(first.client, there)):
+            names = ", ".join(repr(seats[0].name) for seats in runners)
+            raise RunnerError(f"goal.put({source!r}, {target!r}) to {names}: {exc}") from None
+        entries = None  # a dry run: each put says the source is not there yet
     done: dict[str, Transfer] = {}
     failures: list[str] = []
 
@@ -177,8 +179,30 @@ async def put_in_turn(seats: tuple[Seat, ...], source: str, target: str, tell: T
         total.files_skipped += done.files_skipped
         total.bytes_sent += done.bytes_sent
         total._planned = total._planned or done._planned
+        total._what += NOT_THERE_YET if done._what.endswith(NOT_THERE_YET) and seat is seats[0] else ""
     total._ended = time.monotonic()
     return total
+
+
+async def _source(client: LauncherClient, source: str, target: str, transfer: Transfer) -> list[Entry]:
+    """The local source's entries. One not there yet is no error in a dry run, where a command of the run
+    would make it (build, then put what was built): a dry run's launcher answers ``planned``."""
+    try:
+        return await _local(local_manifest, source)
+    except Failed as exc:
+        if exc.errno == errno.ENOENT and await _planned(client, target):
+            transfer._what += NOT_THERE_YET
+            raise Planned() from None
+        raise
+
+
+async def _planned(client: LauncherClient, target: str) -> bool:
+    """Whether the launcher is a dry run's, which answers every transfer ``planned`` (``_transports._plan``)."""
+    try:
+        await remote_manifest(client, target, recursive=False)
+    except (Planned, Failed) as exc:
+        return isinstance(exc, Planned)
+    return False
 
 
 # -- the destination's manifest ----------------------------------------------------------------------------
@@ -187,7 +211,7 @@ async def remote_manifest(client: LauncherClient, root: str, recursive: bool) ->
     """The entries of a file or tree on the runner, by relpath (None if it does not exist)."""
     entries: Manifest = {}
     request = {"op": "walk", "root": root, "recursive": recursive, "window": WALK_WINDOW}
-    with _Exchange(client, request) as exchange:
+    with Exchange(client, request) as exchange:
         try:
             while True:
                 event, _ = await exchange.next()
@@ -207,7 +231,7 @@ async def remote_manifest(client: LauncherClient, root: str, recursive: bool) ->
 async def _send(client: LauncherClient, source: str, target: str, work: Plan, transfer: Transfer) -> None:
     """Put: the dirs and files of the plan, with at most PUT_WINDOW data frames unacknowledged."""
     reader = TreeReader(os.fsencode(source), [item[0] for item in work.files], CHUNK)
-    with _Exchange(client, {"op": "put", "root": target, "dirs": work.dirs, "files": work.files}) as exchange:
+    with Exchange(client, {"op": "put", "root": target, "dirs": work.dirs, "files": work.files}) as exchange:
         in_flight = 0
         try:
             while frames := await _local(_read_batch, reader):
@@ -242,7 +266,7 @@ def _write_frames(writer: TreeWriter, frames: list[TransferEvent]) -> None:
         writer.write(event["parts"], payload or b"")
 
 
-async def _acked(exchange: _Exchange) -> None:
+async def _acked(exchange: Exchange) -> None:
     event, _ = await exchange.next()
     if event["ev"] != "ack":
         raise Failed(f"the launcher ended the transfer early ({event['ev']!r})")
@@ -256,7 +280,7 @@ async def _receive(client: LauncherClient, source: str, target: str, work: Plan,
         if work.files:
             request = {"op": "get", "root": source, "files": [item[0] for item in work.files],
                        "window": GET_WINDOW, "chunk": CHUNK}
-            with _Exchange(client, request) as exchange:
+            with Exchange(client, request) as exchange:
                 ended = False
                 while not ended:
                     frames: list[TransferEvent] = []
@@ -274,60 +298,6 @@ async def _receive(client: LauncherClient, source: str, target: str, work: Plan,
     except BaseException:
         writer.abort()  # (a few closes and unlinks: no need to leave the loop for them)
         raise
-
-
-class _Exchange:
-    """The requests and events of one transfer, under the id its first request got. Leaving the ``with``
-    before the launcher ended it tells the launcher to abort it (its temporary files are removed)."""
-
-    def __init__(self, client: LauncherClient, request: dict[str, Any]) -> None:
-        self.client = client
-        self.id, self._events = client.open_transfer(request)
-        self.ended = False
-
-    def __enter__(self) -> _Exchange:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if not self.ended:
-            self.client.close_transfer(self.id)
-
-    def post(self, request: dict[str, Any], payload: bytes | None = None) -> None:
-        self.client.post(dict(request, id=self.id), payload)
-
-    async def next(self) -> TransferEvent:
-        """The transfer's next event; its end with an error, or a lost connection, raises Failed."""
-        try:
-            return self._checked(await self._events.receive())
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise self._lost() from None
-
-    def ready(self) -> list[TransferEvent]:
-        """The events that have arrived already, up to and including an end (checked as next() does)."""
-        events: list[TransferEvent] = []
-        while not self.ended:
-            try:
-                events.append(self._checked(self._events.receive_nowait()))
-            except trio.WouldBlock:
-                break
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                raise self._lost() from None
-        return events
-
-    def _lost(self) -> Failed:
-        self.ended = True
-        return Failed(f"the connection to the launcher was lost ({self.client.gone or 'it went away'})")
-
-    def _checked(self, item: TransferEvent) -> TransferEvent:
-        event, payload = item
-        if event["ev"] in ("end", "error"):
-            self.ended = True
-            if event.get("planned"):
-                raise Planned()
-            if event["ev"] == "error" or event.get("error"):
-                raise Failed(event.get("error") or event.get("message") or "the launcher failed",
-                             event.get("errno"))
-        return event, payload
 
 
 # -- helpers --------------------------------------------------------------------------------------------------

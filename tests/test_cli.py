@@ -249,6 +249,16 @@ def test_cli_help_and_version(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.startswith("parallux ")
 
 
+def test_cli_version_names_python_and_the_main_libraries(tmp_path: Path) -> None:
+    from importlib import metadata
+    import platform
+    lines = run_cli(tmp_path, "--version").stdout.splitlines()
+    assert lines[1].startswith(f"Python {platform.python_version()} ")
+    listed = dict(line.split() for line in lines[2:])
+    for name in ("trio", "trio-asyncio", "asyncssh", "cryptography", "rich", "orjson"):
+        assert listed[name] == metadata.version(name)
+
+
 def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli(tmp_path).returncode == 2
     assert run_cli(tmp_path, "--no-such-option", "x.py").returncode == 2

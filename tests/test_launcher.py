@@ -636,6 +636,23 @@ def test_launcher_takes_over_a_stale_lock(launcher: LauncherClient, tmp_path: Pa
     assert (work / "stdout.txt").read_text() == "mine\n"
 
 
+def test_launcher_takes_over_a_stale_lock_without_writing_through_links(launcher: LauncherClient,
+                                                                          tmp_path: Path) -> None:
+    work, outside = tmp_path / "w", tmp_path / "outside"
+    outside.write_text("precious\n")
+    write_lock(work, run_id="old", host="elsewhere", pid=1, pid_start=1)
+    old = time.time() - _launcher.LOCK_FRESH - 10
+    os.utime(work / _launcher.LOCK_NAME, (old, old))
+    os.symlink(outside, work / f"{_launcher.LOCK_NAME}.tmp{launcher.serving_pid()}")  # its temporary's name
+
+    event = launcher.run(1, sh("true"), work, record={"run_id": "this-run"})
+
+    assert event["ev"] == "exit" and event["returncode"] == 0
+    assert outside.read_text() == "precious\n"
+    assert json.loads((work / _launcher.LOCK_NAME).read_text())["run_id"] == "this-run"
+    assert not (work / _launcher.LOCK_NAME).is_symlink()
+
+
 def test_launcher_a_fresh_lock_of_another_host_counts_as_live(launcher: LauncherClient, tmp_path: Path) -> None:
     work = tmp_path / "w"
     write_lock(work, run_id="there", host="elsewhere", pid=1, pid_start=1)  # mtime: now
@@ -680,8 +697,39 @@ def test_launcher_sigterm_from_outside_ends_commands_error(launcher: LauncherCli
 
 
 def test_launcher_sigterm_without_the_hello_option_cancels(launcher: LauncherClient, tmp_path: Path) -> None:
-    """A local or SSH launcher stopped by SIGTERM (systemd, kill of the process group) reports its commands
-    stopped: "cancelled", as SPEC 7 says."""
+    """A local or SSH launcher stopped by SIGTERM (systemd, kill of the process group) records its commands
+    stopped: "cancelled", saying why (``stopped``): parallux, which asked for nothing, reports them "error"."""
     start_and_settle(launcher, 1, "sleep 1000", tmp_path / "w", sleeps_running(1))
     os.kill(launcher.pid, signal.SIGTERM)
-    assert launcher.expect("exit", 1)["status"] == "cancelled"
+    exit_event = launcher.expect("exit", 1)
+    assert exit_event["status"] == "cancelled" and exit_event["stopped"] == "it got SIGTERM"
+
+
+@pytest.mark.parametrize("how", ["quit", "kill request", "eof"])
+def test_launcher_says_which_commands_it_stopped_unasked(launcher: LauncherClient, tmp_path: Path,
+                                                         how: str) -> None:
+    """A quit or a kill request is parallux's own stop: no ``stopped``. EOF is the launcher's own end."""
+    start_and_settle(launcher, 1, "sleep 1000", tmp_path / "w", sleeps_running(1))
+    if how == "quit":
+        launcher.send(op="quit", grace=1.0)
+    elif how == "kill request":
+        launcher.send(op="kill", id=1, grace=1.0)
+    else:
+        launcher.close_stdin()
+    exit_event = launcher.expect("exit", 1)
+    assert exit_event["status"] == "cancelled"
+    assert exit_event.get("stopped") == ("its input was closed" if how == "eof" else None)
+
+
+def test_launcher_whose_guardian_is_killed_ends_its_commands_error(launcher: LauncherClient,
+                                                                   tmp_path: Path) -> None:
+    """The guardian (the process parallux or sshd started) ends only after its launcher, unless killed: its
+    death is the launcher's, and the commands the launcher then stops are "error" -- retried, never
+    "cancelled" by nobody."""
+    job = start_and_settle(launcher, 1, "sleep 1000", tmp_path / "w", sleeps_running(1))
+    os.kill(launcher.pid, signal.SIGKILL)  # the guardian: the launcher gets SIGTERM (PR_SET_PDEATHSIG)
+    exit_event = launcher.expect("exit", 1)
+    assert exit_event["status"] == "error" and exit_event["reason"] == "died"
+    assert exit_event["error"] == exit_event["stopped"] == f"its guardian process {launcher.pid} was killed"
+    assert json.loads((tmp_path / "w" / "result.json").read_text())["status"] == "error"
+    assert_tree_gone(job["pid"], job["mark"])

@@ -100,3 +100,22 @@ def test_eta_counts_the_pace_from_the_first_start_not_a_wait_before_it() -> None
     progress("finished", commands[0], result=Result(commands[0], "ok"))
     eta = progress.eta()
     assert eta is not None and 5 < eta < 7  # 2 s per command, 3 left: ~6 s -- not ~300 s
+
+
+def test_live_display_escapes_a_running_commands_terminal_controls(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws", max_jobs=2)
+        goal.schd("sleep 1.5", name="nap\\x1b]0;retitled\\x07\\x1b[2Jcleared")
+    """)
+    env = cli_env(tmp_path, TERM="xterm")
+    for name in RICH_OVERRIDES:
+        env.pop(name, None)
+    child = pexpect.spawn(sys.executable, ["-m", "parallux", "config.py"], cwd=str(tmp_path), env=env,
+                          dimensions=(30, 120), encoding="utf-8", timeout=12)
+    child.expect(pexpect.EOF)
+    child.close()
+    raw = child.before
+    assert child.exitstatus == 0, raw
+    assert "nap\\x1b]0;retitled\\x07\\x1b[2Jcleared" in raw  # drawn while it ran
+    assert "\x1b]0;" not in raw and "\x1b[2J" not in raw and "\x07" not in raw

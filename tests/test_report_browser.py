@@ -109,3 +109,81 @@ def test_report_browser_renders_100000_commands(browser: Any, tmp_path: Path) ->
     assert state["lanes"] == 16 + 64 + 32 + 32
     # no DOM node per command: the page stays small whatever the run's size
     assert browser.evaluate("document.getElementsByTagName('*').length") < 5000
+
+
+# -- what the embedded data may hold ---------------------------------------------------------------------------
+
+# Each ends or corrupts a <script> block if written raw: "<!--<script>" makes the parser swallow the rest of
+# the page (the "double escaped" state), "</script>" ends the block, U+2028/2029 end a line in JavaScript.
+HOSTILE = "<!--<script>x</script>--> & \u2028\u2029 ]]>"
+
+
+def test_report_browser_shows_names_and_stderr_that_look_like_html(browser: Any, tmp_path: Path) -> None:
+    write_config(tmp_path, f"""
+        from parallux import goal
+        goal.local(workspace="ws", max_jobs=2)
+        goal.schd("true", name={HOSTILE!r})
+        goal.schd("printf '%s\\\\n' '<!--<script>' '</script>stderr end' >&2; exit 4", name="fails <!--<script>",
+                  check=False)
+    """)
+    assert run_cli(tmp_path, "config.py", "-q").returncode == 0
+    report = tmp_path / "report.html"
+    done = run_cli(tmp_path, "report", "-o", str(report))
+    assert done.returncode == 0, done.stderr
+    browser.load(report.as_uri(), READY, timeout=30)
+    state = page_state(browser)
+    assert browser.console_errors() == [] and state["errors"] == [] and state["ready"]
+    assert state["attempts"] == state["bars"] == 2
+    slowest = browser.evaluate("document.getElementById('slowest').textContent")
+    failures = browser.evaluate("document.getElementById('failures').textContent")
+    assert HOSTILE in slowest and "fails <!--<script>" in slowest
+    assert "<!--<script>\n</script>stderr end" in failures
+    names = browser.evaluate("JSON.stringify(__parallux_report.data.commands.rows.map(function (r) { return r[1]; }))")
+    assert json.loads(names) == [HOSTILE, "fails <!--<script>"]
+
+
+# -- a runner on several hosts ---------------------------------------------------------------------------------
+
+
+def write_two_node_log(path: Path) -> None:
+    """A Slurm runner on nodes n1 and n2 with core_pool=[0, 1] (logged as the real run log logs it: the
+    runner's host "n1,n2"), four commands at once, one per core of each node."""
+    start = 1_700_000_000.0
+    events: list[dict[str, Any]] = [
+        {"event": "run_started", "schema": 2, "run_id": "20231114-221320-2nodes", "config": "/home/u/two.py",
+         "argv": [], "time": start, "pid": 1, "host": "login", "python": "3.11.2", "parallux": "0.1.0",
+         "cwd": "/home/u", "log": str(path)},
+        {"event": "runner", "time": start, "name": "cluster", "kind": "slurm", "host": "n1,n2", "max_jobs": 2,
+         "logical_cores": 2, "core_pool": [0, 1], "numa_nodes": {"0": [0, 1]}}]
+    for seq, (host, core) in enumerate([("n1", 0), ("n1", 1), ("n2", 0), ("n2", 1)], start=1):
+        name = f"c{seq}"
+        where = {"seq": seq, "name": name, "runner": "cluster", "host": host, "work_dir": f"/scratch/{name}",
+                 "cores": [core], "numa_node": 0, "attempt": 0}
+        events.append({"event": "queued", "time": start + 0.1, "seq": seq, "name": name, "command": "sleep 1",
+                       "work_relpath": name})
+        events.append({"event": "started", "time": start + 1, **where})
+        events.append({"event": "finished", "time": start + 3, **where, "status": "ok", "returncode": 0,
+                       "start": start + 1 + seq / 100, "end": start + 3, "duration": 2 - seq / 100,
+                       "user_seconds": 1.0, "system_seconds": 0.1, "max_rss_kb": 1000, "signal": None,
+                       "error": None, "resumed": False})
+    events.append({"event": "run_finished", "time": start + 3.5, "counts": {"ok": 4}, "elapsed": 3.5,
+                   "retries": 0, "resumed": 0, "busy_seconds": {}, "started": 4, "exit_status": 0, "halted": None})
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_report_browser_draws_each_node_of_a_runner_on_its_own_lanes(browser: Any, tmp_path: Path) -> None:
+    log = tmp_path / "two.jsonl"
+    write_two_node_log(log)
+    report = tmp_path / "two.html"
+    done = run_cli(tmp_path, "report", str(log), "-o", str(report))
+    assert done.returncode == 0, done.stderr
+    browser.load(report.as_uri(), READY)
+    state = page_state(browser)
+    assert browser.console_errors() == [] and state["errors"] == []
+    assert state["lanes"] == 4 and state["bars"] == 4
+    lanes = json.loads(browser.evaluate("""JSON.stringify({labels: __parallux_report.timeline.labels,
+        per_row: __parallux_report.timeline.perRow.map(function (row) { return row.length; })})"""))
+    assert lanes == {"labels": ["slot 0", "slot 1", "slot 2", "slot 3"], "per_row": [1, 1, 1, 1]}
+    facts = json.loads(browser.evaluate("""JSON.stringify(Array.from(document.querySelectorAll('#facts dt'))
+        .map(function (dt) { return [dt.textContent, dt.nextElementSibling.textContent]; }))"""))
+    assert dict(facts)["hosts"] == "n1, n2"

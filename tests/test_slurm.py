@@ -309,10 +309,12 @@ def test_a_dry_run_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> Non
         goal.setRunner(goal.slurm("cl", nodes=2, cpus_per_node=1, workspace="ws"))
         for i in range(3):
             goal.schd("echo hi", name=f"c{i}")
+        goal.put("build/tool", "stage/")  # made by a build the dry run plans, not there yet
     """)
     done = run(cluster, tmp_path, "--dry-run", "config.py")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("echo hi") == 3 and "cl" in done.stdout
+    assert f"put {tmp_path / 'build/tool'} -> cl:stage/ (not there yet: made by the run)" in done.stdout
     assert not cluster.jobs()
 
 
@@ -407,3 +409,32 @@ def test_nodes_given_inside_an_allocation_says_it_submits_another(cluster: Slurm
     wait_for("the batch job to end", lambda: not cluster.jobs(), timeout=60)
     text = out.read_text()
     assert "runs inside job" in text and "leave nodes= out" in text and "nothing was started" in text, text
+
+
+@pytest.mark.parametrize("victim", ["launcher", "guardian"])
+def test_a_killed_launcher_ends_commands_error_and_they_rerun_on_a_fresh_launcher(cluster: SlurmCluster,
+                                                                                 tmp_path: Path, victim: str) -> None:
+    """SIGKILL of the launcher on a node, or of its guardian (the step's task, which srun started): the command
+    ends ``error`` naming the launcher's death, and its retry runs on the next launcher of that node."""
+    write_config(tmp_path, """
+        from parallux import goal
+        node = goal.slurm("one", nodes=1, workspace="ws")
+        goal.setRunner(node)
+        # the first attempt writes its ancestry (its shell's parent is the launcher, then the guardian) and waits
+        ancestry = 'p=$$; for i in 1 2; do p=$(cut -d" " -f4 /proc/$p/stat); echo $p; done > $HOME/ancestry.new'
+        r = goal.run(f"if [ -e $HOME/ancestry ]; then echo again; else {ancestry}; mv $HOME/ancestry.new "
+                     "$HOME/ancestry; sleep 300; fi", retries=1).sync()
+        print("attempts", [a["status"] for a in r.attempts], r.read_stdout().strip())
+    """)
+    with started(cluster, tmp_path, "config.py") as proc:
+        wait_for("the first attempt to run", lambda: (tmp_path / "ancestry").exists())
+        launcher, guardian = [int(pid) for pid in (tmp_path / "ancestry").read_text().split()]
+        os.kill(launcher if victim == "launcher" else guardian, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "attempts ['error', 'ok'] again" in out, out + err
+    cut = [e for e in log_of(err) if e["event"] == "retrying"]
+    # (the guardian's end is not srun's yet when its launcher reports the commands it stopped)
+    why = "the launcher on n1 died (" + ("killed by SIGKILL)" if victim == "launcher" else "its guardian process")
+    assert len(cut) == 1 and cut[0]["error"].startswith(why), cut
+    wait_for("the allocation to be cancelled", lambda: not cluster.jobs())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -99,6 +100,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# how Python shows a warning: "path:line: SomeWarning: text"
+THIRD_PARTY_WARNING = re.compile(r":\d+: \w*Warning: ")
+
+
 @pytest.fixture
 def mark() -> str:
     return uuid.uuid4().hex
@@ -130,6 +135,7 @@ def test_SshRunner_runs_the_seed_shape_over_local_and_server(sshd_server: SshdSe
     """)
     done = run_cli(sshd_server, config)
     assert done.returncode == 0, done.stderr
+    assert not THIRD_PARTY_WARNING.search(done.stderr), done.stderr  # e.g. cryptography's, as asyncssh imports it
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"ssh runner 'server' ({sshd_server.user}@127.0.0.1:{sshd_server.port}")
     assert lines[1] == f"cores {os.cpu_count()} status True"
@@ -589,6 +595,7 @@ def test_SshRunner_dry_run_opens_no_connection(sshd_server: SshdServer, tmp_path
     done = subprocess.run([sys.executable, "-m", "parallux", "--dry-run", str(config)], cwd=tmp_path,
                           env=sshd_server.client_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT)
     assert done.returncode == 0, done.stderr
+    assert not THIRD_PARTY_WARNING.search(done.stderr), done.stderr
     assert "~/parallux/one" in done.stdout and "['planned'] None" in done.stdout
 
 

@@ -53,6 +53,7 @@ class Seat:
         self.quarantined: str | None = None  # why the engine took it out of the pool (see _lifecycle)
         self.unexecuted_in_a_row = 0
         self.closing = False
+        self.end = LauncherEnd(transport, "its machine")  # how its launcher went away, once it did
         # Commands are marked "<run id>@<seat>.<seq>.<attempt>": a launcher that loses its parallux sweeps
         # its own runner's marks only, never another runner's on the same machine.
         self.mark_scope = f"r{next(_SEAT_NUMBERS)}"
@@ -99,11 +100,13 @@ class Seat:
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
+                self.end = LauncherEnd(self.transport, self.host or "its machine")
                 task_status.started()
                 if arrived is not None:
                     arrived()
             self.alive = False
             if not self.closing:
+                self.client.gone = self.end.death() or self.client.gone  # (what "no runner left" says)
                 self.transport.lost(f"{run_id}@{self.mark_scope}.")
             lost()
 
@@ -208,7 +211,7 @@ class Seat:
                 variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
         return self.client.run(
             argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
-            work_dir=command.work_dir, cwd=command.cwd, command_text=command.command_text,
+            work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
             wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
             mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
             record={"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
@@ -233,16 +236,20 @@ class Seat:
                 self.client.forget(job_id)
 
     def result_of(self, command: Command, job: Job) -> Result:
+        assert self.client is not None
         event = job.exit_event
         if event is None:
-            assert self.client is not None
-            why = self.transport.lost_reason() or self.client.gone or "the launcher did not report an exit"
+            why = self.transport.lost_reason() or self.end.death() or self.client.gone \
+                or "the launcher did not report an exit"
             return Result(command, Status.ERROR, error=why, kind="lost")
         outcome = outcome_of(event)
         if outcome.get("kind") == "terminated":  # the launcher is ending (SIGTERM): nothing more goes there
-            assert self.client is not None
             self.client.gone = self.client.gone or outcome["error"]
             outcome["error"] = self.transport.lost_reason() or outcome["error"]
+        elif event.get("stopped"):  # the launcher ended under it (its guardian killed, its input closed, a
+            # signal), which nobody asked for -- a cancel, a timeout or the run's end would have said so first
+            outcome.update(status=Status.ERROR, kind="died", error=self.end.death(event["stopped"]))
+            self.client.gone = outcome["error"]  # nothing more goes there
         return Result(command, **outcome)
 
     async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
@@ -264,6 +271,25 @@ class Seat:
             for index in range(len(chunks)):
                 nursery.start_soon(ask, index, self.client)
         return [record for answer in answers for record in answer]
+
+
+class LauncherEnd:
+    """How one launcher died under its commands, in the same words for all of them (the summary groups
+    failures by them): from its transport -- how the process parallux, sshd or srun started, its guardian,
+    ended -- or else from what the launcher said as it ended."""
+
+    def __init__(self, transport: Transport, host: str) -> None:
+        self.transport = transport
+        self.host = host
+        self.words: str | None = None
+
+    def death(self, said: str | None = None) -> str | None:
+        """None while neither knows (a lost connection: the client's own words tell that)."""
+        if self.words is None:
+            how = self.transport.death() or said
+            if how is not None:
+                self.words = f"the launcher on {self.host} died ({how})"
+        return self.words
 
 
 def resolve_workspace(workspace: str, home: str, cwd: str) -> str:

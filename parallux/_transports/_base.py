@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from typing import Any, AsyncContextManager, Callable
 
@@ -23,6 +24,10 @@ class Transport:
     kind = "local"
     watchdog = WATCHDOG  # what the seat asks of the launcher in its hello; parallux pings at a sixth of it
     hello: dict[str, Any] = {}  # more of the hello request (a Slurm launcher: SIGTERM means "error")
+    # What a user types, followed by one shell command (as one argument), to run that command where the
+    # launcher's files are (empty: here). The run log keeps it, so that ``parallux clean`` can say how to
+    # clean a remote workspace.
+    login: tuple[str, ...] = ()
 
     def describe(self, name: str) -> str:
         """How reports name a runner on this transport."""
@@ -44,6 +49,11 @@ class Transport:
 
     def lost(self, mark_prefix: str) -> None:
         """The launcher ended unasked; ``mark_prefix`` starts the marks of the commands it ran."""
+
+    def death(self) -> str | None:
+        """How the process that carries the launcher (its guardian) ended, if it did and not cleanly
+        (``killed by SIGKILL``), as far as the transport can tell: it is the launcher's death."""
+        return None
 
     @property
     def local(self) -> bool:
@@ -103,11 +113,20 @@ class Transport:
         """``max_jobs`` when the config gives none."""
         return int(facts.get("logical_cores") or 1)
 
-    def login(self) -> list[str]:
-        """What a user types, followed by one shell command (as one argument), to run that command where
-        the launcher's files are ([]: here). The run log keeps it, so that ``parallux clean`` can say how
-        to clean a remote workspace."""
-        return []
+
+
+def ended_how(returncode: int | None, signal_name: str | None = None) -> str | None:
+    """A launcher's guardian's end in words, or None if it has not ended or ended cleanly. The guardian
+    exits with its launcher's status, 128 + N when the launcher was killed by signal N."""
+    if signal_name:
+        return f"killed by SIG{signal_name.removeprefix('SIG')}"
+    if not returncode:
+        return None
+    number = -returncode if returncode < 0 else returncode - 128
+    try:
+        return f"killed by {signal.Signals(number).name}"
+    except ValueError:
+        return f"exited with status {returncode}"
 
 
 def write_now(stream: trio.abc.SendStream) -> Callable[[bytes], int] | None:

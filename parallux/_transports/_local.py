@@ -13,13 +13,16 @@ import trio
 from .. import _prespawn
 from .._errors import RunnerError
 from .._launcher import sweep_marks
-from ._base import Streams, Transport, wait_for_exit
+from ._base import Streams, Transport, ended_how, wait_for_exit
 
 EXIT_WAIT = 10.0  # seconds a launcher that read EOF gets to stop its commands and exit, before SIGKILL
+DEATH_WAIT = 3.0  # seconds the guardian of a launcher that died gets to stop what it left (and exit), so that
+                  # its exit status says how the launcher died (see _launcher.sweep_after: ~2 s at most)
 
 
 class LocalTransport(Transport):
     kind = "local"
+    _process: subprocess.Popen[bytes] | None = None  # the launcher's guardian, once started
 
     def plan_facts(self) -> dict[str, Any]:
         return {"logical_cores": os.cpu_count(), "home": os.path.expanduser("~"), "cwd": os.getcwd(),
@@ -34,6 +37,7 @@ class LocalTransport(Transport):
                 process = _prespawn.start_launcher()
             except OSError as exc:
                 raise RunnerError(f"{self.describe(name)}: cannot start the launcher: {exc}") from exc
+        self._process = process
         async with launcher_streams(process) as streams:
             yield streams
 
@@ -42,9 +46,30 @@ class LocalTransport(Transport):
         guardian have died with it, the commands still carry this runner's mark, on this machine."""
         sweep_marks([mark_prefix], signal.SIGKILL, prefix=True)
 
+    def death(self) -> str | None:
+        return ended_how(self._process.poll()) if self._process is not None else None
+
     @property
     def local(self) -> bool:
         return True
+
+
+class ExitReporting(trio.abc.ReceiveStream):
+    """The launcher's stdout, whose end waits (a little) for the child's exit: a launcher that died is
+    reported with how it died (``Transport.death``), not as a launcher that merely exited."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, process: subprocess.Popen[bytes]) -> None:
+        self._stream = stream
+        self._process = process
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        data = await self._stream.receive_some(max_bytes)
+        if not data:
+            await wait_for_exit(self._process, DEATH_WAIT)
+        return data
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 @asynccontextmanager
@@ -56,7 +81,7 @@ async def launcher_streams(popen: subprocess.Popen[bytes]) -> AsyncIterator[Stre
     popen.stdin.close()
     popen.stdout.close()
     try:
-        yield send, receive
+        yield send, ExitReporting(receive, popen)
     finally:
         with trio.CancelScope(shield=True):
             await send.aclose()  # EOF: the launcher stops whatever is left and exits

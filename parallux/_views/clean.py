@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import IO
 
+from .._printable import printable
 from .._statedir import default_log_dir
 from .history import RunEntry, list_runs
 from .output import kib_text, short_path
@@ -87,7 +88,7 @@ class Cleaner:
         self.remote: dict[tuple[str, tuple[str, ...]], RemoteWork] = {}
 
     def say(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(printable(text) + "\n")  # (paths and names may hold anything: a terminal obeys some)
 
     # -- runs -----------------------------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class Cleaner:
                     return True
                 inner = open_below(fd, name)
                 try:
-                    holder = live_holder(inner, place.path)
+                    holder = live_holder(inner)
                 finally:
                     os.close(inner)
                 if holder is not None:
@@ -230,7 +231,7 @@ class Cleaner:
         where = posixpath.join(place.path, ".history")
         try:
             with opened(place.workspace, place.relpath) as work:
-                holder = live_holder(work, place.path)
+                holder = live_holder(work)
                 if holder is not None:
                     if lstat_below(work, ".history") is not None:
                         self.left(where, in_use(holder))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._printable import printable
 from .output import clock_text, counts_text, rounded, seconds_text, table_text
 from .records import Run
 
@@ -51,7 +52,7 @@ def compare_text(result: dict[str, Any]) -> str:
     changes = result["status_changes"]
     if changes:
         lines += ["", f"status changes ({len(changes)}):"]
-        lines += [f"  {r['work_relpath']}: {r['status_a']} -> {r['status_b']}" for r in changes]
+        lines += [printable(f"  {r['work_relpath']}: {r['status_a']} -> {r['status_b']}") for r in changes]
     if result["commands"]:
         lines.append("")
         headers = ("WORK_RELPATH", "STATUS A", "STATUS B", "DURATION A", "DURATION B", "B/A")

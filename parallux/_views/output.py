@@ -1,4 +1,4 @@
-"""How the views write: values as text, tables, CSV/TSV, JSON rows, and files replaced whole.
+"""How the views write: values as text, tables, CSV/TSV and JSON rows (where files go: ``target``).
 
 Shared by every view (``runs``, ``show``, ``compare``, ``export --csv``, the report). A table of 100,000 rows
 goes through here, so the helpers it calls per row avoid repeated work (``clock_text`` caches strftime).
@@ -7,13 +7,15 @@ goes through here, so the helpers it calls per row avoid repeated work (``clock_
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sys
 import time
-from typing import IO, Any, Callable, Iterable, Sequence
+from typing import IO, Any, Iterable, Sequence
 
 from .._durations import format_seconds
+from .._printable import printable_all
 from . import jsonl
 
 
@@ -96,14 +98,37 @@ def write_json_rows(stream: IO[str], head: dict[str, Any], key: str, rows: Itera
 
 
 def write_delimited(stream: IO[str], header: list[str], rows: Iterable[list[Any]], fmt: str) -> None:
+    """CSV or TSV; a text cell a spreadsheet would run as a formula is written with a leading ``'``."""
     if fmt == "tsv":  # one line per row: tabs and newlines inside a value would break it
         stream.write("\t".join(header) + "\n")
         for row in rows:
-            stream.write("\t".join(_tsv(v) for v in row) + "\n")
+            stream.write("\t".join(_tsv(v) for v in _inert(row)) + "\n")
         return
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    write = csv.writer(stream, lineterminator="\n").writerow
+    write(header)
+    for row in rows:
+        cells = _inert(row)
+        if "\r" in "".join([v for v in cells if type(v) is str]):
+            _write_with_cr(stream, cells)
+        else:
+            write(cells)
+
+
+# The first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection"). Only text
+# is neutralised: a number field (an exit status, a duration) is written as the number, a negative one too.
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def _inert(row: list[Any]) -> list[Any]:
+    return [("'" + v if v[:1] in _FORMULA_STARTS else v) if type(v) is str else v for v in row]
+
+
+def _write_with_cr(stream: IO[str], cells: list[Any]) -> None:
+    """A row with a carriage return in a cell: csv quotes only cells holding a character of its line
+    terminator, so the row is written with "\r\n" (the cell quoted) and ended with "\n" like the others."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow(cells)
+    stream.write(line.getvalue()[:-2] + "\n")
 
 
 def _tsv(value: Any) -> str:
@@ -115,11 +140,12 @@ def print_table(headers: Sequence[str], rows: list[list[str]]) -> None:
 
 
 def table_text(headers: Sequence[str], rows: list[list[str]]) -> str:
-    """Columns padded to their widest cell; the last column is not padded."""
-    columns = list(zip(headers, *rows))
+    """Columns padded to their widest cell; the last column is not padded. Control characters are escaped:
+    a name may hold a terminal's escape sequences."""
+    columns = [printable_all(column) for column in zip(headers, *rows)]
     widths = [max(map(len, column)) for column in columns[:-1]]
     formats = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
-    lines = [formats.format(*row) for row in [headers, *rows]]
+    lines = [formats.format(*row) for row in zip(*columns)]
     return "\n".join(lines)
 
 
@@ -129,19 +155,3 @@ def cell(value: Any, key: str) -> Any:
     if value is None:
         return ""
     return value
-
-
-def write_atomically(path: str, write: Callable[[IO[str]], None]) -> None:
-    """Write under a temporary name and rename: a failed export never leaves half a file under ``path``."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        # surrogateescape: a name made of undecodable bytes (a file name) is written back as those bytes
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
-            write(stream)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -122,8 +122,8 @@ def remove_if_empty(dir_fd: int, name: str) -> bool:
     return True
 
 
-def live_holder(dir_fd: int, where: str) -> dict[str, Any] | None:
-    """The lock record of the run that holds the work dir open at ``dir_fd`` (``where``), if it lives."""
+def live_holder(dir_fd: int) -> dict[str, Any] | None:
+    """The lock record of the run that holds the work dir open at ``dir_fd``, if it lives."""
     try:
         fd = os.open(LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -140,4 +140,4 @@ def live_holder(dir_fd: int, where: str) -> dict[str, Any] | None:
         return {"run_id": "unknown (a lock being written)"}
     if not isinstance(holder, dict):
         return {"run_id": "unknown (an unreadable lock)"}
-    return holder if lock_is_live(holder, os.path.join(where, LOCK_NAME)) else None
+    return holder if lock_is_live(holder, dir_fd) else None

@@ -167,7 +167,8 @@ class Run:
         return dict(Counter(map(attrgetter("status"), self.commands)))
 
     def hosts(self) -> list[str]:
-        hosts = {r.get("host") for r in self.runners.values()}
+        """Every machine of the run, once each (a Slurm runner's record names its nodes together: "n1,n2")."""
+        hosts = {host for r in self.runners.values() for host in str(r.get("host") or "").split(",")}
         for command in self.commands:
             hosts.update(map(attrgetter("host"), command.attempts))
         return sorted(h for h in hosts if h)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any, Iterable
 
+from .._printable import printable
 from .output import cell, clock_text, compress_cores, counts_text, kib_text, rounded, seconds_text, write_delimited
 from .records import CommandRecord, Run
 
@@ -84,7 +85,7 @@ def summary_text(run: Run) -> str:
         lines.append(f"halted   {summary['halted']}")
     lines.append(f"log      {run.path}" + (f" ({run.skipped_lines} unreadable lines skipped)"
                                            if run.skipped_lines else ""))
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # a config's path, its arguments, a halt reason: any text
 
 
 def _runner_text(runner: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 ``parallux WORD ...`` with one of these words first runs the subcommand (the CLI sends it here); a config file
 that happens to be named like one is run as ``parallux ./runs``. Every subcommand reads run logs only, so it
 needs no runner, and works on a run still going from a second terminal. A run that cannot be found or read
-is a usage error (exit 2), a file that cannot be written exit 1.
+is a usage error (exit 2), and so is a file that cannot be written where the user asked (``target``).
 """
 
 from __future__ import annotations
@@ -12,19 +12,21 @@ import argparse
 import gc
 import io
 import os
+import shlex
 import sys
 import time
-from typing import Callable, Sequence
+from typing import IO, Callable, Sequence
 
 from .._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
 from . import SUBCOMMANDS
 from .compare import COMPARE_FIELDS, compare_runs, compare_text
 from .history import RunEntry, list_runs, resolve_run
 from .output import (cell, clock_text, counts_text, print_json, print_table, seconds_text, short_path,
-                     write_atomically, write_delimited, write_json_rows)
+                     write_delimited, write_json_rows)
 from .reader import load_run
 from .records import HistoryError, Run
 from .show import TABLE_HEADERS, command_row, select, summary_text, table_row, write_rows
+from .target import TargetError, check_target, write_target
 
 FORMATS = ("table", "csv", "tsv", "json")
 
@@ -68,7 +70,7 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     report = _parser("report", "Write one self-contained HTML report of a run (opens from disk, no network).")
     _add_run(report)
     report.add_argument("-o", "--output", metavar="FILE.html",
-                        help="where to write it (default: ./<run id>.html)")
+                        help="where to write it (default: ./<run id>.html); - for stdout")
 
     export = _parser("export", "Export a run as a Chrome trace (Perfetto), JUnit XML or CSV.")
     _add_run(export)
@@ -120,7 +122,7 @@ def main(argv: Sequence[str]) -> int:
     handler: Callable[[argparse.Namespace], int] = globals()[f"command_{name}"]
     try:
         return handler(args)
-    except HistoryError as exc:
+    except (HistoryError, TargetError) as exc:
         print(f"parallux {name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `parallux show | head`: the reader has seen enough
@@ -148,11 +150,13 @@ def command_runs(args: argparse.Namespace) -> int:
         print_json([e.as_dict() for e in entries])
         return EXIT_OK
     rows = [_entry_row(e) for e in entries]
-    headers = ("RUN", "START", "DURATION", "STATE", "EXIT", "COMMANDS", "CONFIG")
+    headers = ("RUN", "START", "DURATION", "STATE", "EXIT", "COMMANDS", "CONFIG", "ARGS")
     if args.format in ("csv", "tsv"):
-        write_delimited(sys.stdout, ["run_id", "start", "duration", "state", "exit_status", "counts", "config"],
+        write_delimited(sys.stdout, ["run_id", "start", "duration", "state", "exit_status", "counts", "config",
+                                     "args"],
                         ([e.run_id, e.start, e.duration, e.state, (e.finished or {}).get("exit_status"),
-                          counts_text((e.finished or {}).get("counts")), e.info.get("config")] for e in entries),
+                          counts_text((e.finished or {}).get("counts")), e.info.get("config"),
+                          shlex.join(e.info.get("argv") or [])] for e in entries),
                         args.format)
         return EXIT_OK
     if not entries:
@@ -168,7 +172,7 @@ def _entry_row(entry: RunEntry) -> list[str]:
     exit_status = finished.get("exit_status")
     return [entry.run_id, clock_text(entry.start, date=True), seconds_text(entry.duration), entry.state,
             "-" if exit_status is None else str(exit_status), counts_text(finished.get("counts")) or "-",
-            short_path(entry.info.get("config"))]
+            short_path(entry.info.get("config")), shlex.join(entry.info.get("argv") or []) or "-"]
 
 
 # -- show ------------------------------------------------------------------------------------------------
@@ -196,9 +200,14 @@ def command_show(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from .report import write_report  # the HTML assets are read only when a report is asked for
+    from .report import render, write_report  # the HTML assets are read only when a report is asked for
+    if args.output not in (None, "-"):
+        check_target(args.output)  # before the run is read: a wrong path is said at once
     run = _load(args.run, args.config)
     output = args.output or f"{run.run_id}.html"
+    if output == "-":
+        sys.stdout.write(render(run))
+        return EXIT_OK
     write_report(run, output)
     print(f"parallux: report of run {run.run_id} ({len(run.commands)} commands) written to {output}",
           file=sys.stderr)
@@ -207,19 +216,21 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_export(args: argparse.Namespace) -> int:
     from . import export as _export
+    target = args.trace or args.junit or args.csv
+    if target != "-":
+        check_target(target)  # before the run is read: a wrong path is said at once
     run = _load(args.run, args.config)
-    if args.trace:
-        target, writer = args.trace, _export.write_trace
-    elif args.junit:
-        target, writer = args.junit, _export.write_junit
-    else:
-        target, writer = args.csv, lambda run, stream: write_rows(stream, run, run.commands, "csv")
+    writer = _export.write_trace if args.trace else _export.write_junit if args.junit else _write_csv
     if target == "-":
         writer(run, sys.stdout)
     else:
-        write_atomically(target, lambda stream: writer(run, stream))
+        write_target(target, lambda stream: writer(run, stream))
         print(f"parallux: run {run.run_id} ({len(run.commands)} commands) exported to {target}", file=sys.stderr)
     return EXIT_OK
+
+
+def _write_csv(run: Run, stream: IO[str]) -> None:
+    write_rows(stream, run, run.commands, "csv")
 
 
 # -- compare ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import trio
 
 from ... import _options as opt
 from ..._errors import ConfigError, RunnerError
-from .._base import Streams, Transport
+from .._base import Streams, Transport, ended_how
 from .._boot import boot_argv
 from .._local import launcher_streams
 from . import _commands as slurm
@@ -49,11 +49,13 @@ class SlurmTransport(Transport):
         self.index = index
         self.python = python
         self.node: str | None = allocation.node_names[index] if allocation.node_names else None
+        self.login = srun_login(allocation.request, self.node)
         self._generation: int | None = None
         self._stderr: deque[str] = deque(maxlen=STDERR_KEPT)
         self._given_up: str | None = None
         self._failures = 0
         self._hello_seen = False  # the current launcher said hello (what fails then is the node, not its start)
+        self._srun: subprocess.Popen[bytes] | None = None  # the current launcher's srun
 
     def describe(self, name: str) -> str:
         where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
@@ -93,14 +95,6 @@ class SlurmTransport(Transport):
     def variables(self) -> dict[str, str]:
         return {"PARALLUX_NODE": self.node} if self.node else {}
 
-    def login(self) -> list[str]:
-        """A one-task job on this node (its allocation may be long gone by the time this is typed)."""
-        request = self.allocation.request
-        options = [f"--{key}={value}" for key, value in (("partition", request.partition),
-                                                          ("account", request.account)) if value is not None]
-        return ["srun", "--nodes=1", "--ntasks=1", *options, *([f"--nodelist={self.node}"] if self.node else []),
-                "sh", "-c"]
-
     def default_slots(self, facts: dict[str, Any]) -> int:
         """The CPUs the allocation has on the node (the launcher's step holds all of them: ``--whole``)."""
         return int(facts.get("usable_cores") or facts.get("logical_cores") or 1)
@@ -121,16 +115,27 @@ class SlurmTransport(Transport):
         self.allocation.wanted += delta
 
     def lost_reason(self) -> str | None:
+        """The allocation's end, if it ended; else None for a launcher that died (the seat says so, with
+        ``death()``); else that its step ended, and what srun said."""
         said = "; ".join(line for line in self._stderr if "error" in line.lower())
-        ended = (self.allocation.ended_how if self.allocation.generation == self._generation
-                 and self.allocation.ended_how else "the launcher's Slurm step ended")
+        allocation_ended = self.allocation.generation == self._generation and self.allocation.ended_how
+        if not allocation_ended and self.death() is not None:
+            return None
+        ended = self.allocation.ended_how if allocation_ended else "the launcher's Slurm step ended"
         return ended + (f" (srun: {said})" if said else "")
+
+    def death(self) -> str | None:
+        """srun ends with the step's task, the launcher's guardian: 128 + N when it or its launcher was
+        killed by signal N. Any other status is srun's own (its stderr then says more: ``lost_reason``)."""
+        code = self._srun.poll() if self._srun is not None else None
+        return ended_how(code) if code is not None and (code < 0 or code > 128) else None
 
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
         """Wait for the allocation (a new one if the last ended), then srun the launcher on this node."""
         try:
             self._generation, self.node = await self.allocation.node(self.index, self._generation)
+            self.login = srun_login(self.allocation.request, self.node)
         except Closed:
             self._given_up = self._given_up or self.allocation.failure or "the run is ending"
             raise RunnerError(f"{self.describe(name)}: {self._given_up}") from None
@@ -143,6 +148,7 @@ class SlurmTransport(Transport):
                                            stderr=subprocess.PIPE, start_new_session=True)
             except OSError as exc:
                 raise RunnerError(f"{self.describe(name)}: cannot start srun: {exc}") from exc
+            self._srun = process
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keep_stderr, process)
                 async with launcher_streams(process) as streams:
@@ -204,3 +210,11 @@ def allocate(request: slurm.Request, *, dry_run: bool) -> Allocation:
     allocation = Allocation(request, job_id=job_id, own=True, time_limit=time_limit or limit)
     allocation.state, allocation.reason = state or allocation.state, reason
     return allocation
+
+
+def srun_login(request: slurm.Request, node: str | None) -> tuple[str, ...]:
+    """A one-task job on the node, for a user to run a shell command there (the allocation may be long gone
+    by the time it is typed)."""
+    options = [f"--{key}={value}" for key, value in (("partition", request.partition), ("account", request.account))
+               if value is not None]
+    return ("srun", "--nodes=1", "--ntasks=1", *options, *([f"--nodelist={node}"] if node else []), "sh", "-c")

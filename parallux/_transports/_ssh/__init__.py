@@ -24,9 +24,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 import trio
 
 from ..._errors import RunnerError, leaf_errors
-from .._base import Streams, Transport
+from .._base import Streams, Transport, ended_how
 from . import _bootstrap
-from ._channel import LauncherInput
+from ._channel import LauncherChannel, LauncherInput
 from ._connect import connect_failure, defaults, reason, ssh_settings, text
 from ._connect import port as port_number
 from ._patches import asyncssh, trio_asyncio
@@ -53,22 +53,21 @@ class SshTransport(Transport):
         self.python: str | None = self._settings.pop("python")  # None: DEFAULT_PYTHONS, in order
         self.watchdog = self._settings.pop("watchdog", self.watchdog)
         self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
+        # the host as the config names it: an alias of the user's ssh config works in their shell too
+        self.login = ("ssh", *(("-p", str(self.port)) if self.port else ()),
+                      f"{self.user}@{self.host}" if self.user else self.host)
         self._aio_loop: Any = None
         self._conn: Any = None
         self._abort_timer: Any = None
         self._proxy: ProxyCommand | None = None
         self._hello_seen = False
+        self._pipe: LauncherChannel | None = None
 
     def describe(self, name: str) -> str:
         user, host, port = self._address
         where = f"{user + '@' if user else ''}{host}{':' + str(port) if port else ''}"
         alias = f", Host {self.host!r} in the ssh config" if host != self.host else ""
         return f"ssh runner {name!r} ({where}{alias})"
-
-    def login(self) -> list[str]:
-        """``ssh`` to the host as the config names it (an alias of the user's ssh config works there too)."""
-        port = ["-p", str(self.port)] if self.port else []
-        return ["ssh", *port, f"{self.user}@{self.host}" if self.user else self.host]
 
     def plan_facts(self) -> dict[str, Any]:
         """A dry run opens no connection: the remote core count is unknown, paths stay relative to ``~``."""
@@ -84,6 +83,7 @@ class SshTransport(Transport):
             try:
                 pipe, output, python = await _bootstrap.start_launcher(self._conn, self._aio, self.python,
                                                                        self.describe(name))
+                self._pipe = pipe
                 try:
                     yield LauncherInput(pipe), output
                 except BaseException as exc:
@@ -97,6 +97,16 @@ class SshTransport(Transport):
 
     def ready(self) -> None:
         self._hello_seen = True
+
+    def death(self) -> str | None:
+        """From the channel's exit status or signal: its command is the launcher's guardian. A connection
+        lost is no death of the launcher (it keeps running until it reads EOF): None."""
+        pipe = self._pipe
+        if pipe is None or pipe.lost is not None:
+            return None
+        how = ended_how(pipe.exit_status, pipe.exit_signal)
+        said = pipe.stderr_text()
+        return f"{how}: {said}" if how and said else how
 
     async def closing(self) -> None:
         """The launcher was asked to quit; if the connection went silent, abort it rather than wait forever."""

@@ -18,7 +18,8 @@ STDERR_KEPT = 8192            # bytes of the remote launcher's stderr kept for e
 PRELUDE_LIMIT = 1 << 20       # login-shell chatter tolerated on stdout before the launcher's hello
 HELLO_PREFIX = b'{"ev":"hello"'
 HELLO_WAIT = 60.0             # seconds for a starting launcher to answer its first hello
-EXIT_WAIT = 2.0               # how long to wait for the exit status of a launcher that stopped early
+EXIT_WAIT = 3.0               # how long to wait for the exit status of a launcher that stopped early (its
+                              # guardian first stops what a killed launcher left: ~2 s at most)
 
 
 class LauncherChannel(asyncssh.SSHClientSession):  # type: ignore[misc]

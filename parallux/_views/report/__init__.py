@@ -10,14 +10,15 @@ runner slot or core, 100,000 bars a frame; uPlot draws the charts over time and 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Any
 
 from .. import jsonl
 from ..lanes import assign_slots
-from ..output import write_atomically
 from ..reader import stderr_tail
 from ..records import Attempt, CommandRecord, Run
+from ..target import write_target
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_FORMAT = 1
@@ -35,23 +36,38 @@ ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "sta
 
 def write_report(run: Run, path: str) -> None:
     html = render(run)
-    write_atomically(path, lambda stream: stream.write(html))
+    write_target(path, lambda stream: stream.write(html))
 
 
 def render(run: Run) -> str:
-    data = report_data(run)
-    page = _asset("template.html")
-    # Embedded in <script>: "</" must not appear, or the browser would end the script there.
-    payload = jsonl.dumps(data).replace("</", "<\\/")
+    title = f"parallux report: {os.path.basename(str(run.info.get('config') or run.path))} {run.run_id}"
     parts = {"/*STYLE*/": _asset("report.css"), "/*UPLOT_CSS*/": _asset("uPlot.min.css"),
-             "/*UPLOT_JS*/": _asset("uPlot.iife.min.js").replace("</", "<\\/"),
-             "/*REPORT_JS*/": _asset("report.js"), "/*DATA*/": payload,
-             "<!--TITLE-->": _escape(f"parallux report: {os.path.basename(str(run.info.get('config') or run.path))}"
-                                     f" {run.run_id}")}
-    for marker, text in parts.items():
-        before, after = page.split(marker, 1)
-        page = before + text + after
-    return page
+             "/*UPLOT_JS*/": _script_code(_asset("uPlot.iife.min.js")),
+             "/*REPORT_JS*/": _script_code(_asset("report.js")),
+             "/*DATA*/": script_json(report_data(run)), "<!--TITLE-->": _escape(title)}
+    # One pass over the template: what is put in is never searched for markers itself.
+    return _MARKERS.sub(lambda match: parts[match.group()], _asset("template.html"))
+
+
+_MARKERS = re.compile(r"/\*(?:STYLE|UPLOT_CSS|UPLOT_JS|REPORT_JS|DATA)\*/|<!--TITLE-->")
+# Inside <script>, "</script" ends the block, "<!--" followed by "<script" makes the parser swallow the rest of
+# the page, and U+2028/2029 end a line in JavaScript. In JSON these characters occur only inside strings, where
+# their \u escapes mean the same: a reader's json.loads or JSON.parse gets the text back unchanged.
+_SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that can stand inside a <script> element whatever its strings hold."""
+    text = jsonl.dumps(value)
+    for char, escaped in _SCRIPT_UNSAFE.items():  # str.replace: a few ms for the 30 MB of 100,000 commands
+        if char in text:
+            text = text.replace(char, escaped)
+    return text
+
+
+def _script_code(code: str) -> str:
+    """Code inlined in <script>: "</" written "<\\/", which its strings, comments and regular expressions allow."""
+    return code.replace("</", "<\\/")
 
 
 def report_data(run: Run) -> dict[str, Any]:

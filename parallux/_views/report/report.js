@@ -170,8 +170,9 @@
 
   Timeline.prototype.build = function () {
     var model = this.model, attempts = model.attempts;
-    var rowOf = new Map(), labels = [], groups = [], row = 0;
+    var rowOf = new Map(), byCore = new Set(), labels = [], groups = [], row = 0;
     model.runners.forEach(function (runner, r) {
+      if (runner.lane_kind === "core") { byCore.add(runner.name); }
       groups.push({ name: runner.name, first: row, count: runner.lanes.length, color: RUNNER_COLORS[r % RUNNER_COLORS.length] });
       runner.lanes.forEach(function (lane) {
         rowOf.set(runner.name + "\u0000" + lane, row);
@@ -182,7 +183,9 @@
     this.rows = row;
     this.labels = labels;
     this.groups = groups;
-    // One rect per (attempt, lane): an attempt leasing 4 cores is drawn on the 4 lanes of its cores.
+    // One rect per (attempt, lane): an attempt leasing 4 cores is drawn on the 4 lanes of its cores where the
+    // lanes are cores; where they are slots (a runner on several nodes, whose cores repeat from node to
+    // node), on the one slot its row names.
     var rectAttempt = [], rectRow = [], primary = [];
     var tmin = 0, tmax = model.now;
     for (var i = 0; i < attempts.length; i++) {
@@ -192,7 +195,7 @@
       if (start < tmin) { tmin = start; }
       if (end > tmax) { tmax = end; }
       var runner = attempts.runner[i], cores = attempts.cores[i];
-      var lanes = cores && cores.length ? cores : [attempts.lane[i]];
+      var lanes = byCore.has(runner) && cores && cores.length ? cores : [attempts.lane[i]];
       for (var j = 0; j < lanes.length; j++) {
         var target = rowOf.get(runner + "\u0000" + lanes[j]);
         if (target === undefined) { continue; }
