@@ -57,11 +57,12 @@ def by_config(entries: list[RunEntry]) -> dict[str, list[RunEntry]]:
     return groups
 
 
-def split(runs: list[RunEntry], keep: int) -> tuple[list[RunEntry], list[RunEntry]]:
-    """(kept, removed) of one config's runs, newest first."""
-    kept = {id(e) for e in [e for e in runs if e.started][:keep] + [e for e in runs if not e.started][:keep]}
-    kept.update(id(e) for e in runs if e.state in GOING)
-    return [e for e in runs if id(e) in kept], [e for e in runs if id(e) not in kept]
+def split(runs: list[RunEntry], keep: int) -> tuple[list[RunEntry], list[RunEntry], list[RunEntry]]:
+    """(kept, removed, kept only as still going) of one config's runs, newest first."""
+    newest = {id(e) for e in [e for e in runs if e.started][:keep] + [e for e in runs if not e.started][:keep]}
+    going = [e for e in runs if e.state in GOING and id(e) not in newest]
+    kept = newest | {id(e) for e in going}
+    return [e for e in runs if id(e) in kept], [e for e in runs if id(e) not in kept], going
 
 
 @dataclass
@@ -93,11 +94,12 @@ class Cleaner:
     # -- runs -----------------------------------------------------------------------------------------
 
     def clean_config(self, runs: list[RunEntry], keep: int) -> None:
-        kept, removed = split(runs, keep)
+        kept, removed, going = split(runs, keep)
         self.tally.kept += len(kept)
-        for entry in kept[keep:]:
-            if entry.state in GOING and entry.started:
-                self.say(f"kept run {entry.run_id} of {short_path(entry.info.get('config'))}: still going")
+        for entry in going:
+            self.say(f"kept run {entry.run_id} of {short_path(entry.info.get('config'))}: "
+                     + ("still going" if entry.state == "running" else
+                        f"it may still be going on {entry.info.get('host')} (its log has no end)"))
         loaded = {id(e): self.load(e) for e in runs}
         starts = [e.start for e in kept if e.started or e.state in GOING]
         cutoff = min(starts) if starts else None
@@ -135,15 +137,18 @@ class Cleaner:
                      f"({kib_text((self.tally.freed - size_before) // 1024)}); kept its log, as "
                      f"{plural(left, 'work dir')} {'was' if left == 1 else 'were'} left (see above)")
             return
-        removed = self.remove_log(entry) + (f" and {plural(len(here), 'work dir')}" if here else "")
+        log = self.remove_log(entry)
+        if log is None:
+            return
+        removed = log + (f" and {plural(len(here), 'work dir')}" if here else "")
         remote = f"; {plural(elsewhere, 'work dir')} on other machines: see below" if elsewhere else ""
         self.say(f"{what}: {removed} ({kib_text((self.tally.freed - size_before) // 1024)}){remote}")
         self.tally.runs += 1
 
-    def remove_log(self, entry: RunEntry) -> str:
+    def remove_log(self, entry: RunEntry) -> str | None:
         """Remove the run's entry in the history: its log, or the link to a log written with --log (whose
-        file, outside the state dir, is the user's). Reached from the state dir as work dirs are from their
-        workspace: a link on the way is not followed."""
+        file, outside the state dir, is the user's); what went, or None when it could not. Reached from the
+        state dir as work dirs are from their workspace: a link on the way is not followed."""
         parent, name = os.path.split(os.path.relpath(entry.path, self.root))
         target = os.path.realpath(entry.path)
         linked = False
@@ -158,6 +163,7 @@ class Cleaner:
                 self.tally.freed += 0 if linked else st.st_blocks * 512
         except (OSError, Refused) as exc:
             self.error(entry.path, exc if isinstance(exc, OSError) else OSError(str(exc)))
+            return None
         if linked:
             return f"its entry in the history (its log {target}, written with --log, is left)"
         return "its log"
