@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import _forks
 from . import _options as opt
 from . import _transfer
 from ._arguments import Arguments
@@ -192,7 +193,8 @@ class Goal(TypoChecked):
         self._arguments.check()
         self._groups.append(group)
         find_completed([handle for handle in group.commands if handle.resume_check],
-                       lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs))
+                       lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs),
+                       warn=self._engine.observers.notice)
         if group.commands:
             self._engine.call(self._engine.submit, group)
         return group
@@ -215,6 +217,7 @@ class GoalProxy:
     _current: Goal | None = None
 
     def __getattr__(self, name: str) -> Any:
+        _forks.refuse()  # in a child the config forked, what goal registered would be lost, and waits hang
         current = GoalProxy._current
         if current is None:
             raise OutsideRuntimeError(

@@ -11,6 +11,7 @@ import threading
 from collections import Counter, deque
 from typing import Any, Iterator, Mapping, Sequence
 
+from . import _forks
 from ._errors import ConfigError
 from ._failures import command_error
 
@@ -33,6 +34,10 @@ class Completion:
         self.broken: BaseException | None = None  # the engine's crash: waiting for it would be forever
 
     def wait_for(self, predicate: Any, timeout: float | None, target: Any) -> bool:
+        if _forks.forked:  # the engine's thread stayed in the parent, and the lock it may have held is held here
+            if predicate():
+                return True
+            _forks.refuse()
         with self.condition:
             self.awaited[target] += 1
             try:

@@ -14,6 +14,7 @@ from ._engine._seat import Seat
 from ._errors import ConfigError
 from ._handles import Command, Completion
 from ._inputs import Fingerprints
+from ._nul import refuse_nuls
 from ._pool import Pool
 from ._runner import Runner
 
@@ -37,6 +38,7 @@ class Registrar:
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command:
         """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked."""
         opt.check_option_names(options, opt.COMMAND_OPTIONS, where)
+        refuse_nuls((("command", command), *options.items()), where)  # (not a checked call: see _options)
         text = opt.command_text(command)
         threads, cores = opt.threads_and_cores(options.get("threads", 1), options.get("cores"),
                                                "threads" in options)
@@ -100,6 +102,9 @@ def _why_not(seat: Seat, handle: Command) -> str | None:
     if seat.allocator is None:
         if handle.requested_cores is not None:
             return "cores=[...] needs a runner with a core_pool"
+        if handle.requested_numa_node is not None:  # unpinned there, it would measure something else
+            return (f"numa_node={handle.requested_numa_node} needs a runner with numa_nodes declared, and this "
+                    f"one has no core pool")
         return None
     try:
         seat.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)

@@ -25,6 +25,7 @@ from .output import (cell, clock_text, counts_text, print_json, print_table, sec
                      write_delimited, write_json_rows)
 from .reader import load_run
 from .records import HistoryError, Run
+from .schema import skipped_text
 from .show import TABLE_HEADERS, command_row, select, summary_text, table_row, write_rows
 from .target import TargetError, check_target, write_target
 
@@ -137,7 +138,14 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _load(spec: str | None, config: str | None) -> Run:
-    return load_run(resolve_run(spec, config))
+    """The run, and on stderr a word on what of its log was skipped, and on other runs in its file."""
+    run = load_run(resolve_run(spec, config))
+    if run.problems:
+        print(skipped_text(run.path, run.problems), file=sys.stderr)
+    if run.other_runs:
+        print(f"parallux: {run.path} holds {len(run.other_runs) + 1} runs: this is its last, {run.run_id} "
+              f"(give a run id for another: {', '.join(run.other_runs)})", file=sys.stderr)
+    return run
 
 
 # -- runs ------------------------------------------------------------------------------------------------
@@ -145,7 +153,8 @@ def _load(spec: str | None, config: str | None) -> Run:
 
 def command_runs(args: argparse.Namespace) -> int:
     limit = args.n if args.n is not None else (None if args.all else 20)
-    entries = list_runs(args.config, every=args.all, limit=limit)
+    entries = list_runs(args.config, every=args.all, limit=limit,
+                        warn=lambda path, problems: print(skipped_text(path, problems), file=sys.stderr))
     if args.format == "json":
         print_json([e.as_dict() for e in entries])
         return EXIT_OK
