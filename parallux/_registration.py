@@ -66,6 +66,7 @@ class Registrar:
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
         handle.candidates = self._candidates(handle, pin, where)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
+        handle.work_generated = options.get("work_relpath") is None
         handle.resume_check = self._resume and options.get("work_relpath") is not None
         return handle
 
