@@ -1281,12 +1281,7 @@ class WorkDirLocks(object):
         self.held[work_dir] = request.get("workspace") or os.path.dirname(os.path.normpath(work_dir))
 
     def live(self, holder, dir_fd):
-        if holder.get("host") == self.me["host"]:
-            return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
-        try:
-            return now() - os.stat(LOCK_NAME, dir_fd=dir_fd, follow_symlinks=False).st_mtime < LOCK_FRESH
-        except OSError:
-            return False
+        return lock_is_live(holder, dir_fd)
 
     def in_work_dir(self, work_dir, act):
         """act(dir_fd) in a work dir whose lock this launcher holds, opened again as at the start; nothing
@@ -1317,6 +1312,18 @@ class WorkDirLocks(object):
         holder = read_record(LOCK_NAME, dir_fd)
         if holder is not None and all(holder.get(k) == v for k, v in self.me.items()):
             os.unlink(LOCK_NAME, dir_fd=dir_fd)
+
+
+def lock_is_live(holder, dir_fd):
+    """Whether the run that wrote the lock record ``holder`` (in the work dir open at ``dir_fd``) still holds
+    it: on this host, its launcher's pid still names the same process; of another host (a shared file
+    system), it is fresh. ``parallux clean`` asks the same, and leaves a work dir alone while it is."""
+    if holder.get("host") == os.uname()[1]:
+        return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
+    try:
+        return now() - os.stat(LOCK_NAME, dir_fd=dir_fd, follow_symlinks=False).st_mtime < LOCK_FRESH
+    except OSError:
+        return False
 
 
 def drain(fd):

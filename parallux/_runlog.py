@@ -95,6 +95,7 @@ class RunLog:
         if event == "queued":
             record["command"] = command.command_text
             record["work_relpath"] = command.work_relpath
+            record["work_generated"] = command.work_generated  # what `parallux clean` may remove
         else:
             runner = command.runner
             if runner is not None and runner.name not in self._runners_logged:
@@ -205,9 +206,11 @@ def outcome(result: Result) -> dict[str, Any]:
 
 def runner_record(runner: Any) -> dict[str, Any]:
     """What the views need about a runner: where it is, how many slots, which cores."""
-    layout = getattr(runner, "_seat", runner).layout  # (a Runner handle's seat holds its core layout)
+    seat = getattr(runner, "_seat", runner)  # (a Runner handle's seat holds its core layout)
+    layout = seat.layout
     return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
-            "host": _host_of(runner), "max_jobs": runner.max_jobs,
+            "host": _host_of(runner), "workspace": seat.workspace, "login": list(seat.transport.login),
+            "max_jobs": runner.max_jobs,
             "logical_cores": runner.facts.get("logical_cores"),
             "core_pool": list(layout.cores) if layout is not None else None,
             "numa_nodes": ({str(n): list(c) for n, c in layout.nodes.items()} or None) if layout is not None

@@ -154,7 +154,7 @@ class _RunBuilder:
                 if seq not in commands:
                     get = record.get
                     commands[seq] = CommandRecord(seq, get("name", ""), get("command"), get("work_relpath"),
-                                                  get("time"))
+                                                  get("time"), work_generated=get("work_generated"))
                     continue
             handler = handlers.get(event)
             if handler is not None:
@@ -199,6 +199,7 @@ class _RunBuilder:
         command = self._command(record)
         command.command = record.get("command")
         command.work_relpath = record.get("work_relpath")
+        command.work_generated = record.get("work_generated")
         command.queued = record.get("time")
 
     def _on_started(self, record: dict[str, Any]) -> None:

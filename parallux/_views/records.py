@@ -82,6 +82,7 @@ class CommandRecord:
     #                                       did not run in this run (resumed, or cancelled while queued)
     finished_at: float | None = None      # the time of its finished event
     resumed: bool = False
+    work_generated: bool | None = None    # parallux made its work_relpath up (None: a log from before that was said)
 
     @property
     def last(self) -> Attempt | None:

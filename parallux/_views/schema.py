@@ -63,10 +63,13 @@ SPECS = {
                          "parallux": _maybe(TEXT), "cwd": _maybe(TEXT), "log": _maybe(TEXT)},
                         text_lists=("argv",)),
     "runner": Spec({"event": TEXT, "time": NUMBER, "name": TEXT, "kind": _maybe(TEXT), "host": _maybe(TEXT),
+                    "workspace": _maybe(TEXT), "login": _maybe(LIST),
                     "max_jobs": _maybe(INT), "logical_cores": _maybe(INT), "core_pool": _maybe(LIST),
                     "numa_nodes": _maybe(OBJECT)},
-                   required=("name",), int_lists=("core_pool",), mappings={"numa_nodes": LIST}),
-    "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT)}, required=("seq",)),
+                   required=("name",), int_lists=("core_pool",), text_lists=("login",),
+                   mappings={"numa_nodes": LIST}),
+    "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT),
+                    "work_generated": _maybe(FLAG)}, required=("seq",)),
     "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
     "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
     "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
@@ -82,7 +85,8 @@ COMMAND_EVENTS = frozenset(("queued", "started", "retrying", "finished"))
 # What the reader builds from a command's records (``records``), each attribute's types: for the bulk check.
 _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = {int, float, _NONE}, {int, _NONE}, {str, _NONE}
 _COMMAND_ATTRIBUTES = {"seq": {int}, "name": {str}, "command": _MAYBE_TEXT, "work_relpath": _MAYBE_TEXT,
-                       "queued": _MAYBE_NUMBER, "finished_at": _MAYBE_NUMBER}  # (status: its attempt's)
+                       "queued": _MAYBE_NUMBER, "finished_at": _MAYBE_NUMBER,
+                       "work_generated": {bool, _NONE}}  # (status: its attempt's)
 _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "host": _MAYBE_TEXT,
                        "cores": {list}, "numa_node": _MAYBE_INT, "work_dir": _MAYBE_TEXT, "start": _MAYBE_NUMBER,
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,

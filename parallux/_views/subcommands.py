@@ -1,4 +1,4 @@
-"""``parallux runs|show|report|export|compare``: each subcommand's options, and the dispatch to its view.
+"""``parallux runs|show|report|export|compare|clean``: each subcommand's options, and the dispatch to its view.
 
 ``parallux WORD ...`` with one of these words first runs the subcommand (the CLI sends it here); a config file
 that happens to be named like one is run as ``parallux ./runs``. Every subcommand reads run logs only, so it
@@ -86,7 +86,14 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     compare.add_argument("run_b", metavar="RUN_B", help="the run compared with it")
     compare.add_argument("--config", metavar="PATH", help="look the run ids up among this config's runs")
     _add_format(compare)
-    parsers = {"runs": runs, "show": show, "report": report, "export": export, "compare": compare}
+    clean = _parser("clean", "Remove old runs: their logs, the work dirs generated for them on this machine, "
+                             "and .history copies older than every run kept.")
+    clean.add_argument("--config", metavar="PATH", help="only the runs of this config")
+    clean.add_argument("--keep", type=positive, default=10, metavar="N",
+                       help="keep the newest N runs of each config that started commands, and the newest N that "
+                            "started none (default 10); runs still going are always kept")
+    clean.add_argument("--dry-run", action="store_true", help="say what would be removed, and remove nothing")
+    parsers = {"runs": runs, "show": show, "report": report, "export": export, "compare": compare, "clean": clean}
     assert tuple(parsers) == SUBCOMMANDS
     return parsers
 
@@ -250,3 +257,11 @@ def command_compare(args: argparse.Namespace) -> int:
     else:
         print(compare_text(result))
     return EXIT_OK
+
+
+# -- clean -----------------------------------------------------------------------------------------------
+
+
+def command_clean(args: argparse.Namespace) -> int:
+    from .clean import clean  # (the launcher, which it asks about locks, is imported only here)
+    return clean(args.config, args.keep, args.dry_run)
