@@ -229,10 +229,17 @@ def print_plan(event: str, command: object, **details: object) -> None:
     argv = details["argv"]
     assert isinstance(argv, list)
     from shlex import join
-    cores = ",".join(map(str, getattr(command, "cores", ()))) or "-"
+    bench = getattr(command, "bench", None)
+    if bench is not None:  # one line per benchmark, once its last execution is planned
+        row = bench.plan_row()
+        if row is None:
+            return
+        name, runners, work_dir, cores = row
+    else:
+        name, runners, work_dir = command.name, command.runner_name, command.work_dir  # type: ignore[attr-defined]
+        cores = ",".join(map(str, getattr(command, "cores", ()))) or "-"
     try:
-        print(f"{command.name}\t{command.runner_name}\t{command.work_dir}\tcores={cores}\t"  # type: ignore[attr-defined]
-              f"{join(argv)}", flush=True)
+        print(f"{name}\t{runners}\t{work_dir}\tcores={cores}\t{join(argv)}", flush=True)
     except BrokenPipeError:  # `parallux cfg.py --dry-run | head`: the reader has seen enough
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

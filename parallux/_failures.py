@@ -68,7 +68,7 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
         Status.CANCELLED: "was cancelled",
     }.get(result.status, f"ended with status {result.status!r}")
     where = f" on runner {result.runner_name!r}" if result.runner_name is not None else ""
-    lines = [f"command {result.name!r}{where} {what}",
+    lines = [f"command {result.name!r}{execution_of(result)}{where} {what}",
              f"  command:  {shown_command(result)}",
              f"  work dir: {result.work_dir}"]
     tail = result.stderr_tail(tail_lines)
@@ -76,6 +76,14 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
         lines.append("  stderr (last lines):")
         lines += [f"    | {line}" for line in tail]
     return "\n".join(lines)
+
+
+def execution_of(result: Result) -> str:
+    """`` (repetition r3)``, `` (warm-up w1)``: which execution of a benchmark; "" for a plain command."""
+    label = getattr(result, "repetition", None)
+    if not label:
+        return ""
+    return f" ({'warm-up' if label.startswith('w') else 'repetition'} {label})"
 
 
 def shown_command(result: Result) -> str:

@@ -155,6 +155,14 @@ class Goal(TypoChecked):
             raise ConfigError(f"setHalt() mode must be one of {', '.join(HALT_MODES)}, not {mode!r}")
         self._engine.call(self._engine.set_halt, mode, opt.positive_int(failures, "setHalt(failures=)"))
 
+    @opt.checked("goal.setOrder()")
+    def setOrder(self, mode: str, seed: int | None = None) -> None:
+        """How the executions of the benchmarks in groups issued from now on are queued: "interleave" (round
+        by round: warm-ups, then repetition 1 of every benchmark, 2, ...), "shuffle" (each round in a random
+        order, from ``seed`` or a seed drawn now; the run log and the summary give it) or "grouped" (each
+        benchmark's executions back to back)."""
+        self._submissions.order.set(mode, seed)
+
     # -- commands ----------------------------------------------------------------------------------------------
 
     def schd(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:

@@ -61,7 +61,7 @@ class Completion:
             return
         group = command.group
         if (command in awaited or (group is not None and group.remaining == 0 and group in awaited)
-                or (all_done and self.IDLE in awaited)):
+                or (all_done and self.IDLE in awaited) or command.bench in awaited):
             self.notify()
 
 
@@ -73,7 +73,7 @@ class Command:
                  "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
                  "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "work_generated",
-                 "__weakref__")
+                 "bench", "repetition", "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -94,6 +94,8 @@ class Command:
         self.avoid = None  # the runner its last attempt could not be executed on: its retry prefers another
         self.host: str | None = None  # the machine it runs on (a Slurm runner's node), set with the runner
         self.work_generated = False  # its work_relpath was made up by parallux (``parallux clean`` may remove it)
+        self.bench = None       # an execution of a benchmark: its handle (``_benchmarks.Benchmark``) ...
+        self.repetition = None  # ... and which execution it is: "w1" (a warm-up), "r3" (a measured repetition)
         for key, value in fields.items():
             setattr(self, key, value)
 
@@ -136,7 +138,7 @@ class Command:
         result = self.result
         assert result is not None
         if self.check and not result.succeeded and result.status != "planned":
-            raise command_error([result])
+            raise command_error(failures_of(result))
         return result
 
     def __repr__(self) -> str:
@@ -150,7 +152,8 @@ class Result:
     __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
                  "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
                  "signal", "attempt", "timeout", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check",
-                 "run_id", "attempts", "stderr_tail_text", "host", "_kind")
+                 "run_id", "attempts", "stderr_tail_text", "host", "repetition", "repetitions", "warmups", "stats",
+                 "_kind")
 
     def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
         self.command = handle.command
@@ -176,6 +179,12 @@ class Result:
         self._kind: str | None = outcome.get("kind")  # why an "error": "locked" (another run's work dir)
         self.duration = (self.end_time - self.start_time
                          if self.start_time is not None and self.end_time is not None else None)
+        self.repetition: str | None = handle.repetition  # an execution of a benchmark: "w1", "r3"
+        # A benchmark's Result (``_benchmarks``): its executions' results, and measure -> Stats over the
+        # repetitions that ended ok. A plain command has none of them.
+        self.repetitions: list[Result] = []
+        self.warmups: list[Result] = []
+        self.stats: dict[str, Any] = {}
 
     command_path = Command.command_path
     stdout_path = Command.stdout_path
@@ -205,6 +214,9 @@ class Result:
         return self._read(_join(self.work_dir, name), errors)
 
     def _read(self, path: str | None, errors: str) -> str:
+        if self.repetitions or self.warmups:
+            raise ConfigError(f"{self.name!r} is a benchmark: each of its executions has its own files; read "
+                              f"them from result.repetitions[i] (or result.warmups[i])")
         if path is None or self.runner is None or self.status == "planned":
             return ""  # a dry run's planned command wrote nothing
         return self.runner._read_file_on(self.host, path).decode("utf-8", errors)
@@ -227,6 +239,9 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         fields = {k: getattr(self, k) for k in self.__slots__ if k not in ("runner", "_kind")}
         fields["cores"] = list(self.cores)
+        fields["repetitions"] = [r.as_dict() for r in self.repetitions]
+        fields["warmups"] = [r.as_dict() for r in self.warmups]
+        fields["stats"] = {measure: stats.as_dict() for measure, stats in self.stats.items()}
         if not isinstance(fields["command"], str):
             fields["command"] = list(fields["command"])
         return fields
@@ -236,23 +251,29 @@ class Result:
 
 
 class Group:
-    """The handle ``goal.issue()`` returns: the commands submitted together, in submission order."""
+    """The handle ``goal.issue()`` returns: the commands submitted together, in submission order.
 
-    def __init__(self, commands: Sequence[Command], completion: Completion) -> None:
+    ``commands`` is what the engine runs, in the order it is queued: a benchmark's executions stand there in
+    place of it (see ``_benchmarks``). What a config iterates, indexes and gets from ``sync()`` is one handle
+    per command it registered: ``handles``, the same list when the group holds no benchmark."""
+
+    def __init__(self, commands: Sequence[Command], completion: Completion,
+                 handles: Sequence[Any] | None = None) -> None:
         self.commands = list(commands)
+        self.handles: list[Any] = self.commands if handles is None else list(handles)
         self._completion = completion
         self.remaining = len(self.commands)
         self._nursery: Any = None  # while its commands run: the engine's nursery of their tasks
         self._done: Any = None     # ... and the event set when the last of them finished
 
     def __iter__(self) -> Iterator[Command]:
-        return iter(self.commands)
+        return iter(self.handles)
 
     def __len__(self) -> int:
-        return len(self.commands)
+        return len(self.handles)
 
     def __getitem__(self, index: int) -> Command:
-        return self.commands[index]
+        return self.handles[index]
 
     def done(self) -> bool:
         return self.remaining == 0
@@ -261,19 +282,25 @@ class Group:
         """Wait for every command; raise one error listing every failed ``check=True`` command."""
         if not self._completion.wait_for(self.done, timeout, self):
             raise TimeoutError(f"{self.remaining} of {len(self.commands)} commands still running after {timeout} s")
-        results = [c.result for c in self.commands]
-        failed = [r for c, r in zip(self.commands, results)
-                  if c.check and r is not None and not r.succeeded and r.status != "planned"]
+        results = [c.result for c in self.handles]
+        failed = [failure for c, r in zip(self.handles, results)
+                  if c.check and r is not None and not r.succeeded and r.status != "planned"
+                  for failure in failures_of(r)]
         if failed:
             raise command_error(failed)
         return results  # type: ignore[return-value]
 
     def results(self) -> list[Result | None]:
         """Results so far, without waiting and without raising."""
-        return [c.result for c in self.commands]
+        return [c.result for c in self.handles]
 
     def __repr__(self) -> str:
-        return f"<Group of {len(self.commands)} commands, {self.remaining} not finished>"
+        return f"<Group of {len(self.handles)} commands, {self.remaining} not finished>"
+
+
+def failures_of(result: Result) -> list[Result]:
+    """What a failed result is about: a benchmark's executions that did not end ok, or the result itself."""
+    return [r for r in (*result.warmups, *result.repetitions) if not r.succeeded] or [result]
 
 
 def _join(work_dir: str | None, name: str) -> str | None:

@@ -143,7 +143,8 @@ class LiveReporter:
         by_runner: dict[str, list[tuple[float, str]]] = defaultdict(list)
         for command in commands:
             ran = now - self._since.get(command.seq, now)
-            by_runner[command.runner_name or "?"].append((ran, command.name))
+            name = command.name if command.repetition is None else f"{command.name} {command.repetition}"
+            by_runner[command.runner_name or "?"].append((ran, name))
         lines: list[Text] = []
         shown = 0
         states = dict(self.pool())

@@ -301,9 +301,10 @@ def outcome(result: Result) -> str:
 
 
 def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
-                 log_error: str | None = None) -> str:
+                 log_error: str | None = None, extra: list[str] | None = None) -> str:
     """The end-of-run report: counts by status; per runner its counts, command time and quarantine; the
-    failures grouped by cause, then the first of them in full; the run log, and how to make its report."""
+    failures grouped by cause, then the first of them in full; ``extra`` lines (the benchmarks'); the run
+    log, and how to make its report."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
         noun = "command" if progress.finished == 1 else "commands"
@@ -325,6 +326,7 @@ def summary_text(progress: Progress, log_path: str | None, run_id: str | None = 
         hidden = progress.failure_count - len(progress.failures)
         if hidden > 0:
             lines.append(f"  ... and {hidden} more failures (see the run log)")
+    lines += extra or []
     if log_path:
         lines.append(f"  run log: {log_path}" + (f" (incomplete: {log_error})" if log_error else ""))
     if run_id and log_path and not log_error and progress.finished:

@@ -10,6 +10,7 @@ import itertools
 from typing import Any
 
 from . import _options as opt
+from ._benchmarks import Benchmark
 from ._engine._seat import Seat
 from ._errors import ConfigError
 from ._handles import Command, Completion
@@ -37,8 +38,9 @@ class Registrar:
         self._seq = itertools.count(1)
         self._fingerprints = Fingerprints()
 
-    def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command:
-        """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked."""
+    def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command | Benchmark:
+        """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked; a benchmark's handle for
+        ``repeat=`` > 1 or ``warmup=`` > 0."""
         opt.check_option_names(options, opt.COMMAND_OPTIONS, where)
         refuse_nuls((("command", command), *options.items()), where)  # (not a checked call: see _options)
         text = opt.command_text(command)
@@ -68,7 +70,23 @@ class Registrar:
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
         handle.work_generated = options.get("work_relpath") is None
         handle.resume_check = self._resume and options.get("work_relpath") is not None
+        repeat = opt.positive_int(options["repeat"], "repeat") if "repeat" in options else 1
+        warmup = opt.positive_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else 0
+        if repeat > 1 or warmup > 0:
+            return self._benchmark(handle, warmup, repeat)
         return handle
+
+    def _benchmark(self, template: Command, warmup: int, repeat: int) -> Benchmark:
+        bench = Benchmark(template, warmup, repeat, self._completion)
+        if not template.work_generated:  # (a generated key is new: nothing else can be below it)
+            for execution in bench.executions:
+                self._take(execution.work_relpath)
+        return bench
+
+    def next_seq(self) -> int:
+        """A sequence number: a benchmark's executions get theirs when issued, in the order they are queued
+        (the scheduler starts commands of different kinds oldest sequence number first)."""
+        return next(self._seq)
 
     def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Seat, ...]:
         """The seats that could ever run this command; none is a ConfigError explaining why for each."""
@@ -88,7 +106,9 @@ class Registrar:
         if value is None:
             suffix = opt.safe_name(handle.name) if handle.name != f"job{handle.seq}" else ""
             return f"{self._run_id}/{handle.seq:05d}" + (f"_{suffix}" if suffix else "")
-        relpath = opt.work_relpath(value)
+        return self._take(opt.work_relpath(value))
+
+    def _take(self, relpath: str) -> str:
         if relpath in self._relpaths:
             raise ConfigError(f"work_relpath {relpath!r} is already used by another command of this run; "
                               f"two commands would write the same files")

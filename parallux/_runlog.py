@@ -96,6 +96,8 @@ class RunLog:
             record["command"] = command.command_text
             record["work_relpath"] = command.work_relpath
             record["work_generated"] = command.work_generated  # what `parallux clean` may remove
+            if command.bench is not None:
+                record.update(bench=command.bench.work_relpath, repetition=command.repetition)
         else:
             runner = command.runner
             if runner is not None and runner.name not in self._runners_logged:
@@ -105,11 +107,17 @@ class RunLog:
         result = details.get("result")
         if result is not None:
             record.update(outcome(result))
+            if result.resumed and command.bench is not None:  # (a resumed command has no queued record)
+                record.update(bench=command.bench.work_relpath, repetition=command.repetition)
             if record.get("from_run") == self.run_id:
                 del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
         if event == "started" and not self._latest_linked:
             self._link_latest()
+
+    def log(self, record: dict[str, Any]) -> None:
+        """A record about no one command: a ``benchmark``, the ``order`` (engine thread, as every event)."""
+        self._write(record)
 
     def _log_runner(self, runner: Any) -> None:
         self._runners_logged.add(runner.name)

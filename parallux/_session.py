@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _forks
+from ._benchmarks import summary_lines
 from ._engine import Engine
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
@@ -204,9 +205,16 @@ class Session:
         if self.progress.finished or self.run_log is not None:
             report(summary_text(self.progress, self.run_log.path if self.run_log else None,
                                 run_id=self.run_id if self.run_log else None,
-                                log_error=self.run_log.error if self.run_log else None))
+                                log_error=self.run_log.error if self.run_log else None,
+                                extra=self._benchmark_lines()))
         if self.engine.halt_reason:
             report(f"parallux: {self.engine.halt_reason}; commands not started were cancelled")
+
+    def _benchmark_lines(self) -> list[str]:
+        submissions = self.goal._submissions if self.goal is not None else None
+        if submissions is None or not submissions.benchmarks:
+            return []
+        return summary_lines(submissions.benchmarks, submissions.order.describe())
 
     def _run_config(self, code: types.CodeType) -> int:
         assert self.goal is not None

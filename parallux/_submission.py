@@ -3,7 +3,9 @@
 
 Before the first command goes, the declared arguments are checked (an undeclared ``key=`` must stop the run
 before anything starts); before a group goes, ``--resume`` looks for the records that make its commands
-unnecessary. :class:`Goal` keeps the config's vocabulary; this keeps the queue.
+unnecessary. A group holding benchmarks goes as their executions, in the order ``setOrder()`` chose
+(``_order``), after the run log's records about them. :class:`Goal` keeps the config's vocabulary; this keeps
+the queue.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._arguments import Arguments
+from ._benchmarks import Benchmark
 from ._errors import ConfigError
 from ._handles import Command, Group
+from ._order import Order, executions_of
 from ._pool import Pool, TransportFor
 from ._registration import Registrar
 from ._resume import find_completed
@@ -32,41 +36,58 @@ class Submissions:
         self._arguments = arguments
         self.pool = Pool(engine, self.run_pinned, transport_for, dry_run)
         self.registrar = Registrar(self.pool, engine.completion, run_id, resume, retries, dry_run)
-        self._registered: list[Command] = []
+        self._registered: list[Command | Benchmark] = []
         self._groups: list[Group] = []
+        self.order = Order()
+        self.benchmarks: list[Benchmark] = []  # every benchmark submitted, for the summary
 
-    def register(self, command: str | list[str], options: dict[str, Any], where: str) -> Command:
+    def register(self, command: str | list[str], options: dict[str, Any], where: str) -> Command | Benchmark:
         handle = self.registrar.make(command, options, pin=None, where=where)
         self._registered.append(handle)
         return handle
 
     def issue(self) -> Group:
-        group = Group(self._registered, self._engine.completion)
-        self._registered = []
-        return self.submit(group)
+        handles, self._registered = self._registered, []
+        return self.submit(handles)
 
-    def run(self, command: str | list[str], options: dict[str, Any], where: str) -> Command:
+    def run(self, command: str | list[str], options: dict[str, Any], where: str) -> Command | Benchmark:
         handle = self.registrar.make(command, options, pin=None, where=where)
-        self.submit(Group([handle], self._engine.completion))
+        self.submit([handle])
         return handle
 
-    def run_pinned(self, runner: Runner, command: str | list[str], options: dict[str, Any]) -> Command:
+    def run_pinned(self, runner: Runner, command: str | list[str], options: dict[str, Any]) -> Command | Benchmark:
         if "runner" in options:
             raise ConfigError(f"{runner.name}.run() is pinned to its runner; it takes no runner= option")
         handle = self.registrar.make(command, options, pin=self.pool.runner_of(runner),
                                      where=f"{runner.name}.run()")
-        self.submit(Group([handle], self._engine.completion))
+        self.submit([handle])
         return handle
 
-    def submit(self, group: Group) -> Group:
+    def submit(self, handles: list[Command | Benchmark]) -> Group:
         self._arguments.check()
+        group, records = self._group(handles)
         self._groups.append(group)
         find_completed([handle for handle in group.commands if handle.resume_check],
                        lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs),
                        warn=self._engine.observers.notice)
         if group.commands:
-            self._engine.call(self._engine.submit, group)
+            self._engine.call(self._engine.submit, group, records)
         return group
+
+    def _group(self, handles: list[Command | Benchmark]) -> tuple[Group, list[dict[str, Any]]]:
+        """The group of these handles, and the run log's records to write before its commands are queued.
+        Its benchmarks go as their executions, in the run's order, numbered in that order."""
+        benchmarks = [handle for handle in handles if isinstance(handle, Benchmark)]
+        if not benchmarks:
+            return Group(handles, self._engine.completion), []  # type: ignore[arg-type]
+        self.benchmarks += benchmarks
+        commands = self.order.arrange(handles)
+        for command in commands:
+            if command.bench is not None:
+                command.seq = self.registrar.next_seq()
+        order = self.order.record()
+        records = ([order] if order is not None else []) + [bench.record() for bench in benchmarks]
+        return Group(commands, self._engine.completion, handles=handles), records
 
     def issue_leftovers(self) -> None:
         """At the config's end: what it registered and never issued goes now."""
@@ -75,5 +96,6 @@ class Submissions:
             self.issue()
 
     def all_commands(self) -> list[Command]:
-        """Every command of the run: submitted, and registered but never issued."""
-        return [c for g in self._groups for c in g.commands] + self._registered
+        """Every command of the run (a benchmark's executions): submitted, and registered but never issued."""
+        return [c for g in self._groups for c in g.commands] + [
+            c for handle in self._registered for c in executions_of(handle)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import trio
 
@@ -142,7 +142,10 @@ class Engine(LoopThread):
     def set_halt(self, mode: str, failures: int) -> None:
         self.halt.set(mode, failures)
 
-    def submit(self, group: Group) -> None:
+    def submit(self, group: Group, records: Sequence[dict[str, Any]] = ()) -> None:
+        """Queue a group's commands, after the run log's records about them (its benchmarks)."""
+        for record in records:
+            self.observers.log(record)
         self.commands.submit(group)
 
     def tell_transfer(self, transfer: Any) -> None:

@@ -45,6 +45,14 @@ class Observers(list):  # type: ignore[type-arg]
             if hook is not None:
                 hook(text)
 
+    def log(self, record: dict[str, Any]) -> None:
+        """A record about no one command (a benchmark, the order): observers with a ``log`` method (the run
+        log) write it."""
+        for observer in self:
+            hook = getattr(observer, "log", None)
+            if hook is not None:
+                hook(record)
+
     @property
     def flushing(self) -> bool:
         """Whether an observer buffers its writes (the run log), so that a periodic flush is needed."""

@@ -205,6 +205,8 @@ class Seat:
         assert self.client is not None
         variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
                      "PARALLUX_WORK_DIR": command.work_dir, **self.transport.variables()}
+        if command.repetition is not None:  # an execution of a benchmark: "w1", "r3"
+            variables["PARALLUX_REPETITION"] = command.repetition
         if lease is not None:
             variables["PARALLUX_CORES"] = format_cores(lease.cores)
             if lease.numa_node is not None:
