@@ -276,3 +276,30 @@ def test_benchmarks_summary_names_a_benchmark_with_an_outlier(tmp_path: Path) ->
     assert "benchmarks: 1 (8 executions), order interleave" in done.stderr
     line = next(line for line in done.stderr.splitlines() if line.strip().startswith("noisy"))
     assert "wall" in line and "outlier r5" in line, done.stderr
+
+
+def test_benchmarks_run_retries_and_timeouts_apply_per_execution(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        local = goal.local(workspace="ws")
+        # r2 fails its first attempt only: retried alone, in its own work dir
+        flaky = goal.run("[ $PARALLUX_REPETITION != r2 ] || [ -e tried ] || { touch tried; exit 3; }",
+                         work_relpath="flaky", repeat=3, retries=1)
+        # r2 hangs: it alone times out, and the benchmark's status is its
+        slow = local.run("[ $PARALLUX_REPETITION != r2 ] || sleep 60", work_relpath="slow", repeat=3, warmup=1,
+                         timeout=2, check=False)
+        result = flaky.sync()
+        print(result.status, [len(r.attempts) for r in result.repetitions])
+        result = slow.sync()
+        print(result.status, [r.status for r in result.warmups + result.repetitions], result.stats["wall"].n)
+        try:
+            goal.run("[ $PARALLUX_REPETITION != w1 ]", work_relpath="bad", warmup=1).sync()
+        except Exception as exc:
+            print(type(exc).__name__, "(warm-up w1)" in str(exc))
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 1, done.stderr  # (the failed warm-up, under check=True)
+    assert done.stdout.splitlines() == ["ok [1, 2, 1]", "timeout ['ok', 'ok', 'timeout', 'ok'] 2",
+                                        "CommandFailed True"]
+    assert (tmp_path / "ws" / "flaky" / "r2" / ".history").is_dir()
+    assert not (tmp_path / "ws" / "flaky" / "r1" / ".history").exists()

@@ -130,7 +130,20 @@ def expect_staging(run: Run) -> None:
         assert (run.workspace / "collected" / f"{bench}.txt").read_text() == ops + "\n"
 
 
+def expect_benchmark(run: Run) -> None:
+    for size in (100_000, 300_000, 1_000_000):
+        assert any(line.startswith(f"sum-{size}: 5 repetitions + 1 warm-up, status ok, wall median ")
+                   for line in run.lines), run.lines
+        assert f"  sum/{size}/r1: r1 {sum(range(size))}" in run.lines
+        bench = run.workspace / "sum" / str(size)
+        assert sorted(p.name for p in bench.iterdir()) == ["r1", "r2", "r3", "r4", "r5", "w1"]
+        assert (bench / "w1" / "stdout.txt").read_text() == f"w1 {sum(range(size))}\n"
+    # The summary gives the shuffle's seed, which repeats the order.
+    assert "benchmarks: 3 (18 executions), order shuffle, seed 2024" in run.done.stderr
+
+
 EXPECTATIONS: dict[str, Callable[[Run], None]] = {
+    "benchmark.py": expect_benchmark,
     "staging.py": expect_staging,
     "basic.py": expect_basic,
     "numa.py": expect_numa,
