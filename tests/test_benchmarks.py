@@ -303,3 +303,25 @@ def test_benchmarks_run_retries_and_timeouts_apply_per_execution(tmp_path: Path)
                                         "CommandFailed True"]
     assert (tmp_path / "ws" / "flaky" / "r2" / ".history").is_dir()
     assert not (tmp_path / "ws" / "flaky" / "r1" / ".history").exists()
+
+
+def test_benchmarks_clean_removes_a_generated_benchmark_and_keeps_a_named_one(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.schd("echo gen", name="gen", repeat=2, warmup=1)
+        goal.schd("echo named", name="named", work_relpath="named", repeat=2)
+    """)
+    runs = []
+    for _ in range(2):
+        done = run_cli(tmp_path, "config.py")
+        assert done.returncode == 0, done.stderr
+        runs.append(next(line for line in done.stderr.splitlines() if "run log: " in line).rsplit("/", 1)[1][:-6])
+    ws = tmp_path / "ws"
+    first = ws / runs[0]
+    assert sorted(p.name for p in next(first.iterdir()).iterdir()) == ["r1", "r2", "w1"]
+    done = run_cli(tmp_path, "clean", "--keep", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not first.exists(), sorted(str(p) for p in first.rglob("*"))
+    assert sorted(p.name for p in next((ws / runs[1]).iterdir()).iterdir()) == ["r1", "r2", "w1"]
+    assert (ws / "named" / "r2" / "stdout.txt").read_text() == "named\n"

@@ -206,11 +206,18 @@ class Cleaner:
         return size
 
     def remove_run_dirs(self, removed: list[Place], run_id: str) -> None:
-        """``<workspace>/<run id>``, the directory of its generated work dirs, once nothing is left in it."""
+        """``<workspace>/<run id>``, the directory of its generated work dirs, once nothing is left in it --
+        after the directories of its generated benchmarks (``<run id>/<NNNNN>/r1``, ...), once empty."""
         if self.dry_run:
             return
         for workspace in {p.workspace for p in removed}:
             try:
+                benches = {posixpath.basename(posixpath.dirname(p.relpath)) for p in removed
+                           if p.workspace == workspace and p.relpath.count("/") == 2}
+                if benches:
+                    with opened(workspace, run_id) as fd:  # (no link followed on the way)
+                        for bench in sorted(benches):
+                            remove_if_empty(fd, bench)
                 with opened(workspace, "") as fd:
                     remove_if_empty(fd, run_id)
             except (OSError, Refused):

@@ -2,7 +2,8 @@
 parallux generated the work_relpath (``parallux clean`` removes only those) or the config gave it.
 
 A work dir is placed only when its log makes it certain: ``work_dir`` must be ``<workspace>/<work_relpath>``,
-and a generated relpath must be ``<run id>/<NNNNN>[_<name>]`` of that very run, as ``_registration`` makes it
+and a generated relpath must be ``<run id>/<NNNNN>[_<name>]`` of that very run (or a benchmark's execution
+below it, ``/w1``, ``/r3``), as ``_registration`` makes it
 (a config cannot name that path in advance: the run id is new in every run), with a run id of parallux's
 form: a log that says otherwise names nothing ``clean`` removes. Logs written before the
 ``queued`` event said ``work_generated`` are judged by that form alone.
@@ -47,7 +48,7 @@ def generated_form(run_id: str) -> re.Pattern[str]:
     """The work_relpaths parallux generates in that run (none, for a log whose run id is not parallux's)."""
     if not RUN_ID.fullmatch(run_id):
         return NOTHING
-    return re.compile(re.escape(run_id) + r"/\d{5}(_[^/]+)?")
+    return re.compile(re.escape(run_id) + r"/\d{5}(_[^/]+)?(/[wr][1-9]\d*)?")  # (a benchmark's execution)
 
 
 def is_generated(command: CommandRecord, form: re.Pattern[str]) -> bool:
