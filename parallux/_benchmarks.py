@@ -199,13 +199,16 @@ def summary_lines(benchmarks: Sequence[Benchmark], order: str) -> list[str]:
 def noise_line(bench: Benchmark) -> str | None:
     """``mm/O2 wall: median 1.23 s, CI +-7.1%, outlier r4``: for the measures a benchmark is judged by (its
     metrics, or its wall time when it has none); None when they are all steady."""
-    result = bench.result
-    if result is None or not result.stats:
+    if not bench.done():
         return None
-    values = measured(result.repetitions)
-    judged = [m for m in result.stats if m not in MEASURES] or ["wall"]
-    problems = [problem for measure in judged if measure in result.stats
-                if (problem := measure_problem(measure, result.stats[measure], values[measure])) is not None]
+    made = bench._result  # (the statistics the config asked for; else only those judged here are computed)
+    values = measured(made.repetitions if made is not None else
+                      [e.result for e in bench.executions[bench.warmup:]])  # type: ignore[misc]
+    judged = [m for m in values if m not in MEASURES] or ["wall"]
+    problems = [problem for measure in judged if measure in values
+                if (problem := measure_problem(measure, made.stats[measure] if made is not None else
+                                               summarize([v for _, v in values[measure]]), values[measure]))
+                is not None]
     return f"{bench.work_relpath} " + "; ".join(problems) if problems else None
 
 
@@ -214,7 +217,9 @@ def measure_problem(measure: str, stats: Stats, values: list[tuple[str, float]])
     if not wide and not stats.outliers:
         return None
     unit = {"wall": " s", "cpu": " s", "memory": " kB"}.get(measure, "")
-    text = f"{measure}: median {stats.median:.4g}{unit}, CI +-{stats.ci_half_width:.1%}"
+    half = stats.ci_half_width
+    text = f"{measure}: median {stats.median:.4g}{unit}, CI +-{half:.1%}" if half < 1 else \
+        f"{measure}: median {stats.median:.4g}{unit}, CI +-{half:.0%}"
     if stats.outliers:
         text += f", outlier{'s' if len(stats.outliers) > 1 else ''} " + ", ".join(values[i][0] for i in stats.outliers)
     return text
