@@ -43,6 +43,8 @@ CASES: dict[str, tuple[str, dict[str, Any] | None]] = {
     "huge": (f"yes 'progress 0.0 of many' | head -c {50 * MB}; echo 'final 4.25'", {"final": r"final ([0-9.]+)"}),
     "early": (f"echo 'final 6.5'; yes 'progress 1.0 later' | head -c {10 * MB}", {"final": r"final ([0-9.]+)"}),
     "link": ("ln -s \"$OUTSIDE\" \"$PARALLUX_METRICS\"", None),
+    "fifo": ("mkfifo \"$PARALLUX_METRICS\"", None),  # opened, it would block the launcher's loop
+    "big_values": ("echo '{\"instructions\": 3.2e12, \"delta\": -5}' > \"$PARALLUX_METRICS\"", None),
     "plain": ("echo \"$PARALLUX_METRICS\"", None),
     "failing": ("echo 'GFLOP/s: 1'; exit 3", {"gflops": GFLOPS}),
 }
@@ -159,6 +161,7 @@ def test_a_link_planted_at_the_metrics_file_is_not_followed(campaign: Any) -> No
     link = out["link"]
     assert link["status"] == "failed" and link["metrics"] == {}, link
     assert "symbolic link" in link["error"] and "secret" not in json.dumps(link)
+    assert out["fifo"]["status"] == "failed" and "not a regular file" in out["fifo"]["error"], out["fifo"]
 
 
 def test_metrics_reach_result_json_the_run_log_and_show(campaign: Any) -> None:
@@ -172,7 +175,16 @@ def test_metrics_reach_result_json_the_run_log_and_show(campaign: Any) -> None:
     assert "metrics" not in finished["plain"]
     rows = {row["name"]: row for row in place.show_json(log)["commands"]}
     assert rows["merge"]["metrics"] == {"x": 1.25, "y": 2.0}
+    assert rows["big_values"]["metrics"] == {"instructions": 3.2e12, "delta": -5.0}  # no time's range limit
     assert rows["missing"]["status"] == "failed" and rows["missing"]["error"].startswith("metric 'gflops'")
+
+
+def test_a_run_log_record_whose_metrics_are_not_numbers_is_skipped_by_the_views() -> None:
+    from parallux._views.schema import problem
+    finished = {"event": "finished", "time": 1.0, "seq": 1, "name": "a", "status": "ok"}
+    assert problem({**finished, "metrics": {"x": 3.2e12, "n": 3}}) is None
+    assert problem({**finished, "metrics": {"x": "fast"}}) == "finished whose metrics holds something else than numbers"
+    assert problem({**finished, "metrics": [1.0]}) == "finished whose metrics is a list"
 
 
 # -- the config side ------------------------------------------------------------------------------------------
