@@ -1003,7 +1003,10 @@ def add_metrics(event, declared, dir_fd):
         if declared:
             event["status"], event["error"] = "failed", "metrics not read: its work dir cannot be opened"
         return
-    values, problems = collect_metrics(dir_fd, declared or {})
+    try:
+        values, problems = collect_metrics(dir_fd, declared or {})
+    except Exception as exc:  # (whatever went wrong, the launcher must go on, and the command not pass)
+        values, problems = {}, ["metrics not read: %s" % describe_os_error(exc)]
     if values or declared:
         event["metrics"] = values
     if problems:
