@@ -37,9 +37,10 @@ class Prespawned:
             self.process.wait()
 
 
-def start_launcher() -> subprocess.Popen[bytes]:
-    """A local launcher child with pipes on its stdin and stdout (raises OSError if it cannot start)."""
-    return subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def start_launcher(env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen[bytes]:
+    """A local launcher child with pipes on its stdin and stdout, in this process's environment and directory
+    or the given ones (raises OSError if it cannot start)."""
+    return subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd)
 
 
 _waiting: Prespawned | None = None

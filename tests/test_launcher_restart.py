@@ -22,7 +22,7 @@ ANCESTRY = 'p=$$; a=""; for i in 1 2; do p=$(cut -d" " -f4 /proc/$p/stat); a="$a
 
 def command(seen: Path, killed: Path, go: Path) -> str:
     """Before the test kills the launcher (``killed`` exists) a command sleeps; after, it waits for ``go``."""
-    return (f'{ANCESTRY}; echo "$PARALLUX_WORK_RELPATH$a" > {seen}/$$; '
+    return (f'{ANCESTRY}; echo "$PARALLUX_WORK_RELPATH$a ${{LATER:-unset}}" > {seen}/$$; '
             f'if [ -e {killed} ]; then while [ ! -e {go} ]; do sleep 0.05; done; echo fine; '
             f'else exec sleep 600; fi')
 
@@ -32,13 +32,16 @@ def config(tmp_path: Path, token: str, count: int, retries: int) -> Path:
     seen.mkdir()
     return write_config(tmp_path, f"""
         import json
+        import os
         from parallux import goal
         victim = goal.local("victim", workspace={str(tmp_path / "ws")!r}, max_jobs=2)
         goal.setRunner([victim])
         goal.setRetries({retries})
         for i in range({count}):
             goal.schd({command(seen, killed, go)!r}, name=f"c{{i}}", env={{"TOKEN": {token!r}}}, check=False)
-        for r in goal.issue().sync():
+        group = goal.issue()
+        os.environ["LATER"] = "set"  # (after its launcher started: not in its environment, nor a new one's)
+        for r in group.sync():
             print(json.dumps({{"name": r.name, "status": r.status, "error": r.error,
                                "attempts": [[a["runner"], a["status"]] for a in r.attempts]}}))
         print(victim.facts["hostname"])
@@ -50,7 +53,8 @@ def seen(tmp_path: Path) -> dict[int, tuple[str, int, int]]:
     found = {}
     for path in (tmp_path / "seen").iterdir():
         words = path.read_text().split()
-        if len(words) == 3:
+        if len(words) == 4:
+            assert words[3] == "unset", words  # a new launcher has the environment the first one had
             found[int(path.name)] = (words[0], int(words[1]), int(words[2]))
     return found
 

@@ -28,6 +28,9 @@ class LocalTransport(Transport):
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None  # the current launcher's guardian, once started
+        # The first launcher's environment and directory, which it gives its commands: a new one's too, whatever
+        # the config changed since.
+        self._started_in: tuple[dict[str, str], str] | None = None
         self.restarts = Restarts()
 
     def plan_facts(self) -> dict[str, Any]:
@@ -37,11 +40,13 @@ class LocalTransport(Transport):
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
         """The launcher the CLI started early (see ``_prespawn``), or a new one: its stdin and stdout."""
-        self._process = None  # (until it starts: how the last one died is not this one's)
-        process = _prespawn.claim()
+        self._process = process = None  # (until it starts: how the last one died is not this one's)
+        if self._started_in is None:
+            self._started_in = dict(os.environ), os.getcwd()
+            process = _prespawn.claim()
         if process is None:
             try:
-                process = _prespawn.start_launcher()
+                process = _prespawn.start_launcher(*self._started_in)
             except OSError as exc:
                 raise RunnerError(f"{self.describe(name)}: cannot start the launcher: {exc}") from exc
         self._process = process
