@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import kill_pids, new_token, pids_with_env, start_cli, wait_until, write_config
 
 ANCESTRY = 'p=$$; a=""; for i in 1 2; do p=$(cut -d" " -f4 /proc/$p/stat); a="$a $p"; done'
@@ -85,10 +87,16 @@ def log_events(path: Path, event: str) -> list[dict]:
     return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == event]
 
 
+DEATHS = [("launcher", signal.SIGKILL, "killed by SIGKILL"), ("guardian", signal.SIGKILL, "killed by SIGKILL"),
+          ("launcher", signal.SIGTERM, "it got SIGTERM")]
+
+
+@pytest.mark.parametrize("victim, signum, how", DEATHS, ids=[f"{v}-{s.name}" for v, s, _ in DEATHS])
 def test_a_local_runner_restarts_its_killed_launcher_and_runs_the_retries_and_the_queue_there(
-        tmp_path: Path) -> None:
+        tmp_path: Path, victim: str, signum: signal.Signals, how: str) -> None:
     """Once, the runner was lost for the rest of the run: the two retries and the two queued commands ended
-    "no runner left to run it". Now a new launcher takes them, and nothing of the old one survives."""
+    "no runner left to run it". Now a new launcher takes them, and nothing of the old one survives -- whichever
+    of its two processes died, however."""
     token = new_token()
     process = start_cli(tmp_path, str(config(tmp_path, token, count=4, retries=1)), "--log", "run.jsonl")
     try:
@@ -96,7 +104,7 @@ def test_a_local_runner_restarts_its_killed_launcher_and_runs_the_retries_and_th
         first = seen(tmp_path)
         [(launcher, guardian)] = {(on, guarding) for _, on, guarding in first.values()}  # one launcher runs both
         (tmp_path / "killed").touch()
-        os.kill(launcher, signal.SIGKILL)
+        os.kill(launcher if victim == "launcher" else guardian, signum)
         # max_jobs=2: two of the four (the retries first, in line) run on the new launcher, waiting for "go"
         wait_until(lambda: len(running_on(tmp_path, other_than=launcher)) == 2 or process.poll() is not None,
                    timeout=60)
@@ -115,7 +123,7 @@ def test_a_local_runner_restarts_its_killed_launcher_and_runs_the_retries_and_th
     retried = sorted(name for name, r in results.items() if r["attempts"] == [["victim", "error"], ["victim", "ok"]])
     assert len(retried) == 2 and all(results[n]["attempts"] == [["victim", "ok"]] for n in results
                                      if n not in retried), results
-    why = f"the launcher on {host} died (killed by SIGKILL)"
+    why = f"the launcher on {host} died ({how})"
     assert f"runner victim: launcher restarted 1 time ({why})" in stderr, stderr
     [event] = log_events(tmp_path / "run.jsonl", "launcher_restarted")
     assert event["runner"] == "victim" and event["reason"] == why and event["restarts"] == 1, event

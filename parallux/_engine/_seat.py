@@ -129,8 +129,9 @@ class Seat:
                     arrived()
             self.alive = False
             ended = None
-            if not self.closing:  # (what "no runner left" says)
-                ended = self.client.gone = self.end.death() or self.client.gone or "the launcher exited"
+            if not self.closing:  # (what "no runner left" says; the words its commands' results have, too)
+                said = self.client.stopped
+                ended = self.client.gone = self.end.death(said) or self.client.gone or "the launcher exited"
                 self.transport.lost(f"{run_id}@{self.mark_scope}.", ended)
             lost()
         return ended
