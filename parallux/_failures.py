@@ -30,6 +30,7 @@ class Result(Protocol):
     def stderr_tail(self, lines: int = 5) -> list[str]: ...
 
 DESCRIBED = 10  # failures described in full in one error message
+COMMAND_SHOWN = 200  # characters of a command line shown in a failure: a 1 MB one is not printed twice per failure
 
 _BY_STATUS: dict[str, type[CommandError]] = {
     Status.FAILED: CommandFailed,
@@ -68,13 +69,22 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
     }.get(result.status, f"ended with status {result.status!r}")
     where = f" on runner {result.runner_name!r}" if result.runner_name is not None else ""
     lines = [f"command {result.name!r}{where} {what}",
-             f"  command:  {result.command_text}",
+             f"  command:  {shown_command(result)}",
              f"  work dir: {result.work_dir}"]
     tail = result.stderr_tail(tail_lines)
     if tail:
         lines.append("  stderr (last lines):")
         lines += [f"    | {line}" for line in tail]
     return "\n".join(lines)
+
+
+def shown_command(result: Result) -> str:
+    """The command line, its start only when it is long; command.txt and the run log keep it whole."""
+    text = result.command_text
+    if len(text) <= COMMAND_SHOWN:
+        return text
+    where = f"full text in {result.work_dir}/command.txt" if result.work_dir else "full text in the run log"
+    return f"{text[:COMMAND_SHOWN]}... ({len(text.encode(errors='replace'))} bytes; {where})"
 
 
 Cause = tuple[str, "int | None", str]  # status, exit status (of a failed command), last stderr line

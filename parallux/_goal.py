@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from . import _forks
 from . import _options as opt
 from . import _transfer
 from ._arguments import Arguments
 from ._attributes import TypoChecked
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
 from ._handles import Command, Group
-from ._pool import Pool, TransportFor
-from ._registration import Registrar
-from ._resume import find_completed
+from ._pool import TransportFor
 from ._runner import Runner, RunnerStatus
+from ._submission import Submissions
 from ._transfer import Transfer
 
 if TYPE_CHECKING:
@@ -45,10 +45,10 @@ class Goal(TypoChecked):
         self.argv: list[str] = list(argv)
         self.args: dict[str, str] = dict(a.split("=", 1) for a in self.argv if "=" in a)
         self._arguments = Arguments(self.args, show=print_flushed if dry_run else None)
-        self._pool = Pool(engine, self._run_pinned, transport_for, dry_run)
-        self._commands = Registrar(self._pool, engine.completion, run_id, resume, retries)
-        self._registered: list[Command] = []
-        self._groups: list[Group] = []
+        self._submissions = Submissions(engine, self._arguments, run_id=run_id, resume=resume, retries=retries,
+                                        dry_run=dry_run, transport_for=transport_for)
+        self._pool = self._submissions.pool
+        self._commands = self._submissions.registrar
 
     @opt.checked("goal.arg()")
     def arg(self, name: str, default: Any = None, type: Callable[[str], Any] = str, help: str | None = None
@@ -161,52 +161,18 @@ class Goal(TypoChecked):
         """Register a command; nothing starts until ``issue()`` (or the end of the config)."""
         if command is opt.MISSING or extra:  # not @opt.checked: schd() is called 100,000 times
             opt.refuse_positionals("goal.schd()", command, extra)
-        handle = self._commands.make(command, options, pin=None, where="goal.schd()")
-        self._registered.append(handle)
-        return handle
+        return self._submissions.register(command, options, where="goal.schd()")
 
     @opt.checked("goal.issue()")
     def issue(self) -> Group:
         """Submit every command registered so far; returns their group handle."""
-        group = Group(self._registered, self._engine.completion)
-        self._registered = []
-        return self._submit(group)
+        return self._submissions.issue()
 
     def run(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
         """Submit one command now, without waiting; returns its handle."""
         if command is opt.MISSING or extra:  # not @opt.checked, as schd()
             opt.refuse_positionals("goal.run()", command, extra)
-        handle = self._commands.make(command, options, pin=None, where="goal.run()")
-        self._submit(Group([handle], self._engine.completion))
-        return handle
-
-    def _run_pinned(self, runner: Runner, command: str | list[str], options: dict[str, Any]) -> Command:
-        if "runner" in options:
-            raise ConfigError(f"{runner.name}.run() is pinned to its runner; it takes no runner= option")
-        handle = self._commands.make(command, options, pin=self._pool.runner_of(runner),
-                                     where=f"{runner.name}.run()")
-        self._submit(Group([handle], self._engine.completion))
-        return handle
-
-    def _submit(self, group: Group) -> Group:
-        self._arguments.check()
-        self._groups.append(group)
-        find_completed([handle for handle in group.commands if handle.resume_check],
-                       lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs))
-        if group.commands:
-            self._engine.call(self._engine.submit, group)
-        return group
-
-    # -- the end of the config -------------------------------------------------------------------------------
-
-    def _issue_leftovers(self) -> None:
-        self._arguments.check()  # (a config that submitted nothing is checked here, at its end)
-        if self._registered:
-            self.issue()
-
-    def _all_commands(self) -> list[Command]:
-        """Every command of the run: submitted, and registered but never issued."""
-        return [c for g in self._groups for c in g.commands] + self._registered
+        return self._submissions.run(command, options, where="goal.run()")
 
 
 class GoalProxy:
@@ -215,6 +181,7 @@ class GoalProxy:
     _current: Goal | None = None
 
     def __getattr__(self, name: str) -> Any:
+        _forks.refuse()  # in a child the config forked, what goal registered would be lost, and waits hang
         current = GoalProxy._current
         if current is None:
             raise OutsideRuntimeError(

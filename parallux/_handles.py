@@ -11,6 +11,7 @@ import threading
 from collections import Counter, deque
 from typing import Any, Iterator, Mapping, Sequence
 
+from . import _forks
 from ._errors import ConfigError
 from ._failures import command_error
 
@@ -33,6 +34,10 @@ class Completion:
         self.broken: BaseException | None = None  # the engine's crash: waiting for it would be forever
 
     def wait_for(self, predicate: Any, timeout: float | None, target: Any) -> bool:
+        if _forks.forked:  # the engine's thread stayed in the parent, and the lock it may have held is held here
+            if predicate():
+                return True
+            _forks.refuse()
         with self.condition:
             self.awaited[target] += 1
             try:
@@ -67,7 +72,8 @@ class Command:
                  "requested_cores", "env", "cwd",
                  "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
-                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "__weakref__")
+                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "work_generated",
+                 "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -87,6 +93,7 @@ class Command:
         self.inputs_changed = False  # --resume found a record of it, but its inputs changed since
         self.avoid = None  # the runner its last attempt could not be executed on: its retry prefers another
         self.host: str | None = None  # the machine it runs on (a Slurm runner's node), set with the runner
+        self.work_generated = False  # its work_relpath was made up by parallux (``parallux clean`` may remove it)
         for key, value in fields.items():
             setattr(self, key, value)
 

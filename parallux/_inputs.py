@@ -26,12 +26,19 @@ class Fingerprints:
     def __init__(self) -> None:
         self._directories: dict[tuple[str, int], dict[str, Any]] = {}
 
-    def of(self, paths: tuple[str, ...]) -> dict[str, Any]:
-        return {path: self._one(path) for path in paths}
+    def of(self, paths: tuple[str, ...], missing_ok: bool = False) -> dict[str, Any]:
+        """``missing_ok`` (a dry run): a path that is not there yet, made by a command that would run
+        first, is fingerprinted as ``None`` and said in a plan line."""
+        return {path: self._one(path, missing_ok) for path in paths}
 
-    def _one(self, path: str) -> Any:
+    def _one(self, path: str, missing_ok: bool) -> Any:
         try:
             info = os.stat(path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise ConfigError(f"inputs: no such file or directory: {path!r}") from None
+            print(f"inputs: {path} (not there yet: made by the run)", flush=True)
+            return None
         except OSError as exc:
             raise ConfigError(f"inputs: cannot read {path!r}: {exc.strerror}") from exc
         if not stat.S_ISDIR(info.st_mode):

@@ -215,16 +215,23 @@ class Launcher(object):
     def run(self, request):
         job_id = request["id"]
         try:
-            pid, popen, start = spawn(request, self.locks.take)
-        except WorkDirInUse as exc:  # another live run's files: touch nothing there, not even a record
-            self.send({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": "locked"})
+            dir_fd = prepare_work_dir(request, self.locks.take)
+        except (WorkDirInUse, UnsafeWorkDir) as exc:  # another live run's, or a link: touch nothing there
+            reason = "locked" if isinstance(exc, WorkDirInUse) else "unsafe"
+            self.send({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": reason})
             return
+        except Exception as exc:  # it could not be made or cleared: no record either
+            self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"})
+            return
+        try:
+            pid, popen, start = spawn(request, dir_fd)
         except Exception as exc:  # report any launch failure; the launcher itself must survive it
             event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
-            if os.path.isdir(request.get("work_dir") or ""):
-                write_record(request, dict(event, returncode=None, start=now(), end=now()))
+            write_record(dir_fd, request, dict(event, returncode=None, start=now(), end=now()))
             self.send(event)
             return
+        finally:
+            os.close(dir_fd)
         job = Job(job_id, pid, popen, request, start)
         job.cgroup = self.cgroup_of_new_command()
         self.jobs[job.pid] = job
@@ -371,9 +378,7 @@ class Launcher(object):
         else:
             self.groups.discard(job.pid)
             self.forget_cgroup(job.cgroup)
-        event = exit_event(job)
-        write_record(job.request, event)
-        self.send(event)
+        self.send(record_exit(job))
 
     def prune_lingering(self):
         """Forget process groups (and cgroups) that have ended, so that the final sweep never signals a
@@ -506,27 +511,262 @@ class Launcher(object):
             self.watching_output = wanted
 
 
+# -- the work dir: nothing written through a link ---------------------------------------------------------
+#
+# Where the trust ends: the workspace's path is the user's, resolved as the system resolves it (a
+# ~/parallux -> /scratch/me link works), except that a link on it which neither this user nor root made is
+# refused. Below the workspace no link is followed at all: each directory down to the work dir is opened
+# relative to its parent with O_NOFOLLOW, each file the launcher writes there is created with
+# O_EXCL|O_NOFOLLOW relative to the work dir's descriptor and replaced only by a rename within it, and what
+# stands where a file is to be written -- an earlier output, a link, dangling or not -- is moved into .history
+# first, never followed (the openat idiom of rsync and of shutil.rmtree with dir_fd).
+
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | O_CLOEXEC
+LINK_HOPS = 40  # links followed on the workspace's path before it counts as a loop (the kernel's limit)
+
+
+class UnsafeWorkDir(Exception):
+    """A link where none is followed (below the workspace), or one on the workspace's path that another user
+    made: the command ends "error" naming it, and nothing is written there."""
+
+
+def open_work_dir(request, create):
+    """The request's work dir, opened: its descriptor, and whether it was made just now (made with its parents
+    when missing and ``create``). parallux sends the workspace; a bare request's is the work dir's parent."""
+    work_dir = os.path.normpath(request["work_dir"])
+    return open_below_workspace(work_dir, request.get("workspace") or os.path.dirname(work_dir), create)
+
+
+def open_below_workspace(work_dir, workspace, create):
+    workspace = os.path.normpath(workspace)
+    prefix = workspace.rstrip("/") + "/"
+    if not work_dir.startswith(prefix) or work_dir == prefix:
+        raise UnsafeWorkDir("work dir %s is not inside the workspace %s" % (work_dir, workspace))
+    if workspace not in CHECKED_WORKSPACES:
+        check_link_owners(workspace)
+    fd, made, path = open_workspace(workspace, create), False, workspace
+    names = work_dir[len(prefix):].split("/")
+    try:
+        for index, name in enumerate(names):
+            path = os.path.join(path, name)
+            child, made = open_dir_at(fd, name, path, create, new_likely=index == len(names) - 1)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, made
+
+
+def open_workspace(workspace, create):
+    """The workspace itself is opened by its path, links and all: that path is the user's choice."""
+    try:
+        return os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
+    except FileNotFoundError:
+        if not create:
+            raise
+    os.makedirs(workspace, exist_ok=True)
+    return os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
+
+
+CHECKED_WORKSPACES = set()  # whose whole path check_link_owners found sound: once per launcher (per run)
+
+
+def check_link_owners(path):
+    """Refuse a link on the way to path that neither this user nor root owns (as the kernel's
+    protected_symlinks does in sticky directories): in a shared directory, another user's link would send the
+    run's files to a place of their choosing. Each link is checked, and so is the path it leads to."""
+    me, todo, done, hops = os.geteuid(), [p for p in path.split("/") if p], "/", 0
+    while todo:
+        name = todo.pop(0)
+        if name in (os.curdir, os.pardir):
+            done = done if name == os.curdir else os.path.dirname(done)  # (done holds no link)
+            continue
+        here = os.path.join(done, name)
+        try:
+            info = os.lstat(here)
+        except OSError:
+            return  # missing: made as a directory, as is the rest; or the open that follows says why not
+        if not stat.S_ISLNK(info.st_mode):
+            done = here
+            continue
+        if info.st_uid not in (me, 0):
+            raise UnsafeWorkDir("refusing to follow the symbolic link %s on the workspace's path: it belongs to "
+                                "user %d, not to this user (%d) or root" % (here, info.st_uid, me))
+        hops += 1
+        if hops > LINK_HOPS:
+            return  # a loop: the open reports it
+        target = os.readlink(here)
+        todo[:0] = [p for p in target.split("/") if p]
+        done = "/" if target.startswith("/") else done
+    CHECKED_WORKSPACES.add(path)
+
+
+def open_dir_at(parent, name, path, create, new_likely=False):
+    """The directory name in parent (path: its name in errors), never through a link; made when missing and
+    ``create`` (first thing, when it is ``new_likely``: a command's own dir usually is). Its descriptor, and
+    whether it was made just now."""
+    made = False
+    if create and new_likely:
+        made = make_dir_at(parent, name)
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent), made
+    except FileNotFoundError as exc:
+        if not create or new_likely:
+            raise OSError(exc.errno, exc.strerror, path)
+    except OSError as exc:
+        raise refusal(parent, name, path, exc)
+    made = make_dir_at(parent, name)
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent), made
+    except OSError as exc:
+        raise refusal(parent, name, path, exc)
+
+
+def make_dir_at(parent, name):
+    """Whether the directory was made; False when something has that name (a directory made meanwhile, say by
+    another launcher: it is opened, if it is one)."""
+    try:
+        os.mkdir(name, 0o777, dir_fd=parent)
+        return True
+    except FileExistsError:
+        return False
+
+
+def refusal(parent, name, path, exc):
+    """What to raise when a directory could not be opened: a link is refused by name; anything else as it is."""
+    if is_link_at(parent, name):
+        return UnsafeWorkDir("refusing to follow the symbolic link %s: parallux follows no link below the "
+                             "workspace" % path)
+    return OSError(exc.errno, exc.strerror, path)
+
+
+def is_link_at(dir_fd, name):
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def exists_at(dir_fd, name):
+    """Whether anything, a dangling link too, has that name in the directory."""
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def create_at(dir_fd, name, mode=0o666):
+    """A new file for writing in the directory: its fd. Never an existing file, never through a link."""
+    return os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
+
+
+def write_at(dir_fd, name, data, mode=0o666):
+    """A new file in the directory holding data."""
+    fd = create_at(dir_fd, name, mode)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def replace_at(dir_fd, name, data, temp, mode=0o666):
+    """Replace name in the directory with a file holding data, whole: written under the name temp and renamed
+    over name (which replaces a link, never writes through it). temp is the launcher's own name: what a
+    crash left there, or a link planted there, is removed first."""
+    try:
+        write_at(dir_fd, temp, data, mode)
+    except FileExistsError:
+        os.unlink(temp, dir_fd=dir_fd)
+        write_at(dir_fd, temp, data, mode)
+    os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def read_at(dir_fd, name, limit):
+    """Up to limit bytes of a file in the directory (or of a file by its path, dir_fd None), not through a link
+    as its last component; OSError (ELOOP for a link) when it cannot be read."""
+    fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+    try:
+        data = b""
+        while len(data) < limit:
+            part = os.read(fd, limit - len(data))
+            if not part:
+                break
+            data += part
+        return data
+    finally:
+        os.close(fd)
+
+
+def keep_history(dir_fd, work_dir):
+    """Move an earlier run's files aside so that nothing a command wrote is ever overwritten: whatever has one
+    of their names (a link, dangling or not, too) is moved as it is into .history/N, never followed."""
+    present = [n for n in OUTPUT_NAMES if exists_at(dir_fd, n)]
+    if not present:
+        return
+    path = os.path.join(work_dir, HISTORY_DIR)
+    history = open_dir_at(dir_fd, HISTORY_DIR, path, True)[0]
+    try:
+        target = new_history_entry(history, path)
+        try:
+            for name in present:
+                os.rename(name, name, src_dir_fd=dir_fd, dst_dir_fd=target)
+        finally:
+            os.close(target)
+    finally:
+        os.close(history)
+
+
+def new_history_entry(history, path):
+    """A new numbered directory in .history, the one after the highest, opened."""
+    index = 1 + max([int(n) for n in os.listdir(history) if n and set(n) <= DIGITS] or [0])
+    while True:
+        try:
+            os.mkdir(str(index), 0o777, dir_fd=history)
+            return open_dir_at(history, str(index), os.path.join(path, str(index)), False)[0]
+        except FileExistsError:
+            index += 1
+
+
+DIGITS = set("0123456789")
+
+
 # -- spawning ---------------------------------------------------------------------------------------------
 
-def spawn(request, lock=None):
-    """Create the work dir and files, then start the command in a new session with its output redirected.
-    ``lock(work_dir, request)`` runs before anything in an existing work dir is touched (WorkDirLocks.take)."""
-    work_dir = request["work_dir"]
-    fresh = make_dirs(work_dir)
-    if lock is not None:
-        lock(work_dir, request)
-    if not fresh:
-        keep_history(work_dir)
+def prepare_work_dir(request, lock=None):
+    """The work dir opened (made when missing), locked, and emptied of an earlier run's outputs: its fd.
+    ``lock(dir_fd, work_dir, request)`` runs before anything in an existing work dir is touched
+    (WorkDirLocks.take)."""
+    fd, fresh = open_work_dir(request, create=True)
+    try:
+        if lock is not None:
+            lock(fd, request["work_dir"], request)
+        if not fresh:
+            keep_history(fd, request["work_dir"])
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def spawn(request, dir_fd):
+    """Write the command's files into its prepared work dir, then start it in a new session with its output
+    redirected."""
     text = request.get("command_text", "") + "\n"
     if request.get("wrapped"):
         text += "# as run:\n" + request["wrapped"] + "\n"
-    write_file(os.path.join(work_dir, "command.txt"), text.encode("utf-8", "surrogateescape"))
+    write_at(dir_fd, "command.txt", text.encode("utf-8", "surrogateescape"))
     env = command_env(request)
     argv = request["argv"]
-    cwd = request.get("cwd") or work_dir
-    out = create_file(os.path.join(work_dir, "stdout.txt"))
+    cwd = request.get("cwd") or request["work_dir"]
+    out = create_at(dir_fd, "stdout.txt")
     try:
-        err = create_file(os.path.join(work_dir, "stderr.txt"))
+        err = create_at(dir_fd, "stderr.txt")
     except BaseException:
         os.close(out)
         raise
@@ -544,21 +784,6 @@ def spawn(request, lock=None):
         os.close(out)
         os.close(err)
     return popen.pid, popen, start
-
-
-def create_file(path):
-    """Create (or truncate) a file for writing: its fd, plain system calls, no file object."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
-
-
-def write_file(path, data):
-    """Create (or truncate) a file holding data."""
-    fd = create_file(path)
-    try:
-        while data:
-            data = data[os.write(fd, data):]
-    finally:
-        os.close(fd)
 
 
 # subprocess.Popen spends about as long in Python (building its object, re-encoding the environment) as the
@@ -645,36 +870,6 @@ def resolve(program, env):
     return _RESOLVED[key]
 
 
-def make_dirs(path):
-    """Create the directory; True when it is new (so nothing in it can need keeping)."""
-    try:
-        try:
-            os.mkdir(path)  # the usual case: the workspace exists, the command's dir does not
-        except FileNotFoundError:
-            os.makedirs(path)
-        return True
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise
-        return False
-
-
-def keep_history(work_dir):
-    """Move an earlier run's files aside so that nothing a command wrote is ever overwritten."""
-    present = [n for n in OUTPUT_NAMES if os.path.exists(os.path.join(work_dir, n))]
-    if not present:
-        return
-    history = os.path.join(work_dir, HISTORY_DIR)
-    make_dirs(history)
-    index = 1
-    while os.path.exists(os.path.join(history, str(index))):
-        index += 1
-    target = os.path.join(history, str(index))
-    os.mkdir(target)
-    for name in present:
-        shutil.move(os.path.join(work_dir, name), os.path.join(target, name))
-
-
 def describe_os_error(exc):
     if isinstance(exc, OSError) and exc.strerror:
         where = exc.filename if exc.filename is not None else ""
@@ -702,7 +897,24 @@ ENDINGS = {  # why a launcher ended by itself, in words (the "stopped" of its co
 TERMINATED = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
 
 
-def exit_event(job):
+def record_exit(job):
+    """The exit event of a command that ended, and its completion record written in its work dir, which is
+    opened again as it was at the start: never through a link."""
+    try:
+        dir_fd = open_work_dir(job.request, create=False)[0]
+    except (OSError, UnsafeWorkDir) as exc:
+        event = exit_event(job, None)
+        event["record_error"] = describe_os_error(exc)
+        return event
+    try:
+        event = exit_event(job, dir_fd)
+        write_record(dir_fd, job.request, event)
+        return event
+    finally:
+        os.close(dir_fd)
+
+
+def exit_event(job, dir_fd):
     status = job.status
     signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     returncode = -signum if signum is not None else os.WEXITSTATUS(status)
@@ -724,14 +936,14 @@ def exit_event(job):
             event["reason"] = "died" if died else "terminated"
             event["error"] = event["stopped"] if died else TERMINATED
     if event["status"] != "ok":  # what a failure report shows: parallux then never has to fetch a file
-        event["stderr_tail"] = stderr_tail(job.request["work_dir"])
+        event["stderr_tail"] = stderr_tail(dir_fd) if dir_fd is not None else None
     return event
 
 
-def stderr_tail(work_dir):
+def stderr_tail(dir_fd):
     """The end of a command's stderr.txt (its last STDERR_TAIL bytes, from the start of a line), or None."""
     try:
-        fd = os.open(os.path.join(work_dir, "stderr.txt"), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open("stderr.txt", READ_FLAGS, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -745,17 +957,16 @@ def stderr_tail(work_dir):
     return text[text.find("\n") + 1:] if size > STDERR_TAIL and "\n" in text else text
 
 
-def write_record(request, event):
+def write_record(dir_fd, request, event):
     """The completion record beside the outputs: what ran, how it ended, what it cost."""
     record = dict(request.get("record") or {})
     record.update({k: v for k, v in event.items() if k not in ("ev", "id", "stderr_tail")})
     record["command"] = request.get("command_text")
     record["wrapped"] = request.get("wrapped")
-    path = os.path.join(request["work_dir"], RECORD_NAME)
     try:
         # the C encoder (indent= is pure Python); written aside and renamed, so a record is never partial
-        write_file(path + ".tmp", (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
-        os.rename(path + ".tmp", path)
+        replace_at(dir_fd, RECORD_NAME, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"),
+                   RECORD_NAME + ".tmp")
     except OSError as exc:
         event["record_error"] = describe_os_error(exc)
 
@@ -767,12 +978,11 @@ class resource_usage_unknown(object):
     ru_maxrss = 0
 
 
-def read_record(path):
+def read_record(path, dir_fd=None):
     """A completion record as write_record left it, or None: missing, unreadable, too big, or not a JSON
     object (a record is renamed into place whole, so a partial one is not expected, but is not trusted)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(RECORD_LIMIT + 1)
+        data = read_at(dir_fd, path, RECORD_LIMIT + 1)  # (not through a link: one planted there is no record)
         record = json.loads(data.decode("utf-8")) if len(data) <= RECORD_LIMIT else None
     except Exception:  # unreadable, not UTF-8, not JSON, or nested too deep (RecursionError): not a record
         return None
@@ -1049,60 +1259,71 @@ class WorkDirLocks(object):
     """
 
     def __init__(self):
-        self.held = set()
+        self.held = {}  # work dir -> its workspace, to open it again (never through a link)
         self.me = {"host": os.uname()[1], "pid": os.getpid(), "pid_start": process_start(os.getpid())}
         self.next_refresh = now() + LOCK_REFRESH
 
-    def take(self, work_dir, request):
+    def take(self, dir_fd, work_dir, request):
         run_id = (request.get("record") or {}).get("run_id")
         if run_id is None:  # a request outside a parallux run (a test, a tool): no lock
             return
-        path = os.path.join(work_dir, LOCK_NAME)
         data = json.dumps(dict(self.me, run_id=run_id, time=now())).encode("utf-8")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+            write_at(dir_fd, LOCK_NAME, data, 0o644)
         except FileExistsError:
-            holder = read_record(path)
-            if holder is not None and holder.get("run_id") != run_id and self.live(holder, path):
+            holder = read_record(LOCK_NAME, dir_fd)  # (a link there is no holder: it is replaced)
+            if holder is not None and holder.get("run_id") != run_id and self.live(holder, dir_fd):
                 raise WorkDirInUse(
                     "work dir %s is in use by run %s (host %s, pid %s); it was left untouched"
                     % (work_dir, holder.get("run_id"), holder.get("host"), holder.get("pid")))
-            write_file(path + ".tmp%d" % os.getpid(), data)  # stale, or ours (a retry): take it over
-            os.rename(path + ".tmp%d" % os.getpid(), path)
-        else:
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-        self.held.add(path)
+            # stale, or ours (a retry): take it over
+            replace_at(dir_fd, LOCK_NAME, data, LOCK_NAME + ".tmp%d" % os.getpid(), 0o644)
+        self.held[work_dir] = request.get("workspace") or os.path.dirname(os.path.normpath(work_dir))
 
-    def live(self, holder, path):
-        if holder.get("host") == self.me["host"]:
-            return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
+    def live(self, holder, dir_fd):
+        return lock_is_live(holder, dir_fd)
+
+    def in_work_dir(self, work_dir, act):
+        """act(dir_fd) in a work dir whose lock this launcher holds, opened again as at the start; nothing
+        when it cannot be (gone, or a link now)."""
         try:
-            return now() - os.stat(path).st_mtime < LOCK_FRESH
+            dir_fd = open_below_workspace(os.path.normpath(work_dir), self.held[work_dir], False)[0]
+        except (OSError, UnsafeWorkDir):
+            return
+        try:
+            act(dir_fd)
         except OSError:
-            return False
+            pass
+        finally:
+            os.close(dir_fd)
 
     def refresh(self, work_dirs):
         self.next_refresh = now() + LOCK_REFRESH
         for work_dir in work_dirs:
-            path = os.path.join(work_dir, LOCK_NAME)
-            if path in self.held:
-                try:
-                    os.utime(path)
-                except OSError:
-                    pass
+            if work_dir in self.held:
+                self.in_work_dir(work_dir, lambda fd: os.utime(LOCK_NAME, dir_fd=fd, follow_symlinks=False))
 
     def release_all(self):
-        for path in self.held:
-            holder = read_record(path)
-            if holder is not None and all(holder.get(k) == v for k, v in self.me.items()):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-        self.held = set()
+        for work_dir in self.held:
+            self.in_work_dir(work_dir, self.release)
+        self.held = {}
+
+    def release(self, dir_fd):
+        holder = read_record(LOCK_NAME, dir_fd)
+        if holder is not None and all(holder.get(k) == v for k, v in self.me.items()):
+            os.unlink(LOCK_NAME, dir_fd=dir_fd)
+
+
+def lock_is_live(holder, dir_fd):
+    """Whether the run that wrote the lock record ``holder`` (in the work dir open at ``dir_fd``) still holds
+    it: on this host, its launcher's pid still names the same process; of another host (a shared file
+    system), it is fresh. ``parallux clean`` asks the same, and leaves a work dir alone while it is."""
+    if holder.get("host") == os.uname()[1]:
+        return holder.get("pid_start") is not None and process_start(holder.get("pid")) == holder["pid_start"]
+    try:
+        return now() - os.stat(LOCK_NAME, dir_fd=dir_fd, follow_symlinks=False).st_mtime < LOCK_FRESH
+    except OSError:
+        return False
 
 
 def drain(fd):
@@ -1178,7 +1399,7 @@ class Frames(object):
 # So that files need nothing on the runner but this launcher (no SFTP subsystem, no scp), they travel as
 # requests and events of the protocol, under an id parallux gives each transfer:
 #
-#   {"op": "walk", "id": 3, "root": "/w/bin", "recursive": true, "window": 4}
+#   {"op": "walk", "id": 3, "root": "/w/bin", "recursive": true, "follow": true, "window": 4}
 #       -> {"ev": "walk", "id": 3, "entries": [[relpath, kind, size, mtime_ns, mode, target], ...]}  (pages)
 #          {"ev": "end", "id": 3}            the tree's manifest, for the quick check (see walk)
 #   {"op": "get", "id": 4, "root": "/w/out", "files": [relpath, ...], "window": 8, "chunk": 524288}
@@ -1193,10 +1414,12 @@ class Frames(object):
 #   {"op": "abort", "id": 5}                 forget the transfer; its temporary files are removed
 #
 # A relpath "" is the root itself (a single file). A data frame's parts say whose bytes it carries: index
-# into the transfer's files, length, and whether that file is complete with them; small files go many to a
-# frame, a big one over several. What a transfer makes this launcher send is bounded whatever the size of
-# the tree: a walk or a get sends a page or frame only against credit, which parallux grants as it consumes
-# them; parallux keeps only a few of a put's frames unacknowledged. A transfer that fails ends with
+# into the transfer's files, length, and whether that file is complete with them (true), or not yet
+# (false), or "again": it changed while it was read, what came of it is dropped and it comes again from its
+# start (see TreeReader); small files go many to a frame, a big one over several. What a transfer makes
+# this launcher send is bounded whatever the size of the tree: a walk or a get sends a page or frame only
+# against credit, which parallux grants as it consumes them; parallux keeps only a few of a put's frames
+# unacknowledged. A walk's "follow": false is a destination's (see walk). A transfer that fails ends with
 # {"ev": "end", "id": N, "error": "No space left on device: /w/bin/x", "errno": 28}. The reader and writer
 # below serve parallux too (_transfer.py): it reads what it puts and writes what it gets with them.
 
@@ -1205,6 +1428,10 @@ CHUNK = 1 << 19      # bytes of file data in a frame, unless the request says ot
 MAX_PARTS = 1000     # parts in one frame (a tree of many empty files)
 WALK_PAGE = 1000     # entries in one page of a walk
 NAME_KEPT = 200      # bytes of a file's name kept in its temporary name (a name has at most 255)
+AGAIN = "again"      # a part's last: the file changed while it was read and comes again
+RESENDS = 2          # times a file that changed while it was read is read again before that is an error
+DIRS_KEPT = 64       # directories a TreeWriter keeps open (cached by relpath)
+ROOT_FLAGS = DIR_FLAGS & ~os.O_NOFOLLOW  # a transfer's root (and a single file's parent): the user named it
 
 
 class Files(object):
@@ -1224,7 +1451,7 @@ class Files(object):
             self.fail(transfer, exc)
 
     def do_walk(self, transfer, request, payload):
-        pages = walk_pages(fs(request["root"]), request.get("recursive", True))
+        pages = walk_pages(fs(request["root"]), request.get("recursive", True), request.get("follow", True))
         self.start_stream(transfer, pages, request)
 
     def do_get(self, transfer, request, payload):
@@ -1326,17 +1553,19 @@ def os_error(exc, path):
     return exc
 
 
-def walk(root, recursive=True):
+def walk(root, recursive=True, follow=True):
     """A tree's entries, each [relpath, kind, size, mtime_ns, mode, target]: kind "f" (a file), "d" (a
     directory), "l" (a symlink; target is what it points to) or "o" (anything else); mode without the file
     type bits. The root comes first, as relpath "": followed if it is a symlink (``put("bin", ...)`` of a
-    link to a directory copies the directory), whereas every symlink below it is an entry of its own. A
-    directory comes before what it holds. Raises OSError naming the path that could not be read."""
+    link to a directory copies the directory) -- a destination's (follow false) only to a directory, where
+    the copy goes, for a link at a file's place is replaced as ``rsync -a`` does. Every symlink below the
+    root is an entry of its own. A directory comes before what it holds. Raises OSError naming the path
+    that could not be read."""
     try:
-        info = os.stat(root)
+        info, link = root_info(root, follow)
     except OSError as exc:
         raise os_error(exc, root)
-    yield entry(b"", info, None)
+    yield entry(b"", info, link)
     if not recursive or not stat.S_ISDIR(info.st_mode):
         return
     pending = [b""]
@@ -1356,6 +1585,22 @@ def walk(root, recursive=True):
             raise os_error(exc, exc.filename if isinstance(exc.filename, bytes) else where)
 
 
+def root_info(root, follow):
+    """The stat of a walk's root and, if it is an entry of its own, its link's target."""
+    if follow:
+        return os.stat(root), None
+    info = os.lstat(root)
+    if not stat.S_ISLNK(info.st_mode):
+        return info, None
+    try:
+        target = os.stat(root)
+    except OSError:  # dangling
+        target = None
+    if target is not None and stat.S_ISDIR(target.st_mode):
+        return target, None
+    return info, os.readlink(root)
+
+
 def entry(rel, info, link):
     mode = info.st_mode
     kind = "f" if stat.S_ISREG(mode) else "d" if stat.S_ISDIR(mode) else "l" if link is not None else "o"
@@ -1363,9 +1608,9 @@ def entry(rel, info, link):
             wire(link) if link is not None else None]
 
 
-def walk_pages(root, recursive):
+def walk_pages(root, recursive, follow):
     page = []
-    for item in walk(root, recursive):
+    for item in walk(root, recursive, follow):
         page.append(item)
         if len(page) == WALK_PAGE:
             yield {"ev": "walk", "entries": page}, None
@@ -1388,7 +1633,12 @@ def read_frames(root, files, chunk):
 
 class TreeReader(object):
     """Reads files of a tree, in order, as the payloads of data frames of at most chunk bytes; never more
-    than one frame in memory."""
+    than one frame in memory. A file is read up to the size it had when it was opened. One that changed
+    meanwhile -- it ended early, or its size, mtime or ctime differ once it was read -- would make a copy
+    that matches neither its old nor its new state: it is read again from its start, after a part
+    [index, 0, AGAIN] that has the writer drop what came of it; RESENDS times, then it is an error. (Both
+    looks are fstat's of the descriptor read: a file that its path no longer names, replaced by a rename,
+    was read whole as it was; and a path's stat may disagree with its descriptor's on some file systems.)"""
 
     def __init__(self, root, files, chunk):
         self.root = root
@@ -1397,39 +1647,53 @@ class TreeReader(object):
         self.index = 0
         self.fd = None
         self.left = 0       # bytes still to read of the open file: its size when it was opened
+        self.opened = None  # (size, mtime_ns, ctime_ns) of the open file when it was opened
+        self.tries = 0      # times the file at index was found changed
 
     def next_frame(self):
-        """(parts, payload), or None once every file was read. A file is read up to the size it had when it
-        was opened: one that grows meanwhile is cut there, one that shrinks ends early."""
+        """(parts, payload), or None once every file was read."""
         parts, pieces, room = [], [], self.chunk
         while self.index < len(self.files) and room > 0 and len(parts) < MAX_PARTS:
-            if self.fd is None:
-                self.open_next()
             try:
+                if self.fd is None:
+                    self.open_next()
                 data = os.read(self.fd, min(room, self.left)) if self.left else b""
+                self.left -= len(data)
+                last = not data or not self.left
+                if last and self.changed():
+                    parts.append([self.index, 0, AGAIN])
+                    self.again()
+                    continue
             except OSError as exc:
+                self.close()
                 raise os_error(exc, self.path())
-            self.left -= len(data)
-            last = not data or not self.left
             parts.append([self.index, len(data), last])
             pieces.append(data)
             room -= len(data)
             if last:
                 self.close()
                 self.index += 1
+                self.tries = 0
         return (parts, b"".join(pieces)) if parts else None
 
     def path(self):
         return join(self.root, fs(self.files[self.index]))
 
     def open_next(self):
-        path = self.path()
-        try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            self.left = os.fstat(self.fd).st_size
-        except OSError as exc:
-            self.close()
-            raise os_error(exc, path)
+        self.fd = os.open(self.path(), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.opened = identity(os.fstat(self.fd))
+        self.left = self.opened[0]
+
+    def changed(self):
+        """Whether the file read to its end changed since it was opened (ctime too: a tool that restores
+        the mtime of what it rewrote cannot restore that)."""
+        return self.left > 0 or identity(os.fstat(self.fd)) != self.opened
+
+    def again(self):
+        self.close()
+        self.tries += 1
+        if self.tries > RESENDS:
+            raise OSError(errno.EAGAIN, "Changed while it was read, %d times" % self.tries)
 
     def close(self):
         if self.fd is not None:
@@ -1437,21 +1701,60 @@ class TreeReader(object):
             self.fd = None
 
 
+def identity(info):
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
 class TreeWriter(object):
     """Writes the files of a tree from data frames. Each file is written under a temporary name in its own
     directory (``.NAME.XXXXXXXX.parallux``) and renamed when it is complete, with its mode and mtime: no
-    partial file ever has the final name. abort() removes the temporary files of what was not complete."""
+    partial file ever has the final name. abort() removes the temporary files of what was not complete.
+
+    Nothing below the root is followed (as ``rsync -a``; the ``openat`` idiom of ``shutil.rmtree``): each
+    directory is opened from its parent's descriptor with O_NOFOLLOW, every name is made, renamed or changed
+    relative to its directory's descriptor, and a symlink where a directory is to be is replaced by one, as
+    one where a file is to be is replaced by the file's rename. The root is followed: the user named it."""
 
     def __init__(self, root, files):
         self.root = root
         self.files = files  # [[relpath, mode, mtime_ns], ...], which the frames' parts index
-        self.open = {}      # index -> [fd (None once closed), temporary path]
+        self.open = {}      # index -> [fd (None once closed), its directory's fd, temporary name, name]
+        self.dirs = {}      # relpath of a directory (None: the root's parent) -> its fd
 
     def path_of(self, rel):
         name = fs(rel)
         if name and (name.startswith(b"/") or any(p in (b"", b".", b"..") for p in name.split(b"/"))):
             raise ValueError("not a path inside the tree: %r" % (rel,))
         return join(self.root, name)
+
+    def place(self, rel):
+        """(fd of its directory, name) of an entry below the root, or of a single file's root (the root's
+        parent's fd) -- its directory reached without following a link below the root."""
+        self.path_of(rel)  # (checked)
+        if len(self.dirs) >= DIRS_KEPT:
+            self.close_dirs()
+        if not rel:
+            return self.dir_fd(None), os.path.basename(self.root)
+        head, _, name = fs(rel).rpartition(b"/")
+        return self.dir_fd(head), name
+
+    def dir_fd(self, rel):
+        fd = self.dirs.get(rel)
+        if fd is None:
+            if rel is None:
+                fd = os.open(os.path.dirname(self.root) or b".", ROOT_FLAGS)
+            elif rel == b"":
+                fd = os.open(self.root, ROOT_FLAGS)
+            else:
+                head, _, name = rel.rpartition(b"/")
+                fd = os.open(name, DIR_FLAGS, dir_fd=self.dir_fd(head))
+            self.dirs[rel] = fd
+        return fd
+
+    def close_dirs(self):
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.dirs = {}
 
     def make_dirs(self, dirs):
         """The root's parents, then these directories ([relpath, mode, mtime_ns], parents first), created
@@ -1465,14 +1768,37 @@ class TreeWriter(object):
         for rel, mode, _ in dirs:
             path = self.path_of(rel)
             try:
-                os.mkdir(path, mode | 0o700)
-            except FileExistsError:
-                if not os.path.isdir(path):
-                    raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)", wire(path))
-                if not os.access(path, os.W_OK | os.X_OK):  # copied read-only last time: writable until finish()
-                    set_attributes(path, stat.S_IMODE(os.stat(path).st_mode) | 0o700, None)
+                if rel:
+                    self.make_dir(rel, mode)
+                else:
+                    self.make_root(mode)
             except OSError as exc:
                 raise os_error(exc, path)
+
+    def make_root(self, mode):
+        try:
+            os.mkdir(self.root, mode | 0o700)
+        except FileExistsError:
+            if not os.path.isdir(self.root):
+                raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)")
+            if not os.access(self.root, os.W_OK | os.X_OK):  # copied read-only last time: writable until finish()
+                set_attributes(self.root, stat.S_IMODE(os.stat(self.root).st_mode) | 0o700, None)
+
+    def make_dir(self, rel, mode):
+        parent, name = self.place(rel)
+        try:
+            os.mkdir(name, mode | 0o700, dir_fd=parent)
+            return
+        except FileExistsError:
+            pass
+        info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        if stat.S_ISLNK(info.st_mode):  # never written through: replaced, as rsync -a does
+            os.unlink(name, dir_fd=parent)
+            os.mkdir(name, mode | 0o700, dir_fd=parent)
+        elif not stat.S_ISDIR(info.st_mode):
+            raise OSError(errno.ENOTDIR, "Not a directory (a file is in the way)")
+        elif not os.access(name, os.W_OK | os.X_OK, dir_fd=parent):  # copied read-only last time
+            set_attributes_at(parent, name, stat.S_IMODE(info.st_mode) | 0o700, None)
 
     def write(self, parts, payload):
         view = memoryview(payload)
@@ -1480,33 +1806,51 @@ class TreeWriter(object):
         for index, length, last in parts:
             path = self.path_of(self.files[index][0])
             try:
+                if last == AGAIN:
+                    self.restart(index)
+                    continue
                 if index not in self.open:
-                    self.create(index, path)
+                    self.create(index)
                 fd = self.open[index][0]
                 piece = view[offset:offset + length]
                 while piece:
                     piece = piece[os.write(fd, piece):]
                 if last:
-                    self.complete(index, path)
+                    self.complete(index)
             except OSError as exc:
                 raise os_error(exc, path)
             offset += length
 
-    def create(self, index, path):
-        temp = temporary_name(path)
-        self.open[index] = [os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                                    0o600), temp]
+    def create(self, index):
+        parent, name = self.place(self.files[index][0])
+        parent = os.dup(parent)  # (the cache may close its own while the file is written)
+        temp = temporary_name(name)
+        try:
+            fd = os.open(temp, CREATE_FLAGS, 0o600, dir_fd=parent)
+        except OSError:
+            os.close(parent)
+            raise
+        self.open[index] = [fd, parent, temp, name]
 
-    def complete(self, index, path):
+    def restart(self, index):
+        """The file changed while it was read: what was written of it goes, it comes again."""
+        if index in self.open:
+            fd = self.open[index][0]
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+
+    def complete(self, index):
         _, mode, mtime = self.files[index]
         state = self.open[index]
-        fd, state[0] = state[0], None
+        fd, parent, temp, name = state
+        state[0] = None
         try:
             os.fchmod(fd, mode)
             os.utime(fd, ns=(mtime, mtime))
         finally:
             os.close(fd)
-        os.rename(state[1], path)
+        os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)  # (over a link: the link is replaced)
+        os.close(parent)
         del self.open[index]
 
     def finish(self, links, attrs, dirs):
@@ -1514,40 +1858,56 @@ class TreeWriter(object):
         for their mode, then the directories' modes and mtimes, deepest first: writing into a directory
         changes its mtime, so its own comes last."""
         for rel, target, mtime in links:
-            path = self.path_of(rel)
-            temp = temporary_name(path)
             try:
-                os.symlink(fs(target), temp)
-                try:
-                    os.rename(temp, path)
-                except OSError:
-                    os.unlink(temp)
-                    raise
+                self.make_link(rel, target, mtime)
             except OSError as exc:
-                raise os_error(exc, path)
-            try:
-                os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
-            except (NotImplementedError, OSError):  # (a system without lutimes: the link's time is kept)
-                pass
-        for rel, mode, _ in attrs:
-            set_attributes(self.path_of(rel), mode, None)
+                raise os_error(exc, self.path_of(rel))
+        for rel, mode, _ in attrs:  # (a single file's root too: by its parent's descriptor, not followed)
+            self.set_attributes_of(rel, mode, None)
         for rel, mode, mtime in sorted(dirs, reverse=True):
-            set_attributes(self.path_of(rel), mode, mtime)
+            if rel:
+                self.set_attributes_of(rel, mode, mtime)
+            else:
+                set_attributes(self.root, mode, mtime)  # (the root: followed)
+        self.close_dirs()
+
+    def set_attributes_of(self, rel, mode, mtime):
+        try:
+            parent, name = self.place(rel)
+            set_attributes_at(parent, name, mode, mtime)
+        except OSError as exc:
+            raise os_error(exc, self.path_of(rel))
+
+    def make_link(self, rel, target, mtime):
+        parent, name = self.place(rel)
+        temp = temporary_name(name)
+        os.symlink(fs(target), temp, dir_fd=parent)
+        try:
+            os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        except OSError:
+            os.unlink(temp, dir_fd=parent)
+            raise
+        try:
+            os.utime(name, ns=(mtime, mtime), dir_fd=parent, follow_symlinks=False)
+        except (NotImplementedError, OSError):  # (a system without lutimes: the link's time is kept)
+            pass
 
     def abort(self):
-        for fd, temp in self.open.values():
+        for fd, parent, temp, _ in self.open.values():
             try:
                 if fd is not None:
                     os.close(fd)
-                os.unlink(temp)
+                os.unlink(temp, dir_fd=parent)
             except OSError:
                 pass
+            finally:
+                os.close(parent)
         self.open = {}
+        self.close_dirs()
 
 
-def temporary_name(path):
-    head, name = os.path.split(path)
-    return os.path.join(head, b"." + name[:NAME_KEPT] + b"." + os.urandom(4).hex().encode() + b".parallux")
+def temporary_name(name):
+    return b"." + name[:NAME_KEPT] + b"." + os.urandom(4).hex().encode() + b".parallux"
 
 
 def set_attributes(path, mode, mtime):
@@ -1557,6 +1917,26 @@ def set_attributes(path, mode, mtime):
             os.utime(path, ns=(mtime, mtime))
     except OSError as exc:
         raise os_error(exc, path)
+
+
+def set_attributes_at(parent, name, mode, mtime):
+    """Mode (and mtime) of name in the directory parent, never through a link: by a descriptor opened with
+    O_NOFOLLOW, or, where its owner may not open it (not readable), by name once lstat shows no link."""
+    try:
+        fd = os.open(name, READ_FLAGS | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=parent)
+    except PermissionError:
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, "A symbolic link (not followed)")
+        os.chmod(name, mode, dir_fd=parent)
+        if mtime is not None:
+            os.utime(name, ns=(mtime, mtime), dir_fd=parent)
+        return
+    try:
+        os.fchmod(fd, mode)
+        if mtime is not None:
+            os.utime(fd, ns=(mtime, mtime))
+    finally:
+        os.close(fd)
 
 
 # -- facts about this machine -----------------------------------------------------------------------------

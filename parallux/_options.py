@@ -5,10 +5,12 @@ a 10,000-command campaign fails before the first command starts rather than an h
 
 Calls are checked on one path: :func:`checked` wraps a ``goal``/runner method so that a call Python itself
 would refuse (an unknown keyword, a missing or surplus argument) raises a ConfigError naming the call, the
-keyword, the closest valid one and all of them -- never a bare TypeError -- and so that a ConfigError about
-one of its values names the call. ``schd()`` and ``run()``, called 100,000 times in a big campaign, are not
-wrapped: they take ``**options`` (checked by :func:`check_option_names`) and refuse a missing command or
-surplus positional arguments themselves (:func:`refuse_positionals`), which costs one comparison.
+keyword, the closest valid one and all of them -- never a bare TypeError -- so that an argument holding a NUL
+byte is refused before the method runs (:func:`refuse_nuls`), and so that a ConfigError about one of its
+values names the call. ``schd()`` and ``run()``, called 100,000 times in a big campaign, are not wrapped: they
+take ``**options`` (checked by :func:`check_option_names`), refuse a missing command or surplus positional
+arguments themselves (:func:`refuse_positionals`), which costs one comparison, and pass the command and
+options to :func:`refuse_nuls` themselves.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import math
 import os
 import posixpath
 import shlex
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from ._errors import ConfigError
+from ._nul import refuse_nuls
 
 COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "env", "cwd", "work_relpath", "check", "timeout",
                    "runner", "retries", "retry_on", "inputs")
@@ -75,12 +78,15 @@ def checked(where: str | Callable[[tuple[Any, ...]], str], *, noun: str = "keywo
         parameters = [p for p in signature.parameters.values() if p.name != "self"]
         valid = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         valid += [name for name in extra_keywords if name not in valid]
+        positional = [p.name for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY,
+                                                                                  p.POSITIONAL_OR_KEYWORD)]
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
             if extra_keywords and not kwargs.keys() <= set(valid):
                 raise ConfigError(unknown_names_message(name_of(args), set(kwargs) - set(valid), valid, noun))
             try:
+                refuse_nuls(argument_names(positional, args, kwargs))
                 return fn(*args, **kwargs)
             except TypeError:
                 problem = call_problem(signature, args, kwargs)
@@ -97,6 +103,14 @@ def checked(where: str | Callable[[tuple[Any, ...]], str], *, noun: str = "keywo
         call.__checked__ = True  # type: ignore[attr-defined]
         return call  # type: ignore[return-value]
     return decorate
+
+
+def argument_names(positional: Sequence[str], args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> Iterator[tuple[str, Any]]:
+    """A call's arguments with the names its messages give them: the parameter's, or ``argument N``."""
+    for index, value in enumerate(args):
+        yield (positional[index] if index < len(positional) else f"argument {index + 1}"), value
+    yield from kwargs.items()
 
 
 def call_problem(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -233,13 +247,12 @@ def environment(value: object, what: str) -> dict[str, str]:
 
 
 def env_pair(key: object, value: object, what: str) -> None:
-    if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+    """(A NUL byte, in a name or a value, was refused with the call: see refuse_nuls.)"""
+    if not isinstance(key, str) or not key or "=" in key:
         raise ConfigError(f"{what}: {key!r} is not a valid environment variable name")
     if not isinstance(value, str):
         raise ConfigError(f"{what}: the value of {key} must be a str, not {type(value).__name__} "
                           f"({value!r}); write {str(value)!r} if that is what you mean")
-    if "\0" in value:
-        raise ConfigError(f"{what}: the value of {key} contains a NUL byte")
 
 
 def name(value: object, what: str) -> str:
@@ -329,8 +342,9 @@ def retry_on(value: object, what: str = "retry_on") -> frozenset[str | int] | No
     return frozenset(outcomes)
 
 
-def input_paths(value: object) -> tuple[str, ...]:
-    """inputs=[path, ...]: local files or directories that must exist now; made absolute."""
+def input_paths(value: object, must_exist: bool = True) -> tuple[str, ...]:
+    """inputs=[path, ...]: local files or directories that must exist now (in a dry run, where the commands
+    that would make them never ran, they need not); made absolute."""
     if value is None:
         return ()
     items = [value] if isinstance(value, (str, os.PathLike)) else value
@@ -341,7 +355,7 @@ def input_paths(value: object) -> tuple[str, ...]:
         text = path(item, "an entry of inputs")
         assert text is not None
         absolute = os.path.abspath(os.path.expanduser(text))
-        if not os.path.exists(absolute):
+        if must_exist and not os.path.exists(absolute):
             raise ConfigError(f"inputs: no such file or directory: {text!r}")
         paths.append(absolute)
     return tuple(dict.fromkeys(paths))
@@ -359,7 +373,7 @@ def local_path(value: object, where: str) -> str:
     """A local path argument, absolute (relative: to the directory parallux was started in; ``~`` is
     expanded). A trailing ``/`` is kept: it means "into this directory" for a single file."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    if not isinstance(text, str) or not text or "\0" in text:
+    if not isinstance(text, str) or not text:
         raise ConfigError(f"{where}: local must be a path (a non-empty str or os.PathLike), not {value!r}")
     absolute = os.path.abspath(os.path.expanduser(text))
     return absolute + "/" if text.endswith("/") and absolute != "/" else absolute
@@ -368,6 +382,6 @@ def local_path(value: object, where: str) -> str:
 def remote_text(value: object, where: str, what: str = "remote") -> str:
     """A remote path argument as given (a str or a path object); resolved by ``Runner._remote_path``."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    if not isinstance(text, str) or not text or "\0" in text:
+    if not isinstance(text, str) or not text:
         raise ConfigError(f"{where}: {what} must be a path on the runner (a non-empty str), not {value!r}")
     return text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 LAUNCHER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher.py")
 LAUNCHER_ARGV = [sys.executable, "-I", "-S", LAUNCHER_PATH]
@@ -35,12 +36,26 @@ class Prespawned:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.process.stderr.close()  # type: ignore[union-attr]
 
 
 def start_launcher(env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen[bytes]:
     """A local launcher child with pipes on its stdin and stdout, in this process's environment and directory
-    or the given ones (raises OSError if it cannot start)."""
-    return subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd)
+    or the given ones (raises OSError if it cannot start).
+
+    Its stderr is an unnamed temporary file, ``process.stderr`` (read by ``_transports._local`` when the
+    launcher has ended), never the user's: the launcher and its guardian can outlive parallux by their
+    commands' grace, or while a child the config forked keeps their stdin open, and must not keep
+    ``parallux config.py 2>&1 | tee out`` waiting meanwhile."""
+    said = tempfile.TemporaryFile()
+    try:
+        process = subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=said,
+                                   env=env, cwd=cwd)
+    except BaseException:
+        said.close()
+        raise
+    process.stderr = said  # type: ignore[assignment]
+    return process
 
 
 _waiting: Prespawned | None = None

@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ._launcher import describe_os_error, walk
+from ._launcher import HISTORY_DIR, LOCK_NAME, describe_os_error, walk
 
 
 class Failed(Exception):
@@ -38,16 +38,34 @@ class Entry(NamedTuple):
 Manifest = dict[str, Entry]
 
 
-def local_manifest(path: str, recursive: bool = True, must_exist: bool = True) -> list[Entry] | None:
-    """The entries of a local file or tree (None if it does not exist and need not)."""
+def local_manifest(path: str, recursive: bool = True, must_exist: bool = True,
+                   follow: bool = True) -> list[Entry] | None:
+    """The entries of a local file or tree (None if it does not exist and need not); ``follow`` False: a
+    destination's, see ``_launcher.walk``."""
     try:
-        return [Entry(*item) for item in walk(os.fsencode(path), recursive)]
+        return [Entry(*item) for item in walk(os.fsencode(path), recursive, follow)]
     except FileNotFoundError as exc:
         if must_exist:
             raise Failed(describe_os_error(exc), errno.ENOENT) from None
         return None
     except OSError as exc:
         raise Failed(describe_os_error(exc), exc.errno) from None
+
+
+def put_manifest(path: str) -> list[Entry]:
+    """The entries of a put's source, without what parallux keeps in a work dir: ``.history/`` directories
+    (with all they hold: earlier runs' files) and ``.parallux-lock`` files (a run's lock). A put of a build
+    tree copies the build, not the history of its commands."""
+    left_out: set[str] = set()
+    entries = []
+    for entry in local_manifest(path) or ():
+        name = posixpath.basename(entry.rel)
+        if entry.rel and (posixpath.dirname(entry.rel) in left_out or name == LOCK_NAME
+                          or (name == HISTORY_DIR and entry.kind == "d")):
+            left_out.add(entry.rel)  # (a directory comes before what it holds)
+            continue
+        entries.append(entry)
+    return entries
 
 
 @dataclass

@@ -14,6 +14,7 @@ from ._engine._seat import Seat
 from ._errors import ConfigError
 from ._handles import Command, Completion
 from ._inputs import Fingerprints
+from ._nul import refuse_nuls
 from ._pool import Pool
 from ._runner import Runner
 
@@ -22,8 +23,10 @@ class Registrar:
     """Makes command handles; keeps what a run's commands share: sequence numbers, the work paths taken,
     the defaults ``setEnv``/``setRetries`` set, input fingerprints."""
 
-    def __init__(self, pool: Pool, completion: Completion, run_id: str, resume: bool, retries: int) -> None:
+    def __init__(self, pool: Pool, completion: Completion, run_id: str, resume: bool, retries: int,
+                 dry_run: bool = False) -> None:
         self._pool = pool
+        self._dry_run = dry_run
         self._completion = completion
         self._run_id = run_id
         self._resume = resume
@@ -37,6 +40,7 @@ class Registrar:
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command:
         """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked."""
         opt.check_option_names(options, opt.COMMAND_OPTIONS, where)
+        refuse_nuls((("command", command), *options.items()), where)  # (not a checked call: see _options)
         text = opt.command_text(command)
         threads, cores = opt.threads_and_cores(options.get("threads", 1), options.get("cores"),
                                                "threads" in options)
@@ -58,9 +62,11 @@ class Registrar:
             pin=pin._seats[0] if pin is not None else None, base_env=self.env,
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
         if options.get("inputs") is not None:
-            handle.inputs = self._fingerprints.of(opt.input_paths(options["inputs"]))
+            paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
+            handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
         handle.candidates = self._candidates(handle, pin, where)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
+        handle.work_generated = options.get("work_relpath") is None
         handle.resume_check = self._resume and options.get("work_relpath") is not None
         return handle
 
@@ -99,6 +105,9 @@ def _why_not(seat: Seat, handle: Command) -> str | None:
     if seat.allocator is None:
         if handle.requested_cores is not None:
             return "cores=[...] needs a runner with a core_pool"
+        if handle.requested_numa_node is not None:  # unpinned there, it would measure something else
+            return (f"numa_node={handle.requested_numa_node} needs a runner with numa_nodes declared, and this "
+                    f"one has no core pool")
         return None
     try:
         seat.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)

@@ -15,11 +15,34 @@ from ._status import Status
 
 ReadRecords = Callable[[Any, list[str]], "list[dict[str, Any] | None]"]  # (seat, work dirs) -> records
 
+# What a resumed result takes from a completion record, and the types it must have there (else the record
+# proves nothing: the command runs again). Numbers beyond these bounds are no time or size a run has.
+_NUMBER, _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = (int, float), (int, float, type(None)), (int, type(None)), \
+    (str, type(None))
+_FIELDS = {"cores": (list, type(None)), "numa_node": _MAYBE_INT, "attempt": _MAYBE_INT, "runner": _MAYBE_TEXT,
+           "start": _MAYBE_NUMBER, "end": _MAYBE_NUMBER, "user_seconds": _MAYBE_NUMBER,
+           "system_seconds": _MAYBE_NUMBER, "max_rss_kb": _MAYBE_NUMBER, "run_id": _MAYBE_TEXT,
+           "attempts_before": (list, type(None))}
+_SCALARS = (str, int, float, bool, type(None))
+LOWEST, HIGHEST = -1e10, 1e11
 
-def find_completed(handles: list[Command], read_records: ReadRecords) -> None:
+
+def find_completed(handles: list[Command], read_records: ReadRecords,
+                   warn: Callable[[str], None] | None = None) -> None:
     """Set ``resumed_result`` on each command an earlier run completed, from the records in its work dir on
     its runners (the first of its candidates that has one wins). Records are read in one batch per runner
-    and candidate rank -- for an SSH runner, a few requests to its launcher instead of a read per command."""
+    and candidate rank -- for an SSH runner, a few requests to its launcher instead of a read per command.
+    A record that does not fit is no proof: its command runs again, and ``warn`` hears of it once."""
+    unfit: list[str] = []
+    try:
+        _find(handles, read_records, unfit)
+    finally:
+        if unfit and warn is not None:
+            more = f" (and {len(unfit) - 1} more)" if len(unfit) > 1 else ""
+            warn(f"--resume: {unfit[0]}{more}; the command{'s' if more else ''} run again")
+
+
+def _find(handles: list[Command], read_records: ReadRecords, unfit: list[str]) -> None:
     pending = list(handles)
     rank = 0
     while pending:
@@ -32,6 +55,11 @@ def find_completed(handles: list[Command], read_records: ReadRecords) -> None:
         for runner, asking in by_runner.items():
             for handle, record in zip(asking, records_of(runner, asking, read_records)):
                 if record is None or not succeeded_same(record, handle):
+                    continue
+                why = record_problem(record)
+                if why is not None:
+                    unfit.append(f"{runner.name}:{runner.work_dir_of(handle.work_relpath)}/result.json is no "
+                                 f"completion record parallux wrote ({why})")
                     continue
                 if record.get("inputs") != handle.inputs:
                     handle.inputs_changed = True  # done before, but with other inputs: it runs again
@@ -46,6 +74,22 @@ def records_of(seat: Any, handles: list[Command], read_records: ReadRecords) -> 
         return read_records(seat, [seat.work_dir_of(handle.work_relpath) for handle in handles])
     except Exception:  # the runner cannot answer (a dropped connection): no proof of completion
         return [None] * len(handles)
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """Why a completion record cannot give a resumed result (None: it can)."""
+    for key, kinds in _FIELDS.items():
+        value = record.get(key)
+        if type(value) not in kinds:
+            return f"{key} is {type(value).__name__}"
+        if type(value) in _NUMBER and not LOWEST <= value <= HIGHEST:
+            return f"{key} out of range"
+    if any(type(core) is not int or not LOWEST <= core <= HIGHEST for core in record.get("cores") or ()):
+        return "cores are not core numbers"
+    for attempt in record.get("attempts_before") or ():
+        if type(attempt) is not dict or any(type(v) not in _SCALARS for v in attempt.values()):
+            return "attempts_before are not attempts"
+    return None
 
 
 def succeeded_same(record: dict[str, Any], handle: Command) -> bool:

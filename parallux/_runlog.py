@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from typing import Any, Callable
@@ -56,7 +57,11 @@ class RunLog:
         # Buffered here; the engine calls flush() every 50 ms: a few writes a second instead of one per event.
         # A plain descriptor, not a file object, so that a failed write leaves no buffer that a later close
         # (or the garbage collector) would try to write again.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd, path = create_log(self.path, run_id)
+        if path != self.path:
+            self._warn(f"parallux: {self.path} is not empty (another run's log?): the log of run {run_id} "
+                       f"is {path}")
+            self.path = path
         self._write({"event": "run_started", "schema": SCHEMA_VERSION, "run_id": run_id,
                      "config": os.path.abspath(config), "argv": argv, "time": time.time(), "pid": os.getpid(),
                      "host": socket.gethostname(), "python": sys.version.split()[0], "parallux": __version__,
@@ -90,6 +95,7 @@ class RunLog:
         if event == "queued":
             record["command"] = command.command_text
             record["work_relpath"] = command.work_relpath
+            record["work_generated"] = command.work_generated  # what `parallux clean` may remove
         else:
             runner = command.runner
             if runner is not None and runner.name not in self._runners_logged:
@@ -168,6 +174,28 @@ class RunLog:
         self._warn(f"parallux: cannot write the run log {self.path}: {self.error}; the run goes on without it")
 
 
+def create_log(path: str, run_id: str) -> tuple[int, str]:
+    """A file for this run's log alone, open to append: ``path`` when it is new or an empty file, else a name
+    of its own beside it, ``<stem>.<run id>.jsonl``. A log never takes a second run (the runs would merge: a
+    reader could not tell their records apart), nothing is overwritten, and no symbolic link is followed."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), path
+    except FileExistsError:
+        pass
+    try:
+        found = os.lstat(path)
+        if stat.S_ISREG(found.st_mode) and found.st_size == 0:  # made for it (mktemp, touch)
+            return os.open(path, flags), path
+        if stat.S_ISCHR(found.st_mode):  # /dev/null: it keeps nothing, so it holds no other run
+            return os.open(path, flags), path
+    except OSError:
+        pass
+    stem, extension = os.path.splitext(path)
+    own = f"{stem}.{run_id}{extension or '.jsonl'}"
+    return os.open(own, flags | os.O_CREAT | os.O_EXCL, 0o644), own
+
+
 def outcome(result: Result) -> dict[str, Any]:
     fields = {"status": result.status, "returncode": result.returncode, "start": result.start_time,
               "end": result.end_time, "duration": result.duration, "user_seconds": result.user_seconds,
@@ -187,9 +215,11 @@ def outcome(result: Result) -> dict[str, Any]:
 
 def runner_record(runner: Any) -> dict[str, Any]:
     """What the views need about a runner: where it is, how many slots, which cores."""
-    layout = getattr(runner, "_seat", runner).layout  # (a Runner handle's seat holds its core layout)
+    seat = getattr(runner, "_seat", runner)  # (a Runner handle's seat holds its core layout)
+    layout = seat.layout
     return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
-            "host": _host_of(runner), "max_jobs": runner.max_jobs,
+            "host": _host_of(runner), "workspace": seat.workspace, "login": list(seat.transport.login),
+            "max_jobs": runner.max_jobs,
             "logical_cores": runner.facts.get("logical_cores"),
             "core_pool": list(layout.cores) if layout is not None else None,
             "numa_nodes": ({str(n): list(c) for n, c in layout.nodes.items()} or None) if layout is not None

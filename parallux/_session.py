@@ -18,6 +18,7 @@ import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import _forks
 from ._engine import Engine
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
@@ -154,7 +155,7 @@ class Session:
                 signal.signal(signum, handler)
         self._close_reporting(status)
         if status in (EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGHUP) and not self.options.dry_run:
-            hint = resume_hint(self.goal._all_commands(), f"{self.run_id}/")
+            hint = resume_hint(self.goal._submissions.all_commands(), f"{self.run_id}/")
             if hint:
                 report(hint)
         return status
@@ -210,12 +211,8 @@ class Session:
     def _run_config(self, code: types.CodeType) -> int:
         assert self.goal is not None
         try:
-            try:
-                execute_config(code, self.path, self.argv)
-            except SystemExit as exc:
-                if exc.code not in (0, None):  # sys.exit(0) ends the config like returning from it
-                    raise
-            self.goal._issue_leftovers()
+            self._execute(code)
+            self.goal._submissions.issue_leftovers()
             self._wait_for_everything()
         except (KeyboardInterrupt, Terminated) as exc:
             return self._interrupted(exc)
@@ -224,12 +221,24 @@ class Session:
         self._stop_engine(cancel=False)
         if self.engine.policy_error is not None:
             return self._policy_failed()
-        failed = [r for c in self.goal._all_commands() if (r := c.result) is not None
+        failed = [r for c in self.goal._submissions.all_commands() if (r := c.result) is not None
                   if r.check and not r.succeeded and r.status != "planned"]
         if failed:
             report(f"parallux: {brief_failures(failed)} (check=True); details below")
             return EXIT_FAILED
         return EXIT_OK
+
+    def _execute(self, code: types.CodeType) -> None:
+        """Run the config; ``sys.exit(0)`` ends it like returning. A child the config forked ends here."""
+        try:
+            execute_config(code, self.path, self.argv)
+        except BaseException as exc:
+            if _forks.forked:
+                _forks.end_child(exc, lambda error: format_config_error(error, self.path))
+            if not isinstance(exc, SystemExit) or exc.code not in (0, None):
+                raise
+        if _forks.forked:
+            _forks.end_child(None, str)
 
     def _wait_for_everything(self) -> None:
         while not self.engine.wait_idle(timeout=0.5):
@@ -256,11 +265,26 @@ class Session:
         if self.engine.policy_error is not None:
             return self._policy_failed()
         if isinstance(exc, SystemExit):
-            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
+            return self._config_exited(exc)
         report(format_config_error(exc, self.path))
         if isinstance(exc, (ConfigError, RunnerError)) and (started == 0 or self.options.dry_run):
             return EXIT_USAGE  # found before any command ran (a dry run's planned commands never do)
         return EXIT_FAILED
+
+    def _config_exited(self, exc: SystemExit) -> int:
+        """``sys.exit(3)`` or ``sys.exit("message")`` (0 and None ended the config like returning): as Python
+        does, a message goes to stderr and means status 1; and the stopped commands are accounted for."""
+        assert self.goal is not None
+        status = exc.code
+        if not isinstance(status, int):
+            report(str(status))
+            status = EXIT_FAILED
+        unfinished = sum(1 for c in self.goal._submissions.all_commands()
+                         if c.result is None or c.result.status == "cancelled")
+        if unfinished:
+            report(f"parallux: the config called sys.exit(); {unfinished} command{'s' if unfinished != 1 else ''} "
+                   f"not finished {'were' if unfinished != 1 else 'was'} stopped or never started")
+        return int(status)
 
     def _stop_engine(self, cancel: bool) -> None:
         """Stop the engine; a second Ctrl-C during the clean-up kills every command at once."""

@@ -9,9 +9,9 @@ A transfer is a short conversation with the runner's launcher (the requests are 
 2. **Quick check** (:func:`plan`, rsync's): a file whose size and mtime already match is skipped; one that
    only differs in mode gets its mode set; symlinks are compared by target.
 3. **Data**, in frames of up to 512 KiB of raw bytes (small files many to a frame, a big file over several),
-   written on the other side under a temporary name and renamed when complete. A put keeps PUT_WINDOW
-   frames unacknowledged; a get lets the launcher send GET_WINDOW frames ahead, granting more as they are
-   written. Either way both sides hold a few MiB whatever the size of the file or tree.
+   written on the other side under a temporary name, never through a link, renamed when complete (a file
+   that changed while it was read is sent again). A put keeps PUT_WINDOW frames unacknowledged; a get lets
+   the launcher send GET_WINDOW frames ahead, granting more as they are written: a few MiB in memory at most.
 4. **Finish**: symlinks, modes of unchanged files, then the directories' modes and mtimes, deepest first.
 
 File I/O on this side runs in worker threads (``trio.to_thread``), one frame at a time, so that a slow
@@ -33,8 +33,8 @@ import trio
 
 from ._errors import RunnerError
 from ._exchange import Exchange, Planned
-from ._launcher import CHUNK, TreeReader, TreeWriter, describe_os_error
-from ._quickcheck import Entry, Failed, Manifest, Plan, local_manifest, plan
+from ._launcher import AGAIN, CHUNK, TreeReader, TreeWriter, describe_os_error
+from ._quickcheck import Entry, Failed, Manifest, Plan, local_manifest, plan, put_manifest
 
 if TYPE_CHECKING:
     from ._engine._seat import Seat
@@ -82,10 +82,10 @@ async def put(seat: Seat, source: str, target: str, tell: Tell,
         entries = manifest if manifest is not None else await _source(client, source, target, transfer)
         if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-        there = await remote_manifest(client, target, recursive=entries[0].kind == "d")
+        there = await remote_manifest(client, target, recursive=entries[0].kind == "d", follow=False)
         if entries[0].kind != "d" and there and there[""].kind == "d":  # a file into an existing directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-            there = await remote_manifest(client, target, recursive=False)
+            there = await remote_manifest(client, target, recursive=False, follow=False)
         work = plan(entries, there or {})
         transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
         if work.needed:
@@ -106,7 +106,7 @@ async def get(seat: Seat, source: str, target: str, tell: Tell) -> Transfer:
             raise Failed(f"not a file or directory: {source}")
         if root.kind == "f" and (target.endswith("/") or os.path.isdir(target)):
             target = os.path.join(target, posixpath.basename(source.rstrip("/")))
-        here = await _local(local_manifest, target, root.kind == "d", False)
+        here = await _local(local_manifest, target, root.kind == "d", False, False)
         work = plan(list(there.values()), {entry.rel: entry for entry in here or ()})
         transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
         if work.needed:
@@ -127,7 +127,7 @@ async def read(seat: Seat, path: str) -> bytes:
                     return b""
                 if event["ev"] == "end":
                     return bytes(data)
-                data += payload or b""
+                _append(data, event["parts"], payload or b"")
                 exchange.post({"op": "credit", "frames": 1})
     raise AssertionError("unreachable")  # (for the type checker: the loop returns or raises)
 
@@ -137,7 +137,7 @@ async def put_everywhere(runners: list[tuple[Seat, ...]], source: str, target: s
     """``goal.put()``: the same local file or tree to every runner at once (to a Slurm runner's nodes in
     turn, see :func:`put_in_turn`), walked here once."""
     try:
-        entries: list[Entry] | None = await _local(local_manifest, source)
+        entries: list[Entry] | None = await _local(put_manifest, source)
     except Failed as exc:
         first = runners[0][0]
         there = remote_path(first, target)
@@ -188,7 +188,7 @@ async def _source(client: LauncherClient, source: str, target: str, transfer: Tr
     """The local source's entries. One not there yet is no error in a dry run, where a command of the run
     would make it (build, then put what was built): a dry run's launcher answers ``planned``."""
     try:
-        return await _local(local_manifest, source)
+        return await _local(put_manifest, source)
     except Failed as exc:
         if exc.errno == errno.ENOENT and await _planned(client, target):
             transfer._what += NOT_THERE_YET
@@ -207,10 +207,12 @@ async def _planned(client: LauncherClient, target: str) -> bool:
 
 # -- the destination's manifest ----------------------------------------------------------------------------
 
-async def remote_manifest(client: LauncherClient, root: str, recursive: bool) -> Manifest | None:
-    """The entries of a file or tree on the runner, by relpath (None if it does not exist)."""
+async def remote_manifest(client: LauncherClient, root: str, recursive: bool,
+                          follow: bool = True) -> Manifest | None:
+    """The entries of a file or tree on the runner, by relpath (None if it does not exist); ``follow``
+    False: a destination's (see ``_launcher.walk``)."""
     entries: Manifest = {}
-    request = {"op": "walk", "root": root, "recursive": recursive, "window": WALK_WINDOW}
+    request = {"op": "walk", "root": root, "recursive": recursive, "follow": follow, "window": WALK_WINDOW}
     with Exchange(client, request) as exchange:
         try:
             while True:
@@ -242,7 +244,7 @@ async def _send(client: LauncherClient, source: str, target: str, work: Plan, tr
                     exchange.post({"op": "data", "parts": parts}, payload)
                     in_flight += 1
                     transfer.bytes_sent += len(payload)
-                    transfer.files_sent += sum(1 for part in parts if part[2])
+                    transfer.files_sent += sum(part[2] is True for part in parts)
         finally:
             reader.close()
         for _ in range(in_flight):
@@ -259,6 +261,16 @@ def _read_batch(reader: TreeReader) -> list[tuple[list[list[Any]], bytes]]:
     while len(frames) < BATCH and (frame := reader.next_frame()) is not None:
         frames.append(frame)
     return frames
+
+
+def _append(data: bytearray, parts: list[list[Any]], payload: bytes) -> None:
+    """A frame of a file read whole; a part AGAIN (it changed while it was read) drops what came before."""
+    offset = 0
+    for _, length, last in parts:
+        if last == AGAIN:
+            data.clear()
+        data += payload[offset:offset + length]
+        offset += length
 
 
 def _write_frames(writer: TreeWriter, frames: list[TransferEvent]) -> None:
@@ -292,7 +304,7 @@ async def _receive(client: LauncherClient, source: str, target: str, work: Plan,
                     if not ended:
                         exchange.post({"op": "credit", "frames": len(frames)})
                     transfer.bytes_sent += sum(len(payload or b"") for _, payload in frames)
-                    transfer.files_sent += sum(1 for event, _ in frames for part in event["parts"] if part[2])
+                    transfer.files_sent += sum(part[2] is True for event, _ in frames for part in event["parts"])
         await _local(writer.finish, work.links, work.attrs, work.dirs)
         transfer.files_sent += len(work.links)
     except BaseException:

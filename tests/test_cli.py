@@ -514,6 +514,39 @@ def test_cli_sys_exit_zero_ends_the_config_like_returning(tmp_path: Path) -> Non
     assert run_cli(tmp_path, "config.py").returncode == 3
 
 
+def test_cli_sys_exit_with_a_message_prints_it_and_stops_the_run(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        import os, sys, time
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.run("touch ../started; sleep 30; touch ../../finished", work_relpath="running")
+        goal.schd("touch ../../queued", work_relpath="queued")
+        while not os.path.exists("ws/started"):
+            time.sleep(0.01)
+        sys.exit("no inputs found: giving up")
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 1, done.stderr
+    assert "\nno inputs found: giving up\n" in "\n" + done.stderr  # on a line of its own, as Python prints it
+    assert "Traceback" not in done.stderr and "SystemExit" not in done.stderr
+    assert "the config called sys.exit(); 2 commands not finished were stopped or never started" in done.stderr
+    assert not (tmp_path / "finished").exists() and not (tmp_path / "queued").exists()
+    assert json.loads((tmp_path / "ws" / "running" / "result.json").read_text())["status"] == "cancelled"
+
+
+def test_cli_sys_exit_status_is_the_exit_status(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        import sys
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.run("sleep 30", work_relpath="running")
+        sys.exit(3)
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 3, done.stderr
+    assert "1 command not finished was stopped or never started" in done.stderr
+
+
 def test_cli_error_in_a_scheduler_function_points_at_it(tmp_path: Path) -> None:
     write_config(tmp_path, """
         from parallux import goal

@@ -211,6 +211,28 @@ def test_dry_run_put_of_a_source_a_planned_command_would_make_is_a_plan_line(tmp
     assert real.stdout.splitlines()[-1] == "tool ran"
 
 
+def test_dry_run_inputs_a_planned_command_would_make_are_a_plan_line(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.run("mkdir -p out && echo built > out/bench", name="build", work_relpath="build").sync()
+        bench = goal.run("cat " + str(goal.args["root"]) + "/out/bench", name="run", work_relpath="run",
+                         inputs=[str(goal.args["root"]) + "/out/bench"], cwd=goal.args["root"])
+        print("read:", bench.sync().read_stdout().strip() if not goal.dry_run else "-")
+    """)
+    dry = run_cli(tmp_path, "config.py", "--dry-run", "--", f"root={tmp_path}")
+    assert dry.returncode == 0, dry.stderr
+    assert f"inputs: {tmp_path / 'out/bench'} (not there yet: made by the run)" in dry.stdout.splitlines()
+    assert not (tmp_path / "out").exists()
+    real = run_cli(tmp_path, "config.py", "--", f"root={tmp_path}")
+    # outside a dry run a missing input is an error at the call (the build made out/ in its own work dir)
+    assert real.returncode == 1 and "inputs: no such file or directory" in real.stderr
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/bench").write_text("built\n")
+    real = run_cli(tmp_path, "config.py", "--", f"root={tmp_path}")
+    assert real.returncode == 0, real.stderr
+    assert real.stdout.splitlines()[-1] == "read: built"
+
+
 def test_put_of_a_missing_source_outside_a_dry_run_is_still_a_clear_error(tmp_path: Path) -> None:
     write_config(tmp_path, """
         from parallux import goal

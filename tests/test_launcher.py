@@ -636,6 +636,23 @@ def test_launcher_takes_over_a_stale_lock(launcher: LauncherClient, tmp_path: Pa
     assert (work / "stdout.txt").read_text() == "mine\n"
 
 
+def test_launcher_takes_over_a_stale_lock_without_writing_through_links(launcher: LauncherClient,
+                                                                          tmp_path: Path) -> None:
+    work, outside = tmp_path / "w", tmp_path / "outside"
+    outside.write_text("precious\n")
+    write_lock(work, run_id="old", host="elsewhere", pid=1, pid_start=1)
+    old = time.time() - _launcher.LOCK_FRESH - 10
+    os.utime(work / _launcher.LOCK_NAME, (old, old))
+    os.symlink(outside, work / f"{_launcher.LOCK_NAME}.tmp{launcher.serving_pid()}")  # its temporary's name
+
+    event = launcher.run(1, sh("true"), work, record={"run_id": "this-run"})
+
+    assert event["ev"] == "exit" and event["returncode"] == 0
+    assert outside.read_text() == "precious\n"
+    assert json.loads((work / _launcher.LOCK_NAME).read_text())["run_id"] == "this-run"
+    assert not (work / _launcher.LOCK_NAME).is_symlink()
+
+
 def test_launcher_a_fresh_lock_of_another_host_counts_as_live(launcher: LauncherClient, tmp_path: Path) -> None:
     work = tmp_path / "w"
     write_lock(work, run_id="there", host="elsewhere", pid=1, pid_start=1)  # mtime: now

@@ -39,6 +39,25 @@ def test_numa_each_command_runs_on_exactly_its_lease(tmp_path: Path) -> None:
     assert "numactl --physcpubind=1 --localalloc -- sh -c" in command_txt
 
 
+def test_numa_node_goes_only_to_runners_that_declare_it(tmp_path: Path) -> None:
+    # The runner without NUMA nodes comes first in the pool: a numa_node command must skip it, never run
+    # there unpinned (docs/reference.md, command option numa_node).
+    write_config(tmp_path, f"""
+        import json
+        from parallux import goal
+        plain = goal.local(name="plain", workspace="ws")
+        pooled = goal.local(name="pooled", workspace="ws", numa_nodes={{0: [0], 1: [1]}})
+        goal.setRunner([plain, pooled])
+        pinned = [goal.schd("{AFFINITY}; echo $PARALLUX_NUMA_NODE", numa_node=1) for _ in range(3)]
+        free = goal.schd("true")
+        goal.issue().sync()
+        print(json.dumps([[h.runner_name, h.result.read_stdout().split()] for h in pinned] + [free.runner_name]))
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [["pooled", ["1", "1"]]] * 3 + ["plain"]
+
+
 def test_numa_membind_option_binds_memory_to_the_node(tmp_path: Path) -> None:
     write_config(tmp_path, """
         from parallux import goal

@@ -323,3 +323,20 @@ def test_run_experience_goal_keeps_working_after_a_now_halt(tmp_path: Path) -> N
     done = run_cli(tmp_path, "config.py")
     assert done.returncode == 1
     assert done.stdout.strip() == "cancelled" and "RunFinishedError" not in done.stderr
+
+
+def test_run_experience_a_long_command_line_is_shortened_where_failures_are_told(tmp_path: Path) -> None:
+    command = "echo boom >&2; exit 3 # " + "x" * 100_000
+    write_config(tmp_path, f"""
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.run("{command}", work_relpath="long")
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 1
+    shortened = f"    command:  {command[:200]}... ({len(command)} bytes; full text in {tmp_path}/ws/long/command.txt)"
+    assert done.stderr.count(shortened) == 2, done.stderr[:3000]  # the live failure line and the summary
+    assert len(done.stderr) < 5000 and "| boom" in done.stderr
+    assert (tmp_path / "ws" / "long" / "command.txt").read_text().startswith(command + "\n")  # kept whole
+    finished = [e for e in log_events(log_path_of(done.stderr)) if e.get("command")]
+    assert [e["command"] for e in finished] == [command]

@@ -257,8 +257,8 @@ def gone_because(seat: Seat) -> str:
 
 
 def could_not_execute(result: Result) -> bool:
-    """The runner could not run it at all: a launch or transport error (not another run's work dir lock), or
-    the shell's 126/127."""
-    if result.status == Status.ERROR:  # (not another run's lock, nor a launcher that went away under it)
-        return result._kind != "locked" and result._kind not in CUT_SHORT
+    """The runner could not run it at all: a launch or transport error (not another run's work dir lock, nor a
+    link planted in the work dir), or the shell's 126/127."""
+    if result.status == Status.ERROR:  # (nor a launcher that went away under it)
+        return result._kind not in ("locked", "unsafe") and result._kind not in CUT_SHORT
     return result.status == Status.FAILED and result.returncode in CANNOT_EXECUTE

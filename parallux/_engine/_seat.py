@@ -237,7 +237,7 @@ class Seat:
                 variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
         job_id, job = self.client.run(
             argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
-            work_dir=command.work_dir, cwd=command.cwd, command_text=command.command_text,
+            work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
             wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
             mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
             record={"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,

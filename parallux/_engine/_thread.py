@@ -7,6 +7,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import trio
 
+from .. import _forks
+
 T = TypeVar("T")
 
 
@@ -63,6 +65,7 @@ class LoopThread:
         return trio.from_thread.run(fn, *args, trio_token=self._token)
 
     def _check_alive(self) -> None:
+        _forks.refuse()  # a child the config forked has no engine thread: the call would never return
         if self._crash is not None:
             raise RuntimeError("the parallux engine stopped") from self._crash
 

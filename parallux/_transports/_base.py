@@ -45,6 +45,10 @@ class Transport:
     kind = "local"
     watchdog = WATCHDOG  # what the seat asks of the launcher in its hello; parallux pings at a sixth of it
     hello: dict[str, Any] = {}  # more of the hello request (a Slurm launcher: SIGTERM means "error")
+    # What a user types, followed by one shell command (as one argument), to run that command where the
+    # launcher's files are (empty: here). The run log keeps it, so that ``parallux clean`` can say how to
+    # clean a remote workspace.
+    login: tuple[str, ...] = ()
 
     def describe(self, name: str) -> str:
         """How reports name a runner on this transport."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -50,8 +51,11 @@ class LocalTransport(Transport):
             except OSError as exc:
                 raise RunnerError(f"{self.describe(name)}: cannot start the launcher: {exc}") from exc
         self._process = process
-        async with launcher_streams(process) as streams:
-            yield streams
+        try:
+            async with launcher_streams(process) as streams:
+                yield streams
+        finally:
+            relay_stderr(process)
 
     def lost(self, mark_prefix: str, why: str) -> None:
         """The launcher died unasked (OOM killer, kill -9). Its guardian stops what it left; should the
@@ -66,6 +70,21 @@ class LocalTransport(Transport):
     @property
     def local(self) -> bool:
         return True
+
+
+def relay_stderr(process: subprocess.Popen[bytes]) -> None:
+    """What an ended launcher wrote on its stderr (a file: see ``_prespawn.start_launcher``), on parallux's."""
+    said = process.stderr
+    assert said is not None
+    with said:
+        said.seek(0)
+        text = said.read().decode(errors="replace")
+    if text:
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):  # the terminal is gone
+            pass
 
 
 class ExitReporting(trio.abc.ReceiveStream):

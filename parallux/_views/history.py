@@ -6,14 +6,17 @@ runs`` stays quick however big the runs are.
 
 from __future__ import annotations
 
-import json
+import mmap
 import os
+import stat
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .._statedir import LATEST, config_dir, default_log_dir
+from . import jsonl, logfile
 from .records import HistoryError, run_state
+from .schema import problem
 
 TAIL_BYTES = 64 * 1024
 
@@ -76,58 +79,89 @@ def _logs_in(directory: str) -> list[str]:
         return []
 
 
-def read_entry(path: str) -> RunEntry | None:
-    """The first and the last lines of a log; None when it is not a readable run log."""
+def read_entry(path: str, problems: list[tuple[int, str]] | None = None) -> RunEntry | None:
+    """The run of a log, from its first and last lines; None when it is not a readable run log. The run is
+    the one the file's name says (a run id, in the history), when the file holds several (a log written
+    before each run had its own). A record read that does not fit is added to ``problems``."""
+    problems = [] if problems is None else problems
     try:
-        with open(path, "rb") as f:
-            first = f.readline()
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(len(first), size - TAIL_BYTES))
-            tail = f.read()
-            info = json.loads(first)
-            finished, last_time = _last_event(tail)
-            started = _started_commands(f, info, finished)
-    except (OSError, ValueError):
+        if not stat.S_ISREG(os.stat(path).st_mode):  # (a FIFO would block the listing)
+            return None
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _entry(path, data, problems)
+    except (OSError, ValueError):  # unreadable, or empty (mmap refuses an empty file)
         return None
-    if not isinstance(info, dict) or info.get("event") != "run_started":
+
+
+def _entry(path: str, data: Any, problems: list[tuple[int, str]]) -> RunEntry | None:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    found = logfile.Runs(data).find(stem)
+    if found is None:
         return None
-    run_id = str(info.get("run_id") or os.path.splitext(os.path.basename(path))[0])
+    start, end = found
+    first_end = data.find(b"\n", start, end)
+    first_end = end if first_end < 0 else first_end
+    info = _fitting(data[start:first_end], lambda: _line_of(data, start), problems)
+    if info is None or info.get("event") != "run_started":
+        return None
+    finished, last_time = _last_event(data, max(first_end, end - TAIL_BYTES), end, problems)
+    started = _started_commands(data, start, end, finished)
+    run_id = info.get("run_id") or stem
     return RunEntry(run_id, path, info, finished, last_time if last_time is not None else info.get("time"), started)
 
 
-def _last_event(tail: bytes) -> tuple[dict[str, Any] | None, float | None]:
+def _fitting(line: bytes, number: Callable[[], int], problems: list[tuple[int, str]]) -> dict[str, Any] | None:
+    """The record on a line, when it is one that fits (one that does not is added to ``problems``)."""
+    try:
+        record = jsonl.loads(line)
+    except ValueError:
+        return None
+    why = problem(record)
+    if why is not None:
+        problems.append((number(), why))
+        return None
+    return record
+
+
+def _line_of(data: Any, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1
+
+
+def _last_event(data: Any, start: int, end: int,
+                problems: list[tuple[int, str]]) -> tuple[dict[str, Any] | None, float | None]:
+    """The last record of the run that fits: its summary if it is one, and its time."""
+    tail = data[start:end]
+    offset = len(tail) + 1
     for line in reversed(tail.split(b"\n")):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            return (record if record.get("event") == "run_finished" else None), record.get("time")
+        offset -= len(line) + 1  # where the line begins in the tail
+        record = _fitting(line, lambda: _line_of(data, start + offset), problems) if line.strip() else None
+        if record is not None:
+            when = record.get("time")
+            return (record if record.get("event") == "run_finished" else None), \
+                when if type(when) in (int, float) else None
     return None, None
 
 
-def _started_commands(f: Any, info: dict[str, Any], finished: dict[str, Any] | None) -> bool:
+def _started_commands(data: Any, start: int, end: int, finished: dict[str, Any] | None) -> bool:
     """Did the run start a command? Its summary says so (schema 2); else look for a started event."""
     if finished is not None and "started" in finished:
         return bool(finished["started"])
     if finished is not None and finished.get("busy_seconds"):  # schema 1: command time means commands ran
         return True
-    f.seek(0)
-    previous = b""
-    while chunk := f.read(1 << 20):
-        if b'"event":"started"' in previous[-32:] + chunk:
-            return True
-        previous = chunk
-    return False
+    return data.find(b'"event":"started"', start, end) >= 0
 
 
-def list_runs(config: str | None = None, every: bool = False, limit: int | None = None,
-              root: str | None = None) -> list[RunEntry]:
-    """Runs newest first: those that started commands, or ``every`` run (config errors too)."""
+def list_runs(config: str | None = None, every: bool = False, limit: int | None = None, root: str | None = None,
+              warn: Callable[[str, list[tuple[int, str]]], None] | None = None) -> list[RunEntry]:
+    """Runs newest first: those that started commands, or ``every`` run (config errors too). ``warn`` is told
+    of the records of a log that were skipped (a log whose first record does not fit is left out)."""
     wanted = os.path.abspath(config) if config else None
     entries = []
     for path in history_files(config, root):
-        entry = read_entry(path)
+        problems: list[tuple[int, str]] = []
+        entry = read_entry(path, problems)
+        if problems and warn is not None:
+            warn(os.path.realpath(path), problems)
         if entry is None or (wanted and entry.info.get("config") != wanted):
             continue
         if every or entry.started:
@@ -162,7 +196,8 @@ def resolve_run(spec: str | None, config: str | None = None, root: str | None = 
 def _latest(config: str | None, root: str) -> str:
     link = os.path.join(config_dir(config, root) if config else root, LATEST)
     if os.path.exists(link):
-        return os.path.realpath(link)
+        # the history entry it points to, named by its run id (which says the run, in a file of several)
+        return os.path.join(os.path.dirname(link), os.readlink(link)) if os.path.islink(link) else link
     runs = list_runs(config, root=root, limit=1)
     if runs:
         return runs[0].path

@@ -17,7 +17,14 @@ try:
 except ImportError:  # pragma: no cover - depends on the installation
     orjson = None
 
-_decode = json.JSONDecoder().raw_decode
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a number a run log holds")
+
+
+# NaN and Infinity are not JSON (orjson refuses them; json takes them unless told not to)
+_decode = json.JSONDecoder(parse_constant=_refuse).raw_decode
 
 
 def split_lines(data: bytes) -> list[Any]:
@@ -28,14 +35,28 @@ def split_lines(data: bytes) -> list[Any]:
 
 
 def loads(line: bytes | str) -> Any:
-    """One JSON value; ValueError when the line is not (a half-written last line)."""
+    """One JSON value; ValueError when the line is not one (a half-written last line, two glued together,
+    a nesting too deep, or a lone surrogate that no file name could have given: see ``_strict``)."""
     if orjson is not None:
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError:
             if isinstance(line, bytes):
                 line = line.decode("utf-8", "replace")
-    return _decode(line)[0]
+    return _strict(line)  # type: ignore[arg-type]
+
+
+def _strict(line: str) -> Any:
+    """What orjson refused, through json: the whole line one value, its text writable back as a name's bytes
+    (``surrogateescape`` holds \\udc80-\\udcff, what undecodable bytes of a file name become, and no other)."""
+    try:
+        value, end = _decode(line)
+    except RecursionError as exc:
+        raise ValueError("nested too deep") from exc
+    if line[end:].strip():
+        raise ValueError("more than one value on the line")
+    json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogateescape")  # UnicodeEncodeError: a ValueError
+    return value
 
 
 def prefix(text: str, like: bytes | str) -> bytes | str:

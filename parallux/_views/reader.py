@@ -10,32 +10,62 @@ from __future__ import annotations
 import gc
 import os
 import socket
+from operator import attrgetter
 from typing import Any
 
-from . import jsonl
+from . import jsonl, logfile
 from .records import Attempt, CommandRecord, HistoryError, Run
+from .schema import COMMAND_EVENTS, HIGHEST, LOWEST, objects_fit, problem
 
 STDERR_TAIL_BYTES = 4096
 
 
 def load_run(path: str) -> Run:
-    """Read a run log. A half-written last line (the run is going) and torn lines are skipped."""
+    """Read a run log: the records of its run only (a file written before each run had its own may hold
+    several: the one named by the file's name, a run id in the history, else the last). A record that does
+    not fit (``schema``), a torn line and a half-written last line (the run is going) are skipped."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise HistoryError(f"cannot read the run log {path}: {exc.strerror}") from exc
-    builder = _RunBuilder(path)
+    start, end, others = logfile.Runs(data).pick(os.path.splitext(os.path.basename(path))[0])
+    lines = jsonl.split_lines(data[start:end] if (start, end) != (0, len(data)) else data)
+    where = (os.path.realpath(path), data.count(b"\n", 0, start) + 1, end == len(data))
     # Hundreds of thousands of small dicts and no cycles among them: the cyclic collector would walk them
     # again and again as they pile up (a third of the time for 100,000 commands), for nothing.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        builder.read(jsonl.split_lines(data))
-        return builder.build()
+        run = _build(lines, *where, strict=False)
+        if run is None:
+            run = _build(lines, *where, strict=True)
     finally:
         if collecting:
             gc.enable()
+    assert run is not None
+    run.other_runs = others
+    return run
+
+
+def _build(lines: list[Any], path: str, first_line: int, torn_end: bool, strict: bool) -> Run | None:
+    """The run, read optimistically: every record of a command taken as it comes, and the commands and
+    attempts built checked at the end, field by field over all of them (a few passes in C: checking each
+    record on its own would add half the reading time). None when they do not all fit (or a value broke
+    the reading): then ``strict`` reads again, each record checked, and those that do not fit skipped."""
+    builder = _RunBuilder(path, first_line, torn_end, strict)
+    if strict:
+        builder.read(lines)
+        return builder.build()
+    try:
+        builder.read(lines)
+        run = builder.build()
+    except HistoryError:
+        raise
+    except Exception:  # whatever a value of the wrong type broke: the strict reading finds and skips it
+        return None
+    attempts = [*run.attempts(), *builder.unlisted]
+    return run if objects_fit(run.commands, attempts) else None
 
 
 _STARTED = '{"event":"started",'
@@ -59,17 +89,23 @@ def _started_attempt(record: dict[str, Any], number: int) -> Attempt:
 
 
 class _RunBuilder:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, first_line: int = 1, torn_end: bool = True, strict: bool = True) -> None:
         self.path = path
+        self.strict = strict          # check every record (else only the few that are not a command's)
+        self.first_line = first_line  # the number of the run's first line in its file
+        self.torn_end = torn_end      # the run's lines end the file: its last may be half written
         self.info: dict[str, Any] = {}
         self.runners: dict[str, dict[str, Any]] = {}
         self.commands: dict[int, CommandRecord] = {}
         self.finished: dict[str, Any] | None = None
         self.last_time: float | None = None
         self.skipped = 0
+        self.problems: list[tuple[int, str]] = []  # (line number, why) of each record skipped
         # A started event is read only if no retrying/finished event follows it (the attempt still runs):
-        # those repeat its fields. Skipping it saves a third of the parsing. seq -> the line.
-        self.pending_starts: dict[int, Any] = {}
+        # those repeat its fields. Skipping it saves a third of the parsing. seq -> the index of its line.
+        self.pending_starts: dict[int, int] = {}
+        self.lines: list[Any] = []
+        self.unlisted: list[Attempt] = []  # how commands ended that did not run here (resumed, cancelled)
         self.handlers = {"run_started": self._on_run_started, "runner": self._on_runner,
                          "run_finished": self._on_run_finished, "queued": self._on_queued,
                          "started": self._on_started, "retrying": self._on_retrying,
@@ -78,22 +114,29 @@ class _RunBuilder:
     def read(self, lines: list[Any]) -> None:
         """Every event, in order. The hot path (queued and finished: two thirds of the lines) is inlined:
         100,000 commands are 300,000 lines, and each Python call per line costs tens of milliseconds."""
+        self.lines = lines
         decode, pending, handlers, commands = jsonl.loads, self.pending_starts, self.handlers, self.commands
+        strict = self.strict
         started = jsonl.prefix(_STARTED, lines[0] if lines else "")
-        for line in lines:
+        for index, line in enumerate(lines):
             if not line:
                 continue
             if line.startswith(started):
                 seq = _seq_of(line)
                 if seq is not None:
-                    pending[seq] = line
+                    pending[seq] = index
                     continue
             try:
                 record = decode(line)
-                event = record["event"]
-            except (ValueError, KeyError, TypeError):
-                self.skipped += 1
+            except ValueError:
+                self._unreadable(index)
                 continue
+            if strict or type(record) is not dict or record.get("event") not in COMMAND_EVENTS:
+                why = problem(record)
+                if why is not None:
+                    self.problems.append((self.first_line + index, why))
+                    continue
+            event = record["event"]
             if event == "finished":
                 seq = record.get("seq")
                 command = commands.get(seq)  # type: ignore[arg-type]
@@ -101,30 +144,38 @@ class _RunBuilder:
                         and record.get("start") is not None:
                     command.ended = attempt = _ended_attempt(record, 0)
                     command.attempts.append(attempt)
-                    command.finished_at = record["time"]
+                    command.finished_at = record.get("time")
                     command.status = attempt.status
                     if seq in pending:
                         del pending[seq]
                     continue
             elif event == "queued":
-                seq = record.get("seq")
+                seq = record["seq"]
                 if seq not in commands:
                     get = record.get
-                    commands[seq] = CommandRecord(seq, get("name", ""), get("command"), get("work_relpath"),  # type: ignore[index]
-                                                  get("time"))
+                    commands[seq] = CommandRecord(seq, get("name", ""), get("command"), get("work_relpath"),
+                                                  get("time"), work_generated=get("work_generated"))
                     continue
             handler = handlers.get(event)
             if handler is not None:
                 handler(record)
         self.last_time = _last_time(lines)
 
-    def _parse(self, line: Any) -> dict[str, Any] | None:
+    def _unreadable(self, index: int) -> None:
+        self.skipped += 1
+        if not (self.torn_end and index == len(self.lines) - 1):  # (the last line: being written, not torn)
+            self.problems.append((self.first_line + index, "not a JSON record (a torn line?)"))
+
+    def _record(self, index: int) -> dict[str, Any] | None:
+        """The record on a line; None when it is not one (counted) or does not fit (named, for a warning)."""
         try:
-            record = jsonl.loads(line)
-            if not isinstance(record, dict) or "event" not in record:
-                raise ValueError(line)
+            record = jsonl.loads(self.lines[index])
         except ValueError:
-            self.skipped += 1
+            self._unreadable(index)
+            return None
+        why = problem(record)
+        if why is not None:
+            self.problems.append((self.first_line + index, why))
             return None
         return record
 
@@ -148,6 +199,7 @@ class _RunBuilder:
         command = self._command(record)
         command.command = record.get("command")
         command.work_relpath = record.get("work_relpath")
+        command.work_generated = record.get("work_generated")
         command.queued = record.get("time")
 
     def _on_started(self, record: dict[str, Any]) -> None:
@@ -166,6 +218,8 @@ class _RunBuilder:
             attempt = _ended_attempt(record, len(attempts))
             if not record.get("resumed") and record.get("start") is not None:
                 attempts.append(attempt)
+            else:
+                self.unlisted.append(attempt)
             # else it did not run in this run: resumed from an earlier one, or cancelled while queued
         return command, attempt
 
@@ -179,14 +233,15 @@ class _RunBuilder:
         command.resumed = bool(record.get("resumed"))
 
     def build(self) -> Run:
-        for line in list(self.pending_starts.values()):  # attempts still running
-            record = self._parse(line)
+        for index in sorted(self.pending_starts.values()):  # attempts still running
+            record = self._record(index)
             if record is not None:
                 self._on_started(record)
         if not self.info and not self.commands:
             raise HistoryError(f"{self.path} is not a parallux run log (no run_started event)")
-        commands = sorted(self.commands.values(), key=lambda c: (c.seq is None, c.seq or 0))
-        return Run(self.path, self.info, self.runners, commands, self.finished, self.last_time, self.skipped)
+        commands = sorted(self.commands.values(), key=attrgetter("seq"))
+        return Run(self.path, self.info, self.runners, commands, self.finished, self.last_time, self.skipped,
+                   sorted(self.problems))
 
 
 def _last_time(lines: list[Any]) -> float | None:
@@ -196,7 +251,8 @@ def _last_time(lines: list[Any]) -> float | None:
             record = jsonl.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and isinstance(record.get("time"), (int, float)):
+        if problem(record) is None and type(record.get("time")) in (int, float) \
+                and LOWEST <= record["time"] <= HIGHEST:
             return float(record["time"])
     return None
 

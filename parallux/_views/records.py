@@ -82,6 +82,7 @@ class CommandRecord:
     #                                       did not run in this run (resumed, or cancelled while queued)
     finished_at: float | None = None      # the time of its finished event
     resumed: bool = False
+    work_generated: bool | None = None    # parallux made its work_relpath up (None: a log from before that was said)
 
     @property
     def last(self) -> Attempt | None:
@@ -133,6 +134,8 @@ class Run:
     finished: dict[str, Any] | None           # run_finished, None while running or after a SIGKILL
     last_time: float | None                   # the last event's time
     skipped_lines: int = 0                    # lines that were not JSON (a torn write)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, why) of each record skipped
+    other_runs: list[str] = field(default_factory=list)  # the ids of other runs in its file (an old log)
 
     @property
     def run_id(self) -> str:
@@ -197,6 +200,8 @@ def run_state(info: dict[str, Any], finished: dict[str, Any] | None) -> str:
 
 
 def _alive(pid: int) -> bool:
+    if not 0 < pid < 1 << 22:  # no process has it (and os.kill would take <= 0 for a process group)
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,4 +1,4 @@
-"""``parallux runs|show|report|export|compare``: each subcommand's options, and the dispatch to its view.
+"""``parallux runs|show|report|export|compare|clean``: each subcommand's options, and the dispatch to its view.
 
 ``parallux WORD ...`` with one of these words first runs the subcommand (the CLI sends it here); a config file
 that happens to be named like one is run as ``parallux ./runs``. Every subcommand reads run logs only, so it
@@ -25,6 +25,7 @@ from .output import (cell, clock_text, counts_text, print_json, print_table, sec
                      write_delimited, write_json_rows)
 from .reader import load_run
 from .records import HistoryError, Run
+from .schema import skipped_text
 from .show import TABLE_HEADERS, command_row, select, summary_text, table_row, write_rows
 from .target import TargetError, check_target, write_target
 
@@ -85,7 +86,14 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     compare.add_argument("run_b", metavar="RUN_B", help="the run compared with it")
     compare.add_argument("--config", metavar="PATH", help="look the run ids up among this config's runs")
     _add_format(compare)
-    parsers = {"runs": runs, "show": show, "report": report, "export": export, "compare": compare}
+    clean = _parser("clean", "Remove old runs: their logs, the work dirs generated for them on this machine, "
+                             "and .history copies older than every run kept.")
+    clean.add_argument("--config", metavar="PATH", help="only the runs of this config")
+    clean.add_argument("--keep", type=positive, default=10, metavar="N",
+                       help="keep the newest N runs of each config that started commands, and the newest N that "
+                            "started none (default 10); runs still going are always kept")
+    clean.add_argument("--dry-run", action="store_true", help="say what would be removed, and remove nothing")
+    parsers = {"runs": runs, "show": show, "report": report, "export": export, "compare": compare, "clean": clean}
     assert tuple(parsers) == SUBCOMMANDS
     return parsers
 
@@ -130,7 +138,14 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _load(spec: str | None, config: str | None) -> Run:
-    return load_run(resolve_run(spec, config))
+    """The run, and on stderr a word on what of its log was skipped, and on other runs in its file."""
+    run = load_run(resolve_run(spec, config))
+    if run.problems:
+        print(skipped_text(run.path, run.problems), file=sys.stderr)
+    if run.other_runs:
+        print(f"parallux: {run.path} holds {len(run.other_runs) + 1} runs: this is its last, {run.run_id} "
+              f"(give a run id for another: {', '.join(run.other_runs)})", file=sys.stderr)
+    return run
 
 
 # -- runs ------------------------------------------------------------------------------------------------
@@ -138,7 +153,8 @@ def _load(spec: str | None, config: str | None) -> Run:
 
 def command_runs(args: argparse.Namespace) -> int:
     limit = args.n if args.n is not None else (None if args.all else 20)
-    entries = list_runs(args.config, every=args.all, limit=limit)
+    entries = list_runs(args.config, every=args.all, limit=limit,
+                        warn=lambda path, problems: print(skipped_text(path, problems), file=sys.stderr))
     if args.format == "json":
         print_json([e.as_dict() for e in entries])
         return EXIT_OK
@@ -241,3 +257,11 @@ def command_compare(args: argparse.Namespace) -> int:
     else:
         print(compare_text(result))
     return EXIT_OK
+
+
+# -- clean -----------------------------------------------------------------------------------------------
+
+
+def command_clean(args: argparse.Namespace) -> int:
+    from .clean import clean  # (the launcher, which it asks about locks, is imported only here)
+    return clean(args.config, args.keep, args.dry_run)

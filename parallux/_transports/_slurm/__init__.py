@@ -49,6 +49,7 @@ class SlurmTransport(Transport):
         self.index = index
         self.python = python
         self.node: str | None = allocation.node_names[index] if allocation.node_names else None
+        self.login = srun_login(allocation.request, self.node)
         self._generation: int | None = None
         self._stderr: deque[str] = deque(maxlen=STDERR_KEPT)
         self._given_up: str | None = None
@@ -134,6 +135,7 @@ class SlurmTransport(Transport):
         """Wait for the allocation (a new one if the last ended), then srun the launcher on this node."""
         try:
             self._generation, self.node = await self.allocation.node(self.index, self._generation)
+            self.login = srun_login(self.allocation.request, self.node)
         except Closed:
             self._given_up = self._given_up or self.allocation.failure or "the run is ending"
             raise RunnerError(f"{self.describe(name)}: {self._given_up}") from None
@@ -208,3 +210,11 @@ def allocate(request: slurm.Request, *, dry_run: bool) -> Allocation:
     allocation = Allocation(request, job_id=job_id, own=True, time_limit=time_limit or limit)
     allocation.state, allocation.reason = state or allocation.state, reason
     return allocation
+
+
+def srun_login(request: slurm.Request, node: str | None) -> tuple[str, ...]:
+    """A one-task job on the node, for a user to run a shell command there (the allocation may be long gone
+    by the time it is typed)."""
+    options = [f"--{key}={value}" for key, value in (("partition", request.partition), ("account", request.account))
+               if value is not None]
+    return ("srun", "--nodes=1", "--ntasks=1", *options, *([f"--nodelist={node}"] if node else []), "sh", "-c")

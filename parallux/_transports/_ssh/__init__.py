@@ -53,6 +53,9 @@ class SshTransport(Transport):
         self.python: str | None = self._settings.pop("python")  # None: DEFAULT_PYTHONS, in order
         self.watchdog = self._settings.pop("watchdog", self.watchdog)
         self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
+        # the host as the config names it: an alias of the user's ssh config works in their shell too
+        self.login = ("ssh", *(("-p", str(self.port)) if self.port else ()),
+                      f"{self.user}@{self.host}" if self.user else self.host)
         self._aio_loop: Any = None
         self._conn: Any = None
         self._abort_timer: Any = None

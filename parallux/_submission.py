@@ -1,0 +1,79 @@
+"""The config's commands on their way to the engine: registered by ``schd()``, handed over in groups by
+``issue()``, one at a time by ``run()`` and ``runner.run()``, and what is left registered at the config's end.
+
+Before the first command goes, the declared arguments are checked (an undeclared ``key=`` must stop the run
+before anything starts); before a group goes, ``--resume`` looks for the records that make its commands
+unnecessary. :class:`Goal` keeps the config's vocabulary; this keeps the queue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._arguments import Arguments
+from ._errors import ConfigError
+from ._handles import Command, Group
+from ._pool import Pool, TransportFor
+from ._registration import Registrar
+from ._resume import find_completed
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._runner import Runner
+
+
+class Submissions:
+    """Every command of a run, from its registration to its submission; owns the pool its runners come
+    from, since ``runner.run()`` submits through here."""
+
+    def __init__(self, engine: Engine, arguments: Arguments, *, run_id: str, resume: bool, retries: int,
+                 dry_run: bool, transport_for: TransportFor) -> None:
+        self._engine = engine
+        self._arguments = arguments
+        self.pool = Pool(engine, self.run_pinned, transport_for, dry_run)
+        self.registrar = Registrar(self.pool, engine.completion, run_id, resume, retries, dry_run)
+        self._registered: list[Command] = []
+        self._groups: list[Group] = []
+
+    def register(self, command: str | list[str], options: dict[str, Any], where: str) -> Command:
+        handle = self.registrar.make(command, options, pin=None, where=where)
+        self._registered.append(handle)
+        return handle
+
+    def issue(self) -> Group:
+        group = Group(self._registered, self._engine.completion)
+        self._registered = []
+        return self.submit(group)
+
+    def run(self, command: str | list[str], options: dict[str, Any], where: str) -> Command:
+        handle = self.registrar.make(command, options, pin=None, where=where)
+        self.submit(Group([handle], self._engine.completion))
+        return handle
+
+    def run_pinned(self, runner: Runner, command: str | list[str], options: dict[str, Any]) -> Command:
+        if "runner" in options:
+            raise ConfigError(f"{runner.name}.run() is pinned to its runner; it takes no runner= option")
+        handle = self.registrar.make(command, options, pin=self.pool.runner_of(runner),
+                                     where=f"{runner.name}.run()")
+        self.submit(Group([handle], self._engine.completion))
+        return handle
+
+    def submit(self, group: Group) -> Group:
+        self._arguments.check()
+        self._groups.append(group)
+        find_completed([handle for handle in group.commands if handle.resume_check],
+                       lambda seat, work_dirs: self._engine.call_async(seat.records, work_dirs),
+                       warn=self._engine.observers.notice)
+        if group.commands:
+            self._engine.call(self._engine.submit, group)
+        return group
+
+    def issue_leftovers(self) -> None:
+        """At the config's end: what it registered and never issued goes now."""
+        self._arguments.check()  # (a config that submitted nothing is checked here, at its end)
+        if self._registered:
+            self.issue()
+
+    def all_commands(self) -> list[Command]:
+        """Every command of the run: submitted, and registered but never issued."""
+        return [c for g in self._groups for c in g.commands] + self._registered

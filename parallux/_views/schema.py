@@ -1,0 +1,237 @@
+"""What each record of a run log must hold for the views to read it: the type of every field they use.
+
+A record that does not fit -- a list as ``seq``, text as a time, a number as a name, a time past any
+calendar -- is skipped whole (and named, with its file and line, in one warning), never half read: what the
+views get from a record is then always what they expect, so no value in a log can make a view fail. Fields
+the views do not know (a later schema's) are left alone; so are events they do not read.
+
+Two checks say the same: ``problem`` judges one record (its shape, the fields and their types, once per
+shape; its numbers and lists on each), and ``objects_fit`` the commands and attempts the reader built from
+records it took unchecked, all at once (a few passes in C): the reader's fast way, for the 200,000 records of
+a 100,000-command run, with ``problem`` as its way back when that fails (``reader``).
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from operator import attrgetter, itemgetter
+from typing import Any, Callable
+
+# Numbers (times, durations, counts, sizes) must lie within these: an epoch beyond them has no calendar date
+# (strftime and datetime fail on it), and every count or size a run can have is far inside them.
+LOWEST, HIGHEST = -1e10, 1e11
+
+_NONE = type(None)
+INT = (int,)
+NUMBER = (int, float)
+TEXT = (str,)
+FLAG = (bool,)
+LIST = (list,)
+OBJECT = (dict,)
+
+
+def _maybe(kinds: tuple[type, ...]) -> tuple[type, ...]:
+    return (*kinds, _NONE)
+
+
+_WHERE = {"runner": _maybe(TEXT), "host": _maybe(TEXT), "work_dir": _maybe(TEXT), "cores": _maybe(LIST),
+          "numa_node": _maybe(INT), "attempt": INT}
+_OUTCOME = {"status": _maybe(TEXT), "returncode": _maybe(INT), "start": _maybe(NUMBER), "end": _maybe(NUMBER),
+            "duration": _maybe(NUMBER), "user_seconds": _maybe(NUMBER), "system_seconds": _maybe(NUMBER),
+            "max_rss_kb": _maybe(NUMBER), "signal": _maybe(INT), "error": _maybe(TEXT), "resumed": _maybe(FLAG),
+            "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT)}
+_COMMAND = {"event": TEXT, "time": NUMBER, "seq": INT, "name": TEXT}
+
+
+class Spec:
+    """One event's fields: their types, those that must be there, and what is checked beyond the type."""
+
+    def __init__(self, fields: dict[str, tuple[type, ...]], required: tuple[str, ...] = (),
+                 int_lists: tuple[str, ...] = (), text_lists: tuple[str, ...] = (),
+                 mappings: dict[str, tuple[type, ...]] | None = None) -> None:
+        self.fields = fields
+        self.required = required
+        self.numbers = tuple(k for k, kinds in fields.items() if int in kinds)
+        self.int_lists = int_lists          # lists of numbers (cores)
+        self.text_lists = text_lists        # lists of text (argv)
+        self.mappings = mappings or {}      # objects: text -> a value of these types (counts)
+
+
+SPECS = {
+    "run_started": Spec({"event": TEXT, "schema": INT, "run_id": TEXT, "config": _maybe(TEXT), "argv": LIST,
+                         "time": NUMBER, "pid": _maybe(INT), "host": _maybe(TEXT), "python": _maybe(TEXT),
+                         "parallux": _maybe(TEXT), "cwd": _maybe(TEXT), "log": _maybe(TEXT)},
+                        text_lists=("argv",)),
+    "runner": Spec({"event": TEXT, "time": NUMBER, "name": TEXT, "kind": _maybe(TEXT), "host": _maybe(TEXT),
+                    "workspace": _maybe(TEXT), "login": _maybe(LIST),
+                    "max_jobs": _maybe(INT), "logical_cores": _maybe(INT), "core_pool": _maybe(LIST),
+                    "numa_nodes": _maybe(OBJECT)},
+                   required=("name",), int_lists=("core_pool",), text_lists=("login",),
+                   mappings={"numa_nodes": LIST}),
+    "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT),
+                    "work_generated": _maybe(FLAG)}, required=("seq",)),
+    "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
+    "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
+    "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
+    "run_finished": Spec({"event": TEXT, "time": NUMBER, "counts": OBJECT, "elapsed": _maybe(NUMBER),
+                          "retries": _maybe(INT), "resumed": _maybe(INT), "busy_seconds": _maybe(OBJECT),
+                          "started": _maybe(INT), "exit_status": _maybe(INT), "halted": _maybe(TEXT)},
+                         mappings={"counts": INT, "busy_seconds": NUMBER}),
+}
+
+
+COMMAND_EVENTS = frozenset(("queued", "started", "retrying", "finished"))
+
+# What the reader builds from a command's records (``records``), each attribute's types: for the bulk check.
+_MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = {int, float, _NONE}, {int, _NONE}, {str, _NONE}
+_COMMAND_ATTRIBUTES = {"seq": {int}, "name": {str}, "command": _MAYBE_TEXT, "work_relpath": _MAYBE_TEXT,
+                       "queued": _MAYBE_NUMBER, "finished_at": _MAYBE_NUMBER,
+                       "work_generated": {bool, _NONE}}  # (status: its attempt's)
+_ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "host": _MAYBE_TEXT,
+                       "cores": {list}, "numa_node": _MAYBE_INT, "work_dir": _MAYBE_TEXT, "start": _MAYBE_NUMBER,
+                       "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,
+                       "user_seconds": _MAYBE_NUMBER, "system_seconds": _MAYBE_NUMBER,
+                       "max_rss_kb": _MAYBE_NUMBER, "signal": _MAYBE_INT, "error": _MAYBE_TEXT,
+                       "stderr_tail": _MAYBE_TEXT}
+
+
+def _grouped(attributes: dict[str, set[type]]) -> list[tuple[Callable[[Any], Any], frozenset[type], bool]]:
+    """The attributes grouped by the types they may have: (a getter of them all, those types, one or more)."""
+    groups: dict[frozenset[type], list[str]] = {}
+    for name, kinds in attributes.items():
+        groups.setdefault(frozenset(kinds), []).append(name)
+    return [(attrgetter(*names), kinds, len(names) > 1) for kinds, names in groups.items()]
+
+
+_COMMAND_GROUPS, _ATTEMPT_GROUPS = _grouped(_COMMAND_ATTRIBUTES), _grouped(_ATTEMPT_ATTRIBUTES)
+
+
+def objects_fit(commands: list[Any], attempts: list[Any]) -> bool:
+    """Do the commands and attempts read without checking each record hold what ``problem`` lets through?
+    Checked over all of them at once, in C: one pass per group of attributes of the same types."""
+    return (_groups_fit(commands, _COMMAND_GROUPS) and _groups_fit(attempts, _ATTEMPT_GROUPS)
+            and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int})))
+
+
+def _groups_fit(objects: list[Any], groups: list[tuple[Callable[[Any], Any], frozenset[type], bool]]) -> bool:
+    for getter, kinds, several in groups:
+        values = list(chain.from_iterable(map(getter, objects)) if several else map(getter, objects))
+        if not _values_fit(values, kinds):
+            return False
+    return True
+
+
+def _values_fit(values: list[Any], kinds: frozenset[type]) -> bool:
+    """Values all of these types, and the numbers among them in range."""
+    if not set(map(type, values)) <= kinds:
+        return False
+    if int not in kinds:
+        return True
+    numbers = list(filter(None, values))  # (None and 0 left out: 0 is in range)
+    return not numbers or (LOWEST <= min(numbers) and max(numbers) <= HIGHEST)
+
+
+def problem(record: Any) -> str | None:
+    """Why ``record`` does not fit a run log (None: it fits, or it is an event the views do not read).
+
+    A record's shape (its fields and their types) is judged once: a run's records have a handful of shapes.
+    What the shape cannot tell -- whether its numbers are in range, what its lists hold -- is checked on each.
+    """
+    if type(record) is not dict:
+        return f"a JSON {_kind(record)}, not an object"
+    shape = (tuple(record), tuple(map(type, record.values())))
+    verdict = _SHAPES.get(shape)
+    if verdict is None:
+        if len(_SHAPES) > 10_000:  # a log of endlessly varied records: keep the memory bounded
+            _SHAPES.clear()
+        verdict = _SHAPES[shape] = _judge(record)
+    why, numbers, containers = verdict
+    if why is not None:
+        return why
+    if numbers is not None:
+        values = numbers(record)
+        if min(values) < LOWEST or max(values) > HIGHEST:
+            return f"{record['event']} with a number out of range ({_out_of_range(values)!r})"
+    for key, check in containers:
+        value = record[key]
+        if value and not check(value):
+            return f"{record['event']} whose {key} holds {_CONTAINS[check]}"
+    return None
+
+
+# (what is wrong with the shape; its numbers, got as one tuple; its lists and objects, with their checks)
+Verdict = tuple[str | None, Callable[[dict[str, Any]], tuple[Any, ...]] | None,
+                tuple[tuple[str, Callable[[Any], bool]], ...]]
+_SHAPES: dict[tuple[tuple[str, ...], tuple[type, ...]], Verdict] = {}
+
+
+def _judge(record: dict[str, Any]) -> Verdict:
+    """A shape's verdict: what is wrong with it, or what to check on each record of it."""
+    event = record.get("event")
+    if type(event) is not str:
+        return f"its event is {_kind(event)}, not text", None, ()
+    spec = SPECS.get(event)
+    if spec is None:
+        return None, None, ()
+    for key, value in record.items():
+        kinds = spec.fields.get(key)
+        if kinds is not None and type(value) not in kinds:
+            return f"{event} whose {key} is {_kind(value)}", None, ()
+    missing = [key for key in spec.required if key not in record]
+    if missing:
+        return f"{event} without {missing[0]}", None, ()
+    numbers = [key for key in spec.numbers if type(record.get(key)) in NUMBER]
+    getter = itemgetter(*numbers, numbers[0]) if numbers else None  # (one key alone would not give a tuple)
+    containers = tuple((key, check) for keys, check in ((spec.int_lists, _all_ints), (spec.text_lists, _all_text))
+                       for key in keys if type(record.get(key)) is list)
+    containers += tuple((key, _MAPPINGS[kinds]) for key, kinds in spec.mappings.items()
+                        if type(record.get(key)) is dict)
+    return None, getter, containers
+
+
+def _all_ints(values: list[Any]) -> bool:
+    return set(map(type, values)) <= {int} and LOWEST <= min(values) and max(values) <= HIGHEST
+
+
+def _all_text(values: list[Any]) -> bool:
+    return set(map(type, values)) <= {str}
+
+
+def _to_ints(mapping: dict[str, Any]) -> bool:
+    values = list(mapping.values())
+    return set(map(type, values)) <= {int} and LOWEST <= min(values) and max(values) <= HIGHEST
+
+
+def _to_numbers(mapping: dict[str, Any]) -> bool:
+    values = list(mapping.values())
+    return set(map(type, values)) <= {int, float} and LOWEST <= min(values) and max(values) <= HIGHEST
+
+
+def _to_int_lists(mapping: dict[str, Any]) -> bool:
+    return all(type(v) is list and (not v or _all_ints(v)) for v in mapping.values())
+
+
+_MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists}
+_CONTAINS = {_all_ints: "something else than numbers", _all_text: "something else than text",
+             _to_ints: "something else than numbers", _to_numbers: "something else than numbers",
+             _to_int_lists: "something else than lists of numbers"}
+
+
+def _out_of_range(numbers: list[Any]) -> Any:
+    return next((v for v in numbers if not LOWEST <= v <= HIGHEST), numbers[0])
+
+
+def _kind(value: Any) -> str:
+    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "text",
+             list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def skipped_text(path: str, problems: list[tuple[int, str]], shown: int = 3) -> str:
+    """The one warning about the records of a log that were skipped: how many, and the first few, by line."""
+    if len(problems) == 1:
+        line, why = problems[0]
+        return f"parallux: {path}: line {line} skipped, it does not fit a run log: {why}"
+    named = ", ".join(f"line {line} ({why})" for line, why in problems[:shown])
+    return (f"parallux: {path}: {len(problems)} records skipped that do not fit a run log: {named}"
+            + (", ..." if len(problems) > shown else ""))
