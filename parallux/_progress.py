@@ -311,8 +311,8 @@ def outcome(result: Result) -> str:
 def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
                  log_error: str | None = None) -> str:
     """The end-of-run report: counts by status; per runner its counts, command time, quarantine and launcher
-    restarts; the
-    failures grouped by cause, then the first of them in full; the run log, and how to make its report."""
+    restarts; the failures grouped by cause, then the first of them in full; the run log, and how to make its
+    report."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
         noun = "command" if progress.finished == 1 else "commands"

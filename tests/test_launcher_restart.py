@@ -1,9 +1,10 @@
 """A local runner whose launcher died starts a new one and goes on: its retries and its queue run there.
 
 Through the real CLI. Each command writes, into a directory of the test's, a file named by its shell's pid
-(which ``exec sleep`` keeps) holding its name and its ancestry from /proc: its shell's parent is the
+(which ``exec sleep`` keeps) holding its work relpath and its ancestry from /proc: its shell's parent is the
 launcher, its parent the guardian (see tests/test_launcher_death.py). So the test kills exactly the
-launcher it means, and knows which processes were that launcher's.
+launcher it means, and knows which processes were that launcher's. The runner has a core pool of two CPUs
+and ``max_jobs=2``: the dead launcher's commands must give back their cores for anything to run again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from tests.helpers import kill_pids, new_token, pids_with_env, start_cli, wait_until, write_config
 
+CPUS = sorted(os.sched_getaffinity(0))[:2]
 ANCESTRY = 'p=$$; a=""; for i in 1 2; do p=$(cut -d" " -f4 /proc/$p/stat); a="$a $p"; done'
 
 
@@ -36,7 +38,7 @@ def config(tmp_path: Path, token: str, count: int, retries: int) -> Path:
         import json
         import os
         from parallux import goal
-        victim = goal.local("victim", workspace={str(tmp_path / "ws")!r}, max_jobs=2)
+        victim = goal.local("victim", workspace={str(tmp_path / "ws")!r}, max_jobs=2, core_pool={CPUS!r})
         goal.setRunner([victim])
         goal.setRetries({retries})
         for i in range({count}):
@@ -46,7 +48,7 @@ def config(tmp_path: Path, token: str, count: int, retries: int) -> Path:
         for r in group.sync():
             print(json.dumps({{"name": r.name, "status": r.status, "error": r.error,
                                "attempts": [[a["runner"], a["status"]] for a in r.attempts]}}))
-        print(victim.facts["hostname"])
+        print(victim.facts["hostname"], victim.status().available_core_count)
     """)
 
 
@@ -117,7 +119,9 @@ def test_a_local_runner_restarts_its_killed_launcher_and_runs_the_retries_and_th
     finally:
         stdout, stderr = finish(process, token)
     assert process.returncode == 0, stderr
-    *lines, host = stdout.splitlines()
+    *lines, last = stdout.splitlines()
+    host, free_cores = last.split()
+    assert free_cores == "2", last
     results = {r["name"]: r for r in map(json.loads, lines)}
     assert [r["status"] for r in results.values()] == ["ok"] * 4, results
     retried = sorted(name for name, r in results.items() if r["attempts"] == [["victim", "error"], ["victim", "ok"]])
@@ -160,11 +164,11 @@ def test_a_launcher_that_dies_at_once_every_time_ends_the_runner_instead_of_loop
                 if guardian not in killed:
                     os.kill(guardian, signal.SIGKILL)
                     killed.append(guardian)
-            time.sleep(0.005)
+            time.sleep(0.01)
     finally:
         stdout, stderr = finish(process, token)
     assert process.returncode == 0, stderr
-    *lines, host = stdout.splitlines()
+    *lines, _ = stdout.splitlines()
     results = [json.loads(line) for line in lines]
     assert len(killed) == 3, (killed, stderr)
     assert [r["status"] for r in results] == ["error"] * 3, results
