@@ -31,9 +31,17 @@ def command(seen: Path, killed: Path, go: Path) -> str:
             f'else exec sleep 600; fi')
 
 
-def config(tmp_path: Path, token: str, count: int, retries: int) -> Path:
+def gated_command(seen: Path, go: Path) -> str:
+    """A command waits until the test creates ``go/<its work dir's name>``."""
+    return (f'{ANCESTRY}; echo "$PARALLUX_WORK_RELPATH$a ${{LATER:-unset}}" > {seen}/$$; '
+            f'while [ ! -e {go}/${{PARALLUX_WORK_RELPATH##*/}} ]; do sleep 0.05; done; echo fine')
+
+
+def config(tmp_path: Path, token: str, count: int, retries: int, gated: bool = False) -> Path:
     seen, killed, go = tmp_path / "seen", tmp_path / "killed", tmp_path / "go"
     seen.mkdir()
+    go.mkdir()
+    text = gated_command(seen, go) if gated else command(seen, killed, go / "all")
     return write_config(tmp_path, f"""
         import json
         import os
@@ -42,7 +50,7 @@ def config(tmp_path: Path, token: str, count: int, retries: int) -> Path:
         goal.setRunner([victim])
         goal.setRetries({retries})
         for i in range({count}):
-            goal.schd({command(seen, killed, go)!r}, name=f"c{{i}}", env={{"TOKEN": {token!r}}}, check=False)
+            goal.schd({text!r}, name=f"c{{i}}", env={{"TOKEN": {token!r}}}, check=False)
         group = goal.issue()
         os.environ["LATER"] = "set"  # (after its launcher started: not in its environment, nor a new one's)
         for r in group.sync():
@@ -115,7 +123,7 @@ def test_a_local_runner_restarts_its_killed_launcher_and_runs_the_retries_and_th
         assert sorted(running_on(tmp_path, restarted).values()) == sorted(name for name, _, _ in first.values())
         survivors = [pid for pid in [launcher, guardian, *first] if alive(pid)]
         assert survivors == [], survivors  # the old launcher's tree was swept before the new one took over
-        (tmp_path / "go").touch()
+        (tmp_path / "go" / "all").touch()
     finally:
         stdout, stderr = finish(process, token)
     assert process.returncode == 0, stderr
@@ -177,3 +185,55 @@ def test_a_launcher_that_dies_at_once_every_time_ends_the_runner_instead_of_loop
     assert len(log_events(tmp_path / "run.jsonl", "launcher_restarted")) == 2
     assert "runner victim: launcher restarted 2 times" in stderr, stderr
     assert wait_until(lambda: pids_with_env(token) == [], timeout=5), pids_with_env(token)
+
+
+def running(tmp_path: Path, released: set[str], dead: set[int]) -> dict[int, set[str]]:
+    """Per live launcher, the commands waiting on it (started there, not released by the test)."""
+    found: dict[int, set[str]] = {}
+    for name, launcher, _ in seen(tmp_path).values():
+        if launcher not in dead and name not in released:
+            found.setdefault(launcher, set()).add(name)
+    return found
+
+
+def test_launchers_that_die_after_commands_completed_are_restarted_every_time(tmp_path: Path) -> None:
+    """A command completed between two deaths: no launcher dying at once. Three launchers killed, each (but the
+    first) after one of its commands completed, are three restarts -- not a runner given up after three
+    deaths -- and every command ends ``ok``."""
+    token = new_token()
+    process = start_cli(tmp_path, str(config(tmp_path, token, count=4, retries=3, gated=True)), "--log", "run.jsonl")
+    released: set[str] = set()
+    dead: set[int] = set()
+
+    def two_waiting() -> tuple[int, set[str]] | None:
+        busy = [(launcher, names) for launcher, names in running(tmp_path, released, dead).items() if len(names) == 2]
+        return busy[0] if busy else None
+
+    def release(name: str) -> None:
+        released.add(name)
+        (tmp_path / "go" / name.rsplit("/", 1)[1]).touch()
+
+    try:
+        for death in range(3):
+            wait_until(lambda: two_waiting() is not None or process.poll() is not None, timeout=60)
+            assert two_waiting() is not None, (death, seen(tmp_path), process.poll())
+            launcher, names = two_waiting()  # type: ignore[misc]
+            if death:  # one completes on this launcher; the next command takes its slot
+                release(min(names))
+                wait_until(lambda: two_waiting() is not None or process.poll() is not None, timeout=60)
+                assert two_waiting() is not None and two_waiting()[0] == launcher, (death, seen(tmp_path))  # type: ignore[index]
+            dead.add(launcher)
+            os.kill(launcher, signal.SIGKILL)
+        wait_until(lambda: two_waiting() is not None or process.poll() is not None, timeout=60)
+        assert two_waiting() is not None, (seen(tmp_path), process.poll())
+        for name, _, _ in seen(tmp_path).values():
+            release(name)
+    finally:
+        stdout, stderr = finish(process, token)
+    assert process.returncode == 0, stderr
+    *lines, _ = stdout.splitlines()
+    results = [json.loads(line) for line in lines]
+    assert [r["status"] for r in results] == ["ok"] * 4, results
+    assert sum(len(r["attempts"]) for r in results) == 4 + 6, results  # 2 commands cut short by each death
+    assert "runner victim: launcher restarted 3 times" in stderr, stderr
+    assert [e["restarts"] for e in log_events(tmp_path / "run.jsonl", "launcher_restarted")] == [1, 2, 3]
