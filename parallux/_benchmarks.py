@@ -40,7 +40,7 @@ class Benchmark:
         self.command, self.command_text, self.name = template.command, template.command_text, template.name
         self.check, self.timeout, self.threads = template.check, template.timeout, template.threads
         self.work_relpath, self.work_generated = template.work_relpath, template.work_generated
-        self.metrics = getattr(template, "metrics", None)  # (its metrics= patterns, when it declared some)
+        self.metrics = template.metrics  # its metrics= patterns (None: none declared)
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]
         fields = {name: getattr(template, name) for name in Command.__slots__
                   if name not in NOT_COPIED and hasattr(template, name)}
@@ -172,7 +172,7 @@ def measured(repetitions: Sequence[Result]) -> dict[str, list[tuple[str, float]]
             values["cpu"].append((label, result.user_seconds + result.system_seconds))
         if result.max_rss_kb is not None:
             values["memory"].append((label, float(result.max_rss_kb)))
-        for name, value in (getattr(result, "metrics", None) or {}).items():
+        for name, value in result.metrics.items():
             values.setdefault(name, []).append((label, float(value)))
     return {measure: found for measure, found in values.items() if found}
 

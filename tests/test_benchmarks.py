@@ -327,3 +327,24 @@ def test_benchmarks_clean_removes_a_generated_benchmark_and_keeps_a_named_one(tm
     assert not first.exists(), sorted(str(p) for p in first.rglob("*"))
     assert sorted(p.name for p in next((ws / runs[1]).iterdir()).iterdir()) == ["r1", "r2", "w1"]
     assert (ws / "named" / "r2" / "stdout.txt").read_text() == "named\n"
+
+
+def test_benchmarks_stats_and_summary_cover_their_metrics(tmp_path: Path) -> None:
+    # gflops per repetition: r1..r6 = 10, 10, 10, 10, 10, 50 -> an outlier at r6; steady wall times are not judged
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        bench = goal.schd('case $PARALLUX_REPETITION in r6) echo "GFLOP/s: 50";; *) echo "GFLOP/s: 10";; esac',
+                          work_relpath="mm", repeat=6, warmup=1, metrics={"gflops": r"GFLOP/s: ([0-9.]+)"})
+        goal.issue()
+        result = bench.sync()
+        gflops = result.stats["gflops"]
+        print(gflops.n, gflops.median, list(gflops.outliers), [r.metrics for r in result.warmups])
+    """)
+    done = run_cli(tmp_path, "config.py", "--log", "run.jsonl")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["6 10.0 [5] [{'gflops': 10.0}]"]
+    assert [e["metrics"] for e in log_events(tmp_path / "run.jsonl") if e["event"] == "benchmark"] == [["gflops"]]
+    line = next(line for line in done.stderr.splitlines() if line.strip().startswith("mm "))
+    assert line.strip().startswith("mm gflops: median 10, CI +-") and line.endswith("outlier r6"), done.stderr
+    assert "wall" not in line
