@@ -28,6 +28,7 @@ TEXT = (str,)
 FLAG = (bool,)
 LIST = (list,)
 OBJECT = (dict,)
+ANY_NUMBER = (float, int)  # in a mapping: numbers of any size (a metric may count 3e12 instructions)
 
 
 def _maybe(kinds: tuple[type, ...]) -> tuple[type, ...]:
@@ -39,7 +40,7 @@ _WHERE = {"runner": _maybe(TEXT), "host": _maybe(TEXT), "work_dir": _maybe(TEXT)
 _OUTCOME = {"status": _maybe(TEXT), "returncode": _maybe(INT), "start": _maybe(NUMBER), "end": _maybe(NUMBER),
             "duration": _maybe(NUMBER), "user_seconds": _maybe(NUMBER), "system_seconds": _maybe(NUMBER),
             "max_rss_kb": _maybe(NUMBER), "signal": _maybe(INT), "error": _maybe(TEXT), "resumed": _maybe(FLAG),
-            "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT)}
+            "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT), "metrics": _maybe(OBJECT)}
 _COMMAND = {"event": TEXT, "time": NUMBER, "seq": INT, "name": TEXT}
 
 
@@ -48,10 +49,11 @@ class Spec:
 
     def __init__(self, fields: dict[str, tuple[type, ...]], required: tuple[str, ...] = (),
                  int_lists: tuple[str, ...] = (), text_lists: tuple[str, ...] = (),
-                 mappings: dict[str, tuple[type, ...]] | None = None) -> None:
+                 mappings: dict[str, tuple[type, ...]] | None = None, unbounded: tuple[str, ...] = ()) -> None:
         self.fields = fields
         self.required = required
-        self.numbers = tuple(k for k, kinds in fields.items() if int in kinds)
+        # (unbounded: numbers that are no time, count or size, such as a seed, which may take any 64 bits)
+        self.numbers = tuple(k for k, kinds in fields.items() if int in kinds and k not in unbounded)
         self.int_lists = int_lists          # lists of numbers (cores)
         self.text_lists = text_lists        # lists of text (argv)
         self.mappings = mappings or {}      # objects: text -> a value of these types (counts)
@@ -69,10 +71,18 @@ SPECS = {
                    required=("name",), int_lists=("core_pool",), text_lists=("login",),
                    mappings={"numa_nodes": LIST}),
     "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT),
-                    "work_generated": _maybe(FLAG)}, required=("seq",)),
+                    "work_generated": _maybe(FLAG), "bench": _maybe(TEXT), "repetition": _maybe(TEXT)},
+                   required=("seq",)),
     "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
-    "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
-    "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
+    "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
+                     mappings={"metrics": ANY_NUMBER}),
+    "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
+                     mappings={"metrics": ANY_NUMBER}),
+    "benchmark": Spec({"event": TEXT, "time": NUMBER, "key": TEXT, "name": _maybe(TEXT), "command": _maybe(TEXT),
+                       "repeat": _maybe(INT), "warmup": _maybe(INT), "metrics": _maybe(LIST)},
+                      required=("key",), text_lists=("metrics",)),
+    "order": Spec({"event": TEXT, "time": NUMBER, "mode": TEXT, "seed": _maybe(INT)}, required=("mode",),
+                  unbounded=("seed",)),
     "run_finished": Spec({"event": TEXT, "time": NUMBER, "counts": OBJECT, "elapsed": _maybe(NUMBER),
                           "retries": _maybe(INT), "resumed": _maybe(INT), "busy_seconds": _maybe(OBJECT),
                           "started": _maybe(INT), "exit_status": _maybe(INT), "halted": _maybe(TEXT)},
@@ -86,13 +96,14 @@ COMMAND_EVENTS = frozenset(("queued", "started", "retrying", "finished"))
 _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = {int, float, _NONE}, {int, _NONE}, {str, _NONE}
 _COMMAND_ATTRIBUTES = {"seq": {int}, "name": {str}, "command": _MAYBE_TEXT, "work_relpath": _MAYBE_TEXT,
                        "queued": _MAYBE_NUMBER, "finished_at": _MAYBE_NUMBER,
-                       "work_generated": {bool, _NONE}}  # (status: its attempt's)
+                       "work_generated": {bool, _NONE}, "bench": _MAYBE_TEXT,
+                       "repetition": _MAYBE_TEXT}  # (status: its attempt's)
 _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "host": _MAYBE_TEXT,
                        "cores": {list}, "numa_node": _MAYBE_INT, "work_dir": _MAYBE_TEXT, "start": _MAYBE_NUMBER,
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,
                        "user_seconds": _MAYBE_NUMBER, "system_seconds": _MAYBE_NUMBER,
                        "max_rss_kb": _MAYBE_NUMBER, "signal": _MAYBE_INT, "error": _MAYBE_TEXT,
-                       "stderr_tail": _MAYBE_TEXT}
+                       "stderr_tail": _MAYBE_TEXT, "metrics": {dict, _NONE}}
 
 
 def _grouped(attributes: dict[str, set[type]]) -> list[tuple[Callable[[Any], Any], frozenset[type], bool]]:
@@ -110,7 +121,9 @@ def objects_fit(commands: list[Any], attempts: list[Any]) -> bool:
     """Do the commands and attempts read without checking each record hold what ``problem`` lets through?
     Checked over all of them at once, in C: one pass per group of attributes of the same types."""
     return (_groups_fit(commands, _COMMAND_GROUPS) and _groups_fit(attempts, _ATTEMPT_GROUPS)
-            and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int})))
+            and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int}))
+            and set(map(type, chain.from_iterable(m.values() for m in map(attrgetter("metrics"), attempts)
+                                                  if m))) <= {int, float})
 
 
 def _groups_fit(objects: list[Any], groups: list[tuple[Callable[[Any], Any], frozenset[type], bool]]) -> bool:
@@ -207,14 +220,18 @@ def _to_numbers(mapping: dict[str, Any]) -> bool:
     return set(map(type, values)) <= {int, float} and LOWEST <= min(values) and max(values) <= HIGHEST
 
 
+def _to_any_numbers(mapping: dict[str, Any]) -> bool:
+    return set(map(type, mapping.values())) <= {int, float}
+
+
 def _to_int_lists(mapping: dict[str, Any]) -> bool:
     return all(type(v) is list and (not v or _all_ints(v)) for v in mapping.values())
 
 
-_MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists}
+_MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists, ANY_NUMBER: _to_any_numbers}
 _CONTAINS = {_all_ints: "something else than numbers", _all_text: "something else than text",
              _to_ints: "something else than numbers", _to_numbers: "something else than numbers",
-             _to_int_lists: "something else than lists of numbers"}
+             _to_int_lists: "something else than lists of numbers", _to_any_numbers: "something else than numbers"}
 
 
 def _out_of_range(numbers: list[Any]) -> Any:
