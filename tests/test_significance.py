@@ -47,6 +47,15 @@ def test_compare_samples_too_few_below_three_and_same_within_the_threshold() -> 
     assert compare_samples(a, b, threshold=0.005).verdict == "slower"
 
 
+def test_compare_samples_with_a_value_of_zero_gives_the_test_without_an_interval() -> None:
+    """A metric may be 0 in one execution (0 cache misses) while its median is not: no ratio interval
+    (no logarithm of 0), but the test and the verdict still."""
+    result = compare_samples([0.0, 10.0, 10.1, 10.2, 9.9], [20.0, 20.1, 20.2, 19.9, 20.3])
+    assert result.ratio_low is None and result.ratio_high is None
+    assert result.ratio is not None and result.p_value is not None and result.p_value < 0.05
+    assert result.verdict == "slower"
+
+
 def u_law(m: int, n: int) -> numpy.ndarray:
     """The exact null distribution of the Mann-Whitney U for sizes m and n: the coefficients of the Gaussian
     binomial [m+n choose m]_q, by G(i, j) = G(i-1, j) + q^i G(i, j-1)."""

@@ -45,7 +45,8 @@ def compare_samples(a: Sequence[float], b: Sequence[float], threshold: float = D
     ratio = median_b / median_a if median_a > 0 and median_b > 0 else None
     if len(a) < MIN_SAMPLES or len(b) < MIN_SAMPLES or ratio is None:
         return Comparison(len(a), len(b), median_a, median_b, ratio, None, None, None, "too few")
-    low, high = ratio_interval(a, b)
+    # (a value of 0 or below, in a sample whose median is positive: no logarithm, so no interval; the test stands)
+    low, high = ratio_interval(a, b) if min(a) > 0 and min(b) > 0 else (None, None)
     p_value = mann_whitney_p(a, b)
     return Comparison(len(a), len(b), median_a, median_b, ratio, low, high, p_value,
                       verdict_of(ratio, p_value, threshold, higher_is_better))
