@@ -211,6 +211,11 @@ def test_compare_refuses_what_it_cannot_compare(tmp_path: Path) -> None:
     built_in = cli(tmp_path, "compare", a, b, "--higher-is-better", status=2)
     assert "--higher-is-better is for a metric" in built_in.stderr
     assert "must be a percentage" in cli(tmp_path, "compare", a, b, "--threshold", "-1", status=2).stderr
+    # run B is read in a child process: what goes wrong there is said as for A
+    missing = cli(tmp_path, "compare", a, str(tmp_path / "nothing.jsonl"), status=2)
+    assert "parallux compare: " in missing.stderr and "nothing.jsonl" in missing.stderr
+    missing = cli(tmp_path, "compare", str(tmp_path / "nothing.jsonl"), b, status=2)
+    assert "nothing.jsonl" in missing.stderr
 
 
 def test_compare_threshold_calls_a_small_real_change_same(tmp_path: Path) -> None:

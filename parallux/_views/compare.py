@@ -7,72 +7,64 @@ from __future__ import annotations
 from typing import Any
 
 from .._printable import printable
-from .benchmarks import BUILT_IN, Benchmark, MeasureError, as_benchmark, number_text, split
+from .benchmarks import BUILT_IN, MeasureError, check_measure, number_text
 from .output import clock_text, counts_text, rounded, table_text
 from .records import Run
-from .significance import ALPHA, DEFAULT_THRESHOLD, compare_samples, geometric_mean_interval
+from .sides import Item, Side, side_of
+from .significance import ALPHA, DEFAULT_THRESHOLD, Comparison, compare_many, geometric_mean_interval
 
 COMPARE_FIELDS = ("key", "name", "kind", "status_a", "status_b", "n_a", "n_b", "median_a", "median_b", "ratio",
                   "ratio_low", "ratio_high", "p_value", "verdict", "runner_a", "runner_b")
 VERDICTS = ("slower", "faster", "same", "too few")
 
 
-def items(run: Run, match: str) -> tuple[dict[str, Benchmark], list[str]]:
-    """What can be matched, by key (a benchmark's key, a command's work_relpath) or by name; and the names
-    (or keys) that more than one of them have, which match nothing."""
-    benchmarks, plain = split(run)
-    found: dict[str, Benchmark] = {}
-    repeated: set[str] = set()
-    for item in [*benchmarks, *(as_benchmark(c) for c in plain if match == "name" or c.work_relpath)]:
-        key = item.key if match == "key" else item.name
-        if key in found:
-            repeated.add(key)
-        found[key] = item
-    for key in repeated:
-        del found[key]
-    return found, sorted(repeated)
-
-
 def compare_runs(run_a: Run, run_b: Run, measure: str = "wall", threshold: float = DEFAULT_THRESHOLD,
                  higher_is_better: bool = False, match: str = "key") -> dict[str, Any]:
+    return compare_sides(side_of(run_a, measure, match), side_of(run_b, measure, match), measure, threshold,
+                         higher_is_better, match)
+
+
+def check_options(measure: str, higher_is_better: bool, sides: list[Side]) -> None:
+    """A usage error (MeasureError) before anything is compared: a measure neither run has, or a direction
+    asked of a built-in measure."""
+    check_measure(measure, [(side.summary["run_id"], side.measures) for side in sides])
     if higher_is_better and measure in BUILT_IN:
         raise MeasureError(f"--higher-is-better is for a metric such as GFLOP/s: lower is better for {measure}")
-    found_a, repeated_a = items(run_a, match)
-    found_b, repeated_b = items(run_b, match)
-    rows = [_row(key, a, found_b[key], measure, threshold, higher_is_better)
-            for key, a in found_a.items() if key in found_b]
+
+
+def compare_sides(a: Side, b: Side, measure: str = "wall", threshold: float = DEFAULT_THRESHOLD,
+                  higher_is_better: bool = False, match: str = "key") -> dict[str, Any]:
+    check_options(measure, higher_is_better, [a, b])
+    matched = [(key, item, b.items[key]) for key, item in a.items.items() if key in b.items]
+    testable = [(x.values, y.values) for _, x, y in matched if x.values and y.values]
+    comparisons = iter(compare_many(testable, threshold, higher_is_better))
+    rows = [_row(key, x, y, next(comparisons) if x.values and y.values else None) for key, x, y in matched]
     better = -1 if higher_is_better else 1
     rank = {verdict: index for index, verdict in enumerate(VERDICTS)}
     rows.sort(key=lambda r: (rank[r["verdict"]], r["ratio"] is None, -better * (r["ratio"] or 0.0)))
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None and r["ratio"] > 0]
     center, low, high = geometric_mean_interval(ratios) if ratios else (None, None, None)
-    only_a = sorted(k for k in found_a if k not in found_b)
-    only_b = sorted(k for k in found_b if k not in found_a)
-    return {"a": run_a.summary(), "b": run_b.summary(), "measure": measure, "match": match,
+    only_a = sorted(k for k in a.items if k not in b.items)
+    only_b = sorted(k for k in b.items if k not in a.items)
+    return {"a": a.summary, "b": b.summary, "measure": measure, "match": match,
             "threshold": threshold, "higher_is_better": higher_is_better, "matched": len(rows),
-            "only_a": only_a, "only_b": only_b, "repeated": sorted(set(repeated_a) | set(repeated_b)),
-            "hint": unmatched_hint(only_a, only_b, match, run_a, run_b) if only_a and only_b else None,
+            "only_a": only_a, "only_b": only_b, "repeated": sorted(set(a.repeated) | set(b.repeated)),
+            "hint": unmatched_hint(only_a, only_b, match, a, b) if only_a and only_b else None,
             "status_changes": [r for r in rows if r["status_a"] != r["status_b"]],
             "verdicts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
             "compared": len(ratios), "geometric_mean": rounded(center, 4), "geometric_mean_low": rounded(low, 4),
             "geometric_mean_high": rounded(high, 4), "commands": rows}
 
 
-def _row(key: str, a: Benchmark, b: Benchmark, measure: str, threshold: float, higher: bool) -> dict[str, Any]:
-    # Only what ran in each run: a resumed execution's figures are an earlier run's (A's own, often)
-    values_a, values_b = a.samples(measure, fresh=True)[0], b.samples(measure, fresh=True)[0]
-    row = {"key": key, "name": b.name, "kind": "benchmark" if not (a.plain and b.plain) else "command",
-           "status_a": a.status, "status_b": b.status, "n_a": len(values_a), "n_b": len(values_b),
-           "median_a": None, "median_b": None, "ratio": None, "ratio_low": None, "ratio_high": None,
-           "p_value": None, "verdict": "too few", "runner_a": ",".join(a.runners) or None,
-           "runner_b": ",".join(b.runners) or None}
-    if values_a and values_b:
-        found = compare_samples(values_a, values_b, threshold, higher)
+def _row(key: str, a: Item, b: Item, found: Comparison | None) -> dict[str, Any]:
+    row = {"key": key, "name": b.name, "kind": "benchmark" if "benchmark" in (a.kind, b.kind) else "command",
+           "status_a": a.status, "status_b": b.status, "n_a": len(a.values), "n_b": len(b.values),
+           "median_a": _median(a.values), "median_b": _median(b.values), "ratio": None, "ratio_low": None,
+           "ratio_high": None, "p_value": None, "verdict": "too few", "runner_a": a.runners, "runner_b": b.runners}
+    if found is not None:
         row.update(median_a=rounded(found.median_a), median_b=rounded(found.median_b), ratio=rounded(found.ratio),
                    ratio_low=rounded(found.ratio_low), ratio_high=rounded(found.ratio_high),
                    p_value=rounded(found.p_value, 8), verdict=found.verdict)
-    else:
-        row.update(median_a=_median(values_a), median_b=_median(values_b))
     return row
 
 
@@ -81,14 +73,13 @@ def _median(values: list[float]) -> float | None:
     return rounded(median(values)) if values else None
 
 
-def unmatched_hint(only_a: list[str], only_b: list[str], match: str, run_a: Run, run_b: Run) -> str:
+def unmatched_hint(only_a: list[str], only_b: list[str], match: str, a: Side, b: Side) -> str:
     """What differs between the two runs' keys, and what to do about it."""
     if match == "name":
         return (f"the names differ: A has {only_a[0]!r}, B has {only_b[0]!r}"
                 + (" (names repeated within a run match nothing)" if len(only_a) > 1 else ""))
     prefix_a, prefix_b = _common_prefix(only_a), _common_prefix(only_b)
-    generated = [side for side, run in (("A", run_a), ("B", run_b))
-                 if run.commands and all(c.work_generated for c in run.commands)]
+    generated = [name for name, side in (("A", a), ("B", b)) if side.generated]
     if prefix_a != prefix_b:
         rest = {k[len(prefix_a):] for k in only_a} & {k[len(prefix_b):] for k in only_b}
         text = (f"the work paths differ by their prefix: A's are under {prefix_a or './'!r}, B's under "

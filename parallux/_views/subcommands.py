@@ -23,13 +23,15 @@ from .benchmarks import MeasureError, check_measure, measures, split
 from .benchrows import EXECUTION_HEADERS, benchmark_json, execution_rows, heading, write_stats_rows
 from .benchrows import TABLE_HEADERS as BENCH_HEADERS
 from .benchrows import table_row as bench_row
-from .compare import COMPARE_FIELDS, compare_runs, compare_text
+from .compare import COMPARE_FIELDS, compare_sides, compare_text
+from .forked import in_child
 from .history import RunEntry, list_runs, resolve_run
 from .output import (cell, clock_text, counts_text, print_json, print_table, seconds_text, short_path,
                      write_delimited, write_json_lists, write_json_rows)
 from .reader import load_run
 from .records import HistoryError, Run
 from .schema import skipped_text
+from .sides import Side, side_of
 from .show import TABLE_HEADERS, command_row, select, select_benchmarks, summary_text, table_row, write_rows
 from .target import TargetError, check_target, write_target
 
@@ -217,7 +219,7 @@ def _entry_row(entry: RunEntry) -> list[str]:
 
 def command_show(args: argparse.Namespace) -> int:
     run = _load(args.run, args.config)
-    check_measure(args.metric, [run])
+    check_measure(args.metric, [(run.run_id, measures(run))])
     everything, plain = split(run)
     benchmarks = select_benchmarks(everything, failed=args.failed, slowest=args.slowest)
     # The rows of commands: the plain ones; with --repetitions, every execution too (each a command of the log)
@@ -295,9 +297,13 @@ def _write_csv(run: Run, stream: IO[str]) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    run_a, run_b = _load(args.run_a, args.config), _load(args.run_b, args.config)
-    check_measure(args.metric, [run_a, run_b])
-    result = compare_runs(run_a, run_b, args.metric, args.threshold / 100, args.higher_is_better, args.match)
+    def side(spec: str) -> Side:
+        return side_of(_load(spec, args.config), args.metric, args.match)
+
+    sys.stdout.flush()
+    side_b = in_child(side, args.run_b)  # both runs read at once: a big log takes seconds to read
+    side_a = side(args.run_a)
+    result = compare_sides(side_a, side_b(), args.metric, args.threshold / 100, args.higher_is_better, args.match)
     if args.format == "json":
         write_json_rows(sys.stdout, {k: v for k, v in result.items() if k != "commands"}, "commands",
                         result["commands"])
