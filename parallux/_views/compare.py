@@ -9,19 +9,12 @@ from typing import Any
 from .._printable import printable
 from .benchmarks import BUILT_IN, MeasureError, check_measure, number_text
 from .output import clock_text, counts_text, rounded, table_text
-from .records import Run
-from .sides import Item, Side, side_of
+from .sides import Item, Side
 from .significance import ALPHA, DEFAULT_THRESHOLD, Comparison, compare_many, geometric_mean_interval
 
 COMPARE_FIELDS = ("key", "name", "kind", "status_a", "status_b", "n_a", "n_b", "median_a", "median_b", "ratio",
                   "ratio_low", "ratio_high", "p_value", "verdict", "runner_a", "runner_b")
 VERDICTS = ("slower", "faster", "same", "too few")
-
-
-def compare_runs(run_a: Run, run_b: Run, measure: str = "wall", threshold: float = DEFAULT_THRESHOLD,
-                 higher_is_better: bool = False, match: str = "key") -> dict[str, Any]:
-    return compare_sides(side_of(run_a, measure, match), side_of(run_b, measure, match), measure, threshold,
-                         higher_is_better, match)
 
 
 def check_options(measure: str, higher_is_better: bool, sides: list[Side]) -> None:

@@ -107,6 +107,11 @@ def _ratio_intervals(numpy: Any, xs: Any, ys: Any) -> tuple[Any, Any]:
     return numpy.exp(differences[:, k]), numpy.exp(differences[:, -1 - k])
 
 
+def warm_up() -> None:
+    """Import what the tests need now (scipy.stats: most of a second), while other processes read the runs."""
+    import scipy.stats  # noqa: F401
+
+
 def verdict_of(ratio: float, p_value: float, threshold: float, higher_is_better: bool) -> str:
     if p_value >= ALPHA or abs(ratio - 1) <= threshold:
         return "same"

@@ -32,6 +32,7 @@ from .reader import load_run
 from .records import HistoryError, Run
 from .schema import skipped_text
 from .sides import Side, side_of
+from .significance import warm_up
 from .show import TABLE_HEADERS, command_row, select, select_benchmarks, summary_text, table_row, write_rows
 from .target import TargetError, check_target, write_target
 
@@ -301,9 +302,12 @@ def command_compare(args: argparse.Namespace) -> int:
         return side_of(_load(spec, args.config), args.metric, args.match)
 
     sys.stdout.flush()
-    side_b = in_child(side, args.run_b)  # both runs read at once: a big log takes seconds to read
-    side_a = side(args.run_a)
-    result = compare_sides(side_a, side_b(), args.metric, args.threshold / 100, args.higher_is_better, args.match)
+    # Each run read in a child of its own (a log of 10,000 benchmarks takes seconds to read), while this
+    # process imports scipy (most of a second)
+    side_b, side_a = in_child(side, args.run_b), in_child(side, args.run_a)
+    warm_up()
+    result = compare_sides(side_a(), side_b(), args.metric, args.threshold / 100, args.higher_is_better,
+                           args.match)
     if args.format == "json":
         write_json_rows(sys.stdout, {k: v for k, v in result.items() if k != "commands"}, "commands",
                         result["commands"])
