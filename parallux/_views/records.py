@@ -42,8 +42,8 @@ class Attempt:
     signal: int | None = None
     error: str | None = None
     stderr_tail: str | None = None
+    metrics: dict[str, float] | None = None  # what metrics= and $PARALLUX_METRICS gave
     slot: int = 0  # the lane on the timeline, see assign_slots()
-    metrics: dict[str, float] | None = None  # the metrics the command reported (SPEC 16)
 
     @property
     def duration(self) -> float | None:
@@ -64,9 +64,9 @@ class Attempt:
         self.signal = get("signal")
         self.error = get("error")
         self.stderr_tail = get("stderr_tail")
+        self.metrics = get("metrics")
         self.work_dir = get("work_dir") or self.work_dir
         self.host = get("host") or self.host
-        self.metrics = get("metrics")
 
 
 @dataclass(slots=True)

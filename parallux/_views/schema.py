@@ -28,7 +28,7 @@ TEXT = (str,)
 FLAG = (bool,)
 LIST = (list,)
 OBJECT = (dict,)
-ANY_NUMBER = (float, int)  # in a mapping: numbers of any size (a metric may count 3e12 instructions)
+METRIC_VALUES = (float, int)  # (a mapping's values: any finite number -- a metric may count 3e12 instructions)
 
 
 def _maybe(kinds: tuple[type, ...]) -> tuple[type, ...]:
@@ -75,9 +75,9 @@ SPECS = {
                    required=("seq",)),
     "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
     "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
-                     mappings={"metrics": ANY_NUMBER}),
+                     mappings={"metrics": METRIC_VALUES}),
     "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
-                     mappings={"metrics": ANY_NUMBER}),
+                     mappings={"metrics": METRIC_VALUES}),
     "benchmark": Spec({"event": TEXT, "time": NUMBER, "key": TEXT, "name": _maybe(TEXT), "command": _maybe(TEXT),
                        "repeat": _maybe(INT), "warmup": _maybe(INT), "metrics": _maybe(LIST)},
                       required=("key",), text_lists=("metrics",)),
@@ -122,8 +122,7 @@ def objects_fit(commands: list[Any], attempts: list[Any]) -> bool:
     Checked over all of them at once, in C: one pass per group of attributes of the same types."""
     return (_groups_fit(commands, _COMMAND_GROUPS) and _groups_fit(attempts, _ATTEMPT_GROUPS)
             and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int}))
-            and set(map(type, chain.from_iterable(m.values() for m in map(attrgetter("metrics"), attempts)
-                                                  if m))) <= {int, float})
+            and all(_to_metrics(a.metrics) for a in attempts if a.metrics))
 
 
 def _groups_fit(objects: list[Any], groups: list[tuple[Callable[[Any], Any], frozenset[type], bool]]) -> bool:
@@ -220,18 +219,19 @@ def _to_numbers(mapping: dict[str, Any]) -> bool:
     return set(map(type, values)) <= {int, float} and LOWEST <= min(values) and max(values) <= HIGHEST
 
 
-def _to_any_numbers(mapping: dict[str, Any]) -> bool:
-    return set(map(type, mapping.values())) <= {int, float}
+def _to_metrics(mapping: dict[str, Any]) -> bool:
+    values = list(mapping.values())
+    return set(map(type, values)) <= {int, float} and all(v - v == 0 for v in values)  # (no inf, no nan)
 
 
 def _to_int_lists(mapping: dict[str, Any]) -> bool:
     return all(type(v) is list and (not v or _all_ints(v)) for v in mapping.values())
 
 
-_MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists, ANY_NUMBER: _to_any_numbers}
+_MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists, METRIC_VALUES: _to_metrics}
 _CONTAINS = {_all_ints: "something else than numbers", _all_text: "something else than text",
              _to_ints: "something else than numbers", _to_numbers: "something else than numbers",
-             _to_int_lists: "something else than lists of numbers", _to_any_numbers: "something else than numbers"}
+             _to_int_lists: "something else than lists of numbers", _to_metrics: "something else than numbers"}
 
 
 def _out_of_range(numbers: list[Any]) -> Any:
