@@ -11,8 +11,9 @@ from importlib import metadata
 
 from ._version import __version__
 
-# the libraries a bug report needs: the runtime, the SSH stack and its crypto, the terminal, the run log
-DEPENDENCIES = ("trio", "trio-asyncio", "asyncssh", "cryptography", "rich", "orjson")
+# the libraries a bug report needs: the runtime, the SSH stack and its crypto, the terminal, the run log, and
+# compare's statistics
+DEPENDENCIES = ("trio", "trio-asyncio", "asyncssh", "cryptography", "rich", "orjson", "scipy")
 
 
 def installed_version(distribution: str) -> str:

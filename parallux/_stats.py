@@ -16,6 +16,7 @@ scipy's, imported only by the views.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -90,12 +91,22 @@ def median_interval(ordered: Sequence[float]) -> tuple[float, float, float]:
     """``(low, high, coverage)``: the narrowest symmetric pair of order statistics ``x(r), x(n+1-r)``
     whose coverage ``1 - 2 P(X <= r-1)`` is at least 95%; ``[min, max]`` and its coverage if none is."""
     n = len(ordered)
+    rank, coverage = median_ranks(n)
+    if rank == 0:
+        return ordered[0], ordered[-1], coverage
+    return ordered[rank - 1], ordered[n - rank], coverage
+
+
+@functools.lru_cache(maxsize=256)
+def median_ranks(n: int) -> tuple[int, float]:
+    """The rank r of the interval's lower bound for n values (0: none reaches 95%) and its coverage. It
+    depends on n alone: cached, as the views summarize 10,000 benchmarks of the same n."""
     rank = 0  # 1-based rank r of the lower bound; 0: none reaches the confidence asked for
     while rank + 1 <= n // 2 and 1 - 2 * binomial_cdf(rank, n) >= CONFIDENCE:
         rank += 1
     if rank == 0:
-        return ordered[0], ordered[-1], 1 - 2 * binomial_cdf(0, n) if n > 1 else 0.0
-    return ordered[rank - 1], ordered[n - rank], 1 - 2 * binomial_cdf(rank - 1, n)
+        return 0, 1 - 2 * binomial_cdf(0, n) if n > 1 else 0.0
+    return rank, 1 - 2 * binomial_cdf(rank - 1, n)
 
 
 def outliers_of(values: Sequence[float], center: float, mad: float) -> tuple[int, ...]:

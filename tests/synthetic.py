@@ -110,3 +110,93 @@ def write_synthetic_log(path: Path, commands: int, seed: int = 1, start: float =
                             "resumed": 0, "busy_seconds": {}, "started": commands, "exit_status": 1 if
                             len(finals) > 1 else 0, "halted": None}) + "\n")
     return counts
+
+
+# -- benchmarks ---------------------------------------------------------------------------------------------
+
+
+def write_benchmark_log(path: Path, benchmarks: list[dict[str, Any]], plain: list[dict[str, Any]] | None = None,
+                        order: tuple[str, int | None] = ("interleave", None), run_id: str = "20240301-101500-b3nch1",
+                        start: float = 1_709_287_000.0, max_jobs: int = 4, host: str | None = None) -> None:
+    """A run log of benchmarks as parallux writes it (SPEC 16): a ``benchmark`` event each, one ``order``
+    event, then every execution as its own command (``bench``, ``repetition``; work dirs ``<key>/w1``,
+    ``<key>/r1``), queued round by round (warm-ups first), run on ``max_jobs`` slots of one local runner.
+
+    Each benchmark is ``{"key", "name", "wall": [seconds per repetition], "cpu", "memory" (optional lists,
+    else derived from wall), "metrics": {name: [values]} (optional), "declared": [names] (default: the
+    metrics' names), "status": [per repetition] (default ok), "warmup": K (default 0)}``. ``plain``: commands
+    that are no benchmark, ``{"name", "work_relpath", "wall", "status"}``.
+    """
+    host = host or socket.gethostname()
+    records: list[dict[str, Any]] = []
+    clock = [start + 0.5]
+
+    def emit(record: dict[str, Any], when: float | None = None) -> None:
+        records.append({"event": record.pop("event"), "time": round(clock[0] if when is None else when, 6),
+                        **record})
+
+    emit({"event": "runner", "name": "local", "kind": "local", "host": host, "workspace": "/scratch/ws",
+          "login": [], "max_jobs": max_jobs, "logical_cores": 8, "core_pool": None, "numa_nodes": None})
+    emit({"event": "order", "mode": order[0], "seed": order[1]})
+    executions = []  # (round, benchmark index, repetition label, position among the measured ones or None)
+    for index, bench in enumerate(benchmarks):
+        declared = bench.get("declared", sorted(bench.get("metrics", {})))
+        emit({"event": "benchmark", "key": bench["key"], "name": bench["name"], "command": f"./bench {bench['name']}",
+              "repeat": len(bench["wall"]), "warmup": bench.get("warmup", 0), "metrics": declared})
+        warmup = bench.get("warmup", 0)
+        executions += [(k, index, f"w{k + 1}", None) for k in range(warmup)]
+        executions += [(warmup + k, index, f"r{k + 1}", k) for k in range(len(bench["wall"]))]
+    executions.sort(key=lambda e: (e[0], e[1]))  # interleaved: round by round, benchmarks in their order
+    slots = [start + 1.0] * max_jobs
+    seq = 0
+    for _, index, label, position in executions:
+        bench = benchmarks[index]
+        seq += 1
+        wall = bench["wall"][position] if position is not None else bench["wall"][0]
+        status = (bench.get("status") or ["ok"] * len(bench["wall"]))[position] if position is not None else "ok"
+        metrics = {name: values[position if position is not None else 0]
+                   for name, values in bench.get("metrics", {}).items()}
+        cpu = bench["cpu"][position] if "cpu" in bench and position is not None else wall * 0.9
+        memory = bench["memory"][position] if "memory" in bench and position is not None else 10_000 + index
+        _execution(emit, slots, seq, bench["name"], f"./bench {bench['name']}", f"{bench['key']}/{label}", status,
+                   wall, cpu, memory, metrics, host, {"bench": bench["key"], "repetition": label}, start)
+    for command in plain or []:
+        seq += 1
+        _execution(emit, slots, seq, command["name"], f"./{command['name']}", command["work_relpath"],
+                   command.get("status", "ok"), command["wall"], command["wall"] * 0.9, 5_000, {}, host, {}, start)
+    records.sort(key=lambda r: r["time"])
+    end = max(slots) + 0.01
+    counts: dict[str, int] = {}
+    for record in records:
+        if record["event"] == "finished":
+            counts[record["status"]] = counts.get(record["status"], 0) + 1
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"event": "run_started", "schema": 2, "run_id": run_id, "config": "/home/perf/bench.py",
+                            "argv": [], "time": start, "pid": 1, "host": host, "python": "3.11.2",
+                            "parallux": "0.1.0", "cwd": "/home/perf", "log": str(path)}) + "\n")
+        for record in records:
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        f.write(json.dumps({"event": "run_finished", "time": end, "counts": counts, "elapsed": end - start,
+                            "retries": 0, "resumed": 0, "busy_seconds": {}, "started": seq,
+                            "exit_status": 0 if set(counts) <= {"ok"} else 1, "halted": None}) + "\n")
+
+
+def _execution(emit: Any, slots: list[float], seq: int, name: str, command: str, relpath: str, status: str,
+               wall: float, cpu: float, memory: int, metrics: dict[str, float], host: str,
+               bench: dict[str, str], start: float) -> None:
+    """One command's queued, started and finished events, on the slot that frees first."""
+    slot = min(range(len(slots)), key=slots.__getitem__)
+    begin = slots[slot] + 0.001
+    slots[slot] = begin + wall
+    emit({"event": "queued", "seq": seq, "name": name, "command": command, "work_relpath": relpath,
+          "work_generated": False, **bench}, when=start + 0.2 + seq * 1e-6)
+    where = {"seq": seq, "name": name, "runner": "local", "host": host, "work_dir": f"/scratch/ws/{relpath}",
+             "cores": [], "numa_node": None, "attempt": 0}
+    emit({"event": "started", **where}, when=begin - 0.0004)
+    outcome = {"status": status, "returncode": 0 if status == "ok" else 1, "start": round(begin, 6),
+               "end": round(begin + wall, 6), "duration": round(wall, 6), "user_seconds": round(cpu * 0.95, 6),
+               "system_seconds": round(cpu * 0.05, 6), "max_rss_kb": memory, "signal": None, "error": None,
+               "resumed": False}
+    if metrics:
+        outcome["metrics"] = metrics
+    emit({"event": "finished", **where, **outcome}, when=begin + wall + 0.0002)

@@ -255,7 +255,7 @@ def test_cli_version_names_python_and_the_main_libraries(tmp_path: Path) -> None
     lines = run_cli(tmp_path, "--version").stdout.splitlines()
     assert lines[1].startswith(f"Python {platform.python_version()} ")
     listed = dict(line.split() for line in lines[2:])
-    for name in ("trio", "trio-asyncio", "asyncssh", "cryptography", "rich", "orjson"):
+    for name in ("trio", "trio-asyncio", "asyncssh", "cryptography", "rich", "orjson", "scipy"):
         assert listed[name] == metadata.version(name)
 
 

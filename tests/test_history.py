@@ -321,19 +321,21 @@ def test_compare_two_runs_of_a_config_with_one_changed_command(tmp_path: Path) -
     second = log_path_of(cli(tmp_path, "config.py", "--", "slow=yes").stderr).stem
     result = json.loads(cli(tmp_path, "compare", first, second, "--format", "json").stdout)
     assert result["matched"] == 5 and result["only_a"] == result["only_b"] == []
-    assert [(c["work_relpath"], c["status_a"], c["status_b"]) for c in result["status_changes"]] == \
+    assert [(c["key"], c["status_a"], c["status_b"]) for c in result["status_changes"]] == \
         [("breaks", "ok", "failed")]
-    ratios = {c["work_relpath"]: c["ratio"] for c in result["commands"]}
+    ratios = {c["key"]: c["ratio"] for c in result["commands"]}
+    # plain commands: one execution each, too few for a verdict, but their ratio is there
+    assert {c["verdict"] for c in result["commands"]} == {"too few"} and result["verdicts"]["too few"] == 5
     assert ratios["t/1"] > 2.5 and all(0.5 < ratios[f"t/{i}"] < 2 for i in (0, 2, 3)) and ratios["breaks"] is None
     product = 1.0
     for i in range(4):
         product *= ratios[f"t/{i}"]
     assert result["geometric_mean"] == pytest.approx(product ** 0.25, rel=1e-3)
-    assert result["commands"][0]["work_relpath"] == "t/1"  # the biggest slowdown first
+    assert result["commands"][0]["key"] == "t/1"  # the biggest slowdown first
     text = cli(tmp_path, "compare", first, second).stdout
     assert "breaks: ok -> failed" in text and "geometric mean" in text
     rows = list(csv.DictReader(io.StringIO(cli(tmp_path, "compare", first, second, "--format", "csv").stdout)))
-    assert len(rows) == 5 and {r["work_relpath"] for r in rows} == set(ratios)
+    assert len(rows) == 5 and {r["key"] for r in rows} == set(ratios)
 
 
 # -- the report file ---------------------------------------------------------------------------------------

@@ -187,3 +187,84 @@ def test_report_browser_draws_each_node_of_a_runner_on_its_own_lanes(browser: An
     facts = json.loads(browser.evaluate("""JSON.stringify(Array.from(document.querySelectorAll('#facts dt'))
         .map(function (dt) { return [dt.textContent, dt.nextElementSibling.textContent]; }))"""))
     assert dict(facts)["hosts"] == "n1, n2"
+
+
+# -- benchmarks ------------------------------------------------------------------------------------------------
+
+
+def bench_state(browser: Any) -> dict[str, Any]:
+    return json.loads(browser.evaluate("JSON.stringify(__parallux_report.benchmarks)"))
+
+
+def test_report_browser_draws_each_benchmarks_executions_and_marks_the_outlier(browser: Any, tmp_path: Path) -> None:
+    from tests.synthetic import write_benchmark_log
+    log = tmp_path / "bench.jsonl"
+    gflops = [10.0, 10.2, 9.9, 10.1, 10.0, 30.0]  # r6: an outlier
+    write_benchmark_log(log, [
+        {"key": "mm/O2", "name": "mm-O2", "wall": [1.5, 1.4, 1.6, 1.5, 1.45, 1.55], "metrics": {"gflops": gflops},
+         "warmup": 1},
+        {"key": "fft", "name": "fft", "wall": [2.0, 2.1, 2.5], "status": ["ok", "failed", "ok"]}],
+        order=("shuffle", 2 ** 63 - 25))
+    report = tmp_path / "bench.html"
+    done = run_cli(tmp_path, "report", str(log), "-o", str(report))
+    assert done.returncode == 0, done.stderr
+    browser.load(report.as_uri(), READY)
+    assert browser.console_errors() == [] and page_state(browser)["errors"] == []
+    state = bench_state(browser)
+    # wall: 6 + 2 executions that ended ok (warm-up and failure left out), no outlier
+    assert (state["count"], state["shown"], state["measure"]) == (2, 2, "wall")
+    assert (state["points_drawn"], state["outliers_drawn"]) == (8, 0)
+    assert browser.evaluate("document.getElementById('benchmarks-section').hidden") is False
+    browser.evaluate("""(function () { var s = document.getElementById('bench-measure'); s.value = 'gflops';
+        s.dispatchEvent(new Event('change')); })()""")
+    state = bench_state(browser)
+    assert (state["measure"], state["points_drawn"], state["outliers_drawn"]) == ("gflops", 6, 1)
+    # hovering the outlier says which execution it is
+    where = json.loads(browser.evaluate("""(function () {
+        var box = document.getElementById('bench-canvas').getBoundingClientRect();
+        var hit = null;
+        for (var y = 0; y < box.height && !hit; y += 1) { for (var x = box.width - 1; x > 330 && !hit; x -= 1) {
+          document.getElementById('bench-canvas').dispatchEvent(new MouseEvent('mousemove',
+            {clientX: box.left + x, clientY: box.top + y}));
+          var t = document.getElementById('tooltip');
+          if (!t.hidden && t.textContent.indexOf('outlier') >= 0) { hit = {x: x, y: y}; } } }
+        return JSON.stringify(hit); })()"""))
+    assert where is not None
+    tooltip = page_state(browser)["tooltip"]
+    assert "mm-O2" in tooltip and "repetition r6" in tooltip and "gflops 30" in tooltip
+    facts = json.loads(browser.evaluate("""JSON.stringify(Array.from(document.querySelectorAll('#facts dt'))
+        .map(function (dt) { return [dt.textContent, dt.nextElementSibling.textContent]; }))"""))
+    assert dict(facts)["order"] == f"shuffle (seed {2 ** 63 - 25})"  # exact: no JS number holds it
+    shot = tmp_path / "bench.png"
+    browser.screenshot(shot)
+    assert shot.stat().st_size > 10_000
+
+
+def test_report_browser_without_benchmarks_has_no_benchmark_section(browser: Any, tmp_path: Path) -> None:
+    log = tmp_path / "plain.jsonl"
+    write_synthetic_log(log, 50)
+    report = tmp_path / "plain.html"
+    write_report(load_run(str(log)), str(report))
+    browser.load(report.as_uri(), READY)
+    assert page_state(browser)["errors"] == [] and bench_state(browser)["count"] == 0
+    assert browser.evaluate("document.getElementById('benchmarks-section').hidden") is True
+
+
+def test_report_browser_opens_10000_benchmarks_a_page_at_a_time(browser: Any, tmp_path: Path) -> None:
+    from tests.synthetic import write_benchmark_log
+    log = tmp_path / "many.jsonl"
+    write_benchmark_log(log, [{"key": f"k/{i:05d}", "name": f"kernel{i:05d}", "wall": [1.0 + (i % 7) / 100 + r / 1000
+                                                                                        for r in range(10)]}
+                              for i in range(10_000)], max_jobs=32)
+    report = tmp_path / "many.html"
+    write_report(load_run(str(log)), str(report))
+    browser.load(report.as_uri(), READY, timeout=180)
+    assert browser.console_errors() == [] and page_state(browser)["errors"] == []
+    state = bench_state(browser)
+    assert (state["count"], state["shown"], state["points_drawn"], state["pages"]) == (10_000, 25, 250, 400)
+    browser.evaluate("document.getElementById('bench-next').click()")
+    assert bench_state(browser)["page"] == 1
+    browser.evaluate("""(function () { var f = document.getElementById('bench-filter'); f.value = 'kernel0999';
+        f.dispatchEvent(new Event('input')); })()""")
+    state = bench_state(browser)
+    assert (state["shown"], state["page"], state["pages"]) == (10, 0, 1)

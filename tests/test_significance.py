@@ -7,7 +7,7 @@ import numpy
 import pytest
 from scipy import stats as scipy_stats
 
-from parallux._views.significance import compare_samples, geometric_mean_interval, ratio_interval
+from parallux._views.significance import compare_many, compare_samples, geometric_mean_interval, ratio_interval
 
 
 def noisy(rng: numpy.random.Generator, center: float, n: int = 10, noise: float = 0.05) -> list[float]:
@@ -45,6 +45,42 @@ def test_compare_samples_too_few_below_three_and_same_within_the_threshold() -> 
     result = compare_samples(a, b)
     assert result.p_value is not None and result.p_value < 0.05 and result.verdict == "same"
     assert compare_samples(a, b, threshold=0.005).verdict == "slower"
+
+
+def test_compare_samples_with_a_value_of_zero_gives_the_test_without_an_interval() -> None:
+    """A metric may be 0 in one execution (0 cache misses) while its median is not: no ratio interval
+    (no logarithm of 0), but the test and the verdict still."""
+    result = compare_samples([0.0, 10.0, 10.1, 10.2, 9.9], [20.0, 20.1, 20.2, 19.9, 20.3])
+    assert result.ratio_low is None and result.ratio_high is None
+    assert result.ratio is not None and result.p_value is not None and result.p_value < 0.05
+    assert result.verdict == "slower"
+
+
+def test_compare_many_gives_what_compare_samples_gives_pair_by_pair() -> None:
+    """compare's 10,000 benchmarks go through compare_many (one scipy call per shape of pairs, not one per
+    pair): the same comparisons, whatever the sizes, ties (which make small samples' test asymptotic),
+    values of 0, too few values."""
+    rng = numpy.random.default_rng(7)
+    pairs = []
+    for index in range(300):
+        m, n = int(rng.integers(1, 12)), int(rng.integers(1, 12))
+        a, b = noisy(rng, 1.0, m), noisy(rng, [1.0, 1.1, 0.9][index % 3], n)
+        if index % 7 == 0:
+            b = [round(x, 1) for x in b]  # ties
+            a = [round(x, 1) for x in a]
+        if index % 11 == 0 and m > 1:
+            a[0] = 0.0
+        pairs.append((a, b))
+    pairs.append(([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]))
+    for threshold, higher in ((0.02, False), (0.05, True)):
+        many = compare_many(pairs, threshold, higher)
+        assert len(many) == len(pairs)
+        for (a, b), found in zip(pairs, many):
+            one = compare_samples(a, b, threshold, higher)
+            assert found.verdict == one.verdict and (found.n_a, found.n_b) == (one.n_a, one.n_b)
+            for field in ("median_a", "median_b", "ratio", "ratio_low", "ratio_high", "p_value"):
+                expected = getattr(one, field)
+                assert getattr(found, field) == (None if expected is None else pytest.approx(expected, rel=1e-9))
 
 
 def u_law(m: int, n: int) -> numpy.ndarray:

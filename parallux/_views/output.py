@@ -89,12 +89,20 @@ def print_json(value: Any) -> None:
 def write_json_rows(stream: IO[str], head: dict[str, Any], key: str, rows: Iterable[dict[str, Any]]) -> None:
     """``{...head, key: [rows]}`` with one row per line: json's indenting encoder is pure Python, ten times
     slower than its compact one, and a row per line reads (and greps) well."""
-    stream.write("{" + json.dumps(head)[1:-1] + f", {json.dumps(key)}: [")
-    separator = "\n"
-    for row in rows:
-        stream.write(separator + jsonl.dumps(row))
-        separator = ",\n"
-    stream.write("\n]}\n")
+    write_json_lists(stream, head, {key: rows})
+
+
+def write_json_lists(stream: IO[str], head: dict[str, Any], lists: dict[str, Iterable[dict[str, Any]]]) -> None:
+    """``{...head, key: [rows], ...}``, each list's rows one per line (``write_json_rows``)."""
+    stream.write("{" + json.dumps(head)[1:-1])
+    for key, rows in lists.items():
+        stream.write(f", {json.dumps(key)}: [")
+        separator = "\n"
+        for row in rows:
+            stream.write(separator + jsonl.dumps(row))
+            separator = ",\n"
+        stream.write("\n]")
+    stream.write("}\n")
 
 
 def write_delimited(stream: IO[str], header: list[str], rows: Iterable[list[Any]], fmt: str) -> None:

@@ -106,10 +106,13 @@ class _RunBuilder:
         self.pending_starts: dict[int, int] = {}
         self.lines: list[Any] = []
         self.unlisted: list[Attempt] = []  # how commands ended that did not run here (resumed, cancelled)
+        self.benchmarks: dict[str, dict[str, Any]] = {}
+        self.orders: list[dict[str, Any]] = []
         self.handlers = {"run_started": self._on_run_started, "runner": self._on_runner,
                          "run_finished": self._on_run_finished, "queued": self._on_queued,
                          "started": self._on_started, "retrying": self._on_retrying,
-                         "finished": self._on_finished}
+                         "finished": self._on_finished, "benchmark": self._on_benchmark,
+                         "order": self.orders.append}
 
     def read(self, lines: list[Any]) -> None:
         """Every event, in order. The hot path (queued and finished: two thirds of the lines) is inlined:
@@ -154,7 +157,8 @@ class _RunBuilder:
                 if seq not in commands:
                     get = record.get
                     commands[seq] = CommandRecord(seq, get("name", ""), get("command"), get("work_relpath"),
-                                                  get("time"), work_generated=get("work_generated"))
+                                                  get("time"), work_generated=get("work_generated"),
+                                                  bench=get("bench"), repetition=get("repetition"))
                     continue
             handler = handlers.get(event)
             if handler is not None:
@@ -192,6 +196,9 @@ class _RunBuilder:
     def _on_runner(self, record: dict[str, Any]) -> None:
         self.runners[record.get("name")] = record  # type: ignore[index]
 
+    def _on_benchmark(self, record: dict[str, Any]) -> None:
+        self.benchmarks[record["key"]] = record
+
     def _on_run_finished(self, record: dict[str, Any]) -> None:
         self.finished = record
 
@@ -200,6 +207,8 @@ class _RunBuilder:
         command.command = record.get("command")
         command.work_relpath = record.get("work_relpath")
         command.work_generated = record.get("work_generated")
+        command.bench = record.get("bench")
+        command.repetition = record.get("repetition")
         command.queued = record.get("time")
 
     def _on_started(self, record: dict[str, Any]) -> None:
@@ -241,7 +250,7 @@ class _RunBuilder:
             raise HistoryError(f"{self.path} is not a parallux run log (no run_started event)")
         commands = sorted(self.commands.values(), key=attrgetter("seq"))
         return Run(self.path, self.info, self.runners, commands, self.finished, self.last_time, self.skipped,
-                   sorted(self.problems))
+                   sorted(self.problems), benchmarks=self.benchmarks, orders=self.orders)
 
 
 def _last_time(lines: list[Any]) -> float | None:

@@ -85,6 +85,8 @@ class CommandRecord:
     finished_at: float | None = None      # the time of its finished event
     resumed: bool = False
     work_generated: bool | None = None    # parallux made its work_relpath up (None: a log from before that was said)
+    bench: str | None = None              # an execution of a benchmark: the benchmark's key
+    repetition: str | None = None         # and which: "w1" (a warm-up), "r3" (a measured repetition)
 
     @property
     def last(self) -> Attempt | None:
@@ -138,6 +140,8 @@ class Run:
     skipped_lines: int = 0                    # lines that were not JSON (a torn write)
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line, why) of each record skipped
     other_runs: list[str] = field(default_factory=list)  # the ids of other runs in its file (an old log)
+    benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> its benchmark event
+    orders: list[dict[str, Any]] = field(default_factory=list)  # the order events: the mode, the seed used
 
     @property
     def run_id(self) -> str:
@@ -188,6 +192,7 @@ class Run:
                 "exit_status": finished.get("exit_status"), "halted": finished.get("halted"),
                 "host": self.info.get("host"), "pid": self.info.get("pid"), "parallux": self.info.get("parallux"),
                 "python": self.info.get("python"), "hosts": self.hosts(),
+                "order": [{"mode": o.get("mode"), "seed": o.get("seed")} for o in self.orders],
                 "runners": [dict(r) for r in self.runners.values()]}
 
 

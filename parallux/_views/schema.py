@@ -49,10 +49,11 @@ class Spec:
 
     def __init__(self, fields: dict[str, tuple[type, ...]], required: tuple[str, ...] = (),
                  int_lists: tuple[str, ...] = (), text_lists: tuple[str, ...] = (),
-                 mappings: dict[str, tuple[type, ...]] | None = None) -> None:
+                 mappings: dict[str, tuple[type, ...]] | None = None, unbounded: tuple[str, ...] = ()) -> None:
         self.fields = fields
         self.required = required
-        self.numbers = tuple(k for k, kinds in fields.items() if int in kinds)
+        # (unbounded: numbers that are no time, count or size, such as a seed, which may take any 64 bits)
+        self.numbers = tuple(k for k, kinds in fields.items() if int in kinds and k not in unbounded)
         self.int_lists = int_lists          # lists of numbers (cores)
         self.text_lists = text_lists        # lists of text (argv)
         self.mappings = mappings or {}      # objects: text -> a value of these types (counts)
@@ -70,12 +71,18 @@ SPECS = {
                    required=("name",), int_lists=("core_pool",), text_lists=("login",),
                    mappings={"numa_nodes": LIST}),
     "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT),
-                    "work_generated": _maybe(FLAG)}, required=("seq",)),
+                    "work_generated": _maybe(FLAG), "bench": _maybe(TEXT), "repetition": _maybe(TEXT)},
+                   required=("seq",)),
     "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
     "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
                      mappings={"metrics": METRIC_VALUES}),
     "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
                      mappings={"metrics": METRIC_VALUES}),
+    "benchmark": Spec({"event": TEXT, "time": NUMBER, "key": TEXT, "name": _maybe(TEXT), "command": _maybe(TEXT),
+                       "repeat": _maybe(INT), "warmup": _maybe(INT), "metrics": _maybe(LIST)},
+                      required=("key",), text_lists=("metrics",)),
+    "order": Spec({"event": TEXT, "time": NUMBER, "mode": TEXT, "seed": _maybe(INT)}, required=("mode",),
+                  unbounded=("seed",)),
     "run_finished": Spec({"event": TEXT, "time": NUMBER, "counts": OBJECT, "elapsed": _maybe(NUMBER),
                           "retries": _maybe(INT), "resumed": _maybe(INT), "busy_seconds": _maybe(OBJECT),
                           "started": _maybe(INT), "exit_status": _maybe(INT), "halted": _maybe(TEXT)},
@@ -89,7 +96,8 @@ COMMAND_EVENTS = frozenset(("queued", "started", "retrying", "finished"))
 _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = {int, float, _NONE}, {int, _NONE}, {str, _NONE}
 _COMMAND_ATTRIBUTES = {"seq": {int}, "name": {str}, "command": _MAYBE_TEXT, "work_relpath": _MAYBE_TEXT,
                        "queued": _MAYBE_NUMBER, "finished_at": _MAYBE_NUMBER,
-                       "work_generated": {bool, _NONE}}  # (status: its attempt's)
+                       "work_generated": {bool, _NONE}, "bench": _MAYBE_TEXT,
+                       "repetition": _MAYBE_TEXT}  # (status: its attempt's)
 _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "host": _MAYBE_TEXT,
                        "cores": {list}, "numa_node": _MAYBE_INT, "work_dir": _MAYBE_TEXT, "start": _MAYBE_NUMBER,
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,

@@ -5,19 +5,21 @@ from __future__ import annotations
 from typing import IO, Any, Iterable
 
 from .._printable import printable
+from .benchmarks import Benchmark
+from .benchrows import order_text
 from .output import cell, clock_text, compress_cores, counts_text, kib_text, rounded, seconds_text, write_delimited
 from .records import CommandRecord, Run
 
 # The fields of a command row, in order (show's csv/tsv/json, export --csv).
 COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "status", "returncode", "signal",
                   "start", "end", "duration", "user_seconds", "system_seconds", "cpu_seconds", "max_rss_kb",
-                  "attempts", "resumed", "work_relpath", "work_dir", "command", "error", "metrics")
+                  "attempts", "resumed", "work_relpath", "work_dir", "command", "error", "bench", "repetition",
+                  "metrics")
 TABLE_HEADERS = ("NAME", "RUNNER", "HOST", "CORES", "STATUS", "EXIT", "START", "DURATION", "CPU", "PEAK RSS",
                  "ATTEMPTS", "WORK DIR")
 
 
-def select(run: Run, failed: bool = False, slowest: int | None = None) -> list[CommandRecord]:
-    commands = run.commands
+def select(commands: list[CommandRecord], failed: bool = False, slowest: int | None = None) -> list[CommandRecord]:
     if failed:
         commands = [c for c in commands if c.failed]
     if slowest is not None:
@@ -26,13 +28,25 @@ def select(run: Run, failed: bool = False, slowest: int | None = None) -> list[C
     return list(commands)
 
 
+def select_benchmarks(benchmarks: list[Benchmark], failed: bool = False,
+                      slowest: int | None = None) -> list[Benchmark]:
+    """--failed: those with an execution that did not end ok; --slowest N: the N of longest median wall time."""
+    if failed:
+        benchmarks = [b for b in benchmarks if b.status not in ("ok", "running", "queued")]
+    if slowest is not None:
+        medians = {id(b): stats.median for b in benchmarks for stats in [b.summary("wall")[2]] if stats}
+        benchmarks = sorted((b for b in benchmarks if id(b) in medians), key=lambda b: -medians[id(b)])[:slowest]
+    return benchmarks
+
+
 def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
     """One command as a flat mapping of COMMAND_FIELDS (JSON-able)."""
     last = command.last
     if last is None:  # queued, never started
         return {**dict.fromkeys(COMMAND_FIELDS), "seq": command.seq, "name": command.name, "cores": [],
                 "status": command.status, "attempts": 0, "resumed": False, "work_relpath": command.work_relpath,
-                "command": command.command, "metrics": {}}
+                "command": command.command, "bench": command.bench, "repetition": command.repetition,
+                "metrics": {}}
     return {"seq": command.seq, "name": command.name, "runner": last.runner,
             "host": last.host or (run.runners.get(last.runner or "") or {}).get("host"), "cores": last.cores,
             "numa_node": last.numa_node, "status": command.status, "returncode": last.returncode,
@@ -40,8 +54,8 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
             "user_seconds": last.user_seconds, "system_seconds": last.system_seconds,
             "cpu_seconds": rounded(command.cpu_seconds), "max_rss_kb": last.max_rss_kb,
             "attempts": len(command.attempts), "resumed": command.resumed, "work_relpath": command.work_relpath,
-            "work_dir": last.work_dir, "command": command.command, "error": last.error,
-            "metrics": last.metrics or {}}
+            "work_dir": last.work_dir, "command": command.command, "error": last.error, "bench": command.bench,
+            "repetition": command.repetition, "metrics": last.metrics or {}}
 
 
 def write_rows(stream: IO[str], run: Run, commands: Iterable[CommandRecord], fmt: str = "csv") -> None:
@@ -82,6 +96,9 @@ def summary_text(run: Run) -> str:
              + (f"; {summary['resumed']} resumed" if summary["resumed"] else "")]
     if run.runners:
         lines.append("runners  " + ", ".join(_runner_text(r) for r in run.runners.values()))
+    order = order_text(run)
+    if order:
+        lines.append(f"order    {order}")
     if summary["halted"]:
         lines.append(f"halted   {summary['halted']}")
     lines.append(f"log      {run.path}" + (f" ({run.skipped_lines} unreadable lines skipped)"

@@ -15,18 +15,25 @@ import os
 import shlex
 import sys
 import time
-from typing import IO, Callable, Sequence
+from typing import IO, Any, Callable, Sequence
 
 from .._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_USAGE
 from . import SUBCOMMANDS
-from .compare import COMPARE_FIELDS, compare_runs, compare_text
+from .benchmarks import MeasureError, check_measure, measures, split
+from .benchrows import EXECUTION_HEADERS, benchmark_json, execution_rows, heading, write_stats_rows
+from .benchrows import TABLE_HEADERS as BENCH_HEADERS
+from .benchrows import table_row as bench_row
+from .compare import COMPARE_FIELDS, compare_sides, compare_text
+from .forked import in_child
 from .history import RunEntry, list_runs, resolve_run
 from .output import (cell, clock_text, counts_text, print_json, print_table, seconds_text, short_path,
-                     write_delimited, write_json_rows)
+                     write_delimited, write_json_lists, write_json_rows)
 from .reader import load_run
 from .records import HistoryError, Run
 from .schema import skipped_text
-from .show import TABLE_HEADERS, command_row, select, summary_text, table_row, write_rows
+from .sides import Side, side_of
+from .significance import warm_up
+from .show import TABLE_HEADERS, command_row, select, select_benchmarks, summary_text, table_row, write_rows
 from .target import TargetError, check_target, write_target
 
 FORMATS = ("table", "csv", "tsv", "json")
@@ -66,6 +73,10 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     _add_run(show)
     show.add_argument("--failed", action="store_true", help="only commands that did not end ok")
     show.add_argument("--slowest", type=positive, metavar="N", help="only the N longest commands, longest first")
+    show.add_argument("--metric", metavar="NAME", default="wall",
+                      help="the measure of the benchmarks' rows: wall (default), cpu, memory, or a metric's name")
+    show.add_argument("--repetitions", action="store_true",
+                      help="also a row per execution of each benchmark (warm-ups and repetitions)")
     _add_format(show)
 
     report = _parser("report", "Write one self-contained HTML report of a run (opens from disk, no network).")
@@ -81,10 +92,23 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     target.add_argument("--junit", metavar="FILE.xml", help="JUnit XML, one testcase per command; - for stdout")
     target.add_argument("--csv", metavar="FILE", help="one row per command; - for stdout")
 
-    compare = _parser("compare", "Compare two runs command by command (matched by work_relpath).")
+    compare = _parser("compare", "Compare two runs benchmark by benchmark (and command by command): the ratio of "
+                                 "the medians, its 95%% interval, a p-value and a verdict.")
     compare.add_argument("run_a", metavar="RUN_A", help="the baseline run")
     compare.add_argument("run_b", metavar="RUN_B", help="the run compared with it")
     compare.add_argument("--config", metavar="PATH", help="look the run ids up among this config's runs")
+    compare.add_argument("--metric", metavar="NAME", default="wall",
+                         help="the measure compared: wall (default), cpu, memory, or a metric's name")
+    compare.add_argument("--higher-is-better", action="store_true",
+                         help="the metric is a rate (GFLOP/s): a higher B is faster (default: lower is better, "
+                              "as for wall, cpu and memory)")
+    compare.add_argument("--threshold", type=percent, default=2.0, metavar="PCT",
+                         help="a change smaller than PCT%% is same, however significant (default 2)")
+    compare.add_argument("--fail-on", choices=("slower", "change"),
+                         help="exit 1 when a benchmark is slower (change: slower or faster): a CI gate")
+    compare.add_argument("--match", choices=("key", "name"), default="key",
+                         help="match by key (work_relpath, the default) or by command name (two campaigns "
+                              "with different work prefixes)")
     _add_format(compare)
     clean = _parser("clean", "Remove old runs: their logs, the work dirs generated for them on this machine, "
                              "and .history copies older than every run kept.")
@@ -96,6 +120,13 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     parsers = {"runs": runs, "show": show, "report": report, "export": export, "compare": compare, "clean": clean}
     assert tuple(parsers) == SUBCOMMANDS
     return parsers
+
+
+def percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 100:  # (nan fails too)
+        raise argparse.ArgumentTypeError(f"must be a percentage from 0 to 100, not {text}")
+    return value
 
 
 def positive(text: str) -> int:
@@ -123,7 +154,7 @@ def main(argv: Sequence[str]) -> int:
     handler: Callable[[argparse.Namespace], int] = globals()[f"command_{name}"]
     try:
         return handler(args)
-    except (HistoryError, TargetError) as exc:
+    except (HistoryError, TargetError, MeasureError) as exc:
         print(f"parallux {name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `parallux show | head`: the reader has seen enough
@@ -189,20 +220,41 @@ def _entry_row(entry: RunEntry) -> list[str]:
 
 def command_show(args: argparse.Namespace) -> int:
     run = _load(args.run, args.config)
-    commands = select(run, failed=args.failed, slowest=args.slowest)
+    check_measure(args.metric, [(run.run_id, measures(run))])
+    everything, plain = split(run)
+    benchmarks = select_benchmarks(everything, failed=args.failed, slowest=args.slowest)
+    # The rows of commands: the plain ones; with --repetitions, every execution too (each a command of the log)
+    commands = select(run.commands if args.repetitions else plain, failed=args.failed, slowest=args.slowest)
     if args.format == "json":
-        write_json_rows(sys.stdout, {"run": run.summary()}, "commands", (command_row(run, c) for c in commands))
+        every = measures(run)
+        write_json_lists(sys.stdout, {"run": run.summary(), "measures": every},
+                         {"benchmarks": (benchmark_json(b, every) for b in benchmarks),
+                          "commands": (command_row(run, c) for c in commands)})
     elif args.format in ("csv", "tsv"):
-        write_rows(sys.stdout, run, commands, args.format)
+        if everything and not args.repetitions:
+            write_stats_rows(sys.stdout, benchmarks, commands, measures(run), args.format)
+        else:
+            write_rows(sys.stdout, run, commands, args.format)
     else:
-        print(summary_text(run))
-        if commands:
-            print()
-            now = time.time()
-            print_table(TABLE_HEADERS, [table_row(c, now) for c in commands])
-        elif args.failed:
-            print("\nno command failed")
+        _show_table(run, benchmarks, [c for c in commands if c.bench is None], args)
     return EXIT_OK
+
+
+def _show_table(run: Run, benchmarks: list[Any], plain: list[Any], args: argparse.Namespace) -> None:
+    print(summary_text(run))
+    if benchmarks:
+        print("\n" + heading(benchmarks, args.metric))
+        print_table(BENCH_HEADERS, [bench_row(b, args.metric) for b in benchmarks])
+        if args.repetitions:
+            print()
+            headers = [args.metric.upper() if h == "VALUE" else h for h in EXECUTION_HEADERS]
+            print_table(headers, [row for b in benchmarks for row in execution_rows(b, args.metric)])
+    if plain:
+        print()
+        now = time.time()
+        print_table(TABLE_HEADERS, [table_row(c, now) for c in plain])
+    elif args.failed and not benchmarks:
+        print("\nno command failed")
 
 
 # -- report / export -------------------------------------------------------------------------------------
@@ -246,8 +298,16 @@ def _write_csv(run: Run, stream: IO[str]) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    run_a, run_b = _load(args.run_a, args.config), _load(args.run_b, args.config)
-    result = compare_runs(run_a, run_b)
+    def side(spec: str) -> Side:
+        return side_of(_load(spec, args.config), args.metric, args.match)
+
+    sys.stdout.flush()
+    # Each run read in a child of its own (a log of 10,000 benchmarks takes seconds to read), while this
+    # process imports scipy (most of a second)
+    side_b, side_a = in_child(side, args.run_b), in_child(side, args.run_a)
+    warm_up()
+    result = compare_sides(side_a(), side_b(), args.metric, args.threshold / 100, args.higher_is_better,
+                           args.match)
     if args.format == "json":
         write_json_rows(sys.stdout, {k: v for k, v in result.items() if k != "commands"}, "commands",
                         result["commands"])
@@ -256,7 +316,8 @@ def command_compare(args: argparse.Namespace) -> int:
                         ([cell(row[k], k) for k in COMPARE_FIELDS] for row in result["commands"]), args.format)
     else:
         print(compare_text(result))
-    return EXIT_OK
+    failing = {"slower": ("slower",), "change": ("slower", "faster")}.get(args.fail_on or "", ())
+    return EXIT_FAILED if any(result["verdicts"][verdict] for verdict in failing) else EXIT_OK
 
 
 # -- clean -----------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ The page is ``template.html`` with its script, its style and the vendored uPlot 
 inlined, and the run's records embedded as JSON in ``<script type="application/json"
 id="parallux-data">`` (columnar, documented in docs/reference.md, "The report's data"), so that other tools
 can read them back. The timeline is drawn by hand on a canvas (``report.js``): one bar per attempt, lanes per
-runner slot or core, 100,000 bars a frame; uPlot draws the charts over time and the histogram.
+runner slot or core, 100,000 bars a frame; uPlot draws the charts over time and the histogram. A run with
+benchmarks gets a section of its own (``bench_data``, ``benchmarks.js``): points over a box, a page at a time.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import socket
 from typing import Any
 
 from .. import jsonl
+from ..benchrows import order_text
 from ..lanes import assign_slots
 from ..reader import stderr_tail
 from ..records import Attempt, CommandRecord, Run
 from ..target import write_target
+from .bench_data import benchmarks_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_FORMAT = 1
@@ -44,12 +47,13 @@ def render(run: Run) -> str:
     parts = {"/*STYLE*/": _asset("report.css"), "/*UPLOT_CSS*/": _asset("uPlot.min.css"),
              "/*UPLOT_JS*/": _script_code(_asset("uPlot.iife.min.js")),
              "/*REPORT_JS*/": _script_code(_asset("report.js")),
+             "/*BENCH_JS*/": _script_code(_asset("benchmarks.js")),
              "/*DATA*/": script_json(report_data(run)), "<!--TITLE-->": _escape(title)}
     # One pass over the template: what is put in is never searched for markers itself.
     return _MARKERS.sub(lambda match: parts[match.group()], _asset("template.html"))
 
 
-_MARKERS = re.compile(r"/\*(?:STYLE|UPLOT_CSS|UPLOT_JS|REPORT_JS|DATA)\*/|<!--TITLE-->")
+_MARKERS = re.compile(r"/\*(?:STYLE|UPLOT_CSS|UPLOT_JS|REPORT_JS|BENCH_JS|DATA)\*/|<!--TITLE-->")
 # Inside <script>, "</script" ends the block, "<!--" followed by "<script" makes the parser swallow the rest of
 # the page, and U+2028/2029 end a line in JavaScript. In JSON these characters occur only inside strings, where
 # their \u escapes mean the same: a reader's json.loads or JSON.parse gets the text back unchanged.
@@ -85,7 +89,7 @@ def report_data(run: Run) -> dict[str, Any]:
             "commands": {"fields": list(COMMAND_FIELDS), "rows": [_command_row(c, origin) for c in run.commands]},
             "attempts": {"fields": list(ATTEMPT_FIELDS),
                          "rows": [_attempt_row(a, origin) for a in run.attempts()]},
-            "failures": _failures(run)}
+            "failures": _failures(run), "benchmarks": benchmarks_data(run), "order_text": order_text(run)}
 
 
 def _us(value: float | None, origin: float) -> int | None:

@@ -141,6 +141,8 @@
       ["runners", runners || "-"], ["parallux", (run.parallux || "?") + " · Python " + (run.python || "?")],
       ["log", run.log], ["halted", run.halted || "no"]
     ];
+    // how a run's benchmarks were ordered, and the seed of a shuffle (as text: a 64-bit seed is no JS number)
+    if (model.raw.order_text) { facts.push(["order", model.raw.order_text]); }
     var dl = $("facts");
     facts.forEach(function (pair) { dl.appendChild(el("dt", null, pair[0])); dl.appendChild(el("dd", null, pair[1])); });
     var counts = $("counts");
@@ -655,6 +657,10 @@
     });
     failures(model);
     slowest(model);
+    // other sections (benchmarks.js) registered themselves before this script ran
+    (window.__parallux_sections || []).forEach(function (section) {
+      section(model.raw, hook, { el: el, fmtSeconds: fmtSeconds, fmtKib: fmtKib, tooltip: $("tooltip") });
+    });
     hook.render_ms = performance.now();
     hook.ready = true;
   }
