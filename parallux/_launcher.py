@@ -6,7 +6,8 @@ SSH channel for an SSH runner -- and talks to it with one JSON object per line o
 Requests (one line each)::
 
     {"op": "hello", "watchdog": 60}                  -> {"ev": "hello", ...machine facts...}
-      (with "sigterm": "error": SIGTERM from outside ends the running commands "error", see stop_serving)
+      (with "sigterm": "error": SIGTERM from outside ends the running commands "error", see stop_serving;
+       with "machine_root": the tree MachineFacts reads, in place of PARALLUX_MACHINE_ROOT or /)
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
@@ -15,6 +16,9 @@ Requests (one line each)::
                                                         (not sent when quiet_start is true)
                                                         {"ev": "exit", "id": 7, "status": "ok", "returncode": ..., ...}
                                                      or {"ev": "error", "id": 7, "message": "..."}
+      (with "cpus": [...]: spawned on those CPUs -- a lease's -- whatever the launcher's own affinity)
+    {"op": "affinity", "cpus": [0]}                  run on these CPUs from now on (null: every CPU), and so
+                                                     do the commands started without "cpus"
     {"op": "kill", "id": 7, "grace": 2.0, "reason": "timeout"}
                                                      stop the command's process tree (TERM, grace, KILL);
                                                      its record says why (status "timeout"/"cancelled")
@@ -2042,14 +2046,20 @@ def hello(facts):
         cpus = None
     online = facts.online()
     logical = len(online) if online else os.cpu_count()
-    return {
+    event = {
         "ev": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
         "python": "%d.%d.%d" % sys.version_info[:3], "logical_cores": logical,
         "usable_cores": len(cpus) if cpus else logical, "cpus": cpus,
         "home": os.path.expanduser("~"), "cwd": os.getcwd(),
         "numactl": find_program("numactl"), "hostname": os.uname()[1], "guardian": os.getppid(),
-        "machine": facts.identity(), "siblings": facts.siblings(online or cpus or []),
     }
+    event.update(machine_of(facts, cpus))
+    return event
+
+
+def machine_of(facts, cpus):
+    """Which machine this is (the runners on one share its CPUs) and its physical cores (SMT siblings)."""
+    return {"machine": facts.identity(), "siblings": facts.siblings(facts.online() or cpus or [])}
 
 
 def own_affinity():
