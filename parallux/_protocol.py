@@ -58,6 +58,7 @@ class LauncherClient:
         self._hello_event = trio.Event()
         self._pongs: list[trio.Event] = []
         self.gone: str | None = None
+        self.stopped: str | None = None  # why the launcher, ending unasked, stopped its commands (their events say)
 
     # -- lifetime ----------------------------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class LauncherClient:
             if job is not None:
                 job.exit_event = event
                 job.ended.set()
+            self.stopped = self.stopped or event.get("stopped")
 
     # -- requests ----------------------------------------------------------------------------------------
 

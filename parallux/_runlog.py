@@ -111,6 +111,15 @@ class RunLog:
         if event == "started" and not self._latest_linked:
             self._link_latest()
 
+    def runner_event(self, event: str, runner: Any, **details: Any) -> None:
+        """What befell a runner (``launcher_restarted``: ``reason``, ``restarts``), with its name and host."""
+        if self._fd is None:
+            return
+        if runner.name not in self._runners_logged:
+            self._log_runner(runner)
+        self._write({"event": event, "time": time.time(), "runner": runner.name, "host": _host_of(runner),
+                     **details})
+
     def _log_runner(self, runner: Any) -> None:
         self._runners_logged.add(runner.name)
         self._write(runner_record(runner))
