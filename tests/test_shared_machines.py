@@ -223,3 +223,29 @@ def test_whole_cores_is_checked_like_every_runner_option(tmp_path: Path) -> None
     done = run_cli(tmp_path, "config.py", env=cli_env(tmp_path))
     assert done.returncode == 2
     assert "whole_cores must be True or False" in done.stderr and "Traceback" not in done.stderr
+
+
+@needs_two_cpus
+def test_whole_cores_a_slurm_node_with_too_few_cores_is_an_error_not_a_hang(slurm_cluster: SlurmCluster,
+                                                                            tmp_path: Path) -> None:
+    """A Slurm runner learns its nodes' topology only when they connect: a request registered before that,
+    which their physical cores cannot hold, ends error with the reason once they do (the node is refused)."""
+    root = same_machine(tmp_path / "machine", [[0, 1]])
+    slurm_cluster.wait_idle()
+    try:
+        write_config(tmp_path, f"""
+            from parallux import goal
+            node = goal.slurm("one", nodes=1, core_pool=[0, 1], whole_cores=True, workspace="ws",
+                              env={{"PARALLUX_MACHINE_ROOT": {str(root)!r}}})
+            node.run("true", threads=2).sync()
+        """)
+        env = dict(slurm_cluster.env, HOME=str(tmp_path))
+        env.pop("PYTHONPATH", None)
+        done = subprocess.run([sys.executable, "-m", "parallux", "config.py"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        slurm_cluster.cancel_all()
+    assert done.returncode in (1, 2), done.stderr
+    assert "threads=2 is more than the 1 physical core of the pool (whole_cores=True leases whole cores)" \
+        in done.stderr
+    assert "Traceback" not in done.stderr
