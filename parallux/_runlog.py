@@ -207,6 +207,9 @@ def outcome(result: Result) -> dict[str, Any]:
     tail = getattr(result, "stderr_tail_text", None)
     if tail and result.status != "ok":
         fields["stderr_tail"] = tail if isinstance(tail, str) else bytes(tail).decode("utf-8", "replace")
+    metrics = getattr(result, "metrics", None)
+    if metrics:
+        fields["metrics"] = metrics
     origin = getattr(result, "run_id", None)
     if origin is not None:
         fields["from_run"] = origin

@@ -18,7 +18,7 @@ import trio
 from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, env_of
-from .._launcher import MACHINE_ROOT_VAR, RECORD_NAME
+from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._protocol import Job, LauncherClient, outcome_of
 from .._status import Status
 from .._transports._base import Transport, write_now
@@ -242,7 +242,8 @@ class Seat:
         runs with."""
         assert self.client is not None
         variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
-                     "PARALLUX_WORK_DIR": command.work_dir, **self.transport.variables()}
+                     "PARALLUX_WORK_DIR": command.work_dir, "PARALLUX_METRICS": f"{command.work_dir}/{METRICS_NAME}",
+                     **self.transport.variables()}
         if lease is not None:
             variables["PARALLUX_CORES"] = format_cores(lease.cores)
             if lease.numa_node is not None:
@@ -256,6 +257,7 @@ class Seat:
                     "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
                     "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
                     "attempts_before": command.attempts},
+            metrics=command.metrics,
             cpus=list(lease.cores) if lease is not None and self.home_cpus is not None else None)
         return Launched(job_id, job, self.client, self.end)
 

@@ -42,6 +42,7 @@ class Attempt:
     signal: int | None = None
     error: str | None = None
     stderr_tail: str | None = None
+    metrics: dict[str, float] | None = None  # what metrics= and $PARALLUX_METRICS gave
     slot: int = 0  # the lane on the timeline, see assign_slots()
 
     @property
@@ -63,6 +64,7 @@ class Attempt:
         self.signal = get("signal")
         self.error = get("error")
         self.stderr_tail = get("stderr_tail")
+        self.metrics = get("metrics")
         self.work_dir = get("work_dir") or self.work_dir
         self.host = get("host") or self.host
 
