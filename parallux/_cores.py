@@ -3,7 +3,11 @@
 A runner with a core pool hands each command a :class:`Lease` of ``threads`` cores, which the command runs on
 (``numactl --physcpubind=...``) and gives back when it ends. The allocator is plain synchronous code guarded by
 a ``threading.Lock``: every decision is made and applied under the lock, so no two leases ever share a core,
-whichever thread or task asks. It knows nothing about trio or processes, so it is tested as plain functions.
+whichever thread or task asks. The lock and the set of leased CPUs are its machine's (``_cpus.MachineCpus``),
+shared with the allocators of every other runner there once its launcher has said which machine it is on
+(:meth:`CoreAllocator.attach`): a CPU goes to one command at a time, whatever the runner. With
+``whole_cores=True`` a lease takes physical cores (``_cpus.CoreUnits``). It knows nothing about trio or
+processes, so it is tested as plain functions.
 
 Placement policy, in order of preference (see :meth:`CoreAllocator.try_lease`):
 
@@ -19,10 +23,10 @@ Placement policy, in order of preference (see :meth:`CoreAllocator.try_lease`):
 from __future__ import annotations
 
 import operator
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ._cpus import CoreUnits, MachineCpus
 from ._errors import ConfigError
 
 _CONTAINERS = (range, list, tuple, set, frozenset)
@@ -147,18 +151,38 @@ class Lease:
 
     cores: tuple[int, ...]
     numa_node: int | None
+    held: tuple[int, ...] = ()  # every CPU it keeps: its cores and, with whole_cores, their idle siblings
+
+    @property
+    def cpus(self) -> tuple[int, ...]:
+        return self.held or self.cores
 
 
 class CoreAllocator:
     """Hands out disjoint sets of cores from a :class:`CoreLayout`; safe to call from any thread."""
 
-    def __init__(self, layout: CoreLayout) -> None:
+    def __init__(self, layout: CoreLayout, whole_cores: bool = False) -> None:
         self.layout = layout
+        self.whole_cores = whole_cores
         self._pool = frozenset(layout.cores)
         self._unassigned = layout.unassigned()
-        self._free: set[int] = set(layout.cores)
-        self._active: set[Lease] = set()
-        self._lock = threading.Lock()
+        self._active: dict[Lease, MachineCpus] = {}  # each lease goes back to the machine it came from
+        self.machine = MachineCpus()  # its own, until its launcher says which machine it is on
+        self.units = CoreUnits(layout.cores, whole_cores)
+
+    def attach(self, machine: MachineCpus, siblings: Sequence[Sequence[int]] | None = None) -> None:
+        """Lease from now on from ``machine``'s CPUs, shared with its other runners; ``siblings`` (the
+        machine's physical cores as lists of their threads) decide what a whole-core lease takes."""
+        self.units = CoreUnits(self.layout.cores, self.whole_cores, siblings)
+        self.machine = machine
+
+    def claims(self) -> frozenset[int]:
+        """The CPUs its leases may hold (the pool, and with whole cores the pool's siblings)."""
+        return self.units.claims
+
+    def overlaps(self, other: CoreAllocator) -> bool:
+        """Whether a lease of one may take CPUs the other could lease (one machine, pools that meet)."""
+        return self.machine is other.machine and not self.units.claims.isdisjoint(other.units.claims)
 
     def check_request(self, threads: int, numa_node: int | None, cores: Sequence[int] | None) -> None:
         """Raise ConfigError if this request could never be granted, even on an idle runner.
@@ -177,21 +201,24 @@ class CoreAllocator:
         caller retrying on None cannot wait forever.
         """
         wanted = self._validated(threads, numa_node, cores)
-        with self._lock:
-            chosen = self._choose(threads, numa_node, wanted)
+        machine, units = self.machine, self.units
+        with machine.lock:
+            chosen = self._choose(threads, numa_node, wanted, machine.taken, units)
             if chosen is None:
                 return None
-            self._free.difference_update(chosen)
-            lease = Lease(cores=chosen, numa_node=self._common_node(chosen))
-            self._active.add(lease)
+            held = units.held_by(chosen)
+            machine.taken.update(held)
+            lease = Lease(cores=chosen, numa_node=self._common_node(chosen), held=held)
+            self._active[lease] = machine
             return lease
 
     def could_fit_now(self, threads: int, numa_node: int | None = None,
                       cores: Sequence[int] | None = None) -> bool:
         """Whether :meth:`try_lease` would succeed right now (a snapshot: it may change at once)."""
         wanted = self._validated(threads, numa_node, cores)
-        with self._lock:
-            return self._choose(threads, numa_node, wanted) is not None
+        machine = self.machine
+        with machine.lock:
+            return self._choose(threads, numa_node, wanted, machine.taken, self.units) is not None
 
     def _validated(self, threads: int, numa_node: int | None,
                    cores: Sequence[int] | None) -> tuple[int, ...] | None:
@@ -200,12 +227,17 @@ class CoreAllocator:
         if numa_node is not None:
             self._check_node(numa_node)
         wanted = None if cores is None else self._check_cores(threads, numa_node, cores)
-        if numa_node is not None and threads > len(self.layout.nodes[numa_node]):
-            raise ConfigError(f"threads={threads} is more than the {len(self.layout.nodes[numa_node])} "
-                              f"cores of numa node {numa_node}")
-        if threads > len(self.layout.cores):
-            raise ConfigError(f"threads={threads} is more than the {len(self.layout.cores)} cores of the pool")
+        if numa_node is not None:
+            self._check_capacity(threads, self.layout.nodes[numa_node], f"numa node {numa_node}")
+        self._check_capacity(threads, self.layout.cores, "the pool")
         return wanted
+
+    def _check_capacity(self, threads: int, members: Sequence[int], where: str) -> None:
+        if not self.whole_cores and threads > len(members):
+            raise ConfigError(f"threads={threads} is more than the {len(members)} cores of {where}")
+        if self.whole_cores and threads > (count := self.units.count(members)):
+            raise ConfigError(f"threads={threads} is more than the {count} physical "
+                              f"core{'' if count == 1 else 's'} of {where} (whole_cores=True leases whole cores)")
 
     def _check_node(self, numa_node: int) -> None:
         # `True in {1: ...}` holds, so a bool must be turned away before the membership test.
@@ -228,22 +260,24 @@ class CoreAllocator:
             foreign = [core for core in wanted if core not in self.layout.nodes[numa_node]]
             if foreign:
                 raise ConfigError(f"cores {format_cores(foreign)} are not in numa node {numa_node}")
+        self.units.check_exact(sorted(wanted))
         return tuple(sorted(wanted))
 
     def release(self, lease: Lease) -> None:
         """Give a lease's cores back. Releasing a lease twice is a bug in the caller and raises RuntimeError."""
-        with self._lock:
-            if lease not in self._active:
-                raise RuntimeError(f"lease of cores {format_cores(lease.cores)} is not held "
-                                   "(released twice, or from another allocator)")
-            self._active.remove(lease)
-            self._free.update(lease.cores)
+        machine = self._active.pop(lease, None)  # (atomic: of two releases racing, one finds it)
+        if machine is None:
+            raise RuntimeError(f"lease of cores {format_cores(lease.cores)} is not held "
+                               "(released twice, or from another allocator)")
+        with machine.lock:
+            machine.taken.difference_update(lease.cpus)
 
     def available(self, numa_node: int | None = None) -> list[int]:
-        """Free cores right now, sorted; only those of ``numa_node`` when given."""
-        with self._lock:
-            free = set(self._free)
-        return [core for core in self.configured(numa_node) if core in free]
+        """Pool cores no lease holds right now (whichever runner's), sorted; only those of ``numa_node``."""
+        machine = self.machine
+        with machine.lock:
+            taken = set(machine.taken)
+        return [core for core in self.configured(numa_node) if core not in taken]
 
     def configured(self, numa_node: int | None = None) -> list[int]:
         """All managed cores, sorted; only those of ``numa_node`` when given."""
@@ -252,38 +286,37 @@ class CoreAllocator:
         self._check_node(numa_node)
         return list(self.layout.nodes[numa_node])
 
-    def _choose(self, threads: int, numa_node: int | None,
-                cores: tuple[int, ...] | None) -> tuple[int, ...] | None:
-        """The cores to grant, or None; caller holds the lock and has validated the request."""
+    def _choose(self, threads: int, numa_node: int | None, cores: tuple[int, ...] | None, taken: set[int],
+                units: CoreUnits) -> tuple[int, ...] | None:
+        """The cores to grant, or None; caller holds the machine's lock and has validated the request."""
         if cores is not None:
-            return cores if self._free.issuperset(cores) else None
+            return cores if units.all_free(cores, taken) else None
         if numa_node is not None:
-            return _lowest(self._free_in(self.layout.nodes[numa_node]), threads)
+            return _lowest(units.free_in(self.layout.nodes[numa_node], taken), threads)
         if not self.layout.nodes:
-            return _lowest(sorted(self._free), threads)
-        return self._best_single_node(threads) or self._spread(threads)
+            return _lowest(units.free_in(self.layout.cores, taken), threads)
+        free_by_node = [(node, units.free_in(members, taken)) for node, members in self.layout.nodes.items()]
+        return self._best_single_node(threads, free_by_node) or \
+            self._spread(threads, free_by_node, units.free_in(self._unassigned, taken))
 
-    def _free_in(self, members: Iterable[int]) -> list[int]:
-        return [core for core in members if core in self._free]
-
-    def _best_single_node(self, threads: int) -> tuple[int, ...] | None:
+    @staticmethod
+    def _best_single_node(threads: int, free_by_node: list[tuple[int, list[int]]]) -> tuple[int, ...] | None:
         """Lowest cores of the fullest node that still has room: keeps big free blocks for big requests."""
-        fits = [(len(free), node, free) for node, free in self._free_by_node() if len(free) >= threads]
+        fits = [(len(free), node, free) for node, free in free_by_node if len(free) >= threads]
         if not fits:
             return None
         _, _, free = min(fits, key=lambda fit: (fit[0], fit[1]))
         return _lowest(free, threads)
 
-    def _free_by_node(self) -> list[tuple[int, list[int]]]:
-        return [(node, self._free_in(members)) for node, members in self.layout.nodes.items()]
-
-    def _spread(self, threads: int) -> tuple[int, ...] | None:
+    @staticmethod
+    def _spread(threads: int, free_by_node: list[tuple[int, list[int]]],
+                unassigned: list[int]) -> tuple[int, ...] | None:
         """Spread over the groups with most free cores first, to span as few nodes as possible.
 
         Cores outside every node form one more group here; they are not preferred as a "single node" because
         nothing is known about their locality.
         """
-        groups = [free for _, free in self._free_by_node()] + [self._free_in(self._unassigned)]
+        groups = [free for _, free in free_by_node] + [unassigned]
         groups.sort(key=len, reverse=True)
         taken: list[int] = []
         for free in groups:

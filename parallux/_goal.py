@@ -63,19 +63,19 @@ class Goal(TypoChecked):
     @opt.checked("goal.local()", noun="option")
     def local(self, name: str = "local", workspace: str | os.PathLike[str] | None = None,
               max_jobs: int | None = None, env: Mapping[str, str] | None = None, core_pool: Any = None,
-              numa_nodes: Any = None, *, membind: bool = False) -> Runner:
+              numa_nodes: Any = None, *, membind: bool = False, whole_cores: bool = False) -> Runner:
         """A runner on this machine."""
         return self._pool.local(name, dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                                           numa_nodes=numa_nodes, membind=membind))
+                                           numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores))
 
     @opt.checked("goal.ssh()", noun="option", extra_keywords=opt.SSH_OPTIONS)
     def ssh(self, name: str, host: str | None = None, user: str | None = None, port: int | None = None,
             workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
             env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
-            membind: bool = False, **ssh_options: Any) -> Runner:
+            membind: bool = False, whole_cores: bool = False, **ssh_options: Any) -> Runner:
         """A runner on another machine, reached over one SSH connection; connects now."""
         options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                       numa_nodes=numa_nodes, membind=membind)
+                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
         return self._pool.add(self._pool.ssh_runner(name, host, user, port, options, ssh_options))
 
     @opt.checked("goal.slurm()", noun="option")
@@ -84,13 +84,13 @@ class Goal(TypoChecked):
               cpus_per_node: int | None = None, sbatch_options: Any = None,
               workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
               env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None,
-              python: str = "python3", membind: bool = False) -> Runner:
+              python: str = "python3", membind: bool = False, whole_cores: bool = False) -> Runner:
         """A runner on a Slurm cluster: one allocation (submitted now; inside one, with ``nodes=None``, that
         one), a launcher on each of its nodes; ``max_jobs`` and the core pool are per node."""
         request = dict(nodes=nodes, partition=partition, time=time, account=account, qos=qos,
                        constraint=constraint, cpus_per_node=cpus_per_node, sbatch_options=sbatch_options)
         options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                       numa_nodes=numa_nodes, membind=membind)
+                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
         return self._pool.slurm(name, request, opt.name(python, "goal.slurm(): python"), options)
 
     @opt.checked("goal.setRunner()")

@@ -6,7 +6,8 @@ SSH channel for an SSH runner -- and talks to it with one JSON object per line o
 Requests (one line each)::
 
     {"op": "hello", "watchdog": 60}                  -> {"ev": "hello", ...machine facts...}
-      (with "sigterm": "error": SIGTERM from outside ends the running commands "error", see stop_serving)
+      (with "sigterm": "error": SIGTERM from outside ends the running commands "error", see stop_serving;
+       with "machine_root": the tree MachineFacts reads, in place of PARALLUX_MACHINE_ROOT or /)
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
@@ -16,6 +17,9 @@ Requests (one line each)::
                                                         (not sent when quiet_start is true)
                                                         {"ev": "exit", "id": 7, "status": "ok", "returncode": ..., ...}
                                                      or {"ev": "error", "id": 7, "message": "..."}
+      (with "cpus": [...]: spawned on those CPUs -- a lease's -- whatever the launcher's own affinity)
+    {"op": "affinity", "cpus": [0]}                  run on these CPUs from now on (null: every CPU), and so
+                                                     do the commands started without "cpus"
     {"op": "kill", "id": 7, "grace": 2.0, "reason": "timeout"}
                                                      stop the command's process tree (TERM, grace, KILL);
                                                      its record says why (status "timeout"/"cancelled")
@@ -56,6 +60,7 @@ import time
 
 PROTOCOL_VERSION = 1
 MARK_VAR = "PARALLUX_JOB_MARK"
+MACHINE_ROOT_VAR = "PARALLUX_MACHINE_ROOT"  # where MachineFacts reads the machine (a test's fake tree)
 RECORD_NAME = "result.json"
 METRICS_NAME = "metrics.txt"  # what $PARALLUX_METRICS names: a command's own figures (see "metrics" below)
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME, METRICS_NAME)
@@ -123,6 +128,11 @@ class Launcher(object):
         self.watching_output = False
         self.cgroups = Cgroups.create()  # None where this machine gives us none: see Cgroups
         self.locks = WorkDirLocks()
+        self.facts = MachineFacts()
+        # Where core leases are made, parallux moves the launcher -- and so the commands without a lease, born
+        # of it -- to the CPUs outside every core pool of the machine (an "affinity" request): home_cpus.
+        self.all_cpus = own_affinity()
+        self.home_cpus = None
 
     # -- I/O -------------------------------------------------------------------------------------------
 
@@ -204,7 +214,10 @@ class Launcher(object):
             if request.get("watchdog"):
                 self.watchdog = float(request["watchdog"])
             self.sigterm_is_error = request.get("sigterm") == "error"  # (a Slurm step's launcher)
-            self.send(hello())
+            self.facts = MachineFacts(request.get("machine_root"))
+            self.send(hello(self.facts))
+        elif op == "affinity":
+            self.move_home(request.get("cpus"))
         elif op == "quit":
             self.exit_grace = float(request.get("grace", EXIT_GRACE))
             self.running = False
@@ -227,7 +240,7 @@ class Launcher(object):
             self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"})
             return
         try:
-            pid, popen, start = spawn(request, dir_fd)
+            pid, popen, start = self.spawn_on_its_cpus(request, dir_fd)
         except Exception as exc:  # report any launch failure; the launcher itself must survive it
             event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
             write_record(dir_fd, request, dict(event, returncode=None, start=now(), end=now()))
@@ -244,6 +257,28 @@ class Launcher(object):
             self.runs_seen.add(request["mark"].rsplit(".", 2)[0] + ".")
         if not request.get("quiet_start"):  # parallux itself needs only the exit event (one message less)
             self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
+
+    def move_home(self, cpus):
+        """Run on these CPUs from now on (None: on every CPU again), and so do the commands born without a
+        lease's CPUs."""
+        if cpus is not None and not set_affinity(cpus):
+            sys.stderr.write("parallux launcher: cannot move to CPUs %s\n" % cpus)
+            return
+        if cpus is None and self.home_cpus is not None and self.all_cpus:
+            set_affinity(self.all_cpus)
+        self.home_cpus = cpus
+
+    def spawn_on_its_cpus(self, request, dir_fd):
+        """Spawn the command on the CPUs its request names (its lease's: numactl, which binds it, refuses CPUs
+        outside its own affinity), which it inherits from the launcher for the instant of the fork."""
+        cpus = request.get("cpus")
+        if not cpus or self.home_cpus is None:
+            return spawn(request, dir_fd)
+        set_affinity(cpus)
+        try:
+            return spawn(request, dir_fd)
+        finally:
+            set_affinity(self.home_cpus)
 
     def cgroup_of_new_command(self):
         """The cgroup the command just forked was born in (the launcher waits in the next command's cgroup,
@@ -2176,18 +2211,106 @@ def set_attributes_at(parent, name, mode, mtime):
 
 # -- facts about this machine -----------------------------------------------------------------------------
 
-def hello():
+class MachineFacts(object):
+    """Every read of the machine's facts (``/sys``, ``/proc``, ``/etc``) goes through here, below ``root``.
+
+    ``root`` is ``/`` unless PARALLUX_MACHINE_ROOT (parallux passes a runner's ``env=`` value, or its own, in
+    the hello request; else the launcher's environment) names a tree laid out like ``/``: a test's fake machine,
+    with SMT siblings, another boot id, governors this machine lacks. A file the tree lacks is unknown (None),
+    never an error. What the kernel does (affinity, processes) is not a fact read here: it stays real.
+    """
+
+    def __init__(self, root=None):
+        self.root = root or os.environ.get(MACHINE_ROOT_VAR) or "/"
+
+    def path(self, relpath):
+        return os.path.join(self.root, relpath.lstrip("/"))
+
+    def read(self, relpath, limit=1 << 16):
+        """The file's text, stripped; None when it cannot be read."""
+        try:
+            with open(self.path(relpath), "rb") as f:
+                return f.read(limit).decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return None
+
+    def cpu_list(self, relpath):
+        """A kernel CPU list file (``0-3,8``) as a list of ints; None when unreadable or malformed."""
+        text = self.read(relpath)
+        return None if text is None else parse_cpu_list(text)
+
+    def identity(self):
+        """The boot id (one per running kernel: what shares CPUs) and the machine id (one per installation)."""
+        return {"boot_id": self.read("proc/sys/kernel/random/boot_id"),
+                "machine_id": self.read("etc/machine-id") or self.read("var/lib/dbus/machine-id")}
+
+    def online(self):
+        return self.cpu_list("sys/devices/system/cpu/online")
+
+    def siblings(self, cpus):
+        """The physical cores holding these CPUs, each as the sorted list of its logical CPUs (SMT threads);
+        a CPU whose topology is unknown is a core of its own."""
+        cores = set()
+        for cpu in cpus:
+            threads = self.cpu_list("sys/devices/system/cpu/cpu%d/topology/thread_siblings_list" % cpu)
+            cores.add(tuple(sorted(set(threads or []) | {cpu})))
+        return [list(core) for core in sorted(cores)]
+
+
+def parse_cpu_list(text):
+    """``0-3,8`` -> [0, 1, 2, 3, 8]; None for what is not such a list."""
+    cpus = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            return None
+        if low < 0 or high < low:
+            return None
+        cpus.extend(range(low, high + 1))
+    return cpus
+
+
+def hello(facts):
     try:
         cpus = sorted(os.sched_getaffinity(0))  # the CPUs commands may run on: what a core pool may name
     except (AttributeError, OSError):
         cpus = None
-    return {
+    online = facts.online()
+    logical = len(online) if online else os.cpu_count()
+    event = {
         "ev": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
-        "python": "%d.%d.%d" % sys.version_info[:3], "logical_cores": os.cpu_count(),
-        "usable_cores": len(cpus) if cpus else os.cpu_count(), "cpus": cpus,
+        "python": "%d.%d.%d" % sys.version_info[:3], "logical_cores": logical,
+        "usable_cores": len(cpus) if cpus else logical, "cpus": cpus,
         "home": os.path.expanduser("~"), "cwd": os.getcwd(),
         "numactl": find_program("numactl"), "hostname": os.uname()[1], "guardian": os.getppid(),
     }
+    event.update(machine_of(facts, cpus))
+    return event
+
+
+def machine_of(facts, cpus):
+    """Which machine this is (the runners on one share its CPUs) and its physical cores (SMT siblings)."""
+    return {"machine": facts.identity(), "siblings": facts.siblings(facts.online() or cpus or [])}
+
+
+def own_affinity():
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def set_affinity(cpus):
+    """Move this process to these CPUs; False where that cannot be done (not Linux, a CPU it may not use)."""
+    try:
+        os.sched_setaffinity(0, cpus)
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def find_program(name):

@@ -160,10 +160,15 @@ class Pool:
 
 
 def runner_options(workspace: Any = None, max_jobs: Any = None, env: Any = None, core_pool: Any = None,
-                   numa_nodes: Any = None, membind: Any = False) -> dict[str, Any]:
+                   numa_nodes: Any = None, membind: Any = False, whole_cores: Any = False) -> dict[str, Any]:
     """A runner's options, checked, as a Seat takes them."""
+    layout = parse_core_layout(core_pool, numa_nodes)
+    if opt.boolean(whole_cores, "whole_cores") and layout is None:
+        raise ConfigError("whole_cores=True needs core_pool or numa_nodes: it says how leases of their cores "
+                          "are made")
     return {"workspace": opt.path(workspace, "workspace"),
             "max_jobs": opt.optional_int(max_jobs, "max_jobs"),
             "env": opt.environment(env, "a runner's env"),
-            "layout": parse_core_layout(core_pool, numa_nodes),
-            "membind": opt.boolean(membind, "membind")}
+            "layout": layout,
+            "membind": opt.boolean(membind, "membind"),
+            "whole_cores": whole_cores}

@@ -309,10 +309,11 @@ def outcome(result: Result) -> str:
 
 
 def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
-                 log_error: str | None = None, extra: list[str] | None = None) -> str:
+                 log_error: str | None = None, machines: list[str] | None = None,
+                 extra: list[str] | None = None) -> str:
     """The end-of-run report: counts by status; per runner its counts, command time, quarantine and launcher
-    restarts; the failures grouped by cause, then the first of them in full; ``extra`` lines (the
-    benchmarks'); the run log, and how to make its report."""
+    restarts; the runners that share a machine (``machines``: its lines); the failures grouped by cause, then
+    the first of them in full; ``extra`` lines (the benchmarks'); the run log, and how to make its report."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
         noun = "command" if progress.finished == 1 else "commands"
@@ -326,6 +327,7 @@ def summary_text(progress: Progress, log_path: str | None, run_id: str | None = 
         if progress.retries:
             lines.append(f"  retries: {progress.retries}")
         lines += runner_lines(progress)
+        lines += machines or []
         lines += cause_lines(progress.all_failures)
         if progress.failures:
             lines.append("  first failures:" if len(progress.all_failures) > 1 else "  failure:")

@@ -194,17 +194,25 @@ class LauncherClient:
 
     def run(self, *, argv: list[str], env: dict[str, str], work_dir: str | None, workspace: str | None,
             cwd: str | None, command_text: str, wrapped: str, mark: str, record: dict[str, Any],
-            metrics: dict[str, str | None] | None = None) -> tuple[int, Job]:
+            metrics: dict[str, str | None] | None = None, cpus: list[int] | None = None) -> tuple[int, Job]:
         """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended. parallux
         counts a command as started when it sends this (``quiet_start``: no "started" event). The launcher
         follows no link between ``workspace`` and ``work_dir``. ``metrics``: the command's metrics= (name ->
-        pattern, or None for one its metrics file must give), which its launcher reads when it exits 0."""
+        pattern, or None for one its metrics file must give), which its launcher reads when it exits 0.
+        ``cpus``: the CPUs it is spawned on (a lease's, where the launcher itself was moved off them)."""
         request = {"op": "run", "argv": argv, "env": env, "work_dir": work_dir, "workspace": workspace,
                    "cwd": cwd, "command_text": command_text, "wrapped": wrapped, "quiet_start": True,
                    "mark": mark, "record": record}
         if metrics:
             request["metrics"] = metrics
+        if cpus is not None:
+            request["cpus"] = cpus
         return self._ask(request)
+
+    def move(self, cpus: list[int] | None) -> None:
+        """The launcher, and the commands it starts without a lease's CPUs, run on ``cpus`` from now on (None:
+        on every CPU it may use)."""
+        self.post({"op": "affinity", "cpus": cpus})
 
     def _ask(self, request: dict[str, Any]) -> tuple[int, Job]:
         """Post a request under a new id. The job's ``ended`` fires when the launcher's event for that id

@@ -231,7 +231,7 @@ def runner_record(runner: Any) -> dict[str, Any]:
     return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
             "host": _host_of(runner), "workspace": seat.workspace, "login": list(seat.transport.login),
             "max_jobs": runner.max_jobs,
-            "logical_cores": runner.facts.get("logical_cores"),
+            "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner),
             "core_pool": list(layout.cores) if layout is not None else None,
             "numa_nodes": ({str(n): list(c) for n, c in layout.nodes.items()} or None) if layout is not None
             else None}
@@ -243,6 +243,14 @@ def _host_of(runner: Any) -> str | None:
         return None
     nodes = getattr(runner, "nodes", None)
     return ",".join(nodes) if nodes else runner.facts.get("hostname")
+
+
+def _machine_of(runner: Any) -> str | None:
+    """The machine its launchers run on (a Slurm runner's nodes': ``vm`` or ``n1,n2``), as the summary names
+    it: runners with the same one shared its CPUs."""
+    seats = getattr(runner, "_seats", None) or (getattr(runner, "_seat", runner),)
+    labels = [seat.machine.label for seat in seats if getattr(seat, "machine", None) is not None]
+    return ",".join(dict.fromkeys(labels)) or None
 
 
 def _replace_symlink(target: str, link: str) -> None:

@@ -74,6 +74,7 @@ class Runner(TypoChecked):
         self.kind = seat.transport.kind
         self.env = seat.env
         self.membind = seat.membind
+        self.whole_cores = seat.whole_cores
         seat.handle = self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -11,10 +11,12 @@ order and starts each head that fits now. A class whose head does not fit is ski
   queued commands cost no more per start than 100.
 
 Bypassing could starve a big command (4 cores) behind a stream of small ones (1 core). So each class head
-counts the later commands that started on one of its runners while it waited; once that count reaches
-``bypass_limit``, the head *reserves* its runners' cores: for the rest of each pass, later commands may no
-longer lease cores there, so the cores freeing up accumulate until the big command fits. Slots on runners
-without a core pool are never reserved; nothing is held that the waiting command does not need.
+counts the later commands that started on one of its runners -- or leased CPUs its runners could lease, on
+another runner of the same machine -- while it waited; once that count reaches ``bypass_limit``, the head
+*reserves* its runners' cores: for the rest of each pass, later commands may no longer lease cores there nor
+on any runner whose pool meets theirs on that machine, so the cores freeing up accumulate until the big
+command fits. Slots on runners without a core pool are never reserved; nothing is held that the waiting
+command does not need.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class Scheduler:
         heads = [(q[0].seq, key) for key, q in self.queues.items() if q]
         heapq.heapify(heads)
         waiting: list[Queued] = []        # heads that did not fit in this pass
-        reserved: set[Place] = set()
+        reserved: set[CoreAllocator] = set()  # the allocators of the runners a starving head reserved
         unrunnable: list[Queued] = []
         while heads and self.global_slots.available_tokens >= 1:
             _, key = heapq.heappop(heads)
@@ -127,7 +129,7 @@ class Scheduler:
                     continue
                 waiting.append(command)
                 if self.bypassed.get(command.seq, 0) >= self.bypass_limit:
-                    reserved.update(r for r in command.candidates if r.allocator is not None)
+                    reserved.update(r.allocator for r in command.candidates if r.allocator is not None)
                 continue
             runner, lease = placement
             queue.popleft()
@@ -147,12 +149,12 @@ class Scheduler:
 
     def _count_bypass(self, waiting: list[Queued], runner: Place) -> None:
         for older in waiting:
-            if runner in older.candidates:
+            if runner in older.candidates or _competes(runner.allocator, older.candidates):
                 self.bypassed[older.seq] = self.bypassed.get(older.seq, 0) + 1
 
-    def _place(self, command: Queued, reserved: set[Place]) -> tuple[Place, Lease | None] | None:
+    def _place(self, command: Queued, reserved: set[CoreAllocator]) -> tuple[Place, Lease | None] | None:
         fits = [r for r in command.candidates
-                if r.can_take_now(command) and not (r in reserved and r.allocator is not None)]
+                if r.can_take_now(command) and not (reserved and _held_back(r.allocator, reserved))]
         if not fits:
             return None
         runner = self._choose(fits, command)
@@ -182,3 +184,12 @@ class Scheduler:
                 return runner
         raise SchedulerPolicyError(f"the scheduler function returned {choice!r}, which is not one of the "
                                    f"runners it was offered: {[r.name for r in fits]}")
+
+
+def _competes(allocator: CoreAllocator | None, places: Iterable[Place]) -> bool:
+    """Whether a lease of ``allocator`` may take CPUs one of these places could lease (one machine)."""
+    return allocator is not None and any(p.allocator is not None and p.allocator.overlaps(allocator) for p in places)
+
+
+def _held_back(allocator: CoreAllocator | None, reserved: set[CoreAllocator]) -> bool:
+    return allocator is not None and any(allocator.overlaps(other) for other in reserved)

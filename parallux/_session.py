@@ -206,6 +206,7 @@ class Session:
             report(summary_text(self.progress, self.run_log.path if self.run_log else None,
                                 run_id=self.run_id if self.run_log else None,
                                 log_error=self.run_log.error if self.run_log else None,
+                                machines=self.engine.machines.summary_lines(),
                                 extra=self._benchmark_lines()))
         if self.engine.halt_reason:
             report(f"parallux: {self.engine.halt_reason}; commands not started were cancelled")

@@ -121,13 +121,14 @@ def test_numa_mixed_workload_fills_the_pool_without_deadlock(tmp_path: Path) -> 
     """)
     done = run_cli(tmp_path, "config.py", timeout=120)
     assert done.returncode == 0, done.stderr
-    for workspace in ("wsa", "wsb"):
-        spans = []
-        for path in (tmp_path / workspace).rglob("stdout.txt"):
-            start, end, cores = path.read_text().split()
-            spans += [(float(start), float(end))] * len(cores.split(","))
-        assert spans, workspace
-        assert peak_overlap(spans) == 2  # every core of the pool busy at some instant, never more
+    spans = []
+    for path in tmp_path.glob("ws*/**/stdout.txt"):
+        start, end, cores = path.read_text().split()
+        spans += [(float(start), float(end))] * len(cores.split(","))
+    assert len(spans) == 24 + 6  # (the six threads=2 commands count twice)
+    # Both runners are on this machine, so they lease from its one set of CPUs (SPEC 17): every CPU of the
+    # pools busy at some instant, never more
+    assert peak_overlap(spans) == 2
 
 
 def test_numa_pool_without_numactl_fails_before_anything_runs(tmp_path: Path) -> None:

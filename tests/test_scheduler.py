@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from parallux._cores import CoreAllocator, Lease, parse_core_layout
+from parallux._cpus import MachineCpus
 from parallux._handles import Command, Completion
 from parallux._errors import SchedulerPolicyError
 from parallux._scheduler import Scheduler
@@ -243,3 +244,22 @@ async def test_Scheduler_random_mixes_finish_without_deadlock(autojump_clock: An
         if runner.allocator is not None:
             assert runner.allocator.available() == runner.allocator.configured()
     assert sim.peak <= sim.global_slots.total_tokens
+
+
+async def test_Scheduler_a_reservation_holds_the_cores_on_every_runner_of_the_machine(autojump_clock: Any) -> None:
+    """A wide command waiting on one runner is not starved by narrow ones on another runner of its machine, which
+    lease the same CPUs; a runner of that machine whose pool does not meet its own is not held back."""
+    wide, narrow, apart = FakeRunner("wide", 8, cores=range(4)), FakeRunner("narrow", 8, cores=range(4)), \
+        FakeRunner("apart", 8, cores=[4, 5])
+    machine = MachineCpus()
+    for runner in (wide, narrow, apart):
+        runner.allocator.attach(machine)
+    sim = Simulation(bypass_limit=5)
+    commands = [command(1, (narrow,), pin=narrow, duration=1.5), command(2, (wide,), pin=wide, threads=4)]
+    commands += [command(i, (narrow,), pin=narrow, duration=1 + (i % 3) * 0.5) for i in range(3, 200)]
+    commands += [command(i, (apart,), pin=apart, duration=1) for i in range(200, 230)]
+    await sim.run(commands)
+    big = sim.start_time("c2")
+    assert len([c for t, c, r in sim.started if t < big and r is narrow]) <= 1 + 5 + 4
+    assert big < 10
+    assert [t for t, _, r in sim.started if r is apart][:10] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # never held

@@ -17,6 +17,7 @@ import trio
 from .._errors import plain_error
 from .._handles import Completion, Group
 from ._lifecycle import Lifecycle
+from ._machines import Machines
 from ._observers import Observers
 from ._seat import Seat
 from ._thread import LoopThread
@@ -35,6 +36,7 @@ class Engine(LoopThread):
         self.completion = Completion()
         self.observers = Observers()
         self.seats: list[Seat] = []
+        self.machines = Machines(self.observers.notice)
         self.halt = HaltPolicy()
         self.global_slots = trio.CapacityLimiter(math.inf)
         self.tree = TaskTree()
@@ -119,6 +121,7 @@ class Engine(LoopThread):
         being closed (Ctrl-C while it connected), it is closed at once. Ctrl-C during the connecting itself
         ends it with the seat not started."""
         tree = self.tree
+        seat.machines = self.machines
         with trio.CancelScope() as connecting:
             tree.connecting.add(connecting)
             try:

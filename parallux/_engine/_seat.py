@@ -8,19 +8,23 @@ through its ``Place`` protocol; the transport beneath knows nothing but how to r
 from __future__ import annotations
 
 import itertools
+import os
 import posixpath
 import shlex
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple
 
 import trio
 
 from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, env_of
-from .._launcher import METRICS_NAME, RECORD_NAME
+from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._protocol import Job, LauncherClient, outcome_of
 from .._status import Status
 from .._transports._base import Transport, write_now
+
+if TYPE_CHECKING:
+    from ._machines import Machine, Machines
 
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
@@ -43,7 +47,8 @@ class Seat:
     """Limits (``max_jobs``), an optional core pool, a workspace and an environment, on a transport."""
 
     def __init__(self, name: str, transport: Transport, *, workspace: str | None, max_jobs: int | None,
-                 env: Mapping[str, str] | None, layout: CoreLayout | None, membind: bool = False) -> None:
+                 env: Mapping[str, str] | None, layout: CoreLayout | None, membind: bool = False,
+                 whole_cores: bool = False) -> None:
         self.name = name
         self.transport = transport
         self.workspace_option = workspace if workspace is not None else "~/parallux"
@@ -52,8 +57,12 @@ class Seat:
         self.max_jobs: int | None = max_jobs
         self.env = dict(env or {})
         self.layout = layout
-        self.allocator = CoreAllocator(layout) if layout is not None else None
+        self.allocator = CoreAllocator(layout, whole_cores) if layout is not None else None
         self.membind = membind
+        self.whole_cores = whole_cores
+        self.machines: Machines | None = None  # the run's (the engine sets it): which machine its launcher is on
+        self.machine: Machine | None = None
+        self.home_cpus: list[int] | None = None  # where its launcher was moved, off the machine's pools
         self.handle: Any = None  # the config's Runner for this seat (what a setScheduler function gets)
         self.slots: trio.CapacityLimiter | None = None
         self.client: LauncherClient | None = None
@@ -119,7 +128,7 @@ class Seat:
         self.end = LauncherEnd(self.transport, self.host or "its machine")  # (a new one's: the last one's host)
         async with self.transport.open(self.name) as (send, receive):
             self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog,
-                                         self.transport.hello)
+                                         {**self.transport.hello, **machine_root(self.env)})
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
@@ -163,6 +172,9 @@ class Seat:
             self.slots = trio.CapacityLimiter(self.max_jobs)
         else:  # a launcher reached again (a new allocation): the commands of the last one still release theirs
             self.slots.total_tokens = self.max_jobs
+        self.home_cpus = None  # (a new launcher runs where it was started)
+        if self.machines is not None:
+            self.machines.join(self)
         self.alive = True
 
     def _check_cores(self, facts: dict[str, Any]) -> None:
@@ -247,7 +259,8 @@ class Seat:
                     "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
                     "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
                     "attempts_before": command.attempts},
-            metrics=command.metrics)
+            metrics=command.metrics,
+            cpus=list(lease.cores) if lease is not None and self.home_cpus is not None else None)
         return Launched(job_id, job, self.client, self.end)
 
     def _binding_prefix(self, lease: Lease) -> list[str]:
@@ -320,6 +333,13 @@ class LauncherEnd:
             if how is not None:
                 self.words = f"the launcher on {self.host} died ({how})"
         return self.words
+
+
+def machine_root(env: Mapping[str, str]) -> dict[str, str]:
+    """Where a launcher reads its machine's facts (the hello's ``machine_root``): a test's fake tree, named in
+    the runner's env= or in parallux's own environment."""
+    root = env.get(MACHINE_ROOT_VAR) or os.environ.get(MACHINE_ROOT_VAR)
+    return {"machine_root": root} if root else {}
 
 
 def resolve_workspace(workspace: str, home: str, cwd: str) -> str:

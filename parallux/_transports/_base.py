@@ -54,8 +54,9 @@ class Transport:
         """How reports name a runner on this transport."""
         return f"runner {name!r}"
 
-    def plan_facts(self) -> dict[str, Any]:
-        """What a dry run assumes of the launcher's machine, asking nothing of it."""
+    def plan_facts(self, root: str | None = None) -> dict[str, Any]:
+        """What a dry run assumes of the launcher's machine, asking nothing of it (``root``: where its
+        launcher would read the machine's facts, PARALLUX_MACHINE_ROOT)."""
         raise NotImplementedError
 
     def open(self, name: str) -> AsyncContextManager[Streams]:

@@ -13,7 +13,7 @@ import trio
 
 from .. import _prespawn
 from .._errors import RunnerError
-from .._launcher import sweep_marks
+from .._launcher import MachineFacts, machine_of, sweep_marks
 from ._base import Restarts, Streams, Transport, ended_how, wait_for_exit
 
 EXIT_WAIT = 10.0  # seconds a launcher that read EOF gets to stop its commands and exit, before SIGKILL
@@ -34,9 +34,11 @@ class LocalTransport(Transport):
         self._started_in: tuple[dict[str, str], str] | None = None
         self.restarts = Restarts()
 
-    def plan_facts(self) -> dict[str, Any]:
+    def plan_facts(self, root: str | None = None) -> dict[str, Any]:
+        cpus = sorted(os.sched_getaffinity(0))
         return {"logical_cores": os.cpu_count(), "home": os.path.expanduser("~"), "cwd": os.getcwd(),
-                "numactl": "numactl", "cpus": sorted(os.sched_getaffinity(0)), "hostname": os.uname()[1]}
+                "numactl": "numactl", "cpus": cpus, "hostname": os.uname()[1],
+                **machine_of(MachineFacts(root), cpus)}  # this machine, as its launcher would see it
 
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:

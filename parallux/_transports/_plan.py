@@ -36,15 +36,12 @@ class PlanTransport(Transport):
         # what it plans with, as the real one would (a Slurm node's time limit, slots and name)
         self.longest_command, self.default_slots = real.longest_command, real.default_slots  # type: ignore
         self.host_of = real.host_of  # type: ignore[method-assign]
-        self.facts = facts if facts is not None else real.plan_facts()
+        self.facts = facts  # None: the real one's, asked at the hello (where the launcher's machine_root is)
         self.runs: dict[int, trio.CancelScope] = {}
         self.kills: dict[int, str] = {}  # request id -> why it was stopped
 
     def describe(self, name: str) -> str:
         return self.real.describe(name)
-
-    def plan_facts(self) -> dict[str, Any]:
-        return self.facts
 
     @property
     def local(self) -> bool:
@@ -77,7 +74,8 @@ class PlanTransport(Transport):
                 nursery: trio.Nursery) -> None:
         op, job = request.get("op"), request.get("id")
         if op == "hello":
-            out.send_nowait({"ev": "hello", "protocol": 1, "pid": 0, "guardian": 0, **self.facts})
+            facts = self.facts if self.facts is not None else self.real.plan_facts(request.get("machine_root"))
+            out.send_nowait({"ev": "hello", "protocol": 1, "pid": 0, "guardian": 0, **facts})
         elif op == "ping":
             out.send_nowait({"ev": "pong"})
         elif op == "run":

@@ -61,7 +61,7 @@ class SlurmTransport(Transport):
         where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
         return f"slurm runner {name!r} ({where}, job {self.allocation.job_id})"
 
-    def plan_facts(self) -> dict[str, Any]:
+    def plan_facts(self, root: str | None = None) -> dict[str, Any]:
         cpus = self.allocation.request.cpus_per_node
         return {"logical_cores": cpus, "usable_cores": cpus, "home": "~", "cwd": "", "numactl": "numactl",
                 "hostname": self.node or f"{self.allocation.request.runner}-node{self.index + 1}"}

@@ -69,7 +69,7 @@ class SshTransport(Transport):
         alias = f", Host {self.host!r} in the ssh config" if host != self.host else ""
         return f"ssh runner {name!r} ({where}{alias})"
 
-    def plan_facts(self) -> dict[str, Any]:
+    def plan_facts(self, root: str | None = None) -> dict[str, Any]:
         """A dry run opens no connection: the remote core count is unknown, paths stay relative to ``~``."""
         return {"logical_cores": None, "home": "~", "cwd": "", "numactl": "numactl", "hostname": self.host}
 
