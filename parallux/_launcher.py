@@ -727,9 +727,12 @@ def replace_at(dir_fd, name, data, temp, mode=0o666):
 
 def read_at(dir_fd, name, limit):
     """Up to limit bytes of a file in the directory (or of a file by its path, dir_fd None), not through a link
-    as its last component; OSError (ELOOP for a link) when it cannot be read."""
-    fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+    as its last component; OSError (ELOOP for a link) when it cannot be read. Only a regular file: a FIFO
+    planted there would block the launcher's one loop in open() or read()."""
+    fd = os.open(name, READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
         data = b""
         while len(data) < limit:
             part = os.read(fd, limit - len(data))

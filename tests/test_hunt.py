@@ -1,0 +1,76 @@
+"""A hostile co-user of a shared workspace, through the real CLI: odd file types (a FIFO) and links planted
+where parallux reads, after the fixes of issue 19. Nothing may block parallux, its launcher or a view, and
+nothing may be read through a link into a report.
+
+A test that plants a FIFO waits for parallux (generously: a hang is what it looks for), then opens the FIFO
+itself so that a blocked reader goes on and every process it started ends, and fails saying so.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from parallux._launcher import LOCK_NAME
+from tests.helpers import cli_env, run_cli, start_cli, write_config
+
+HANG = 60  # seconds: far beyond what these few commands take on a loaded machine; only a hang reaches it
+
+ONE = """
+    from parallux import goal
+    goal.setRunner([goal.local(workspace=goal.args["ws"])])
+    goal.schd(goal.args["cmd"], name="a", work_relpath="a", check=False)
+    for result in goal.issue().sync():
+        print("RESULT", result.status, result.error)
+"""
+
+
+def unblock(fifos: list[Path]) -> None:
+    """Open each FIFO at both ends for a moment: a reader blocked in open() goes on (and reads EOF)."""
+    for fifo in fifos:
+        for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+            try:
+                os.close(os.open(fifo, flags))
+            except OSError as exc:
+                assert exc.errno in (errno.ENXIO, errno.ENOENT), exc
+
+
+def finish(proc: subprocess.Popen[str], fifos: list[Path]) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """The process's end, and whether it hung on one of the FIFOs (then unblocked, so it ends)."""
+    try:
+        out, err = proc.communicate(timeout=HANG)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), False
+    except subprocess.TimeoutExpired:
+        for _ in range(20):
+            unblock(fifos)
+            try:
+                out, err = proc.communicate(timeout=5)
+                return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), True
+            except subprocess.TimeoutExpired:
+                continue
+        proc.kill()
+        out, err = proc.communicate()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), True
+
+
+def run_one(tmp_path: Path, cmd: str, fifos: list[Path]) -> tuple[subprocess.CompletedProcess[str], bool]:
+    write_config(tmp_path, ONE)
+    proc = start_cli(tmp_path, "config.py", "--", f"ws={tmp_path / 'ws'}", f"cmd={cmd}")
+    return finish(proc, fifos)
+
+
+# -- the launcher ------------------------------------------------------------------------------------------
+
+def test_a_fifo_planted_as_the_lock_of_a_work_dir_never_blocks_the_launcher(tmp_path: Path) -> None:
+    lock = tmp_path / "ws" / "a" / LOCK_NAME
+    lock.parent.mkdir(parents=True)
+    os.mkfifo(lock)
+    done, hung = run_one(tmp_path, "echo hi", [lock])
+    assert not hung, "the launcher blocked opening the FIFO planted as the work dir's lock\n" + done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "RESULT ok None" in done.stdout
+    assert (tmp_path / "ws" / "a" / "stdout.txt").read_text() == "hi\n"
+
