@@ -986,8 +986,10 @@ def exit_event(job, dir_fd):
 def stderr_tail(dir_fd):
     """The end of a command's stderr.txt (its last STDERR_TAIL bytes, from the start of a line), or None."""
     try:
-        fd = os.open("stderr.txt", READ_FLAGS, dir_fd=dir_fd)
+        fd = open_output(dir_fd, "stderr.txt")  # (a regular file only: a FIFO there would block the loop)
     except OSError:
+        return None
+    if fd is None:
         return None
     try:
         size = os.fstat(fd).st_size

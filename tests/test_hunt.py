@@ -74,3 +74,9 @@ def test_a_fifo_planted_as_the_lock_of_a_work_dir_never_blocks_the_launcher(tmp_
     assert "RESULT ok None" in done.stdout
     assert (tmp_path / "ws" / "a" / "stdout.txt").read_text() == "hi\n"
 
+
+def test_a_command_that_leaves_a_fifo_as_its_stderr_never_blocks_the_launcher(tmp_path: Path) -> None:
+    fifo = tmp_path / "ws" / "a" / "stderr.txt"  # (what a co-user may swap in while the command runs)
+    done, hung = run_one(tmp_path, "rm stderr.txt && mkfifo stderr.txt && exit 3", [fifo])
+    assert not hung, "the launcher blocked opening a FIFO left as stderr.txt\n" + done.stderr
+    assert "RESULT failed" in done.stdout, done.stdout + done.stderr
