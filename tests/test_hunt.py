@@ -80,3 +80,38 @@ def test_a_command_that_leaves_a_fifo_as_its_stderr_never_blocks_the_launcher(tm
     done, hung = run_one(tmp_path, "rm stderr.txt && mkfifo stderr.txt && exit 3", [fifo])
     assert not hung, "the launcher blocked opening a FIFO left as stderr.txt\n" + done.stderr
     assert "RESULT failed" in done.stdout, done.stdout + done.stderr
+
+
+# -- the views -------------------------------------------------------------------------------------------
+
+def failed_silently(tmp_path: Path) -> Path:
+    """A run whose one command failed with an empty stderr (so a view looks for its tail in the work dir):
+    that work dir's stderr.txt, which the test then replaces."""
+    done, hung = run_one(tmp_path, "exit 3", [])
+    assert not hung and done.returncode == 0, done.stderr
+    assert "RESULT failed" in done.stdout
+    stderr = tmp_path / "ws" / "a" / "stderr.txt"
+    assert stderr.read_bytes() == b""
+    stderr.unlink()
+    return stderr
+
+
+def test_report_and_export_never_read_a_failed_commands_stderr_through_a_planted_link(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("SECRET-KEY-do-not-publish\n")
+    os.symlink(secret, failed_silently(tmp_path))
+    report = run_cli(tmp_path, "report", "-o", "report.html")
+    assert report.returncode == 0, report.stderr
+    junit = run_cli(tmp_path, "export", "--junit", "-")
+    assert junit.returncode == 0, junit.stderr
+    assert "SECRET" not in (tmp_path / "report.html").read_text()
+    assert "SECRET" not in junit.stdout
+
+
+def test_report_and_export_never_block_on_a_fifo_planted_as_a_failed_commands_stderr(tmp_path: Path) -> None:
+    fifo = failed_silently(tmp_path)
+    os.mkfifo(fifo)
+    for args in (["report", "-o", "report.html"], ["export", "--junit", "-"]):
+        done, hung = finish(start_cli(tmp_path, *args), [fifo])
+        assert not hung, f"parallux {' '.join(args)} blocked opening the FIFO planted as stderr.txt"
+        assert done.returncode == 0, done.stderr
