@@ -115,3 +115,25 @@ def test_report_and_export_never_block_on_a_fifo_planted_as_a_failed_commands_st
         done, hung = finish(start_cli(tmp_path, *args), [fifo])
         assert not hung, f"parallux {' '.join(args)} blocked opening the FIFO planted as stderr.txt"
         assert done.returncode == 0, done.stderr
+
+
+# -- parallux clean --------------------------------------------------------------------------------------
+
+def test_clean_never_blocks_on_a_fifo_planted_as_a_work_dirs_lock(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.schd("echo a", name="a")
+    """)
+    for _ in range(2):
+        done = run_cli(tmp_path, "config.py")
+        assert done.returncode == 0, done.stderr
+    fifos = [work_dir / LOCK_NAME for work_dir in (tmp_path / "ws").glob("*/*")]
+    assert len(fifos) == 2
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    done, hung = finish(start_cli(tmp_path, "clean", "--keep", "1"), fifos)
+    assert not hung, "parallux clean blocked opening a FIFO planted as a work dir's lock"
+    assert done.returncode == 0, done.stderr
+    assert "unreadable lock" in done.stdout  # (left alone: no lock parallux wrote, nothing to trust)
+    assert all(fifo.parent.is_dir() for fifo in fifos)
