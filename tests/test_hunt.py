@@ -14,6 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from parallux._launcher import LOCK_NAME
 from tests.helpers import cli_env, run_cli, start_cli, write_config
 
@@ -137,3 +139,22 @@ def test_clean_never_blocks_on_a_fifo_planted_as_a_work_dirs_lock(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "unreadable lock" in done.stdout  # (left alone: no lock parallux wrote, nothing to trust)
     assert all(fifo.parent.is_dir() for fifo in fifos)
+
+
+# -- --log FILE ------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file owned by another user takes root")
+def test_an_empty_log_file_another_user_planted_never_takes_the_run_log(tmp_path: Path) -> None:
+    """In a shared directory (/tmp) a co-user may plant an empty file at the --log path a run will use: the
+    log (commands, outcomes, what `parallux clean` trusts) would go into their file, open to them."""
+    planted = tmp_path / "shared" / "run.jsonl"
+    planted.parent.mkdir()
+    planted.write_text("")
+    os.chown(planted, 65534, 65534)  # as if user nobody had made it
+    write_config(tmp_path, ONE)
+    done = run_cli(tmp_path, "config.py", "--log", str(planted), "--", f"ws={tmp_path / 'ws'}", "cmd=echo hi")
+    assert done.returncode == 0, done.stderr
+    assert planted.read_text() == "", "the run log was written into another user's file"
+    own = [p for p in planted.parent.iterdir() if p != planted]
+    assert len(own) == 1 and own[0].stat().st_uid == os.geteuid()
+    assert '"event":"run_finished"' in own[0].read_text()
