@@ -209,7 +209,7 @@ class Launcher(object):
             self.send({"ev": "pong", "t": now()})
         elif op == "records":
             self.send({"ev": "records", "id": request.get("id"),
-                       "records": [read_record(path) for path in request["paths"]]})
+                       "records": [read_work_record(path, request.get("workspace")) for path in request["paths"]]})
         elif op == "hello":
             if request.get("watchdog"):
                 self.watchdog = float(request["watchdog"])
@@ -1251,6 +1251,20 @@ def read_fd(fd, limit):
 class resource_usage_unknown(object):
     ru_utime = ru_stime = 0.0
     ru_maxrss = 0
+
+
+def read_work_record(path, workspace=None):
+    """The completion record at path (a work dir's result.json) for --resume, its work dir reached as a command
+    reaches it: never through a link below the workspace (a record found through one is another dir's)."""
+    work_dir = os.path.dirname(os.path.normpath(path))
+    try:
+        dir_fd = open_below_workspace(work_dir, workspace or os.path.dirname(work_dir), False)[0]
+    except (OSError, UnsafeWorkDir):
+        return None
+    try:
+        return read_record(os.path.basename(path), dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_record(path, dir_fd=None):

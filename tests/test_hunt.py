@@ -158,3 +158,22 @@ def test_an_empty_log_file_another_user_planted_never_takes_the_run_log(tmp_path
     own = [p for p in planted.parent.iterdir() if p != planted]
     assert len(own) == 1 and own[0].stat().st_uid == os.geteuid()
     assert '"event":"run_finished"' in own[0].read_text()
+
+
+# -- --resume --------------------------------------------------------------------------------------------
+
+def test_resume_takes_no_completion_record_found_through_a_link_in_place_of_the_work_dir(tmp_path: Path) -> None:
+    """A co-user moves a finished work dir away and leaves a link to it (or to a dir with a record of their
+    making): --resume must not take that record as the command's; the command runs, and ends `error` naming
+    the link, as a run without --resume does."""
+    write_config(tmp_path, ONE)
+    args = ["config.py", "--", f"ws={tmp_path / 'ws'}", "cmd=echo hi"]
+    first = run_cli(tmp_path, *args)
+    assert first.returncode == 0 and "RESULT ok None" in first.stdout, first.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "ws" / "a").rename(elsewhere / "a")
+    os.symlink(elsewhere / "a", tmp_path / "ws" / "a")
+    again = run_cli(tmp_path, "--resume", *args)
+    assert "skipped, already done" not in again.stderr
+    assert "RESULT error" in again.stdout and "symbolic link" in again.stdout, again.stdout + again.stderr
