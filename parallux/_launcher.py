@@ -1740,7 +1740,10 @@ class Files(object):
             self.fail(transfer, exc)
 
     def do_walk(self, transfer, request, payload):
-        pages = walk_pages(fs(request["root"]), request.get("recursive", True), request.get("follow", True))
+        follow = request.get("follow", True)
+        if not follow and below(request["root"], request.get("workspace")):
+            follow = None  # a destination in the workspace: a link as its root is a link, whatever it points to
+        pages = walk_pages(fs(request["root"]), request.get("recursive", True), follow)
         self.start_stream(transfer, pages, request)
 
     def do_get(self, transfer, request, payload):
@@ -1768,7 +1771,7 @@ class Files(object):
             stream[1] -= 1
 
     def do_put(self, transfer, request, payload):
-        self.writers[transfer] = TreeWriter(fs(request["root"]), request["files"])
+        self.writers[transfer] = TreeWriter(fs(request["root"]), request["files"], request.get("workspace"))
         self.writers[transfer].make_dirs(request.get("dirs") or [])
 
     def do_data(self, transfer, request, payload):
@@ -1885,9 +1888,17 @@ def root_info(root, follow):
         target = os.stat(root)
     except OSError:  # dangling
         target = None
-    if target is not None and stat.S_ISDIR(target.st_mode):
+    if target is not None and stat.S_ISDIR(target.st_mode) and follow is not None:
         return target, None
     return info, os.readlink(root)
+
+
+def below(path, workspace):
+    """Whether path (str) is below the workspace (str or None), where no link is followed."""
+    if not workspace:
+        return False
+    top = os.path.normpath(workspace).rstrip("/") + "/"
+    return os.path.normpath(path).startswith(top)
 
 
 def entry(rel, info, link):
@@ -2002,13 +2013,32 @@ class TreeWriter(object):
     Nothing below the root is followed (as ``rsync -a``; the ``openat`` idiom of ``shutil.rmtree``): each
     directory is opened from its parent's descriptor with O_NOFOLLOW, every name is made, renamed or changed
     relative to its directory's descriptor, and a symlink where a directory is to be is replaced by one, as
-    one where a file is to be is replaced by the file's rename. The root is followed: the user named it."""
+    one where a file is to be is replaced by the file's rename. The root is followed: the user named it --
+    unless it is below the runner's workspace (a relative destination), where, as for a work dir, no link is
+    followed on the way from the workspace to the root, nor as the root itself (a co-user's link there would
+    send the files where they chose): a link there is refused, named."""
 
-    def __init__(self, root, files):
+    def __init__(self, root, files, workspace=None):
         self.root = root
         self.files = files  # [[relpath, mode, mtime_ns], ...], which the frames' parts index
         self.open = {}      # index -> [fd (None once closed), its directory's fd, temporary name, name]
         self.dirs = {}      # relpath of a directory (None: the root's parent) -> its fd
+        self.workspace = os.path.normpath(workspace) if below(wire(root), workspace) else None
+
+    def open_parent(self, create):
+        """The root's parent, opened: reached from the workspace without following a link when the root is
+        below it, else by its path (made when missing and ``create``)."""
+        parent = os.path.dirname(os.path.normpath(wire(self.root)))
+        if self.workspace is None:
+            if create and parent:
+                os.makedirs(parent, exist_ok=True)
+            return os.open(fs(parent) or b".", ROOT_FLAGS)
+        try:
+            if parent == self.workspace:
+                return open_workspace(parent, create)
+            return open_below_workspace(parent, self.workspace, create)[0]
+        except UnsafeWorkDir as exc:
+            raise OSError(errno.ELOOP, str(exc))
 
     def path_of(self, rel):
         name = fs(rel)
@@ -2031,14 +2061,23 @@ class TreeWriter(object):
         fd = self.dirs.get(rel)
         if fd is None:
             if rel is None:
-                fd = os.open(os.path.dirname(self.root) or b".", ROOT_FLAGS)
-            elif rel == b"":
+                fd = self.open_parent(False)
+            elif rel == b"" and self.workspace is None:
                 fd = os.open(self.root, ROOT_FLAGS)
+            elif rel == b"":
+                fd = self.open_root()
             else:
                 head, _, name = rel.rpartition(b"/")
                 fd = os.open(name, DIR_FLAGS, dir_fd=self.dir_fd(head))
             self.dirs[rel] = fd
         return fd
+
+    def open_root(self):
+        name = os.path.basename(self.root.rstrip(b"/"))
+        try:
+            return os.open(name, DIR_FLAGS, dir_fd=self.dir_fd(None))
+        except OSError as exc:
+            raise refusal(self.dir_fd(None), name, wire(self.root), exc)
 
     def close_dirs(self):
         for fd in self.dirs.values():
@@ -2050,8 +2089,7 @@ class TreeWriter(object):
         where missing with room for the owner to write; their own modes are set by finish()."""
         parent = os.path.dirname(self.root.rstrip(b"/"))
         try:
-            if parent:
-                os.makedirs(parent, exist_ok=True)
+            self.dirs[None] = self.open_parent(True)
         except OSError as exc:
             raise os_error(exc, parent)
         for rel, mode, _ in dirs:
@@ -2065,6 +2103,9 @@ class TreeWriter(object):
                 raise os_error(exc, path)
 
     def make_root(self, mode):
+        if self.workspace is not None:  # (below the workspace: as any directory below the root)
+            self.make_dir("", mode)
+            return
         try:
             os.mkdir(self.root, mode | 0o700)
         except FileExistsError:
@@ -2154,7 +2195,7 @@ class TreeWriter(object):
         for rel, mode, _ in attrs:  # (a single file's root too: by its parent's descriptor, not followed)
             self.set_attributes_of(rel, mode, None)
         for rel, mode, mtime in sorted(dirs, reverse=True):
-            if rel:
+            if rel or self.workspace is not None:
                 self.set_attributes_of(rel, mode, mtime)
             else:
                 set_attributes(self.root, mode, mtime)  # (the root: followed)

@@ -177,3 +177,59 @@ def test_resume_takes_no_completion_record_found_through_a_link_in_place_of_the_
     again = run_cli(tmp_path, "--resume", *args)
     assert "skipped, already done" not in again.stderr
     assert "RESULT error" in again.stdout and "symbolic link" in again.stdout, again.stdout + again.stderr
+
+
+# -- put into the workspace ------------------------------------------------------------------------------
+
+PUTS = """
+    import json
+    from parallux import goal
+
+    if goal.args["runner"] == "ssh":
+        runner = goal.ssh("server", host=goal.args["host"], workspace=goal.args["ws"])
+    else:
+        runner = goal.local(workspace=goal.args["ws"])
+    goal.setRunner([runner])
+    for source, target in (("src", "tree"), ("src/f.txt", "through/g.txt")):
+        try:
+            runner.put(source, target)
+            print(json.dumps([target, "ok"]))
+        except Exception as exc:
+            print(json.dumps([target, str(exc)]))
+"""
+
+
+@pytest.mark.parametrize("runner", ["local", "ssh"])
+def test_put_to_a_path_in_the_workspace_never_writes_through_a_link_planted_there(
+        runner: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A relative destination is in the workspace, where a co-user may have put a link: as the destination
+    (``tree -> outside``) it is replaced like a link below the root, and on the way (``through -> outside``)
+    the put fails naming it; outside stays as it was either way."""
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f.txt").write_text("mine\n")
+    outside.mkdir()
+    (outside / "f.txt").write_text("precious\n")
+    (outside / "same.txt").write_text("same\n")  # as the source's: the plan must not skip it
+    (tmp_path / "src" / "same.txt").write_text("same\n")
+    same_time = (outside / "same.txt").stat().st_mtime_ns
+    os.utime(tmp_path / "src" / "same.txt", ns=(same_time, same_time))
+    ws.mkdir()
+    os.symlink(outside, ws / "tree")
+    os.symlink(outside, ws / "through")
+    write_config(tmp_path, PUTS)
+    args = ["config.py", "--", f"runner={runner}", f"ws={ws}"]
+    env = None
+    if runner == "ssh":
+        from tests.sshd import HOST_ALIAS
+        env = request.getfixturevalue("sshd_server").client_env()
+        args.append(f"host={HOST_ALIAS}")
+    done = run_cli(tmp_path, *args, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    outcomes = dict(json.loads(line) for line in done.stdout.splitlines() if line.startswith("["))
+    assert sorted(p.name for p in outside.iterdir()) == ["f.txt", "same.txt"]
+    assert (outside / "f.txt").read_text() == "precious\n"
+    assert outcomes["tree"] == "ok" and (ws / "tree" / "f.txt").read_text() == "mine\n"
+    assert (ws / "tree" / "same.txt").read_text() == "same\n"
+    assert not (ws / "tree").is_symlink()
+    assert "symbolic link" in outcomes["through/g.txt"] and str(ws / "through") in outcomes["through/g.txt"]
