@@ -1980,8 +1980,13 @@ class TreeReader(object):
         return join(self.root, fs(self.files[self.index]))
 
     def open_next(self):
-        self.fd = os.open(self.path(), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        self.opened = identity(os.fstat(self.fd))
+        # O_NONBLOCK, and a regular file only: a FIFO put where a file was (after the walk, or as a result's
+        # stdout.txt) would block the launcher's one loop in open() or read() for ever
+        self.fd = os.open(self.path(), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        info = os.fstat(self.fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "Not a regular file")
+        self.opened = identity(info)
         self.left = self.opened[0]
 
     def changed(self):

@@ -233,3 +233,34 @@ def test_put_to_a_path_in_the_workspace_never_writes_through_a_link_planted_ther
     assert (ws / "tree" / "same.txt").read_text() == "same\n"
     assert not (ws / "tree").is_symlink()
     assert "symbolic link" in outcomes["through/g.txt"] and str(ws / "through") in outcomes["through/g.txt"]
+
+
+# -- reading a runner's files ----------------------------------------------------------------------------
+
+def test_reading_a_result_whose_stdout_became_a_fifo_never_blocks_the_launcher(tmp_path: Path) -> None:
+    """Between a command's end and the config's read_stdout() a co-user swaps its stdout.txt for a FIFO
+    (here the config does it, at that very point): the read fails naming the file, and the launcher serves
+    the next command."""
+    write_config(tmp_path, """
+        import os
+        from parallux import goal
+        runner = goal.local(workspace=goal.args["ws"])
+        goal.setRunner([runner])
+        goal.schd("echo hi", name="a", work_relpath="a")
+        [result] = goal.issue().sync()
+        os.remove(result.stdout_path)
+        os.mkfifo(result.stdout_path)
+        try:
+            print("READ", result.read_stdout())
+        except Exception as exc:
+            print("REFUSED", exc)
+        goal.schd("echo after", name="b", work_relpath="b")
+        [after] = goal.issue().sync()
+        print("AFTER", after.status)
+    """)
+    fifo = tmp_path / "ws" / "a" / "stdout.txt"
+    done, hung = finish(start_cli(tmp_path, "config.py", "--", f"ws={tmp_path / 'ws'}"), [fifo])
+    assert not hung, "the launcher blocked opening the FIFO that took stdout.txt's place\n" + done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "REFUSED" in done.stdout and "stdout.txt" in done.stdout, done.stdout
+    assert "AFTER ok" in done.stdout
