@@ -191,13 +191,18 @@ class LauncherClient:
     # -- requests ----------------------------------------------------------------------------------------
 
     def run(self, *, argv: list[str], env: dict[str, str], work_dir: str | None, workspace: str | None,
-            cwd: str | None, command_text: str, wrapped: str, mark: str, record: dict[str, Any]) -> tuple[int, Job]:
+            cwd: str | None, command_text: str, wrapped: str, mark: str, record: dict[str, Any],
+            memory: int | None = None) -> tuple[int, Job]:
         """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended. parallux
         counts a command as started when it sends this (``quiet_start``: no "started" event). The launcher
-        follows no link between ``workspace`` and ``work_dir``."""
-        return self._ask({"op": "run", "argv": argv, "env": env, "work_dir": work_dir, "workspace": workspace,
-                          "cwd": cwd, "command_text": command_text, "wrapped": wrapped, "quiet_start": True,
-                          "mark": mark, "record": record})
+        follows no link between ``workspace`` and ``work_dir``; ``memory`` limits the command's whole tree
+        (bytes, swap off: the launcher's cgroups)."""
+        request = {"op": "run", "argv": argv, "env": env, "work_dir": work_dir, "workspace": workspace,
+                   "cwd": cwd, "command_text": command_text, "wrapped": wrapped, "quiet_start": True,
+                   "mark": mark, "record": record}
+        if memory is not None:
+            request["memory"] = memory
+        return self._ask(request)
 
     def _ask(self, request: dict[str, Any]) -> tuple[int, Job]:
         """Post a request under a new id. The job's ``ended`` fires when the launcher's event for that id

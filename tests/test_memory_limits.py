@@ -204,7 +204,7 @@ def test_peak_memory_is_that_of_the_whole_tree(cli: Cli) -> None:
 
 KERNEL = """import glob, os, signal, sys
 root, oom = sys.argv[1], sys.argv[2] == "oom"
-own = [d for d in glob.glob(os.path.join(root, "parallux-*", "c*"))
+own = [d for d in glob.glob(os.path.join(root, "parallux-*", "c[0-9]*"))
        if str(os.getpid()) in open(os.path.join(d, "cgroup.procs")).read().split()]
 assert len(own) == 1, own
 def write(name, text):
@@ -233,7 +233,7 @@ def test_the_v2_path_on_a_fake_hierarchy(tmp_path: Path) -> None:
     would and, for the oom, is killed as the kernel would kill it."""
     root = fake_v2_root(tmp_path)
     kernel = script(tmp_path, "kernel.py", KERNEL)
-    enter = "d=$(ls -d {root}/parallux-*/c* | sort -V | tail -n 1); echo $$ >> $d/cgroup.procs; exec "
+    enter = "d=$(ls -d {root}/parallux-*/c[0-9]* | sort -V | tail -n 1); echo $$ >> $d/cgroup.procs; exec "
     config = write_config(tmp_path, "import json\nfrom parallux import goal\n" + PRINT + f"""
 goal.local(workspace="ws", max_jobs=1)
 show(goal.run({enter.format(root=root) + f"{PY} {kernel} {root} oom"!r}, name="oom", memory="64M",

@@ -11,7 +11,7 @@ from .records import CommandRecord, Run
 # The fields of a command row, in order (show's csv/tsv/json, export --csv).
 COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "status", "returncode", "signal",
                   "start", "end", "duration", "user_seconds", "system_seconds", "cpu_seconds", "max_rss_kb",
-                  "attempts", "resumed", "work_relpath", "work_dir", "command", "error")
+                  "memory_limit", "attempts", "resumed", "work_relpath", "work_dir", "command", "error")
 TABLE_HEADERS = ("NAME", "RUNNER", "HOST", "CORES", "STATUS", "EXIT", "START", "DURATION", "CPU", "PEAK RSS",
                  "ATTEMPTS", "WORK DIR")
 
@@ -39,7 +39,7 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
             "signal": last.signal, "start": last.start, "end": last.end, "duration": rounded(last.duration),
             "user_seconds": last.user_seconds, "system_seconds": last.system_seconds,
             "cpu_seconds": rounded(command.cpu_seconds), "max_rss_kb": last.max_rss_kb,
-            "attempts": len(command.attempts), "resumed": command.resumed, "work_relpath": command.work_relpath,
+            "memory_limit": last.memory_limit, "attempts": len(command.attempts), "resumed": command.resumed, "work_relpath": command.work_relpath,
             "work_dir": last.work_dir, "command": command.command, "error": last.error}
 
 
@@ -51,14 +51,14 @@ def write_rows(stream: IO[str], run: Run, commands: Iterable[CommandRecord], fmt
 def table_row(command: CommandRecord, now: float) -> list[str]:
     """The table's cells (100,000 rows: attributes are read once each, no property twice)."""
     last = command.last
-    status = command.status
+    status = command.status_text
     if command.resumed:
         status = "ok (resumed)"
     if last is None:
         return [command.name, "-", "-", "-", status, "-", "-", "-", "-", "-", "0", "-"]
     returncode = last.returncode
     start, end = last.start, last.end
-    if status == "running" and start is not None:
+    if command.status == "running" and start is not None:
         end = now
     user, system = last.user_seconds, last.system_seconds
     return [command.name, last.runner or "-", last.host or "-", compress_cores(last.cores) or "-", status,
