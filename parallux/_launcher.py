@@ -445,9 +445,11 @@ class Launcher(object):
         if self.terminated and job.kill_reason is None and job.status != 0:  # (SIGTERM reached it before
             self.stop_unasked(job)                                           # stop_everything did)
         if job.cgroup is not None and self.cgroups is not None:
-            job.usage = self.cgroups.usage(job.cgroup)
+            job.usage = self.cgroups.usage(job.cgroup, job.status == 0 and job.kill_reason is None)
         if self.job_alive(job):
             self.lingering[job.pid] = job.cgroup  # its background processes live on: watch for their end
+            if job.cgroup is not None:
+                job.cgroup.peak = None  # (they may use more yet)
         else:
             self.groups.discard(job.pid)
             self.forget_cgroup(job.cgroup)
@@ -1187,6 +1189,7 @@ def descendants(roots):
 CGROUP_ROOT_VAR = "PARALLUX_CGROUP_ROOT"  # a testing aid: a directory taken for /sys/fs/cgroup (find_hierarchies)
 CGROUP_ACCOUNTING = ("memory", "cpuacct")  # the v1 controllers used
 EFD_FLAGS = 0o2000000 | 0o4000  # EFD_CLOEXEC | EFD_NONBLOCK (as O_CLOEXEC | O_NONBLOCK on Linux)
+REUSE_LEFTOVER = 1 << 20  # bytes a v1 memory cgroup may keep charged and still be reused (see keep_clean)
 
 
 class Hierarchy(object):
@@ -1247,6 +1250,7 @@ class CommandCgroups(object):
         self.tree = None          # the cgroup that names its process tree (signals, "is anything left")
         self.cpu_base = (0, 0)    # (user, system) ns its cpu cgroup had counted at its birth (a reused one)
         self.oom_fds = None       # (eventfd, memory.oom_control): the kernel's OOM notification (v1)
+        self.peak = None          # its peak memory as read when it ended (None: not read, or grown since)
 
 
 class Cgroups(object):
@@ -1282,7 +1286,14 @@ class Cgroups(object):
             self.tree is not self.memory else None
         self.passes = [h for h in hierarchies if h is not self.waiting]
         self.current = None  # (waiting) the cgroup the launcher is in: where the next command is born
-        self.free = []
+        self.free = []           # (waiting) emptied cgroups, for the next commands
+        self.clean = []          # (v1 memory) emptied cgroups that kept almost nothing (keep_clean)
+        # v1: the files a memory cgroup's peak and usage are read from (memory + swap where it is counted)
+        self.memory_peak_file, self.memory_usage_file = "memory.max_usage_in_bytes", "memory.usage_in_bytes"
+        if self.memory is not None and self.memory.version == 1 and \
+                read_number(self.memory.home, ("memory.memsw.max_usage_in_bytes",)) is not None:
+            self.memory_peak_file, self.memory_usage_file = \
+                "memory.memsw.max_usage_in_bytes", "memory.memsw.usage_in_bytes"
         self.swap_file = None    # what turns swap off in a memory cgroup (None: nothing, and no swap to turn off)
         self.no_limit = None     # why memory= cannot be limited here (None: it can)
 
@@ -1338,7 +1349,8 @@ class Cgroups(object):
         born = CommandCgroups(limit)
         try:
             for hierarchy in self.passing():
-                path = born.paths[hierarchy] = hierarchy.fresh()
+                reuse = hierarchy is self.memory and not limit and self.clean
+                path = born.paths[hierarchy] = self.clean.pop() if reuse else hierarchy.fresh()
                 if hierarchy is self.memory and limit:
                     self.write_limit(path, limit)
                 hierarchy.enter(path)
@@ -1393,24 +1405,42 @@ class Cgroups(object):
             self.current = None
 
     def release(self, command):
-        """A command's cgroups are empty: reuse the waiting one, remove the others (what they count starts
-        at nothing)."""
+        """A command's cgroups are empty: reuse the waiting one, and a v1 memory one that kept (almost)
+        nothing, its peak reset; remove the others, so that what they count starts at nothing."""
         self.forget_oom(command)
         for hierarchy, path in command.paths.items():
             if hierarchy is self.waiting:
                 if path is not None:
                     self.free.append(path)
-            else:
+            elif not (hierarchy is self.memory and not command.limit and self.keep_clean(path, command.peak)):
                 try:
                     os.rmdir(path)
                 except OSError:
                     pass
 
+    def keep_clean(self, path, peak):
+        """Keep a v1 memory cgroup for a later command (without a limit) when it was left with at most
+        REUSE_LEFTOVER charged (its page cache, the kernel's per-CPU charge batches), its peak reset to that:
+        a mkdir and an rmdir of a memory cgroup cost more than the rest of a short command's cgroups. (What
+        is left is at most the peak: a short command's needs no reading.)"""
+        if self.memory.version != 1:  # (v2's memory.peak cannot be reset before Linux 6.12)
+            return False
+        left = peak if peak is not None and peak <= REUSE_LEFTOVER else read_number(path, (self.memory_usage_file,))
+        if left is None or left > REUSE_LEFTOVER:
+            return False
+        try:
+            write_cgroup_file(path, self.memory_peak_file, "0")
+        except OSError:
+            return False
+        self.clean.append(path)
+        return True
+
     # -- what a command used ------------------------------------------------------------------------------
 
-    def usage(self, command):
+    def usage(self, command, ended_ok):
         """What the command's tree used, as its exit event says it: user and system seconds, peak memory,
-        and the OOM kills; each None where no cgroup counts it."""
+        and the OOM kills (not asked for a command that ended ok without a limit of its own); each missing
+        where no cgroup counts it."""
         used = {}
         cpu = self.cpu_ns(command.paths.get(self.cpu)) if self.cpu is not None else None
         if cpu is not None:
@@ -1418,12 +1448,12 @@ class Cgroups(object):
             used["system_seconds"] = round(max(0, cpu[1] - command.cpu_base[1]) / 1e9, 6)
         path = command.paths.get(self.memory) if self.memory is not None else None
         if path is not None:
-            peak = read_number(path, ("memory.peak",) if self.memory.version == 2 else
-                               ("memory.memsw.max_usage_in_bytes", "memory.max_usage_in_bytes"))
+            peak = read_number(path, ("memory.peak",) if self.memory.version == 2 else (self.memory_peak_file,))
             if peak is not None:
-                used["peak_bytes"] = peak
-            used["oom_kills"] = read_key(path, "memory.events" if self.memory.version == 2 else
-                                         "memory.oom_control", "oom_kill")
+                used["peak_bytes"] = command.peak = peak
+            if command.limit or not ended_ok:
+                used["oom_kills"] = read_keys(path, "memory.events" if self.memory.version == 2 else
+                                              "memory.oom_control", "oom_kill")[0]
         return used
 
     def cpu_ns(self, path):
@@ -1432,14 +1462,14 @@ class Cgroups(object):
         if path is None:
             return None
         if self.cpu.version == 2:
-            user, system = read_key(path, "cpu.stat", "user_usec"), read_key(path, "cpu.stat", "system_usec")
+            user, system = read_keys(path, "cpu.stat", "user_usec", "system_usec")
             return (user * 1000, system * 1000) if user is not None and system is not None else None
         user = read_number(path, ("cpuacct.usage_user",))
         system = read_number(path, ("cpuacct.usage_sys",))
         if user is not None and system is not None:
             return user, system
         tick = 1e9 / os.sysconf("SC_CLK_TCK")
-        user, system = read_key(path, "cpuacct.stat", "user"), read_key(path, "cpuacct.stat", "system")
+        user, system = read_keys(path, "cpuacct.stat", "user", "system")
         return (int(user * tick), int(system * tick)) if user is not None and system is not None else None
 
     def watch_oom(self, command):
@@ -1653,28 +1683,41 @@ def machine_has_swap():
         return False
 
 
+def read_cgroup_file(path, name):
+    """A cgroup file's bytes, or None. (os.open and one read: a few µs less than open(), per command.)"""
+    try:
+        fd = os.open(os.path.join(path, name), os.O_RDONLY | O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def read_number(path, names):
     """The first of these files that holds a number, as an int; None."""
     for name in names:
         try:
-            with open(os.path.join(path, name), "rb") as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
+            return int(read_cgroup_file(path, name).split()[0])
+        except (AttributeError, ValueError, IndexError):
             continue
     return None
 
 
-def read_key(path, name, key):
-    """The value of ``key`` in a flat keyed file (``key value`` lines) as an int; None."""
+def read_keys(path, name, *keys):
+    """The values of these keys in a flat keyed file (``key value`` lines) as ints; None for each missing."""
+    found = {}
+    for line in (read_cgroup_file(path, name) or b"").splitlines():
+        words = line.split()
+        if len(words) == 2:
+            found[words[0]] = words[1]
     try:
-        with open(os.path.join(path, name), "rb") as f:
-            for line in f:
-                words = line.split()
-                if len(words) == 2 and words[0] == key.encode():
-                    return int(words[1])
-    except (OSError, ValueError):
-        pass
-    return None
+        return [int(found[key.encode()]) if key.encode() in found else None for key in keys]
+    except ValueError:
+        return [None] * len(keys)
 
 
 def new_eventfd():
