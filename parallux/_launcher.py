@@ -1213,7 +1213,7 @@ class Hierarchy(object):
         return path
 
     def enter(self, path):
-        write_cgroup_file(path, "cgroup.procs", str(os.getpid()))
+        write_cgroup_file(path, "cgroup.procs", str(os.getpid()), keep=True)
 
     def cgroups(self):
         """The command cgroups below base."""
@@ -1227,10 +1227,7 @@ class Hierarchy(object):
         """Remove every cgroup (waiting a moment for killed processes to be gone from them)."""
         for _ in range(50):
             for path in self.cgroups():
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
+                remove_cgroup(path)
             try:
                 os.rmdir(self.base)
                 return
@@ -1413,10 +1410,7 @@ class Cgroups(object):
                 if path is not None:
                     self.free.append(path)
             elif not (hierarchy is self.memory and not command.limit and self.keep_clean(path, command.peak)):
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
+                remove_cgroup(path)
 
     def keep_clean(self, path, peak):
         """Keep a v1 memory cgroup for a later command (without a limit) when it was left with at most
@@ -1429,7 +1423,7 @@ class Cgroups(object):
         if left is None or left > REUSE_LEFTOVER:
             return False
         try:
-            write_cgroup_file(path, self.memory_peak_file, "0")
+            write_cgroup_file(path, self.memory_peak_file, "0", keep=True)
         except OSError:
             return False
         self.clean.append(path)
@@ -1510,11 +1504,8 @@ class Cgroups(object):
             return []
 
     def populated(self, path):
-        try:
-            with open(os.path.join(path, "cgroup.events"), "rb") as f:
-                return b"populated 1" in f.read()
-        except OSError:
-            return bool(self.pids(path))
+        events = read_cgroup_file(path, "cgroup.events")
+        return b"populated 1" in events if events is not None else bool(self.pids(path))
 
     def signal(self, path, sig):
         reached = signal_pids(self.pids(path), sig)
@@ -1683,18 +1674,61 @@ def machine_has_swap():
         return False
 
 
-def read_cgroup_file(path, name):
-    """A cgroup file's bytes, or None. (os.open and one read: a few µs less than open(), per command.)"""
-    try:
-        fd = os.open(os.path.join(path, name), os.O_RDONLY | O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
+# The cgroup files written or read for every command stay open while their cgroup lives: opening a cgroup
+# file costs ten times what reading it again (pread at 0 reads it anew) or writing it again does.
+OPEN_CGROUP_FILES = {}  # (directory, name, writing) -> fd
+
+
+def cgroup_fd(path, name, writing, keep):
+    fd = OPEN_CGROUP_FILES.get((path, name, writing))
+    if fd is not None:
+        return fd
+    flags = (os.O_WRONLY | (os.O_CREAT | os.O_APPEND if CREATE_CGROUP_FILES else 0)) if writing else os.O_RDONLY
+    fd = os.open(os.path.join(path, name), flags | O_CLOEXEC, 0o644)
+    if keep:
+        OPEN_CGROUP_FILES[path, name, writing] = fd
+    return fd
+
+
+def done_with(path, name, writing, fd, keep, failed=False):
+    if not keep or failed:
         os.close(fd)
+        OPEN_CGROUP_FILES.pop((path, name, writing), None)
+
+
+def read_cgroup_file(path, name, keep=True):
+    """A cgroup file's bytes, or None."""
+    try:
+        fd = cgroup_fd(path, name, False, keep)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, 4096, 0)
+    except OSError:
+        done_with(path, name, False, fd, keep, failed=True)
+        return None
+    done_with(path, name, False, fd, keep)
+    return data
+
+
+def write_cgroup_file(path, name, text, keep=False):
+    fd = cgroup_fd(path, name, True, keep)
+    try:
+        os.write(fd, text.encode("ascii") + (b"\n" if CREATE_CGROUP_FILES else b""))
+    except OSError:
+        done_with(path, name, True, fd, keep, failed=True)
+        raise
+    done_with(path, name, True, fd, keep)
+
+
+def remove_cgroup(path):
+    """rmdir a cgroup, its kept files closed first."""
+    for key in [key for key in OPEN_CGROUP_FILES if key[0] == path]:
+        os.close(OPEN_CGROUP_FILES.pop(key))
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def read_number(path, names):
@@ -1731,15 +1765,10 @@ def new_eventfd():
     return fd
 
 
-def write_cgroup_file(path, name, text):
-    write_small(os.path.join(path, name), text, create=CREATE_CGROUP_FILES)
-
-
-def write_small(path, text, create=False):
-    flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT | os.O_APPEND if create else 0)
-    fd = os.open(path, flags)
+def write_small(path, text):
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        os.write(fd, text.encode("ascii") + (b"\n" if create else b""))
+        os.write(fd, text.encode("ascii"))
     finally:
         os.close(fd)
 
