@@ -150,8 +150,8 @@ class Result:
 
     __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
                  "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
-                 "signal", "attempt", "timeout", "memory", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check",
-                 "run_id", "attempts", "stderr_tail_text", "host", "_kind")
+                 "signal", "attempt", "timeout", "memory", "user_seconds", "system_seconds", "max_rss_kb", "resumed",
+                 "check", "run_id", "attempts", "stderr_tail_text", "host", "_kind")
 
     def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
         self.command = handle.command

@@ -39,7 +39,8 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
             "signal": last.signal, "start": last.start, "end": last.end, "duration": rounded(last.duration),
             "user_seconds": last.user_seconds, "system_seconds": last.system_seconds,
             "cpu_seconds": rounded(command.cpu_seconds), "max_rss_kb": last.max_rss_kb,
-            "memory_limit": last.memory_limit, "attempts": len(command.attempts), "resumed": command.resumed, "work_relpath": command.work_relpath,
+            "memory_limit": last.memory_limit, "attempts": len(command.attempts), "resumed": command.resumed,
+            "work_relpath": command.work_relpath,
             "work_dir": last.work_dir, "command": command.command, "error": last.error}
 
 
