@@ -123,7 +123,9 @@ show(hog.sync()); show(fits.sync())
     assert "hog" in shown.stdout and "oom" in shown.stdout and "fits" not in shown.stdout, shown.stdout
     cli.run("report", "-o", "report.html")
     report = (cli.tmp_path / "report.html").read_text()
-    assert '"oom"' in report or ">oom<" in report
+    data = json.loads(report.split('id="parallux-data">', 1)[1].split("</script>", 1)[0])
+    rows = {row[1]: dict(zip(data["commands"]["fields"], row)) for row in data["commands"]["rows"]}
+    assert (rows["hog"]["status"], rows["hog"]["memory_limit"]) == ("oom", 64 << 20)  # report.js names both
     junit = cli.run("export", "--junit", "-")
     assert 'type="oom"' in junit.stdout and "64 MiB" in junit.stdout, junit.stdout
 
