@@ -1259,8 +1259,10 @@ class Cgroups(object):
     ``cgroup.kill`` ends it at once; and what the cgroup counts is what the whole tree used, also after a
     timeout killed it (the rusage of wait4 knows only the processes that were waited for).
 
-    Where it accounts memory, a command's cgroup is new, its limit written before the command is born, and
-    the launcher enters it just for the fork: none of the launcher's own memory is charged to a command.
+    Where it accounts memory, the launcher enters a command's cgroup just for the fork, so that none of the
+    launcher's own memory is charged to a command. The cgroup is new, its limit written before the command
+    is born -- or, for a command without a limit, a v1 one an earlier command left (almost) empty, its peak
+    reset (keep_clean): a memory cgroup's mkdir and rmdir cost more than all the rest.
     Where it only names the tree and counts CPU time (a v2 hierarchy without the memory controller, as in
     a hybrid mount), the launcher waits in the cgroup the *next* command will be born in: a fork lands there,
     and ``advance()`` then moves the launcher on to an empty one -- one migration per command, and no race

@@ -202,46 +202,68 @@ def test_peak_memory_is_that_of_the_whole_tree(cli: Cli) -> None:
     assert result["max_rss_kb"] * 1024 >= 200_000_000, result
 
 
-# -- the v2 path, on a fake hierarchy --------------------------------------------------------------------------
+# -- the v2 path (and pure v1), on a fake hierarchy -------------------------------------------------------------
 
 KERNEL = """import glob, os, signal, sys
-root, oom = sys.argv[1], sys.argv[2] == "oom"
-own = [d for d in glob.glob(os.path.join(root, "parallux-*", "c[0-9]*"))
-       if str(os.getpid()) in open(os.path.join(d, "cgroup.procs")).read().split()]
-assert len(own) == 1, own
+version, oom, hierarchies = sys.argv[1], sys.argv[2] == "oom", sys.argv[3:]
+me = str(os.getpid())
+own = [d for h in hierarchies for d in glob.glob(os.path.join(h, "parallux-*", "c[0-9]*"))
+       if me in open(os.path.join(d, "cgroup.procs")).read().split()]
+assert len(own) == len(hierarchies), own
 def write(name, text):
-    with open(os.path.join(own[0], name), "w") as f:
-        f.write(text)
-write("memory.peak", str(300 << 20) + "\\n")
-write("cpu.stat", "usage_usec 2500000\\nuser_usec 2000000\\nsystem_usec 500000\\n")
-write("memory.events", "low 0\\nhigh 0\\nmax 3\\noom %d\\noom_kill %d\\noom_group_kill %d\\n" % ((oom,) * 3))
-write("cgroup.events", "populated 0\\nfrozen 0\\n")  # (said a moment early: this process is its last)
+    for d in own:
+        if version == "v2" or name.split(".")[0] in os.path.basename(os.path.dirname(os.path.dirname(d))):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+if version == "v2":
+    write("memory.peak", "%d\\n" % (300 << 20))
+    write("cpu.stat", "usage_usec 2500000\\nuser_usec 2000000\\nsystem_usec 500000\\n")
+    write("memory.events", "low 0\\nhigh 0\\nmax 3\\noom %d\\noom_kill %d\\noom_group_kill %d\\n" % ((oom,) * 3))
+else:
+    write("memory.max_usage_in_bytes", "%d\\n" % (300 << 20))
+    write("cpuacct.usage_user", "2000000000\\n")
+    write("cpuacct.usage_sys", "500000000\\n")
+    write("memory.oom_control", "oom_kill_disable 0\\nunder_oom 0\\noom_kill %d\\n" % oom)
+for d in own:  # this process is the last of its tree: the kernel lists it no more
+    procs = os.path.join(d, "cgroup.procs")
+    left = [p for p in open(procs).read().split() if p != me]
+    with open(procs, "w") as f:
+        f.write("".join(p + "\\n" for p in left))
 if oom:
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def fake_v2_root(tmp_path: Path) -> Path:
+def fake_root(tmp_path: Path, version: str) -> tuple[Path, list[Path]]:
+    """A directory laid out like /sys/fs/cgroup: v2 (the memory controller there, not yet enabled for
+    children), or v1 only (memory and cpuacct hierarchies); and the hierarchies' directories."""
     root = tmp_path / "cgroup"
     root.mkdir()
-    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
-    (root / "cgroup.subtree_control").write_text("")
-    return root
+    if version == "v2":
+        (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+        (root / "cgroup.subtree_control").write_text("")
+        return root, [root]
+    hierarchies = [root / "memory", root / "cpuacct"]
+    for hierarchy in hierarchies:
+        hierarchy.mkdir()
+    return root, hierarchies
 
 
-def test_the_v2_path_on_a_fake_hierarchy(tmp_path: Path) -> None:
-    """The command plays the kernel: it finds its cgroup (its pid in cgroup.procs: the fake tree moves no one,
-    so the test's command writes it there itself, as the kernel would list it), writes the figures a kernel
-    would and, for the oom, is killed as the kernel would kill it."""
-    root = fake_v2_root(tmp_path)
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_the_cgroup_paths_on_a_fake_hierarchy(tmp_path: Path, version: str) -> None:
+    """The command plays the kernel: it puts itself into the cgroup the launcher made for it in each
+    hierarchy (the fake tree moves no one: the launcher's own fork lands nowhere), writes the figures a kernel
+    would, leaves cgroup.procs as it exits and, for the oom, is killed as the kernel would kill it."""
+    root, hierarchies = fake_root(tmp_path, version)
     kernel = script(tmp_path, "kernel.py", KERNEL)
-    enter = "d=$(ls -d {root}/parallux-*/c[0-9]* | sort -V | tail -n 1); echo $$ >> $d/cgroup.procs; exec "
+    enter = "".join(f"d=$(ls -d {h}/parallux-*/c[0-9]* | sort -V | tail -n 1); echo $$ >> $d/cgroup.procs; "
+                    for h in hierarchies)
+    enter += f"exec {PY} {kernel} {version} " + "{mode} " + " ".join(map(str, hierarchies))
     config = write_config(tmp_path, "import json\nfrom parallux import goal\n" + PRINT + f"""
 goal.local(workspace="ws", max_jobs=1)
-show(goal.run({enter.format(root=root) + f"{PY} {kernel} {root} oom"!r}, name="oom", memory="64M",
-              check=False).sync())
-show(goal.run({enter.format(root=root) + f"{PY} {kernel} {root} fits"!r}, name="fits", memory="1G").sync())
-show(goal.run({enter.format(root=root) + f"{PY} {kernel} {root} unlimited"!r}, name="unlimited").sync())
+show(goal.run({enter.format(mode="oom")!r}, name="oom", memory="64M", check=False).sync())
+show(goal.run({enter.format(mode="fits")!r}, name="fits", memory="1G").sync())
+show(goal.run({enter.format(mode="unlimited")!r}, name="unlimited").sync())
 """)
     done = Cli("local", tmp_path, None).run(str(config), PARALLUX_CGROUP_ROOT=str(root))  # type: ignore[arg-type]
     results = results_of(done)
@@ -252,8 +274,10 @@ show(goal.run({enter.format(root=root) + f"{PY} {kernel} {root} unlimited"!r}, n
     assert results["fits"]["status"] == "ok" and results["unlimited"]["status"] == "ok"
     record = json.loads(next((tmp_path / "ws").glob("*/00001_oom/result.json")).read_text())
     assert record["memory_limit"] == 64 << 20
-    base = next(root.glob("parallux-*"))
-    assert "+memory" in (base / "cgroup.subtree_control").read_text()
-    first = base / "c1"  # the first command's: its limit, swap off, the whole tree killed on an oom
-    assert [(first / name).read_text().strip() for name in ("memory.max", "memory.swap.max", "memory.oom.group")] \
-        == [str(64 << 20), "0", "1"]
+    first = next(hierarchies[0].glob("parallux-*")) / "c1"  # the first command's: its limit, and swap off
+    if version == "v2":  # (and the whole tree killed on an oom)
+        assert "+memory" in (first.parent / "cgroup.subtree_control").read_text()
+        limits = ("memory.max", "memory.swap.max", "memory.oom.group"), [str(64 << 20), "0", "1"]
+    else:  # memory + swap at most the memory limit
+        limits = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"), [str(64 << 20)] * 2
+    assert [(first / name).read_text().strip() for name in limits[0]] == limits[1]
