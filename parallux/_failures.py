@@ -65,7 +65,7 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
     """The paragraph about one failed command. Its stderr tail is the one its launcher sent with the exit
     event: building an error or a summary reads no file and never waits for a runner."""
     what = {
-        Status.FAILED: f"exited with status {result.returncode}",
+        Status.FAILED: f"exited with status {result.returncode}" + (f", but {result.error}" if result.error else ""),
         Status.TIMEOUT: f"timed out after {result.timeout:g} s and was stopped" if result.timeout else "timed out",
         Status.OOM: f"ended {oom_text(result.memory)}: its process tree ran out of memory and was killed",
         Status.ERROR: f"{'was cut short' if result._kind in CUT_SHORT else 'could not run'}: {result.error}",
@@ -107,6 +107,8 @@ def failure_cause(result: Result) -> Cause:
     had said."""
     if result.status == "error" and result.error:
         return result.status, None, result.error
+    if result.status == "failed" and result.error:  # exited 0, but a metric is missing (or unreadable)
+        return result.status, result.returncode, result.error
     tail = result.stderr_tail(1)
     number = {"failed": result.returncode, "oom": result.memory}.get(result.status)
     return result.status, number, tail[-1].strip() if tail else ""

@@ -73,7 +73,7 @@ class Command:
                  "work_relpath", "check", "timeout", "memory", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
                  "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "work_generated",
-                 "__weakref__")
+                 "metrics", "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -95,6 +95,7 @@ class Command:
         self.avoid = None  # the runner its last attempt could not be executed on: its retry prefers another
         self.host: str | None = None  # the machine it runs on (a Slurm runner's node), set with the runner
         self.work_generated = False  # its work_relpath was made up by parallux (``parallux clean`` may remove it)
+        self.metrics: dict[str, str | None] | None = None  # its metrics=: name -> pattern (None: from its file)
         for key, value in fields.items():
             setattr(self, key, value)
 
@@ -151,7 +152,7 @@ class Result:
     __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
                  "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
                  "signal", "attempt", "timeout", "memory", "user_seconds", "system_seconds", "max_rss_kb", "resumed",
-                 "check", "run_id", "attempts", "stderr_tail_text", "host", "_kind")
+                 "check", "run_id", "attempts", "stderr_tail_text", "host", "metrics", "_kind")
 
     def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
         self.command = handle.command
@@ -176,6 +177,7 @@ class Result:
         self.run_id: str | None = outcome.get("run_id")  # the run that produced it (set when it is final)
         self.attempts: list[dict[str, Any]] = outcome.get("attempts") or []
         self._kind: str | None = outcome.get("kind")  # why an "error": "locked" (another run's work dir)
+        self.metrics: dict[str, float] = outcome.get("metrics") or {}  # name -> value (metrics=, its file)
         self.duration = (self.end_time - self.start_time
                          if self.start_time is not None and self.end_time is not None else None)
 

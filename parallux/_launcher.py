@@ -10,7 +10,8 @@ Requests (one line each)::
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
-     "command_text": "...", "wrapped": "...", "record": {...}, "quiet_start": false}
+     "command_text": "...", "wrapped": "...", "record": {...}, "quiet_start": false,
+     "metrics": {"gflops": "GFLOP/s: ([0-9.]+)", "n": null}}  (optional: see "metrics" below)
                                                      -> {"ev": "started", "id": 7, "pid": ..., "start": ...}
                                                         (not sent when quiet_start is true)
                                                         {"ev": "exit", "id": 7, "status": "ok", "returncode": ..., ...}
@@ -43,6 +44,7 @@ verbatim to remote hosts whose Python parallux does not control.
 import errno
 import json
 import os
+import re
 import select
 import selectors
 import shutil
@@ -55,7 +57,8 @@ import time
 PROTOCOL_VERSION = 1
 MARK_VAR = "PARALLUX_JOB_MARK"
 RECORD_NAME = "result.json"
-OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME)
+METRICS_NAME = "metrics.txt"  # what $PARALLUX_METRICS names: a command's own figures (see "metrics" below)
+OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME, METRICS_NAME)
 HISTORY_DIR = ".history"
 RECORD_LIMIT = 1 << 20  # bytes: a record is a few hundred; anything bigger is not one
 READ_SIZE = 1 << 20     # bytes read from stdin at once: file data comes in frames of 512 KiB
@@ -1023,6 +1026,8 @@ def exit_event(job, dir_fd):
             died = cause == "guardian"
             event["reason"] = "died" if died else "terminated"
             event["error"] = event["stopped"] if died else TERMINATED
+    if event["status"] == "ok":
+        add_metrics(event, job.request.get("metrics"), dir_fd)
     if event["status"] != "ok":  # what a failure report shows: parallux then never has to fetch a file
         event["stderr_tail"] = stderr_tail(dir_fd) if dir_fd is not None else None
     return event
@@ -1057,6 +1062,236 @@ def write_record(dir_fd, request, event):
                    RECORD_NAME + ".tmp")
     except OSError as exc:
         event["record_error"] = describe_os_error(exc)
+
+
+# -- metrics ----------------------------------------------------------------------------------------------
+#
+# A command that exited 0 is asked for its figures here, where its files are (on the runner: nothing is
+# fetched): the patterns of its metrics= option, searched in its stdout, and the NAME VALUE lines or the JSON
+# object it may have written to $PARALLUX_METRICS (metrics.txt in its work dir). A declared metric that is
+# not there, a value that is no finite number, a metrics file that cannot be read (a link: never followed),
+# or one name with two values, makes the command "failed", its error saying which: a broken parser never
+# leaves a silent gap in a benchmark's figures.
+#
+# stdout may be gigabytes, and this runs in the launcher's one loop: it is read from its end, in blocks cut
+# at line starts, and a pattern's last match is the one that counts (a benchmark prints progress, then its
+# result), so the usual search reads one block. At most its last METRICS_SCAN bytes are searched.
+
+METRICS_SCAN = 64 << 20     # bytes of stdout, from its end, searched for metrics= patterns
+METRICS_BLOCK = 1 << 20     # bytes of stdout read at once
+METRICS_LINE = 4 << 20      # a longer line is searched in pieces of this size (no match spans two)
+METRICS_FILE_LIMIT = 1 << 20
+METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
+MEASURES = ("wall", "cpu", "memory")  # what parallux measures itself: no metric may take their names
+
+
+def add_metrics(event, declared, dir_fd):
+    """Put the command's metrics in its exit event; make it "failed" when they are not all there."""
+    if dir_fd is None:
+        if declared:
+            event["status"], event["error"] = "failed", "metrics not read: its work dir cannot be opened"
+        return
+    try:
+        values, problems = collect_metrics(dir_fd, declared or {})
+    except Exception as exc:  # (whatever went wrong, the launcher must go on, and the command not pass)
+        values, problems = {}, ["metrics not read: %s" % describe_os_error(exc)]
+    if values or declared:
+        event["metrics"] = values
+    if problems:
+        event["status"], event["error"] = "failed", "; ".join(problems)
+
+
+def collect_metrics(dir_fd, declared):
+    """The values of the metrics file, then of the patterns on stdout; the problems found, in words."""
+    values, problems = metrics_file(dir_fd)
+    patterns = dict((name, pattern) for name, pattern in declared.items() if pattern is not None)
+    found, problem = stdout_metrics(dir_fd, patterns) if patterns else ({}, None)
+    if problem:
+        problems.append(problem)
+    for name in sorted(found):
+        if name in values and values[name] != found[name]:
+            problems.append("metric %r is %r in stdout (pattern %r) but %r in $PARALLUX_METRICS"
+                            % (name, found[name], patterns[name], values[name]))
+        values[name] = found[name]
+    for name in sorted(declared):
+        if declared[name] is None and name not in values:
+            problems.append("metric %r not found in $PARALLUX_METRICS (%s)" % (name, METRICS_NAME))
+    return values, problems
+
+
+def open_output(dir_fd, name):
+    """A file of the work dir opened to read, or None when it is missing. Never through a link, and never a
+    FIFO or a device, which could block the launcher's loop: OSError says why."""
+    try:
+        fd = os.open(name, READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or is_link_at(dir_fd, name):
+            raise OSError(exc.errno, "it is a symbolic link, which parallux does not follow in a work dir")
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "it is not a regular file")
+    return fd
+
+
+def metrics_file(dir_fd):
+    """What the command wrote to $PARALLUX_METRICS: NAME VALUE lines (blank lines and # comments aside;
+    a name given twice: its last value), or one JSON object of name -> number."""
+    where = "$PARALLUX_METRICS (%s)" % METRICS_NAME
+    try:
+        fd = open_output(dir_fd, METRICS_NAME)
+        if fd is None:
+            return {}, []
+        try:
+            data = read_fd(fd, METRICS_FILE_LIMIT + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return {}, ["cannot read %s: %s" % (where, exc.strerror or exc)]
+    if len(data) > METRICS_FILE_LIMIT:
+        return {}, ["%s is larger than %d bytes: no metrics file" % (where, METRICS_FILE_LIMIT)]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}, ["%s is not UTF-8 text" % where]
+    if text.lstrip().startswith("{"):
+        return metrics_json(text, where)
+    return metrics_lines(text, where)
+
+
+def metrics_json(text, where):
+    try:
+        found = json.loads(text)
+    except ValueError as exc:
+        return {}, ["%s is not one JSON object: %s" % (where, exc)]
+    if not isinstance(found, dict):
+        return {}, ["%s is not one JSON object" % where]
+    values, problems = {}, []
+    for name, value in found.items():
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        add_file_metric(values, problems, name, number, value, where)
+    return values, problems
+
+
+def metrics_lines(text, where):
+    values, problems = {}, []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if len(words) != 2:
+            problems.append("%s line %d is not NAME VALUE: %r" % (where, number, line[:200]))
+            continue
+        add_file_metric(values, problems, words[0], words[1], words[1], "%s line %d" % (where, number))
+    return values, problems
+
+
+def add_file_metric(values, problems, name, number, given, where):
+    """Take a metric of the metrics file, or say why not (number: None when the value is not one)."""
+    if not isinstance(name, str) or not METRIC_NAME.match(name) or name in MEASURES:
+        problems.append("%s: %r is not a metric name (letters, digits, _ . -, up to 64; not %s)"
+                        % (where, name, ", ".join(MEASURES)))
+        return
+    number = as_number(number) if number is not None else None
+    if number is None:
+        problems.append("%s: metric %r is not a number: %r" % (where, name, given))
+    else:
+        values[name] = number
+
+
+def as_number(value):
+    """A finite float from a number or its text; None when it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number - number == 0.0 else None  # (inf - inf and nan - nan are nan)
+
+
+def stdout_metrics(dir_fd, patterns, block=METRICS_BLOCK, limit=METRICS_SCAN):
+    """Each pattern's value in stdout.txt: its last match's first group, or the whole match. The values
+    found, and a problem in words (a metric missing or not a number), or None."""
+    try:
+        compiled = dict((name, re.compile(pattern, re.MULTILINE)) for name, pattern in patterns.items())
+    except re.error as exc:  # (checked in the config: this runner's Python may know less syntax)
+        return {}, "a metrics= pattern does not compile on this runner's Python %s: %s" % (
+            sys.version.split()[0], exc)
+    try:
+        fd = open_output(dir_fd, "stdout.txt")
+        if fd is None:
+            raise OSError(errno.ENOENT, "it is missing")
+        try:
+            size = os.fstat(fd).st_size
+            found = last_matches(fd, size, compiled, block, limit)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return {}, "metrics not read: cannot read stdout.txt: %s" % (exc.strerror or exc)
+    values, problems = {}, []
+    where = "stdout" if size <= limit else "the last %s of stdout" % (
+        "%d MiB" % (limit >> 20) if limit % (1 << 20) == 0 else "%d bytes" % limit)
+    for name in sorted(patterns):
+        text = found.get(name)
+        number = as_number(text) if text is not None else None
+        if text is None:
+            problems.append("metric %r not found in %s (pattern %r)" % (name, where, patterns[name]))
+        elif number is None:
+            problems.append("metric %r is not a number: %r (pattern %r)" % (name, text[:100], patterns[name]))
+        else:
+            values[name] = number
+    return values, "; ".join(problems) or None
+
+
+def last_matches(fd, size, compiled, block, limit):
+    """name -> the text of its pattern's last match in the file's last ``limit`` bytes (read backwards)."""
+    found, left = {}, dict(compiled)
+    for text in blocks_from_end(fd, size, block, limit):
+        for name, pattern in list(left.items()):
+            match = None
+            for match in pattern.finditer(text):
+                pass
+            if match is not None:
+                found[name] = match.group(1) if pattern.groups else match.group(0)
+                del left[name]
+        if not left:
+            break
+    return found
+
+
+def blocks_from_end(fd, size, block, limit):
+    """The file's text from its end back to ``limit`` bytes before it, in blocks of whole lines (a line cut
+    by the limit is left out: its start is missing, and a number there could be read wrong)."""
+    floor, end, carry = max(0, size - limit), size, b""
+    while end > floor:
+        start = max(floor, end - block)
+        data = os.pread(fd, end - start, start) + carry
+        end = start
+        if start > 0 and not (start == floor and os.pread(fd, 1, start - 1) == b"\n"):
+            cut = data.find(b"\n")
+            if cut < 0 and len(data) < max(block, METRICS_LINE):
+                carry = data  # one line longer than a block: read on
+                continue
+            carry, data = (data[:cut + 1], data[cut + 1:]) if cut >= 0 else (b"", data)
+            if start == floor:
+                carry = b""
+        else:
+            carry = b""
+        yield data.decode("utf-8", "replace")
+
+
+def read_fd(fd, limit):
+    data = b""
+    while len(data) < limit:
+        try:
+            part = os.read(fd, limit - len(data))
+        except BlockingIOError:
+            break
+        if not part:
+            break
+        data += part
+    return data
 
 
 # -- process trees ----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from ._errors import ConfigError
 from ._nul import refuse_nuls
 
 COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "env", "cwd", "work_relpath", "check", "timeout",
-                   "memory", "runner", "retries", "retry_on", "inputs")
+                   "memory", "runner", "retries", "retry_on", "inputs", "metrics")
 RETRYABLE_STATUSES = ("failed", "timeout", "oom", "error")
 # goal.ssh()'s keyword options beyond the runner options; here, not in _ssh, so that checking a call of
 # goal.ssh() does not import asyncssh.

@@ -39,8 +39,9 @@ class Prespawned:
         self.process.stderr.close()  # type: ignore[union-attr]
 
 
-def start_launcher() -> subprocess.Popen[bytes]:
-    """A local launcher child with pipes on its stdin and stdout (raises OSError if it cannot start).
+def start_launcher(env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.Popen[bytes]:
+    """A local launcher child with pipes on its stdin and stdout, in this process's environment and directory
+    or the given ones (raises OSError if it cannot start).
 
     Its stderr is an unnamed temporary file, ``process.stderr`` (read by ``_transports._local`` when the
     launcher has ended), never the user's: the launcher and its guardian can outlive parallux by their
@@ -48,7 +49,8 @@ def start_launcher() -> subprocess.Popen[bytes]:
     ``parallux config.py 2>&1 | tee out`` waiting meanwhile."""
     said = tempfile.TemporaryFile()
     try:
-        process = subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=said)
+        process = subprocess.Popen(LAUNCHER_ARGV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=said,
+                                   env=env, cwd=cwd)
     except BaseException:
         said.close()
         raise

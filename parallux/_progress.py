@@ -44,6 +44,7 @@ class Progress:
         self.resumed_per_runner: Counter[str] = Counter()
         self.inputs_changed = 0     # --resume found them done, but with other inputs: run again
         self.quarantined: dict[str, str] = {}  # runner -> why it was taken out of the pool
+        self.restarts: dict[str, list[str]] = defaultdict(list)  # runner -> how each launcher it replaced died
         self.failures: list[Result] = []       # the first SHOWN_IN_SUMMARY, described in full at the end
         self.all_failures: list[Result] = []   # grouped by cause at the end (results are kept anyway)
         self.failure_count = 0
@@ -85,6 +86,13 @@ class Progress:
                 self.transfers.remove(transfer)
         for listener in self.listeners:
             listener("transfer", None, transfer=transfer)
+
+    def runner_event(self, event: str, runner: Any, **details: Any) -> None:
+        """A runner's launcher died and a new one is started (``launcher_restarted``): counted and told."""
+        if event == "launcher_restarted":
+            with self.lock:
+                self.restarts[runner.name].append(details["reason"])
+            self.notice(f"runner {runner.name!r}: {details['reason']}; a new launcher is started")
 
     def notice(self, text: str) -> None:
         """A line about a runner (see ``Engine.notice``)."""
@@ -302,8 +310,9 @@ def outcome(result: Result) -> str:
 
 def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
                  log_error: str | None = None) -> str:
-    """The end-of-run report: counts by status; per runner its counts, command time and quarantine; the
-    failures grouped by cause, then the first of them in full; the run log, and how to make its report."""
+    """The end-of-run report: counts by status; per runner its counts, command time, quarantine and launcher
+    restarts; the failures grouped by cause, then the first of them in full; the run log, and how to make its
+    report."""
     with progress.lock:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
         noun = "command" if progress.finished == 1 else "commands"
@@ -334,7 +343,7 @@ def summary_text(progress: Progress, log_path: str | None, run_id: str | None = 
 
 def runner_lines(progress: Progress) -> list[str]:
     lines = []
-    runners = set(progress.statuses_per_runner) | set(progress.quarantined)
+    runners = set(progress.statuses_per_runner) | set(progress.quarantined) | set(progress.restarts)
     for runner in sorted(runners):
         counts = progress.statuses_per_runner[runner]
         total = sum(counts.values())
@@ -344,6 +353,9 @@ def runner_lines(progress: Progress) -> list[str]:
         if runner in progress.quarantined:
             line += f"; {progress.quarantined[runner]}"
         lines.append(line)
+        if progress.restarts[runner]:  # how its launchers died, each cause once
+            count, causes = len(progress.restarts[runner]), "; ".join(dict.fromkeys(progress.restarts[runner]))
+            lines.append(f"  runner {runner}: launcher restarted {count} time{'' if count == 1 else 's'} ({causes})")
     return lines
 
 

@@ -58,6 +58,7 @@ class LauncherClient:
         self._hello_event = trio.Event()
         self._pongs: list[trio.Event] = []
         self.gone: str | None = None
+        self.stopped: str | None = None  # why the launcher, ending unasked, stopped its commands (their events say)
 
     # -- lifetime ----------------------------------------------------------------------------------------
 
@@ -187,19 +188,23 @@ class LauncherClient:
             if job is not None:
                 job.exit_event = event
                 job.ended.set()
+            self.stopped = self.stopped or event.get("stopped")
 
     # -- requests ----------------------------------------------------------------------------------------
 
     def run(self, *, argv: list[str], env: dict[str, str], work_dir: str | None, workspace: str | None,
             cwd: str | None, command_text: str, wrapped: str, mark: str, record: dict[str, Any],
-            memory: int | None = None) -> tuple[int, Job]:
+            metrics: dict[str, str | None] | None = None, memory: int | None = None) -> tuple[int, Job]:
         """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended. parallux
         counts a command as started when it sends this (``quiet_start``: no "started" event). The launcher
-        follows no link between ``workspace`` and ``work_dir``; ``memory`` limits the command's whole tree
-        (bytes, swap off: the launcher's cgroups)."""
+        follows no link between ``workspace`` and ``work_dir``. ``metrics``: the command's metrics= (name ->
+        pattern, or None for one its metrics file must give), which its launcher reads when it exits 0;
+        ``memory`` limits the command's whole tree (bytes, swap off: the launcher's cgroups)."""
         request = {"op": "run", "argv": argv, "env": env, "work_dir": work_dir, "workspace": workspace,
                    "cwd": cwd, "command_text": command_text, "wrapped": wrapped, "quiet_start": True,
                    "mark": mark, "record": record}
+        if metrics:
+            request["metrics"] = metrics
         if memory is not None:
             request["memory"] = memory
         return self._ask(request)
@@ -278,4 +283,4 @@ def outcome_of(event: dict[str, Any]) -> dict[str, Any]:
             "end_time": event["end"], "signal": event.get("signal"), "user_seconds": event.get("user_seconds"),
             "system_seconds": event.get("system_seconds"), "max_rss_kb": event.get("max_rss_kb"),
             "stderr_tail_text": event.get("stderr_tail"), "error": event.get("error"),
-            "kind": event.get("reason")}
+            "kind": event.get("reason"), "metrics": event.get("metrics")}

@@ -15,6 +15,7 @@ from ._errors import ConfigError
 from ._handles import Command, Completion
 from ._inputs import Fingerprints
 from ._memory import memory_limit
+from ._metrics import metrics_option
 from ._nul import refuse_nuls
 from ._pool import Pool
 from ._runner import Runner
@@ -62,6 +63,8 @@ class Registrar:
             retries=opt.positive_int(options.get("retries", self.retries), "retries", minimum=0),
             pin=pin._seats[0] if pin is not None else None, base_env=self.env,
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
+        if options.get("metrics") is not None:
+            handle.metrics = metrics_option(options["metrics"])
         if options.get("inputs") is not None:
             paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)

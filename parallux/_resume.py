@@ -1,7 +1,8 @@
 """``--resume``: recognise commands an earlier run already completed, from the records in their work dirs.
 
-A command is skipped when the work dir it would use holds a ``result.json`` saying it exited 0 and ran the
-same command text with the same ``inputs=`` fingerprints (see ``_inputs``). Only commands with an explicit
+A command is skipped when the work dir it would use holds a ``result.json`` saying it exited 0, ended ``ok``
+(its metrics all there) and ran the same command text with the same ``inputs=`` fingerprints (see
+``_inputs``), and gave every metric the command declares now. Only commands with an explicit
 ``work_relpath`` can match: generated work paths are new in every run by design. The records are read by
 the runners' launchers, in batches (``Seat.records``).
 """
@@ -22,7 +23,7 @@ _NUMBER, _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = (int, float), (int, float, typ
 _FIELDS = {"cores": (list, type(None)), "numa_node": _MAYBE_INT, "attempt": _MAYBE_INT, "runner": _MAYBE_TEXT,
            "start": _MAYBE_NUMBER, "end": _MAYBE_NUMBER, "user_seconds": _MAYBE_NUMBER,
            "system_seconds": _MAYBE_NUMBER, "max_rss_kb": _MAYBE_NUMBER, "run_id": _MAYBE_TEXT,
-           "attempts_before": (list, type(None))}
+           "attempts_before": (list, type(None)), "metrics": (dict, type(None))}
 _SCALARS = (str, int, float, bool, type(None))
 LOWEST, HIGHEST = -1e10, 1e11
 
@@ -86,6 +87,8 @@ def record_problem(record: dict[str, Any]) -> str | None:
             return f"{key} out of range"
     if any(type(core) is not int or not LOWEST <= core <= HIGHEST for core in record.get("cores") or ()):
         return "cores are not core numbers"
+    if any(type(name) is not str or type(value) not in _NUMBER for name, value in (record.get("metrics") or {}).items()):
+        return "metrics are not numbers"
     for attempt in record.get("attempts_before") or ():
         if type(attempt) is not dict or any(type(v) not in _SCALARS for v in attempt.values()):
             return "attempts_before are not attempts"
@@ -93,8 +96,12 @@ def record_problem(record: dict[str, Any]) -> str | None:
 
 
 def succeeded_same(record: dict[str, Any], handle: Command) -> bool:
-    return (record.get("returncode") == 0 and not record.get("killed")
-            and record.get("command") == handle.command_text)
+    """Whether the record says this command succeeded: exited 0, ``ok`` (a missing metric fails a command
+    that exited 0), and gave every metric it declares now (one declared since runs it again)."""
+    return (record.get("returncode") == 0 and not record.get("killed") and record.get("status", "ok") == "ok"
+            and record.get("command") == handle.command_text
+            and (not handle.metrics or isinstance(record.get("metrics"), dict)
+                 and handle.metrics.keys() <= record["metrics"].keys()))
 
 
 def recorded_result(handle: Command, seat: Any, record: dict[str, Any]) -> Result:
@@ -108,5 +115,6 @@ def recorded_result(handle: Command, seat: Any, record: dict[str, Any]) -> Resul
     earlier = record.get("attempts_before")
     return Result(handle, Status.OK, returncode=0, start_time=record.get("start"), end_time=record.get("end"),
                   user_seconds=record.get("user_seconds"), system_seconds=record.get("system_seconds"),
-                  max_rss_kb=record.get("max_rss_kb"), resumed=True, run_id=record.get("run_id"),
+                  max_rss_kb=record.get("max_rss_kb"), metrics=record.get("metrics"), resumed=True,
+                  run_id=record.get("run_id"),
                   attempts=(earlier if isinstance(earlier, list) else []) + [this_attempt])

@@ -111,6 +111,15 @@ class RunLog:
         if event == "started" and not self._latest_linked:
             self._link_latest()
 
+    def runner_event(self, event: str, runner: Any, **details: Any) -> None:
+        """What befell a runner (``launcher_restarted``: ``reason``, ``restarts``), with its name and host."""
+        if self._fd is None:
+            return
+        if runner.name not in self._runners_logged:
+            self._log_runner(runner)
+        self._write({"event": event, "time": time.time(), "runner": runner.name, "host": _host_of(runner),
+                     **details})
+
     def _log_runner(self, runner: Any) -> None:
         self._runners_logged.add(runner.name)
         self._write(runner_record(runner))
@@ -200,6 +209,9 @@ def outcome(result: Result) -> dict[str, Any]:
     tail = getattr(result, "stderr_tail_text", None)
     if tail and result.status != "ok":
         fields["stderr_tail"] = tail if isinstance(tail, str) else bytes(tail).decode("utf-8", "replace")
+    metrics = getattr(result, "metrics", None)
+    if metrics:
+        fields["metrics"] = metrics
     origin = getattr(result, "run_id", None)
     if origin is not None:
         fields["from_run"] = origin

@@ -71,6 +71,7 @@ class Engine(LoopThread):
         self.commands.cancel_queued()
         if hard:
             for seat in self.seats:
+                seat.closing = True  # (its launcher quits as asked: no new one is to replace it)
                 if seat.client is not None:
                     seat.client.quit_now()
 
@@ -121,7 +122,10 @@ class Engine(LoopThread):
         with trio.CancelScope() as connecting:
             tree.connecting.add(connecting)
             try:
-                await tree.start_seat(functools.partial(seat.serve, self.run_id, self.commands.schedule))
+                # (a launcher that died and is replaced: the display, the summary and the run log hear it)
+                restarted = functools.partial(self.observers.runner_event, "launcher_restarted")
+                await tree.start_seat(functools.partial(seat.serve, self.run_id, self.commands.schedule,
+                                                        restarted=restarted))
             except BaseExceptionGroup as group:  # a seat's own nursery wraps its error
                 raise plain_error(group) from None
             finally:

@@ -171,7 +171,7 @@ class Lifecycle:
 
     async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
         """Wait for a launched command's end; on a timeout or cancellation stop its process tree first."""
-        _, job = launched
+        job = launched.job
         try:
             if command.timeout:
                 with trio.move_on_after(command.timeout) as deadline:
@@ -185,7 +185,7 @@ class Lifecycle:
         except BaseException:
             await seat.stop(launched, 0 if self.tree.hard_stop else KILL_GRACE, "cancelled")
             raise
-        return seat.result_of(command, job)
+        return seat.result_of(command, launched)
 
     def _renew_if_too_short(self, seat: Seat) -> None:
         """An allocation none of whose nodes runs anything, while every queued command that could go there

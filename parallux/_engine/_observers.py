@@ -1,7 +1,8 @@
 """The engine's observers: progress, the run log, the dry run's plan printer.
 
 The engine calls them with ``(event, command, **details)`` for ``queued``, ``started``, ``retrying``,
-``finished`` and ``quarantined``; they record only, and their own threads do the slow parts.
+``finished`` and ``quarantined``, and with ``(event, runner, **details)`` for what befalls a runner
+(``launcher_restarted``); they record only, and their own threads do the slow parts.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class Observers(list):  # type: ignore[type-arg]
             hook = getattr(observer, "notice", None)
             if hook is not None:
                 hook(text)
+
+    def runner_event(self, event: str, runner: Any, **details: Any) -> None:
+        """Something that befell a runner, not a command (``launcher_restarted``): observers with a
+        ``runner_event`` method (the progress, the run log) hear it."""
+        for observer in self:
+            hook = getattr(observer, "runner_event", None)
+            if hook is not None:
+                hook(event, runner, **details)
 
     @property
     def flushing(self) -> bool:

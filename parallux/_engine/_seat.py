@@ -10,24 +10,33 @@ from __future__ import annotations
 import itertools
 import posixpath
 import shlex
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 import trio
 
 from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, env_of
-from .._launcher import RECORD_NAME
+from .._launcher import METRICS_NAME, RECORD_NAME
 from .._protocol import Job, LauncherClient, outcome_of
 from .._status import Status
 from .._transports._base import Transport, write_now
 
-Launched = tuple[int, Job]  # a launched command: its request id and the job that reports its end
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
 RECORDS_PER_REQUEST = 256   # completion records asked of a launcher at once (--resume)
 RECORDS_WAIT = 600.0        # how long --resume waits for a pending allocation to read the records on its nodes
 _SEAT_NUMBERS = itertools.count(1)
+
+
+class Launched(NamedTuple):
+    """A launched command: its request id, the job that reports its end, and the launcher it went to (its
+    client, and the words of its death): a new launcher, after that one died, changes none of them."""
+
+    id: int
+    job: Job
+    client: LauncherClient
+    end: LauncherEnd
 
 
 class Seat:
@@ -53,7 +62,8 @@ class Seat:
         self.quarantined: str | None = None  # why the engine took it out of the pool (see _lifecycle)
         self.unexecuted_in_a_row = 0
         self.closing = False
-        self.end = LauncherEnd(transport, "its machine")  # how its launcher went away, once it did
+        self.end = LauncherEnd(transport, "its machine")  # how its current launcher went away, once it did
+        self.restart_count = 0  # new launchers started after one died (a local runner's)
         # Commands are marked "<run id>@<seat>.<seq>.<attempt>": a launcher that loses its parallux sweeps
         # its own runner's marks only, never another runner's on the same machine.
         self.mark_scope = f"r{next(_SEAT_NUMBERS)}"
@@ -69,31 +79,44 @@ class Seat:
     # -- lifetime ----------------------------------------------------------------------------------------
 
     async def serve(self, run_id: str, changed: Callable[[], None],
-                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                    restarted: Callable[..., None] | None = None) -> None:
         """Reach the launcher, report readiness, and keep it until the run ends or the connection drops;
         then ``changed()``, so that what can run nowhere else ends.
 
         A deferred transport (a Slurm allocation) is ready at once and reaches its launcher later, maybe
         more than once (a new allocation after the last one ended): ``changed()`` then also follows each
-        arrival, so that the queued commands start."""
-        if not self.transport.deferred:
-            await self._serve_launcher(run_id, changed, task_status)
-            return
-        task_status.started()
+        arrival, so that the queued commands start. A transport that restarts a launcher that died (a local
+        runner's) goes the same way after its first launcher, and ``restarted(runner, reason=, restarts=)``
+        hears of each new one; whether another may come is the transport's (``expected``)."""
+        ended: str | None = None  # how the last launcher ended
+        if self.transport.deferred:
+            task_status.started()
+        else:  # the first launcher: not reaching it is the runner's error, for the config to report
+            ended = await self._serve_launcher(run_id, changed, task_status)
         while self.transport.expected and not self.closing:
+            if ended is not None and not self.transport.deferred:  # (a Slurm node's next launcher is no restart)
+                self.restart_count += 1
+                if restarted is not None:
+                    restarted(self.handle, reason=ended, restarts=self.restart_count)
             try:
-                await self._serve_launcher(run_id, changed, trio.TASK_STATUS_IGNORED, arrived=changed)
+                ended = await self._serve_launcher(run_id, changed, trio.TASK_STATUS_IGNORED, arrived=changed)
             except (ParalluxError, BaseExceptionGroup) as exc:  # this launcher could not start or was refused
                 # (its node lacks the core pool's CPUs): the transport says whether another may come
                 error = plain_error(exc)
                 if not isinstance(error, ParalluxError):
                     raise
                 self.alive = False
-                self.transport.failed(str(error).removeprefix(f"{self.describe()}: "))
+                said = str(error).removeprefix(f"{self.describe()}: ")
+                # A new local launcher killed as it started died like one killed later: the same words.
+                ended = (not self.transport.deferred and self.end.death()) or said
+                self.transport.failed(ended)
                 changed()
 
     async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
-                              arrived: Callable[[], None] | None = None) -> None:
+                              arrived: Callable[[], None] | None = None) -> str | None:
+        """One launcher, from its start to its end; how it ended (None: the run closed it)."""
+        self.end = LauncherEnd(self.transport, self.host or "its machine")  # (a new one's: the last one's host)
         async with self.transport.open(self.name) as (send, receive):
             self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog,
                                          self.transport.hello)
@@ -105,10 +128,13 @@ class Seat:
                 if arrived is not None:
                     arrived()
             self.alive = False
-            if not self.closing:
-                self.client.gone = self.end.death() or self.client.gone  # (what "no runner left" says)
-                self.transport.lost(f"{run_id}@{self.mark_scope}.")
+            ended = None
+            if not self.closing:  # (what "no runner left" says; the words its commands' results have, too)
+                said = self.client.stopped
+                ended = self.client.gone = self.end.death(said) or self.client.gone or "the launcher exited"
+                self.transport.lost(f"{run_id}@{self.mark_scope}.", ended)
             lost()
+        return ended
 
     async def wait_up(self) -> None:
         """Return once its launcher is connected (a Slurm node's, when its allocation runs)."""
@@ -204,12 +230,13 @@ class Seat:
         runs with."""
         assert self.client is not None
         variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
-                     "PARALLUX_WORK_DIR": command.work_dir, **self.transport.variables()}
+                     "PARALLUX_WORK_DIR": command.work_dir, "PARALLUX_METRICS": f"{command.work_dir}/{METRICS_NAME}",
+                     **self.transport.variables()}
         if lease is not None:
             variables["PARALLUX_CORES"] = format_cores(lease.cores)
             if lease.numa_node is not None:
                 variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
-        return self.client.run(
+        job_id, job = self.client.run(
             argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
             work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
             wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
@@ -217,7 +244,9 @@ class Seat:
             record={"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
                     "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
                     "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
-                    "attempts_before": command.attempts})
+                    "attempts_before": command.attempts},
+            metrics=command.metrics)
+        return Launched(job_id, job, self.client, self.end)
 
     def _binding_prefix(self, lease: Lease) -> list[str]:
         memory = (f"--membind={lease.numa_node}" if self.membind and lease.numa_node is not None
@@ -226,30 +255,29 @@ class Seat:
 
     async def stop(self, launched: Launched, grace: float, reason: str) -> None:
         """Stop a launched command's process tree (TERM, grace, KILL) and wait for the launcher to say so."""
-        assert self.client is not None
-        job_id, job = launched
         with trio.CancelScope(shield=True):
-            self.client.kill(job_id, grace, reason)
+            launched.client.kill(launched.id, grace, reason)
             with trio.move_on_after(grace + KILL_WAIT):
-                await job.ended.wait()
-            if not job.ended.is_set():
-                self.client.forget(job_id)
+                await launched.job.ended.wait()
+            if not launched.job.ended.is_set():
+                launched.client.forget(launched.id)
 
-    def result_of(self, command: Command, job: Job) -> Result:
-        assert self.client is not None
-        event = job.exit_event
+    def result_of(self, command: Command, launched: Launched) -> Result:
+        """Its result, from what its launcher said -- or from how that launcher went away."""
+        client, end, event = launched.client, launched.end, launched.job.exit_event
         if event is None:
-            why = self.transport.lost_reason() or self.end.death() or self.client.gone \
-                or "the launcher did not report an exit"
+            why = self.transport.lost_reason() or end.death() or client.gone or "the launcher did not report an exit"
             return Result(command, Status.ERROR, error=why, kind="lost")
         outcome = outcome_of(event)
         if outcome.get("kind") == "terminated":  # the launcher is ending (SIGTERM): nothing more goes there
-            self.client.gone = self.client.gone or outcome["error"]
+            client.gone = client.gone or outcome["error"]
             outcome["error"] = self.transport.lost_reason() or outcome["error"]
         elif event.get("stopped"):  # the launcher ended under it (its guardian killed, its input closed, a
             # signal), which nobody asked for -- a cancel, a timeout or the run's end would have said so first
-            outcome.update(status=Status.ERROR, kind="died", error=self.end.death(event["stopped"]))
-            self.client.gone = outcome["error"]  # nothing more goes there
+            outcome.update(status=Status.ERROR, kind="died", error=end.death(event["stopped"]))
+            client.gone = outcome["error"]  # nothing more goes there
+        elif event["ev"] == "exit" and self.transport.restarts is not None:
+            self.transport.restarts.completed()  # (launchers that die at once every time are restarted 2 times)
         return Result(command, **outcome)
 
     async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:

@@ -11,6 +11,27 @@ import trio
 
 from .._protocol import WATCHDOG
 Streams = tuple[trio.abc.SendStream, trio.abc.ReceiveStream]
+DEATHS_IN_A_ROW = 3  # launchers that die in a row, no command completed in between, before no new one is started
+
+
+class Restarts:
+    """Whether a runner whose launcher died starts a new one: yes, until DEATHS_IN_A_ROW launchers in a row
+    died with no command completed in between -- one that dies at once every time (it cannot start, or
+    something kills it as it does) must not loop for ever. Held by the transports that restart (local); the
+    seat says when a command completed."""
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+        self.given_up: str | None = None  # why no new launcher is started
+
+    def died(self, why: str) -> None:
+        self.in_a_row += 1
+        if self.in_a_row >= DEATHS_IN_A_ROW and self.given_up is None:
+            self.given_up = (f"{self.in_a_row} launchers in a row died with no command completed (the last: "
+                             f"{why}); no new one is started")
+
+    def completed(self) -> None:
+        self.in_a_row = 0
 
 
 class Transport:
@@ -47,8 +68,11 @@ class Transport:
         """The launcher was asked to quit (the end of the run): a transport whose connection may have gone
         silent bounds the wait here."""
 
-    def lost(self, mark_prefix: str) -> None:
-        """The launcher ended unasked; ``mark_prefix`` starts the marks of the commands it ran."""
+    def lost(self, mark_prefix: str, why: str) -> None:
+        """The launcher ended unasked (``why``: its death, or the lost connection); ``mark_prefix`` starts the
+        marks of the commands it ran."""
+        if self.restarts is not None:
+            self.restarts.died(why)
 
     def death(self) -> str | None:
         """How the process that carries the launcher (its guardian) ended, if it did and not cleanly
@@ -63,16 +87,19 @@ class Transport:
     # -- a launcher that comes later, and may come again (a Slurm allocation) ------------------------------
 
     deferred = False  # True: open() may wait long (a pending allocation); the run goes on meanwhile
+    restarts: Restarts | None = None  # a launcher that dies is replaced by a new one, within these bounds
 
     @property
     def expected(self) -> bool:
-        """Whether a launcher not (or no longer) connected may still come: commands wait for it."""
-        return False
+        """Whether a launcher not (or no longer) connected may still come: commands wait for it, and the seat
+        opens the transport again once its launcher ended (a Slurm node's next, a local runner's new one)."""
+        return self.restarts is not None and self.restarts.given_up is None
 
     @property
     def waiting(self) -> str | None:
-        """What it is waiting for, while no launcher is connected (``job 12 pending: Resources``)."""
-        return None
+        """What it is waiting for, while no launcher is connected (``job 12 pending: Resources``), or why none
+        will come."""
+        return self.restarts.given_up if self.restarts is not None else None
 
     def longest_command(self) -> float | None:
         """The longest any command may run there (an allocation's time limit), if limited."""
@@ -91,7 +118,10 @@ class Transport:
         return None
 
     def failed(self, why: str) -> None:
-        """A deferred transport's launcher could not be started (``why``): whether to try again is its own."""
+        """A launcher after the first (a deferred transport's, or one replacing a launcher that died) could not
+        be started (``why``): whether to try again is its own (``expected``). A death, for ``restarts``."""
+        if self.restarts is not None:
+            self.restarts.died(why)
 
     def wanting(self, delta: int) -> None:
         """Someone waits (+1) or no longer waits (-1) for the launcher (a file read): a deferred transport
@@ -112,7 +142,6 @@ class Transport:
     def default_slots(self, facts: dict[str, Any]) -> int:
         """``max_jobs`` when the config gives none."""
         return int(facts.get("logical_cores") or 1)
-
 
 
 def ended_how(returncode: int | None, signal_name: str | None = None) -> str | None:

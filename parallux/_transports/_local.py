@@ -14,7 +14,7 @@ import trio
 from .. import _prespawn
 from .._errors import RunnerError
 from .._launcher import sweep_marks
-from ._base import Streams, Transport, ended_how, wait_for_exit
+from ._base import Restarts, Streams, Transport, ended_how, wait_for_exit
 
 EXIT_WAIT = 10.0  # seconds a launcher that read EOF gets to stop its commands and exit, before SIGKILL
 DEATH_WAIT = 3.0  # seconds the guardian of a launcher that died gets to stop what it left (and exit), so that
@@ -22,8 +22,17 @@ DEATH_WAIT = 3.0  # seconds the guardian of a launcher that died gets to stop wh
 
 
 class LocalTransport(Transport):
+    """The launcher is a child; one that dies (OOM killer, kill -9, its pipe closed) is replaced by a new
+    child, within the bounds of ``Restarts``."""
+
     kind = "local"
-    _process: subprocess.Popen[bytes] | None = None  # the launcher's guardian, once started
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None  # the current launcher's guardian, once started
+        # The first launcher's environment and directory, which it gives its commands: a new one's too, whatever
+        # the config changed since.
+        self._started_in: tuple[dict[str, str], str] | None = None
+        self.restarts = Restarts()
 
     def plan_facts(self) -> dict[str, Any]:
         return {"logical_cores": os.cpu_count(), "home": os.path.expanduser("~"), "cwd": os.getcwd(),
@@ -32,10 +41,13 @@ class LocalTransport(Transport):
     @asynccontextmanager
     async def open(self, name: str) -> AsyncIterator[Streams]:
         """The launcher the CLI started early (see ``_prespawn``), or a new one: its stdin and stdout."""
-        process = _prespawn.claim()
+        self._process = process = None  # (until it starts: how the last one died is not this one's)
+        if self._started_in is None:
+            self._started_in = dict(os.environ), os.getcwd()
+            process = _prespawn.claim()
         if process is None:
             try:
-                process = _prespawn.start_launcher()
+                process = _prespawn.start_launcher(*self._started_in)
             except OSError as exc:
                 raise RunnerError(f"{self.describe(name)}: cannot start the launcher: {exc}") from exc
         self._process = process
@@ -45,10 +57,12 @@ class LocalTransport(Transport):
         finally:
             relay_stderr(process)
 
-    def lost(self, mark_prefix: str) -> None:
+    def lost(self, mark_prefix: str, why: str) -> None:
         """The launcher died unasked (OOM killer, kill -9). Its guardian stops what it left; should the
-        guardian have died with it, the commands still carry this runner's mark, on this machine."""
+        guardian have died with it, the commands still carry this runner's mark, on this machine. Swept
+        here, before a new launcher starts commands with the same marks' beginning."""
         sweep_marks([mark_prefix], signal.SIGKILL, prefix=True)
+        super().lost(mark_prefix, why)
 
     def death(self) -> str | None:
         return ended_how(self._process.poll()) if self._process is not None else None

@@ -43,6 +43,7 @@ class Attempt:
     signal: int | None = None
     error: str | None = None
     stderr_tail: str | None = None
+    metrics: dict[str, float] | None = None  # what metrics= and $PARALLUX_METRICS gave
     slot: int = 0  # the lane on the timeline, see assign_slots()
     memory_limit: int | None = None  # its memory= limit (bytes), which an "oom" exceeded
 
@@ -66,6 +67,7 @@ class Attempt:
         self.signal = get("signal")
         self.error = get("error")
         self.stderr_tail = get("stderr_tail")
+        self.metrics = get("metrics")
         self.work_dir = get("work_dir") or self.work_dir
         self.host = get("host") or self.host
 

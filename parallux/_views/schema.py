@@ -28,6 +28,7 @@ TEXT = (str,)
 FLAG = (bool,)
 LIST = (list,)
 OBJECT = (dict,)
+METRIC_VALUES = (float, int)  # (a mapping's values: any finite number -- a metric may count 3e12 instructions)
 
 
 def _maybe(kinds: tuple[type, ...]) -> tuple[type, ...]:
@@ -39,7 +40,8 @@ _WHERE = {"runner": _maybe(TEXT), "host": _maybe(TEXT), "work_dir": _maybe(TEXT)
 _OUTCOME = {"status": _maybe(TEXT), "returncode": _maybe(INT), "start": _maybe(NUMBER), "end": _maybe(NUMBER),
             "duration": _maybe(NUMBER), "user_seconds": _maybe(NUMBER), "system_seconds": _maybe(NUMBER),
             "max_rss_kb": _maybe(NUMBER), "signal": _maybe(INT), "error": _maybe(TEXT), "resumed": _maybe(FLAG),
-            "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT), "memory_limit": _maybe(INT)}
+            "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT), "metrics": _maybe(OBJECT),
+            "memory_limit": _maybe(INT)}
 _COMMAND = {"event": TEXT, "time": NUMBER, "seq": INT, "name": TEXT}
 
 
@@ -71,8 +73,10 @@ SPECS = {
     "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT),
                     "work_generated": _maybe(FLAG)}, required=("seq",)),
     "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
-    "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
-    "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",)),
+    "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
+                     mappings={"metrics": METRIC_VALUES}),
+    "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
+                     mappings={"metrics": METRIC_VALUES}),
     "run_finished": Spec({"event": TEXT, "time": NUMBER, "counts": OBJECT, "elapsed": _maybe(NUMBER),
                           "retries": _maybe(INT), "resumed": _maybe(INT), "busy_seconds": _maybe(OBJECT),
                           "started": _maybe(INT), "exit_status": _maybe(INT), "halted": _maybe(TEXT)},
@@ -92,7 +96,7 @@ _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "h
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,
                        "user_seconds": _MAYBE_NUMBER, "system_seconds": _MAYBE_NUMBER,
                        "max_rss_kb": _MAYBE_NUMBER, "signal": _MAYBE_INT, "error": _MAYBE_TEXT,
-                       "stderr_tail": _MAYBE_TEXT, "memory_limit": _MAYBE_INT}
+                       "stderr_tail": _MAYBE_TEXT, "metrics": {dict, _NONE}, "memory_limit": _MAYBE_INT}
 
 
 def _grouped(attributes: dict[str, set[type]]) -> list[tuple[Callable[[Any], Any], frozenset[type], bool]]:
@@ -110,7 +114,8 @@ def objects_fit(commands: list[Any], attempts: list[Any]) -> bool:
     """Do the commands and attempts read without checking each record hold what ``problem`` lets through?
     Checked over all of them at once, in C: one pass per group of attributes of the same types."""
     return (_groups_fit(commands, _COMMAND_GROUPS) and _groups_fit(attempts, _ATTEMPT_GROUPS)
-            and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int})))
+            and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int}))
+            and all(_to_metrics(a.metrics) for a in attempts if a.metrics))
 
 
 def _groups_fit(objects: list[Any], groups: list[tuple[Callable[[Any], Any], frozenset[type], bool]]) -> bool:
@@ -207,14 +212,19 @@ def _to_numbers(mapping: dict[str, Any]) -> bool:
     return set(map(type, values)) <= {int, float} and LOWEST <= min(values) and max(values) <= HIGHEST
 
 
+def _to_metrics(mapping: dict[str, Any]) -> bool:
+    values = list(mapping.values())
+    return set(map(type, values)) <= {int, float} and all(v - v == 0 for v in values)  # (no inf, no nan)
+
+
 def _to_int_lists(mapping: dict[str, Any]) -> bool:
     return all(type(v) is list and (not v or _all_ints(v)) for v in mapping.values())
 
 
-_MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists}
+_MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists, METRIC_VALUES: _to_metrics}
 _CONTAINS = {_all_ints: "something else than numbers", _all_text: "something else than text",
              _to_ints: "something else than numbers", _to_numbers: "something else than numbers",
-             _to_int_lists: "something else than lists of numbers"}
+             _to_int_lists: "something else than lists of numbers", _to_metrics: "something else than numbers"}
 
 
 def _out_of_range(numbers: list[Any]) -> Any:

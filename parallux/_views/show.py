@@ -11,7 +11,7 @@ from .records import CommandRecord, Run
 # The fields of a command row, in order (show's csv/tsv/json, export --csv).
 COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "status", "returncode", "signal",
                   "start", "end", "duration", "user_seconds", "system_seconds", "cpu_seconds", "max_rss_kb",
-                  "memory_limit", "attempts", "resumed", "work_relpath", "work_dir", "command", "error")
+                  "memory_limit", "attempts", "resumed", "work_relpath", "work_dir", "command", "error", "metrics")
 TABLE_HEADERS = ("NAME", "RUNNER", "HOST", "CORES", "STATUS", "EXIT", "START", "DURATION", "CPU", "PEAK RSS",
                  "ATTEMPTS", "WORK DIR")
 
@@ -32,7 +32,7 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
     if last is None:  # queued, never started
         return {**dict.fromkeys(COMMAND_FIELDS), "seq": command.seq, "name": command.name, "cores": [],
                 "status": command.status, "attempts": 0, "resumed": False, "work_relpath": command.work_relpath,
-                "command": command.command}
+                "command": command.command, "metrics": {}}
     return {"seq": command.seq, "name": command.name, "runner": last.runner,
             "host": last.host or (run.runners.get(last.runner or "") or {}).get("host"), "cores": last.cores,
             "numa_node": last.numa_node, "status": command.status, "returncode": last.returncode,
@@ -40,8 +40,8 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
             "user_seconds": last.user_seconds, "system_seconds": last.system_seconds,
             "cpu_seconds": rounded(command.cpu_seconds), "max_rss_kb": last.max_rss_kb,
             "memory_limit": last.memory_limit, "attempts": len(command.attempts), "resumed": command.resumed,
-            "work_relpath": command.work_relpath,
-            "work_dir": last.work_dir, "command": command.command, "error": last.error}
+            "work_relpath": command.work_relpath, "work_dir": last.work_dir, "command": command.command,
+            "error": last.error, "metrics": last.metrics or {}}
 
 
 def write_rows(stream: IO[str], run: Run, commands: Iterable[CommandRecord], fmt: str = "csv") -> None:
