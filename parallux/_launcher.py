@@ -1939,11 +1939,7 @@ def subtree_controllers(path, name="cgroup.subtree_control"):
 
 
 def machine_has_swap():
-    try:
-        with open("/proc/swaps") as f:
-            return len(f.read().splitlines()) > 1
-    except OSError:
-        return False
+    return MachineFacts().swap_configured()
 
 
 # The cgroup files written or read for every command stay open while their cgroup lives: opening a cgroup
@@ -2772,6 +2768,11 @@ class MachineFacts(object):
                 return f.read(limit).decode("utf-8", "replace").strip()
         except (OSError, ValueError):
             return None
+
+    def swap_configured(self):
+        """Swap configured: /proc/swaps holds a device below its header line."""
+        swaps = self.read("proc/swaps")
+        return swaps is not None and len(swaps.splitlines()) > 1
 
     def cpu_list(self, relpath):
         """A kernel CPU list file (``0-3,8``) as a list of ints; None when unreadable or malformed."""
