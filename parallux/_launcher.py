@@ -210,7 +210,7 @@ class Launcher(object):
             self.send({"ev": "pong", "t": now()})
         elif op == "records":
             self.send({"ev": "records", "id": request.get("id"),
-                       "records": [read_record(path) for path in request["paths"]]})
+                       "records": [read_work_record(path, request.get("workspace")) for path in request["paths"]]})
         elif op == "hello":
             if request.get("watchdog"):
                 self.watchdog = float(request["watchdog"])
@@ -806,9 +806,12 @@ def replace_at(dir_fd, name, data, temp, mode=0o666):
 
 def read_at(dir_fd, name, limit):
     """Up to limit bytes of a file in the directory (or of a file by its path, dir_fd None), not through a link
-    as its last component; OSError (ELOOP for a link) when it cannot be read."""
-    fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+    as its last component; OSError (ELOOP for a link) when it cannot be read. Only a regular file: a FIFO
+    planted there would block the launcher's one loop in open() or read()."""
+    fd = os.open(name, READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
         data = b""
         while len(data) < limit:
             part = os.read(fd, limit - len(data))
@@ -1071,8 +1074,10 @@ def exit_event(job, dir_fd):
 def stderr_tail(dir_fd):
     """The end of a command's stderr.txt (its last STDERR_TAIL bytes, from the start of a line), or None."""
     try:
-        fd = os.open("stderr.txt", READ_FLAGS, dir_fd=dir_fd)
+        fd = open_output(dir_fd, "stderr.txt")  # (a regular file only: a FIFO there would block the loop)
     except OSError:
+        return None
+    if fd is None:
         return None
     try:
         size = os.fstat(fd).st_size
@@ -1334,6 +1339,20 @@ def read_fd(fd, limit):
 class resource_usage_unknown(object):
     ru_utime = ru_stime = 0.0
     ru_maxrss = 0
+
+
+def read_work_record(path, workspace=None):
+    """The completion record at path (a work dir's result.json) for --resume, its work dir reached as a command
+    reaches it: never through a link below the workspace (a record found through one is another dir's)."""
+    work_dir = os.path.dirname(os.path.normpath(path))
+    try:
+        dir_fd = open_below_workspace(work_dir, workspace or os.path.dirname(work_dir), False)[0]
+    except (OSError, UnsafeWorkDir):
+        return None
+    try:
+        return read_record(os.path.basename(path), dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_record(path, dir_fd=None):
@@ -2256,7 +2275,10 @@ class Files(object):
             self.fail(transfer, exc)
 
     def do_walk(self, transfer, request, payload):
-        pages = walk_pages(fs(request["root"]), request.get("recursive", True), request.get("follow", True))
+        follow = request.get("follow", True)
+        if not follow and below(request["root"], request.get("workspace")):
+            follow = None  # a destination in the workspace: a link as its root is a link, whatever it points to
+        pages = walk_pages(fs(request["root"]), request.get("recursive", True), follow)
         self.start_stream(transfer, pages, request)
 
     def do_get(self, transfer, request, payload):
@@ -2284,7 +2306,7 @@ class Files(object):
             stream[1] -= 1
 
     def do_put(self, transfer, request, payload):
-        self.writers[transfer] = TreeWriter(fs(request["root"]), request["files"])
+        self.writers[transfer] = TreeWriter(fs(request["root"]), request["files"], request.get("workspace"))
         self.writers[transfer].make_dirs(request.get("dirs") or [])
 
     def do_data(self, transfer, request, payload):
@@ -2401,9 +2423,17 @@ def root_info(root, follow):
         target = os.stat(root)
     except OSError:  # dangling
         target = None
-    if target is not None and stat.S_ISDIR(target.st_mode):
+    if target is not None and stat.S_ISDIR(target.st_mode) and follow is not None:
         return target, None
     return info, os.readlink(root)
+
+
+def below(path, workspace):
+    """Whether path (str) is below the workspace (str or None), where no link is followed."""
+    if not workspace:
+        return False
+    top = os.path.normpath(workspace).rstrip("/") + "/"
+    return os.path.normpath(path).startswith(top)
 
 
 def entry(rel, info, link):
@@ -2518,13 +2548,32 @@ class TreeWriter(object):
     Nothing below the root is followed (as ``rsync -a``; the ``openat`` idiom of ``shutil.rmtree``): each
     directory is opened from its parent's descriptor with O_NOFOLLOW, every name is made, renamed or changed
     relative to its directory's descriptor, and a symlink where a directory is to be is replaced by one, as
-    one where a file is to be is replaced by the file's rename. The root is followed: the user named it."""
+    one where a file is to be is replaced by the file's rename. The root is followed: the user named it --
+    unless it is below the runner's workspace (a relative destination), where, as for a work dir, no link is
+    followed on the way from the workspace to the root, nor as the root itself (a co-user's link there would
+    send the files where they chose): a link there is refused, named."""
 
-    def __init__(self, root, files):
+    def __init__(self, root, files, workspace=None):
         self.root = root
         self.files = files  # [[relpath, mode, mtime_ns], ...], which the frames' parts index
         self.open = {}      # index -> [fd (None once closed), its directory's fd, temporary name, name]
         self.dirs = {}      # relpath of a directory (None: the root's parent) -> its fd
+        self.workspace = os.path.normpath(workspace) if below(wire(root), workspace) else None
+
+    def open_parent(self, create):
+        """The root's parent, opened: reached from the workspace without following a link when the root is
+        below it, else by its path (made when missing and ``create``)."""
+        parent = os.path.dirname(os.path.normpath(wire(self.root)))
+        if self.workspace is None:
+            if create and parent:
+                os.makedirs(parent, exist_ok=True)
+            return os.open(fs(parent) or b".", ROOT_FLAGS)
+        try:
+            if parent == self.workspace:
+                return open_workspace(parent, create)
+            return open_below_workspace(parent, self.workspace, create)[0]
+        except UnsafeWorkDir as exc:
+            raise OSError(errno.ELOOP, str(exc))
 
     def path_of(self, rel):
         name = fs(rel)
@@ -2547,14 +2596,23 @@ class TreeWriter(object):
         fd = self.dirs.get(rel)
         if fd is None:
             if rel is None:
-                fd = os.open(os.path.dirname(self.root) or b".", ROOT_FLAGS)
-            elif rel == b"":
+                fd = self.open_parent(False)
+            elif rel == b"" and self.workspace is None:
                 fd = os.open(self.root, ROOT_FLAGS)
+            elif rel == b"":
+                fd = self.open_root()
             else:
                 head, _, name = rel.rpartition(b"/")
                 fd = os.open(name, DIR_FLAGS, dir_fd=self.dir_fd(head))
             self.dirs[rel] = fd
         return fd
+
+    def open_root(self):
+        name = os.path.basename(self.root.rstrip(b"/"))
+        try:
+            return os.open(name, DIR_FLAGS, dir_fd=self.dir_fd(None))
+        except OSError as exc:
+            raise refusal(self.dir_fd(None), name, wire(self.root), exc)
 
     def close_dirs(self):
         for fd in self.dirs.values():
@@ -2566,8 +2624,7 @@ class TreeWriter(object):
         where missing with room for the owner to write; their own modes are set by finish()."""
         parent = os.path.dirname(self.root.rstrip(b"/"))
         try:
-            if parent:
-                os.makedirs(parent, exist_ok=True)
+            self.dirs[None] = self.open_parent(True)
         except OSError as exc:
             raise os_error(exc, parent)
         for rel, mode, _ in dirs:
@@ -2581,6 +2638,9 @@ class TreeWriter(object):
                 raise os_error(exc, path)
 
     def make_root(self, mode):
+        if self.workspace is not None:  # (below the workspace: as any directory below the root)
+            self.make_dir("", mode)
+            return
         try:
             os.mkdir(self.root, mode | 0o700)
         except FileExistsError:
@@ -2670,7 +2730,7 @@ class TreeWriter(object):
         for rel, mode, _ in attrs:  # (a single file's root too: by its parent's descriptor, not followed)
             self.set_attributes_of(rel, mode, None)
         for rel, mode, mtime in sorted(dirs, reverse=True):
-            if rel:
+            if rel or self.workspace is not None:
                 self.set_attributes_of(rel, mode, mtime)
             else:
                 set_attributes(self.root, mode, mtime)  # (the root: followed)

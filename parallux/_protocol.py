@@ -230,10 +230,11 @@ class LauncherClient:
         self.post(dict(request, id=self._next_id))
         return self._next_id, job
 
-    async def read_records(self, paths: list[str]) -> list[dict[str, Any] | None]:
+    async def read_records(self, paths: list[str], workspace: str | None = None) -> list[dict[str, Any] | None]:
         """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
-        None for each that is missing or not a record. Raises RunnerError if the launcher cannot answer."""
-        _, answer = self._ask({"op": "records", "paths": paths})
+        None for each that is missing or not a record (or reached through a link below ``workspace``).
+        Raises RunnerError if the launcher cannot answer."""
+        _, answer = self._ask({"op": "records", "paths": paths, "workspace": workspace})
         await answer.ended.wait()
         event = answer.exit_event
         if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):

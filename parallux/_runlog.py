@@ -193,10 +193,17 @@ def create_log(path: str, run_id: str) -> tuple[int, str]:
         pass
     try:
         found = os.lstat(path)
-        if stat.S_ISREG(found.st_mode) and found.st_size == 0:  # made for it (mktemp, touch)
-            return os.open(path, flags), path
-        if stat.S_ISCHR(found.st_mode):  # /dev/null: it keeps nothing, so it holds no other run
-            return os.open(path, flags), path
+        # an empty file made for it (mktemp, touch) by this user: another user's, planted in a shared
+        # directory, would receive the log (the kernel's protected_regular refuses it too); /dev/null keeps
+        # nothing, so it holds no other run
+        if (stat.S_ISREG(found.st_mode) and found.st_size == 0 and found.st_uid == os.geteuid()) \
+                or stat.S_ISCHR(found.st_mode):
+            fd = os.open(path, flags | os.O_NONBLOCK)  # (a FIFO swapped in meanwhile must not block)
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) == (found.st_dev, found.st_ino):
+                os.set_blocking(fd, True)  # (a terminal given as the log is written as usual)
+                return fd, path
+            os.close(fd)
     except OSError:
         pass
     stem, extension = os.path.splitext(path)

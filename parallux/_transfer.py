@@ -82,14 +82,16 @@ async def put(seat: Seat, source: str, target: str, tell: Tell,
         entries = manifest if manifest is not None else await _source(client, source, target, transfer)
         if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-        there = await remote_manifest(client, target, recursive=entries[0].kind == "d", follow=False)
+        there = await remote_manifest(client, target, recursive=entries[0].kind == "d", follow=False,
+                                      workspace=seat.workspace)
         if entries[0].kind != "d" and there and there[""].kind == "d":  # a file into an existing directory
             target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-            there = await remote_manifest(client, target, recursive=False, follow=False)
+            there = await remote_manifest(client, target, recursive=False, follow=False,
+                                          workspace=seat.workspace)
         work = plan(entries, there or {})
         transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
         if work.needed:
-            await _send(client, source, target, work, transfer)
+            await _send(client, source, target, work, transfer, seat.workspace)
     return transfer
 
 
@@ -208,11 +210,12 @@ async def _planned(client: LauncherClient, target: str) -> bool:
 # -- the destination's manifest ----------------------------------------------------------------------------
 
 async def remote_manifest(client: LauncherClient, root: str, recursive: bool,
-                          follow: bool = True) -> Manifest | None:
+                          follow: bool = True, workspace: str | None = None) -> Manifest | None:
     """The entries of a file or tree on the runner, by relpath (None if it does not exist); ``follow``
-    False: a destination's (see ``_launcher.walk``)."""
+    False: a destination's (see ``_launcher.walk``), below ``workspace`` its root never followed."""
     entries: Manifest = {}
-    request = {"op": "walk", "root": root, "recursive": recursive, "follow": follow, "window": WALK_WINDOW}
+    request = {"op": "walk", "root": root, "recursive": recursive, "follow": follow, "window": WALK_WINDOW,
+               "workspace": workspace}
     with Exchange(client, request) as exchange:
         try:
             while True:
@@ -230,10 +233,13 @@ async def remote_manifest(client: LauncherClient, root: str, recursive: bool,
 
 # -- data ---------------------------------------------------------------------------------------------------
 
-async def _send(client: LauncherClient, source: str, target: str, work: Plan, transfer: Transfer) -> None:
-    """Put: the dirs and files of the plan, with at most PUT_WINDOW data frames unacknowledged."""
+async def _send(client: LauncherClient, source: str, target: str, work: Plan, transfer: Transfer,
+                workspace: str) -> None:
+    """Put: the dirs and files of the plan, with at most PUT_WINDOW data frames unacknowledged (the writer
+    follows no link below ``workspace``)."""
     reader = TreeReader(os.fsencode(source), [item[0] for item in work.files], CHUNK)
-    with Exchange(client, {"op": "put", "root": target, "dirs": work.dirs, "files": work.files}) as exchange:
+    with Exchange(client, {"op": "put", "root": target, "dirs": work.dirs, "files": work.files,
+                                   "workspace": workspace}) as exchange:
         in_flight = 0
         try:
             while frames := await _local(_read_batch, reader):

@@ -308,7 +308,7 @@ class Seat:
         answers: list[list[dict[str, Any] | None]] = [[] for _ in chunks]
 
         async def ask(index: int, client: LauncherClient) -> None:
-            answers[index] = await client.read_records(chunks[index])
+            answers[index] = await client.read_records(chunks[index], self.workspace)
 
         async with trio.open_nursery() as nursery:
             for index in range(len(chunks)):

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from .._launcher import Frames, read_record
+from .._launcher import Frames, read_work_record
 from ._base import Streams, Transport
 
 Outcome = Callable[[dict[str, Any]], tuple[float, str, "int | None"]]
@@ -84,8 +84,9 @@ class PlanTransport(Transport):
             self.kills[job] = request.get("reason") or "cancelled"
             self.runs[job].cancel()
         elif op == "records":
-            read = read_record if self.local else (lambda path: None)
-            out.send_nowait({"ev": "records", "id": job, "records": [read(p) for p in request["paths"]]})
+            read = read_work_record if self.local else (lambda path, workspace: None)
+            out.send_nowait({"ev": "records", "id": job,
+                             "records": [read(p, request.get("workspace")) for p in request["paths"]]})
         elif op in TRANSFERS:
             out.send_nowait({"ev": "end", "id": job, "planned": True})
 

@@ -124,13 +124,15 @@ def remove_if_empty(dir_fd: int, name: str) -> bool:
 
 def live_holder(dir_fd: int) -> dict[str, Any] | None:
     """The lock record of the run that holds the work dir open at ``dir_fd``, if it lives."""
-    try:
-        fd = os.open(LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:  # (O_NONBLOCK: a FIFO planted there must not block clean in open())
+        fd = os.open(LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError:  # a link, say: no lock parallux wrote, and nothing to trust either way
         return {"run_id": "unknown (an unreadable lock)"}
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: no lock parallux wrote either
+            return {"run_id": "unknown (an unreadable lock)"}
         data = os.read(fd, LOCK_BYTES)
     finally:
         os.close(fd)

@@ -13,6 +13,7 @@ import socket
 from operator import attrgetter
 from typing import Any
 
+from .._launcher import UnsafeWorkDir, open_below_workspace, open_output
 from . import jsonl, logfile
 from .records import Attempt, CommandRecord, HistoryError, Run
 from .schema import COMMAND_EVENTS, HIGHEST, LOWEST, objects_fit, problem
@@ -291,11 +292,29 @@ def stderr_tail(attempt: Attempt, runner: dict[str, Any] | None, max_bytes: int 
             (attempt.host is not None and attempt.host != socket.gethostname()):
         return None
     try:
-        with open(os.path.join(attempt.work_dir, "stderr.txt"), "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except OSError:
+        data = _tail_of_stderr(attempt.work_dir, (runner or {}).get("workspace"), max_bytes)
+    except (OSError, UnsafeWorkDir):
+        return None
+    if data is None:
         return None
     text = data.decode("utf-8", "replace")
     return text[text.find("\n") + 1:] if len(data) == max_bytes and "\n" in text else text
+
+
+def _tail_of_stderr(work_dir: str, workspace: str | None, max_bytes: int) -> bytes | None:
+    """The last bytes of the work dir's stderr.txt, reached as the launcher reaches it (no link followed below
+    the workspace: one planted there would put another file in a report) and only a regular file (a FIFO
+    would block the view)."""
+    work_dir = os.path.normpath(work_dir)
+    dir_fd = open_below_workspace(work_dir, workspace or os.path.dirname(work_dir), False)[0]
+    try:
+        fd = open_output(dir_fd, "stderr.txt")
+    finally:
+        os.close(dir_fd)
+    if fd is None:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, max_bytes, max(0, size - max_bytes))
+    finally:
+        os.close(fd)
