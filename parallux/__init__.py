@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CommandCancelled as CommandCancelled
 from ._errors import CommandError as CommandError
 from ._errors import CommandFailed as CommandFailed
+from ._errors import CommandOutOfMemory as CommandOutOfMemory
 from ._errors import CommandLost as CommandLost
 from ._errors import CommandTimeout as CommandTimeout
 from ._errors import ConfigError as ConfigError
@@ -57,5 +58,5 @@ def __dir__() -> list[str]:
 __all__ = [
     "goal", "workloads", "Workload", "Command", "Group", "Result", "Runner", "RunnerStatus", "Transfer",
     "ParalluxError", "ConfigError", "OutsideRuntimeError", "RunnerError", "CommandError", "CommandFailed",
-    "CommandTimeout", "CommandLost", "CommandCancelled", "__version__",
+    "CommandOutOfMemory", "CommandTimeout", "CommandLost", "CommandCancelled", "__version__",
 ]

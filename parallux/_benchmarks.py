@@ -39,6 +39,7 @@ class Benchmark:
         self.repeat = repeat
         self.command, self.command_text, self.name = template.command, template.command_text, template.name
         self.check, self.timeout, self.threads = template.check, template.timeout, template.threads
+        self.memory = template.memory  # its memory= limit (bytes), each execution's
         self.work_relpath, self.work_generated = template.work_relpath, template.work_generated
         self.metrics = template.metrics  # its metrics= patterns (None: none declared)
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]

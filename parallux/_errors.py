@@ -9,6 +9,7 @@ Every error a config can see derives from :class:`ParalluxError`::
      ├── RunnerError          a runner cannot be used: connection, authentication, launcher, numactl
      └── CommandError         one or more ``check=True`` commands did not succeed (``.results``)
           ├── CommandFailed   it exited with a non-zero status
+          │    └── CommandOutOfMemory  its process tree exceeded its ``memory`` limit and was killed
           ├── CommandTimeout  its ``timeout`` expired and its process tree was stopped
           ├── CommandLost     it could not be launched, or its runner's connection dropped
           └── CommandCancelled  the run was interrupted before it finished
@@ -60,6 +61,10 @@ class CommandError(ParalluxError):
 
 class CommandFailed(CommandError):
     """A command exited with a non-zero status."""
+
+
+class CommandOutOfMemory(CommandFailed):
+    """A command's process tree exceeded its ``memory`` limit (status ``"oom"``) and was killed."""
 
 
 class CommandTimeout(CommandError):

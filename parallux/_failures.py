@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from ._errors import CommandCancelled, CommandError, CommandFailed, CommandLost, CommandTimeout
+from ._errors import CommandCancelled, CommandError, CommandFailed, CommandLost, CommandOutOfMemory, CommandTimeout
+from ._sizes import format_size
 from ._status import CUT_SHORT, Status
 
 
@@ -22,6 +23,7 @@ class Result(Protocol):
     returncode: int | None
     error: str | None
     timeout: float | None
+    memory: int | None  # its memory= limit (bytes)
     runner_name: str | None
     command_text: str
     work_dir: str | None
@@ -35,6 +37,7 @@ COMMAND_SHOWN = 200  # characters of a command line shown in a failure: a 1 MB o
 _BY_STATUS: dict[str, type[CommandError]] = {
     Status.FAILED: CommandFailed,
     Status.TIMEOUT: CommandTimeout,
+    Status.OOM: CommandOutOfMemory,
     Status.ERROR: CommandLost,
     Status.CANCELLED: CommandCancelled,
 }
@@ -64,6 +67,7 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
     what = {
         Status.FAILED: f"exited with status {result.returncode}" + (f", but {result.error}" if result.error else ""),
         Status.TIMEOUT: f"timed out after {result.timeout:g} s and was stopped" if result.timeout else "timed out",
+        Status.OOM: f"ended {oom_text(result.memory)}: its process tree ran out of memory and was killed",
         Status.ERROR: f"{'was cut short' if result._kind in CUT_SHORT else 'could not run'}: {result.error}",
         Status.CANCELLED: "was cancelled",
     }.get(result.status, f"ended with status {result.status!r}")
@@ -95,22 +99,31 @@ def shown_command(result: Result) -> str:
     return f"{text[:COMMAND_SHOWN]}... ({len(text.encode(errors='replace'))} bytes; {where})"
 
 
-Cause = tuple[str, "int | None", str]  # status, exit status (of a failed command), last stderr line
+def oom_text(limit: int | None) -> str:
+    """How an ``oom`` is named: ``oom (limit 64 MiB)``; plain ``oom`` where no limit of its own was set (the
+    machine's OOM killer, or a cgroup above the command's)."""
+    return f"oom (limit {format_size(limit)})" if limit else "oom"
+
+
+# status, exit status (of a failed command) or memory limit (of an oom), last stderr line
+Cause = tuple[str, "int | None", str]
 
 
 def failure_cause(result: Result) -> Cause:
-    """What failures group by: status, exit status (of a failed command), the last line of stderr -- or for an
-    ``error``, its reason (a dead launcher, a lost connection), whatever the command had said."""
+    """What failures group by: status, exit status (of a failed command) or limit (of an oom), the last line
+    of stderr -- or for an ``error``, its reason (a dead launcher, a lost connection), whatever the command
+    had said."""
     if result.status == "error" and result.error:
         return result.status, None, result.error
     if result.status == "failed" and result.error:  # exited 0, but a metric is missing (or unreadable)
         return result.status, result.returncode, result.error
     tail = result.stderr_tail(1)
-    return (result.status, result.returncode if result.status == "failed" else None, tail[-1].strip() if tail else "")
+    number = {"failed": result.returncode, "oom": result.memory}.get(result.status)
+    return result.status, number, tail[-1].strip() if tail else ""
 
 
 def describe_cause(cause: Cause, runners: Any) -> str:
-    status, returncode, line = cause
-    what = f"failed (exit {returncode})" if status == "failed" else status
+    status, number, line = cause
+    what = f"failed (exit {number})" if status == "failed" else oom_text(number) if status == "oom" else status
     names = sorted({name or "no runner" for name in runners})  # (a command no runner could take has none)
     return f"{what} on {', '.join(names)}" + (f": {line}" if line else "")

@@ -70,7 +70,7 @@ class Command:
 
     __slots__ = ("command", "command_text", "name", "threads", "numa_node", "requested_numa_node",
                  "requested_cores", "env", "cwd",
-                 "work_relpath", "check", "timeout", "retries", "pin", "candidates", "seq", "base_env",
+                 "work_relpath", "check", "timeout", "memory", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
                  "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "work_generated",
                  "metrics", "bench", "repetition", "__weakref__")
@@ -87,7 +87,8 @@ class Command:
         self.resume_check = False  # --resume: look for an earlier run's record when submitted
         self.numa_node = None
         self.requested_numa_node = None
-        self.retry_on: frozenset[str | int] | None = None  # None: retry failed, timeout and error
+        self.retry_on: frozenset[str | int] | None = None  # None: retry failed, timeout, oom and error
+        self.memory: int | None = None  # its memory= limit in bytes
         self.inputs: dict[str, Any] | None = None  # fingerprints of its inputs= (see _inputs)
         self.attempts: list[dict[str, Any]] = []    # one entry per attempt that ended, in order
         self.inputs_changed = False  # --resume found a record of it, but its inputs changed since
@@ -152,8 +153,8 @@ class Result:
 
     __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
                  "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
-                 "signal", "attempt", "timeout", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check",
-                 "run_id", "attempts", "stderr_tail_text", "host", "metrics", "repetition", "repetitions",
+                 "signal", "attempt", "timeout", "memory", "user_seconds", "system_seconds", "max_rss_kb", "resumed",
+                 "check", "run_id", "attempts", "stderr_tail_text", "host", "metrics", "repetition", "repetitions",
                  "warmups", "stats", "_kind")
 
     def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
@@ -168,6 +169,7 @@ class Result:
         self.cores = handle.cores
         self.numa_node = handle.numa_node
         self.timeout = handle.timeout
+        self.memory = handle.memory  # its memory= limit (bytes), which an "oom" exceeded
         self.check = handle.check
         self.attempt = handle.attempt
         self.status = status

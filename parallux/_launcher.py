@@ -97,7 +97,8 @@ class Job(object):
         self.status = None          # the exit wait4 reported, kept until the kill sequence ends
         self.rusage = None
         self.end = None
-        self.cgroup = None          # its cgroup's directory, where the launcher has cgroups
+        self.cgroup = None          # its CommandCgroups, where the launcher has cgroups
+        self.usage = {}             # what its cgroups counted of its whole tree (Cgroups.usage)
         self.held_until = None      # killed from outside: its report waits this long (see Launcher.reap)
 
 
@@ -126,7 +127,7 @@ class Launcher(object):
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
         self.watching_output = False
-        self.cgroups = Cgroups.create()  # None where this machine gives us none: see Cgroups
+        self.cgroups, self.no_limit = Cgroups.create()  # None where this machine gives us none: see Cgroups
         self.locks = WorkDirLocks()
         self.facts = MachineFacts()
         # Where core leases are made, parallux moves the launcher -- and so the commands without a lease, born
@@ -215,7 +216,7 @@ class Launcher(object):
                 self.watchdog = float(request["watchdog"])
             self.sigterm_is_error = request.get("sigterm") == "error"  # (a Slurm step's launcher)
             self.facts = MachineFacts(request.get("machine_root"))
-            self.send(hello(self.facts))
+            self.send(dict(hello(self.facts), cgroups=self.cgroup_facts()))
         elif op == "affinity":
             self.move_home(request.get("cpus"))
         elif op == "quit":
@@ -239,9 +240,15 @@ class Launcher(object):
         except Exception as exc:  # it could not be made or cleared: no record either
             self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"})
             return
+        cgroup = None
         try:
-            pid, popen, start = self.spawn_on_its_cpus(request, dir_fd)
+            born = self.cgroups_of_new_command(request)
+            try:
+                pid, popen, start = self.spawn_on_its_cpus(request, dir_fd)
+            finally:
+                cgroup = self.command_born(born)
         except Exception as exc:  # report any launch failure; the launcher itself must survive it
+            self.forget_cgroup(cgroup)
             event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
             write_record(dir_fd, request, dict(event, returncode=None, start=now(), end=now()))
             self.send(event)
@@ -249,7 +256,8 @@ class Launcher(object):
         finally:
             os.close(dir_fd)
         job = Job(job_id, pid, popen, request, start)
-        job.cgroup = self.cgroup_of_new_command()
+        job.cgroup = cgroup
+        self.watch_oom(job)
         self.jobs[job.pid] = job
         self.by_id[job_id] = job
         self.groups.add(job.pid)
@@ -280,22 +288,77 @@ class Launcher(object):
         finally:
             set_affinity(self.home_cpus)
 
-    def cgroup_of_new_command(self):
-        """The cgroup the command just forked was born in (the launcher waits in the next command's cgroup,
-        so that each command is born in its own, with no race against its first fork); the launcher moves
-        on to a fresh one."""
+    def cgroup_facts(self):
+        """What the hello says of the launcher's cgroups: what they name and count, and whether memory= can
+        be limited here (and why not)."""
+        if self.cgroups is None:
+            return {"tree": None, "cpu": None, "memory": None, "memory_limit": False, "why_not": self.no_limit}
+        return self.cgroups.facts()
+
+    def cgroups_of_new_command(self, request):
+        """The cgroups a command is about to be forked into, its memory limit written, the launcher in them;
+        None without cgroups. A memory limit that cannot be set is the command's error (OSError)."""
+        limit = request.get("memory")
+        if limit and (self.cgroups is None or self.cgroups.no_limit is not None):
+            raise OSError("memory=%d cannot be limited here: %s" % (
+                limit, self.cgroups.no_limit if self.cgroups is not None else self.no_limit or "no cgroups"))
         if self.cgroups is None:
             return None
         try:
-            return self.cgroups.advance()
-        except OSError as exc:  # e.g. a delegation that ended: track by group, mark and ancestry instead
-            sys.stderr.write("parallux launcher: cgroups off: %s\n" % describe_os_error(exc))
-            born_in, self.cgroups = self.cgroups, None
-            born_in.leave()
+            return self.cgroups.prepare(limit)
+        except OSError as exc:
+            if limit:
+                raise OSError("memory=%d could not be limited: %s" % (limit, describe_os_error(exc)))
+            self.cgroups_off(exc)
             return None
+
+    def command_born(self, born):
+        """The command's cgroups once it was forked: the one it was born in where the launcher waits in the
+        next command's, so that each command is born in its own with no race against its first fork; the
+        launcher moves on to a fresh one."""
+        if born is None or self.cgroups is None:
+            return None
+        try:
+            self.cgroups.born(born)
+            return born
+        except OSError as exc:  # e.g. a delegation that ended: track by group, mark and ancestry instead
+            self.cgroups_off(exc)
+            return None
+
+    def cgroups_off(self, exc):
+        sys.stderr.write("parallux launcher: cgroups off: %s\n" % describe_os_error(exc))
+        born_in, self.cgroups = self.cgroups, None
+        self.no_limit = "cgroups were turned off: %s" % describe_os_error(exc)
+        try:
+            born_in.leave()
+        except OSError:
+            pass
+
+    def watch_oom(self, job):
+        """Where the kernel's OOM killer kills one process of a command (v1), hear of it and kill the rest."""
+        if job.cgroup is not None and self.cgroups is not None:
+            fd = self.cgroups.watch_oom(job.cgroup)
+            if fd is not None:
+                self.selector.register(fd, selectors.EVENT_READ, ("oom", job.id, fd))
+
+    def out_of_memory(self, job_id, fd):
+        """The kernel says a command's memory cgroup ran out (v1): its OOM killer killed one process of the
+        tree, the launcher kills the rest, as v2's memory.oom.group would."""
+        try:
+            os.read(fd, 8)
+        except OSError:
+            pass
+        job = self.by_id.get(job_id)
+        if job is None or job.killed_hard:
+            return
+        job.kill_reason = job.kill_reason or "oom"
+        job.kill_deadline = job.kill_deadline or now()
+        self.kill_hard(job)
 
     def forget_cgroup(self, cgroup):
         if cgroup is not None and self.cgroups is not None:
+            if cgroup.oom_fds is not None:
+                self.selector.unregister(cgroup.oom_fds[0])
             self.cgroups.release(cgroup)
 
     # -- stopping ----------------------------------------------------------------------------------------
@@ -324,20 +387,28 @@ class Launcher(object):
         environment and the tree (``(setsid env -i prog &)``) is then found only at the end of the run,
         among this subreaper's adopted orphans (stop_everything)."""
         try_killpg(job.pid, sig)
-        if job.cgroup is not None:
-            self.cgroups.signal(job.cgroup, sig)
+        tree = self.tree_of(job)
+        if tree is not None:
+            self.cgroups.signal(tree, sig)
             return
         mark = job.request.get("mark")
         if mark:
             sweep_marks([mark], sig)
         signal_pids(descendants([job.pid]), sig)
 
+    def tree_of(self, job):
+        """The cgroup naming a command's process tree; None without one."""
+        if job.cgroup is None or self.cgroups is None:
+            return None
+        return job.cgroup.tree
+
     def job_alive(self, job):
         """Whether anything of a command's tree is left (after its main process ended)."""
         if group_alive(job.pid):
             return True
-        if job.cgroup is not None:
-            return self.cgroups.populated(job.cgroup)
+        tree = self.tree_of(job)
+        if tree is not None:
+            return self.cgroups.populated(tree)
         mark = job.request.get("mark")
         return bool(mark and marked_pids([mark]))
 
@@ -411,8 +482,12 @@ class Launcher(object):
             self.held.remove(job)
         if self.terminated and job.kill_reason is None and job.status != 0:  # (SIGTERM reached it before
             self.stop_unasked(job)                                           # stop_everything did)
+        if job.cgroup is not None and self.cgroups is not None:
+            job.usage = self.cgroups.usage(job.cgroup, job.status == 0 and job.kill_reason is None)
         if self.job_alive(job):
             self.lingering[job.pid] = job.cgroup  # its background processes live on: watch for their end
+            if job.cgroup is not None:
+                job.cgroup.peak = None  # (they may use more yet)
         else:
             self.groups.discard(job.pid)
             self.forget_cgroup(job.cgroup)
@@ -422,7 +497,8 @@ class Launcher(object):
         """Forget process groups (and cgroups) that have ended, so that the final sweep never signals a
         reused pgid, and no empty cgroup is left behind."""
         for pgid, cgroup in list(self.lingering.items()):
-            if group_alive(pgid) or (cgroup is not None and self.cgroups.populated(cgroup)):
+            if group_alive(pgid) or (cgroup is not None and cgroup.tree is not None and self.cgroups is not None
+                                     and self.cgroups.populated(cgroup.tree)):
                 continue
             del self.lingering[pgid]
             self.groups.discard(pgid)
@@ -527,6 +603,9 @@ class Launcher(object):
                     self.flush()
                 if "in" in ready:
                     self.read_requests()
+                for item in ready:
+                    if isinstance(item, tuple):  # ("oom", id): a v1 memory cgroup's OOM notification
+                        self.out_of_memory(item[1], item[2])
                 self.reap()
                 self.release_held()
                 self.check_kill_deadlines()
@@ -961,15 +1040,24 @@ def exit_event(job, dir_fd):
     returncode = -signum if signum is not None else os.WEXITSTATUS(status)
     if signum is None and job.kill_deadline is not None and 128 < returncode < 128 + 65:
         signum = returncode - 128  # sh reports its child's signal death as 128+N: we sent that signal
-    ru = job.rusage
+    ru, used = job.rusage, job.usage
     event = {
         "ev": "exit", "id": job.id, "pid": job.pid, "returncode": returncode, "signal": signum,
         "killed": job.kill_deadline is not None, "start": job.start, "end": job.end,
         "status": job.kill_reason if job.kill_reason else ("ok" if returncode == 0 else "failed"),
         "wall_seconds": round(job.end - job.start, 6),
-        "user_seconds": round(ru.ru_utime, 6), "system_seconds": round(ru.ru_stime, 6),
-        "max_rss_kb": ru.ru_maxrss,
+        # the whole tree's, where its cgroups count them; else the rusage of wait4 (the processes waited for)
+        "user_seconds": used.get("user_seconds", round(ru.ru_utime, 6)),
+        "system_seconds": used.get("system_seconds", round(ru.ru_stime, 6)),
+        "max_rss_kb": used["peak_bytes"] // 1024 if "peak_bytes" in used else ru.ru_maxrss,
     }
+    if "user_seconds" in used or "peak_bytes" in used:
+        event["accounting"] = {"cpu": "cgroup" if "user_seconds" in used else "rusage",
+                               "memory": "cgroup" if "peak_bytes" in used else "rusage"}
+    if job.request.get("memory"):
+        event["memory_limit"] = job.request["memory"]
+    if used.get("oom_kills") and event["status"] in ("ok", "failed", "oom"):  # the kernel's OOM killer struck
+        event["status"] = "oom"
     if job.stopped is not None:  # stopped by the launcher's own end, which parallux did not ask for
         cause, event["stopped"] = job.stopped
         if event["status"] == "error":
@@ -1380,111 +1468,55 @@ def descendants(roots):
 
 
 # -- cgroups -----------------------------------------------------------------------------------------------
+#
+# One interface over the two kinds of hierarchy a machine may have (BenchExec's cgroups.py, cgroupsv1.py and
+# cgroupsv2.py are the model): cgroup v2, one hierarchy whose controllers a cgroup enables for its children;
+# and v1, one hierarchy per controller (``memory``, ``cpuacct``). Many clusters still mount them hybrid: v1
+# controllers, and a v2 ``unified`` hierarchy with no controllers, whose cgroups are still names and still
+# count CPU time (``cpu.stat`` is a core file of every v2 cgroup).
 
-class Cgroups(object):
-    """One cgroup (v2) per command, below ``<the launcher's cgroup>/parallux-<pid>/``.
+CGROUP_ROOT_VAR = "PARALLUX_CGROUP_ROOT"  # a testing aid: a directory taken for /sys/fs/cgroup (find_hierarchies)
+CGROUP_ACCOUNTING = ("memory", "cpuacct")  # the v1 controllers used
+EFD_FLAGS = 0o2000000 | 0o4000  # EFD_CLOEXEC | EFD_NONBLOCK (as O_CLOEXEC | O_NONBLOCK on Linux)
+REUSE_LEFTOVER = 1 << 20  # bytes a v1 memory cgroup may keep charged and still be reused (see keep_clean)
 
-    A process cannot leave its cgroup by itself: setsid, ``env -i``, double forks and daemonizing all keep
-    it there, so signalling every process of the command's cgroup stops exactly its whole tree, and
-    ``cgroup.kill`` ends it at once. No controller is enabled (nothing is limited or accounted); the
-    cgroups are only names. They need a writable cgroup2 hierarchy: root, or a delegated subtree (systemd's
-    user services, some batch systems). Where there is none, ``create()`` returns None and commands are
-    tracked by process group, mark and ancestry instead (Launcher.signal_job).
 
-    The launcher itself waits in the cgroup the *next* command will be born in: a fork lands there, and
-    ``advance()`` then moves the launcher on to an empty one -- one migration per command, and no race with
-    the command's first fork. Emptied cgroups are reused rather than removed and made anew.
-    """
+class Hierarchy(object):
+    """One cgroup hierarchy the launcher may write: its own cgroup there (``home``), and ``parallux-<pid>``
+    below it (``base``), in which each command gets a cgroup ``c<N>``."""
 
-    def __init__(self, home, base):
-        self.home = home              # the cgroup the launcher came from, and returns to at the end
-        self.base = base
-        self.pid = str(os.getpid())
-        self.current = None           # the cgroup the launcher is in: where the next command is born
-        self.free = []
+    def __init__(self, version, home, controllers, launcher_pid=None):
+        self.version = version          # 1 or 2
+        self.home = home
+        self.controllers = controllers  # what it accounts: {"memory", "cpu"}, a subset
+        self.base = os.path.join(home, "parallux-%d" % (launcher_pid or os.getpid()))
         self.made = 0
 
-    @classmethod
-    def create(cls):
-        if os.environ.get("PARALLUX_CGROUPS") == "0":  # turned off by the user (or a test of the fallback)
-            return None
-        home = own_cgroup_dir()
-        if home is None:
-            return None
-        cgroups = cls(home, os.path.join(home, "parallux-%d" % os.getpid()))
+    def describe(self):
+        return "v%d" % self.version
+
+    def fresh(self):
+        self.made += 1
+        path = os.path.join(self.base, "c%d" % self.made)
+        os.mkdir(path)
+        return path
+
+    def enter(self, path):
+        write_cgroup_file(path, "cgroup.procs", str(os.getpid()), keep=True)
+
+    def cgroups(self):
+        """The command cgroups below base."""
         try:
-            os.mkdir(cgroups.base)
-        except OSError:
-            return None
-        try:  # can we move ourselves there (and back, at the end)? (write access to both cgroup.procs)
-            cgroups.advance()
-        except OSError:
-            cgroups.close()
-            return None
-        return cgroups
-
-    def advance(self):
-        """Move the launcher into an empty cgroup; the one it was in (None the first time)."""
-        if self.free:
-            path = self.free.pop()
-        else:
-            self.made += 1
-            path = os.path.join(self.base, "c%d" % self.made)
-            os.mkdir(path)
-        write_small(os.path.join(path, "cgroup.procs"), self.pid)
-        born_in, self.current = self.current, path
-        return born_in
-
-    def leave(self):
-        if self.current is not None:
-            write_small(os.path.join(self.home, "cgroup.procs"), self.pid)
-            self.current = None
-
-    def release(self, path):
-        """A command's cgroup is empty: reuse it for a later one."""
-        self.free.append(path)
-
-    def pids(self, path):
-        try:
-            with open(os.path.join(path, "cgroup.procs"), "rb") as f:
-                return [int(p) for p in f.read().split() if p != self.pid.encode()]
+            return [os.path.join(self.base, n) for n in os.listdir(self.base)
+                    if os.path.isdir(os.path.join(self.base, n))]
         except OSError:
             return []
 
-    def populated(self, path):
-        try:
-            with open(os.path.join(path, "cgroup.events"), "rb") as f:
-                return b"populated 1" in f.read()
-        except OSError:
-            return bool(self.pids(path))
-
-    def signal(self, path, sig):
-        reached = signal_pids(self.pids(path), sig)
-        if sig == signal.SIGKILL and path != self.current:
-            try:
-                write_small(os.path.join(path, "cgroup.kill"), "1")  # the whole subtree, atomically
-            except OSError:
-                pass
-        return reached
-
-    def signal_all(self, sig):
-        return sum(self.signal(os.path.join(self.base, name), sig) for name in self.children())
-
-    def children(self):
-        try:
-            return [n for n in os.listdir(self.base) if os.path.isdir(os.path.join(self.base, n))]
-        except OSError:
-            return []
-
-    def close(self):
+    def remove(self):
         """Remove every cgroup (waiting a moment for killed processes to be gone from them)."""
-        self.leave()
         for _ in range(50):
-            for name in self.children():
-                try:
-                    os.rmdir(os.path.join(self.base, name))
-                except OSError:
-                    pass
+            for path in self.cgroups():
+                remove_cgroup(path)
             try:
                 os.rmdir(self.base)
                 return
@@ -1494,27 +1526,530 @@ class Cgroups(object):
                 time.sleep(0.02)
 
 
-def own_cgroup_dir():
-    """This process's cgroup in the cgroup2 hierarchy, as a directory; None without one."""
+class CommandCgroups(object):
+    """A command's cgroups: the one that names its tree, those that account it, and what they held at its
+    birth."""
+
+    def __init__(self, limit):
+        self.limit = limit        # its memory limit in bytes, or None
+        self.paths = {}           # hierarchy -> its cgroup there
+        self.tree = None          # the cgroup that names its process tree (signals, "is anything left")
+        self.cpu_base = (0, 0)    # (user, system) ns its cpu cgroup had counted at its birth (a reused one)
+        self.oom_fds = None       # (eventfd, memory.oom_control): the kernel's OOM notification (v1)
+        self.peak = None          # its peak memory as read when it ended (None: not read, or grown since)
+
+
+class Cgroups(object):
+    """A cgroup per command: the name of its whole process tree and, where the machine has the controllers,
+    its memory limit, peak memory, OOM kills and CPU time.
+
+    A process cannot leave its cgroup by itself: setsid, ``env -i``, double forks and daemonizing all keep
+    it there, so signalling every process of the command's cgroup stops exactly its whole tree, and
+    ``cgroup.kill`` ends it at once; and what the cgroup counts is what the whole tree used, also after a
+    timeout killed it (the rusage of wait4 knows only the processes that were waited for).
+
+    Where it accounts memory, the launcher enters a command's cgroup just for the fork, so that none of the
+    launcher's own memory is charged to a command. The cgroup is new, its limit written before the command
+    is born -- or, for a command without a limit, a v1 one an earlier command left (almost) empty, its peak
+    reset (keep_clean): a memory cgroup's mkdir and rmdir cost more than all the rest.
+    Where it only names the tree and counts CPU time (a v2 hierarchy without the memory controller, as in
+    a hybrid mount), the launcher waits in the cgroup the *next* command will be born in: a fork lands there,
+    and ``advance()`` then moves the launcher on to an empty one -- one migration per command, and no race
+    with the command's first fork; emptied cgroups are reused, their CPU time read at each birth.
+
+    They need a writable hierarchy: root, or a delegated subtree (systemd's user services, some batch
+    systems). Where there is none, ``create()`` returns None and why, and commands are tracked by process
+    group, mark and ancestry instead (Launcher.signal_job).
+    """
+
+    def __init__(self, hierarchies, pid=None):
+        self.pid = str(pid or os.getpid())
+        self.all = hierarchies
+        v2 = [h for h in hierarchies if h.version == 2]
+        self.memory = first(h for h in hierarchies if "memory" in h.controllers)
+        self.cpu = first(h for h in hierarchies if "cpu" in h.controllers)
+        self.tree = v2[0] if v2 else self.memory or self.cpu
+        # The one the launcher waits in: a v2 hierarchy that only names (and counts CPU time), not memory
+        self.waiting = self.tree if self.tree is not None and self.tree.version == 2 and \
+            self.tree is not self.memory else None
+        self.passes = [h for h in hierarchies if h is not self.waiting]
+        self.current = None  # (waiting) the cgroup the launcher is in: where the next command is born
+        self.free = []           # (waiting) emptied cgroups, for the next commands
+        self.clean = []          # (v1 memory) emptied cgroups that kept almost nothing (keep_clean)
+        # v1: the files a memory cgroup's peak and usage are read from (memory + swap where it is counted)
+        self.memory_peak_file, self.memory_usage_file = "memory.max_usage_in_bytes", "memory.usage_in_bytes"
+        if self.memory is not None and self.memory.version == 1 and \
+                read_number(self.memory.home, ("memory.memsw.max_usage_in_bytes",)) is not None:
+            self.memory_peak_file, self.memory_usage_file = \
+                "memory.memsw.max_usage_in_bytes", "memory.memsw.usage_in_bytes"
+        self.swap_file = None    # what turns swap off in a memory cgroup (None: nothing, and no swap to turn off)
+        self.no_limit = None     # why memory= cannot be limited here (None: it can)
+
+    @classmethod
+    def create(cls):
+        """The launcher's cgroups, or None; and why memory= cannot be limited (None: it can)."""
+        if os.environ.get("PARALLUX_CGROUPS") == "0":  # turned off by the user (or a test of the fallback)
+            return None, "PARALLUX_CGROUPS=0 turns cgroups off"
+        found = find_hierarchies()
+        hierarchies = choose_hierarchies(found)
+        if not hierarchies:
+            return None, ("no cgroup hierarchy here that parallux may write (it needs root, or a delegated "
+                          "cgroup)" if not found else "no cgroup could be made below %s" % found[0][1])
+        cgroups = cls(hierarchies)
+        try:  # can we move ourselves there (and back, at the end)? (write access to both cgroup.procs)
+            if cgroups.waiting is not None:
+                cgroups.advance()
+            for hierarchy in cgroups.passing():
+                hierarchy.enter(hierarchy.home)
+        except OSError as exc:
+            cgroups.close()
+            return None, "cannot move into a cgroup: %s" % describe_os_error(exc)
+        cgroups.no_limit = cgroups.why_no_limit()
+        return cgroups, cgroups.no_limit
+
+    def passing(self):
+        """The hierarchies the launcher enters just for a command's fork (all but the waiting one)."""
+        return self.passes
+
+    def why_no_limit(self):
+        if self.memory is None:
+            return ("no memory controller: neither a v1 memory hierarchy nor memory enabled for children in "
+                    "the v2 one (%s)" % (self.tree.home if self.tree else "none"))
+        names = ("memory.memsw.limit_in_bytes",) if self.memory.version == 1 else ("memory.swap.max",)
+        probe = self.memory.home if self.memory.version == 1 else self.memory.base
+        if CREATE_CGROUP_FILES or os.path.exists(os.path.join(probe, names[0])):
+            self.swap_file = names[0]
+        elif machine_has_swap():
+            return "swap cannot be limited here (no %s) and this machine has swap" % names[0]
+        return None
+
+    def facts(self):
+        """What the hello says of them."""
+        return {"tree": self.tree.describe() if self.tree else None,
+                "cpu": self.cpu.describe() if self.cpu else None,
+                "memory": self.memory.describe() if self.memory else None,
+                "memory_limit": self.no_limit is None, "why_not": self.no_limit}
+
+    # -- a command's birth ----------------------------------------------------------------------------------
+
+    def prepare(self, limit):
+        """The new cgroups of a command about to be forked, its limit written, the launcher in them."""
+        born = CommandCgroups(limit)
+        try:
+            for hierarchy in self.passing():
+                reuse = hierarchy is self.memory and not limit and self.clean
+                path = born.paths[hierarchy] = self.clean.pop() if reuse else hierarchy.fresh()
+                if hierarchy is self.memory and limit:
+                    self.write_limit(path, limit)
+                hierarchy.enter(path)
+        except BaseException:
+            self.born(born)
+            self.release(born)
+            raise
+        return born
+
+    def write_limit(self, path, limit):
+        """The limit of the whole tree, swap off: a command over it is killed, not swapped out."""
+        if self.memory.version == 2:
+            write_cgroup_file(path, "memory.max", str(limit))
+            if self.swap_file:
+                write_cgroup_file(path, self.swap_file, "0")
+            try:
+                write_cgroup_file(path, "memory.oom.group", "1")  # an OOM kills the whole tree (Linux 4.19)
+            except OSError:
+                pass
+        else:
+            write_cgroup_file(path, "memory.limit_in_bytes", str(limit))
+            if self.swap_file:  # (memory + swap, at most the memory limit: no swap)
+                write_cgroup_file(path, self.swap_file, str(limit))
+
+    def born(self, command):
+        """The command was forked (or failed to be): the launcher leaves its cgroups, and moves on to the next
+        command's where it waits."""
+        for hierarchy in command.paths:
+            hierarchy.enter(hierarchy.home)
+        if self.waiting is not None:
+            command.tree = self.advance()
+            command.paths[self.waiting] = command.tree
+        else:
+            command.tree = command.paths.get(self.tree)
+        if self.cpu is self.waiting and self.cpu is not None:  # a reused cgroup: what it counted so far
+            command.cpu_base = self.cpu_ns(command.tree) or (0, 0)
+
+    def advance(self):
+        """Move the launcher into an empty cgroup of the waiting hierarchy; the one it was in (None the first
+        time)."""
+        if self.free:
+            path = self.free.pop()
+        else:
+            path = self.waiting.fresh()
+        self.waiting.enter(path)
+        born_in, self.current = self.current, path
+        return born_in
+
+    def leave(self):
+        if self.current is not None:
+            self.waiting.enter(self.waiting.home)
+            self.current = None
+
+    def release(self, command):
+        """A command's cgroups are empty: reuse the waiting one, and a v1 memory one that kept (almost)
+        nothing, its peak reset; remove the others, so that what they count starts at nothing."""
+        self.forget_oom(command)
+        for hierarchy, path in command.paths.items():
+            if hierarchy is self.waiting:
+                if path is not None:
+                    self.free.append(path)
+            elif not (hierarchy is self.memory and not command.limit and self.keep_clean(path, command.peak)):
+                remove_cgroup(path)
+
+    def keep_clean(self, path, peak):
+        """Keep a v1 memory cgroup for a later command (without a limit) when it was left with at most
+        REUSE_LEFTOVER charged (its page cache, the kernel's per-CPU charge batches), its peak reset to that:
+        a mkdir and an rmdir of a memory cgroup cost more than the rest of a short command's cgroups. (What
+        is left is at most the peak: a short command's needs no reading.)"""
+        if self.memory.version != 1:  # (v2's memory.peak cannot be reset before Linux 6.12)
+            return False
+        left = peak if peak is not None and peak <= REUSE_LEFTOVER else read_number(path, (self.memory_usage_file,))
+        if left is None or left > REUSE_LEFTOVER:
+            return False
+        try:
+            write_cgroup_file(path, self.memory_peak_file, "0", keep=True)
+        except OSError:
+            return False
+        self.clean.append(path)
+        return True
+
+    # -- what a command used ------------------------------------------------------------------------------
+
+    def usage(self, command, ended_ok):
+        """What the command's tree used, as its exit event says it: user and system seconds, peak memory,
+        and the OOM kills (not asked for a command that ended ok without a limit of its own); each missing
+        where no cgroup counts it."""
+        used = {}
+        cpu = self.cpu_ns(command.paths.get(self.cpu)) if self.cpu is not None else None
+        if cpu is not None:
+            used["user_seconds"] = round(max(0, cpu[0] - command.cpu_base[0]) / 1e9, 6)
+            used["system_seconds"] = round(max(0, cpu[1] - command.cpu_base[1]) / 1e9, 6)
+        path = command.paths.get(self.memory) if self.memory is not None else None
+        if path is not None:
+            peak = read_number(path, ("memory.peak",) if self.memory.version == 2 else (self.memory_peak_file,))
+            if peak is not None:
+                used["peak_bytes"] = command.peak = peak
+            if command.limit or not ended_ok:
+                used["oom_kills"] = read_keys(path, "memory.events" if self.memory.version == 2 else
+                                              "memory.oom_control", "oom_kill")[0]
+        return used
+
+    def cpu_ns(self, path):
+        """(user, system) nanoseconds a cgroup counted: v2 ``cpu.stat``; v1 ``cpuacct.usage_user``/``_sys``,
+        or ``cpuacct.stat`` (in clock ticks); None where it has none."""
+        if path is None:
+            return None
+        if self.cpu.version == 2:
+            user, system = read_keys(path, "cpu.stat", "user_usec", "system_usec")
+            return (user * 1000, system * 1000) if user is not None and system is not None else None
+        user = read_number(path, ("cpuacct.usage_user",))
+        system = read_number(path, ("cpuacct.usage_sys",))
+        if user is not None and system is not None:
+            return user, system
+        tick = 1e9 / os.sysconf("SC_CLK_TCK")
+        user, system = read_keys(path, "cpuacct.stat", "user", "system")
+        return (int(user * tick), int(system * tick)) if user is not None and system is not None else None
+
+    def watch_oom(self, command):
+        """An eventfd the kernel signals when the command's v1 memory cgroup runs out (None elsewhere): v1 has
+        no ``memory.oom.group``, its OOM killer kills one process, and the launcher kills the rest."""
+        path = command.paths.get(self.memory)
+        if path is None or self.memory.version != 1 or not command.limit:
+            return None
+        try:
+            efd = new_eventfd()
+        except (OSError, AttributeError):
+            return None
+        try:
+            ofd = os.open(os.path.join(path, "memory.oom_control"), os.O_RDONLY | O_CLOEXEC)
+        except OSError:
+            os.close(efd)
+            return None
+        command.oom_fds = (efd, ofd)
+        try:
+            write_cgroup_file(path, "cgroup.event_control", "%d %d" % (efd, ofd))
+        except OSError:
+            self.forget_oom(command)
+            return None
+        return efd
+
+    def forget_oom(self, command):
+        for fd in command.oom_fds or ():
+            os.close(fd)
+        command.oom_fds = None
+
+    # -- the processes in them ----------------------------------------------------------------------------
+
+    def pids(self, path):
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "rb") as f:
+                return [int(p) for p in f.read().split() if p != self.pid.encode()]
+        except (OSError, ValueError):
+            return []
+
+    def populated(self, path):
+        events = read_cgroup_file(path, "cgroup.events")
+        return b"populated 1" in events if events is not None else bool(self.pids(path))
+
+    def signal(self, path, sig):
+        reached = signal_pids(self.pids(path), sig)
+        if sig == signal.SIGKILL and path != self.current:
+            try:
+                write_small(os.path.join(path, "cgroup.kill"), "1")  # the whole subtree, atomically (v2)
+            except OSError:
+                pass
+        return reached
+
+    def signal_all(self, sig):
+        return sum(self.signal(path, sig) for hierarchy in self.all for path in hierarchy.cgroups())
+
+    def close(self):
+        """Leave and remove every cgroup."""
+        self.leave()
+        for hierarchy in self.passing():
+            try:
+                hierarchy.enter(hierarchy.home)
+            except OSError:
+                pass
+        for hierarchy in self.all:
+            hierarchy.remove()
+
+    @classmethod
+    def left_by(cls, launcher_pid):
+        """The cgroups of a launcher that is gone, for its guardian to empty and remove; None without any."""
+        hierarchies = [Hierarchy(version, home, set(), launcher_pid) for version, home, _ in find_hierarchies()]
+        hierarchies = [h for h in hierarchies if os.path.isdir(h.base)]
+        return cls(hierarchies, launcher_pid) if hierarchies else None
+
+
+def first(items):
+    for item in items:
+        return item
+    return None
+
+
+def find_hierarchies():
+    """Every cgroup hierarchy this process is in and may write: (version, its own cgroup's directory, the
+    v1 controllers mounted there or None for v2), from /proc/self/cgroup and /proc/self/mountinfo.
+
+    With PARALLUX_CGROUP_ROOT (a testing aid), that directory is taken for /sys/fs/cgroup, and the process
+    for being at the root of each hierarchy there: the directory itself when it holds cgroup.controllers
+    (v2), else its ``unified`` (v2) and ``memory``/``cpuacct`` (v1) directories."""
+    fake = os.environ.get(CGROUP_ROOT_VAR)
+    if fake:
+        return fake_hierarchies(fake)
     try:
         with open("/proc/self/cgroup") as f:
-            own = [line[3:].strip() for line in f if line.startswith("0::")]
+            own = [line.rstrip("\n").split(":", 2) for line in f]
         with open("/proc/self/mountinfo") as f:
             mounts = [line.split() for line in f]
     except OSError:
-        return None
-    if not own or not own[0].startswith("/") or "/.." in own[0]:
-        return None
+        return []
+    found, seen = [], set()
     for fields in mounts:
         rest = fields[fields.index("-") + 1:] if "-" in fields else []
-        if rest[:1] == ["cgroup2"] and "rw" in fields[5].split(","):
-            root, point = fields[3], fields[4]
-            if own[0] == root or own[0].startswith(root.rstrip("/") + "/"):
-                relative = own[0][len(root.rstrip("/")):]
-                path = point + relative
-                if os.access(path, os.W_OK):
-                    return path
+        if len(rest) < 3 or rest[0] not in ("cgroup", "cgroup2") or "rw" not in fields[5].split(","):
+            continue
+        if rest[0] == "cgroup2":
+            controllers, paths = None, [o[2] for o in own if len(o) == 3 and o[:2] == ["0", ""]]
+        else:
+            options = set(rest[2].split(","))
+            controllers = options & set(CGROUP_ACCOUNTING)
+            paths = [o[2] for o in own if len(o) == 3 and set(o[1].split(",")) & controllers
+                     and set(o[1].split(",")) <= options]
+        if controllers == set() or not paths or (rest[0], fields[2]) in seen:
+            continue
+        path = cgroup_dir(fields[3], fields[4], paths[0])
+        if path is not None:
+            seen.add((rest[0], fields[2]))
+            found.append((2 if controllers is None else 1, path, controllers))
+    return found
+
+
+def cgroup_dir(root, point, own):
+    """Where one's own cgroup is: the mount point plus one's path below the mount's root; None when it is
+    not below that root, or not writable."""
+    if not own.startswith("/") or "/.." in own:
+        return None
+    if own != root and not own.startswith(root.rstrip("/") + "/"):
+        return None
+    path = point + own[len(root.rstrip("/")):]
+    return path.rstrip("/") or "/" if os.access(path, os.W_OK) else None
+
+
+def fake_hierarchies(root):
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return [(2, root, None)]
+    found = []
+    if os.path.exists(os.path.join(root, "unified", "cgroup.controllers")):
+        found.append((2, os.path.join(root, "unified"), None))
+    for name in sorted(os.listdir(root)):
+        controllers = set(name.split(",")) & set(CGROUP_ACCOUNTING)
+        if controllers and os.path.isdir(os.path.join(root, name)):
+            found.append((1, os.path.join(root, name), controllers))
+    return found
+
+
+CREATE_CGROUP_FILES = bool(os.environ.get(CGROUP_ROOT_VAR))  # a fake tree has only the files written to it
+
+
+def choose_hierarchies(found):
+    """The hierarchies worth a cgroup per command, each with ``parallux-<pid>`` made in it: the v2 one (names,
+    CPU time, and memory where it is delegated), and v1 ``memory`` and ``cpuacct`` for what it lacks."""
+    chosen = []
+
+    def take(version, controller):
+        for found_version, home, controllers in found:
+            if found_version == version and (controller is None or controller in controllers):
+                made = make_base(found_version, home, controllers)
+                if made is not None:
+                    chosen.append(made)
+                    return made
+        return None
+
+    v2 = take(2, None)
+    if v2 is None or "memory" not in v2.controllers:
+        take(1, "memory")
+    if v2 is None and not any("cpu" in h.controllers for h in chosen):
+        take(1, "cpuacct")
+    return chosen
+
+
+def make_base(version, home, controllers):
+    """The hierarchy with ``parallux-<pid>`` made in it (and for v2, the memory controller enabled for the
+    commands' cgroups where it is delegated to it); None where it cannot be made."""
+    accounts = set()
+    if version == 1:
+        accounts = {"memory"} & controllers | ({"cpu"} if "cpuacct" in controllers else set())
+    else:
+        accounts.add("cpu")  # cpu.stat: a core file of every v2 cgroup, with or without the cpu controller
+        if "memory" not in subtree_controllers(home) and "memory" in subtree_controllers(home, "cgroup.controllers"):
+            try:  # (works for a hierarchy's root, or a cgroup with no processes: rarely for one's own)
+                write_cgroup_file(home, "cgroup.subtree_control", "+memory")
+            except OSError:
+                pass
+    hierarchy = Hierarchy(version, home, accounts)
+    try:
+        os.mkdir(hierarchy.base)
+    except OSError:
+        return None
+    if version == 2 and "memory" in subtree_controllers(home):
+        try:
+            write_cgroup_file(hierarchy.base, "cgroup.subtree_control", "+memory")
+            accounts.add("memory")
+        except OSError:
+            pass
+    return hierarchy
+
+
+def subtree_controllers(path, name="cgroup.subtree_control"):
+    try:
+        with open(os.path.join(path, name)) as f:
+            return set(word.lstrip("+") for word in f.read().split())
+    except OSError:
+        return set()
+
+
+def machine_has_swap():
+    return MachineFacts().swap_configured()
+
+
+# The cgroup files written or read for every command stay open while their cgroup lives: opening a cgroup
+# file costs ten times what reading it again (pread at 0 reads it anew) or writing it again does.
+OPEN_CGROUP_FILES = {}  # (directory, name, writing) -> fd
+
+
+def cgroup_fd(path, name, writing, keep):
+    fd = OPEN_CGROUP_FILES.get((path, name, writing))
+    if fd is not None:
+        return fd
+    flags = (os.O_WRONLY | (os.O_CREAT | os.O_APPEND if CREATE_CGROUP_FILES else 0)) if writing else os.O_RDONLY
+    fd = os.open(os.path.join(path, name), flags | O_CLOEXEC, 0o644)
+    if keep:
+        OPEN_CGROUP_FILES[path, name, writing] = fd
+    return fd
+
+
+def done_with(path, name, writing, fd, keep, failed=False):
+    if not keep or failed:
+        os.close(fd)
+        OPEN_CGROUP_FILES.pop((path, name, writing), None)
+
+
+def read_cgroup_file(path, name, keep=True):
+    """A cgroup file's bytes, or None."""
+    try:
+        fd = cgroup_fd(path, name, False, keep)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, 4096, 0)
+    except OSError:
+        done_with(path, name, False, fd, keep, failed=True)
+        return None
+    done_with(path, name, False, fd, keep)
+    return data
+
+
+def write_cgroup_file(path, name, text, keep=False):
+    fd = cgroup_fd(path, name, True, keep)
+    try:
+        os.write(fd, text.encode("ascii") + (b"\n" if CREATE_CGROUP_FILES else b""))
+    except OSError:
+        done_with(path, name, True, fd, keep, failed=True)
+        raise
+    done_with(path, name, True, fd, keep)
+
+
+def remove_cgroup(path):
+    """rmdir a cgroup, its kept files closed first."""
+    for key in [key for key in OPEN_CGROUP_FILES if key[0] == path]:
+        os.close(OPEN_CGROUP_FILES.pop(key))
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def read_number(path, names):
+    """The first of these files that holds a number, as an int; None."""
+    for name in names:
+        try:
+            return int(read_cgroup_file(path, name).split()[0])
+        except (AttributeError, ValueError, IndexError):
+            continue
     return None
+
+
+def read_keys(path, name, *keys):
+    """The values of these keys in a flat keyed file (``key value`` lines) as ints; None for each missing."""
+    found = {}
+    for line in (read_cgroup_file(path, name) or b"").splitlines():
+        words = line.split()
+        if len(words) == 2:
+            found[words[0]] = words[1]
+    try:
+        return [int(found[key.encode()]) if key.encode() in found else None for key in keys]
+    except ValueError:
+        return [None] * len(keys)
+
+
+def new_eventfd():
+    if hasattr(os, "eventfd"):  # Python 3.10
+        return os.eventfd(0, EFD_FLAGS)
+    import ctypes  # (here: a Python without ctypes must still run the launcher)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.eventfd(0, EFD_FLAGS)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "eventfd")
+    return fd
 
 
 def write_small(path, text):
@@ -2299,6 +2834,11 @@ class MachineFacts(object):
         except (OSError, ValueError):
             return None
 
+    def swap_configured(self):
+        """Swap configured: /proc/swaps holds a device below its header line."""
+        swaps = self.read("proc/swaps")
+        return swaps is not None and len(swaps.splitlines()) > 1
+
     def cpu_list(self, relpath):
         """A kernel CPU list file (``0-3,8``) as a list of ints; None when unreadable or malformed."""
         text = self.read(relpath)
@@ -2428,9 +2968,7 @@ def guard(launcher_pid):
 
 def sweep_after(launcher_pid):
     """Stop everything below this guardian (TERM, a short grace, KILL) and the launcher's cgroups."""
-    home = own_cgroup_dir()
-    base = os.path.join(home, "parallux-%d" % launcher_pid) if home else None
-    cgroups = Cgroups(home, base) if base and os.path.isdir(base) else None
+    cgroups = Cgroups.left_by(launcher_pid)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         reached = signal_pids(descendants([os.getpid()]), sig)
         if cgroups is not None:

@@ -28,9 +28,9 @@ from ._errors import ConfigError
 from ._nul import refuse_nuls
 
 COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "env", "cwd", "work_relpath", "check", "timeout",
-                   "runner", "retries", "retry_on", "inputs", "metrics", "repeat", "warmup")
+                   "memory", "runner", "retries", "retry_on", "inputs", "metrics", "repeat", "warmup")
 ORDER_MODES = ("interleave", "shuffle", "grouped")  # goal.setOrder(): how a benchmark's executions are queued
-RETRYABLE_STATUSES = ("failed", "timeout", "error")
+RETRYABLE_STATUSES = ("failed", "timeout", "oom", "error")
 # goal.ssh()'s keyword options beyond the runner options; here, not in _ssh, so that checking a call of
 # goal.ssh() does not import asyncssh.
 SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
@@ -322,8 +322,8 @@ def threads_and_cores(threads: object, cores: object, threads_given: bool) -> tu
 
 
 def retry_on(value: object, what: str = "retry_on") -> frozenset[str | int] | None:
-    """The outcomes to retry: statuses ("failed", "timeout", "error") and exit statuses (ints, meaning
-    "failed with that status"). None: the default, every one of the three statuses."""
+    """The outcomes to retry: statuses ("failed", "timeout", "oom", "error") and exit statuses (ints, meaning
+    "failed with that status"). None: the default, every one of these statuses."""
     if value is None:
         return None
     items = [value] if isinstance(value, (str, int)) else value

@@ -24,7 +24,7 @@ from ._transfer import SHOWN_AFTER, Transfer
 
 SHOWN_IN_SUMMARY = 5   # failures described in full in the summary (after the lines by cause)
 SHOWN_CAUSES = 10
-RUNNER_STATUS_ORDER = ("ok", "failed", "timeout", "error", "cancelled")
+RUNNER_STATUS_ORDER = ("ok", "failed", "timeout", "oom", "error", "cancelled")
 
 
 class Progress:

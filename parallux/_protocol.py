@@ -194,12 +194,14 @@ class LauncherClient:
 
     def run(self, *, argv: list[str], env: dict[str, str], work_dir: str | None, workspace: str | None,
             cwd: str | None, command_text: str, wrapped: str, mark: str, record: dict[str, Any],
-            metrics: dict[str, str | None] | None = None, cpus: list[int] | None = None) -> tuple[int, Job]:
+            metrics: dict[str, str | None] | None = None, cpus: list[int] | None = None,
+            memory: int | None = None) -> tuple[int, Job]:
         """Ask the launcher to run a command; the returned job's ``ended`` fires when it has ended. parallux
         counts a command as started when it sends this (``quiet_start``: no "started" event). The launcher
         follows no link between ``workspace`` and ``work_dir``. ``metrics``: the command's metrics= (name ->
         pattern, or None for one its metrics file must give), which its launcher reads when it exits 0.
-        ``cpus``: the CPUs it is spawned on (a lease's, where the launcher itself was moved off them)."""
+        ``cpus``: the CPUs it is spawned on (a lease's, where the launcher itself was moved off them);
+        ``memory`` limits the command's whole tree (bytes, swap off: the launcher's cgroups)."""
         request = {"op": "run", "argv": argv, "env": env, "work_dir": work_dir, "workspace": workspace,
                    "cwd": cwd, "command_text": command_text, "wrapped": wrapped, "quiet_start": True,
                    "mark": mark, "record": record}
@@ -207,6 +209,8 @@ class LauncherClient:
             request["metrics"] = metrics
         if cpus is not None:
             request["cpus"] = cpus
+        if memory is not None:
+            request["memory"] = memory
         return self._ask(request)
 
     def move(self, cpus: list[int] | None) -> None:

@@ -15,6 +15,7 @@ from ._engine._seat import Seat
 from ._errors import ConfigError
 from ._handles import Command, Completion
 from ._inputs import Fingerprints
+from ._memory import memory_limit
 from ._metrics import metrics_option
 from ._nul import refuse_nuls
 from ._pool import Pool
@@ -60,7 +61,7 @@ class Registrar:
             threads=threads, numa_node=node, requested_numa_node=node, requested_cores=cores,
             env=opt.environment(options.get("env"), "env"), cwd=opt.path(options.get("cwd"), "cwd"),
             check=opt.boolean(options.get("check", True), "check"),
-            timeout=opt.seconds(options.get("timeout"), "timeout"),
+            timeout=opt.seconds(options.get("timeout"), "timeout"), memory=memory_limit(options.get("memory")),
             retries=opt.positive_int(options.get("retries", self.retries), "retries", minimum=0),
             pin=pin._seats[0] if pin is not None else None, base_env=self.env,
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
@@ -120,6 +121,8 @@ class Registrar:
 
 
 def _why_not(seat: Seat, handle: Command) -> str | None:
+    if handle.memory is not None and (why := _no_memory_limit(seat)) is not None:
+        return why
     longest = seat.transport.longest_command()
     if handle.timeout and longest is not None and handle.timeout > longest - min(60.0, longest / 10):
         return (f"its timeout ({handle.timeout:g} s) is longer than the allocation's time limit "
@@ -137,3 +140,14 @@ def _why_not(seat: Seat, handle: Command) -> str | None:
     except ConfigError as exc:
         return str(exc)
     return None
+
+
+def _no_memory_limit(seat: Seat) -> str | None:
+    """Why a runner cannot limit a command's memory (its launcher's hello says what its cgroups can do);
+    None where it can, or where no launcher has said yet (a dry run's, a pending allocation's: the launcher
+    itself then refuses it)."""
+    cgroups = seat.facts.get("cgroups")
+    if cgroups is None or cgroups.get("memory_limit"):
+        return None
+    why = cgroups.get("why_not") or "its launcher cannot give a command a cgroup of its own"
+    return f"memory= needs a cgroup of its own per command, with the memory controller, and {why}"

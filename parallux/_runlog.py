@@ -217,6 +217,8 @@ def outcome(result: Result) -> dict[str, Any]:
               "system_seconds": result.system_seconds, "max_rss_kb": result.max_rss_kb, "signal": result.signal,
               "error": result.error, "resumed": result.resumed, "runner": result.runner_name,
               "work_dir": result.work_dir}
+    if getattr(result, "memory", None) is not None:
+        fields["memory_limit"] = result.memory
     # Filled in by the launcher where it reports them (the end of stderr with the exit event; the run that
     # produced a resumed record): read as attributes, never by reading files here on the engine thread.
     tail = getattr(result, "stderr_tail_text", None)

@@ -13,6 +13,7 @@ class Status(StrEnum):
     OK = "ok"                # exited 0
     FAILED = "failed"        # exited non-zero (or a signal parallux did not send)
     TIMEOUT = "timeout"      # its timeout expired; its process tree was stopped
+    OOM = "oom"              # its process tree exceeded its memory= limit (or met the OOM killer) and was killed
     CANCELLED = "cancelled"  # stopped or never started: the run was interrupted or halted
     ERROR = "error"          # could not be launched, its runner was lost, or no runner was left
     PLANNED = "planned"      # a dry run: nothing ran
@@ -23,7 +24,7 @@ class Status(StrEnum):
 
 FINISHED_STATUSES = tuple(Status)
 # Did not succeed by itself: retried (by default), counted for a halt, reported as a failure.
-FAILED_STATUSES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR})
+FAILED_STATUSES = frozenset({Status.FAILED, Status.TIMEOUT, Status.OOM, Status.ERROR})
 # Kinds of "error" (``Result._kind``) where the launcher went away under a command that had started: its
 # connection lost, its launcher dead, its batch job ended. The runner's misfortune, not the command's.
 CUT_SHORT = frozenset({"lost", "died", "terminated"})

@@ -268,3 +268,22 @@ def test_report_browser_opens_10000_benchmarks_a_page_at_a_time(browser: Any, tm
         f.dispatchEvent(new Event('input')); })()""")
     state = bench_state(browser)
     assert (state["shown"], state["page"], state["pages"]) == (10, 0, 1)
+
+
+def test_report_browser_names_an_oom_and_its_limit(browser: Any, tmp_path: Path) -> None:
+    child = tmp_path / "child.py"
+    child.write_text("x = b'x' * (256 << 20)\n")
+    write_config(tmp_path, f"""
+        import sys
+        from parallux import goal
+        goal.local(workspace="ws")
+        goal.run(f"{{sys.executable}} {child}", name="hog", memory="64M", check=False)
+    """)
+    done = run_cli(tmp_path, "config.py", "-q")
+    assert done.returncode == 0, done.stderr
+    report = tmp_path / "report.html"
+    assert run_cli(tmp_path, "report", "-o", str(report)).returncode == 0
+    browser.load(report.as_uri(), READY, timeout=30)
+    assert page_state(browser)["errors"] == []
+    for box in ("failure-groups", "failures"):
+        assert "oom (limit 64 MiB)" in browser.evaluate(f"document.getElementById('{box}').textContent")

@@ -254,7 +254,7 @@ class Seat:
             argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
             work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
             wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
-            mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}",
+            mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}", memory=command.memory,
             record={"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
                     "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
                     "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,

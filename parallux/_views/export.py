@@ -182,7 +182,7 @@ def _testcase(run: Run, command: CommandRecord, counts: dict[str, int]) -> ET.El
     last = command.last
     tail = stderr_tail(last, run.runners.get(last.runner or "")) if last is not None else None
     message = _message(command)
-    if status in ("failed", "timeout"):
+    if status in ("failed", "timeout", "oom"):
         counts["failures"] += 1
         element = ET.SubElement(case, "failure", {"message": _xml(message), "type": status})
     elif status == "error":
@@ -204,6 +204,8 @@ def _message(command: CommandRecord) -> str:
         text = f"exited with status {returncode}"
     elif command.status == "timeout":
         text = "timed out"
+    elif command.status == "oom":
+        text = f"{command.status_text}: its process tree ran out of memory and was killed"
     elif command.status in ("queued", "running"):
         text = f"still {command.status} when the log was read"
     else:

@@ -79,7 +79,8 @@ def _ended_attempt(record: dict[str, Any], number: int) -> Attempt:
     return Attempt(get("seq"), get("attempt", number), get("runner"), get("host"), get("cores") or [],  # type: ignore[arg-type]
                    get("numa_node"), get("work_dir"), get("start"), end if end is not None else get("time"),
                    get("status") or "error", get("returncode"), get("user_seconds"), get("system_seconds"),
-                   get("max_rss_kb"), get("signal"), get("error"), get("stderr_tail"), get("metrics"))
+                   get("max_rss_kb"), get("signal"), get("error"), get("stderr_tail"), get("metrics"),
+                   memory_limit=get("memory_limit"))
 
 
 def _started_attempt(record: dict[str, Any], number: int) -> Attempt:

@@ -15,6 +15,7 @@ from operator import attrgetter
 from typing import Any, Iterator
 
 from .._errors import ParalluxError
+from .._sizes import format_size
 
 
 class HistoryError(ParalluxError):
@@ -44,6 +45,7 @@ class Attempt:
     stderr_tail: str | None = None
     metrics: dict[str, float] | None = None  # what metrics= and $PARALLUX_METRICS gave
     slot: int = 0  # the lane on the timeline, see assign_slots()
+    memory_limit: int | None = None  # its memory= limit (bytes), which an "oom" exceeded
 
     @property
     def duration(self) -> float | None:
@@ -61,6 +63,7 @@ class Attempt:
         self.user_seconds = get("user_seconds")
         self.system_seconds = get("system_seconds")
         self.max_rss_kb = get("max_rss_kb")
+        self.memory_limit = get("memory_limit")
         self.signal = get("signal")
         self.error = get("error")
         self.stderr_tail = get("stderr_tail")
@@ -125,6 +128,14 @@ class CommandRecord:
     @property
     def failed(self) -> bool:
         return self.status not in ("ok", "running", "queued")
+
+    @property
+    def status_text(self) -> str:
+        """Its status as the views name it: an ``oom`` with its limit (``oom (limit 64 MiB)``)."""
+        last = self.last
+        if self.status == "oom" and last is not None and last.memory_limit:
+            return f"oom (limit {format_size(last.memory_limit)})"
+        return self.status
 
 
 @dataclass

@@ -40,7 +40,8 @@ _WHERE = {"runner": _maybe(TEXT), "host": _maybe(TEXT), "work_dir": _maybe(TEXT)
 _OUTCOME = {"status": _maybe(TEXT), "returncode": _maybe(INT), "start": _maybe(NUMBER), "end": _maybe(NUMBER),
             "duration": _maybe(NUMBER), "user_seconds": _maybe(NUMBER), "system_seconds": _maybe(NUMBER),
             "max_rss_kb": _maybe(NUMBER), "signal": _maybe(INT), "error": _maybe(TEXT), "resumed": _maybe(FLAG),
-            "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT), "metrics": _maybe(OBJECT)}
+            "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT), "metrics": _maybe(OBJECT),
+            "memory_limit": _maybe(INT)}
 _COMMAND = {"event": TEXT, "time": NUMBER, "seq": INT, "name": TEXT}
 
 
@@ -104,7 +105,7 @@ _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "h
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,
                        "user_seconds": _MAYBE_NUMBER, "system_seconds": _MAYBE_NUMBER,
                        "max_rss_kb": _MAYBE_NUMBER, "signal": _MAYBE_INT, "error": _MAYBE_TEXT,
-                       "stderr_tail": _MAYBE_TEXT, "metrics": {dict, _NONE}}
+                       "stderr_tail": _MAYBE_TEXT, "metrics": {dict, _NONE}, "memory_limit": _MAYBE_INT}
 
 
 def _grouped(attributes: dict[str, set[type]]) -> list[tuple[Callable[[Any], Any], frozenset[type], bool]]:

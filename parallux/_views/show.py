@@ -13,8 +13,8 @@ from .records import CommandRecord, Run
 # The fields of a command row, in order (show's csv/tsv/json, export --csv).
 COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "status", "returncode", "signal",
                   "start", "end", "duration", "user_seconds", "system_seconds", "cpu_seconds", "max_rss_kb",
-                  "attempts", "resumed", "work_relpath", "work_dir", "command", "error", "bench", "repetition",
-                  "metrics")
+                  "memory_limit", "attempts", "resumed", "work_relpath", "work_dir", "command", "error", "bench",
+                  "repetition", "metrics")
 TABLE_HEADERS = ("NAME", "RUNNER", "HOST", "CORES", "STATUS", "EXIT", "START", "DURATION", "CPU", "PEAK RSS",
                  "ATTEMPTS", "WORK DIR")
 
@@ -53,9 +53,10 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
             "signal": last.signal, "start": last.start, "end": last.end, "duration": rounded(last.duration),
             "user_seconds": last.user_seconds, "system_seconds": last.system_seconds,
             "cpu_seconds": rounded(command.cpu_seconds), "max_rss_kb": last.max_rss_kb,
-            "attempts": len(command.attempts), "resumed": command.resumed, "work_relpath": command.work_relpath,
-            "work_dir": last.work_dir, "command": command.command, "error": last.error, "bench": command.bench,
-            "repetition": command.repetition, "metrics": last.metrics or {}}
+            "memory_limit": last.memory_limit, "attempts": len(command.attempts), "resumed": command.resumed,
+            "work_relpath": command.work_relpath, "work_dir": last.work_dir, "command": command.command,
+            "error": last.error, "bench": command.bench, "repetition": command.repetition,
+            "metrics": last.metrics or {}}
 
 
 def write_rows(stream: IO[str], run: Run, commands: Iterable[CommandRecord], fmt: str = "csv") -> None:
@@ -66,14 +67,14 @@ def write_rows(stream: IO[str], run: Run, commands: Iterable[CommandRecord], fmt
 def table_row(command: CommandRecord, now: float) -> list[str]:
     """The table's cells (100,000 rows: attributes are read once each, no property twice)."""
     last = command.last
-    status = command.status
+    status = command.status_text
     if command.resumed:
         status = "ok (resumed)"
     if last is None:
         return [command.name, "-", "-", "-", status, "-", "-", "-", "-", "-", "0", "-"]
     returncode = last.returncode
     start, end = last.start, last.end
-    if status == "running" and start is not None:
+    if command.status == "running" and start is not None:
         end = now
     user, system = last.user_seconds, last.system_seconds
     return [command.name, last.runner or "-", last.host or "-", compress_cores(last.cores) or "-", status,

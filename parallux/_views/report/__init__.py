@@ -31,8 +31,8 @@ FAILURE_TAIL_BYTES = 2048
 # Times and durations (``*_us``) are integer microseconds (times: since ``origin``, in epoch seconds): exact
 # enough, and three times cheaper to write than floats, for 100,000 commands.
 COMMAND_FIELDS = ("seq", "name", "status", "returncode", "runner", "host", "cores", "duration_us", "cpu_us",
-                  "max_rss_kb", "attempts", "queued_us", "finished_us", "resumed", "work_relpath", "work_dir",
-                  "command", "error")
+                  "max_rss_kb", "memory_limit", "attempts", "queued_us", "finished_us", "resumed", "work_relpath",
+                  "work_dir", "command", "error")
 ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "status", "returncode", "cores",
                   "user_us", "system_us", "max_rss_kb", "signal", "error")
 
@@ -99,10 +99,11 @@ def _us(value: float | None, origin: float) -> int | None:
 def _command_row(command: CommandRecord, origin: float) -> list[Any]:
     last = command.last
     if last is None:
-        return [command.seq, command.name, command.status, None, None, None, [], None, None, None, 0,
+        return [command.seq, command.name, command.status, None, None, None, [], None, None, None, None, 0,
                 _us(command.queued, origin), None, False, command.work_relpath, None, command.command, None]
     return [command.seq, command.name, command.status, last.returncode, last.runner, last.host, last.cores,
-            _us(last.duration, 0.0), _us(command.cpu_seconds, 0.0), last.max_rss_kb, len(command.attempts),
+            _us(last.duration, 0.0), _us(command.cpu_seconds, 0.0), last.max_rss_kb, last.memory_limit,
+            len(command.attempts),
             _us(command.queued, origin), _us(command.finished_at, origin), command.resumed, command.work_relpath,
             last.work_dir, command.command, last.error]
 

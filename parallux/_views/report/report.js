@@ -9,7 +9,7 @@
   "use strict";
 
   var STATUS_COLORS = {
-    ok: "#2e9e5b", failed: "#d64545", timeout: "#e8912d", error: "#8e44ad",
+    ok: "#2e9e5b", failed: "#d64545", timeout: "#e8912d", oom: "#a93226", error: "#8e44ad",
     cancelled: "#9aa3ad", running: "#3b7dd8", queued: "#c7ccd1", planned: "#c7ccd1"
   };
   var RUNNER_COLORS = ["#3b7dd8", "#2e9e5b", "#e8912d", "#8e44ad", "#d64545", "#1aa6b7", "#b7950b", "#6c5ce7"];
@@ -224,7 +224,7 @@
     perRow.forEach(function (list) { list.sort(function (x, y) { return self.start[x] - self.start[y]; }); });
     this.perRow = perRow.map(function (list) { return Int32Array.from(list); });
     // Failures are drawn last, on top: a red bar one pixel wide must not hide under a green one.
-    var order = ["ok", "cancelled", "queued", "running", "timeout", "error", "failed"];
+    var order = ["ok", "cancelled", "queued", "running", "timeout", "error", "oom", "failed"];
     function rank(status) { var r = order.indexOf(status); return r < 0 ? order.length : r; }
     this.byStatus = Object.keys(byStatus).sort(function (a, b) { return rank(a) - rank(b); }).map(function (s) {
       return { status: s, rects: Int32Array.from(byStatus[s]) };
@@ -436,7 +436,7 @@
 
   function legend() {
     var box = $("legend");
-    ["ok", "failed", "timeout", "error", "cancelled", "running"].forEach(function (status) {
+    ["ok", "failed", "timeout", "oom", "error", "cancelled", "running"].forEach(function (status) {
       var item = el("span");
       var swatch = el("span", { "class": "swatch" });
       swatch.style.background = colorOf(status);
@@ -572,6 +572,22 @@
     return lines[lines.length - 1].slice(0, 200);
   }
 
+  function statusText(cm, i) {  // an oom names its limit: "oom (limit 64 MiB)"
+    var limit = cm.memory_limit ? cm.memory_limit[i] : null;
+    return cm.status[i] === "oom" && limit ? "oom (limit " + fmtSize(limit) + ")" : cm.status[i];
+  }
+
+  function fmtSize(bytes) {  // as parallux names a memory limit: "64 MiB", "1.5 GiB"
+    var units = [["TiB", 1099511627776], ["GiB", 1073741824], ["MiB", 1048576], ["KiB", 1024]];
+    for (var u = 0; u < units.length; u++) {
+      if (bytes >= units[u][1]) {
+        var value = bytes / units[u][1];
+        return (value === Math.round(value) ? value.toFixed(0) : value.toFixed(1)) + " " + units[u][0];
+      }
+    }
+    return bytes + " bytes";
+  }
+
   function failures(model) {
     var cm = model.commands, tails = new Map();
     (model.raw.failures || []).forEach(function (f) { tails.set(f.seq, f.stderr_tail); });
@@ -584,7 +600,7 @@
     var groups = new Map();
     failed.forEach(function (i) {
       var tail = tails.get(cm.seq[i]);
-      var key = [cm.runner[i] || "-", cm.status[i], cm.returncode[i] === null ? "-" : cm.returncode[i],
+      var key = [cm.runner[i] || "-", statusText(cm, i), cm.returncode[i] === null ? "-" : cm.returncode[i],
                  tail === undefined ? "" : lastLine(tail)].join("\u0000");
       groups.set(key, (groups.get(key) || 0) + 1);
     });
@@ -601,7 +617,7 @@
     var shown = failed.slice(0, (model.raw.failures || []).length || 200);
     shown.forEach(function (i) {
       var details = el("details"), tail = tails.get(cm.seq[i]);
-      details.appendChild(el("summary", null, cm.name[i] + " — " + cm.status[i] +
+      details.appendChild(el("summary", null, cm.name[i] + " — " + statusText(cm, i) +
         (cm.returncode[i] !== null ? " (exit " + cm.returncode[i] + ")" : "") + " on " + (cm.runner[i] || "-") +
         " · " + (cm.work_dir[i] || "not started") + (cm.error[i] ? " · " + cm.error[i] : "")));
       if (cm.command[i]) { details.appendChild(el("pre", null, "$ " + cm.command[i])); }
