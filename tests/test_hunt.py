@@ -264,3 +264,19 @@ def test_reading_a_result_whose_stdout_became_a_fifo_never_blocks_the_launcher(t
     assert done.returncode == 0, done.stderr
     assert "REFUSED" in done.stdout and "stdout.txt" in done.stdout, done.stdout
     assert "AFTER ok" in done.stdout
+
+
+def test_a_view_never_blocks_on_a_fifo_that_took_a_log_written_with_log_s_place(tmp_path: Path) -> None:
+    """A --log FILE in a directory others may write: someone replaces it with a FIFO. The history's link
+    still names it; `parallux show RUN` fails saying so, and never waits for a writer."""
+    write_config(tmp_path, ONE)
+    log = tmp_path / "shared" / "run.jsonl"
+    log.parent.mkdir()
+    done = run_cli(tmp_path, "config.py", "--log", str(log), "--", f"ws={tmp_path / 'ws'}", "cmd=echo hi")
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(log.read_text().splitlines()[0])["run_id"]
+    log.unlink()
+    os.mkfifo(log)
+    shown, hung = finish(start_cli(tmp_path, "show", run_id), [log])
+    assert not hung, "parallux show blocked opening the FIFO that took the run log's place"
+    assert shown.returncode == 2 and "not a regular file" in shown.stderr, shown.stderr

@@ -7,9 +7,11 @@ about a second for a 100,000-command run.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import socket
+import stat
 from operator import attrgetter
 from typing import Any
 
@@ -26,8 +28,7 @@ def load_run(path: str) -> Run:
     several: the one named by the file's name, a run id in the history, else the last). A record that does
     not fit (``schema``), a torn line and a half-written last line (the run is going) are skipped."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = _read_log(path)
     except OSError as exc:
         raise HistoryError(f"cannot read the run log {path}: {exc.strerror}") from exc
     start, end, others = logfile.Runs(data).pick(os.path.splitext(os.path.basename(path))[0])
@@ -299,6 +300,15 @@ def stderr_tail(attempt: Attempt, runner: dict[str, Any] | None, max_bytes: int 
         return None
     text = data.decode("utf-8", "replace")
     return text[text.find("\n") + 1:] if len(data) == max_bytes and "\n" in text else text
+
+
+def _read_log(path: str) -> bytes:
+    """A log's bytes: a regular file only (O_NONBLOCK: a FIFO that took a --log file's place must not block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return f.read()
 
 
 def _tail_of_stderr(work_dir: str, workspace: str | None, max_bytes: int) -> bytes | None:
