@@ -19,7 +19,7 @@ from ._handles import Command, Completion, Result, failures_of
 from ._stats import Stats, summarize
 from ._status import Status
 
-NOT_COPIED = frozenset(("seq", "work_relpath", "attempts", "bench", "repetition", "_completion", "__weakref__"))
+NOT_COPIED = frozenset(("seq", "_name", "work_relpath", "attempts", "bench", "repetition"))
 MEASURES = ("wall", "cpu", "memory")  # what parallux measures itself; the executions' metrics come after
 WIDE_CI = 0.05        # a 95% CI of the median wider than +-5% of it is worth a look (as are outliers)
 SHOWN_NOISY = 10      # benchmarks named in the summary; the rest are counted
@@ -45,8 +45,8 @@ class Benchmark:
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]
         fields = {name: getattr(template, name) for name in Command.__slots__
                   if name not in NOT_COPIED and hasattr(template, name)}
-        self.executions = [Command(completion, **fields, seq=0, work_relpath=f"{self.work_relpath}/{label}",
-                                   bench=self, repetition=label) for label in labels]  # (seq: when issued)
+        self.executions = [Command(completion, **fields, seq=0, name=self.name, bench=self, repetition=label,  # (seq:
+                                   work_relpath=f"{self.work_relpath}/{label}") for label in labels]  # when issued)
         self._result: Result | None = None
         self._planned = 0
 
@@ -106,7 +106,7 @@ class Benchmark:
         if self.group is None:
             raise ConfigError(f"command {self.name!r} was registered with schd() but never issued: call "
                               f"goal.issue() before waiting for it")
-        if not self.executions[0]._completion.wait_for(self.done, timeout, self):
+        if not self.executions[0].spec.completion.wait_for(self.done, timeout, self):
             left = sum(e.result is None for e in self.executions)
             raise TimeoutError(f"benchmark {self.name!r}: {left} of {len(self.executions)} executions still "
                                f"running after {timeout} s")
@@ -152,7 +152,7 @@ def benchmark_result(bench: Benchmark) -> Result:
                     returncode=bad.returncode if bad is not None else 0, error=bad.error if bad is not None else None,
                     signal=bad.signal if bad is not None else None, start_time=min(starts, default=None),
                     end_time=max(ends, default=None), resumed=all(r.resumed for r in results),
-                    run_id=next((r.run_id for r in results if not r.resumed), results[0].run_id))
+                    run_id=next((r.run_id for r in results if not r.resumed), results[0].run_id), attempts=[])
     result.warmups, result.repetitions = results[:bench.warmup], results[bench.warmup:]
     result.stats = {measure: summarize([value for _, value in values])
                     for measure, values in measured(result.repetitions).items()}

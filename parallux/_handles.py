@@ -8,13 +8,17 @@ on one engine-wide ``threading.Condition`` instead of an event per command, so 1
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
-from typing import Any, Iterator, Mapping, Sequence
+from collections import Counter
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from . import _forks
 from ._errors import ConfigError
 from ._failures import command_error
+from ._result import Result
+from ._spec import FIELDS as SPEC_FIELDS
+from ._spec import Spec, SpecField
 
+__all__ = ["Command", "Completion", "Group", "Result", "Settled", "env_of", "failures_of"]
 
 
 class Completion:
@@ -66,42 +70,81 @@ class Completion:
 
 
 class Command:
-    """The handle of one command (``goal.run``, ``runner.run``, or one entry of ``goal.schd``)."""
+    """The handle of one command (``goal.run``, ``runner.run``, or one entry of ``goal.schd``).
 
-    __slots__ = ("command", "command_text", "name", "threads", "numa_node", "requested_numa_node",
-                 "requested_cores", "env", "cwd",
-                 "work_relpath", "check", "timeout", "memory", "retries", "pin", "candidates", "seq", "base_env",
-                 "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
-                 "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "work_generated",
-                 "metrics", "bench", "repetition", "__weakref__")
+    A million of them may be alive at once, so a handle holds little of its own: its options are its
+    ``spec``'s (shared by the commands registered alike, ``_spec``), its default name is made when asked for,
+    and once it ended its work dir is kept as its seat's workspace (``settle``) and its result is compact."""
 
-    def __init__(self, completion: Completion, **fields: Any) -> None:
-        self._completion = completion
+    __slots__ = ("command", "command_text", "_name", "seq", "work_relpath", "_work_dir", "spec", "runner", "cores",
+                 "numa_node", "host", "group", "result", "attempt", "attempts", "resumed_result", "inputs",
+                 "inputs_changed", "avoid", "bench", "repetition")
+
+    threads = SpecField()
+    requested_numa_node = SpecField()
+    requested_cores = SpecField()
+    env = SpecField()
+    cwd = SpecField()
+    check = SpecField()
+    timeout = SpecField()
+    memory = SpecField()  # its memory= limit in bytes
+    retries = SpecField()
+    pin = SpecField()
+    candidates = SpecField()
+    base_env = SpecField()
+    retry_on = SpecField()  # None: retry failed, timeout, oom and error
+    metrics = SpecField()  # its metrics=: name -> pattern (None: from its file)
+    work_generated = SpecField()  # its work_relpath was made up by parallux (``parallux clean`` may remove it)
+    resume_check = SpecField()  # --resume: look for an earlier run's record when submitted
+
+    def __init__(self, completion: Completion, spec: Spec | None = None, **fields: Any) -> None:
+        options = {name: fields.pop(name) for name in list(fields) if name in SPEC_FIELDS}
+        spec = spec or Spec(completion)
+        self.spec = spec.but(**options) if options else spec
+        self._name: str | None = None  # None: ``job<seq>``
+        self._work_dir: str | Settled | None = None
         self.runner = None
         self.cores: tuple[int, ...] = ()
-        self.work_dir: str | None = None
         self.result: Result | None = None
         self.attempt = 0
         self.group = None
         self.resumed_result = None
-        self.resume_check = False  # --resume: look for an earlier run's record when submitted
         self.numa_node = None
-        self.requested_numa_node = None
-        self.retry_on: frozenset[str | int] | None = None  # None: retry failed, timeout, oom and error
-        self.memory: int | None = None  # its memory= limit in bytes
         self.inputs: dict[str, Any] | None = None  # fingerprints of its inputs= (see _inputs)
-        self.attempts: list[dict[str, Any]] = []    # one entry per attempt that ended, in order
+        self.attempts: list[dict[str, Any]] | None = None  # the attempts that ended before its last one (retried)
         self.inputs_changed = False  # --resume found a record of it, but its inputs changed since
         self.avoid = None  # the runner its last attempt could not be executed on: its retry prefers another
         self.host: str | None = None  # the machine it runs on (a Slurm runner's node), set with the runner
-        self.work_generated = False  # its work_relpath was made up by parallux (``parallux clean`` may remove it)
-        self.metrics: dict[str, str | None] | None = None  # its metrics=: name -> pattern (None: from its file)
         self.bench = None       # an execution of a benchmark: its handle (``_benchmarks.Benchmark``) ...
         self.repetition = None  # ... and which execution it is: "w1" (a warm-up), "r3" (a measured repetition)
         for key, value in fields.items():
             setattr(self, key, value)
 
+    @property
+    def name(self) -> str:
+        return self._name if self._name is not None else f"job{self.seq}"
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+
     # -- assignment ------------------------------------------------------------------------------------------
+
+    @property
+    def work_dir(self) -> str | None:
+        where = self._work_dir
+        return f"{where.workspace}/{self.work_relpath}" if type(where) is Settled else where  # type: ignore[union-attr]
+
+    @work_dir.setter
+    def work_dir(self, value: str | None) -> None:
+        self._work_dir = value
+
+    def settle(self, settled: Settled) -> None:
+        """It ended on a seat whose workspace is ``settled``: its work dir is kept as that (shared by the seat's
+        commands) when the workspace and its work_relpath give it back."""
+        where = self._work_dir
+        if type(where) is str and where == f"{settled.workspace}/{self.work_relpath}":
+            self._work_dir = settled
 
     @property
     def runner_name(self) -> str | None:
@@ -135,7 +178,7 @@ class Command:
         if self.group is None and self.result is None:
             raise ConfigError(f"command {self.name!r} was registered with schd() but never issued: call "
                               f"goal.issue() before waiting for it")
-        if not self._completion.wait_for(self.done, timeout, self):
+        if not self.spec.completion.wait_for(self.done, timeout, self):
             raise TimeoutError(f"command {self.name!r} still running after {timeout} s")
         result = self.result
         assert result is not None
@@ -148,110 +191,11 @@ class Command:
         return f"<Command {self.name!r} {state} on {self.runner_name}>"
 
 
-class Result:
-    """How a command ended. It has the handle's fields plus the outcome and resource figures."""
+class Settled(NamedTuple):
+    """The work dir of a command that ended: its seat's workspace, the rest being its work_relpath (one per
+    seat, so a finished command keeps no string of its own)."""
 
-    __slots__ = ("command", "command_text", "name", "runner", "runner_name", "work_relpath", "work_dir",
-                 "cores", "numa_node", "returncode", "status", "start_time", "end_time", "duration", "error",
-                 "signal", "attempt", "timeout", "memory", "user_seconds", "system_seconds", "max_rss_kb", "resumed",
-                 "check", "run_id", "attempts", "stderr_tail_text", "host", "metrics", "repetition", "repetitions",
-                 "warmups", "stats", "_kind")
-
-    def __init__(self, handle: Command, status: str, **outcome: Any) -> None:
-        self.command = handle.command
-        self.command_text = handle.command_text
-        self.name = handle.name
-        self.runner = handle.runner
-        self.runner_name = handle.runner_name
-        self.host = handle.host
-        self.work_relpath = handle.work_relpath
-        self.work_dir = handle.work_dir
-        self.cores = handle.cores
-        self.numa_node = handle.numa_node
-        self.timeout = handle.timeout
-        self.memory = handle.memory  # its memory= limit (bytes), which an "oom" exceeded
-        self.check = handle.check
-        self.attempt = handle.attempt
-        self.status = status
-        for key in ("returncode", "start_time", "end_time", "error", "signal", "user_seconds",
-                    "system_seconds", "max_rss_kb", "stderr_tail_text"):
-            setattr(self, key, outcome.get(key))
-        self.resumed = bool(outcome.get("resumed", False))
-        self.run_id: str | None = outcome.get("run_id")  # the run that produced it (set when it is final)
-        self.attempts: list[dict[str, Any]] = outcome.get("attempts") or []
-        self._kind: str | None = outcome.get("kind")  # why an "error": "locked" (another run's work dir)
-        self.metrics: dict[str, float] = outcome.get("metrics") or {}  # name -> value (metrics=, its file)
-        self.duration = (self.end_time - self.start_time
-                         if self.start_time is not None and self.end_time is not None else None)
-        self.repetition: str | None = handle.repetition  # an execution of a benchmark: "w1", "r3"
-        # A benchmark's Result (``_benchmarks``): its executions' results, and measure -> Stats over the
-        # repetitions that ended ok. A plain command has none of them.
-        self.repetitions: list[Result] = []
-        self.warmups: list[Result] = []
-        self.stats: dict[str, Any] = {}
-
-    command_path = Command.command_path
-    stdout_path = Command.stdout_path
-    stderr_path = Command.stderr_path
-    record_path = Command.record_path
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def read_stdout(self, errors: str = "replace") -> str:
-        """The command's stdout, read by its runner's launcher (wherever the runner is)."""
-        return self._read(self.stdout_path, errors)
-
-    def read_stderr(self, errors: str = "replace") -> str:
-        return self._read(self.stderr_path, errors)
-
-    def read_file(self, name: str, errors: str = "replace") -> str:
-        """A file of the command's work dir (``name`` relative to it), as text."""
-        if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/"):
-            raise ConfigError(f"read_file(): name must be a path inside the work dir (relative, without "
-                              f"'..'), not {name!r}")
-        return self._read(_join(self.work_dir, name), errors)
-
-    def _read(self, path: str | None, errors: str) -> str:
-        if self.repetitions or self.warmups:
-            raise ConfigError(f"{self.name!r} is a benchmark: each of its executions has its own files; read "
-                              f"them from result.repetitions[i] (or result.warmups[i])")
-        if path is None or self.runner is None or self.status == "planned":
-            return ""  # a dry run's planned command wrote nothing
-        return self.runner._read_file_on(self.host, path).decode("utf-8", errors)
-
-    def stderr_tail(self, lines: int = 5) -> list[str]:
-        """The last lines of stderr of a command that did not succeed, as its launcher sent them with its exit
-        (so a report never waits for a runner, nor fails because one went away); [] otherwise."""
-        if not self.stderr_tail_text:
-            return []
-        return list(deque(self.stderr_tail_text.splitlines(), maxlen=lines))
-
-    def attempt_entry(self) -> dict[str, Any]:
-        """This attempt as one entry of ``attempts``."""
-        entry = {"runner": self.runner_name, "status": self.status, "returncode": self.returncode,
-                 "start": self.start_time, "end": self.end_time}
-        if self.host is not None:
-            entry["host"] = self.host
-        return entry
-
-    def as_dict(self) -> dict[str, Any]:
-        fields = {k: getattr(self, k) for k in self.__slots__ if k not in ("runner", "_kind")}
-        fields["cores"] = list(self.cores)
-        fields["repetitions"] = [r.as_dict() for r in self.repetitions]
-        fields["warmups"] = [r.as_dict() for r in self.warmups]
-        fields["stats"] = {measure: stats.as_dict() for measure, stats in self.stats.items()}
-        if not isinstance(fields["command"], str):
-            fields["command"] = list(fields["command"])
-        return fields
-
-    def __repr__(self) -> str:
-        return f"<Result {self.name!r} {self.status} rc={self.returncode} on {self.runner_name}>"
+    workspace: str
 
 
 class Group:

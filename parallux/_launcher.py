@@ -441,7 +441,7 @@ class Launcher(object):
     def refresh_locks(self):
         """Keep the locks of running commands fresh, which is how another host sees that they are live."""
         if self.by_id and now() >= self.locks.next_refresh:
-            self.locks.refresh([job.request["work_dir"] for job in self.by_id.values()])
+            self.locks.refresh([job.request for job in self.by_id.values()])
 
     # -- reaping -------------------------------------------------------------------------------------------
 
@@ -2083,12 +2083,14 @@ class WorkDirLocks(object):
     """
 
     def __init__(self):
-        self.held = {}  # work dir -> its workspace, to open it again (never through a link)
+        # workspace -> the work dirs locked below it, each relative to it and between NULs: a run of a
+        # million commands keeps a few bytes per command here, not a string and a dict entry
+        self.held = {}
         self.me = {"host": os.uname()[1], "pid": os.getpid(), "pid_start": process_start(os.getpid())}
         self.next_refresh = now() + LOCK_REFRESH
 
     def take(self, dir_fd, work_dir, request):
-        run_id = (request.get("record") or {}).get("run_id")
+        run_id = locking_run(request)
         if run_id is None:  # a request outside a parallux run (a test, a tool): no lock
             return
         data = json.dumps(dict(self.me, run_id=run_id, time=now())).encode("utf-8")
@@ -2102,16 +2104,21 @@ class WorkDirLocks(object):
                     % (work_dir, holder.get("run_id"), holder.get("host"), holder.get("pid")))
             # stale, or ours (a retry): take it over
             replace_at(dir_fd, LOCK_NAME, data, LOCK_NAME + ".tmp%d" % os.getpid(), 0o644)
-        self.held[work_dir] = request.get("workspace") or os.path.dirname(os.path.normpath(work_dir))
+        workspace = workspace_of(work_dir, request)
+        below = self.held.get(workspace)
+        if below is None:
+            below = self.held[workspace] = bytearray(b"\0")
+        relative = work_dir[len(workspace) + 1:] if work_dir.startswith(workspace + "/") else work_dir
+        below += relative.encode("utf-8", "surrogateescape") + b"\0"
 
     def live(self, holder, dir_fd):
         return lock_is_live(holder, dir_fd)
 
-    def in_work_dir(self, work_dir, act):
+    def in_work_dir(self, work_dir, workspace, act):
         """act(dir_fd) in a work dir whose lock this launcher holds, opened again as at the start; nothing
         when it cannot be (gone, or a link now)."""
         try:
-            dir_fd = open_below_workspace(os.path.normpath(work_dir), self.held[work_dir], False)[0]
+            dir_fd = open_below_workspace(os.path.normpath(work_dir), workspace, False)[0]
         except (OSError, UnsafeWorkDir):
             return
         try:
@@ -2121,21 +2128,39 @@ class WorkDirLocks(object):
         finally:
             os.close(dir_fd)
 
-    def refresh(self, work_dirs):
+    def refresh(self, requests):
+        """Touch the locks of these running commands' work dirs (the requests that took one)."""
         self.next_refresh = now() + LOCK_REFRESH
-        for work_dir in work_dirs:
-            if work_dir in self.held:
-                self.in_work_dir(work_dir, lambda fd: os.utime(LOCK_NAME, dir_fd=fd, follow_symlinks=False))
+        for request in requests:
+            if locking_run(request) is not None:
+                work_dir = request["work_dir"]
+                self.in_work_dir(work_dir, workspace_of(work_dir, request),
+                                 lambda fd: os.utime(LOCK_NAME, dir_fd=fd, follow_symlinks=False))
 
     def release_all(self):
-        for work_dir in self.held:
-            self.in_work_dir(work_dir, self.release)
+        for workspace, below in self.held.items():
+            start = below.find(b"\0")  # (one at a time: a million would be a million objects at once)
+            while start >= 0:
+                end = below.find(b"\0", start + 1)
+                relative = bytes(below[start + 1:end]).decode("utf-8", "surrogateescape") if end >= 0 else None
+                if relative:
+                    self.in_work_dir(os.path.join(workspace, relative), workspace, self.release)
+                start = end
         self.held = {}
 
     def release(self, dir_fd):
         holder = read_record(LOCK_NAME, dir_fd)
         if holder is not None and all(holder.get(k) == v for k, v in self.me.items()):
             os.unlink(LOCK_NAME, dir_fd=dir_fd)
+
+
+def locking_run(request):
+    """The run a command's request locks its work dir for (None: a request outside a parallux run)."""
+    return (request.get("record") or {}).get("run_id")
+
+
+def workspace_of(work_dir, request):
+    return request.get("workspace") or os.path.dirname(os.path.normpath(work_dir))
 
 
 def lock_is_live(holder, dir_fd):

@@ -20,6 +20,7 @@ from ._metrics import metrics_option
 from ._nul import refuse_nuls
 from ._pool import Pool
 from ._runner import Runner
+from ._spec import Spec, Specs
 
 
 class Registrar:
@@ -39,6 +40,7 @@ class Registrar:
         self._relpaths: set[str] = set()
         self._seq = itertools.count(1)
         self._fingerprints = Fingerprints()
+        self._specs = Specs()  # the options of commands registered alike, kept once
 
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command | Benchmark:
         """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked; a benchmark's handle for
@@ -55,25 +57,26 @@ class Registrar:
                 raise ConfigError(f"{where}: runner {pin.name!r} is not in the pool set by setRunner() "
                                   f"({[r.name for r in self._pool.current()]})")
         seq = next(self._seq)
-        handle = Command(
-            self._completion, command=command, command_text=text, seq=seq,
-            name=opt.name(options["name"], "name") if "name" in options else f"job{seq}",
-            threads=threads, numa_node=node, requested_numa_node=node, requested_cores=cores,
+        name = opt.name(options["name"], "name") if "name" in options else None  # (None: job<seq>)
+        spec = Spec(
+            self._completion, threads=threads, requested_numa_node=node, requested_cores=cores,
             env=opt.environment(options.get("env"), "env"), cwd=opt.path(options.get("cwd"), "cwd"),
             check=opt.boolean(options.get("check", True), "check"),
             timeout=opt.seconds(options.get("timeout"), "timeout"), memory=memory_limit(options.get("memory")),
             retries=opt.positive_int(options.get("retries", self.retries), "retries", minimum=0),
             pin=pin._seats[0] if pin is not None else None, base_env=self.env,
-            retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
-        if options.get("metrics") is not None:
-            handle.metrics = metrics_option(options["metrics"])
+            retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on,
+            metrics=metrics_option(options["metrics"]) if options.get("metrics") is not None else None,
+            work_generated=options.get("work_relpath") is None,
+            resume_check=self._resume and options.get("work_relpath") is not None)
+        handle = Command(self._completion, spec=spec, command=command, command_text=text, seq=seq, numa_node=node,
+                         name=name)
         if options.get("inputs") is not None:
             paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
-        handle.candidates = self._candidates(handle, pin, where)
+        spec.candidates = self._candidates(handle, pin, where)  # (the spec is this handle's alone until shared)
+        handle.spec = self._specs.shared(spec)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
-        handle.work_generated = options.get("work_relpath") is None
-        handle.resume_check = self._resume and options.get("work_relpath") is not None
         repeat = opt.positive_int(options["repeat"], "repeat") if "repeat" in options else 1
         warmup = opt.positive_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else 0
         if repeat > 1 or warmup > 0:

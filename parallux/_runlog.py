@@ -26,6 +26,7 @@ from ._statedir import LATEST, config_dir, default_log_dir
 from ._version import __version__
 
 SCHEMA_VERSION = 2
+FLUSH_AT = 256  # records buffered before they are written, whenever the next periodic flush comes
 
 
 class RunLog:
@@ -168,6 +169,8 @@ class RunLog:
     def _write(self, record: dict[str, Any]) -> None:
         if self._fd is not None:
             self._pending.append(json.dumps(record, separators=(",", ":")) + "\n")
+            if len(self._pending) >= FLUSH_AT:  # (a group of a million queued at once is not a million lines
+                self.flush()                    # in memory until the next flush)
 
     def _stop(self, exc: OSError) -> None:
         """The log cannot be written (disk full, removed): say so once, drop the log, let the run go on."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parallux._handles import Command, Completion
+from parallux._handles import Command, Completion, Settled
 from parallux._resume import find_completed
 
 
@@ -17,6 +17,7 @@ class RecordingSeat:
         self.fail = fail
         self.calls: list[list[str]] = []
         self.handle = self  # (a seat's Runner handle: what a resumed command's runner becomes)
+        self.settled = Settled(f"/{name}")  # (its workspace, as a finished command keeps its work dir)
 
     def work_dir_of(self, relpath: str) -> str:
         return f"/{self.name}/{relpath}"

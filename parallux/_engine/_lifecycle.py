@@ -155,14 +155,16 @@ class Lifecycle:
             self.global_slots.release_on_behalf_of(command)
             seat.slots.release_on_behalf_of(command)
             result = result or Result(command, Status.CANCELLED)
-            command.attempts.append(result.attempt_entry())
             self._note_execution(seat, command, result)
             if self._should_retry(command, result):
+                result.detach()  # (its own copy of what the retry changes in the handle)
+                command.attempts = list(result.attempts)
                 self.observe("retrying", command, result=result)
                 command.attempt += 1
                 self.scheduler.requeue(command)
             else:
-                self.finish(command, result)
+                self.finish(command, result, ran=True)
+                command.settle(seat.settled)  # nothing of the engine's is kept per finished command
             if self.halt.reason and seat.transport.deferred and seat.active == 0 and not seat.closing:
                 self.tree.start_service(seat.close)  # halted: a Slurm node is given back once it is idle
             self.schedule()
@@ -229,9 +231,12 @@ class Lifecycle:
                                 "not be executed")
             self.observe("quarantined", command, result=result, runner=seat.handle)
 
-    def finish(self, command: Command, result: Result) -> None:
+    def finish(self, command: Command, result: Result, ran: bool = False) -> None:
+        """Its result stored, whoever waits woken. ``ran``: this result is of an attempt that ran (its
+        ``attempts`` are the handle's earlier ones and itself), not of one that never started."""
         result.run_id = result.run_id or self.run_id
-        result.attempts = result.attempts or command.attempts
+        if not ran and not result.resumed:
+            result.attempts = list(command.attempts or ())
         command.result = result
         self.unfinished -= 1
         if self.halt.count(command, result):

@@ -17,7 +17,7 @@ import trio
 
 from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
-from .._handles import Command, Result, env_of
+from .._handles import Command, Result, Settled, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._protocol import Job, LauncherClient, outcome_of
 from .._status import Status
@@ -53,6 +53,7 @@ class Seat:
         self.transport = transport
         self.workspace_option = workspace if workspace is not None else "~/parallux"
         self.workspace: str = self.workspace_option
+        self.settled = Settled(self.workspace)
         self.max_jobs_option = max_jobs
         self.max_jobs: int | None = max_jobs
         self.env = dict(env or {})
@@ -166,6 +167,7 @@ class Seat:
         self._check_cores(facts)
         self.facts = facts
         self.workspace = resolve_workspace(self.workspace_option, facts["home"], facts["cwd"])
+        self.settled = Settled(self.workspace)  # what its commands keep of their work dirs once they ended
         self.max_jobs = self.max_jobs_option if self.max_jobs_option is not None else \
             self.transport.default_slots(facts)
         if self.slots is None:
@@ -258,7 +260,7 @@ class Seat:
             record={"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
                     "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
                     "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
-                    "attempts_before": command.attempts},
+                    "attempts_before": command.attempts or []},
             metrics=command.metrics,
             cpus=list(lease.cores) if lease is not None and self.home_cpus is not None else None)
         return Launched(job_id, job, self.client, self.end)
