@@ -164,6 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lag", type=int, default=2000, help="work dirs kept behind the run (default 2000)")
     parser.add_argument("--keep-dirs", action="store_true", help="keep every work dir (no pruning)")
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--keep-log", metavar="PATH", help="copy the run log there (to look at it again later)")
+    parser.add_argument("--run-only", action="store_true", help="the run and its figures, not the views")
     parser.add_argument("--tmp", default="/dev/shm", help="where the scratch dir goes (default /dev/shm)")
     parser.add_argument("--parallux", default=str(DEFAULT_PARALLUX), help="the parallux executable")
     return parser.parse_args(argv)
@@ -189,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         first, last, ok = window_times(log, args.commands, window)
         say(f"per-command time: first {window} {first:.0f} us, last {window} {last:.0f} us: "
             f"last/first {last / first:.2f}x; {ok} commands ok")
+        if args.keep_log:
+            shutil.copyfile(log, args.keep_log)
+        if args.run_only:
+            return 0
         show = timed_view(args, ["show", str(log), "--slowest", "10"], scratch)
         say(f"show --slowest 10: {show['seconds']:.1f} s, peak RSS {kb_to_mb(int(show['rss_kb']))} MB")
         html = scratch / "report.html"

@@ -19,7 +19,7 @@ from ._handles import Command, Completion, Result, failures_of
 from ._stats import Stats, summarize
 from ._status import Status
 
-NOT_COPIED = frozenset(("seq", "_name", "work_relpath", "attempts", "bench", "repetition"))
+NOT_COPIED = frozenset(("seq", "_name", "work_relpath", "bench", "repetition", "_rare"))
 MEASURES = ("wall", "cpu", "memory")  # what parallux measures itself; the executions' metrics come after
 WIDE_CI = 0.05        # a 95% CI of the median wider than +-5% of it is worth a look (as are outliers)
 SHOWN_NOISY = 10      # benchmarks named in the summary; the rest are counted
@@ -45,6 +45,7 @@ class Benchmark:
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]
         fields = {name: getattr(template, name) for name in Command.__slots__
                   if name not in NOT_COPIED and hasattr(template, name)}
+        fields.update(numa_node=template.numa_node, inputs=template.inputs)  # (its rare fields it has yet)
         self.executions = [Command(completion, **fields, seq=0, name=self.name, bench=self, repetition=label,  # (seq:
                                    work_relpath=f"{self.work_relpath}/{label}") for label in labels]  # when issued)
         self._result: Result | None = None

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 from . import _forks
 from ._errors import ConfigError
 from ._failures import command_error
+from ._rare import Rare
 from ._result import Result
 from ._spec import FIELDS as SPEC_FIELDS
 from ._spec import Spec, SpecField
@@ -77,8 +78,7 @@ class Command:
     and once it ended its work dir is kept as its seat's workspace (``settle``) and its result is compact."""
 
     __slots__ = ("command", "command_text", "_name", "seq", "work_relpath", "_work_dir", "spec", "runner", "cores",
-                 "numa_node", "host", "group", "result", "attempt", "attempts", "resumed_result", "inputs",
-                 "inputs_changed", "avoid", "bench", "repetition")
+                 "host", "group", "result", "attempt", "bench", "repetition", "_rare")
 
     threads = SpecField()
     requested_numa_node = SpecField()
@@ -96,6 +96,13 @@ class Command:
     metrics = SpecField()  # its metrics=: name -> pattern (None: from its file)
     work_generated = SpecField()  # its work_relpath was made up by parallux (``parallux clean`` may remove it)
     resume_check = SpecField()  # --resume: look for an earlier run's record when submitted
+    # what few commands have (in ``_rare``, a dict made for the command that has one)
+    numa_node = Rare(None, "_rare")  # the NUMA node it was placed on
+    inputs = Rare(None, "_rare")  # fingerprints of its inputs= (see _inputs)
+    attempts = Rare(None, "_rare")  # the attempts that ended before its last one (it was retried)
+    resumed_result = Rare(None, "_rare")  # --resume found it done: the earlier run's result
+    inputs_changed = Rare(False, "_rare")  # --resume found a record of it, but its inputs changed since
+    avoid = Rare(None, "_rare")  # the runner its last attempt could not be executed on: its retry prefers another
 
     def __init__(self, completion: Completion, spec: Spec | None = None, **fields: Any) -> None:
         options = {name: fields.pop(name) for name in list(fields) if name in SPEC_FIELDS}
@@ -108,12 +115,7 @@ class Command:
         self.result: Result | None = None
         self.attempt = 0
         self.group = None
-        self.resumed_result = None
-        self.numa_node = None
-        self.inputs: dict[str, Any] | None = None  # fingerprints of its inputs= (see _inputs)
-        self.attempts: list[dict[str, Any]] | None = None  # the attempts that ended before its last one (retried)
-        self.inputs_changed = False  # --resume found a record of it, but its inputs changed since
-        self.avoid = None  # the runner its last attempt could not be executed on: its retry prefers another
+        self._rare: dict[str, Any] | None = None
         self.host: str | None = None  # the machine it runs on (a Slurm runner's node), set with the runner
         self.bench = None       # an execution of a benchmark: its handle (``_benchmarks.Benchmark``) ...
         self.repetition = None  # ... and which execution it is: "w1" (a warm-up), "r3" (a measured repetition)

@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from ._errors import ConfigError
+from ._rare import Rare
 
 _FIGURES = struct.Struct("<4dq")  # start, end, user and system seconds (NaN: unknown); peak RSS kB (-1: unknown)
 _UNKNOWN = _FIGURES.pack(math.nan, math.nan, math.nan, math.nan, -1)
@@ -69,30 +70,6 @@ class _Shared:
         result._own(self.name, value)
 
 
-class _Rare:
-    """A field most results lack: held in ``_more`` when a result has it."""
-
-    __slots__ = ("name", "default")
-
-    def __init__(self, default: Any) -> None:
-        self.default = default
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, result: Result | None, owner: type | None = None) -> Any:
-        if result is None:
-            return self
-        more = result._more
-        if more is not None and self.name in more:
-            return more[self.name]
-        default = self.default
-        return default() if callable(default) else default
-
-    def __set__(self, result: Result, value: Any) -> None:
-        result._own(self.name, value)
-
-
 class Result:
     """How a command ended. It has the handle's fields plus the outcome and resource figures."""
 
@@ -104,12 +81,12 @@ class Result:
     check, attempt, repetition = _Shared(), _Shared(), _Shared()  # (repetition: "w1", "r3" of a benchmark)
     start_time, end_time = _Figure(), _Figure()
     user_seconds, system_seconds, max_rss_kb = _Figure(), _Figure(), _Figure()
-    error, signal, stderr_tail_text, resumed = _Rare(None), _Rare(None), _Rare(None), _Rare(False)
-    _kind = _Rare(None)  # why an "error": "locked" (another run's work dir), "lost", ...
-    metrics = _Rare(dict)  # name -> value (metrics=, its file)
+    error, signal, stderr_tail_text, resumed = Rare(None), Rare(None), Rare(None), Rare(False)
+    _kind = Rare(None)  # why an "error": "locked" (another run's work dir), "lost", ...
+    metrics = Rare(dict)  # name -> value (metrics=, its file)
     # A benchmark's Result (``_benchmarks``): its executions' results, and measure -> Stats over the
     # repetitions that ended ok. A plain command has none of them.
-    repetitions, warmups, stats = _Rare(list), _Rare(list), _Rare(dict)
+    repetitions, warmups, stats = Rare(list), Rare(list), Rare(dict)
 
     def __init__(self, handle: Any, status: str, **outcome: Any) -> None:
         self._handle = handle

@@ -74,6 +74,37 @@ def test_report_browser_draws_one_bar_per_attempt_of_a_real_run(browser: Any, re
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
+def test_report_browser_aggregates_a_run_beyond_its_detail_and_keeps_the_exact_counts(
+        browser: Any, real_run: tuple[Path, Path], tmp_path: Path) -> None:
+    home, log = real_run
+    small = tmp_path / "aggregated.html"
+    done = run_cli(home, "report", str(log), "-o", str(small), "--detail", "300")
+    assert done.returncode == 0, done.stderr
+    assert "1000 commands, 150 of them drawn in full" in done.stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    attempts = sum(r["event"] == "started" for r in lines)
+    counts: dict[str, int] = {}
+    for record in lines:
+        if record["event"] == "finished":
+            counts[record["status"]] = counts.get(record["status"], 0) + 1
+    browser.load(small.as_uri(), READY)
+    state = page_state(browser)
+    assert browser.console_errors() == [] and state["errors"] == []
+    aggregated = browser.evaluate("JSON.stringify(__parallux_report.aggregated)")
+    aggregated = json.loads(aggregated)
+    assert aggregated["attempts"] == attempts and aggregated["commands"] == 1000 and aggregated["detail"] == 300
+    assert 150 <= aggregated["bars"] == state["attempts"] < attempts  # (the sample's, retries included)
+    assert aggregated["lanes"] == state["lanes"] >= 1
+    data = browser.evaluate("JSON.stringify({counts: __parallux_report.data.run.counts, "
+                            "durations: __parallux_report.data.aggregate.durations.all, "
+                            "failed: __parallux_report.data.commands.rows.filter(r => r[2] !== 'ok').length})")
+    data = json.loads(data)
+    assert data["counts"] == counts and sum(data["durations"]) == 1000  # every command, not the sample's
+    assert data["failed"] == sum(n for status, n in counts.items() if status != "ok")  # every failure shown
+    said = browser.evaluate("document.getElementById('facts').textContent")
+    assert f"{attempts:,} attempts of 1,000 commands, more than 300" in said
+
+
 def test_report_browser_hover_shows_details_and_the_wheel_zooms(browser: Any, real_run: tuple[Path, Path],
                                                                tmp_path: Path) -> None:
     home, log = real_run

@@ -124,6 +124,8 @@ def as_benchmark(command: CommandRecord) -> Benchmark:
 def measures(run: Run) -> list[str]:
     """The measures the run has: the built-in ones, then every metric declared or reported, sorted."""
     names = {name for event in run.benchmarks.values() for name in event.get("metrics") or []}
+    if run.totals is not None:  # (a run of which only some commands were read: every command's metrics)
+        names.update(run.totals["metrics"])
     for command in run.commands:
         last = command.last
         if last is not None and last.metrics:

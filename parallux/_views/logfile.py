@@ -9,12 +9,17 @@ run is the lines from its ``run_started`` to the next one.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
-from typing import Any
+import stat
+from typing import Any, BinaryIO, Iterator
 
 from . import jsonl
+from .records import HistoryError
 
 RECORD = b'{"event":'
+BLOCK = 1 << 24  # bytes of a log read at once when it is read a block at a time
 RUN_STARTED = b'{"event":"run_started"'
 _MID_LINE = re.compile(rb'(?<=[^\n])\{"event":')
 
@@ -72,3 +77,61 @@ class Runs:
         if len(self.ranges) == 1:
             return self.ranges[0]
         return self.ranges[self.ids.index(wanted)] if wanted in self.ids else None
+
+
+def open_log(path: str) -> BinaryIO:
+    """A log open to read: a regular file only (O_NONBLOCK: a FIFO that took a --log file's place must not
+    block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    f = open(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise OSError(errno.EINVAL, "not a regular file")
+    return f
+
+
+def log_range(path: str) -> tuple[int, int, list[str], int]:
+    """What ``load_run`` reads of a log, found a block at a time: the byte range of its run, the ids of the
+    other runs the file holds, and the number of the run's first line. (Only a log from before each run had
+    a file of its own holds several runs; such a file is small, and is read whole.)"""
+    try:
+        with open_log(path) as f:
+            found, offset, tail = 0, 0, b""
+            while found < 2 and (block := f.read(BLOCK)):
+                found += (tail + block).count(RUN_STARTED)
+                offset += len(block)
+                tail = block[-len(RUN_STARTED) + 1:]
+    except OSError as exc:
+        raise HistoryError(f"cannot read the run log {path}: {exc.strerror}") from exc
+    if found < 2:
+        return 0, offset, [], 1
+    with open_log(path) as f:
+        data = f.read()
+    start, end, others = Runs(data).pick(os.path.splitext(os.path.basename(path))[0])
+    return start, end, others, data.count(b"\n", 0, start) + 1
+
+
+def read_blocks(path: str, start: int, end: int) -> Iterator[tuple[bytes, bool]]:
+    """Bytes ``start`` to ``end`` of a log, a block of whole lines at a time (without the newline that ends
+    the block), and whether the block is the last (whose last line may be half written)."""
+    try:
+        f = open_log(path)
+    except OSError as exc:
+        raise HistoryError(f"cannot read the run log {path}: {exc.strerror}") from exc
+    with f:
+        f.seek(start)
+        left, carry = end - start, b""
+        while left > 0:
+            block = f.read(min(BLOCK, left))
+            if not block:
+                break
+            left -= len(block)
+            data = carry + block
+            cut = data.rfind(b"\n") if left > 0 else len(data)
+            if cut < 0:
+                carry = data
+                continue
+            carry = data[cut + 1:]
+            yield data[:cut], left <= 0 and not carry
+        if carry:
+            yield carry, True

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._launcher import UnsafeWorkDir, open_below_workspace, open_output
 from . import jsonl, logfile
+from .logfile import log_range, open_log, read_blocks
 from .records import Attempt, CommandRecord, HistoryError, Run
 from .schema import COMMAND_EVENTS, HIGHEST, LOWEST, objects_fit, problem
 
@@ -34,6 +35,26 @@ def load_run(path: str) -> Run:
     start, end, others = logfile.Runs(data).pick(os.path.splitext(os.path.basename(path))[0])
     lines = jsonl.split_lines(data[start:end] if (start, end) != (0, len(data)) else data)
     where = (os.path.realpath(path), data.count(b"\n", 0, start) + 1, end == len(data))
+    return _checked(lines, where, others)
+
+
+def load_lines(path: str, offsets: list[int], others: list[str]) -> Run:
+    """A run from some lines of its log (those at these byte offsets, in order), read and checked as
+    ``load_run`` reads a whole log: a few commands of a run of a million (``scan.Scan.load``)."""
+    lines = []
+    try:
+        with open_log(path) as f:
+            for offset in offsets:
+                f.seek(offset)
+                lines.append(f.readline().rstrip(b"\n"))
+    except OSError as exc:
+        raise HistoryError(f"cannot read the run log {path}: {exc.strerror}") from exc
+    if jsonl.orjson is None:
+        lines = [line.decode("utf-8", "replace") for line in lines]
+    return _checked(lines, (os.path.realpath(path), 1, True), others)
+
+
+def _checked(lines: list[Any], where: tuple[str, int, bool], others: list[str]) -> Run:
     # Hundreds of thousands of small dicts and no cycles among them: the cyclic collector would walk them
     # again and again as they pile up (a third of the time for 100,000 commands), for nothing.
     collecting = gc.isenabled()
@@ -128,7 +149,7 @@ class _RunBuilder:
             if not line:
                 continue
             if line.startswith(started):
-                seq = _seq_of(line)
+                seq = seq_of(line)
                 if seq is not None:
                     pending[seq] = index
                     continue
@@ -269,7 +290,7 @@ def _last_time(lines: list[Any]) -> float | None:
     return None
 
 
-def _seq_of(line: Any) -> int | None:
+def seq_of(line: Any) -> int | None:
     """The seq of one of our own started lines without parsing it all (None: parse it all)."""
     at = line.find(b'"seq":' if isinstance(line, bytes) else '"seq":')
     if at < 0:
@@ -304,10 +325,7 @@ def stderr_tail(attempt: Attempt, runner: dict[str, Any] | None, max_bytes: int 
 
 def _read_log(path: str) -> bytes:
     """A log's bytes: a regular file only (O_NONBLOCK: a FIFO that took a --log file's place must not block)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
+    with open_log(path) as f:
         return f.read()
 
 

@@ -153,6 +153,9 @@ class Run:
     other_runs: list[str] = field(default_factory=list)  # the ids of other runs in its file (an old log)
     benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> its benchmark event
     orders: list[dict[str, Any]] = field(default_factory=list)  # the order events: the mode, the seed used
+    # What is counted over every command (``scan.Scan.totals``) when ``commands`` holds only some of them
+    # (``show --slowest``, read from a big run's log in two passes); None: counted over ``commands``.
+    totals: dict[str, Any] | None = None
 
     @property
     def run_id(self) -> str:
@@ -183,11 +186,15 @@ class Run:
             yield from command.attempts
 
     def counts(self) -> dict[str, int]:
+        if self.totals is not None:
+            return dict(self.totals["counts"])
         return dict(Counter(map(attrgetter("status"), self.commands)))
 
     def hosts(self) -> list[str]:
         """Every machine of the run, once each (a Slurm runner's record names its nodes together: "n1,n2")."""
         hosts = {host for r in self.runners.values() for host in str(r.get("host") or "").split(",")}
+        if self.totals is not None:
+            hosts.update(self.totals["hosts"])
         for command in self.commands:
             hosts.update(map(attrgetter("host"), command.attempts))
         return sorted(h for h in hosts if h)
@@ -197,14 +204,19 @@ class Run:
         finished = self.finished or {}
         return {"run_id": self.run_id, "config": self.info.get("config"), "argv": self.info.get("argv", []),
                 "log": self.path, "state": self.state, "start": self.start, "end": self.end,
-                "elapsed": self.elapsed, "commands": len(self.commands), "counts": self.counts(),
-                "retries": sum(max(0, len(c.attempts) - 1) for c in self.commands),
-                "resumed": sum(c.resumed for c in self.commands),
+                "elapsed": self.elapsed, "commands": self._total("commands", len(self.commands)),
+                "counts": self.counts(),
+                "retries": self._total("retries", sum(max(0, len(c.attempts) - 1) for c in self.commands)),
+                "resumed": self._total("resumed", sum(c.resumed for c in self.commands)),
                 "exit_status": finished.get("exit_status"), "halted": finished.get("halted"),
                 "host": self.info.get("host"), "pid": self.info.get("pid"), "parallux": self.info.get("parallux"),
                 "python": self.info.get("python"), "hosts": self.hosts(),
                 "order": [{"mode": o.get("mode"), "seed": o.get("seed")} for o in self.orders],
                 "runners": [dict(r) for r in self.runners.values()]}
+
+
+    def _total(self, name: str, counted: int) -> int:
+        return self.totals[name] if self.totals is not None else counted
 
 
 def run_state(info: dict[str, Any], finished: dict[str, Any] | None) -> str:

@@ -13,7 +13,7 @@ a 100,000-command run, with ``problem`` as its way back when that fails (``reade
 
 from __future__ import annotations
 
-from itertools import chain
+from itertools import chain, repeat
 from operator import attrgetter, itemgetter
 from typing import Any, Callable
 
@@ -143,6 +143,30 @@ def _values_fit(values: list[Any], kinds: frozenset[type]) -> bool:
         return True
     numbers = list(filter(None, values))  # (None and 0 left out: 0 is in range)
     return not numbers or (LOWEST <= min(numbers) and max(numbers) <= HIGHEST)
+
+
+# What the reader builds of a queued record and of an attempt's end, each field's types (None: also missing):
+# what ``columns_fit`` checks of them, as ``objects_fit`` checks the objects the reader builds.
+QUEUED_COLUMNS = {"seq": frozenset({int}), "time": frozenset(_MAYBE_NUMBER), "name": frozenset(_MAYBE_TEXT),
+                  **{key: frozenset(kinds) for key, kinds in _COMMAND_ATTRIBUTES.items()
+                     if key in ("command", "work_relpath", "work_generated", "bench", "repetition")}}
+END_COLUMNS = {**{key: frozenset(kinds | {_NONE}) for key, kinds in _ATTEMPT_ATTRIBUTES.items()},
+               "seq": frozenset({int}), "time": frozenset(_MAYBE_NUMBER), "resumed": frozenset({bool, _NONE}),
+               "name": frozenset(_MAYBE_TEXT)}
+
+
+def columns_fit(records: list[dict[str, Any]], columns: dict[str, frozenset[type]]) -> bool:
+    """Do these records (of one event) hold what a view reads of them: each field of ``columns`` of those types
+    (None: also missing), its numbers in range, cores a list of numbers, metrics finite numbers? Checked a
+    field at a time over all of them, in C; False sends them to ``problem`` one by one."""
+    for key, kinds in columns.items():
+        values = list(map(dict.get, records, repeat(key)))
+        if not _values_fit(values, kinds):
+            return False
+    cores = list(filter(None, map(dict.get, records, repeat("cores"))))
+    if cores and not _values_fit(list(chain.from_iterable(cores)), frozenset({int})):
+        return False
+    return all(map(_to_metrics, filter(None, map(dict.get, records, repeat("metrics")))))
 
 
 def problem(record: Any) -> str | None:

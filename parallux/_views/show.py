@@ -92,7 +92,7 @@ def summary_text(run: Run) -> str:
     lines = [f"run      {run.run_id} ({state})",
              f"config   {summary['config']}" + (" -- " + " ".join(argv) if argv else ""),
              f"started  {clock_text(run.start, date=True)}, elapsed {seconds_text(run.elapsed)}",
-             f"commands {len(run.commands)}: {counts_text(summary['counts']) or 'none'}"
+             f"commands {summary['commands']}: {counts_text(summary['counts']) or 'none'}"
              + (f"; {summary['retries']} retries" if summary["retries"] else "")
              + (f"; {summary['resumed']} resumed" if summary["resumed"] else "")]
     if run.runners:

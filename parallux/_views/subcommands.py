@@ -29,6 +29,7 @@ from .history import RunEntry, list_runs, resolve_run
 from .output import (cell, clock_text, counts_text, print_json, print_table, seconds_text, short_path,
                      write_delimited, write_json_lists, write_json_rows)
 from .reader import load_run
+from .scan import scan
 from .records import HistoryError, Run
 from .schema import skipped_text
 from .sides import Side, side_of
@@ -37,6 +38,8 @@ from .show import TABLE_HEADERS, command_row, select, select_benchmarks, summary
 from .target import TargetError, check_target, write_target
 
 FORMATS = ("table", "csv", "tsv", "json")
+DETAIL = 150_000  # attempts a report draws one by one (parallux report --detail): about 45 MB of page
+BYTES_PER_ATTEMPT = 1000  # a log of fewer bytes per attempt of --detail holds fewer attempts: read whole
 
 
 # -- parsers --------------------------------------------------------------------------------------------
@@ -83,6 +86,9 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
     _add_run(report)
     report.add_argument("-o", "--output", metavar="FILE.html",
                         help="where to write it (default: ./<run id>.html); - for stdout")
+    report.add_argument("--detail", type=positive, default=DETAIL, metavar="N",
+                        help=f"a bar per attempt for a run of up to N attempts (default {DETAIL:,}); beyond, each "
+                             "lane's occupancy over time and a sample of N/2 commands' bars (the counts stay exact)")
 
     export = _parser("export", "Export a run as a Chrome trace (Perfetto), JUnit XML or CSV.")
     _add_run(export)
@@ -170,7 +176,21 @@ def main(argv: Sequence[str]) -> int:
 
 def _load(spec: str | None, config: str | None) -> Run:
     """The run, and on stderr a word on what of its log was skipped, and on other runs in its file."""
-    run = load_run(resolve_run(spec, config))
+    return _said(load_run(resolve_run(spec, config)))
+
+
+def _load_selected(spec: str | None, config: str | None, failed: bool, slowest: int | None) -> Run:
+    """The run with only the commands ``--failed``/``--slowest`` show, in two passes over its log that keep a
+    few numbers per command (``scan``) and then read those commands alone: a run of a million is never
+    held whole. A run with benchmarks (whose rows need all their executions) is read whole."""
+    path = resolve_run(spec, config)
+    scanned = scan(path)
+    if scanned.benchmarked:
+        return _said(load_run(path))
+    return _said(scanned.load(scanned.select(failed, slowest)))
+
+
+def _said(run: Run) -> Run:
     if run.problems:
         print(skipped_text(run.path, run.problems), file=sys.stderr)
     if run.other_runs:
@@ -219,7 +239,10 @@ def _entry_row(entry: RunEntry) -> list[str]:
 
 
 def command_show(args: argparse.Namespace) -> int:
-    run = _load(args.run, args.config)
+    if (args.failed or args.slowest) and not args.repetitions:
+        run = _load_selected(args.run, args.config, args.failed, args.slowest)
+    else:
+        run = _load(args.run, args.config)
     check_measure(args.metric, [(run.run_id, measures(run))])
     everything, plain = split(run)
     benchmarks = select_benchmarks(everything, failed=args.failed, slowest=args.slowest)
@@ -264,15 +287,30 @@ def command_report(args: argparse.Namespace) -> int:
     from .report import render, write_report  # the HTML assets are read only when a report is asked for
     if args.output not in (None, "-"):
         check_target(args.output)  # before the run is read: a wrong path is said at once
-    run = _load(args.run, args.config)
+    run, data = _report_source(args.run, args.config, args.detail)
     output = args.output or f"{run.run_id}.html"
     if output == "-":
-        sys.stdout.write(render(run))
+        sys.stdout.write(render(run, data))
         return EXIT_OK
-    write_report(run, output)
-    print(f"parallux: report of run {run.run_id} ({len(run.commands)} commands) written to {output}",
-          file=sys.stderr)
+    write_report(run, output, data)
+    aggregated = f", {len(run.commands):,} of them drawn in full" if data is not None else ""
+    print(f"parallux: report of run {run.run_id} ({run.summary()['commands']} commands{aggregated}) written to "
+          f"{output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _report_source(spec: str | None, config: str | None, detail: int) -> tuple[Run, dict[str, Any] | None]:
+    """The run to report, whole; or, for a run of more than ``detail`` attempts (found out in a pass over its
+    columns when its log is big enough to hold that many), a sample of it and the data of its aggregated
+    report. A run with benchmarks is read whole: its section shows every execution."""
+    from .report import big_report_data
+    path = resolve_run(spec, config)
+    if os.path.getsize(path) > detail * BYTES_PER_ATTEMPT:
+        scanned = scan(path)
+        if int(scanned.listed.sum()) > detail and not scanned.benchmarked:
+            run, data = big_report_data(scanned, detail)
+            return _said(run), data
+    return _said(load_run(path)), None
 
 
 def command_export(args: argparse.Namespace) -> int:

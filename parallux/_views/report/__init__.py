@@ -15,12 +15,16 @@ import re
 import socket
 from typing import Any
 
+import numpy as np
+
 from .. import jsonl
 from ..benchrows import order_text
 from ..lanes import assign_slots
 from ..reader import stderr_tail
 from ..records import Attempt, CommandRecord, Run
 from ..target import write_target
+from ..scan import Scan
+from .aggregate import aggregates, lanes_of, sampled_seqs
 from .bench_data import benchmarks_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,18 +41,19 @@ ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "sta
                   "user_us", "system_us", "max_rss_kb", "signal", "error")
 
 
-def write_report(run: Run, path: str) -> None:
-    html = render(run)
+def write_report(run: Run, path: str, data: dict[str, Any] | None = None) -> None:
+    html = render(run, data)
     write_target(path, lambda stream: stream.write(html))
 
 
-def render(run: Run) -> str:
+def render(run: Run, data: dict[str, Any] | None = None) -> str:
+    """The page of ``run``, with its data (``report_data(run)``, or the aggregated ``big_report_data``)."""
     title = f"parallux report: {os.path.basename(str(run.info.get('config') or run.path))} {run.run_id}"
     parts = {"/*STYLE*/": _asset("report.css"), "/*UPLOT_CSS*/": _asset("uPlot.min.css"),
              "/*UPLOT_JS*/": _script_code(_asset("uPlot.iife.min.js")),
              "/*REPORT_JS*/": _script_code(_asset("report.js")),
              "/*BENCH_JS*/": _script_code(_asset("benchmarks.js")),
-             "/*DATA*/": script_json(report_data(run)), "<!--TITLE-->": _escape(title)}
+             "/*DATA*/": script_json(data if data is not None else report_data(run)), "<!--TITLE-->": _escape(title)}
     # One pass over the template: what is put in is never searched for markers itself.
     return _MARKERS.sub(lambda match: parts[match.group()], _asset("template.html"))
 
@@ -90,6 +95,35 @@ def report_data(run: Run) -> dict[str, Any]:
             "attempts": {"fields": list(ATTEMPT_FIELDS),
                          "rows": [_attempt_row(a, origin) for a in run.attempts()]},
             "failures": _failures(run), "benchmarks": benchmarks_data(run), "order_text": order_text(run)}
+
+
+def big_report_data(scanned: Scan, detail: int) -> tuple[Run, dict[str, Any]]:
+    """A run of more than ``detail`` attempts (``aggregate``): a sample of its commands in full, the rest
+    aggregated; the counts are of every command."""
+    run = scanned.load(sampled_seqs(scanned, detail))
+    now = run.end or run.last_time or run.start or 0.0
+    lanes, lane = lanes_of(scanned, now)
+    listed = np.flatnonzero(scanned.listed)
+    by_seq = listed[np.argsort(scanned.attempt_seq[listed], kind="stable")]
+    seqs = scanned.attempt_seq[by_seq]
+    for command in run.commands:  # (its attempts, in order, are its listed ones of the columns)
+        first = int(np.searchsorted(seqs, command.seq))
+        for offset, attempt in enumerate(command.attempts):
+            if first + offset < len(seqs) and seqs[first + offset] == command.seq:
+                attempt.slot = int(lane[by_seq[first + offset]])
+    starts = scanned.start[listed]
+    origin = run.start if run.start is not None else (float(np.nanmin(starts)) if np.isfinite(starts).any() else 0.0)
+    runners = []
+    for name, (kind, values) in lanes.items():
+        info = {k: v for k, v in (run.runners.get(name) or {}).items() if k not in ("event", "time")}
+        runners.append({**info, "name": name, "lanes": values, "lane_kind": kind})
+    data = {"format": "parallux-report", "version": DATA_FORMAT, "run": run.summary(), "origin": origin,
+            "now_us": _us(now, origin), "generated_on": socket.gethostname(), "runners": runners,
+            "commands": {"fields": list(COMMAND_FIELDS), "rows": [_command_row(c, origin) for c in run.commands]},
+            "attempts": {"fields": list(ATTEMPT_FIELDS), "rows": [_attempt_row(a, origin) for a in run.attempts()]},
+            "failures": _failures(run), "benchmarks": benchmarks_data(run), "order_text": order_text(run),
+            "aggregate": {**aggregates(scanned, lanes, lane, origin, now), "detail": detail}}
+    return run, data
 
 
 def _us(value: float | None, origin: float) -> int | None:

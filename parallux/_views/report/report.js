@@ -14,7 +14,7 @@
   };
   var RUNNER_COLORS = ["#3b7dd8", "#2e9e5b", "#e8912d", "#8e44ad", "#d64545", "#1aa6b7", "#b7950b", "#6c5ce7"];
   var hook = window.__parallux_report = {
-    ready: false, attempts: 0, bars_drawn: 0, draws: 0, lanes: 0, render_ms: null, errors: []
+    ready: false, attempts: 0, bars_drawn: 0, draws: 0, lanes: 0, render_ms: null, errors: [], aggregated: null
   };
 
   function $(id) { return document.getElementById(id); }
@@ -143,6 +143,15 @@
     ];
     // how a run's benchmarks were ordered, and the seed of a shuffle (as text: a 64-bit seed is no JS number)
     if (model.raw.order_text) { facts.push(["order", model.raw.order_text]); }
+    var agg = model.raw.aggregate;
+    if (agg) {  // a run too big to draw bar by bar: say what is drawn, and that the counts are exact
+      facts.push(["drawn", agg.attempts.toLocaleString("en") + " attempts of " + agg.commands.toLocaleString("en") +
+        " commands, more than " + agg.detail.toLocaleString("en") + ": each lane shows how busy it was over time " +
+        "(" + agg.lanes.length + " lanes × " + (agg.lanes.length ? agg.lanes[0].busy.length : 0) + " intervals, coloured by " +
+        "the worst status there) under the bars of " + model.commands.length.toLocaleString("en") +
+        " commands (every failure, the slowest, and commands spread over the run); the counts, the chart over " +
+        "time and the durations are of every command"]);
+    }
     var dl = $("facts");
     facts.forEach(function (pair) { dl.appendChild(el("dt", null, pair[0])); dl.appendChild(el("dd", null, pair[1])); });
     var counts = $("counts");
@@ -229,6 +238,20 @@
     this.byStatus = Object.keys(byStatus).sort(function (a, b) { return rank(a) - rank(b); }).map(function (s) {
       return { status: s, rects: Int32Array.from(byStatus[s]) };
     });
+    var agg = model.raw.aggregate;
+    this.strips = [];
+    if (agg) {  // every lane's occupancy (its bins), drawn under the sampled bars
+      agg.lanes.forEach(function (lane) {
+        var target = rowOf.get(lane.runner + "\u0000" + lane.lane);
+        if (target !== undefined) { self.strips.push({ row: target, busy: lane.busy, worst: lane.worst }); }
+      });
+      this.binWidth = (agg.t1 - agg.t0) / Math.max(1, agg.lanes.length ? agg.lanes[0].busy.length : 1);
+      this.binStart = agg.t0;
+      tmin = Math.min(tmin, agg.t0);
+      tmax = Math.max(tmax, agg.t1);
+      hook.aggregated = { attempts: agg.attempts, commands: agg.commands, bars: attempts.length,
+                          lanes: this.strips.length, detail: agg.detail };
+    }
     this.tmin = tmin;
     this.tmax = Math.max(tmax, tmin + 1e-3);
     hook.attempts = attempts.length;
@@ -276,6 +299,7 @@
     ctx.rect(left, top, this.width - left, this.rows * h);
     ctx.clip();
     var pad = h >= 6 ? 1 : 0, drawn = 0;
+    this.drawStrips(ctx, scale, left, top, h);
     for (var s = 0; s < this.byStatus.length; s++) {
       var rects = this.byStatus[s].rects;
       ctx.fillStyle = colorOf(this.byStatus[s].status);
@@ -295,6 +319,21 @@
     this.drawLabels(ctx);
     hook.bars_drawn = drawn;
     hook.draws++;
+  };
+
+  Timeline.prototype.drawStrips = function (ctx, scale, left, top, h) {  // an aggregated run's lanes
+    var width = this.binWidth, first = this.binStart, t0 = this.t0, t1 = this.t1;
+    for (var s = 0; s < this.strips.length; s++) {
+      var strip = this.strips[s];
+      for (var b = 0; b < strip.busy.length; b++) {
+        var from = first + b * width;
+        if (!strip.busy[b] || from > t1 || from + width < t0) { continue; }
+        ctx.globalAlpha = 0.2 + 0.5 * strip.busy[b] / 100;
+        ctx.fillStyle = colorOf(strip.worst[b] || "ok");
+        ctx.fillRect(left + (from - t0) * scale, top + strip.row * h, Math.max(1, width * scale), h);
+      }
+    }
+    ctx.globalAlpha = 1;
   };
 
   Timeline.prototype.drawAxis = function (ctx, scale) {
@@ -468,7 +507,41 @@
     return out;
   }
 
+  function aggregatedLoad(model) {  // computed over every attempt, where the page holds a sample of them
+    var load = model.raw.aggregate.load, names = model.runners.map(function (r) { return r.name; });
+    names = names.filter(function (n) { return load.running[n]; });
+    return { grid: load.grid, names: names, running: names.map(function (n) { return load.running[n]; }),
+             queued: load.queued };
+  }
+
   function loadChart(model, timeline) {
+    var lines = model.raw.aggregate ? aggregatedLoad(model) : loadLines(model, timeline);
+    var series = [{ label: "time", value: function (u, v) { return v === null ? "-" : "+" + fmtSeconds(v); } }];
+    var columns = [lines.grid];
+    lines.names.forEach(function (name, index) {
+      columns.push(lines.running[index]);
+      series.push({ label: "running on " + name, stroke: RUNNER_COLORS[index % RUNNER_COLORS.length], width: 1.5,
+                    paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
+    });
+    columns.push(lines.queued);
+    // Queued has its own scale, on the right: 100,000 queued would flatten 64 running to nothing.
+    series.push({ label: "queued", stroke: "#9aa3ad", width: 1.5, dash: [5, 3], scale: "queued",
+                  paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
+    var box = $("load-chart");
+    var chart = new uPlot({
+      width: Math.max(400, box.clientWidth), height: 240, series: series,
+      scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.05)]; } },
+                queued: { range: function (u, min, max) { return [0, Math.max(1, max * 1.05)]; } } },
+      axes: [{ values: function (u, ticks) { return ticks.map(function (t) { return "+" + fmtSeconds(t); }); } },
+             { label: "running" },
+             { label: "queued", scale: "queued", side: 1, grid: { show: false } }],
+      cursor: { drag: { x: true, y: false } },
+      legend: { live: true }
+    }, columns, box);
+    return chart;
+  }
+
+  function loadLines(model, timeline) {  // running per runner and queued, from the attempts the page holds
     var at = model.attempts, cm = model.commands, now = model.now;
     var perRunner = {}, queued = [];
     for (var i = 0; i < at.length; i++) {
@@ -496,60 +569,20 @@
     var names = model.runners.map(function (r) { return r.name; }).filter(function (n) { return perRunner[n]; });
     var t0 = timeline.tmin, t1 = timeline.tmax, n = 1500, grid = new Array(n);
     for (var g = 0; g < n; g++) { grid[g] = t0 + (t1 - t0) * g / (n - 1); }
-    var series = [{ label: "time", value: function (u, v) { return v === null ? "-" : "+" + fmtSeconds(v); } }];
-    var columns = [grid];
-    names.forEach(function (name, index) {
-      columns.push(sample(steps(perRunner[name]), grid));
-      series.push({ label: "running on " + name, stroke: RUNNER_COLORS[index % RUNNER_COLORS.length], width: 1.5,
-                    paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
-    });
-    columns.push(sample(steps(queued), grid));
-    // Queued has its own scale, on the right: 100,000 queued would flatten 64 running to nothing.
-    series.push({ label: "queued", stroke: "#9aa3ad", width: 1.5, dash: [5, 3], scale: "queued",
-                  paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
-    var box = $("load-chart");
-    var chart = new uPlot({
-      width: Math.max(400, box.clientWidth), height: 240, series: series,
-      scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.05)]; } },
-                queued: { range: function (u, min, max) { return [0, Math.max(1, max * 1.05)]; } } },
-      axes: [{ values: function (u, ticks) { return ticks.map(function (t) { return "+" + fmtSeconds(t); }); } },
-             { label: "running" },
-             { label: "queued", scale: "queued", side: 1, grid: { show: false } }],
-      cursor: { drag: { x: true, y: false } },
-      legend: { live: true }
-    }, columns, box);
-    return chart;
+    return { grid: grid, names: names, queued: sample(steps(queued), grid),
+             running: names.map(function (name) { return sample(steps(perRunner[name]), grid); }) };
   }
 
   // -- durations -------------------------------------------------------------------------------------------
 
   function durationsChart(model) {
-    var cm = model.commands, values = [], bad = [];
-    for (var i = 0; i < cm.length; i++) {
-      var d = cm.duration[i];
-      if (d === null || cm.resumed[i] || cm.status[i] === "running" || cm.status[i] === "queued") { continue; }
-      values.push(d); bad.push(cm.status[i] !== "ok");
-    }
+    var histogram = model.raw.aggregate ? model.raw.aggregate.durations : durationHistogram(model);
     var box = $("durations-chart");
-    if (!values.length) { box.appendChild(el("p", { "class": "note" }, "No command has finished yet.")); return null; }
-    var min = Infinity, max = -Infinity;
-    values.forEach(function (v) { if (v < min) { min = v; } if (v > max) { max = v; } });
-    var bins = 40, logScale = min > 0 && max / min > 50, edges = [];
-    var lo = logScale ? Math.log(min) : min, hi = logScale ? Math.log(max) : max;
-    if (hi <= lo) { hi = lo + (logScale ? 0.01 : Math.max(1e-3, lo * 0.01)); }
-    for (var e = 0; e <= bins; e++) { var p = lo + (hi - lo) * e / bins; edges.push(logScale ? Math.exp(p) : p); }
-    var all = new Array(bins).fill(0), failed = new Array(bins).fill(0), xs = [];
+    if (!histogram) { box.appendChild(el("p", { "class": "note" }, "No command has finished yet.")); return null; }
+    var edges = histogram.edges, bins = edges.length - 1, xs = [];
     for (var b = 0; b < bins; b++) { xs.push(b); }
-    values.forEach(function (v, index) {
-      var q = ((logScale ? Math.log(Math.max(v, min)) : v) - lo) / (hi - lo);
-      var bin = Math.min(bins - 1, Math.max(0, Math.floor(q * bins)));
-      all[bin]++;
-      if (bad[index]) { failed[bin]++; }
-    });
-    for (var z = 0; z < bins; z++) {  // no bar at all, rather than a flat one, where a bin is empty
-      if (!all[z]) { all[z] = null; }
-      if (!failed[z]) { failed[z] = null; }
-    }
+    var all = histogram.all.map(function (n) { return n || null; });  // no bar at all, rather than a flat one,
+    var failed = histogram.failed.map(function (n) { return n || null; });  // where a bin is empty
     var bars = uPlot.paths.bars({ size: [0.9, 60] });
     return new uPlot({
       width: Math.max(400, box.clientWidth), height: 240,
@@ -557,11 +590,35 @@
                { label: "commands", fill: "rgba(46,158,91,.75)", stroke: "#2e9e5b", paths: bars, points: { show: false } },
                { label: "of which not ok", fill: "rgba(214,69,69,.85)", stroke: "#d64545", paths: bars, points: { show: false } }],
       scales: { x: { time: false, range: [-0.5, bins - 0.5] }, y: { range: function (u, mn, mx) { return [0, Math.max(1, mx * 1.1)]; } } },
-      axes: [{ label: "duration" + (logScale ? " (log scale)" : ""),
+      axes: [{ label: "duration" + (histogram.log ? " (log scale)" : ""),
                values: function (u, ticks) { return ticks.map(function (t) { return Number.isInteger(t) && t >= 0 && t < bins ? fmtSeconds(edges[t]) : ""; }); } },
              { label: "commands" }],
       cursor: { drag: { x: false, y: false } }
     }, [xs, all, failed], box);
+  }
+
+  function durationHistogram(model) {  // {edges, all, failed, log}; aggregate.durations for a big run
+    var cm = model.commands, values = [], bad = [];
+    for (var i = 0; i < cm.length; i++) {
+      var d = cm.duration[i];
+      if (d === null || cm.resumed[i] || cm.status[i] === "running" || cm.status[i] === "queued") { continue; }
+      values.push(d); bad.push(cm.status[i] !== "ok");
+    }
+    if (!values.length) { return null; }
+    var min = Infinity, max = -Infinity;
+    values.forEach(function (v) { if (v < min) { min = v; } if (v > max) { max = v; } });
+    var bins = 40, logScale = min > 0 && max / min > 50, edges = [];
+    var lo = logScale ? Math.log(min) : min, hi = logScale ? Math.log(max) : max;
+    if (hi <= lo) { hi = lo + (logScale ? 0.01 : Math.max(1e-3, lo * 0.01)); }
+    for (var e = 0; e <= bins; e++) { var p = lo + (hi - lo) * e / bins; edges.push(logScale ? Math.exp(p) : p); }
+    var all = new Array(bins).fill(0), failed = new Array(bins).fill(0);
+    values.forEach(function (v, index) {
+      var q = ((logScale ? Math.log(Math.max(v, min)) : v) - lo) / (hi - lo);
+      var bin = Math.min(bins - 1, Math.max(0, Math.floor(q * bins)));
+      all[bin]++;
+      if (bad[index]) { failed[bin]++; }
+    });
+    return { edges: edges, all: all, failed: failed, log: logScale };
   }
 
   // -- failures and the slowest commands --------------------------------------------------------------------
