@@ -496,3 +496,81 @@ def test_views_import_of_the_rest_of_parallux_only_leaves() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
 
+
+
+# -- show --slowest/--failed of a big run: two passes over its log, never the whole run as objects ----------
+
+def _show_json(log: Path, *options: str) -> dict[str, Any]:
+    from parallux._views import subcommands
+    out = io.StringIO()
+    stdout, sys.stdout = sys.stdout, out
+    try:
+        assert subcommands.main(["show", str(log), "--format", "json", *options]) == 0
+    finally:
+        sys.stdout = stdout
+    return json.loads(out.getvalue())
+
+
+def _shown_by_the_whole_run(log: Path, failed: bool, slowest: int | None) -> dict[str, Any]:
+    """What show printed when it read every command (``load_run``), rows and summary."""
+    from parallux._views.show import command_row, select
+    run = load_run(str(log))
+    return {"run": run.summary(), "commands": [command_row(run, c) for c in select(run.commands, failed, slowest)]}
+
+
+@pytest.fixture(scope="module")
+def synthetic_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A finished campaign of 3,000 commands (failures, retries, four runners, a core pool); the same cut
+    where it was still going (commands queued, running, retried and running again); and with records that
+    do not fit."""
+    from tests.synthetic import write_synthetic_log
+    where = tmp_path_factory.mktemp("synthetic")
+    finished = where / "finished.jsonl"
+    write_synthetic_log(finished, 3000, seed=7)
+    lines = finished.read_bytes().split(b"\n")
+    going = where / "going.jsonl"
+    going.write_bytes(b"\n".join(lines[:len(lines) * 3 // 5]) + b'\n{"event":"finished","ti')
+    broken = where / "broken.jsonl"
+    broken.write_bytes(b"\n".join(line.replace(b'"returncode":1,', b'"returncode":true,', 1) if i % 500 == 7
+                                  else b"[]" if i % 777 == 5 else line for i, line in enumerate(lines)))
+    return {"finished": finished, "going": going, "broken": broken}
+
+
+@pytest.mark.parametrize("log", ["finished", "going", "broken"])
+@pytest.mark.parametrize("failed,slowest", [(False, 9), (True, None), (True, 4)])
+def test_show_selected_in_two_passes_is_what_reading_the_whole_run_gave(
+        synthetic_logs: dict[str, Path], log: str, failed: bool, slowest: int | None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = synthetic_logs[log]
+    options = (["--failed"] if failed else []) + (["--slowest", str(slowest)] if slowest else [])
+    shown = _show_json(path, *options)
+    expected = _shown_by_the_whole_run(path, failed, slowest)
+    if expected["run"]["state"] == "running":  # (a run still going: its end is now)
+        for summary in (shown["run"], expected["run"]):
+            summary.pop("end"), summary.pop("elapsed")
+    assert shown["run"] == expected["run"] and shown["commands"] == expected["commands"]
+    assert len(shown["commands"]) > 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "do not fit a run log" in line]
+    assert len(warned) == (log == "broken")
+
+
+def test_show_slowest_keeps_a_few_numbers_per_command_not_the_run(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log read a block at a time (a small block here, as a big run's log is many blocks) into columns:
+    what a command more costs at the peak is some tens of bytes (reading the whole run: kilobytes)."""
+    import tracemalloc
+    from parallux._views import logfile
+    from tests.synthetic import write_synthetic_log
+    monkeypatch.setattr(logfile, "BLOCK", 1 << 18, raising=False)
+    peaks = []
+    for commands in (2000, 6000):
+        log = tmp_path / f"{commands}.jsonl"
+        write_synthetic_log(log, commands, seed=3)
+        _show_json(log, "--slowest", "3")  # (imports done, caches warm)
+        tracemalloc.start()
+        try:
+            assert len(_show_json(log, "--slowest", "3")["commands"]) == 3
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert (peaks[1] - peaks[0]) / 4000 < 150, f"{(peaks[1] - peaks[0]) / 4000:.0f} bytes a command more"

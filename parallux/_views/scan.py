@@ -49,8 +49,11 @@ class Scan:
         self.other_runs: list[str] = []
         self.metrics: set[str] = set()  # the metrics of the commands' last attempts
         self.cores: dict[int, list[int]] = {}  # attempt -> its cores, for those that had some
-        self._columns: dict[str, list[Any]] = {name: [] for name in (*_FIELDS, "at")}  # (at: its line's byte)
-        self._queued: dict[str, list[Any]] = {"seq": [], "time": [], "at": []}
+        # per block, arrays of: the attempts (at: where its line is), and the queued records
+        self._columns: dict[str, list[np.ndarray]] = {name: [] for name in (*_FIELDS, "at")}
+        self._queued: dict[str, list[np.ndarray]] = {"seq": [], "time": [], "at": []}
+        self._names: dict[str, dict[Any, int]] = {"status": {}, "runner": {}, "host": {}}  # text -> its code
+        self._attempts = 0
         self.other_lines: list[int] = []  # where the records of no command are (run_started, runner, ...)
         self._pending: dict[int, tuple[int, Any]] = {}  # seq -> (line number, its started line not yet ended)
         self._retry_metrics: dict[int, list[str]] = {}
@@ -132,27 +135,44 @@ class Scan:
             elif record is not None:
                 self.other_lines.append(at[i])
                 self._other(record)
-        self._queued["seq"] += map(dict.__getitem__, queued, repeat("seq"))
-        self._queued["time"] += map(dict.get, queued, repeat("time"))
-        self._queued["at"] += queued_at
+        self._queued["seq"].append(np.array(list(map(dict.__getitem__, queued, repeat("seq"))), dtype=np.int64))
+        self._queued["time"].append(_floats(list(map(dict.get, queued, repeat("time")))))
+        self._queued["at"].append(np.array(queued_at, dtype=np.int64))
         self.benchmarked = self.benchmarked or any(map(dict.get, queued, repeat("bench")))
         self._ended(ends, positions)
         self._add(ends, positions)
 
     def _add(self, records: list[dict[str, Any]], positions: list[int], running: bool = False) -> None:
-        columns = self._columns
-        first = len(columns["seq"])
-        for name in _FIELDS:
-            columns[name] += map(dict.get, records, repeat(name))
-        columns["at"] += positions
+        """A block's ends (or the starts still running) into the columns, as arrays (about 50 bytes an
+        attempt: a million in the log are no million objects here)."""
+        columns, first = self._columns, self._attempts
+        self._attempts += len(records)
+        get = dict.get
+
+        def column(name: str) -> list[Any]:
+            return list(map(get, records, repeat(name)))
+
+        columns["seq"].append(np.array(column("seq"), dtype=np.int64))
+        columns["at"].append(np.array(positions, dtype=np.int64))
+        columns["time"].append(_floats(column("time")))
+        columns["start"].append(_floats(column("time" if running else "start")))
+        columns["end"].append(_floats(column("end")))
+        columns["status"].append(self._coded("status", [s or "error" for s in column("status")]))
+        columns["runner"].append(self._coded("runner", column("runner")))
+        columns["host"].append(self._coded("host", column("host")))
+        columns["resumed"].append(np.array(list(map(bool, column("resumed"))), dtype=bool))
+        kinds = [_RUNNING] * len(records) if running else [_KINDS[e] for e in column("event")]
+        columns["event"].append(np.array(kinds, dtype=np.int8))
         for offset, record in enumerate(records):
-            if record.get("cores"):
+            if get(record, "cores"):
                 self.cores[first + offset] = record["cores"]
-            if record.get("metrics"):
+            if get(record, "metrics"):
                 (self.metrics.update if record["event"] == "finished" else self._note_retry)(record)
-        if running:
-            columns["event"][first:] = ["started"] * len(records)
-            columns["start"][first:] = [r.get("time") for r in records]
+
+    def _coded(self, name: str, values: list[Any]) -> np.ndarray:
+        """Text as codes: each value's index among the distinct values of the column seen so far."""
+        codes = self._names[name]
+        return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int32)
 
     def _note_retry(self, record: dict[str, Any]) -> None:
         self._retry_metrics[record["seq"]] = list(record["metrics"])
@@ -190,40 +210,38 @@ class Scan:
         """What the reader's events do one by one, over the columns at once: an attempt that ended is listed
         when it ran here (not resumed, a start); a command's status is its last event's (a retry: queued);
         its row shows how it ended, else its last listed attempt."""
-        c = self._columns
-        events = c.pop("event")
-        kind = np.array([_KINDS[e] for e in events], dtype=np.int8) if events else np.zeros(0, np.int8)
-        self.attempt_seq = np.array(c.pop("seq"), dtype=np.int64)
-        self.attempt_at = np.array(c.pop("at"), dtype=np.int64)
-        self.start = _floats(c.pop("start"))
-        ends = _floats(c.pop("end"))
-        times = _floats(c.pop("time"))
-        self.end = np.where(np.isnan(ends), times, ends)
+        c = {name: _joined(arrays, name) for name, arrays in self._columns.items()}
+        self._columns = {}
+        kind = c["event"]
+        self.attempt_seq, self.attempt_at, self.start = c["seq"], c["at"], c["start"]
+        times = c["time"]
+        self.end = np.where(np.isnan(c["end"]), times, c["end"])
         self.end[kind == _RUNNING] = np.nan
-        statuses = [s or "error" for s in c.pop("status")]
-        self.status_names, status_codes = _codes([*statuses, "queued", "running"])
-        self.attempt_status = status_codes[:len(statuses)]
-        self.attempt_status[kind == _RUNNING] = status_codes[-1]
-        self.runner_names, self.attempt_runner = _codes(c.pop("runner"))
-        self.host_names, self.attempt_host = _codes(c.pop("host"))
-        resumed = np.array([bool(r) for r in c.pop("resumed")], dtype=bool)
+        codes = self._names["status"]
+        queued_code, running_code = codes.setdefault("queued", len(codes)), codes.setdefault("running", len(codes))
+        self.status_names = list(codes)
+        self.attempt_status = c["status"]
+        self.attempt_status[kind == _RUNNING] = running_code
+        self.runner_names, self.attempt_runner = list(self._names["runner"]), c["runner"]
+        self.host_names, self.attempt_host = list(self._names["host"]), c["host"]
+        resumed = c["resumed"]
         self.listed = ~resumed & ~np.isnan(self.start) | (kind == _RUNNING)
-        queued_seq = np.array(self._queued["seq"], dtype=np.int64)
-        self.queued_at = np.array(self._queued["at"], dtype=np.int64)
-        self.queued_seq = queued_seq
+        queued_seq = _joined(self._queued["seq"], "seq")
+        self.queued_at, self.queued_seq = _joined(self._queued["at"], "at"), queued_seq
         self.seq = np.unique(np.concatenate([queued_seq, self.attempt_seq]))
         self.command = np.searchsorted(self.seq, self.attempt_seq)
         n = len(self.seq)
         self.queued = np.full(n, np.nan)
-        self.queued[np.searchsorted(self.seq, queued_seq)] = _floats(self._queued["time"])
+        self.queued[np.searchsorted(self.seq, queued_seq)] = _joined(self._queued["time"], "time")
+
         everything = np.arange(len(kind))
         self.last = _last_per(self.command[self.listed], everything[self.listed], n)
         finished = kind == _FINISHED
         self.ended = _last_per(self.command[finished], everything[finished], n)
         latest = _last_per(self.command, everything, n)
         has = latest >= 0
-        self.status = np.full(n, status_codes[-2], dtype=np.int16)  # queued
-        self.status[has] = np.where(kind[latest[has]] == _RETRYING, status_codes[-2],
+        self.status = np.full(n, queued_code, dtype=np.int32)
+        self.status[has] = np.where(kind[latest[has]] == _RETRYING, queued_code,
                                     self.attempt_status[latest[has]])
         self.attempt_count = np.bincount(self.command[self.listed], minlength=n)
         self.resumed = np.zeros(n, dtype=bool)
@@ -231,7 +249,7 @@ class Scan:
         self.resumed[ended] = resumed[self.ended[ended]]
         self.finished_at = np.full(n, np.nan)
         self.finished_at[ended] = times[self.ended[ended]]
-        retried = ~ended & (self.status != status_codes[-1])  # (a command running again has no metrics yet)
+        retried = ~ended & (self.status != running_code)  # (a command running again has no metrics yet)
         unfinished = set(self.seq[retried].tolist()) if self._retry_metrics else set()
         self.metrics.update(m for seq, names in self._retry_metrics.items() if seq in unfinished for m in names)
         self.hosts = {self.host_names[h] for h in np.unique(self.attempt_host[self.listed])} - {None, ""}
@@ -298,11 +316,12 @@ def _floats(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _codes(values: list[Any]) -> tuple[list[Any], np.ndarray]:
-    """The distinct values (in the order first seen) and each value's index among them."""
-    names: dict[Any, int] = {}
-    codes = np.array([names.setdefault(v, len(names)) for v in values], dtype=np.int32)
-    return list(names), codes
+_TYPES = {"seq": np.int64, "at": np.int64, "time": np.float64, "start": np.float64, "end": np.float64,
+          "status": np.int32, "runner": np.int32, "host": np.int32, "resumed": bool, "event": np.int8}
+
+
+def _joined(arrays: list[np.ndarray], name: str) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=_TYPES[name])
 
 
 def _last_per(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
