@@ -107,7 +107,7 @@ class Benchmark:
         if self.group is None:
             raise ConfigError(f"command {self.name!r} was registered with schd() but never issued: call "
                               f"goal.issue() before waiting for it")
-        if not self.executions[0].spec.completion.wait_for(self.done, timeout, self):
+        if not self.executions[0]._spec.completion.wait_for(self.done, timeout, self):
             left = sum(e.result is None for e in self.executions)
             raise TimeoutError(f"benchmark {self.name!r}: {left} of {len(self.executions)} executions still "
                                f"running after {timeout} s")

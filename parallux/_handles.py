@@ -75,9 +75,9 @@ class Command:
 
     A million of them may be alive at once, so a handle holds little of its own: its options are its
     ``spec``'s (shared by the commands registered alike, ``_spec``), its default name is made when asked for,
-    and once it ended its work dir is kept as its seat's workspace (``settle``) and its result is compact."""
+    and once it ended its work dir is kept as its seat's workspace (``_settle``) and its result is compact."""
 
-    __slots__ = ("command", "command_text", "_name", "seq", "work_relpath", "_work_dir", "spec", "runner", "cores",
+    __slots__ = ("command", "command_text", "_name", "seq", "work_relpath", "_work_dir", "_spec", "runner", "cores",
                  "host", "group", "result", "attempt", "bench", "repetition", "_rare")
 
     threads = SpecField()
@@ -107,7 +107,7 @@ class Command:
     def __init__(self, completion: Completion, spec: Spec | None = None, **fields: Any) -> None:
         options = {name: fields.pop(name) for name in list(fields) if name in SPEC_FIELDS}
         spec = spec or Spec(completion)
-        self.spec = spec.but(**options) if options else spec
+        self._spec = spec.but(**options) if options else spec
         self._name: str | None = None  # None: ``job<seq>``
         self._work_dir: str | Settled | None = None
         self.runner = None
@@ -141,7 +141,7 @@ class Command:
     def work_dir(self, value: str | None) -> None:
         self._work_dir = value
 
-    def settle(self, settled: Settled) -> None:
+    def _settle(self, settled: Settled) -> None:
         """It ended on a seat whose workspace is ``settled``: its work dir is kept as that (shared by the seat's
         commands) when the workspace and its work_relpath give it back."""
         where = self._work_dir
@@ -180,7 +180,7 @@ class Command:
         if self.group is None and self.result is None:
             raise ConfigError(f"command {self.name!r} was registered with schd() but never issued: call "
                               f"goal.issue() before waiting for it")
-        if not self.spec.completion.wait_for(self.done, timeout, self):
+        if not self._spec.completion.wait_for(self.done, timeout, self):
             raise TimeoutError(f"command {self.name!r} still running after {timeout} s")
         result = self.result
         assert result is not None

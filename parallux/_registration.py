@@ -75,7 +75,7 @@ class Registrar:
             paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
         spec.candidates = self._candidates(handle, pin, where)  # (the spec is this handle's alone until shared)
-        handle.spec = self._specs.shared(spec)
+        handle._spec = self._specs.shared(spec)
         handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
         repeat = opt.positive_int(options["repeat"], "repeat") if "repeat" in options else 1
         warmup = opt.positive_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else 0

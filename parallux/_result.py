@@ -45,7 +45,7 @@ class _Figure:
         return _figure(_FIGURES.unpack(result._figures)[self.index])
 
     def __set__(self, result: Result, value: Any) -> None:
-        figures = list(result.figures())
+        figures = list(result._figure_values())
         figures[self.index] = value
         result._set_figures(figures)
 
@@ -121,7 +121,7 @@ class Result:
             for name in _FIGURE_NAMES:
                 self._more.pop(name, None)
 
-    def detach(self) -> None:
+    def _detach(self) -> None:
         """Take a copy of every field read from the handle, which is about to move on (a retry)."""
         self._own("attempts", self.attempts)
         for name in _HANDLE_FIELDS:
@@ -129,7 +129,7 @@ class Result:
 
     @property
     def duration(self) -> float | None:
-        start, end = self.figures()[:2]
+        start, end = self._figure_values()[:2]
         return None if start is None or end is None else end - start
 
     @property
@@ -144,7 +144,7 @@ class Result:
     def attempts(self, value: list[dict[str, Any]]) -> None:
         self._own("attempts", value)
 
-    def figures(self) -> tuple[Any, ...]:
+    def _figure_values(self) -> tuple[Any, ...]:
         """(start_time, end_time, user_seconds, system_seconds, max_rss_kb) at once."""
         more = self._more
         if more is not None and "start_time" in more:

@@ -107,7 +107,7 @@ def succeeded_same(record: dict[str, Any], handle: Command) -> bool:
 def recorded_result(handle: Command, seat: Any, record: dict[str, Any]) -> Result:
     handle.runner = seat.handle
     handle.work_dir = seat.work_dir_of(handle.work_relpath)
-    handle.settle(seat.settled)
+    handle._settle(seat.settled)
     handle.cores = tuple(record.get("cores") or ())
     handle.numa_node = record.get("numa_node")
     handle.attempt = int(record.get("attempt") or 0)

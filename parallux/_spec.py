@@ -52,10 +52,10 @@ class SpecField:
     def __get__(self, handle: Any, owner: type | None = None) -> Any:
         if handle is None:
             return self
-        return getattr(handle.spec, self.name)
+        return getattr(handle._spec, self.name)
 
     def __set__(self, handle: Any, value: Any) -> None:
-        handle.spec = handle.spec.but(**{self.name: value})
+        handle._spec = handle._spec.but(**{self.name: value})
 
 
 class Specs:

@@ -157,14 +157,14 @@ class Lifecycle:
             result = result or Result(command, Status.CANCELLED)
             self._note_execution(seat, command, result)
             if self._should_retry(command, result):
-                result.detach()  # (its own copy of what the retry changes in the handle)
+                result._detach()  # (its own copy of what the retry changes in the handle)
                 command.attempts = list(result.attempts)
                 self.observe("retrying", command, result=result)
                 command.attempt += 1
                 self.scheduler.requeue(command)
             else:
                 self.finish(command, result, ran=True)
-                command.settle(seat.settled)  # nothing of the engine's is kept per finished command
+                command._settle(seat.settled)  # nothing of the engine's is kept per finished command
             if self.halt.reason and seat.transport.deferred and seat.active == 0 and not seat.closing:
                 self.tree.start_service(seat.close)  # halted: a Slurm node is given back once it is idle
             self.schedule()
