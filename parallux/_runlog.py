@@ -13,7 +13,6 @@ written (disk full, directory removed) costs the run nothing but the log: one wa
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
@@ -22,6 +21,7 @@ import time
 from typing import Any, Callable
 
 from ._handles import Command, Result
+from ._jsonline import dumps_line
 from ._statedir import LATEST, config_dir, default_log_dir
 from ._version import __version__
 
@@ -45,7 +45,7 @@ class RunLog:
         self.error: str | None = None  # why the log stopped being written, once it did
         self._warn = warn or _warn_on_stderr
         self._fd: int | None = None
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         self._runners_logged: set[str] = set()
         self._latest_linked = False
 
@@ -144,7 +144,7 @@ class RunLog:
         """Write out what is buffered (the engine calls this every few tens of milliseconds)."""
         if self._fd is None or not self._pending:
             return
-        data = "".join(self._pending).encode("utf-8", "surrogateescape")
+        data = b"".join(self._pending)
         self._pending.clear()
         try:
             view = memoryview(data)
@@ -167,7 +167,7 @@ class RunLog:
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._fd is not None:
-            self._pending.append(json.dumps(record, separators=(",", ":")) + "\n")
+            self._pending.append(dumps_line(record))
 
     def _stop(self, exc: OSError) -> None:
         """The log cannot be written (disk full, removed): say so once, drop the log, let the run go on."""
