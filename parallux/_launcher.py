@@ -137,6 +137,7 @@ class Launcher(object):
         # of it -- to the CPUs outside every core pool of the machine (an "affinity" request): home_cpus.
         self.all_cpus = own_affinity()
         self.home_cpus = None
+        KEEP_WORKSPACES[0] = True
 
     # -- I/O -------------------------------------------------------------------------------------------
 
@@ -697,18 +698,32 @@ def open_below_workspace(work_dir, workspace, create):
         raise UnsafeWorkDir("work dir %s is not inside the workspace %s" % (work_dir, workspace))
     if workspace not in CHECKED_WORKSPACES:
         check_link_owners(workspace)
-    fd, made, path = open_workspace(workspace, create), False, workspace
+    fd, made, path = HELD_WORKSPACES.get(workspace), False, workspace
+    if fd is None:
+        fd = open_workspace(workspace, create)
+        if KEEP_WORKSPACES[0] and len(HELD_WORKSPACES) < 16:
+            HELD_WORKSPACES[workspace] = fd
     names = work_dir[len(prefix):].split("/")
     try:
         for index, name in enumerate(names):
             path = os.path.join(path, name)
             child, made = open_dir_at(fd, name, path, create, new_likely=index == len(names) - 1)
-            os.close(fd)
+            if HELD_WORKSPACES.get(workspace) != fd:
+                os.close(fd)
             fd = child
     except BaseException:
-        os.close(fd)
+        if HELD_WORKSPACES.get(workspace) != fd:
+            os.close(fd)
         raise
     return fd, made
+
+
+# A launcher keeps each workspace open from its first command on (the path was checked then, see
+# check_link_owners): a work dir is opened from it, not by the workspace's path again, three times per
+# command (its start, its record, its lock at the end). Anything else that opens work dirs (the views)
+# opens the workspace each time.
+KEEP_WORKSPACES = [False]
+HELD_WORKSPACES = {}  # workspace -> its descriptor
 
 
 def open_workspace(workspace, create):
@@ -2136,13 +2151,16 @@ class WorkDirLocks(object):
     def __init__(self):
         self.held = {}  # work dir -> its workspace, to open it again (never through a link)
         self.me = {"host": os.uname()[1], "pid": os.getpid(), "pid_start": process_start(os.getpid())}
+        self.texts = {}  # run id -> the text of its lock record up to its time
         self.next_refresh = now() + LOCK_REFRESH
 
     def take(self, dir_fd, work_dir, request):
         run_id = (request.get("record") or {}).get("run_id")
         if run_id is None:  # a request outside a parallux run (a test, a tool): no lock
             return
-        data = json.dumps(dict(self.me, run_id=run_id, time=now())).encode("utf-8")
+        if run_id not in self.texts:  # (json.dumps of the whole record for every command cost more than this)
+            self.texts = {run_id: json.dumps(dict(self.me, run_id=run_id))[:-1] + ', "time": '}
+        data = (self.texts[run_id] + repr(now()) + "}").encode("utf-8")
         try:
             write_at(dir_fd, LOCK_NAME, data, 0o644)
         except FileExistsError:

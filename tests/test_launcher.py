@@ -675,6 +675,29 @@ def test_launcher_releases_its_locks_when_it_ends(launcher: LauncherClient, tmp_
     assert [p for p in tmp_path.rglob(_launcher.LOCK_NAME)] == []
 
 
+def test_launcher_keeps_writing_into_the_workspace_its_first_command_checked(launcher: LauncherClient,
+                                                                            tmp_path: Path) -> None:
+    # The workspace's path is checked at the run's first command (no link a co-user planted on it). Swapped
+    # afterwards for a link to elsewhere -- by anyone who can write its parent -- it must not send the later
+    # commands' files there: the launcher holds the workspace it checked. (The command itself is started in
+    # its work dir by path, which now leads nowhere: it ends "error", having written nothing elsewhere.)
+    ws, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    first = launcher.run(1, sh("true"), ws / "a", workspace=str(ws), record={"run_id": "r"})
+    assert first["ev"] == "exit" and first["returncode"] == 0
+    ws.rename(tmp_path / "ws-checked")
+    os.symlink(elsewhere, ws)
+
+    launcher.send(op="run", id=2, argv=sh("echo later"), work_dir=str(ws / "b"), workspace=str(ws),
+                  record={"run_id": "r"}, mark=f"test-{uuid.uuid4().hex}@r1.2.1")
+    launcher.expect(("exit", "error"), 2)
+
+    assert list(elsewhere.iterdir()) == []
+    launcher.close_stdin()
+    assert launcher.wait(timeout=5) == 0
+    assert list((tmp_path / "ws-checked").rglob(_launcher.LOCK_NAME)) == []  # released where they were taken
+
+
 @pytest.mark.parametrize("order", ["command first", "command 0.1 s first", "launcher first"])
 def test_launcher_sigterm_from_outside_ends_commands_error(launcher: LauncherClient, tmp_path: Path,
                                                            order: str) -> None:
