@@ -42,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "probe.py"
 LAYERS = ("none", "files", "full")
+PACKAGE_ROOT = [""]  # the directory holding the measured parallux package (see package_root)
 # (label, where the function is, its name): the stages of a command, in its order, for the cProfile table
 PARALLUX_STAGES = [
     ("schd() in the config", "_goal.py", "schd"),
@@ -102,9 +103,16 @@ class Layer:
         return [r.seconds for r in self.runs]
 
 
+def package_root(parallux: str) -> str:
+    """Where the given parallux executable imports its package from (its ``--version`` says), so that the
+    probe, run with the same interpreter, measures that copy of parallux and not another."""
+    said = subprocess.run([parallux, "--version"], capture_output=True, text=True, check=True).stdout
+    return os.path.dirname(said.split("(", 1)[1].split(")", 1)[0])
+
+
 def probe_run(python: str, prefix: Path, argv: list[str], layer: str, state: Path,
               profile: bool = False) -> Probe:
-    env = dict(os.environ, XDG_STATE_HOME=str(state))
+    env = dict(os.environ, XDG_STATE_HOME=str(state), PYTHONPATH=PACKAGE_ROOT[0])
     env.pop("PARALLUX_BENCH_SPAWN", None)
     if layer != "full":
         env["PARALLUX_BENCH_SPAWN"] = layer
@@ -225,6 +233,8 @@ def main(args: argparse.Namespace, scratch: Path, python: str) -> dict[str, obje
     unknown = set(args.layers) - set(LAYERS)
     if unknown:
         raise SystemExit(f"unknown layer(s) {sorted(unknown)}: choose among {', '.join(LAYERS)}")
+    PACKAGE_ROOT[0] = package_root(args.parallux)
+    print(f"layers of the parallux in {PACKAGE_ROOT[0]}", file=sys.stderr)
     layers, startup = run_layers(args, scratch, python)
     figures = report(args, layers, startup)
     if not args.no_cprofile:
