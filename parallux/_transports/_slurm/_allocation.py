@@ -16,6 +16,7 @@ import trio
 
 from . import _commands as slurm
 from ._commands import Request
+from ._shell import Shell
 
 POLL_FIRST = 0.25   # seconds between the first polls of a pending allocation ...
 POLL_MAX = 5.0      # ... growing to this
@@ -30,9 +31,10 @@ class Closed(Exception):
 
 
 class Allocation:
-    def __init__(self, request: Request, *, job_id: str, own: bool, nodes: list[str] | None = None,
+    def __init__(self, request: Request, shell: Shell, *, job_id: str, own: bool, nodes: list[str] | None = None,
                  time_limit: float | None = None) -> None:
         self.request = request
+        self.shell = shell                # where Slurm's commands run: here, or a login host (login=)
         self.job_id = job_id
         self.own = own                    # submitted by parallux (cancelled at the end, renewed when it ends)
         self.node_names = nodes           # once running
@@ -114,7 +116,7 @@ class Allocation:
             await trio.sleep(DEMAND_POLL)
         await self.cancel()  # (whatever is left of the last one)
         try:
-            job_id = await slurm.submit_again(self.request)
+            job_id = await slurm.submit_again(self.shell, self.request)
         except Exception as exc:
             self.failure = f"cannot request a new allocation: {exc}"
             raise Closed() from None
@@ -144,7 +146,7 @@ class Allocation:
                 self._shown = (state.state, state.reason)
                 self.notify(f"slurm runner {self.request.runner!r}: {self.waiting}")
             if state.state == "RUNNING" and state.nodelist:
-                self.node_names = await slurm.hostnames(state.nodelist)
+                self.node_names = await slurm.hostnames(self.shell, state.nodelist)
                 self.start_clock(state.time_left)
                 self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} running on "
                             f"{state.nodelist}")
@@ -161,7 +163,7 @@ class Allocation:
         for the job's end."""
         pause = POLL_FIRST
         for _ in range(STATE_TRIES):
-            state = await slurm.job_state(self.job_id)
+            state = await slurm.job_state(self.shell, self.job_id)
             if state.state != "UNKNOWN":
                 return state
             await trio.sleep(pause)
@@ -191,16 +193,17 @@ class Allocation:
         if self.own and not self._cancelled and not self.closing:
             self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} has too little time left for "
                         "the queued commands' timeouts; asking for a new allocation")
-            self.cancel_now()
+            self._cancelled = True
+            self.shell.run_soon(["scancel", self.job_id])  # (the engine thread: never waits for it)
 
     def cancel_now(self) -> None:
         """Cancel the job from the main thread (goal.slurm() failing after sbatch)."""
         if self.own and not self._cancelled:
             self._cancelled = True
-            slurm.cancel_now(self.job_id)
+            slurm.cancel_now(self.shell, self.job_id)
 
     async def cancel(self) -> None:
         if self.own and not self._cancelled:
             self._cancelled = True
             with trio.CancelScope(shield=True):
-                await slurm.cancel(self.job_id)
+                await slurm.cancel(self.shell, self.job_id)
