@@ -16,6 +16,7 @@ import trio
 
 from . import _commands as slurm
 from ._commands import Request
+from ._reasons import never_starts
 from ._shell import Shell
 
 POLL_FIRST = 0.25   # seconds between the first polls of a pending allocation ...
@@ -53,6 +54,7 @@ class Allocation:
         self._relaunches: dict[int, int] = {}
         self._cancelled = False
         self._shown: tuple[str, str | None] | None = None  # the pending state the display was told of
+        self._reason_since: tuple[str, float] | None = None  # the pending reason, and since when it holds
         self.wanted = 0                   # callers waiting for a launcher (a file read): a renewal is worth it
 
     # -- what the display and the scheduler read ------------------------------------------------------------
@@ -84,7 +86,7 @@ class Allocation:
         """(generation, node name) for node ``index``'s next launcher, once an allocation runs: the current
         one, or -- if the launcher of generation ``after`` ended because its allocation did -- a new one."""
         async with self._lock:
-            if self.closing:
+            if self.closing or self.failure is not None:
                 raise Closed()
             if after == self.generation:  # its launcher on this allocation ended: is the allocation over?
                 await self._after_launcher_ended(index)
@@ -142,6 +144,8 @@ class Allocation:
                 self.notify(f"slurm runner {self.request.runner!r}: {self.failure}; no new allocation")
                 raise Closed()
             self.state, self.reason = state.state, state.reason
+            if state.state == "PENDING" and state.reason:
+                await self._give_up_if_hopeless(state.reason)
             if state.state == "PENDING" and (state.state, state.reason) != self._shown:
                 self._shown = (state.state, state.reason)
                 self.notify(f"slurm runner {self.request.runner!r}: {self.waiting}")
@@ -157,6 +161,18 @@ class Allocation:
             if self.closing:
                 raise Closed()
             pause = min(pause * 1.5, POLL_MAX)
+
+    async def _give_up_if_hopeless(self, reason: str) -> None:
+        """A pending reason that can never clear (``_reasons``) fails the runner now, and the job goes."""
+        if self._reason_since is None or self._reason_since[0] != reason:
+            self._reason_since = (reason, trio.current_time())
+        why = await never_starts(self.shell, self.job_id, reason, trio.current_time() - self._reason_since[1])
+        if why is None:
+            return
+        self.failure = f"job {self.job_id} can never start: {why}"
+        self.notify(f"slurm runner {self.request.runner!r}: {self.failure}; it is cancelled")
+        await self.cancel()
+        raise Closed()
 
     async def _state(self) -> slurm.JobState:
         """The job's state; a failed query (the controller busy, a fork failing) is asked again, not taken
