@@ -22,7 +22,9 @@ Usage::
     cluster.stop()
 
 or the session-scoped pytest fixture ``slurm_cluster`` (imported into ``tests/conftest.py``), which skips
-the test when the Slurm or munge binaries are missing (``./scripts/setup`` installs them).
+the test when the Slurm or munge binaries are missing (``./scripts/setup`` installs them). A second one,
+``slurm_lenient``, is another cluster whose partition limits are as Slurm's default (``EnforcePartLimits=NO``:
+a request beyond them pends instead of being refused), with a partition ``tiny`` (n3, ``MaxTime=1``).
 
 Process lifetime: each daemon runs in a session of its own (no signal it sends reaches pytest), with
 ``PR_SET_PDEATHSIG`` so that a SIGKILLed pytest does not leave it running. ``stop()`` cancels every job,
