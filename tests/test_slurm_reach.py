@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import new_token, pids_with_env, write_config
+from tests.helpers import new_token, pids_with_env, run_cli, write_config
 from tests.slurm import MARK_VAR, SlurmCluster
 from tests.sshd import HOST_ALIAS, SshdServer, start_sshd
 from tests.test_slurm import left_on_nodes, log_of, run, wait_for
@@ -204,3 +204,14 @@ def test_a_nodelist_naming_a_drained_node_fails_the_runner(cluster: SlurmCluster
     finally:
         cluster.run("scontrol", "update", "nodename=n2", "state=resume")
         cluster.wait_idle()
+
+
+def test_login_must_be_an_ssh_runner(tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.slurm("cl", login=goal.local(workspace="ws"))
+    """)
+    done = run_cli(tmp_path, "config.py")
+    assert done.returncode == 2, done.stderr
+    assert "goal.slurm('cl'): login= must be an SSH runner (goal.ssh()), its name or a host, not runner 'local'" \
+        in done.stderr, done.stderr
