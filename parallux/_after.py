@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from ._benchmarks import Benchmark
+from ._engine._dependencies import NOT_STARTED
 from ._errors import ConfigError
 from ._handles import Command, Completion, Group
 from ._order import executions_of
+from ._status import Status
 
 COLLECTIONS = (list, tuple, set, frozenset)
 
@@ -54,3 +56,16 @@ def refuse_unissued(handle: Any, where: str) -> None:
             raise ConfigError(f"{where}: command {handle.name!r} runs after {name!r}, which was registered with "
                               f"schd() and not issued: issue it first (goal.issue()), or register {handle.name!r} "
                               f"with schd() too")
+
+
+def summary_lines(commands: list[Command], shown: int = 5) -> list[str]:
+    """The summary's line about the commands never started because a dependency did not end ok: how many,
+    the first names, and why the first was not."""
+    waited = [result for command in commands if (result := command.result) is not None
+              and result.status == Status.CANCELLED and (result.error or "").startswith(NOT_STARTED + "its dep")]
+    if not waited:
+        return []
+    names = ", ".join(repr(result.name) for result in waited[:shown]) + (", ..." if len(waited) > shown else "")
+    plural = "s" if len(waited) > 1 else ""
+    return [f"  not started: {len(waited)} command{plural} whose dependencies did not all end ok ({names}); "
+            f"{waited[0].name!r}: {(waited[0].error or '').removeprefix(NOT_STARTED)}"]

@@ -75,13 +75,14 @@ def test_after_a_released_command_takes_its_place_in_submission_order(run_of: An
     goal = run.goal
     a, b = goal.local(name="a", max_jobs=1), goal.local(name="b", max_jobs=1)
     goal.setRunner([a, b])
-    build = goal.schd("build:1", name="build", runner=b)
+    build = goal.schd("build:1.5", name="build", runner=b)
     first = goal.schd("first:1", name="first", runner=a, after=build)
     later = [goal.schd(f"later{i}:1", name=f"later{i}", runner=a) for i in range(4)]
     goal.issue().sync()
-    # Released at t=1 while the later ones queue on a: it goes before those that were submitted after it.
-    assert first.result.start_time == build.result.end_time
-    assert [r.result.start_time for r in later] == [0, 2, 3, 4]
+    # Released at t=1.5 while the later ones queue on a: it goes before those submitted after it.
+    t0 = build.result.start_time
+    assert first.result.start_time - t0 == 2
+    assert [r.result.start_time - t0 for r in later] == [0, 1, 3, 4]
 
 
 def test_after_a_failure_cancels_its_dependents_transitively_naming_it_without_starting_them(run_of: Any) -> None:

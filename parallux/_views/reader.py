@@ -161,7 +161,8 @@ class _RunBuilder:
                     get = record.get
                     commands[seq] = CommandRecord(seq, get("name", ""), get("command"), get("work_relpath"),
                                                   get("time"), work_generated=get("work_generated"),
-                                                  bench=get("bench"), repetition=get("repetition"))
+                                                  bench=get("bench"), repetition=get("repetition"),
+                                                  after=get("after"))
                     continue
             handler = handlers.get(event)
             if handler is not None:
@@ -212,6 +213,7 @@ class _RunBuilder:
         command.work_generated = record.get("work_generated")
         command.bench = record.get("bench")
         command.repetition = record.get("repetition")
+        command.after = record.get("after")
         command.queued = record.get("time")
 
     def _on_started(self, record: dict[str, Any]) -> None:
@@ -243,6 +245,8 @@ class _RunBuilder:
         command.finished_at = record.get("time")
         command.status = command.ended.status
         command.resumed = bool(record.get("resumed"))
+        if "after" in record:  # (a resumed command has no queued record: its finished one says it)
+            command.after = record["after"]
 
     def build(self) -> Run:
         for index in sorted(self.pending_starts.values()):  # attempts still running

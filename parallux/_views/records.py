@@ -90,6 +90,7 @@ class CommandRecord:
     work_generated: bool | None = None    # parallux made its work_relpath up (None: a log from before that was said)
     bench: str | None = None              # an execution of a benchmark: the benchmark's key
     repetition: str | None = None         # and which: "w1" (a warm-up), "r3" (a measured repetition)
+    after: list[dict[str, Any]] | None = None  # its after=: each dependency's seq and work_relpath
 
     @property
     def last(self) -> Attempt | None:

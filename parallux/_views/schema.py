@@ -41,7 +41,7 @@ _OUTCOME = {"status": _maybe(TEXT), "returncode": _maybe(INT), "start": _maybe(N
             "duration": _maybe(NUMBER), "user_seconds": _maybe(NUMBER), "system_seconds": _maybe(NUMBER),
             "max_rss_kb": _maybe(NUMBER), "signal": _maybe(INT), "error": _maybe(TEXT), "resumed": _maybe(FLAG),
             "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT), "metrics": _maybe(OBJECT),
-            "memory_limit": _maybe(INT)}
+            "memory_limit": _maybe(INT), "after": _maybe(LIST)}
 _COMMAND = {"event": TEXT, "time": NUMBER, "seq": INT, "name": TEXT}
 
 
@@ -50,7 +50,8 @@ class Spec:
 
     def __init__(self, fields: dict[str, tuple[type, ...]], required: tuple[str, ...] = (),
                  int_lists: tuple[str, ...] = (), text_lists: tuple[str, ...] = (),
-                 mappings: dict[str, tuple[type, ...]] | None = None, unbounded: tuple[str, ...] = ()) -> None:
+                 mappings: dict[str, tuple[type, ...]] | None = None, unbounded: tuple[str, ...] = (),
+                 dependency_lists: tuple[str, ...] = ()) -> None:
         self.fields = fields
         self.required = required
         # (unbounded: numbers that are no time, count or size, such as a seed, which may take any 64 bits)
@@ -58,6 +59,7 @@ class Spec:
         self.int_lists = int_lists          # lists of numbers (cores)
         self.text_lists = text_lists        # lists of text (argv)
         self.mappings = mappings or {}      # objects: text -> a value of these types (counts)
+        self.dependency_lists = dependency_lists  # lists of {"seq": int, "work_relpath": text} (after)
 
 
 SPECS = {
@@ -73,13 +75,14 @@ SPECS = {
                    required=("name",), int_lists=("core_pool",), text_lists=("login",),
                    mappings={"numa_nodes": LIST}),
     "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT),
-                    "work_generated": _maybe(FLAG), "bench": _maybe(TEXT), "repetition": _maybe(TEXT)},
-                   required=("seq",)),
+                    "work_generated": _maybe(FLAG), "bench": _maybe(TEXT), "repetition": _maybe(TEXT),
+                    "after": _maybe(LIST)},
+                   required=("seq",), dependency_lists=("after",)),
     "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
     "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
                      mappings={"metrics": METRIC_VALUES}),
     "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
-                     mappings={"metrics": METRIC_VALUES}),
+                     mappings={"metrics": METRIC_VALUES}, dependency_lists=("after",)),
     "benchmark": Spec({"event": TEXT, "time": NUMBER, "key": TEXT, "name": _maybe(TEXT), "command": _maybe(TEXT),
                        "repeat": _maybe(INT), "warmup": _maybe(INT), "metrics": _maybe(LIST)},
                       required=("key",), text_lists=("metrics",)),
@@ -99,7 +102,7 @@ _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = {int, float, _NONE}, {int, _NONE}, {str
 _COMMAND_ATTRIBUTES = {"seq": {int}, "name": {str}, "command": _MAYBE_TEXT, "work_relpath": _MAYBE_TEXT,
                        "queued": _MAYBE_NUMBER, "finished_at": _MAYBE_NUMBER,
                        "work_generated": {bool, _NONE}, "bench": _MAYBE_TEXT,
-                       "repetition": _MAYBE_TEXT}  # (status: its attempt's)
+                       "repetition": _MAYBE_TEXT, "after": {list, _NONE}}  # (status: its attempt's)
 _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "host": _MAYBE_TEXT,
                        "cores": {list}, "numa_node": _MAYBE_INT, "work_dir": _MAYBE_TEXT, "start": _MAYBE_NUMBER,
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,
@@ -124,7 +127,8 @@ def objects_fit(commands: list[Any], attempts: list[Any]) -> bool:
     Checked over all of them at once, in C: one pass per group of attributes of the same types."""
     return (_groups_fit(commands, _COMMAND_GROUPS) and _groups_fit(attempts, _ATTEMPT_GROUPS)
             and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int}))
-            and all(_to_metrics(a.metrics) for a in attempts if a.metrics))
+            and all(_to_metrics(a.metrics) for a in attempts if a.metrics)
+            and all(_all_dependencies(c.after) for c in commands if c.after))
 
 
 def _groups_fit(objects: list[Any], groups: list[tuple[Callable[[Any], Any], frozenset[type], bool]]) -> bool:
@@ -196,7 +200,8 @@ def _judge(record: dict[str, Any]) -> Verdict:
         return f"{event} without {missing[0]}", None, ()
     numbers = [key for key in spec.numbers if type(record.get(key)) in NUMBER]
     getter = itemgetter(*numbers, numbers[0]) if numbers else None  # (one key alone would not give a tuple)
-    containers = tuple((key, check) for keys, check in ((spec.int_lists, _all_ints), (spec.text_lists, _all_text))
+    containers = tuple((key, check) for keys, check in ((spec.int_lists, _all_ints), (spec.text_lists, _all_text),
+                                                        (spec.dependency_lists, _all_dependencies))
                        for key in keys if type(record.get(key)) is list)
     containers += tuple((key, _MAPPINGS[kinds]) for key, kinds in spec.mappings.items()
                         if type(record.get(key)) is dict)
@@ -209,6 +214,12 @@ def _all_ints(values: list[Any]) -> bool:
 
 def _all_text(values: list[Any]) -> bool:
     return set(map(type, values)) <= {str}
+
+
+def _all_dependencies(values: list[Any]) -> bool:
+    """An ``after`` list: each dependency an object with an in-range ``seq`` and a ``work_relpath`` (text)."""
+    return all(type(v) is dict and type(v.get("seq")) is int and LOWEST <= v["seq"] <= HIGHEST
+               and type(v.get("work_relpath")) in (str, _NONE) for v in values)
 
 
 def _to_ints(mapping: dict[str, Any]) -> bool:
@@ -232,6 +243,7 @@ def _to_int_lists(mapping: dict[str, Any]) -> bool:
 
 _MAPPINGS = {INT: _to_ints, NUMBER: _to_numbers, LIST: _to_int_lists, METRIC_VALUES: _to_metrics}
 _CONTAINS = {_all_ints: "something else than numbers", _all_text: "something else than text",
+             _all_dependencies: "something else than dependencies (seq, work_relpath)",
              _to_ints: "something else than numbers", _to_numbers: "something else than numbers",
              _to_int_lists: "something else than lists of numbers", _to_metrics: "something else than numbers"}
 
