@@ -1,10 +1,11 @@
 """A command from submission to result.
 
-queued (the scheduler's queues) -> placed and launched in one scheduling step (:meth:`Lifecycle.start`:
-slots and a core lease taken, the request sent to the launcher) -> waited for, under its timeout
-(:meth:`Lifecycle.run`) -> stopped when the timeout expires or the run is cancelled (TERM, grace, KILL,
-shielded, so its process tree is dead before the task ends) -> retried, or finished: its result stored,
-its slots and lease returned, whoever waits for it woken.
+(with ``after=``: waiting for its dependencies, ``_dependencies``) -> queued (the scheduler's queues) ->
+placed and launched in one scheduling step (:meth:`Lifecycle.start`: slots and a core lease taken, the
+request sent to the launcher) -> waited for, under its timeout (:meth:`Lifecycle.run`) -> stopped when the
+timeout expires or the run is cancelled (TERM, grace, KILL, shielded, so its process tree is dead before
+the task ends) -> retried, or finished: its result stored, its slots and lease returned, whoever waits for
+it woken (and, with ``after=``, its dependents released or cancelled).
 
 A runner on which QUARANTINE_AFTER commands in a row could not be executed leaves the pool here.
 """
