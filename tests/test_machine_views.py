@@ -174,7 +174,7 @@ def test_compare_lists_every_difference_in_machines_probes_and_config(tmp_path: 
     assert {"verdicts", "commands", "geometric_mean"} <= set(result)  # as before, keys only added
     differences = result["differences"]
     assert {"what": "probe", "machine": "vm", "probe": "gcc", "field": "output",
-            "a": "gcc (Debian 12.2.0-14) 12.2.0", "b": "gcc (Debian 13.1.0-1) 13.1.0"} in differences
+            "a": "gcc (Debian 12.2.0-14) 12.2.0", "b": "gcc (Debian 13.1.0-1) 13.1.0", "line": 1} in differences
     assert {"what": "config", "machine": None, "probe": None, "field": "sha256", "a": SHA_A, "b": SHA_B} \
         in differences
     assert {"what": "machine", "machine": "vm", "probe": None, "field": "governors",

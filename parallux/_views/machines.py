@@ -108,9 +108,9 @@ def _memory(count: int | None) -> str | None:
     return format_size(count) if count is not None else None
 
 
-def governors_text(governors: dict[str, list[int]]) -> str:
-    """``performance``, or, when the CPUs differ, ``performance on CPUs 2-3, powersave on CPUs 0-1``."""
-    if len(governors) == 1:
+def governors_text(governors: dict[str, list[int]], cpus: bool = False) -> str:
+    """``performance``, or, when the CPUs differ (or ``cpus``), ``performance on CPUs 2-3, powersave on CPUs 0-1``."""
+    if len(governors) == 1 and not cpus:
         return next(iter(governors))
     return ", ".join(f"{name} on CPUs {compress_cores(cpus) or 'none'}" for name, cpus in sorted(governors.items()))
 
