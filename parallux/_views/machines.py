@@ -156,3 +156,43 @@ def config_line(config: dict[str, Any]) -> str:
     commit, dirty = git.get("commit"), git.get("dirty")
     return (text + (f" git {commit[:7]}" if commit else " git (no commit yet)")
             + ("" if dirty is None else " (dirty)" if dirty else " (clean)"))
+
+
+# -- as a table (the report) ------------------------------------------------------------------------------------
+
+
+def facts_table(machines: list[dict[str, Any]]) -> list[list[Any]]:
+    """The report's table of machines: a row per fact, ``[name, [its text on each machine]]`` (a column per
+    machine: a handful of machines have twenty facts each). The whole kernel and each governor's CPUs here."""
+    rows = [[name, [_fact(getter, m) for m in machines]] for name, getter in _FACTS]
+    return [row for row in rows if any(text != "-" for text in row[1])]
+
+
+def _fact(getter: Any, machine: dict[str, Any]) -> str:
+    environment = machine["environment"]
+    if environment is None:
+        return "-"
+    text = getter(environment, machine)
+    return "-" if text is None or text == "" else str(text)
+
+
+def _cpus(key: str) -> Any:
+    return lambda e, m: None if e.get(key) is None else compress_cores(e[key]) or "none"
+
+
+_FACTS: list[tuple[str, Any]] = [
+    ("hostname", lambda e, m: e.get("hostname")), ("machine id", lambda e, m: m["machine_id"]),
+    ("CPU", lambda e, m: e.get("cpu_model")), ("microcode", lambda e, m: e.get("microcode")),
+    ("topology", lambda e, m: topology_text(e)), ("logical CPUs", lambda e, m: e.get("logical_cpus")),
+    ("NUMA nodes", lambda e, m: e.get("numa_nodes")), ("memory", lambda e, m: _memory(e.get("memory_bytes"))),
+    ("OS", lambda e, m: e.get("os")), ("kernel", lambda e, m: e.get("kernel")), ("arch", lambda e, m: e.get("arch")),
+    ("frequency driver", lambda e, m: e.get("cpufreq_driver")),
+    ("governor", lambda e, m: governors_text(e["governors"], cpus=True) if e.get("governors") else None),
+    ("frequency", lambda e, m: None if e.get("min_khz") is None and e.get("max_khz") is None
+     else f"{_mhz(e.get('min_khz'))}-{_mhz(e.get('max_khz'))} MHz"),
+    ("turbo", lambda e, m: e.get("turbo")), ("CPUs measured", _cpus("cpus")), ("isolated CPUs", _cpus("isolated")),
+    ("nohz_full CPUs", _cpus("nohz_full")),
+    ("load (1/5/15 min)", lambda e, m: (load_text(e.get("load"), m["load_end"]) or "")[len("load "):]),
+    ("parallux, Python", lambda e, m: f"{e.get('parallux') or '?'}, Python {e.get('python') or '?'}"),
+    ("runners", lambda e, m: ", ".join(m["runners"])),
+]
