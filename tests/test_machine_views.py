@@ -234,3 +234,19 @@ def test_schema_says_what_does_not_fit_in_each_new_record() -> None:
     assert problem(started) is None
     assert problem({**started, "git": {"commit": 5}}) == "run_started whose git.commit is a number"
     assert problem({**started, "config_sha256": 5}) == "run_started whose config_sha256 is a number"
+
+
+def test_a_memory_limit_of_a_big_machine_is_no_number_out_of_range(tmp_path: Path) -> None:
+    """memory="256G" (bytes beyond the 1e11 that bounds times and counts) on a command of a big node: its
+    records are read, not skipped as out of range (the command would be shown running for ever)."""
+    log = tmp_path / "big.jsonl"
+    write_benchmark_log(log, benchmarks())
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    for record in lines:
+        if record["event"] == "finished":
+            record["memory_limit"] = 256 << 30
+    log.write_text("".join(json.dumps(record) + "\n" for record in lines))
+    done = cli(tmp_path, "show", str(log), "--format", "json", "--repetitions")
+    assert done.stderr == ""
+    rows = json.loads(done.stdout)["commands"]
+    assert {(row["status"], row["memory_limit"]) for row in rows} == {("ok", 256 << 30)}

@@ -43,6 +43,7 @@ _OUTCOME = {"status": _maybe(TEXT), "returncode": _maybe(INT), "start": _maybe(N
             "stderr_tail": _maybe(TEXT), "from_run": _maybe(TEXT), "metrics": _maybe(OBJECT),
             "memory_limit": _maybe(INT)}
 _COMMAND = {"event": TEXT, "time": NUMBER, "seq": INT, "name": TEXT}
+_SIZES = ("memory_limit",)  # bytes: 128 GiB and more on a big node, beyond the bound of times and counts
 
 
 class Spec:
@@ -94,9 +95,9 @@ SPECS = {
                    required=("seq",)),
     "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
     "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
-                     mappings={"metrics": METRIC_VALUES}),
+                     mappings={"metrics": METRIC_VALUES}, unbounded=_SIZES),
     "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
-                     mappings={"metrics": METRIC_VALUES}),
+                     mappings={"metrics": METRIC_VALUES}, unbounded=_SIZES),
     "benchmark": Spec({"event": TEXT, "time": NUMBER, "key": TEXT, "name": _maybe(TEXT), "command": _maybe(TEXT),
                        "repeat": _maybe(INT), "warmup": _maybe(INT), "metrics": _maybe(LIST)},
                       required=("key",), text_lists=("metrics",)),
@@ -133,7 +134,7 @@ _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "h
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,
                        "user_seconds": _MAYBE_NUMBER, "system_seconds": _MAYBE_NUMBER,
                        "max_rss_kb": _MAYBE_NUMBER, "signal": _MAYBE_INT, "error": _MAYBE_TEXT,
-                       "stderr_tail": _MAYBE_TEXT, "metrics": {dict, _NONE}, "memory_limit": _MAYBE_INT}
+                       "stderr_tail": _MAYBE_TEXT, "metrics": {dict, _NONE}}  # (and _SIZES: their type only)
 
 
 def _grouped(attributes: dict[str, set[type]]) -> list[tuple[Callable[[Any], Any], frozenset[type], bool]]:
@@ -152,6 +153,7 @@ def objects_fit(commands: list[Any], attempts: list[Any]) -> bool:
     Checked over all of them at once, in C: one pass per group of attributes of the same types."""
     return (_groups_fit(commands, _COMMAND_GROUPS) and _groups_fit(attempts, _ATTEMPT_GROUPS)
             and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int}))
+            and all(set(map(type, map(attrgetter(size), attempts))) <= {int, _NONE} for size in _SIZES)
             and all(_to_metrics(a.metrics) for a in attempts if a.metrics))
 
 
