@@ -250,3 +250,47 @@ def test_a_memory_limit_of_a_big_machine_is_no_number_out_of_range(tmp_path: Pat
     assert done.stderr == ""
     rows = json.loads(done.stdout)["commands"]
     assert {(row["status"], row["memory_limit"]) for row in rows} == {("ok", 256 << 30)}
+
+
+# -- real runs ------------------------------------------------------------------------------------------------
+
+
+def test_compare_of_two_real_runs_lists_the_probe_output_and_config_that_changed(tmp_path: Path) -> None:
+    """Issue 21's acceptance, end to end: two runs of a config in git, between which a probe's output and the
+    config changed (and the work tree became dirty)."""
+    import shutil
+    import subprocess
+
+    from parallux._goal import Goal
+    if not hasattr(Goal, "probe") or shutil.which("git") is None:
+        pytest.skip("needs goal.probe() (the capture side of issue 21) and git")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    version = tmp_path / "tool-version.txt"
+    version.write_text("tool 1.0\n")
+    config = tmp_path / "config.py"
+    config.write_text(f"from parallux import goal\ngoal.local(workspace='ws', max_jobs=1)\n"
+                      f"goal.probe('tool', 'cat {version}; echo second line')\n"
+                      f"goal.schd('true', name='t', work_relpath='t', repeat=3)\n")
+    (tmp_path / ".gitignore").write_text("ws/\n.local/\n*.jsonl\n__pycache__/\n")
+    git("init", "-q", ".")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    assert cli(tmp_path, "config.py", "-q", "--log", "a.jsonl").returncode == 0
+    version.write_text("tool 2.0\n")
+    config.write_text(config.read_text() + "# changed\n")
+    assert cli(tmp_path, "config.py", "-q", "--log", "b.jsonl").returncode == 0
+    data = json.loads(cli(tmp_path, "show", "a.jsonl", "--format", "json").stdout)
+    (machine,) = data["machines"]
+    assert machine["label"] == data["run"]["runners"][0]["machine"] and machine["runners"] == ["local"]
+    assert machine["environment"]["logical_cpus"] >= 1 and machine["load_end"] is not None
+    assert machine["probes"]["tool"]["output"] == "tool 1.0\nsecond line\n"
+    assert data["config"]["git"] == {"commit": git("rev-parse", "HEAD"), "dirty": False, "root": str(tmp_path)}
+    found = differences_text(cli(tmp_path, "compare", "a.jsonl", "b.jsonl").stdout)
+    label = machine["label"]
+    assert f"  probe tool on {label}: output line 1: 'tool 1.0' -> 'tool 2.0'" in found
+    assert any(line.startswith("  config: sha256 ") for line in found) and "  config: dirty no -> yes" in found
+    assert len(found) == 3, found  # the same machine, the same commit: nothing else differs
