@@ -294,3 +294,19 @@ def test_compare_of_two_real_runs_lists_the_probe_output_and_config_that_changed
     assert f"  probe tool on {label}: output line 1: 'tool 1.0' -> 'tool 2.0'" in found
     assert any(line.startswith("  config: sha256 ") for line in found) and "  config: dirty no -> yes" in found
     assert len(found) == 3, found  # the same machine, the same commit: nothing else differs
+
+
+def test_the_first_line_that_differs_between_two_probe_outputs() -> None:
+    from parallux._views.differences import differences, first_difference
+    assert first_difference("a\nb\nc\n", "a\nB\nc\n") == (2, "b", "B")
+    assert first_difference("a\nb\n", "a\nb\nextra\n") == (3, None, "extra")
+    assert first_difference("a\nb\n", "a\nb") == (2, "b\n", "b")  # the final newline is the whole difference
+
+    def side(output: str | None) -> dict[str, Any]:
+        probe = {"command": "x", "returncode": 0, "output": output, "truncated": False, "error": None}
+        return {"recorded": True, "config": {"path": None, "sha256": None, "git": None},
+                "machines": [{"label": "vm", "machine_id": None, "environment": None, "probes": {"x": probe}}]}
+
+    assert differences(side(None), side("")) == []  # no output either way
+    assert differences(side(None), side("v1\n")) == [
+        {"what": "probe", "machine": "vm", "probe": "x", "field": "output", "a": None, "b": "v1", "line": 1}]

@@ -70,13 +70,12 @@ def _probe_differences(label: str, x: dict[str, Any], y: dict[str, Any]) -> list
             found.append(_entry("probe", label, name, "present", name in x, name in y))
             continue
         for field in PROBE_COMPARED:
-            if x[name][field] == y[name][field]:
-                continue
-            if field == "output":
-                line, first_a, first_b = first_difference(x[name][field] or "", y[name][field] or "")
+            a, b = x[name][field], y[name][field]
+            if field == "output" and (a or "") != (b or ""):
+                line, first_a, first_b = first_difference(a or "", b or "")
                 found.append({**_entry("probe", label, name, field, first_a, first_b), "line": line})
-            else:
-                found.append(_entry("probe", label, name, field, x[name][field], y[name][field]))
+            elif field != "output" and a != b:
+                found.append(_entry("probe", label, name, field, a, b))
     return found
 
 
