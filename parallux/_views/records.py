@@ -154,6 +154,7 @@ class Run:
     other_runs: list[str] = field(default_factory=list)  # the ids of other runs in its file (an old log)
     benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> its benchmark event
     orders: list[dict[str, Any]] = field(default_factory=list)  # the order events: the mode, the seed used
+    machines: list[dict[str, Any]] = field(default_factory=list)  # machine, machine_load, probe, noise events
 
     @property
     def run_id(self) -> str:
