@@ -42,6 +42,7 @@ class Benchmark:
         self.memory = template.memory  # its memory= limit (bytes), each execution's
         self.work_relpath, self.work_generated = template.work_relpath, template.work_generated
         self.metrics = template.metrics  # its metrics= patterns (None: none declared)
+        self.after = template.after  # its after= (each execution waits for all of it)
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]
         fields = {name: getattr(template, name) for name in Command.__slots__
                   if name not in NOT_COPIED and hasattr(template, name)}

@@ -103,6 +103,8 @@ class Command:
     resumed_result = Rare(None, "_rare")  # --resume found it done: the earlier run's result
     inputs_changed = Rare(False, "_rare")  # --resume found a record of it, but its inputs changed since
     avoid = Rare(None, "_rare")  # the runner its last attempt could not be executed on: its retry prefers another
+    after = Rare((), "_rare")  # its after=: the commands that must end ok before it starts
+    dependents = Rare(None, "_rare")  # the engine's: commands waiting for this one to end
 
     def __init__(self, completion: Completion, spec: Spec | None = None, **fields: Any) -> None:
         options = {name: fields.pop(name) for name in list(fields) if name in SPEC_FIELDS}
