@@ -47,9 +47,56 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.dispatch import DEFAULT_PARALLUX, RUN_CONFIG, RssSampler, compile_package, interpreter_of  # noqa: E402
+from bench.dispatch import DEFAULT_PARALLUX, RUN_CONFIG, compile_package, interpreter_of, vm_hwm_kb  # noqa: E402
 from bench.dispatch import kb_to_mb, source_version  # noqa: E402
 from bench.report import READY  # noqa: E402
+
+
+class Sampler:
+    """Polls the VmHWM (its own peak RSS) of parallux and of its launcher (a descendant running
+    ``_launcher.py``, below its guardian) every second, until parallux is gone."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.own_kb = 0
+        self.launcher_kb = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            own = vm_hwm_kb(self.pid)
+            if own is None:
+                return
+            self.own_kb = max(self.own_kb, own)
+            for pid in _descendants(self.pid):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        launcher = b"_launcher.py" in f.read()
+                except OSError:
+                    continue
+                self.launcher_kb = max(self.launcher_kb, (vm_hwm_kb(pid) or 0) if launcher else 0)
+            self._stopped.wait(1.0)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    children = [int(p) for p in f.read().split()]
+                found += children
+                todo += children
+        except OSError:
+            pass
+    return found
 
 
 class Pruner:
@@ -93,7 +140,7 @@ def run_campaign(args: argparse.Namespace, scratch: Path) -> dict[str, object]:
     with open(stderr_path, "wb") as stderr:
         begin = time.perf_counter()
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
-        sampler = RssSampler(process.pid)
+        sampler = Sampler(process.pid)
         pruner = None if args.keep_dirs else Pruner(workspace, args.commands, args.lag)
         _, status, rusage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - begin
@@ -105,7 +152,7 @@ def run_campaign(args: argparse.Namespace, scratch: Path) -> dict[str, object]:
         said = stderr_path.read_text(errors="replace")[-3000:]
         raise SystemExit(f"parallux exited with {process.returncode}:\n{said}")
     return {"seconds": seconds, "rss_wait4_kb": rusage.ru_maxrss, "rss_own_kb": sampler.own_kb,
-            "rss_launcher_kb": sampler.children_kb, "log": str(log), "log_mb": log.stat().st_size / 1e6,
+            "rss_launcher_kb": sampler.launcher_kb, "log": str(log), "log_mb": log.stat().st_size / 1e6,
             "pruned": pruner.removed if pruner is not None else 0}
 
 
@@ -141,7 +188,7 @@ def timed_view(args: argparse.Namespace, words: list[str], scratch: Path) -> dic
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"parallux {' '.join(words)} exited with {process.returncode}: {said.decode()[-2000:]}")
-    return {"seconds": seconds, "rss_kb": rusage.ru_maxrss}
+    return {"seconds": seconds, "rss_kb": rusage.ru_maxrss, "cpu": rusage.ru_utime + rusage.ru_stime}
 
 
 def open_in_browser(report: Path) -> dict[str, object]:
@@ -150,7 +197,7 @@ def open_in_browser(report: Path) -> dict[str, object]:
         seconds = browser.load(report.as_uri(), READY, timeout=300)
         errors = browser.console_errors() + browser.evaluate("__parallux_report.errors")
         said = browser.evaluate("JSON.stringify({bars: __parallux_report.bars_drawn, "
-                                "aggregated: __parallux_report.aggregated || null})")
+                                "aggregated: __parallux_report.aggregated, counts: __parallux_report.data.run.counts})")
     return {"seconds": seconds, "errors": errors, "page": json.loads(said)}
 
 
@@ -166,6 +213,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--keep-log", metavar="PATH", help="copy the run log there (to look at it again later)")
     parser.add_argument("--run-only", action="store_true", help="the run and its figures, not the views")
+    parser.add_argument("--views-of", metavar="LOG", help="no run: the views of this run log (one --keep-log kept)")
     parser.add_argument("--tmp", default="/dev/shm", help="where the scratch dir goes (default /dev/shm)")
     parser.add_argument("--parallux", default=str(DEFAULT_PARALLUX), help="the parallux executable")
     return parser.parse_args(argv)
@@ -182,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, 1-min load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="parallux-million-", dir=args.tmp) as tmp:
         scratch = Path(tmp)
+        if args.views_of:
+            views(args, Path(args.views_of), scratch)
+            return 0
         run = run_campaign(args, scratch)
         say(f"run: {run['seconds']:.0f} s ({run['seconds'] / args.commands * 1e6:.0f} us/command); peak RSS: "
             f"parallux {kb_to_mb(run['rss_own_kb'])} MB, launcher {kb_to_mb(run['rss_launcher_kb'])} MB, "
@@ -195,18 +246,25 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(log, args.keep_log)
         if args.run_only:
             return 0
-        show = timed_view(args, ["show", str(log), "--slowest", "10"], scratch)
-        say(f"show --slowest 10: {show['seconds']:.1f} s, peak RSS {kb_to_mb(int(show['rss_kb']))} MB")
-        html = scratch / "report.html"
-        report = timed_view(args, ["report", str(log), "-o", str(html)], scratch)
-        say(f"report: {report['seconds']:.1f} s, peak RSS {kb_to_mb(int(report['rss_kb']))} MB, "
-            f"file {html.stat().st_size / 1e6:.1f} MB")
-        if not args.no_browser:
-            page = open_in_browser(html)
-            say(f"chromium: drawn in {page['seconds']:.1f} s, console errors: {page['errors'] or 'none'}; "
-                f"page: {page['page']}")
+        views(args, log, scratch)
         say(f"1-min load after: {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def views(args: argparse.Namespace, log: Path, scratch: Path) -> None:
+    """``show --slowest 10`` and ``report`` of the log, timed, and the report in Chromium."""
+    show = timed_view(args, ["show", str(log), "--slowest", "10"], scratch)
+    say(f"show --slowest 10: {show['seconds']:.1f} s (CPU {show['cpu']:.1f} s), "
+        f"peak RSS {kb_to_mb(int(show['rss_kb']))} MB")
+    html = scratch / "report.html"
+    report = timed_view(args, ["report", str(log), "-o", str(html)], scratch)
+    say(f"report: {report['seconds']:.1f} s (CPU {report['cpu']:.1f} s), "
+        f"peak RSS {kb_to_mb(int(report['rss_kb']))} MB, "
+        f"file {html.stat().st_size / 1e6:.1f} MB")
+    if not args.no_browser:
+        page = open_in_browser(html)
+        say(f"chromium: drawn in {page['seconds']:.1f} s, console errors: {page['errors'] or 'none'}; "
+            f"page: {page['page']}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from . import jsonl
 from .records import HistoryError
 
 RECORD = b'{"event":'
-BLOCK = 1 << 24  # bytes of a log read at once when it is read a block at a time
+BLOCK = 1 << 22  # bytes of a log read at once when it is read a block at a time (its records: some 6x that)
 RUN_STARTED = b'{"event":"run_started"'
 _MID_LINE = re.compile(rb'(?<=[^\n])\{"event":')
 
