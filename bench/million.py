@@ -3,15 +3,17 @@
 
     .venv/bin/python bench/million.py                       # 1,000,000 commands, P=8, in /dev/shm
     .venv/bin/python bench/million.py --commands 100000     # a quick look
+    .venv/bin/python bench/million.py --views-of LOG        # the views alone, of a log --keep-log kept
 
 What is measured
 ----------------
 * **The run.** ``parallux --progress-interval 10 CONFIG`` (progress lines and the run log on, as a user gets
   them when not on a terminal) on a config with one local runner (``max_jobs=P``, ``setParallel(P)``) that
   registers ``--commands`` ``goal.schd("true", work_relpath=I)`` and then ``goal.issue().sync()``. Wall
-  time, and peak RSS: parallux's own (``VmHWM`` sampled every 0.1 s from ``/proc``, the figure the target
-  is about), its launcher's, and ``ru_maxrss`` of ``wait4`` (the maximum over parallux and every process it
-  reaped: an upper bound on both). The targets: it completes, parallux's peak RSS under 600 MB.
+  time, and peak RSS: parallux's own (its ``VmHWM`` from ``/proc``, sampled every second: the kernel keeps
+  the peak, so no sample misses it; the figure the target is about), its launcher's (the descendant running
+  ``_launcher.py``, below its guardian), and ``ru_maxrss`` of ``wait4`` (the maximum over parallux and every
+  process it reaped). The targets: it completes, parallux's peak RSS under 600 MB.
 * **Per-command time, first and last.** From the run log's ``finished`` records: for the first and the last
   ``--window`` (10,000) commands by submission order, (latest end - earliest start) / window. Both come from
   the same run, so machine noise between runs does not enter the ratio; a per-command cost that grows with
