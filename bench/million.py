@@ -11,7 +11,8 @@ What is measured
   them when not on a terminal) on a config with one local runner (``max_jobs=P``, ``setParallel(P)``) that
   registers ``--commands`` ``goal.schd("true", work_relpath=I)`` and then ``goal.issue().sync()``. Wall
   time, and peak RSS: parallux's own (its ``VmHWM`` from ``/proc``, sampled every second: the kernel keeps
-  the peak, so no sample misses it; the figure the target is about), its launcher's (the descendant running
+  the peak: only growth in the last second before the exit can be missed, which wait4 covers; the figure
+  the target is about), its launcher's (the descendant running
   ``_launcher.py``, below its guardian), and ``ru_maxrss`` of ``wait4`` (the maximum over parallux and every
   process it reaped). The targets: it completes, parallux's peak RSS under 600 MB.
 * **Per-command time, first and last.** From the run log's ``finished`` records: for the first and the last
