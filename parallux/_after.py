@@ -30,7 +30,7 @@ def dependencies_of(value: object, completion: Completion, name: str, where: str
         if commands is None:
             raise ConfigError(f"{where}: after= of command {name!r} must be a command handle, a group handle or a "
                               f"list of them, not {type(item).__name__} ({item!r})")
-        if any(command._completion is not completion for command in commands):
+        if any(command._spec.completion is not completion for command in commands):
             what = f"{item.name!r} is a handle" if not isinstance(item, Group) else "a group handle it names is one"
             raise ConfigError(f"{where}: after= of command {name!r}: {what} of another run (of another goal), which "
                               f"this run cannot wait for")

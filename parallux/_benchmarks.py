@@ -46,7 +46,7 @@ class Benchmark:
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]
         fields = {name: getattr(template, name) for name in Command.__slots__
                   if name not in NOT_COPIED and hasattr(template, name)}
-        fields.update(numa_node=template.numa_node, inputs=template.inputs)  # (its rare fields it has yet)
+        fields.update(numa_node=template.numa_node, inputs=template.inputs, after=template.after)  # (rare fields)
         self.executions = [Command(completion, **fields, seq=0, name=self.name, bench=self, repetition=label,  # (seq:
                                    work_relpath=f"{self.work_relpath}/{label}") for label in labels]  # when issued)
         self._result: Result | None = None
