@@ -23,6 +23,7 @@ from ._status import Status
 WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
 READ_SIZE = 1 << 18  # bytes asked of the stream at once (file data comes in frames of up to 512 KiB)
 TRANSFER_EVENTS = ("walk", "data", "ack", "end")
+ANSWERS = ("exit", "error", "records", "environment", "load", "probe")  # events that end the request of their id
 TransferEvent = tuple[dict[str, Any], bytes | None]  # an event of a transfer, and its payload (file data)
 
 
@@ -183,7 +184,7 @@ class LauncherClient:
             pongs, self._pongs = self._pongs, []
             for pong in pongs:
                 pong.set()
-        elif kind in ("exit", "error", "records"):  # ("started" is not asked for: see quiet_start)
+        elif kind in ANSWERS:  # ("started" is not asked for: see quiet_start)
             job = self._jobs.pop(event["id"], None)
             if job is not None:
                 job.exit_event = event
@@ -241,6 +242,13 @@ class LauncherClient:
             why = self.gone or (event or {}).get("message") or "no answer"
             raise RunnerError(f"{self.description}: cannot read completion records: {why}")
         return [record if isinstance(record, dict) else None for record in event["records"]]
+
+    async def answer(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The launcher's one answer to a request (``environment``, ``load``, ``probe``, under a new id); None
+        when the launcher went away first."""
+        _, job = self._ask(request)
+        await job.ended.wait()
+        return job.exit_event
 
     def open_transfer(self, request: dict[str, Any]) -> tuple[int, trio.MemoryReceiveChannel[TransferEvent]]:
         """Post the first request of a file transfer under a new id; the transfer's events (pages, data

@@ -39,6 +39,7 @@ class Registrar:
         self._relpaths: set[str] = set()
         self._seq = itertools.count(1)
         self._fingerprints = Fingerprints()
+        self.measuring = False  # a benchmark or metrics= was registered: the run measures (noise checks)
 
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command | Benchmark:
         """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked; a benchmark's handle for
@@ -67,6 +68,7 @@ class Registrar:
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
         if options.get("metrics") is not None:
             handle.metrics = metrics_option(options["metrics"])
+            self.measuring = True
         if options.get("inputs") is not None:
             paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
@@ -77,6 +79,7 @@ class Registrar:
         repeat = opt.positive_int(options["repeat"], "repeat") if "repeat" in options else 1
         warmup = opt.positive_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else 0
         if repeat > 1 or warmup > 0:
+            self.measuring = True
             return self._benchmark(handle, warmup, repeat)
         return handle
 

@@ -210,6 +210,8 @@ class Seat:
     def can_take_now(self, command: Command) -> bool:
         if not self.alive or self.quarantined is not None or self.slots is None or self.slots.available_tokens < 1:
             return False
+        if self.machine is not None and self.machine.holds:  # its environment is being read, its probes run
+            return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
             return False
         if command.timeout and (left := self.transport.time_left()) is not None and left < command.timeout:
