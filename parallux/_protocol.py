@@ -231,21 +231,9 @@ class LauncherClient:
         self.post(dict(request, id=self._next_id))
         return self._next_id, job
 
-    async def read_records(self, paths: list[str], workspace: str | None = None) -> list[dict[str, Any] | None]:
-        """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
-        None for each that is missing or not a record (or reached through a link below ``workspace``).
-        Raises RunnerError if the launcher cannot answer."""
-        _, answer = self._ask({"op": "records", "paths": paths, "workspace": workspace})
-        await answer.ended.wait()
-        event = answer.exit_event
-        if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
-            why = self.gone or (event or {}).get("message") or "no answer"
-            raise RunnerError(f"{self.description}: cannot read completion records: {why}")
-        return [record if isinstance(record, dict) else None for record in event["records"]]
-
     async def answer(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        """The launcher's one answer to a request (``environment``, ``load``, ``probe``, under a new id); None
-        when the launcher went away first."""
+        """The launcher's one answer to a request (``records``, ``environment``, ``load``, ``probe``, under a
+        new id); None when the launcher went away first."""
         _, job = self._ask(request)
         await job.ended.wait()
         return job.exit_event
@@ -291,6 +279,18 @@ class LauncherClient:
         self.post({"op": "ping"})
         await pong.wait()
         return self.gone is None
+
+
+async def read_records(client: LauncherClient, paths: list[str], workspace: str | None = None
+                       ) -> list[dict[str, Any] | None]:
+    """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
+    None for each that is missing or not a record (or reached through a link below ``workspace``).
+    Raises RunnerError if the launcher cannot answer."""
+    event = await client.answer({"op": "records", "paths": paths, "workspace": workspace})
+    if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
+        why = client.gone or (event or {}).get("message") or "no answer"
+        raise RunnerError(f"{client.description}: cannot read completion records: {why}")
+    return [record if isinstance(record, dict) else None for record in event["records"]]
 
 
 def outcome_of(event: dict[str, Any]) -> dict[str, Any]:

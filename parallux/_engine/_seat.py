@@ -19,7 +19,7 @@ from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
-from .._protocol import Job, LauncherClient, outcome_of
+from .._protocol import Job, LauncherClient, outcome_of, read_records
 from .._status import Status
 from .._transports._base import Transport, write_now
 
@@ -310,7 +310,7 @@ class Seat:
         answers: list[list[dict[str, Any] | None]] = [[] for _ in chunks]
 
         async def ask(index: int, client: LauncherClient) -> None:
-            answers[index] = await client.read_records(chunks[index], self.workspace)
+            answers[index] = await read_records(client, chunks[index], self.workspace)
 
         async with trio.open_nursery() as nursery:
             for index in range(len(chunks)):
