@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,6 +18,8 @@ from parallux import _launcher
 from parallux._launcher import MachineFacts
 from tests.helpers import kill_pids, new_token, pids_with_arg, run_cli, wait_until, write_config
 from tests.machine_tree import fake_environment, fake_machine
+from tests.slurm import SlurmCluster
+from tests.sshd import HOST_ALIAS, SshdServer
 from tests.test_launcher import LauncherClient
 
 FIELDS = {"hostname", "os", "kernel", "arch", "cpu_model", "microcode", "sockets", "cores_per_socket",
@@ -368,3 +371,61 @@ def test_environment_strict_refuses_the_runners_of_a_noisy_machine_that_joins_la
     log = log_of(done.stderr)
     assert [record["label"] for record in events(log, "machine")] == [HOST, f"{HOST} (noisy-boot)"]
     assert [n["check"] for n in events(log, "noise")] == ["governor"]
+
+
+# --- SSH and Slurm runners ----------------------------------------------------------------------------------------
+
+
+def test_environment_an_ssh_runners_machine_its_probe_and_its_noise(sshd_server: SshdServer, tmp_path: Path) -> None:
+    root = tree(tmp_path / "m", "remote-boot", governor="powersave")
+    write_config(tmp_path, f"""
+        from parallux import goal
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(tmp_path / "ws")!r},
+                          env={{"PARALLUX_MACHINE_ROOT": {str(root)!r}}})
+        goal.setRunner([server])
+        goal.probe("where", 'echo "$PARALLUX_RUNNER on $(hostname)"')
+        goal.schd("true", repeat=2)
+    """)
+    done = subprocess.run([sys.executable, "-m", "parallux", "config.py", "--", f"host={HOST_ALIAS}"],
+                          cwd=tmp_path, env=sshd_server.client_env(), capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    log = log_of(done.stderr)
+    [machine] = events(log, "machine")
+    assert (machine["label"], machine["runners"], machine["boot_id"]) == (HOST, ["server"], "remote-boot")
+    assert set(machine["environment"]) == FIELDS | {"parallux"}
+    assert machine["environment"]["governors"] == {"powersave": [0, 1]}
+    [probe] = events(log, "probe")
+    assert (probe["runner"], probe["output"], probe["returncode"]) == ("server", f"server on {HOST}\n", 0)
+    assert position(log, "probe") < position(log, "started")
+    assert [n["check"] for n in events(log, "noise")] == ["governor"] and len(warnings_of(done.stderr)) == 1
+    assert len(events(log, "machine_load")) == 1
+
+
+def test_environment_slurm_nodes_on_one_host_are_one_machine_probed_once(slurm_cluster: SlurmCluster,
+                                                                           tmp_path: Path) -> None:
+    slurm_cluster.wait_idle()
+    write_config(tmp_path, f"""
+        from parallux import goal
+        cluster = goal.slurm("cl", nodes=3, workspace={str(tmp_path / "ws")!r})
+        goal.setRunner([cluster])
+        goal.probe("node", 'echo "on $PARALLUX_NODE"')
+        for i in range(6):
+            goal.schd("true")
+    """)
+    env = dict(slurm_cluster.env, HOME=str(tmp_path))
+    env.pop("PYTHONPATH", None)
+    try:
+        done = subprocess.run([sys.executable, "-m", "parallux", "config.py"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        slurm_cluster.cancel_all()
+    assert done.returncode == 0, done.stderr
+    log = log_of(done.stderr)
+    [machine] = events(log, "machine")
+    assert machine["label"] == HOST and machine["runners"][0].startswith("cl@")
+    assert set(machine["environment"]) == FIELDS | {"parallux"} and machine["environment"]["cpu_model"]
+    [probe] = events(log, "probe")
+    assert probe["runner"].startswith("cl@") and probe["output"] == f"on {probe['runner'][3:]}\n"
+    assert position(log, "machine") < position(log, "probe") < position(log, "started")
+    assert [load["label"] for load in events(log, "machine_load")] == [HOST]

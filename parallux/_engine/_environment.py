@@ -211,7 +211,7 @@ async def run_probe(machine: Machine, probe: Probe) -> dict[str, Any]:
     """Run a probe on one launcher of the machine; its ``probe`` record, whatever happened."""
     seat = first_seat(machine)
     record: dict[str, Any] = {"event": "probe", "time": time.time(), "name": probe.name, "command": probe.command,
-                              "machine": machine.label, "runner": machine.seat_names([seat])[0] if seat else None,
+                              "machine": machine.label, "runner": runner_name(seat) if seat else None,
                               "returncode": None, "output": "", "truncated": False, "error": None}
     if seat is None or seat.client is None:
         return dict(record, error="no launcher of the machine is connected")
@@ -228,7 +228,8 @@ async def run_probe(machine: Machine, probe: Probe) -> dict[str, Any]:
 
 def machine_record(machine: Machine, seat: Seat | None, environment: dict[str, Any]) -> dict[str, Any]:
     identity = (seat.facts.get("machine") if seat is not None else None) or {}
-    return {"event": "machine", "time": time.time(), "label": machine.label, "runners": machine.seat_names(),
+    return {"event": "machine", "time": time.time(), "label": machine.label,
+            "runners": [runner_name(seated) for seated in machine.seats],
             "boot_id": identity.get("boot_id"), "machine_id": identity.get("machine_id"),
             "environment": environment}
 
@@ -239,6 +240,11 @@ def complete(environment: dict[str, Any], seat: Seat | None, cpus: list[int] | N
     facts = seat.facts if seat is not None else {}
     known = {"hostname": facts.get("hostname"), "python": facts.get("python"), "cpus": cpus or facts.get("cpus")}
     return {key: environment.get(key, known.get(key)) for key in FIELDS} | {"parallux": __version__}
+
+
+def runner_name(seat: Seat) -> str:
+    """A runner as the machine's records name it: a Slurm runner's node as ``name@node``."""
+    return f"{seat.name}@{seat.host}" if seat.transport.kind == "slurm" else seat.name
 
 
 def first_seat(machine: Machine) -> Seat | None:
