@@ -64,19 +64,24 @@ class LauncherClient:
     # -- lifetime ----------------------------------------------------------------------------------------
 
     async def serve(self, task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the reader and writer until the stream ends; report the launcher's hello when it arrives."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write_loop)
-            nursery.start_soon(self._read_loop, nursery.cancel_scope)
-            self.post({"op": "hello", "watchdog": self.watchdog, **self.hello_options})
-            with trio.move_on_after(60):
-                await self._hello_event.wait()
-            if self._hello is None:
-                nursery.cancel_scope.cancel()
-                raise RunnerError(f"{self.description}: the launcher did not start"
-                                  + (f" ({self.gone})" if self.gone else ""))
-            nursery.start_soon(self._keep_alive)
-            task_status.started(self._hello)
+        """Run the reader and writer until the stream ends; report the launcher's hello when it arrives. Once
+        they end -- also when they are cancelled (the seat refused the launcher) -- whoever waits for an answer
+        is woken, with none."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop)
+                nursery.start_soon(self._read_loop, nursery.cancel_scope)
+                self.post({"op": "hello", "watchdog": self.watchdog, **self.hello_options})
+                with trio.move_on_after(60):
+                    await self._hello_event.wait()
+                if self._hello is None:
+                    nursery.cancel_scope.cancel()
+                    raise RunnerError(f"{self.description}: the launcher did not start"
+                                      + (f" ({self.gone})" if self.gone else ""))
+                nursery.start_soon(self._keep_alive)
+                task_status.started(self._hello)
+        finally:
+            self._lost("the connection to the launcher was closed")
 
     async def _keep_alive(self) -> None:
         """Ping the launcher well within its watchdog, so that only a parallux that is gone -- or cut off by

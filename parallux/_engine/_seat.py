@@ -210,15 +210,15 @@ class Seat:
     def can_take_now(self, command: Command) -> bool:
         if not self.alive or self.quarantined is not None or self.slots is None or self.slots.available_tokens < 1:
             return False
-        if self.machine is not None and self.machine.holds:  # its environment is being read, its probes run
-            return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
             return False
         if command.timeout and (left := self.transport.time_left()) is not None and left < command.timeout:
             return False  # the allocation would end before its timeout: it waits for the next one
-        if self.allocator is None:
-            return True
-        return self.allocator.could_fit_now(command.threads, command.requested_numa_node, command.requested_cores)
+        if self.allocator is not None and not self.allocator.could_fit_now(
+                command.threads, command.requested_numa_node, command.requested_cores):
+            return False  # (a request its node's cores can never hold raises here, in the scheduling that
+            # follows the node's arrival, which refuses the node: so before the machine's hold is asked)
+        return self.machine is None or not self.machine.holds  # held: its environment is read, its probes run
 
     def lease_for(self, command: Command) -> Lease | None:
         if self.allocator is None:
