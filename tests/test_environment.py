@@ -429,3 +429,18 @@ def test_environment_slurm_nodes_on_one_host_are_one_machine_probed_once(slurm_c
     assert probe["runner"].startswith("cl@") and probe["output"] == f"on {probe['runner'][3:]}\n"
     assert position(log, "machine") < position(log, "probe") < position(log, "started")
     assert [load["label"] for load in events(log, "machine_load")] == [HOST]
+
+
+# --- the findings, as functions -------------------------------------------------------------------------------------
+
+
+def test_environment_findings_name_every_slow_governor_and_the_split_cores() -> None:
+    from parallux._engine._noise import findings
+    environment = {"governors": {"performance": [0], "powersave": [1, 2], "schedutil": [3]}, "turbo": "off",
+                   "load": [0.4, 0.1, 0.1], "logical_cpus": 4, "cpus": [0, 1, 2, 3]}
+    found = findings(environment, [[0, 4], [1, 5], [2, 6], [3, 7]], [0, 1, 4])
+    assert [f.check for f in found] == ["governor", "smt"]  # (a load of 0.4 on 4 CPUs is 10%: not above)
+    assert found[0].message("vm").startswith(
+        "machine vm: CPU frequency governor powersave on CPUs 1-2, schedutil on CPU 3 (not performance)")
+    assert found[1].text.startswith("CPU 5, SMT siblings of pooled CPU 1, is outside every core pool")
+    assert findings(None, None, []) == []

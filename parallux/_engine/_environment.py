@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT = 60.0  # seconds a probe may run; then it is killed and recorded with the error
 ANSWER_SLACK = 30.0   # seconds beyond a probe's timeout that parallux waits for its launcher's word
 LOAD_WAIT = 5.0       # seconds the end of the run waits for a machine's load
+ENVIRONMENT_WAIT = 30.0  # seconds a machine's environment may take (a frozen host): then it is recorded unknown
 FIELDS = ("hostname", "os", "kernel", "arch", "cpu_model", "microcode", "sockets", "cores_per_socket",
           "threads_per_core", "logical_cpus", "numa_nodes", "memory_bytes", "cpufreq_driver", "governors", "min_khz",
           "max_khz", "turbo", "isolated", "nohz_full", "load", "cpus", "parallux", "python")
@@ -111,7 +112,10 @@ class Environments:
 
     async def _first_join(self, record: Record, cpus: list[int] | None) -> None:
         seat = first_seat(record.machine)
-        answer = await seat.client.answer({"op": "environment", "cpus": cpus}) if seat and seat.client else None
+        answer = None
+        if seat is not None and seat.client is not None:
+            with trio.move_on_after(ENVIRONMENT_WAIT):
+                answer = await seat.client.answer({"op": "environment", "cpus": cpus})
         found = answer.get("environment") if answer and answer.get("ev") == "environment" else None
         environment = complete(found if isinstance(found, dict) else {}, seat, cpus)
         record.environment = environment
