@@ -59,6 +59,8 @@ Usage::
     .venv/bin/python bench/dispatch.py                 # N=1000, P=4, 3 repeats
     .venv/bin/python bench/dispatch.py --n 5000 --p 8 --json
     .venv/bin/python bench/dispatch.py --scale         # parallux at N=1000 and N=100000, plus start-up
+    .venv/bin/python bench/dispatch.py --profile --n 2000 --p 4   # where a command's time goes: bench/layers.py
+    .venv/bin/python bench/dispatch.py --profile --layers none --n 100000 --no-cprofile   # the engine alone
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench import layers  # noqa: E402
 DEFAULT_PARALLUX = HERE.parent / ".venv" / "bin" / "parallux"
 SMALL_SCALE_N = 10_000  # in --scale, sizes below this run --repeat times, larger ones --scale-repeat times
 
@@ -217,6 +222,12 @@ def parallux_tool(parallux: str, config: Path, workspace: Path, n: int, p: int, 
                 ("command.txt", "stdout.txt", "stderr.txt", "result.json"), env)
 
 
+def dict_replace(tool: Tool, **changes: object) -> Tool:
+    for key, value in changes.items():
+        setattr(tool, key, value)
+    return tool
+
+
 def xargs_tool(workspace: Path, n: int, p: int) -> Tool:
     argv = ["xargs", "-P", str(p), "-n", "1", "sh", "-c", XARGS_SNIPPET, str(workspace)]
     return Tool("xargs", argv, numbers(n, 0), workspace, ("command.txt", "stdout.txt", "stderr.txt"))
@@ -274,6 +285,11 @@ def bench_throughput(args: argparse.Namespace, scratch: Path) -> list[Summary]:
         "parallux": lambda ws: parallux_tool(args.parallux, config, ws, args.n, args.p),
         "parallux-q": lambda ws: parallux_tool(args.parallux, config, ws, args.n, args.p, reporting=False),
     }
+    for name in args.skip:
+        makers.pop(name, None)
+    if args.baseline:  # another parallux (an earlier checkout), same config and options, interleaved too
+        makers["baseline"] = lambda ws: dict_replace(parallux_tool(args.baseline, config, ws, args.n, args.p),
+                                                     name="baseline")
     summaries = {name: Summary(name, args.n, args.p) for name in makers}
     for repeat in range(args.repeat):
         for name, make in makers.items():
@@ -378,9 +394,11 @@ def print_throughput(summaries: list[Summary]) -> None:
     xargs_best = next(s.best for s in summaries if s.tool == "xargs")
     first = summaries[0]
     print(f"throughput: N={first.n} commands (true), P={first.p}, best of {len(first.runs)}")
-    print(f"{'tool':<10} {'best s':>8} {'median s':>9} {'cmd/s':>8} {'vs xargs':>9}")
+    xargs_median = next(s.median for s in summaries if s.tool == "xargs")
+    print(f"{'tool':<10} {'best s':>8} {'median s':>9} {'cmd/s':>8} {'vs xargs':>9} {'medians':>8}")
     for s in summaries:
-        print(f"{s.tool:<10} {s.best:>8.3f} {s.median:>9.3f} {s.n / s.best:>8.0f} {s.best / xargs_best:>8.2f}x")
+        print(f"{s.tool:<10} {s.best:>8.3f} {s.median:>9.3f} {s.n / s.best:>8.0f} {s.best / xargs_best:>8.2f}x "
+              f"{s.median / xargs_median:>7.2f}x")
 
 
 def print_startup(startup: dict[str, float]) -> None:
@@ -424,6 +442,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parallux", default=shutil.which("parallux") or str(DEFAULT_PARALLUX),
                         help="the parallux executable (default: on PATH, else the repo's .venv)")
     parser.add_argument("--tmp", default=None, help="directory for the scratch dirs (default: the system's)")
+    parser.add_argument("--skip", type=lambda s: s.split(","), default=[],
+                        help="tools left out of the throughput mode, comma-separated (e.g. parallel: ~3x slower)")
+    parser.add_argument("--baseline", default=None,
+                        help="another parallux executable (an earlier version) run as one more tool, 'baseline'")
+    layers.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -461,11 +484,18 @@ def interpreter_of(script: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     compile_package(interpreter_of(args.parallux))
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
     report: dict[str, object] = {"p": args.p, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
                                  "parallux_source": source_version()}
     with tempfile.TemporaryDirectory(prefix="parallux-bench-", dir=args.tmp) as tmp:
         scratch = Path(tmp)
         report["scratch"] = tmp
+        if args.profile:  # (its own start-up figures, measured the same way as its layers)
+            report["layers"] = layers.main(args, scratch, interpreter_of(args.parallux))
+            if args.json:
+                print(json.dumps(report, indent=1))
+            return 0
         try:
             startup = bench_startup(args, scratch)
             report["startup"] = startup

@@ -49,12 +49,13 @@ RUNNERS = {"parallux slurm": 'goal.slurm("cl", nodes=3, max_jobs=2, workspace=go
            "parallux local": 'goal.local(max_jobs=6, workspace=goal.args["ws"])'}
 
 
-def parallux_run(name: str, env: dict[str, str], scratch: Path, n: int, index: int) -> tuple[float, float]:
+def parallux_run(name: str, env: dict[str, str], scratch: Path, n: int, index: int,
+                 executable: str = str(REPO / ".venv" / "bin" / "parallux")) -> tuple[float, float]:
     config = scratch / f"{name.split()[1]}.py"
     config.write_text(CONFIG.format(runner=RUNNERS[name]))
     workspace = scratch / f"ws-{name.split()[1]}-{index}"
     start = time.perf_counter()
-    done = subprocess.run([str(REPO / ".venv" / "bin" / "parallux"), "-q", "--no-log", str(config), "--",
+    done = subprocess.run([executable, "-q", "--no-log", str(config), "--",
                            f"n={n}", f"ws={workspace}"], env=env, capture_output=True, text=True, timeout=3600)
     whole = time.perf_counter() - start
     if done.returncode != 0:
@@ -72,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sbatch-n", type=int, default=200, help="commands for sbatch per command (200)")
     parser.add_argument("--array-n", type=int, default=500, help="tasks of the job array (500)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each parallux row (the median is shown)")
+    parser.add_argument("--parallux", default=str(REPO / ".venv" / "bin" / "parallux"),
+                        help="the parallux executable (default: this checkout's .venv)")
+    parser.add_argument("--rows", type=lambda s: s.split(","), default=["array", "sbatch"],
+                        help="baselines to run beside parallux: array, sbatch, or none (default both)")
     parser.add_argument("--tmp", default=None, help="scratch dir for every row (default: a new temp dir in $TMPDIR; "
                         "/dev/shm takes the file system out of the figures)")
     args = parser.parse_args(argv)
@@ -85,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         figures: dict[str, list[tuple[float, float]]] = {name: [] for name in RUNNERS}
         for index in range(args.repeat):
             for name in RUNNERS:
-                figures[name].append(parallux_run(name, env, scratch, args.n, index))
+                figures[name].append(parallux_run(name, env, scratch, args.n, index, args.parallux))
         for name, runs in figures.items():
             runs.sort()
             dispatch, whole = runs[len(runs) // 2]
             rows.append((name, args.n, dispatch, whole))
-        rows.append(("job array", args.array_n, job_array(cluster, scratch / "array", args.array_n), None))
-        rows.append(("sbatch per command", args.sbatch_n,
-                     sbatch_per_command(cluster, scratch / "sbatch", args.sbatch_n), None))
+        if "array" in args.rows:
+            rows.append(("job array", args.array_n, job_array(cluster, scratch / "array", args.array_n), None))
+        if "sbatch" in args.rows:
+            rows.append(("sbatch per command", args.sbatch_n,
+                         sbatch_per_command(cluster, scratch / "sbatch", args.sbatch_n), None))
     finally:
         left = cluster.stop()
         if left:
@@ -102,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, n, seconds, whole in rows:
         print(f"{name:20} {n:6d} {seconds:9.2f} {whole if whole is not None else float('nan'):10.2f} "
               f"{1000 * seconds / n:8.2f} {seconds / n / slurm_per_cmd:25.1f}")
-    print(f"parallux slurm / parallux local (dispatch): {rows[0][2] / rows[1][2]:.2f}x")
+    ratio = rows[0][2] / rows[1][2]
+    for name, runs in figures.items():
+        print(f"{name} dispatch, every run: {', '.join(f'{d:.2f}' for d, _ in runs)} s")
+    print(f"parallux slurm / parallux local (dispatch, medians): {ratio:.2f}x "
+          f"({'PASS' if ratio <= 1.5 else 'FAIL'}: target <= 1.5, issue 24)")
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

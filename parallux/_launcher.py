@@ -7,7 +7,8 @@ Requests (one line each)::
 
     {"op": "hello", "watchdog": 60}                  -> {"ev": "hello", ...machine facts...}
       (with "sigterm": "error": SIGTERM from outside ends the running commands "error", see stop_serving;
-       with "machine_root": the tree MachineFacts reads, in place of PARALLUX_MACHINE_ROOT or /)
+       with "machine_root": the tree MachineFacts reads, in place of PARALLUX_MACHINE_ROOT or /;
+       with "bench": "none" or "files": benchmarking only, see Launcher.run_without_process)
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
@@ -74,7 +75,8 @@ METRICS_NAME = "metrics.txt"  # what $PARALLUX_METRICS names: a command's own fi
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME, METRICS_NAME)
 HISTORY_DIR = ".history"
 RECORD_LIMIT = 1 << 20  # bytes: a record is a few hundred; anything bigger is not one
-READ_SIZE = 1 << 20     # bytes read from stdin at once: file data comes in frames of 512 KiB
+READ_SIZE = 1 << 20     # bytes read from stdin at once while file data comes (frames of 512 KiB), ...
+REQUEST_READ = 1 << 16  # ... else: a buffer of 1 MiB is mapped and unmapped again on every read (2 system calls)
 PIPE_SIZE = 1 << 20     # what stdin and stdout pipes are grown to, where they are pipes (fewer wake-ups)
 STDERR_TAIL = 4096      # bytes of stderr sent with the exit event of a command that did not end ok
 EXIT_GRACE = 2.0
@@ -131,6 +133,7 @@ class Launcher(object):
         self.ending = None       # why the loop ended, if not by a quit request (see ENDINGS)
         self.guardian = None     # the process that started this one and waits for it (see guard)
         self.sigterm_is_error = False  # whether it should be so (parallux asks it in its hello, for Slurm)
+        self.bench = None        # "none"/"files": a run request starts no process (see run_without_process)
         self.held = []           # reaped commands killed from outside, reported a moment later (see reap)
         self.exit_grace = EXIT_GRACE
         self.selector = selectors.DefaultSelector()
@@ -143,6 +146,7 @@ class Launcher(object):
         # of it -- to the CPUs outside every core pool of the machine (an "affinity" request): home_cpus.
         self.all_cpus = own_affinity()
         self.home_cpus = None
+        KEEP_WORKSPACES[0] = True
 
     # -- I/O -------------------------------------------------------------------------------------------
 
@@ -186,7 +190,7 @@ class Launcher(object):
 
     def read_requests(self):
         try:
-            chunk = os.read(self.infd, READ_SIZE)
+            chunk = os.read(self.infd, READ_SIZE if self.files.writers or self.frames.missing else REQUEST_READ)
         except (BlockingIOError, InterruptedError):  # (stdin may share a non-blocking socket with stdout)
             return
         except OSError:
@@ -224,6 +228,7 @@ class Launcher(object):
             if request.get("watchdog"):
                 self.watchdog = float(request["watchdog"])
             self.sigterm_is_error = request.get("sigterm") == "error"  # (a Slurm step's launcher)
+            self.bench = request.get("bench") if request.get("bench") in BENCH_MODES else None
             self.facts = MachineFacts(request.get("machine_root"))
             self.send(dict(hello(self.facts), cgroups=self.cgroup_facts()))
         elif op == "affinity":
@@ -247,6 +252,9 @@ class Launcher(object):
 
     def run(self, request):
         job_id = request["id"]
+        if self.bench == "none":
+            self.run_without_process(request, None)
+            return
         try:
             dir_fd = prepare_work_dir(request, self.locks.take)
         except (WorkDirInUse, UnsafeWorkDir) as exc:  # another live run's, or a link: touch nothing there
@@ -255,6 +263,9 @@ class Launcher(object):
             return
         except Exception as exc:  # it could not be made or cleared: no record either
             self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"})
+            return
+        if self.bench == "files":
+            self.run_without_process(request, dir_fd)
             return
         cgroup = None
         try:
@@ -281,6 +292,29 @@ class Launcher(object):
             self.runs_seen.add(request["mark"].rsplit(".", 2)[0] + ".")
         if not request.get("quiet_start"):  # parallux itself needs only the exit event (one message less)
             self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
+
+    def run_without_process(self, request, dir_fd):
+        """Benchmarking only (the hello's "bench", which parallux sends when PARALLUX_BENCH_SPAWN is set in its
+        environment): answer a run request as a command that exited 0 at once, without starting a process, so
+        that bench/dispatch.py measures the engine, the protocol and this loop apart from process creation.
+        "none": nothing is touched; "files": the work dir, its lock, command.txt, stdout.txt, stderr.txt and
+        the record are made as for a real command."""
+        job = Job(request["id"], 0, None, request, now())
+        job.status, job.rusage = 0, resource_usage_unknown()
+        if dir_fd is None:
+            job.end = now()
+            self.send(exit_event(job, None))
+            return
+        try:
+            for fd in write_files(request, dir_fd):
+                os.close(fd)
+        except OSError as exc:
+            self.send({"ev": "error", "id": job.id, "message": describe_os_error(exc), "status": "error"})
+            return
+        finally:
+            os.close(dir_fd)
+        job.end = now()
+        self.send(record_exit(job))
 
     def move_home(self, cpus):
         """Run on these CPUs from now on (None: on every CPU again), and so do the commands born without a
@@ -426,7 +460,20 @@ class Launcher(object):
         if tree is not None:
             return self.cgroups.populated(tree)
         mark = job.request.get("mark")
-        return bool(mark and marked_pids([mark]))
+        return bool(mark and self.adopted_any() is not False and marked_pids([mark]))
+
+    def adopted_any(self):
+        """Whether this launcher has a child that is not a running command's own process: an orphan it adopted
+        (a subreaper adopts every orphan below it); None when the kernel does not say. Without one, nothing a
+        finished command started can be alive -- all of it would be below this launcher, a running command's
+        tree holds only that command's -- and no scan of every process's environment is needed (a
+        millisecond per command where hundreds of processes run)."""
+        try:
+            with open("/proc/self/task/%d/children" % os.getpid(), "rb") as f:
+                children = f.read().split()
+        except OSError:
+            return None
+        return any(int(pid) not in self.jobs for pid in children)
 
     def check_kill_deadlines(self):
         self.probes.check_deadlines()
@@ -684,7 +731,7 @@ class Probes(object):
             timeout = float(request.get("timeout") or PROBE_TIMEOUT)
             outputs = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
             popen = subprocess.Popen(["sh", "-c", request["command"]], stdin=subprocess.DEVNULL,
-                                     stdout=outputs[0], stderr=outputs[1], env=command_env(request),
+                                     stdout=outputs[0], stderr=outputs[1], env=probe_env(request),
                                      close_fds=True, start_new_session=True)
         except (OSError, ValueError) as exc:
             for output in outputs:
@@ -725,6 +772,12 @@ class Probes(object):
     def stop(self):
         for pid in self.running:
             try_killpg(pid, signal.SIGKILL)
+
+
+def probe_env(request):
+    """The launcher's environment plus the request's, as the commands get it (command_env), as a mapping."""
+    items, _ = command_env(request)
+    return dict(item.split(b"=", 1) for item in items)
 
 
 def probe_event(probe_id, returncode, output, error):
@@ -769,18 +822,32 @@ def open_below_workspace(work_dir, workspace, create):
         raise UnsafeWorkDir("work dir %s is not inside the workspace %s" % (work_dir, workspace))
     if workspace not in CHECKED_WORKSPACES:
         check_link_owners(workspace)
-    fd, made, path = open_workspace(workspace, create), False, workspace
+    fd, made, path = HELD_WORKSPACES.get(workspace), False, workspace
+    if fd is None:
+        fd = open_workspace(workspace, create)
+        if KEEP_WORKSPACES[0] and len(HELD_WORKSPACES) < 16:
+            HELD_WORKSPACES[workspace] = fd
     names = work_dir[len(prefix):].split("/")
     try:
         for index, name in enumerate(names):
             path = os.path.join(path, name)
             child, made = open_dir_at(fd, name, path, create, new_likely=index == len(names) - 1)
-            os.close(fd)
+            if HELD_WORKSPACES.get(workspace) != fd:
+                os.close(fd)
             fd = child
     except BaseException:
-        os.close(fd)
+        if HELD_WORKSPACES.get(workspace) != fd:
+            os.close(fd)
         raise
     return fd, made
+
+
+# A launcher keeps each workspace open from its first command on (the path was checked then, see
+# check_link_owners): a work dir is opened from it, not by the workspace's path again, three times per
+# command (its start, its record, its lock at the end). Anything else that opens work dirs (the views)
+# opens the workspace each time.
+KEEP_WORKSPACES = [False]
+HELD_WORKSPACES = {}  # workspace -> its descriptor
 
 
 def open_workspace(workspace, create):
@@ -979,32 +1046,42 @@ def prepare_work_dir(request, lock=None):
     return fd
 
 
-def spawn(request, dir_fd):
-    """Write the command's files into its prepared work dir, then start it in a new session with its output
-    redirected."""
+BENCH_MODES = ("none", "files")
+
+
+def write_files(request, dir_fd):
+    """Write command.txt into the command's prepared work dir and create its stdout.txt and stderr.txt: their
+    fds."""
     text = request.get("command_text", "") + "\n"
     if request.get("wrapped"):
         text += "# as run:\n" + request["wrapped"] + "\n"
     write_at(dir_fd, "command.txt", text.encode("utf-8", "surrogateescape"))
-    env = command_env(request)
-    argv = request["argv"]
-    cwd = request.get("cwd") or request["work_dir"]
     out = create_at(dir_fd, "stdout.txt")
     try:
-        err = create_at(dir_fd, "stderr.txt")
+        return out, create_at(dir_fd, "stderr.txt")
     except BaseException:
         os.close(out)
         raise
+
+
+def spawn(request, dir_fd):
+    """Write the command's files into its prepared work dir, then start it in a new session with its output
+    redirected."""
+    out, err = write_files(request, dir_fd)
     try:
-        executable = resolve(argv[0], env)
+        env, path = command_env(request)
+        argv = request["argv"]
+        cwd = request.get("cwd") or request["work_dir"]
+        executable = resolve(argv[0], path)
         start = now()
         if FAST_SPAWN[0] and executable.startswith("/"):
             try:
                 return fast_spawn(argv, executable, env, cwd, out, err), None, start
             except TypeError:  # this Python's _posixsubprocess differs: use Popen from now on
                 FAST_SPAWN[0] = False
-        popen = subprocess.Popen(argv, executable=executable, stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=err, cwd=cwd, env=env, close_fds=True, start_new_session=True)
+        popen = subprocess.Popen(argv, executable=executable, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 cwd=cwd, env=dict(item.split(b"=", 1) for item in env), close_fds=True,
+                                 start_new_session=True)
     finally:
         os.close(out)
         os.close(err)
@@ -1018,12 +1095,11 @@ FAST_SPAWN = [sys.version_info[:2] in ((3, 11), (3, 12))]
 _DEVNULL = []
 
 
-def fast_spawn(argv, executable, env, cwd, out_fd, err_fd):
+def fast_spawn(argv, executable, env_list, cwd, out_fd, err_fd):
     """fork+exec in a new session with stdin from /dev/null; raises OSError as Popen would."""
     import _posixsubprocess
     if not _DEVNULL:
         _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
-    env_list = [k + b"=" + v for k, v in env.items()]
     errpipe_read, errpipe_write = os.pipe()
     try:
         try:
@@ -1063,36 +1139,45 @@ def child_error(data, executable, cwd):
     return OSError(number, os.strerror(number), executable)
 
 
-_BASE_ENV = None
+_BASE_ENV = []
+_BASE_ITEMS = {}  # the names a request sets -> the launcher's other variables, as b"NAME=value" items
 _RESOLVED = {}
 
 
 def command_env(request):
-    """The launcher's environment plus the request's, as bytes: encoded once, not on every spawn."""
-    global _BASE_ENV
-    if _BASE_ENV is None:
-        _BASE_ENV = dict(os.environb)
-    env = _BASE_ENV.copy()
+    """The launcher's environment plus the request's: the b"NAME=value" items the fork takes, and the command's
+    PATH. The launcher's part is encoded and joined once for the names a run's requests set, not per spawn."""
+    if not _BASE_ENV:
+        _BASE_ENV.append(dict(os.environb))
+    base = _BASE_ENV[0]
+    extra = {}
     for key, value in (request.get("env") or {}).items():
-        env[os.fsencode(key)] = os.fsencode(value)
-    env[b"SHLVL"] = b"1"  # a bash child would otherwise source .bashrc again under SSH
+        extra[os.fsencode(key)] = os.fsencode(value)
+    extra[b"SHLVL"] = b"1"  # a bash child would otherwise source .bashrc again under SSH
     if request.get("mark"):
-        env[MARK_VAR.encode()] = os.fsencode(request["mark"])
-    return env
+        extra[MARK_VAR.encode()] = os.fsencode(request["mark"])
+    names = tuple(extra)
+    items = _BASE_ITEMS.get(names)
+    if items is None:
+        if len(_BASE_ITEMS) >= 64:  # (requests that set ever other names: no cache growing without end)
+            _BASE_ITEMS.clear()
+        items = _BASE_ITEMS[names] = [k + b"=" + v for k, v in base.items() if k not in extra]
+    return items + [k + b"=" + v for k, v in extra.items()], extra.get(b"PATH", base.get(b"PATH"))
 
 
-def resolve(program, env):
+def resolve(program, path):
     """The program's path by the command's own PATH, looked up once per (program, PATH)."""
-    path = env.get(b"PATH")
+    key = (program, path)
+    found = _RESOLVED.get(key)
+    if found is not None:
+        return found
     if "/" in program or path is None or not all(p.startswith(b"/") for p in path.split(b":")):
         return program  # relative PATH entries depend on the command's cwd: leave those to Popen
-    key = (program, path)
-    if key not in _RESOLVED:
-        found = shutil.which(program, path=os.fsdecode(path))
-        if found is None:
-            return program  # let Popen report it as it would
-        _RESOLVED[key] = found
-    return _RESOLVED[key]
+    found = shutil.which(program, path=os.fsdecode(path))
+    if found is None:
+        return program  # let Popen report it as it would
+    _RESOLVED[key] = found
+    return found
 
 
 def describe_os_error(exc):
@@ -2190,13 +2275,16 @@ class WorkDirLocks(object):
     def __init__(self):
         self.held = {}  # work dir -> its workspace, to open it again (never through a link)
         self.me = {"host": os.uname()[1], "pid": os.getpid(), "pid_start": process_start(os.getpid())}
+        self.texts = {}  # run id -> the text of its lock record up to its time
         self.next_refresh = now() + LOCK_REFRESH
 
     def take(self, dir_fd, work_dir, request):
         run_id = (request.get("record") or {}).get("run_id")
         if run_id is None:  # a request outside a parallux run (a test, a tool): no lock
             return
-        data = json.dumps(dict(self.me, run_id=run_id, time=now())).encode("utf-8")
+        if run_id not in self.texts:  # (json.dumps of the whole record for every command cost more than this)
+            self.texts = {run_id: json.dumps(dict(self.me, run_id=run_id))[:-1] + ', "time": '}
+        data = (self.texts[run_id] + repr(now()) + "}").encode("utf-8")
         try:
             write_at(dir_fd, LOCK_NAME, data, 0o644)
         except FileExistsError:
@@ -2265,12 +2353,17 @@ def drain(fd):
 
 # -- frames: how requests and events (and the file data between them) are told apart -----------------------
 
+def json_line(line):
+    return json.loads(line.decode("utf-8"))
+
+
 class Frames(object):
     """Splits a byte stream into messages: one JSON object per line and, after a line that says "bytes": N,
     the N raw bytes that follow it (a frame: file data travels as itself, not as base64 inside JSON).
     parallux's side of the protocol (_protocol.py) reads the launcher's events with this same class."""
 
-    def __init__(self):
+    def __init__(self, loads=None):
+        self.loads = loads or json_line  # parallux passes a faster parser than the standard library's
         self.line = bytearray()  # the start of a line whose end has not arrived yet
         self.header = None       # the line of a frame whose bytes are still arriving
         self.pieces = []         # those bytes so far: views of what arrived, not copies
@@ -2306,7 +2399,7 @@ class Frames(object):
 
     def line_complete(self, line, messages):
         try:
-            message = json.loads(line.decode("utf-8"))
+            message = self.loads(line)
         except ValueError as exc:
             messages.append((exc, None))
             return

@@ -9,13 +9,13 @@ to that transfer's own channel (:meth:`LauncherClient.open_transfer`).
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any, Callable
+from typing import Any
 
 import trio
 
 from ._errors import RunnerError
+from ._jsonline import dumps_line, loads
 from ._launcher import Frames
 from ._status import Status
 
@@ -41,13 +41,10 @@ class LauncherClient:
     """Sends requests to one launcher and routes its events to the jobs waiting for them."""
 
     def __init__(self, send_stream: trio.abc.SendStream, receive_stream: trio.abc.ReceiveStream,
-                 description: str, write_now: Callable[[bytes], int] | None = None,
-                 watchdog: float = WATCHDOG, hello: dict[str, Any] | None = None) -> None:
+                 description: str, watchdog: float = WATCHDOG, hello: dict[str, Any] | None = None) -> None:
         self.description = description
         self.hello_options = hello or {}  # what the transport asks of the launcher beside the watchdog
         self.watchdog = watchdog
-        self._write_now = write_now
-        self._queued = 0       # messages in the outbox or being written by the writer task
         self._closed = False   # our end is closed (quit, or the writer ended): nothing more is sent
         self._send_stream = send_stream
         self._receive_stream = receive_stream
@@ -91,30 +88,21 @@ class LauncherClient:
             await self.ping()
 
     def post(self, message: dict[str, Any], payload: bytes | None = None) -> None:
-        """Send a request: at once if the transport takes it without blocking and nothing is queued before it,
-        else through the writer task, which sends what queued up in batches. With a payload (file data) the
-        request is a frame: its line says ``"bytes": N`` and the N bytes follow."""
+        """Send a request: queued for the writer task, which writes what one turn of the engine's loop queued
+        in one write -- the requests of the commands a pass started, after the exits that freed their slots
+        -- so the launcher wakes once for them, not once each. With a payload (file data) the request is a
+        frame: its line says ``"bytes": N`` and the N bytes follow."""
         if self.gone is not None or self._closed:  # e.g. a second Ctrl-C's hard quit after quit(): dropped
             return
         if payload is not None:
             message = dict(message, bytes=len(payload))
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        data = dumps_line(message)
         if payload:
             data += payload
-        if self._write_now is not None and not self._queued:
-            try:
-                written = self._write_now(data)
-            except OSError:  # would block, or broken: the writer task sends it (and reports a broken stream)
-                written = 0
-            if written == len(data):
-                return
-            data = data[written:]
         try:
             self._outbox_send.send_nowait(data)
         except trio.ClosedResourceError:  # the reader closed it as the stream ended (a transfer's abort on
             self._closed = True           # the way out, say): nothing can be sent any more
-            return
-        self._queued += 1
 
     async def quit(self, grace: float | None = None) -> None:
         """Ask the launcher to stop everything (TERM, ``grace`` or its default, KILL) and exit, then close our
@@ -137,11 +125,10 @@ class LauncherClient:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 await self._send_stream.send_all(b"".join(batch))
-                self._queued -= len(batch)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._lost(f"cannot write to the launcher: {exc}")
         finally:
-            self._closed = True  # no direct write may follow: the fd is closed below, its number may be reused
+            self._closed = True  # nothing may follow: the stream is closed below
             with trio.CancelScope(shield=True):
                 try:
                     await self._send_stream.aclose()
@@ -149,7 +136,7 @@ class LauncherClient:
                     pass
 
     async def _read_loop(self, scope: trio.CancelScope) -> None:
-        frames = Frames()
+        frames = Frames(loads)
         try:
             while True:
                 chunk = await self._receive_stream.receive_some(READ_SIZE)

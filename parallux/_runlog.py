@@ -13,7 +13,6 @@ written (disk full, directory removed) costs the run nothing but the log: one wa
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
@@ -22,6 +21,7 @@ import time
 from typing import Any, Callable
 
 from ._handles import Command, Result
+from ._jsonline import dumps_line
 from ._statedir import LATEST, config_dir, default_log_dir
 from ._version import __version__
 
@@ -45,7 +45,7 @@ class RunLog:
         self.error: str | None = None  # why the log stopped being written, once it did
         self._warn = warn or _warn_on_stderr
         self._fd: int | None = None
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         self._runners_logged: set[str] = set()
         self._latest_linked = False
 
@@ -99,6 +99,8 @@ class RunLog:
             record["work_generated"] = command.work_generated  # what `parallux clean` may remove
             if command.bench is not None:
                 record.update(bench=command.bench.work_relpath, repetition=command.repetition)
+            if command.after:
+                record["after"] = dependencies(command)
         else:
             runner = command.runner
             if runner is not None and runner.name not in self._runners_logged:
@@ -110,6 +112,8 @@ class RunLog:
             record.update(outcome(result))
             if result.resumed and command.bench is not None:  # (a resumed command has no queued record)
                 record.update(bench=command.bench.work_relpath, repetition=command.repetition)
+            if result.resumed and command.after:
+                record["after"] = dependencies(command)
             if record.get("from_run") == self.run_id:
                 del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
@@ -145,7 +149,7 @@ class RunLog:
         """Write out what is buffered (the engine calls this every few tens of milliseconds)."""
         if self._fd is None or not self._pending:
             return
-        data = "".join(self._pending).encode("utf-8", "surrogateescape")
+        data = b"".join(self._pending)
         self._pending.clear()
         try:
             view = memoryview(data)
@@ -168,7 +172,7 @@ class RunLog:
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._fd is not None:
-            self._pending.append(json.dumps(record, separators=(",", ":")) + "\n")
+            self._pending.append(dumps_line(record))
 
     def _stop(self, exc: OSError) -> None:
         """The log cannot be written (disk full, removed): say so once, drop the log, let the run go on."""
@@ -232,6 +236,11 @@ def outcome(result: Result) -> dict[str, Any]:
     if origin is not None:
         fields["from_run"] = origin
     return fields
+
+
+def dependencies(command: Command) -> list[dict[str, Any]]:
+    """A command's ``after=``, as the log gives it: each dependency's seq and work_relpath."""
+    return [{"seq": dependency.seq, "work_relpath": dependency.work_relpath} for dependency in command.after]
 
 
 def runner_record(runner: Any) -> dict[str, Any]:

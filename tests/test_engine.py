@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from parallux._engine import Engine
@@ -219,3 +221,73 @@ def test_Engine_ctrl_c_while_setRunner_connects_still_closes_the_seats_that_conn
     engine.shutdown()
     assert engine.join(timeout=10), "the engine never ended: a connected seat was left open"
     assert engine.seats == [fast]
+
+
+class CountedWrites(trio.abc.SendStream):
+    """The launcher's stdin as an SSH channel or a pipe offers it: ``send_all``, and ``write_now`` (a write that
+    needs no await); every write is counted, whichever way it came."""
+
+    def __init__(self, into: trio.testing.MemoryReceiveStream) -> None:
+        self.into = into
+        self.writes: list[bytes] = []
+
+    def write_now(self, data: bytes) -> int:
+        self.writes.append(bytes(data))
+        self.into.put_data(data)
+        return len(data)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        self.write_now(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        self.into.put_eof()
+        await trio.lowlevel.checkpoint()
+
+
+class CountingPlan(PlanTransport):
+    """A plan launcher whose requests arrive through ``CountedWrites``."""
+
+    def __init__(self, real: Any, **options: Any) -> None:
+        super().__init__(real, **options)
+        self.stdin: CountedWrites | None = None
+
+    @asynccontextmanager
+    async def open(self, name: str) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+        requests = trio.testing.MemoryReceiveStream()
+        events, from_launcher = trio.testing.memory_stream_one_way_pair()
+        self.stdin = CountedWrites(requests)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._serve, requests, events)
+            yield self.stdin, from_launcher
+            nursery.cancel_scope.cancel()
+
+
+def test_Engine_sends_what_one_scheduling_pass_starts_in_one_write() -> None:
+    # 8 commands end at the same instant and 8 start in their place: the launcher is woken once for the 8
+    # requests, not 8 times (a write each was a system call and a wake-up of the launcher, per command).
+    engine = Engine("test-run", clock=MockClock(autojump_threshold=0.001))
+    engine.start()
+    plans: list[CountingPlan] = []
+
+    def plan(real: Any) -> CountingPlan:
+        plans.append(CountingPlan(real, facts=dict(FACTS), outcome=ok_in(1)))
+        return plans[-1]
+
+    try:
+        goal = Goal(engine, run_id="test-run", resume=False, transport_for=plan)
+        goal.setRunner(goal.local(max_jobs=8))
+        for index in range(24):
+            goal.schd("work", name=f"c{index}")
+        assert {r.status for r in goal.issue().sync()} == {"ok"}
+    finally:
+        engine.cancel()
+        engine.shutdown()
+        assert engine.join(timeout=10)
+    stdin = plans[0].stdin
+    assert stdin is not None
+    runs = [write.count(b'"op":"run"') for write in stdin.writes if b'"op":"run"' in write]
+    assert runs == [8, 8, 8], runs

@@ -517,6 +517,25 @@ def test_launcher_kill_finds_setsid_grandchild_by_mark(launcher: LauncherClient,
     assert not is_live(escapee)
 
 
+def test_launcher_without_cgroups_waits_for_an_escapee_that_ignores_sigterm(tmp_path: Path) -> None:
+    """Without cgroups, a stopped command whose setsid'd child ignores SIGTERM (and has been adopted by the
+    launcher, its shell gone) is not over until that child is found by its mark and killed: its exit comes
+    only after the grace, with nothing of it left. (The launcher scans for marks only when it has adopted a
+    process, which this one is.)"""
+    client = LauncherClient(tmp_path, env=dict(os.environ, PARALLUX_CGROUPS="0"))
+    try:
+        script = "setsid sh -c \"trap '' TERM; exec sleep 1000\" </dev/null >/dev/null 2>&1 & sleep 1000"
+        job = start_and_settle(client, 1, script, tmp_path / "w", sleeps_running(2))
+        sent = time.monotonic()
+        client.send(op="kill", id=1, grace=0.5)
+        exit_event = client.expect("exit", 1)
+        assert time.monotonic() - sent >= 0.5
+        assert marked_pids(job["mark"]) == []
+        assert exit_event["killed"] is True
+    finally:
+        client.shut_down()
+
+
 def test_launcher_stdin_eof_stops_every_group_and_exits_zero(launcher: LauncherClient, tmp_path: Path) -> None:
     """Closing stdin stands for the client dying, even by SIGKILL: the launcher must clean up on its own."""
     jobs = [start_and_settle(launcher, 1, "sleep 1000 & sleep 1000", tmp_path / "a", sleeps_running(2)),
@@ -673,6 +692,29 @@ def test_launcher_releases_its_locks_when_it_ends(launcher: LauncherClient, tmp_
     assert launcher.wait(timeout=5) == 0
 
     assert [p for p in tmp_path.rglob(_launcher.LOCK_NAME)] == []
+
+
+def test_launcher_keeps_writing_into_the_workspace_its_first_command_checked(launcher: LauncherClient,
+                                                                            tmp_path: Path) -> None:
+    # The workspace's path is checked at the run's first command (no link a co-user planted on it). Swapped
+    # afterwards for a link to elsewhere -- by anyone who can write its parent -- it must not send the later
+    # commands' files there: the launcher holds the workspace it checked. (The command itself is started in
+    # its work dir by path, which now leads nowhere: it ends "error", having written nothing elsewhere.)
+    ws, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    first = launcher.run(1, sh("true"), ws / "a", workspace=str(ws), record={"run_id": "r"})
+    assert first["ev"] == "exit" and first["returncode"] == 0
+    ws.rename(tmp_path / "ws-checked")
+    os.symlink(elsewhere, ws)
+
+    launcher.send(op="run", id=2, argv=sh("echo later"), work_dir=str(ws / "b"), workspace=str(ws),
+                  record={"run_id": "r"}, mark=f"test-{uuid.uuid4().hex}@r1.2.1")
+    launcher.expect(("exit", "error"), 2)
+
+    assert list(elsewhere.iterdir()) == []
+    launcher.close_stdin()
+    assert launcher.wait(timeout=5) == 0
+    assert list((tmp_path / "ws-checked").rglob(_launcher.LOCK_NAME)) == []  # released where they were taken
 
 
 @pytest.mark.parametrize("order", ["command first", "command 0.1 s first", "launcher first"])

@@ -21,7 +21,7 @@ from .._handles import Command, Result, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._protocol import Job, LauncherClient, outcome_of, read_records
 from .._status import Status
-from .._transports._base import Transport, write_now
+from .._transports._base import Transport
 
 if TYPE_CHECKING:
     from ._machines import Machine, Machines
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command is stopped
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
 RECORDS_PER_REQUEST = 256   # completion records asked of a launcher at once (--resume)
+BENCH_SPAWN_VAR = "PARALLUX_BENCH_SPAWN"  # see bench_mode
 RECORDS_WAIT = 600.0        # how long --resume waits for a pending allocation to read the records on its nodes
 _SEAT_NUMBERS = itertools.count(1)
 
@@ -127,8 +128,8 @@ class Seat:
         """One launcher, from its start to its end; how it ended (None: the run closed it)."""
         self.end = LauncherEnd(self.transport, self.host or "its machine")  # (a new one's: the last one's host)
         async with self.transport.open(self.name) as (send, receive):
-            self.client = LauncherClient(send, receive, self.describe(), write_now(send), self.transport.watchdog,
-                                         {**self.transport.hello, **machine_root(self.env)})
+            self.client = LauncherClient(send, receive, self.describe(), self.transport.watchdog,
+                                         {**self.transport.hello, **machine_root(self.env), **bench_mode()})
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
@@ -342,6 +343,14 @@ def machine_root(env: Mapping[str, str]) -> dict[str, str]:
     the runner's env= or in parallux's own environment."""
     root = env.get(MACHINE_ROOT_VAR) or os.environ.get(MACHINE_ROOT_VAR)
     return {"machine_root": root} if root else {}
+
+
+def bench_mode() -> dict[str, str]:
+    """Benchmarking only: ``PARALLUX_BENCH_SPAWN=none`` (or ``files``) in parallux's environment makes its
+    launchers answer every command at once without starting a process (``none``: nor touching a file), so
+    that bench/dispatch.py can tell the engine's and the protocol's time per command from process creation's."""
+    mode = os.environ.get(BENCH_SPAWN_VAR)
+    return {"bench": mode} if mode else {}
 
 
 def resolve_workspace(workspace: str, home: str, cwd: str) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-from typing import Any, AsyncContextManager, Callable
+from typing import Any, AsyncContextManager
 
 import trio
 
@@ -157,14 +156,6 @@ def ended_how(returncode: int | None, signal_name: str | None = None) -> str | N
         return f"killed by {signal.Signals(number).name}"
     except ValueError:
         return f"exited with status {returncode}"
-
-
-def write_now(stream: trio.abc.SendStream) -> Callable[[bytes], int] | None:
-    """A way to write to the stream without awaiting, if it has one (see ``LauncherClient.post``)."""
-    if isinstance(stream, trio.lowlevel.FdStream):
-        fd = stream.fileno()  # non-blocking (FdStream made it so): a full pipe raises BlockingIOError
-        return lambda data: os.write(fd, data)
-    return getattr(stream, "write_now", None)
 
 
 async def wait_for_exit(popen: subprocess.Popen[bytes], seconds: float) -> bool:

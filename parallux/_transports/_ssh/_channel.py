@@ -92,13 +92,6 @@ class LauncherInput(trio.abc.SendStream):
             raise trio.BrokenResourceError(f"the SSH channel is closed: {exc}") from exc
         await self._pipe.writable.wait()
 
-    def write_now(self, data: bytes) -> int:
-        """Write without awaiting (see ``LauncherClient.post``) while the channel's window is open."""
-        if self._pipe.closed.is_set() or not self._pipe.writable.is_set():
-            raise BlockingIOError("the SSH channel cannot take more now")
-        self._pipe.channel.write(data)
-        return len(data)
-
     async def wait_send_all_might_not_block(self) -> None:
         await self._pipe.writable.wait()
 
