@@ -174,6 +174,32 @@ def test_SshRunner_down_takes_no_work_its_queue_goes_elsewhere_then_takes_work_a
     assert lines[1] == "back"
 
 
+def test_SshRunner_silent_connection_is_replaced_and_the_launcher_takes_the_new_channel(
+        sshd_server: SshdServer, tmp_path: Path, mark: str) -> None:
+    """A network that goes silent (the serving sshd stopped, SIGSTOP): no EOF reaches anyone. Keepalive tells
+    parallux, which connects again; the launcher, still holding the silent channel, is attached to the new
+    one in its place; the commands end ok, and the frozen connection's end later changes nothing."""
+    config = eight_config(tmp_path, mark, ", keepalive=0.5, keepalive_count=2", after="""
+        print(json.dumps([r.read_stdout() for r in results]))
+    """)
+    process = cli(sshd_server, config)
+    frozen = None
+    try:
+        pids = wait_running(tmp_path / "ws", mark)
+        frozen = serving_sshd(pids[0], sshd_server)
+        os.kill(frozen, signal.SIGSTOP)
+        stdout, stderr = finish(process, mark)
+    finally:
+        process.kill()
+        if frozen is not None:
+            os.kill(frozen, signal.SIGKILL)
+    assert process.returncode == 0, stderr
+    lines = stdout.splitlines()
+    assert json.loads(lines[0]) == [[f"c{i}", "ok", None] for i in range(8)], stderr
+    assert json.loads(lines[1]) == [f"begin {i}\nend {i}\n" for i in range(8)]
+    assert len(log_events(tmp_path / "run.jsonl", "reconnected")) == 1
+
+
 # -- not reconnected -----------------------------------------------------------------------------------------
 
 def test_SshRunner_without_reconnection_ends_them_error_and_leaves_nothing(sshd_server: SshdServer,
