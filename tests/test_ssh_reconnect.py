@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.sshd import HOST_ALIAS, SshdServer, _launch, start_sshd
+from tests.test_launcher_attach import bridge, connect_as, ended_pipes, nobody_python  # noqa: F401
 from tests.test_ssh import CLI_TIMEOUT, MARK_VAR, marked_pids, parent_of, serving_sshd, wait_for, write_config
 
 LONG = 6  # seconds each of the commands runs
@@ -200,6 +201,30 @@ def test_SshRunner_silent_connection_is_replaced_and_the_launcher_takes_the_new_
     assert len(log_events(tmp_path / "run.jsonl", "reconnected")) == 1
 
 
+def test_SshRunner_attach_point_is_closed_to_another_user(sshd_server: SshdServer, tmp_path: Path, mark: str,
+                                                         nobody_python: tuple[list[str], str, Path]) -> None:
+    """While an SSH run goes on, nobody (another local user of the server) can neither connect to its
+    launcher's attach socket nor have the launcher's own bridge attach to it; the run is undisturbed."""
+    user, python, launcher_file = nobody_python
+    config = eight_config(tmp_path, mark)
+    process = cli(sshd_server, config)
+    try:
+        pids = wait_running(tmp_path / "ws", mark)
+        launcher = launcher_of(pids)
+        [directory] = attach_dirs(launcher)
+        path = str(directory / "launcher.sock")
+        assert connect_as(user, python, path).stdout.split() == ["connect", "PermissionError"]
+        theirs = bridge({"path": path, "pid": launcher}, seq=0, token="guessed", python=python, user=user,
+                        launcher_file=launcher_file)
+        refused = theirs.receive()
+        assert refused["ev"] == "refused" and f"belongs to uid {os.geteuid()}" in refused["message"], refused
+        stdout, stderr = finish(process, mark)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout.splitlines()[0]) == [[f"c{i}", "ok", None] for i in range(8)]
+
+
 # -- not reconnected -----------------------------------------------------------------------------------------
 
 def test_SshRunner_without_reconnection_ends_them_error_and_leaves_nothing(sshd_server: SshdServer,
@@ -221,12 +246,13 @@ def test_SshRunner_without_reconnection_ends_them_error_and_leaves_nothing(sshd_
     assert attach_dirs(launcher) == []  # it never made one
 
 
-@pytest.mark.parametrize("end", ["grace", "sigkill"])
+@pytest.mark.parametrize("end", ["grace", "sigkill", "sigint"])
 def test_SshRunner_gone_for_longer_than_the_grace_leaves_nothing_on_the_server(tmp_path: Path, mark: str,
                                                                                end: str) -> None:
     """The listener is stopped and the connection cut, for longer than reconnect= (4 s): parallux ends the
-    commands error (or is SIGKILLed meanwhile: then no one ever comes back); either way the launcher stops
-    them within the grace + 10 s, and nothing of it is left."""
+    commands error (or is SIGKILLed meanwhile: then no one ever comes back; or interrupted: then it ends
+    without waiting for the connection); either way the launcher stops them within the grace + 10 s, and
+    nothing of it is left."""
     grace = 4
     srv = start_sshd(tmp_path / "sshd")
     config = eight_config(tmp_path, mark, f", reconnect={grace}")
@@ -237,9 +263,9 @@ def test_SshRunner_gone_for_longer_than_the_grace_leaves_nothing_on_the_server(t
         launcher = launcher_of(pids)
         cut(srv, pids[0], stop_listener=True)
         cut_at = time.monotonic()
-        if end == "sigkill":
+        if end != "grace":
             time.sleep(0.5)
-            process.kill()
+            process.send_signal(signal.SIGKILL if end == "sigkill" else signal.SIGINT)
         stdout, stderr = finish(process, mark)
         wait_for(lambda: not marked_pids(mark), grace + 10 - (time.monotonic() - cut_at),
                  "the launcher to stop the commands")
@@ -247,6 +273,8 @@ def test_SshRunner_gone_for_longer_than_the_grace_leaves_nothing_on_the_server(t
     finally:
         process.kill()
         srv.stop()
+    if end == "sigint":
+        assert process.returncode == 130, stderr
     if end == "grace":
         assert process.returncode == 0, stderr
         results = json.loads(stdout.splitlines()[0])

@@ -284,10 +284,12 @@ class Seat:
         return [self.facts.get("numactl") or "numactl", f"--physcpubind={format_cores(lease.cores)}", memory, "--"]
 
     async def stop(self, launched: Launched, grace: float, reason: str) -> None:
-        """Stop a launched command's process tree (TERM, grace, KILL) and wait for the launcher to say so."""
+        """Stop a launched command's process tree (TERM, grace, KILL) and wait for the launcher to say so --
+        unless its connection is down: the kill then goes if it comes back, and the launcher, which otherwise
+        waits for it, stops everything at the end of its grace; a Ctrl-C must not wait for either."""
         with trio.CancelScope(shield=True):
             launched.client.kill(launched.id, grace, reason)
-            with trio.move_on_after(grace + KILL_WAIT):
+            with trio.move_on_after(0 if launched.client.down else grace + KILL_WAIT):
                 await launched.job.ended.wait()
             if not launched.job.ended.is_set():
                 launched.client.forget(launched.id)
