@@ -40,7 +40,8 @@ this launcher) are requests too; see "files" below. Their file data travels in f
 "bytes": N, then N raw bytes.
 
 When stdin closes -- parallux exited, crashed, was killed, or the SSH connection dropped -- the launcher stops
-every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux.
+every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux; one
+that may be reattached waits for its grace first (see "reattaching").
 
 Every command runs in a session of its own; stopping it kills that whole process group, and then also any
 process whose environment carries the command's mark (``PARALLUX_JOB_MARK``): a descendant that called

@@ -103,6 +103,9 @@ class Progress:
                         f"ran on meanwhile")
         elif event == "not_reconnected":
             self.notice(f"runner {runner.name!r}: {details['reason']}")
+        elif event == "reattach_unavailable":
+            self.notice(f"runner {runner.name!r}: its launcher cannot wait for a dropped connection "
+                        f"({details['reason']}): a drop ends its commands at once")
 
     def notice(self, text: str) -> None:
         """A line about a runner (see ``Engine.notice``)."""

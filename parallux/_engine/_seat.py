@@ -140,6 +140,8 @@ class Seat:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
                 self.end = LauncherEnd(self.transport, self.host or "its machine")
+                if facts.get("attach_error"):  # (its commands end at once when the connection drops)
+                    self.tell("reattach_unavailable", self.handle, reason=facts["attach_error"])
                 task_status.started()
                 if arrived is not None:
                     arrived()
