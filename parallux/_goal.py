@@ -84,14 +84,15 @@ class Goal(TypoChecked):
               cpus_per_node: int | None = None, sbatch_options: Any = None,
               workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
               env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None,
-              python: str = "python3", membind: bool = False, whole_cores: bool = False) -> Runner:
+              python: str = "python3", membind: bool = False, whole_cores: bool = False, login: Any = None) -> Runner:
         """A runner on a Slurm cluster: one allocation (submitted now; inside one, with ``nodes=None``, that
-        one), a launcher on each of its nodes; ``max_jobs`` and the core pool are per node."""
+        one), a launcher on each of its nodes; ``max_jobs`` and the core pool are per node. ``login``: an SSH
+        runner (or its name, or a host) whose login host runs Slurm's commands, for a cluster reached over SSH."""
         request = dict(nodes=nodes, partition=partition, time=time, account=account, qos=qos,
                        constraint=constraint, cpus_per_node=cpus_per_node, sbatch_options=sbatch_options)
         options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
                        numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
-        return self._pool.slurm(name, request, opt.name(python, "goal.slurm(): python"), options)
+        return self._pool.slurm(name, request, opt.name(python, "goal.slurm(): python"), options, login)
 
     @opt.checked("goal.setRunner()")
     def setRunner(self, runners: Runner | str | Sequence[Runner | str]) -> None:

@@ -55,13 +55,17 @@ class Pool:
         seat = Seat(name, self._transport_for(transport), **runner_options(**(options or {})))
         return SshRunner(seat, self._submit, self._engine)
 
-    def slurm(self, name: Any, request: dict[str, Any], python: Any, options: dict[str, Any]) -> Runner:
-        """A Slurm runner: its allocation submitted now (a refusal is a ConfigError), a seat per node."""
+    def slurm(self, name: Any, request: dict[str, Any], python: Any, options: dict[str, Any],
+              login: Any = None) -> Runner:
+        """A Slurm runner: its allocation submitted now (a refusal is a ConfigError), a seat per node; with
+        ``login``, through that SSH runner's login host."""
         from ._slurm_runner import SlurmRunner
         from ._transports import _slurm
         name = self._new_name(name)
         runner_options(**options)  # every option checked before a job exists
-        allocation = _slurm.allocate(_slurm.request(name, **request), dry_run=self._dry_run)
+        checked = _slurm.request(name, **request)
+        shell = self._login_shell(login, name) if login is not None else None
+        allocation = _slurm.allocate(checked, dry_run=self._dry_run, shell=shell)
         try:
             allocation.notify = self._engine.observers.notice
             allocation.demand = self._engine.has_work
@@ -78,6 +82,26 @@ class Pool:
             raise
         self.runners[name] = runner
         return runner
+
+    def _login_shell(self, login: Any, name: str) -> Any:
+        """``goal.slurm(login=...)``: the shell of that SSH runner's login host -- a runner, a runner's name,
+        or a host, which connects as ``setRunner()`` does for a name never created (``goal.ssh(host)``)."""
+        if isinstance(login, str) and login not in self.runners:
+            self.runner_of(login, create=True)
+        runner = self.runner_of(login)
+        if not isinstance(runner, SshRunner):
+            raise ConfigError(f"goal.slurm({name!r}): login= must be an SSH runner (goal.ssh()), its name or a "
+                              f"host, not {runner.describe()}")
+        from ._transports._slurm._shell import Shell
+        if self._dry_run:
+            return Shell()  # a dry run asks nothing of the login host (and opened no connection to it)
+        from ._transports._ssh._login import LoginShell
+        shell = LoginShell(runner._seat.transport, self._engine, runner.name)  # type: ignore[arg-type]
+        try:
+            self._engine.call_async(shell.start_watcher)
+        except OSError as exc:
+            raise RunnerError(f"goal.slurm({name!r}): {exc}") from None
+        return shell
 
     def _new_name(self, name: object) -> str:
         text = opt.name(name, "a runner's name")

@@ -21,6 +21,7 @@ ReadRecords = Callable[[Any, list[str]], "list[dict[str, Any] | None]"]  # (seat
 _NUMBER, _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = (int, float), (int, float, type(None)), (int, type(None)), \
     (str, type(None))
 _FIELDS = {"cores": (list, type(None)), "numa_node": _MAYBE_INT, "attempt": _MAYBE_INT, "runner": _MAYBE_TEXT,
+           "host": _MAYBE_TEXT,
            "start": _MAYBE_NUMBER, "end": _MAYBE_NUMBER, "user_seconds": _MAYBE_NUMBER,
            "system_seconds": _MAYBE_NUMBER, "max_rss_kb": _MAYBE_NUMBER, "run_id": _MAYBE_TEXT,
            "attempts_before": (list, type(None)), "metrics": (dict, type(None))}
@@ -109,9 +110,12 @@ def recorded_result(handle: Command, seat: Any, record: dict[str, Any]) -> Resul
     handle.work_dir = seat.work_dir_of(handle.work_relpath)
     handle.cores = tuple(record.get("cores") or ())
     handle.numa_node = record.get("numa_node")
+    handle.host = record.get("host")  # where it ran (a node of an earlier allocation), not where it would now
     handle.attempt = int(record.get("attempt") or 0)
     this_attempt = {"runner": record.get("runner"), "status": Status.OK, "returncode": 0,
                     "start": record.get("start"), "end": record.get("end")}
+    if handle.host is not None:
+        this_attempt["host"] = handle.host
     earlier = record.get("attempts_before")
     return Result(handle, Status.OK, returncode=0, start_time=record.get("start"), end_time=record.get("end"),
                   user_seconds=record.get("user_seconds"), system_seconds=record.get("system_seconds"),

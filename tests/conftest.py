@@ -1,4 +1,4 @@
 """Shared pytest fixtures."""
 
 from tests.sshd import sshd_bare, sshd_server  # noqa: F401
-from tests.slurm import slurm_cluster  # noqa: F401
+from tests.slurm import slurm_cluster, slurm_lenient  # noqa: F401

@@ -22,7 +22,9 @@ Usage::
     cluster.stop()
 
 or the session-scoped pytest fixture ``slurm_cluster`` (imported into ``tests/conftest.py``), which skips
-the test when the Slurm or munge binaries are missing (``./scripts/setup`` installs them).
+the test when the Slurm or munge binaries are missing (``./scripts/setup`` installs them). A second one,
+``slurm_lenient``, is another cluster whose partition limits are as Slurm's default (``EnforcePartLimits=NO``:
+a request beyond them pends instead of being refused), with a partition ``tiny`` (n3, ``MaxTime=1``).
 
 Process lifetime: each daemon runs in a session of its own (no signal it sends reaches pytest), with
 ``PR_SET_PDEATHSIG`` so that a SIGKILLed pytest does not leave it running. ``stop()`` cancels every job,
@@ -73,6 +75,7 @@ __all__ = [
     "missing_binaries",
     "start_slurm",
     "slurm_cluster",
+    "slurm_lenient",
 ]
 
 
@@ -461,15 +464,37 @@ def start_slurm(tmpdir: os.PathLike | str, *, name: str = "plxtest", extra_confi
     return cluster
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
-    """A running three-node Slurm cluster for the whole session (skips when Slurm is not installed)."""
+# A second cluster's slurm.conf additions, as many sites run: Slurm's default EnforcePartLimits=NO accepts a
+# request beyond a partition's limits, which then pends for ever (PartitionTimeLimit, PartitionNodeLimit)
+# instead of sbatch refusing it; and a partition of one node whose jobs may run a minute at most.
+LENIENT_CONFIG = "EnforcePartLimits=NO\nPartitionName=tiny Nodes=n3 MaxTime=1 State=UP"
+
+
+def _skip_without_slurm() -> None:
     missing = missing_binaries()
     if missing:
         pytest.skip(f"Slurm is not installed (missing {', '.join(missing)}): run ./scripts/setup")
     if os.geteuid() != 0:
         pytest.skip(f"the test Slurm runs its daemons as root (SlurmUser=root); running as "
                     f"{pwd.getpwuid(os.geteuid()).pw_name}")
+
+
+@pytest.fixture(scope="session")
+def slurm_lenient(tmp_path_factory):
+    """Another three-node cluster whose partition limits are enforced as by default (EnforcePartLimits=NO),
+    with a partition ``tiny`` (n3, MaxTime=1); only for the tests that need requests to pend beyond them."""
+    _skip_without_slurm()
+    cluster = start_slurm(tmp_path_factory.mktemp("slurm-lenient"), name="plxlenient", extra_config=LENIENT_CONFIG)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A running three-node Slurm cluster for the whole session (skips when Slurm is not installed)."""
+    _skip_without_slurm()
     cluster = start_slurm(tmp_path_factory.mktemp("slurm"))
     try:
         yield cluster

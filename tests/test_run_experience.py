@@ -159,6 +159,32 @@ def test_run_experience_resume_reruns_a_changed_command(tmp_path: Path) -> None:
     assert (tmp_path / "ws" / "w" / "stdout.txt").read_text() == "two\n"
 
 
+def test_run_experience_records_the_host_and_a_resumed_result_keeps_it(tmp_path: Path) -> None:
+    """Every result.json names the machine that ran it; a resumed result (and ``show``) keeps that machine,
+    not the one the runner is on now (a work dir on a shared file system, written by another node)."""
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.local(workspace="ws")
+        r = goal.run("echo hi", work_relpath="w").sync()
+        print(r.host, r.resumed)
+    """)
+    first = run_cli(tmp_path, "config.py")
+    assert first.returncode == 0, first.stderr
+    here = first.stdout.split()[0]
+    record_path = tmp_path / "ws" / "w" / "result.json"
+    record = json.loads(record_path.read_text())
+    assert record["host"] == here
+    record_path.write_text(json.dumps(dict(record, host="node-b")))  # as another machine left it
+    second = run_cli(tmp_path, "config.py", "--resume")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split() == ["node-b", "True"]
+    finished = [e for e in log_events(log_path_of(second.stderr)) if e["event"] == "finished"]
+    assert [e["host"] for e in finished] == ["node-b"]
+    shown = run_cli(tmp_path, "show", str(log_path_of(second.stderr)), "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert [c["host"] for c in json.loads(shown.stdout)["commands"]] == ["node-b"]
+
+
 @pytest.mark.parametrize("retries, status, returncode", [(2, "ok", 0), (1, "failed", 1)])
 def test_run_experience_retries_rerun_and_keep_every_attempt(tmp_path: Path, retries: int, status: str,
                                                              returncode: int) -> None:

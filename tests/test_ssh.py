@@ -309,8 +309,11 @@ def connection_cases(srv: SshdServer, tmp_path: Path) -> dict[str, tuple[str, st
         "refused": (f"host='127.0.0.1', port={free_port()}, user={srv.user!r}", "connection refused"),
         "bad key": (f"{direct}, identity_file={str(other_key)!r}, known_hosts={str(srv.known_hosts)!r}",
                     "authentication failed"),
+        # the hint adds the key to the file the runner was given, not to ~/.ssh/known_hosts
         "unknown host key": (f"host={HOST_ALIAS!r}, known_hosts={str(empty_known_hosts)!r}",
-                             "host key is not trusted"),
+                             f"host key is not trusted (Host key is not trusted for host 127.0.0.1): it is not in "
+                             f"known_hosts ({empty_known_hosts}). Check the key and add it, e.g. with `ssh-keyscan "
+                             f"-p {srv.port} 127.0.0.1 >> {empty_known_hosts}`"),
         "missing python": (f"host={HOST_ALIAS!r}, python='/nonexistent/python3'",
                            "no Python interpreter '/nonexistent/python3'"),
     }

@@ -272,7 +272,7 @@ class Seat:
             work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
             wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
             mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}", memory=command.memory,
-            record={"name": command.name, "runner": self.name, "work_relpath": command.work_relpath,
+            record={"name": command.name, "runner": self.name, "host": self.host, "work_relpath": command.work_relpath,
                     "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
                     "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
                     "attempts_before": command.attempts},

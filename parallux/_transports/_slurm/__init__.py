@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
-from collections import deque
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -29,11 +27,10 @@ from ... import _options as opt
 from ..._errors import ConfigError, RunnerError
 from .._base import Streams, Transport, ended_how
 from .._boot import boot_argv
-from .._local import launcher_streams
 from . import _commands as slurm
 from ._allocation import Allocation, Closed
+from ._shell import LocalShell, Shell, Spawned
 
-STDERR_KEPT = 20  # lines of srun's stderr kept to explain a launcher's end
 STARTS = 3        # launchers that fail to start on a node before the node is given up
 
 
@@ -51,11 +48,10 @@ class SlurmTransport(Transport):
         self.node: str | None = allocation.node_names[index] if allocation.node_names else None
         self.login = srun_login(allocation.request, self.node)
         self._generation: int | None = None
-        self._stderr: deque[str] = deque(maxlen=STDERR_KEPT)
         self._given_up: str | None = None
         self._failures = 0
         self._hello_seen = False  # the current launcher said hello (what fails then is the node, not its start)
-        self._srun: subprocess.Popen[bytes] | None = None  # the current launcher's srun
+        self._srun: Spawned | None = None  # the current launcher's srun
 
     def describe(self, name: str) -> str:
         where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
@@ -105,7 +101,7 @@ class SlurmTransport(Transport):
     def failed(self, why: str) -> None:
         """The launcher did not start: tried again on the allocation's next opening, up to STARTS times.
         One that said hello and was refused (its node lacks the core pool's CPUs, or numactl) is final."""
-        said = "; ".join(line for line in self._stderr if line.strip())
+        said = "; ".join(line for line in self._srun_said() if line.strip())
         why += f" (srun: {said})" if said and said not in why else ""
         self._failures += 1
         if self._failures >= STARTS or self._hello_seen:
@@ -117,7 +113,7 @@ class SlurmTransport(Transport):
     def lost_reason(self) -> str | None:
         """The allocation's end, if it ended; else None for a launcher that died (the seat says so, with
         ``death()``); else that its step ended, and what srun said."""
-        said = "; ".join(line for line in self._stderr if "error" in line.lower())
+        said = "; ".join(line for line in self._srun_said() if "error" in line.lower())
         allocation_ended = self.allocation.generation == self._generation and self.allocation.ended_how
         if not allocation_ended and self.death() is not None:
             return None
@@ -127,7 +123,7 @@ class SlurmTransport(Transport):
     def death(self) -> str | None:
         """srun ends with the step's task, the launcher's guardian: 128 + N when it or its launcher was
         killed by signal N. Any other status is srun's own (its stderr then says more: ``lost_reason``)."""
-        code = self._srun.poll() if self._srun is not None else None
+        code = self._srun.returncode() if self._srun is not None else None
         return ended_how(code) if code is not None and (code < 0 or code > 128) else None
 
     @asynccontextmanager
@@ -139,33 +135,24 @@ class SlurmTransport(Transport):
         except Closed:
             self._given_up = self._given_up or self.allocation.failure or "the run is ending"
             raise RunnerError(f"{self.describe(name)}: {self._given_up}") from None
-        self._stderr.clear()
-        self._hello_seen = False
+        self._srun, self._hello_seen = None, False
         try:
             argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python))
-            try:  # its own session: the terminal's Ctrl-C is parallux's, and srun must never get a signal
-                process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE, start_new_session=True)
+            try:
+                async with self.allocation.shell.spawn(argv) as spawned:
+                    self._srun = spawned
+                    yield spawned.streams
             except OSError as exc:
-                raise RunnerError(f"{self.describe(name)}: cannot start srun: {exc}") from exc
-            self._srun = process
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._keep_stderr, process)
-                async with launcher_streams(process) as streams:
-                    yield streams
+                if self._srun is not None:
+                    raise
+                raise RunnerError(f"{self.describe(name)}: cannot start srun {self.allocation.shell.where}: "
+                                  f"{exc}") from exc
         finally:
             with trio.CancelScope(shield=True):
                 await self.allocation.left(self.index)
 
-    async def _keep_stderr(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stderr is not None
-        stream = trio.lowlevel.FdStream(os.dup(process.stderr.fileno()))
-        process.stderr.close()
-        pending = b""
-        async with stream:
-            while chunk := await stream.receive_some(65536):
-                *lines, pending = (pending + chunk).split(b"\n")
-                self._stderr.extend(line.decode(errors="replace") for line in lines if line.strip())
+    def _srun_said(self) -> list[str]:
+        return self._srun.stderr_lines() if self._srun is not None else []
 
     async def closing(self) -> None:
         await self.allocation.close()
@@ -188,14 +175,17 @@ def request(runner: str, *, nodes: Any, partition: Any, time: Any, account: Any,
                          slurm.sbatch_options(sbatch_options))
 
 
-def allocate(request: slurm.Request, *, dry_run: bool) -> Allocation:
+def allocate(request: slurm.Request, *, dry_run: bool, shell: Shell | None = None) -> Allocation:
     """The allocation a ``goal.slurm()`` runner lives in: the one parallux runs inside (``SLURM_JOB_ID``,
-    ``nodes=None``), or a new one, submitted now -- in a dry run only checked (``sbatch --test-only``)."""
-    inside = os.environ.get("SLURM_JOB_ID")
+    ``nodes=None``), or a new one, submitted now -- in a dry run only checked (``sbatch --test-only``).
+    ``shell``: a login host's (``login=``); then the allocation parallux runs in, if any, is not the
+    cluster's, and a dry run asks nothing (it opens no connection)."""
+    inside = os.environ.get("SLURM_JOB_ID") if shell is None else None
+    shell = shell or LocalShell()
     if request.nodes is None and inside:
-        names = slurm.hostnames_now(os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST", ""))
-        left = slurm.time_left_now(inside)  # (what is left of it is all a command can have)
-        allocation = Allocation(request, job_id=inside, own=False, nodes=names, time_limit=left)
+        names = slurm.hostnames_now(shell, os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST", ""))
+        left = slurm.time_left_now(shell, inside)  # (what is left of it is all a command can have)
+        allocation = Allocation(request, shell, job_id=inside, own=False, nodes=names, time_limit=left)
         allocation.start_clock(left)
         return allocation
     if inside:
@@ -203,11 +193,12 @@ def allocate(request: slurm.Request, *, dry_run: bool) -> Allocation:
               "and submits an allocation of its own; leave nodes= out to use this job's nodes", file=sys.stderr)
     limit = slurm.duration(request.time) if request.time else None
     if dry_run:
-        slurm.submit(request, test_only=True)
-        return Allocation(request, job_id="(dry run)", own=False, time_limit=limit)
-    job_id = slurm.submit(request)
-    state, reason, time_limit = slurm.submitted_now(job_id)
-    allocation = Allocation(request, job_id=job_id, own=True, time_limit=time_limit or limit)
+        if isinstance(shell, LocalShell):
+            slurm.submit(shell, request, test_only=True)
+        return Allocation(request, shell, job_id="(dry run)", own=False, time_limit=limit)
+    job_id = slurm.submit(shell, request)
+    state, reason, time_limit = slurm.submitted_now(shell, job_id)
+    allocation = Allocation(request, shell, job_id=job_id, own=True, time_limit=time_limit or limit)
     allocation.state, allocation.reason = state or allocation.state, reason
     return allocation
 

@@ -16,6 +16,8 @@ import trio
 
 from . import _commands as slurm
 from ._commands import Request
+from ._reasons import never_starts
+from ._shell import Shell
 
 POLL_FIRST = 0.25   # seconds between the first polls of a pending allocation ...
 POLL_MAX = 5.0      # ... growing to this
@@ -30,9 +32,10 @@ class Closed(Exception):
 
 
 class Allocation:
-    def __init__(self, request: Request, *, job_id: str, own: bool, nodes: list[str] | None = None,
+    def __init__(self, request: Request, shell: Shell, *, job_id: str, own: bool, nodes: list[str] | None = None,
                  time_limit: float | None = None) -> None:
         self.request = request
+        self.shell = shell                # where Slurm's commands run: here, or a login host (login=)
         self.job_id = job_id
         self.own = own                    # submitted by parallux (cancelled at the end, renewed when it ends)
         self.node_names = nodes           # once running
@@ -51,6 +54,7 @@ class Allocation:
         self._relaunches: dict[int, int] = {}
         self._cancelled = False
         self._shown: tuple[str, str | None] | None = None  # the pending state the display was told of
+        self._reason_since: tuple[str, float] | None = None  # the pending reason, and since when it holds
         self.wanted = 0                   # callers waiting for a launcher (a file read): a renewal is worth it
 
     # -- what the display and the scheduler read ------------------------------------------------------------
@@ -82,7 +86,7 @@ class Allocation:
         """(generation, node name) for node ``index``'s next launcher, once an allocation runs: the current
         one, or -- if the launcher of generation ``after`` ended because its allocation did -- a new one."""
         async with self._lock:
-            if self.closing:
+            if self.closing or self.failure is not None:
                 raise Closed()
             if after == self.generation:  # its launcher on this allocation ended: is the allocation over?
                 await self._after_launcher_ended(index)
@@ -114,7 +118,7 @@ class Allocation:
             await trio.sleep(DEMAND_POLL)
         await self.cancel()  # (whatever is left of the last one)
         try:
-            job_id = await slurm.submit_again(self.request)
+            job_id = await slurm.submit_again(self.shell, self.request)
         except Exception as exc:
             self.failure = f"cannot request a new allocation: {exc}"
             raise Closed() from None
@@ -140,11 +144,13 @@ class Allocation:
                 self.notify(f"slurm runner {self.request.runner!r}: {self.failure}; no new allocation")
                 raise Closed()
             self.state, self.reason = state.state, state.reason
+            if state.state == "PENDING" and state.reason:
+                await self._give_up_if_hopeless(state.reason)
             if state.state == "PENDING" and (state.state, state.reason) != self._shown:
                 self._shown = (state.state, state.reason)
                 self.notify(f"slurm runner {self.request.runner!r}: {self.waiting}")
             if state.state == "RUNNING" and state.nodelist:
-                self.node_names = await slurm.hostnames(state.nodelist)
+                self.node_names = await slurm.hostnames(self.shell, state.nodelist)
                 self.start_clock(state.time_left)
                 self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} running on "
                             f"{state.nodelist}")
@@ -156,12 +162,24 @@ class Allocation:
                 raise Closed()
             pause = min(pause * 1.5, POLL_MAX)
 
+    async def _give_up_if_hopeless(self, reason: str) -> None:
+        """A pending reason that can never clear (``_reasons``) fails the runner now, and the job goes."""
+        if self._reason_since is None or self._reason_since[0] != reason:
+            self._reason_since = (reason, trio.current_time())
+        why = await never_starts(self.shell, self.job_id, reason, trio.current_time() - self._reason_since[1])
+        if why is None:
+            return
+        self.failure = f"job {self.job_id} can never start: {why}"
+        self.notify(f"slurm runner {self.request.runner!r}: {self.failure}; it is cancelled")
+        await self.cancel()
+        raise Closed()
+
     async def _state(self) -> slurm.JobState:
         """The job's state; a failed query (the controller busy, a fork failing) is asked again, not taken
         for the job's end."""
         pause = POLL_FIRST
         for _ in range(STATE_TRIES):
-            state = await slurm.job_state(self.job_id)
+            state = await slurm.job_state(self.shell, self.job_id)
             if state.state != "UNKNOWN":
                 return state
             await trio.sleep(pause)
@@ -191,16 +209,17 @@ class Allocation:
         if self.own and not self._cancelled and not self.closing:
             self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} has too little time left for "
                         "the queued commands' timeouts; asking for a new allocation")
-            self.cancel_now()
+            self._cancelled = True
+            self.shell.run_soon(["scancel", self.job_id])  # (the engine thread: never waits for it)
 
     def cancel_now(self) -> None:
         """Cancel the job from the main thread (goal.slurm() failing after sbatch)."""
         if self.own and not self._cancelled:
             self._cancelled = True
-            slurm.cancel_now(self.job_id)
+            slurm.cancel_now(self.shell, self.job_id)
 
     async def cancel(self) -> None:
         if self.own and not self._cancelled:
             self._cancelled = True
             with trio.CancelScope(shield=True):
-                await slurm.cancel(self.job_id)
+                await slurm.cancel(self.shell, self.job_id)

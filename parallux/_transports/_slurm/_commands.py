@@ -2,20 +2,20 @@
 
 One ``sbatch`` per allocation, one ``squeue`` per poll of a pending allocation (never per command), one
 ``scontrol show hostnames`` to name its nodes, one ``srun`` per node (its launcher), one ``scancel`` at the
-end. Nothing here knows of launchers or commands.
+end -- each through the runner's shell (``_shell``: here, or a login host over SSH). Nothing here knows of
+launchers or commands.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import trio
 
 from ..._errors import ConfigError
+from ._shell import Missing, Shell
 
 PILOT_GRACE = 30  # seconds the pilot script waits for a first launcher before it gives the allocation back
 PILOT_QUIET = 8   # seconds in a row without a launcher on its node before it does (a relaunch takes ~2 s)
@@ -113,15 +113,14 @@ def refused(stderr: str, runner: str) -> ConfigError:
     return ConfigError(f"goal.slurm({runner!r}){about}: sbatch refused the allocation: {message}")
 
 
-def submit(request: Request, test_only: bool = False) -> str:
+def submit(shell: Shell, request: Request, test_only: bool = False) -> str:
     """Submit the pilot now (main thread, at goal.slurm()); its job id. ``test_only``: sbatch only checks."""
     try:
-        done = subprocess.run(request.sbatch_argv(test_only), input=PILOT_SCRIPT, capture_output=True,
-                              text=True, timeout=60)
-    except FileNotFoundError:
-        raise ConfigError(f"goal.slurm({request.runner!r}): sbatch is not installed here: a Slurm runner "
+        done = shell.run_now(request.sbatch_argv(test_only), stdin=PILOT_SCRIPT)
+    except Missing:
+        raise ConfigError(f"goal.slurm({request.runner!r}): sbatch is not installed {shell.where}: a Slurm runner "
                           "needs Slurm's client commands (sbatch, srun, squeue, scancel)") from None
-    except subprocess.TimeoutExpired:
+    except TimeoutError:
         raise ConfigError(f"goal.slurm({request.runner!r}): sbatch did not answer within 60 s; is the Slurm "
                           "controller reachable?") from None
     if done.returncode != 0:
@@ -129,34 +128,21 @@ def submit(request: Request, test_only: bool = False) -> str:
     if test_only:
         return ""
     job_id = done.stdout.strip().split(";")[0]
-    watch(job_id)
+    shell.watch(job_id)
     return job_id
 
 
-async def submit_again(request: Request) -> str:
+async def submit_again(shell: Shell, request: Request) -> str:
     """A new pilot (engine thread), when the last allocation ended and work remains."""
     try:
-        done = await trio.run_process(request.sbatch_argv(), stdin=PILOT_SCRIPT.encode(), capture_stdout=True,
-                                      capture_stderr=True, check=False)
-    except OSError as exc:
-        raise ConfigError(f"goal.slurm({request.runner!r}): cannot run sbatch: {exc}") from None
+        done = await shell.run(request.sbatch_argv(), stdin=PILOT_SCRIPT)
+    except (Missing, OSError) as exc:
+        raise ConfigError(f"goal.slurm({request.runner!r}): cannot run sbatch {shell.where}: {exc}") from None
     if done.returncode != 0:
-        raise refused(done.stderr.decode(errors="replace"), request.runner)
-    job_id = done.stdout.decode().strip().split(";")[0]
-    watch(job_id)
+        raise refused(done.stderr, request.runner)
+    job_id = done.stdout.strip().split(";")[0]
+    shell.watch(job_id)
     return job_id
-
-
-def watch(job_id: str) -> None:
-    """A watcher, in a session of its own, that cancels the job once this parallux is gone: a pilot still
-    pending when parallux is killed (SIGKILL) would otherwise start later and hold its nodes for its
-    grace. It ends a second after parallux does (the job cancelled already, after a normal end)."""
-    script = f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; exec scancel {job_id}"
-    try:
-        subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    except OSError:
-        pass  # (the pilot script still ends the job after its grace)
 
 
 @dataclass
@@ -171,15 +157,14 @@ class JobState:
         return self.state in ENDED or self.state == "GONE" or self.state == "COMPLETING"
 
 
-async def job_state(job_id: str) -> JobState:
+async def job_state(shell: Shell, job_id: str) -> JobState:
     """The job's state: GONE once squeue no longer knows it, UNKNOWN when squeue itself failed."""
     try:
-        done = await trio.run_process(["squeue", "-h", "-j", job_id, "-o", "%T|%r|%N|%L"], capture_stdout=True,
-                                      capture_stderr=True, check=False)
-    except OSError:
+        done = await shell.run(["squeue", "-h", "-j", job_id, "-o", "%T|%r|%N|%L"])
+    except (Missing, OSError):
         return JobState("UNKNOWN", None, "", None)
-    line = done.stdout.decode(errors="replace").strip().splitlines()
-    if done.returncode != 0 and b"Invalid job id" not in done.stderr:
+    line = done.stdout.strip().splitlines()
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
         return JobState("UNKNOWN", None, "", None)
     if not line:
         return JobState("GONE", None, "", None)
@@ -187,55 +172,50 @@ async def job_state(job_id: str) -> JobState:
     return JobState(state, None if reason in ("None", "") else reason, nodelist, duration(left))
 
 
-def submitted_now(job_id: str) -> tuple[str | None, str | None, float | None]:
+def submitted_now(shell: Shell, job_id: str) -> tuple[str | None, str | None, float | None]:
     """A job just submitted: its state, pending reason and time limit (main thread)."""
-    state, reason, limit = (_squeue_now(job_id, "%T|%r|%l").split("|") + ["", "", ""])[:3]
+    state, reason, limit = (_squeue_now(shell, job_id, "%T|%r|%l").split("|") + ["", "", ""])[:3]
     return state or None, None if reason in ("None", "") else reason, duration(limit)
 
 
-def time_left_now(job_id: str) -> float | None:
-    return duration(_squeue_now(job_id, "%L"))
+def time_left_now(shell: Shell, job_id: str) -> float | None:
+    return duration(_squeue_now(shell, job_id, "%L"))
 
 
-def _squeue_now(job_id: str, field: str) -> str:
+def _squeue_now(shell: Shell, job_id: str, field: str) -> str:
     try:
-        done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", field], capture_output=True, text=True,
-                              timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+        return shell.run_now(["squeue", "-h", "-j", job_id, "-o", field]).stdout.strip()
+    except (Missing, TimeoutError, OSError):
         return ""
-    return done.stdout.strip()
 
 
-async def hostnames(nodelist: str) -> list[str]:
+async def hostnames(shell: Shell, nodelist: str) -> list[str]:
     try:
-        done = await trio.run_process(["scontrol", "show", "hostnames", nodelist], capture_stdout=True,
-                                      capture_stderr=True, check=False)
-    except OSError:
+        return (await shell.run(["scontrol", "show", "hostnames", nodelist])).stdout.split()
+    except (Missing, OSError):
         return []
-    return done.stdout.decode().split()
 
 
-def hostnames_now(nodelist: str) -> list[str]:
-    done = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
-                          timeout=60)
+def hostnames_now(shell: Shell, nodelist: str) -> list[str]:
+    done = shell.run_now(["scontrol", "show", "hostnames", nodelist])
     if done.returncode != 0:
         raise ConfigError(f"goal.slurm(): cannot name the nodes of this allocation ({nodelist!r}): "
                           f"{done.stderr.strip()}")
     return done.stdout.split()
 
 
-async def cancel(job_id: str) -> None:
+async def cancel(shell: Shell, job_id: str) -> None:
     with trio.move_on_after(30):
         try:
-            await trio.run_process(["scancel", job_id], capture_stdout=True, capture_stderr=True, check=False)
-        except OSError:
+            await shell.run(["scancel", job_id])
+        except (Missing, OSError):
             pass
 
 
-def cancel_now(job_id: str) -> None:
+def cancel_now(shell: Shell, job_id: str) -> None:
     try:
-        subprocess.run(["scancel", job_id], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        shell.run_now(["scancel", job_id], timeout=30)
+    except (Missing, TimeoutError, OSError):
         pass
 
 

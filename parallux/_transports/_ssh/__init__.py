@@ -201,6 +201,17 @@ class SshTransport(Transport, Reattachable):
         if self._proxy is not None:
             await self._proxy.stop(PROXY_EXIT_WAIT)
 
+    # -- the connection lent to others (a Slurm runner's login=: its commands are sessions of this connection)
+
+    @property
+    def connection(self) -> Any:
+        """The open SSH connection, or None while there is none."""
+        return self._conn
+
+    def aio(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """``fn`` (of the connection's asyncio loop) as an awaitable of the engine's Trio loop."""
+        return self._aio(fn)
+
     def _aio(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """An asyncio-flavoured callable, made awaitable from any Trio task of the engine."""
         return trio_asyncio.aio_as_trio(fn, loop=self._aio_loop)

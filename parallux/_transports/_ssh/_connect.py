@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shlex
 import socket
 from typing import Any, Mapping
 
@@ -118,7 +119,7 @@ def connect_failure(exc: BaseException, options: Any) -> str:
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         return (f"the host key is not trusted ({exc.reason}): it is not in known_hosts"
                 f"{_known_hosts_names(options)}. Check the key and add it, e.g. with "
-                f"`ssh-keyscan -p {options.port} {options.host} >> ~/.ssh/known_hosts`")
+                f"`ssh-keyscan -p {options.port} {options.host} >> {_known_hosts_file(options)}`")
     if isinstance(exc, asyncssh.PermissionDenied):
         return (f"authentication failed ({exc.reason}); no key or agent identity offered was accepted. "
                 f"Set identity_file=, the ssh config's IdentityFile, or load the key into ssh-agent")
@@ -130,6 +131,15 @@ def _known_hosts_names(options: Any) -> str:
     if isinstance(known, (list, tuple)) and known:
         return f" ({', '.join(map(str, known))})"
     return " (~/.ssh/known_hosts)" if not known else ""
+
+
+def _known_hosts_file(options: Any) -> str:
+    """The file a key is added to: the first the runner's ``known_hosts=`` (or the ssh config) names, where
+    the connection looked; ~/.ssh/known_hosts when neither names one."""
+    known = options.known_hosts
+    if isinstance(known, (list, tuple)) and known and isinstance(known[0], (str, os.PathLike)):
+        return shlex.quote(os.fspath(known[0]))
+    return "~/.ssh/known_hosts"
 
 
 def reason(exc: BaseException) -> str:
