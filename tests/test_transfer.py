@@ -153,7 +153,8 @@ async def test_put_keeps_at_most_a_window_of_frames_unacknowledged(tmp_path: Pat
     source.write_bytes(b"y" * (3 * _transfer.PUT_WINDOW * _launcher.CHUNK))
     to_launcher, from_client = trio.testing.memory_stream_pair()
     client = LauncherClient(to_launcher, to_launcher, "test runner")
-    seat = SimpleNamespace(client=client, name="test", describe=lambda: "runner 'test'", workspace="/remote")
+    seat = SimpleNamespace(client=client, name="test", describe=lambda: "runner 'test'", workspace="/remote",
+                           wait_up=lambda reconnected_only=False: trio.lowlevel.checkpoint())
     seen: list[dict[str, Any]] = []
 
     async def launcher_that_never_acks() -> None:
