@@ -67,6 +67,8 @@ async def stay_attached(seat: Seat, changed: Callable[[], None], tell: Callable[
             tell("reconnected", seat.handle, seconds=round(trio.current_time() - began, 3),
                  launcher=attached.get("pid"))
             changed()  # its queue and retries start again
+    if client.down is not None:  # (it dropped as the run was closing: nothing will reattach it)
+        client.lost(client.down)
 
 
 def resumable(seat: Seat) -> bool:
