@@ -19,7 +19,8 @@ from ._handles import Command, Completion, Result, failures_of
 from ._stats import Stats, summarize
 from ._status import Status
 
-NOT_COPIED = frozenset(("seq", "work_relpath", "attempts", "bench", "repetition", "_completion", "__weakref__"))
+NOT_COPIED = frozenset(("seq", "work_relpath", "attempts", "bench", "repetition", "dependents", "_completion",
+                        "__weakref__"))
 MEASURES = ("wall", "cpu", "memory")  # what parallux measures itself; the executions' metrics come after
 WIDE_CI = 0.05        # a 95% CI of the median wider than +-5% of it is worth a look (as are outliers)
 SHOWN_NOISY = 10      # benchmarks named in the summary; the rest are counted
@@ -42,6 +43,7 @@ class Benchmark:
         self.memory = template.memory  # its memory= limit (bytes), each execution's
         self.work_relpath, self.work_generated = template.work_relpath, template.work_generated
         self.metrics = template.metrics  # its metrics= patterns (None: none declared)
+        self.after = template.after  # its after= (each execution waits for all of it)
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]
         fields = {name: getattr(template, name) for name in Command.__slots__
                   if name not in NOT_COPIED and hasattr(template, name)}

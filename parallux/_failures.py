@@ -69,7 +69,7 @@ def describe_failure(result: Result, tail_lines: int = 5) -> str:
         Status.TIMEOUT: f"timed out after {result.timeout:g} s and was stopped" if result.timeout else "timed out",
         Status.OOM: f"ended {oom_text(result.memory)}: its process tree ran out of memory and was killed",
         Status.ERROR: f"{'was cut short' if result._kind in CUT_SHORT else 'could not run'}: {result.error}",
-        Status.CANCELLED: "was cancelled",
+        Status.CANCELLED: "was cancelled" + (f" ({result.error})" if result.error else ""),
     }.get(result.status, f"ended with status {result.status!r}")
     where = f" on runner {result.runner_name!r}" if result.runner_name is not None else ""
     lines = [f"command {result.name!r}{execution_of(result)}{where} {what}",

@@ -73,7 +73,7 @@ class Command:
                  "work_relpath", "check", "timeout", "memory", "retries", "pin", "candidates", "seq", "base_env",
                  "runner", "cores", "work_dir", "result", "attempt", "group", "_completion", "resumed_result",
                  "resume_check", "retry_on", "inputs", "attempts", "inputs_changed", "avoid", "host", "work_generated",
-                 "metrics", "bench", "repetition", "__weakref__")
+                 "metrics", "bench", "repetition", "after", "dependents", "__weakref__")
 
     def __init__(self, completion: Completion, **fields: Any) -> None:
         self._completion = completion
@@ -98,6 +98,8 @@ class Command:
         self.metrics: dict[str, str | None] | None = None  # its metrics=: name -> pattern (None: from its file)
         self.bench = None       # an execution of a benchmark: its handle (``_benchmarks.Benchmark``) ...
         self.repetition = None  # ... and which execution it is: "w1" (a warm-up), "r3" (a measured repetition)
+        self.after: tuple[Command, ...] = ()  # its after=: the commands that must end ok before it starts
+        self.dependents: list[Command] | None = None  # the engine's: commands waiting for this one to end
         for key, value in fields.items():
             setattr(self, key, value)
 

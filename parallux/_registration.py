@@ -10,6 +10,7 @@ import itertools
 from typing import Any
 
 from . import _options as opt
+from ._after import dependencies_of
 from ._benchmarks import Benchmark
 from ._engine._seat import Seat
 from ._errors import ConfigError
@@ -67,6 +68,8 @@ class Registrar:
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
         if options.get("metrics") is not None:
             handle.metrics = metrics_option(options["metrics"])
+        if options.get("after") is not None:
+            handle.after = dependencies_of(options["after"], self._completion, handle.name, where)
         if options.get("inputs") is not None:
             paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)

@@ -98,6 +98,8 @@ class RunLog:
             record["work_generated"] = command.work_generated  # what `parallux clean` may remove
             if command.bench is not None:
                 record.update(bench=command.bench.work_relpath, repetition=command.repetition)
+            if command.after:
+                record["after"] = dependencies(command)
         else:
             runner = command.runner
             if runner is not None and runner.name not in self._runners_logged:
@@ -109,6 +111,8 @@ class RunLog:
             record.update(outcome(result))
             if result.resumed and command.bench is not None:  # (a resumed command has no queued record)
                 record.update(bench=command.bench.work_relpath, repetition=command.repetition)
+            if result.resumed and command.after:
+                record["after"] = dependencies(command)
             if record.get("from_run") == self.run_id:
                 del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
@@ -231,6 +235,11 @@ def outcome(result: Result) -> dict[str, Any]:
     if origin is not None:
         fields["from_run"] = origin
     return fields
+
+
+def dependencies(command: Command) -> list[dict[str, Any]]:
+    """A command's ``after=``, as the log gives it: each dependency's seq and work_relpath."""
+    return [{"seq": dependency.seq, "work_relpath": dependency.work_relpath} for dependency in command.after]
 
 
 def runner_record(runner: Any) -> dict[str, Any]:

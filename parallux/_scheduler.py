@@ -21,6 +21,7 @@ command does not need.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
 from typing import Any, Callable, Hashable, Iterable, Protocol
@@ -67,6 +68,10 @@ def class_key(command: Queued) -> Hashable:
     return (command.candidates, command.threads, command.requested_numa_node, command.requested_cores)
 
 
+def seq_of(command: Queued) -> int:
+    return command.seq
+
+
 class Scheduler:
     """Per-class FIFO queues and the pass that starts whatever fits. Runs in the engine thread only."""
 
@@ -94,6 +99,15 @@ class Scheduler:
         if queue is None:
             queue = self.queues[key] = deque()
         queue.appendleft(command)
+        self.queued += 1
+
+    def release(self, command: Queued) -> None:
+        """Queue a command that waited for its dependencies (``after=``) at its place in submission order:
+        before the commands of its class submitted after it."""
+        queue = self.queues.get(key := class_key(command))
+        if queue is None:
+            queue = self.queues[key] = deque()
+        bisect.insort(queue, command, key=seq_of)
         self.queued += 1
 
     def drain(self) -> list[Queued]:

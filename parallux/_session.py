@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _forks
+from ._after import summary_lines as after_summary_lines
 from ._benchmarks import summary_lines
 from ._engine import Engine
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
@@ -207,9 +208,12 @@ class Session:
                                 run_id=self.run_id if self.run_log else None,
                                 log_error=self.run_log.error if self.run_log else None,
                                 machines=self.engine.machines.summary_lines(),
-                                extra=self._benchmark_lines()))
+                                extra=self._dependency_lines() + self._benchmark_lines()))
         if self.engine.halt_reason:
             report(f"parallux: {self.engine.halt_reason}; commands not started were cancelled")
+
+    def _dependency_lines(self) -> list[str]:
+        return after_summary_lines(self.goal._submissions.all_commands()) if self.goal is not None else []
 
     def _benchmark_lines(self) -> list[str]:
         submissions = self.goal._submissions if self.goal is not None else None

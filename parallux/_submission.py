@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._after import refuse_unissued
 from ._arguments import Arguments
 from ._benchmarks import Benchmark
 from ._errors import ConfigError
@@ -52,6 +53,7 @@ class Submissions:
 
     def run(self, command: str | list[str], options: dict[str, Any], where: str) -> Command | Benchmark:
         handle = self.registrar.make(command, options, pin=None, where=where)
+        refuse_unissued(handle, where)
         self.submit([handle])
         return handle
 
@@ -60,6 +62,7 @@ class Submissions:
             raise ConfigError(f"{runner.name}.run() is pinned to its runner; it takes no runner= option")
         handle = self.registrar.make(command, options, pin=self.pool.runner_of(runner),
                                      where=f"{runner.name}.run()")
+        refuse_unissued(handle, f"{runner.name}.run()")
         self.submit([handle])
         return handle
 

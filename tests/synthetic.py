@@ -200,3 +200,51 @@ def _execution(emit: Any, slots: list[float], seq: int, name: str, command: str,
     if metrics:
         outcome["metrics"] = metrics
     emit({"event": "finished", **where, **outcome}, when=begin + wall + 0.0002)
+
+
+# -- machines, probes, noise, the config (SPEC 17; /work/wt/ENV-CONTRACT.md) ----------------------------------
+
+
+def machine_environment(**changes: Any) -> dict[str, Any]:
+    """A machine's ``environment`` as the launcher reports it (a two-socket Xeon), with ``changes``."""
+    environment: dict[str, Any] = {
+        "hostname": "vm", "os": "Debian GNU/Linux 12 (bookworm)",
+        "kernel": "6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)", "arch": "x86_64",
+        "cpu_model": "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", "microcode": "0x5003604", "sockets": 2,
+        "cores_per_socket": 20, "threads_per_core": 2, "logical_cpus": 80, "numa_nodes": 2,
+        "memory_bytes": 192 << 30, "cpufreq_driver": "intel_pstate", "governors": {"performance": list(range(80))},
+        "min_khz": 1_000_000, "max_khz": 3_900_000, "turbo": "off", "isolated": None, "nohz_full": None,
+        "load": [0.12, 0.3, 0.25], "cpus": list(range(80)), "parallux": "0.1.0", "python": "3.11.2"}
+    environment.update(changes)
+    return environment
+
+
+def add_environment(path: Path, machines: list[dict[str, Any]], probes: list[dict[str, Any]] | None = None,
+                    noise: list[dict[str, Any]] | None = None, config_sha256: str | None = None,
+                    git: dict[str, Any] | None = None) -> None:
+    """Give a written log what parallux records about its machines and config: ``run_started`` gains
+    ``config_sha256`` and ``git``; after it, a ``machine`` event per machine (``{"label", "runners",
+    "environment", "load_end", "boot_id", "machine_id"}``), its ``probe`` events (``{"name", "command",
+    "machine", "runner", "returncode", "output", "truncated", "error"}``, missing ones defaulted) and its
+    ``noise`` events (``{"machine", "check", "message"}``); a ``machine_load`` each before ``run_finished``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first.update(config_sha256=config_sha256, git=git)
+    when = first["time"] + 0.3
+    added = []
+    for machine in machines:
+        added.append({"event": "machine", "time": when, "label": machine["label"],
+                      "runners": machine.get("runners", ["local"]), "boot_id": machine.get("boot_id", "b00t"),
+                      "machine_id": machine.get("machine_id", "m4ch1ne"), "environment": machine["environment"]})
+    for probe in probes or []:
+        added.append({"event": "probe", "time": when, "runner": "local", "returncode": 0, "truncated": False,
+                      "error": None, **probe})
+    for finding in noise or []:
+        added.append({"event": "noise", "time": when, **finding})
+    last = json.loads(lines[-1])
+    loads = [{"event": "machine_load", "time": last["time"] - 0.001, "label": m["label"], "load": m.get("load_end")}
+             for m in machines]
+    body = lines[1:-1] if last.get("event") == "run_finished" else lines[1:]
+    tail = lines[-1:] if last.get("event") == "run_finished" else []
+    text = [json.dumps(first), *map(json.dumps, added), *body, *map(json.dumps, loads), *tail]
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")

@@ -142,7 +142,15 @@ def expect_benchmark(run: Run) -> None:
     assert "benchmarks: 3 (18 executions), order shuffle, seed 2024" in run.done.stderr
 
 
+def expect_steps(run: Run) -> None:
+    assert run.lines[:6] == [f"{name}: ok" for name in ("build", "run-3", "run-7", "run-12", "summary", "unrelated")]
+    assert run.lines[6] == "every run started after the build ended: True"
+    assert run.lines[7:] == ["3 squared is 9", "7 squared is 49", "12 squared is 144"]
+    assert (run.workspace / "summary" / "table.txt").read_text().splitlines() == run.lines[7:]
+
+
 EXPECTATIONS: dict[str, Callable[[Run], None]] = {
+    "steps.py": expect_steps,
     "benchmark.py": expect_benchmark,
     "staging.py": expect_staging,
     "basic.py": expect_basic,

@@ -248,6 +248,7 @@ def test_report_browser_without_benchmarks_has_no_benchmark_section(browser: Any
     browser.load(report.as_uri(), READY)
     assert page_state(browser)["errors"] == [] and bench_state(browser)["count"] == 0
     assert browser.evaluate("document.getElementById('benchmarks-section').hidden") is True
+    assert browser.evaluate("document.getElementById('machines-section').hidden") is True  # (none recorded)
 
 
 def test_report_browser_opens_10000_benchmarks_a_page_at_a_time(browser: Any, tmp_path: Path) -> None:
@@ -268,6 +269,40 @@ def test_report_browser_opens_10000_benchmarks_a_page_at_a_time(browser: Any, tm
         f.dispatchEvent(new Event('input')); })()""")
     state = bench_state(browser)
     assert (state["shown"], state["page"], state["pages"]) == (10, 0, 1)
+
+
+# -- machines ----------------------------------------------------------------------------------------------------
+
+
+def test_report_browser_shows_the_machines_their_probes_noise_and_the_config(browser: Any, tmp_path: Path) -> None:
+    from tests.test_machine_views import NOISE, SHA_A, recorded_log
+    log = recorded_log(tmp_path / "machines.jsonl", gcc=f"gcc 12.2.0 {HOSTILE}\nsecond line\n")
+    report = tmp_path / "machines.html"
+    done = run_cli(tmp_path, "report", str(log), "-o", str(report))
+    assert done.returncode == 0, done.stderr
+    browser.load(report.as_uri(), READY)
+    assert browser.console_errors() == [] and page_state(browser)["errors"] == []
+    assert browser.evaluate("document.getElementById('machines-section').hidden") is False
+    assert json.loads(browser.evaluate("JSON.stringify(__parallux_report.machines)")) == \
+        {"machines": 2, "facts": 19, "probes": 2, "noise": 1}  # (no CPU isolated on either: no row)
+    table = json.loads(browser.evaluate("""JSON.stringify(Array.from(document.querySelectorAll('#machines-box tr'))
+        .map(function (tr) { return Array.from(tr.children).map(function (c) { return c.textContent; }); }))"""))
+    rows = {row[0]: row[1:] for row in table}
+    assert rows["machine"] == ["vm", "n1"]
+    assert rows["CPU"] == ["Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", "-"]
+    assert rows["topology"] == ["2 sockets x 20 cores x 2 threads", "-"]
+    assert rows["kernel"][0] == "6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)"
+    assert rows["governor"] == ["performance on CPUs 0-79", "-"] and rows["turbo"] == ["off", "-"]
+    assert rows["load (1/5/15 min)"] == ["0.12/0.30/0.25 -> 1.50/0.80/0.40", "-"]
+    assert rows["runners"] == ["local, srv", "slurm@n1"]
+    text = {key: browser.evaluate(f"document.getElementById('machines-{key}').textContent")
+            for key in ("noise", "probes", "config")}
+    assert text["noise"] == NOISE
+    assert f"probe gcc on vm: gcc 12.2.0 {HOSTILE}" in text["probes"]  # as text, never as HTML
+    assert "$ gcc --version" in text["probes"] and "second line" in text["probes"]
+    assert "probe gcc on n1: could not run: sh: gcc: not found" in text["probes"]
+    assert text["config"] == f"config /home/perf/bench.py · sha256 {SHA_A} · git {'1a2b3c4d' + '5' * 32} (dirty) " \
+                             "in /home/perf"
 
 
 def test_report_browser_names_an_oom_and_its_limit(browser: Any, tmp_path: Path) -> None:

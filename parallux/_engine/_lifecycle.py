@@ -1,10 +1,11 @@
 """A command from submission to result.
 
-queued (the scheduler's queues) -> placed and launched in one scheduling step (:meth:`Lifecycle.start`:
-slots and a core lease taken, the request sent to the launcher) -> waited for, under its timeout
-(:meth:`Lifecycle.run`) -> stopped when the timeout expires or the run is cancelled (TERM, grace, KILL,
-shielded, so its process tree is dead before the task ends) -> retried, or finished: its result stored,
-its slots and lease returned, whoever waits for it woken.
+(with ``after=``: waiting for its dependencies, ``_dependencies``) -> queued (the scheduler's queues) ->
+placed and launched in one scheduling step (:meth:`Lifecycle.start`: slots and a core lease taken, the
+request sent to the launcher) -> waited for, under its timeout (:meth:`Lifecycle.run`) -> stopped when the
+timeout expires or the run is cancelled (TERM, grace, KILL, shielded, so its process tree is dead before
+the task ends) -> retried, or finished: its result stored, its slots and lease returned, whoever waits for
+it woken (and, with ``after=``, its dependents released or cancelled).
 
 A runner on which QUARANTINE_AFTER commands in a row could not be executed leaves the pool here.
 """
@@ -20,6 +21,7 @@ from .._errors import SchedulerPolicyError
 from .._handles import Command, Completion, Group, Result
 from .._scheduler import Scheduler
 from .._status import CUT_SHORT, FAILED_STATUSES, Status
+from ._dependencies import Dependencies
 from ._seat import KILL_GRACE, Launched, Seat
 from ._tree import HaltPolicy, TaskTree
 
@@ -45,6 +47,7 @@ class Lifecycle:
         self.halt = halt
         self.global_slots = global_slots
         self.scheduler = Scheduler(global_slots, self.start)
+        self.dependencies = Dependencies(self._release, self.finish)  # after=: commands waiting for others
         self.unfinished = 0   # submitted commands without a result yet
         self.started = 0      # commands started (attempts), for the exit status of a config error
         self.policy_error: BaseException | None = None  # the setScheduler function failed: the run ends
@@ -79,7 +82,7 @@ class Lifecycle:
         group._done = trio.Event()
         async with trio.open_nursery() as nursery:
             group._nursery = nursery
-            self.scheduler.submit(commands)
+            self.scheduler.submit(self.dependencies.hold(commands))
             self.schedule()
             if group.remaining:
                 await group._done.wait()
@@ -107,6 +110,14 @@ class Lifecycle:
         await trio.sleep(POLICY_REPOLL)
         self._repoll_pending = False
         self.schedule()
+
+    def _release(self, command: Command) -> None:
+        """Its dependencies ended ok: into the scheduler's queue (the command that ended is followed by a
+        scheduling pass), or cancelled if the run is being stopped."""
+        if self.tree.cancelled or self.halt.reason:
+            self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))
+        else:
+            self.scheduler.release(command)
 
     def cancel_queued(self) -> None:
         for command in self.scheduler.drain():
@@ -243,6 +254,8 @@ class Lifecycle:
                 group._done.set()
         self.observe("finished", command, result=result)
         self.completion.finished(command, self.unfinished == 0)
+        if command.dependents is not None:
+            self.dependencies.ended(command)
 
     def _halt(self) -> None:
         for command in self.scheduler.drain():

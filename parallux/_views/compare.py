@@ -1,6 +1,7 @@
 """``parallux compare``: two runs benchmark by benchmark (and plain command by command), matched by key or by
 name; for each, the ratio B/A of the medians of a measure, its 95% interval, a p-value and a verdict
-(``significance``), then the geometric mean of the ratios with its interval."""
+(``significance``), then the geometric mean of the ratios with its interval; and, before the rows, what
+differs between the runs' machines, probes and config (``differences``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from .._printable import printable
 from .benchmarks import BUILT_IN, MeasureError, check_measure, number_text
+from .differences import differences, differences_text
 from .output import clock_text, counts_text, rounded, table_text
 from .sides import Item, Side
 from .significance import ALPHA, DEFAULT_THRESHOLD, Comparison, compare_many, geometric_mean_interval
@@ -46,7 +48,8 @@ def compare_sides(a: Side, b: Side, measure: str = "wall", threshold: float = DE
             "status_changes": [r for r in rows if r["status_a"] != r["status_b"]],
             "verdicts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS},
             "compared": len(ratios), "geometric_mean": rounded(center, 4), "geometric_mean_low": rounded(low, 4),
-            "geometric_mean_high": rounded(high, 4), "commands": rows}
+            "geometric_mean_high": rounded(high, 4),
+            "differences": differences(a.environment, b.environment), "commands": rows}
 
 
 def _row(key: str, a: Item, b: Item, found: Comparison | None) -> dict[str, Any]:
@@ -116,6 +119,7 @@ def compare_text(result: dict[str, Any]) -> str:
                 if result["geometric_mean_low"] is not None else "")
     lines.append(f"B/A      geometric mean {mean:.3f}{interval} over {result['compared']} compared"
                  if mean is not None else "B/A      nothing ended ok in both runs")
+    lines += differences_text(result["differences"])
     changes = result["status_changes"]
     if changes:
         lines += ["", f"status changes ({len(changes)}):"]

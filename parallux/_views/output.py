@@ -162,6 +162,8 @@ def cell(value: Any, key: str) -> Any:
         return ",".join(map(str, value))
     if key == "metrics":  # name -> value, as one JSON object: a CSV cell per command, whatever it reports
         return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else ""
+    if key == "after":  # the dependencies' seqs: the rows of the same output
+        return ",".join(str(dependency["seq"]) for dependency in value)
     if value is None:
         return ""
     return value

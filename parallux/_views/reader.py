@@ -18,7 +18,7 @@ from typing import Any
 from .._launcher import UnsafeWorkDir, open_below_workspace, open_output
 from . import jsonl, logfile
 from .records import Attempt, CommandRecord, HistoryError, Run
-from .schema import COMMAND_EVENTS, HIGHEST, LOWEST, objects_fit, problem
+from .schema import COMMAND_EVENTS, HIGHEST, LOWEST, MACHINE_EVENTS, objects_fit, problem
 
 STDERR_TAIL_BYTES = 4096
 
@@ -111,11 +111,12 @@ class _RunBuilder:
         self.unlisted: list[Attempt] = []  # how commands ended that did not run here (resumed, cancelled)
         self.benchmarks: dict[str, dict[str, Any]] = {}
         self.orders: list[dict[str, Any]] = []
+        self.machines: list[dict[str, Any]] = []  # machine, machine_load, probe and noise records, in order
         self.handlers = {"run_started": self._on_run_started, "runner": self._on_runner,
                          "run_finished": self._on_run_finished, "queued": self._on_queued,
                          "started": self._on_started, "retrying": self._on_retrying,
                          "finished": self._on_finished, "benchmark": self._on_benchmark,
-                         "order": self.orders.append}
+                         "order": self.orders.append, **dict.fromkeys(MACHINE_EVENTS, self.machines.append)}
 
     def read(self, lines: list[Any]) -> None:
         """Every event, in order. The hot path (queued and finished: two thirds of the lines) is inlined:
@@ -161,7 +162,8 @@ class _RunBuilder:
                     get = record.get
                     commands[seq] = CommandRecord(seq, get("name", ""), get("command"), get("work_relpath"),
                                                   get("time"), work_generated=get("work_generated"),
-                                                  bench=get("bench"), repetition=get("repetition"))
+                                                  bench=get("bench"), repetition=get("repetition"),
+                                                  after=get("after"))
                     continue
             handler = handlers.get(event)
             if handler is not None:
@@ -212,6 +214,7 @@ class _RunBuilder:
         command.work_generated = record.get("work_generated")
         command.bench = record.get("bench")
         command.repetition = record.get("repetition")
+        command.after = record.get("after")
         command.queued = record.get("time")
 
     def _on_started(self, record: dict[str, Any]) -> None:
@@ -243,6 +246,8 @@ class _RunBuilder:
         command.finished_at = record.get("time")
         command.status = command.ended.status
         command.resumed = bool(record.get("resumed"))
+        if "after" in record:  # (a resumed command has no queued record: its finished one says it)
+            command.after = record["after"]
 
     def build(self) -> Run:
         for index in sorted(self.pending_starts.values()):  # attempts still running
@@ -253,7 +258,8 @@ class _RunBuilder:
             raise HistoryError(f"{self.path} is not a parallux run log (no run_started event)")
         commands = sorted(self.commands.values(), key=attrgetter("seq"))
         return Run(self.path, self.info, self.runners, commands, self.finished, self.last_time, self.skipped,
-                   sorted(self.problems), benchmarks=self.benchmarks, orders=self.orders)
+                   sorted(self.problems), benchmarks=self.benchmarks, orders=self.orders,
+                   machines=self.machines)
 
 
 def _last_time(lines: list[Any]) -> float | None:

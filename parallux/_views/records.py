@@ -90,6 +90,7 @@ class CommandRecord:
     work_generated: bool | None = None    # parallux made its work_relpath up (None: a log from before that was said)
     bench: str | None = None              # an execution of a benchmark: the benchmark's key
     repetition: str | None = None         # and which: "w1" (a warm-up), "r3" (a measured repetition)
+    after: list[dict[str, Any]] | None = None  # its after=: each dependency's seq and work_relpath
 
     @property
     def last(self) -> Attempt | None:
@@ -153,6 +154,7 @@ class Run:
     other_runs: list[str] = field(default_factory=list)  # the ids of other runs in its file (an old log)
     benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> its benchmark event
     orders: list[dict[str, Any]] = field(default_factory=list)  # the order events: the mode, the seed used
+    machines: list[dict[str, Any]] = field(default_factory=list)  # machine, machine_load, probe, noise events
 
     @property
     def run_id(self) -> str:

@@ -14,7 +14,7 @@ from .records import CommandRecord, Run
 COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "status", "returncode", "signal",
                   "start", "end", "duration", "user_seconds", "system_seconds", "cpu_seconds", "max_rss_kb",
                   "memory_limit", "attempts", "resumed", "work_relpath", "work_dir", "command", "error", "bench",
-                  "repetition", "metrics")
+                  "repetition", "metrics", "after")
 TABLE_HEADERS = ("NAME", "RUNNER", "HOST", "CORES", "STATUS", "EXIT", "START", "DURATION", "CPU", "PEAK RSS",
                  "ATTEMPTS", "WORK DIR")
 
@@ -46,7 +46,7 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
         return {**dict.fromkeys(COMMAND_FIELDS), "seq": command.seq, "name": command.name, "cores": [],
                 "status": command.status, "attempts": 0, "resumed": False, "work_relpath": command.work_relpath,
                 "command": command.command, "bench": command.bench, "repetition": command.repetition,
-                "metrics": {}}
+                "metrics": {}, "after": command.after or []}
     return {"seq": command.seq, "name": command.name, "runner": last.runner,
             "host": last.host or (run.runners.get(last.runner or "") or {}).get("host"), "cores": last.cores,
             "numa_node": last.numa_node, "status": command.status, "returncode": last.returncode,
@@ -56,7 +56,7 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
             "memory_limit": last.memory_limit, "attempts": len(command.attempts), "resumed": command.resumed,
             "work_relpath": command.work_relpath, "work_dir": last.work_dir, "command": command.command,
             "error": last.error, "bench": command.bench, "repetition": command.repetition,
-            "metrics": last.metrics or {}}
+            "metrics": last.metrics or {}, "after": command.after or []}
 
 
 def write_rows(stream: IO[str], run: Run, commands: Iterable[CommandRecord], fmt: str = "csv") -> None:

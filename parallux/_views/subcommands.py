@@ -28,6 +28,7 @@ from .forked import in_child
 from .history import RunEntry, list_runs, resolve_run
 from .output import (cell, clock_text, counts_text, print_json, print_table, seconds_text, short_path,
                      write_delimited, write_json_lists, write_json_rows)
+from .machines import config_of, machines_of, machines_text
 from .reader import load_run
 from .records import HistoryError, Run
 from .schema import skipped_text
@@ -227,7 +228,8 @@ def command_show(args: argparse.Namespace) -> int:
     commands = select(run.commands if args.repetitions else plain, failed=args.failed, slowest=args.slowest)
     if args.format == "json":
         every = measures(run)
-        write_json_lists(sys.stdout, {"run": run.summary(), "measures": every},
+        write_json_lists(sys.stdout, {"run": run.summary(), "measures": every, "machines": machines_of(run),
+                                      "config": config_of(run)},
                          {"benchmarks": (benchmark_json(b, every) for b in benchmarks),
                           "commands": (command_row(run, c) for c in commands)})
     elif args.format in ("csv", "tsv"):
@@ -241,7 +243,7 @@ def command_show(args: argparse.Namespace) -> int:
 
 
 def _show_table(run: Run, benchmarks: list[Any], plain: list[Any], args: argparse.Namespace) -> None:
-    print(summary_text(run))
+    print("\n".join([summary_text(run), *machines_text(run)]))
     if benchmarks:
         print("\n" + heading(benchmarks, args.metric))
         print_table(BENCH_HEADERS, [bench_row(b, args.metric) for b in benchmarks])

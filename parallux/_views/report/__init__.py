@@ -18,6 +18,7 @@ from typing import Any
 from .. import jsonl
 from ..benchrows import order_text
 from ..lanes import assign_slots
+from ..machines import config_of, facts_table, machines_of
 from ..reader import stderr_tail
 from ..records import Attempt, CommandRecord, Run
 from ..target import write_target
@@ -48,12 +49,13 @@ def render(run: Run) -> str:
              "/*UPLOT_JS*/": _script_code(_asset("uPlot.iife.min.js")),
              "/*REPORT_JS*/": _script_code(_asset("report.js")),
              "/*BENCH_JS*/": _script_code(_asset("benchmarks.js")),
+             "/*MACHINES_JS*/": _script_code(_asset("machines.js")),
              "/*DATA*/": script_json(report_data(run)), "<!--TITLE-->": _escape(title)}
     # One pass over the template: what is put in is never searched for markers itself.
     return _MARKERS.sub(lambda match: parts[match.group()], _asset("template.html"))
 
 
-_MARKERS = re.compile(r"/\*(?:STYLE|UPLOT_CSS|UPLOT_JS|REPORT_JS|BENCH_JS|DATA)\*/|<!--TITLE-->")
+_MARKERS = re.compile(r"/\*(?:STYLE|UPLOT_CSS|UPLOT_JS|REPORT_JS|BENCH_JS|MACHINES_JS|DATA)\*/|<!--TITLE-->")
 # Inside <script>, "</script" ends the block, "<!--" followed by "<script" makes the parser swallow the rest of
 # the page, and U+2028/2029 end a line in JavaScript. In JSON these characters occur only inside strings, where
 # their \u escapes mean the same: a reader's json.loads or JSON.parse gets the text back unchanged.
@@ -89,7 +91,15 @@ def report_data(run: Run) -> dict[str, Any]:
             "commands": {"fields": list(COMMAND_FIELDS), "rows": [_command_row(c, origin) for c in run.commands]},
             "attempts": {"fields": list(ATTEMPT_FIELDS),
                          "rows": [_attempt_row(a, origin) for a in run.attempts()]},
-            "failures": _failures(run), "benchmarks": benchmarks_data(run), "order_text": order_text(run)}
+            "failures": _failures(run), "benchmarks": benchmarks_data(run), "order_text": order_text(run),
+            **_machines(run)}
+
+
+def _machines(run: Run) -> dict[str, Any]:
+    """What the run recorded of its machines and config (as ``show --format json``), and the facts as the
+    Machines section's table shows them (``machines.facts_table``)."""
+    machines = machines_of(run)
+    return {"machines": machines, "config": config_of(run), "machine_facts": facts_table(machines)}
 
 
 def _us(value: float | None, origin: float) -> int | None:
