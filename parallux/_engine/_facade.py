@@ -130,10 +130,10 @@ class Engine(LoopThread):
         with trio.CancelScope() as connecting:
             tree.connecting.add(connecting)
             try:
-                # (a launcher that died and is replaced: the display, the summary and the run log hear it)
-                restarted = functools.partial(self.observers.runner_event, "launcher_restarted")
+                # (a launcher that died and is replaced, a connection that dropped: the display, the summary and
+                # the run log hear it)
                 await tree.start_seat(functools.partial(seat.serve, self.run_id, self.commands.schedule,
-                                                        restarted=restarted))
+                                                        tell=self.observers.runner_event))
             except BaseExceptionGroup as group:  # a seat's own nursery wraps its error
                 raise plain_error(group) from None
             finally:
