@@ -29,14 +29,28 @@ Requests (one line each)::
                                                      each path's completion record (a result.json) as an
                                                      object, or null: missing, unreadable or not a record
                                                      (--resume asks for many at once, not file by file)
+    {"op": "environment", "id": 3, "cpus": [0, 1]}   -> {"ev": "environment", "id": 3, "environment": {...}}
+                                                     the machine's environment (MachineFacts.environment);
+                                                     its frequency fields over "cpus" (null: every online CPU)
+    {"op": "load", "id": 4}                          -> {"ev": "load", "id": 4, "load": [l1, l5, l15]}
+    {"op": "probe", "id": 5, "command": "gcc --version", "env": {...}, "timeout": 60}
+                                                     -> {"ev": "probe", "id": 5, "returncode": 0, "output": "...",
+                                                         "truncated": false, "error": null}
+                                                     a goal.probe(): see "probes" below
     {"op": "quit", "grace": 2.0}                     stop everything (TERM, grace, KILL), then exit
+
+An SSH runner's hello may also ask the launcher to outlive a dropped connection ("reconnect": seconds,
+"token": a secret): then it says in its hello where a new connection can attach to it ("attach"), its
+events that must not be lost carry "seq", the requests that must arrive carry "n", and acknowledgements
+travel both ways ("ack", "got"); see "reattaching" below.
 
 File transfers (walk, get, credit, put, data, finish, abort: put/get/read_file need nothing on the runner but
 this launcher) are requests too; see "files" below. Their file data travels in frames: a line saying
 "bytes": N, then N raw bytes.
 
 When stdin closes -- parallux exited, crashed, was killed, or the SSH connection dropped -- the launcher stops
-every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux.
+every process group it started (TERM, a short grace, KILL) and exits, so no command outlives its parallux; one
+that may be reattached waits for its grace first (see "reattaching").
 
 Every command runs in a session of its own; stopping it kills that whole process group, and then also any
 process whose environment carries the command's mark (``PARALLUX_JOB_MARK``): a descendant that called
@@ -77,6 +91,7 @@ EXIT_FLUSH = 5.0        # seconds the last events get to drain into a slow reade
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE = 1.0      # seconds between TERM and KILL for what a killed launcher left behind
+RELIABLE_OPS = ("run", "kill", "records", "affinity")  # the requests parallux numbers ("n") and sends again
 
 
 def now():
@@ -133,22 +148,44 @@ class Launcher(object):
         self.cgroups, self.no_limit = Cgroups.create()  # None where this machine gives us none: see Cgroups
         self.locks = WorkDirLocks()
         self.facts = MachineFacts()
+        self.probes = Probes(self.report)  # (its answer, like the others below, survives a dropped connection)
         # Where core leases are made, parallux moves the launcher -- and so the commands without a lease, born
         # of it -- to the CPUs outside every core pool of the machine (an "affinity" request): home_cpus.
         self.all_cpus = own_affinity()
         self.home_cpus = None
         KEEP_WORKSPACES[0] = True
+        # An SSH runner's launcher outlives a dropped connection for a grace, waiting to be reattached: see
+        # "reattaching" below. None: a lost channel ends it, as it always did (a local runner, reconnect=0).
+        self.attachment = None
+        self.connected = True  # whether infd/outfd are a channel to parallux (not /dev/null while detached)
+        self.got = 0           # the "n" of the last numbered request received
 
     # -- I/O -------------------------------------------------------------------------------------------
 
     def send(self, message, payload=None):
         """Queue an event; flush() writes what queued up in one write (one SSH packet, not one per event).
-        With a payload (file data), the event says "bytes": N and the N raw bytes follow it: a frame."""
+        With a payload (file data), the event says "bytes": N and the N raw bytes follow it: a frame. While
+        detached there is no one to send it to: it is dropped (see report() for what must not be)."""
+        if not self.connected:
+            return
         if payload is not None:
             message["bytes"] = len(payload)
         self.outbuf.append((json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8"))
         if payload:
             self.outbuf.append(payload)
+
+    def report(self, message):
+        """Queue an event parallux must see even if the connection drops under it (an exit, an error, the
+        records): where the launcher can be reattached, it is numbered and kept until acknowledged."""
+        if self.attachment is None:
+            self.send(message)
+            return
+        journal = self.attachment.journal
+        message["seq"], message["got"] = journal.seq + 1, self.got
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        journal.add(data)
+        if self.connected:
+            self.outbuf.append(data)
 
     def flush(self):
         """Write what is queued, as far as the stream takes it now. The stream is non-blocking: a reader that
@@ -162,16 +199,16 @@ class Launcher(object):
             written = os.write(self.outfd, data)
         except (BlockingIOError, InterruptedError):
             written = 0
-        except OSError:  # parallux is gone: nobody to tell, stop everything
+        except OSError:  # parallux is gone (or its connection): nobody to tell, stop everything -- or wait
             self.outbuf = []
-            self.stop_serving(cause="output")
+            self.lose_channel("output")
             return
         self.outbuf = [data[written:]] if written < len(data) else []
 
     def flush_before_exit(self, seconds):
         """The last events (the records of stopped commands) get a few seconds to drain, no more."""
         deadline = now() + seconds
-        while self.outbuf and now() < deadline:
+        while self.outbuf and self.connected and now() < deadline:
             self.flush()
             if self.outbuf:
                 try:
@@ -187,7 +224,7 @@ class Launcher(object):
         except OSError:
             chunk = b""
         if not chunk:
-            self.stop_serving(cause="eof")
+            self.lose_channel("eof")
             return
         self.last_input = now()
         for request, payload in self.frames.feed(chunk):
@@ -195,13 +232,29 @@ class Launcher(object):
 
     def handle_message(self, request, payload):
         if isinstance(request, ValueError):
-            self.send({"ev": "error", "id": None, "message": "malformed request: %s" % request})
+            self.report({"ev": "error", "id": None, "message": "malformed request: %s" % request})
+            return
+        if self.attachment is not None and isinstance(request, dict) and not self.acknowledge(request):
             return
         try:
             self.handle(request, payload)
         except (KeyError, TypeError, AttributeError) as exc:
-            self.send({"ev": "error", "id": request.get("id") if isinstance(request, dict) else None,
-                       "message": "malformed request: %s: %s" % (type(exc).__name__, exc)})
+            self.report({"ev": "error", "id": request.get("id") if isinstance(request, dict) else None,
+                         "message": "malformed request: %s: %s" % (type(exc).__name__, exc)})
+
+    def acknowledge(self, request):
+        """Take a request's acknowledgement of events ("ack") and its number ("n"); False for one that came
+        already (parallux sends again, after an attach, only what was not "got": never, but cheap to be sure)."""
+        ack = request.get("ack")
+        if ack is not None:
+            self.attachment.journal.ack(int(ack))
+        number = request.get("n")
+        if number is None:
+            return True
+        if number <= self.got:
+            return False
+        self.got = number
+        return True
 
     def handle(self, request, payload=None):
         op = request.get("op")
@@ -211,26 +264,36 @@ class Launcher(object):
             self.kill(request.get("id"), float(request.get("grace", EXIT_GRACE)),
                       request.get("reason") or "cancelled")
         elif op == "ping":
-            self.send({"ev": "pong", "t": now()})
+            self.send({"ev": "pong", "t": now(), "got": self.got} if self.attachment else {"ev": "pong", "t": now()})
         elif op == "records":
-            self.send({"ev": "records", "id": request.get("id"),
-                       "records": [read_work_record(path, request.get("workspace")) for path in request["paths"]]})
+            self.report({"ev": "records", "id": request.get("id"),
+                         "records": [read_work_record(path, request.get("workspace")) for path in request["paths"]]})
         elif op == "hello":
             if request.get("watchdog"):
                 self.watchdog = float(request["watchdog"])
             self.sigterm_is_error = request.get("sigterm") == "error"  # (a Slurm step's launcher)
             self.bench = request.get("bench") if request.get("bench") in BENCH_MODES else None
             self.facts = MachineFacts(request.get("machine_root"))
-            self.send(dict(hello(self.facts), cgroups=self.cgroup_facts()))
+            event = dict(hello(self.facts), cgroups=self.cgroup_facts())
+            if request.get("reconnect") and request.get("token"):
+                event.update(self.offer_attach(str(request["token"]), float(request["reconnect"])))
+            self.send(event)
         elif op == "affinity":
             self.move_home(request.get("cpus"))
+        elif op == "environment":
+            self.report({"ev": "environment", "id": request.get("id"),
+                         "environment": self.facts.environment(request.get("cpus"))})
+        elif op == "load":
+            self.report({"ev": "load", "id": request.get("id"), "load": self.facts.load()})
+        elif op == "probe":
+            self.probes.start(request)
         elif op == "quit":
             self.exit_grace = float(request.get("grace", EXIT_GRACE))
             self.running = False
         elif op in FILE_OPS:
             self.files.handle(request, payload)
         else:
-            self.send({"ev": "error", "id": request.get("id"), "message": "unknown op %r" % (op,)})
+            self.report({"ev": "error", "id": request.get("id"), "message": "unknown op %r" % (op,)})
 
     # -- starting ----------------------------------------------------------------------------------------
 
@@ -243,10 +306,10 @@ class Launcher(object):
             dir_fd = prepare_work_dir(request, self.locks.take)
         except (WorkDirInUse, UnsafeWorkDir) as exc:  # another live run's, or a link: touch nothing there
             reason = "locked" if isinstance(exc, WorkDirInUse) else "unsafe"
-            self.send({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": reason})
+            self.report({"ev": "error", "id": job_id, "message": str(exc), "status": "error", "reason": reason})
             return
         except Exception as exc:  # it could not be made or cleared: no record either
-            self.send({"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"})
+            self.report({"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"})
             return
         if self.bench == "files":
             self.run_without_process(request, dir_fd)
@@ -262,7 +325,7 @@ class Launcher(object):
             self.forget_cgroup(cgroup)
             event = {"ev": "error", "id": job_id, "message": describe_os_error(exc), "status": "error"}
             write_record(dir_fd, request, dict(event, returncode=None, start=now(), end=now()))
-            self.send(event)
+            self.report(event)
             return
         finally:
             os.close(dir_fd)
@@ -275,7 +338,7 @@ class Launcher(object):
         if request.get("mark"):
             self.runs_seen.add(request["mark"].rsplit(".", 2)[0] + ".")
         if not request.get("quiet_start"):  # parallux itself needs only the exit event (one message less)
-            self.send({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
+            self.report({"ev": "started", "id": job_id, "pid": job.pid, "start": start})
 
     def run_without_process(self, request, dir_fd):
         """Benchmarking only (the hello's "bench", which parallux sends when PARALLUX_BENCH_SPAWN is set in its
@@ -287,18 +350,18 @@ class Launcher(object):
         job.status, job.rusage = 0, resource_usage_unknown()
         if dir_fd is None:
             job.end = now()
-            self.send(exit_event(job, None))
+            self.report(exit_event(job, None))
             return
         try:
             for fd in write_files(request, dir_fd):
                 os.close(fd)
         except OSError as exc:
-            self.send({"ev": "error", "id": job.id, "message": describe_os_error(exc), "status": "error"})
+            self.report({"ev": "error", "id": job.id, "message": describe_os_error(exc), "status": "error"})
             return
         finally:
             os.close(dir_fd)
         job.end = now()
-        self.send(record_exit(job))
+        self.report(record_exit(job))
 
     def move_home(self, cpus):
         """Run on these CPUs from now on (None: on every CPU again), and so do the commands born without a
@@ -460,6 +523,7 @@ class Launcher(object):
         return any(int(pid) not in self.jobs for pid in children)
 
     def check_kill_deadlines(self):
+        self.probes.check_deadlines()
         t = now()
         for job in list(self.by_id.values()):
             if job.kill_deadline is not None and not job.killed_hard and t >= job.kill_deadline:
@@ -476,8 +540,10 @@ class Launcher(object):
     def next_timeout(self):
         deadlines = [j.kill_deadline for j in self.by_id.values()
                      if j.kill_deadline is not None and not j.killed_hard]
-        deadlines += [j.held_until for j in self.held]
-        if self.watchdog is not None:
+        deadlines += [j.held_until for j in self.held] + self.probes.deadlines()
+        if self.attachment is not None:
+            deadlines += self.attachment.deadlines()
+        if self.watchdog is not None and self.connected:
             deadlines.append(self.last_input + self.watchdog)
         if self.by_id:
             deadlines.append(self.locks.next_refresh)
@@ -502,6 +568,8 @@ class Launcher(object):
                 continue
             if pid == 0:
                 return
+            if self.probes.reaped(pid, status):
+                continue
             job = self.jobs.pop(pid, None)
             if job is None:  # an adopted orphan (we are a subreaper): perhaps the last of a lingering group
                 self.prune_lingering()
@@ -538,7 +606,7 @@ class Launcher(object):
         else:
             self.groups.discard(job.pid)
             self.forget_cgroup(job.cgroup)
-        self.send(record_exit(job))
+        self.report(record_exit(job))
 
     def prune_lingering(self):
         """Forget process groups (and cgroups) that have ended, so that the final sweep never signals a
@@ -560,8 +628,64 @@ class Launcher(object):
         config asks)."""
         self.running = False
         self.ending = self.ending or cause or (signal.Signals(signum).name if signum else None)
+        if self.ending == "detached":
+            self.ending = ENDINGS["detached"] % self.attachment.grace
         if signum == signal.SIGTERM and self.sigterm_is_error:
             self.terminated = True
+
+    def lose_channel(self, cause):
+        """The channel to parallux ended (EOF, a broken output) or fell silent (the watchdog). Without an
+        attachment that ends the loop, as parallux's death would; with one the launcher goes on detached
+        for its grace, since a dropped connection and parallux's death look alike from here."""
+        if self.attachment is None or not self.running:
+            self.stop_serving(cause=cause)
+        elif self.connected:
+            self.use_channel(None)
+            self.attachment.detached(now())
+
+    def use_channel(self, fds):
+        """Talk to parallux over these descriptors (stdin, stdout and stderr of a new SSH channel, handed over
+        by an attach), or over none (None: detached). They take the numbers of the old ones, whose channel is
+        gone; what was queued for it is dropped (the journal keeps what matters), its transfers abandoned."""
+        if self.connected:
+            self.selector.unregister(self.infd)
+        if self.watching_output:
+            self.selector.unregister(self.outfd)
+            self.watching_output = False
+        sources = fds or [os.open(os.devnull, os.O_RDWR)] * 3
+        for source, target in zip(sources, (self.infd, self.outfd, 2)):
+            os.dup2(source, target)
+        for source in set(sources):
+            os.close(source)
+        self.outbuf, self.frames = [], Frames()
+        self.files.abandon()  # (parallux gave up the transfers of a connection that dropped)
+        self.connected = fds is not None
+        if self.connected:
+            os.set_blocking(self.outfd, False)
+            grow_pipes(self.infd, self.outfd)
+            self.selector.register(self.infd, selectors.EVENT_READ, "in")
+            self.last_input = now()
+
+    def offer_attach(self, token, grace):
+        """What the hello says of reattaching: where (the socket, this pid), or why it cannot be."""
+        if self.attachment is None:
+            self.attachment, why = Attachment.open(token, grace)
+            if self.attachment is None:
+                return {"attach": None, "attach_error": why}
+            self.selector.register(self.attachment.listener, selectors.EVENT_READ, "listen")
+        return {"attach": {"path": self.attachment.path, "pid": os.getpid()}}
+
+    def hear_attach(self, conn):
+        """A connection to the attach socket said something: once it has said all, attach its channel."""
+        heard = self.attachment.receive(conn, self.selector)
+        if heard is None:
+            return
+        request, fds = heard
+        self.use_channel(fds)
+        self.attachment.attached(conn)
+        journal = self.attachment.journal
+        self.send({"ev": "attached", "got": self.got, "seq": journal.seq, "pid": os.getpid()})
+        self.outbuf.extend(journal.since(int(request.get("seq") or 0)))
 
     def guardian_gone(self):
         """Whether the guardian died under this launcher (it was killed: it never ends before its launcher).
@@ -595,6 +719,7 @@ class Launcher(object):
             job.kill_deadline = job.kill_deadline or now()
         for job in list(self.held):  # reaped already: only their records are left to write
             self.finish(job)
+        self.probes.stop()
         if self.cgroups is not None:
             self.cgroups.leave()  # out of the cgroups about to be killed
         left = self.signal_everything(runs, signal.SIGTERM)
@@ -651,18 +776,35 @@ class Launcher(object):
                 if "in" in ready:
                     self.read_requests()
                 for item in ready:
-                    if isinstance(item, tuple):  # ("oom", id): a v1 memory cgroup's OOM notification
+                    if isinstance(item, tuple) and item[0] == "oom":  # a v1 memory cgroup's OOM notification
                         self.out_of_memory(item[1], item[2])
+                    elif isinstance(item, tuple):  # ("attach", socket): a new channel handed over
+                        self.hear_attach(item[1])
+                if "listen" in ready:
+                    self.attachment.accept(self.selector)
                 self.reap()
                 self.release_held()
                 self.check_kill_deadlines()
                 self.refresh_locks()
                 self.flush()
-                if self.watchdog is not None and now() - self.last_input > self.watchdog:
-                    self.stop_serving(cause="watchdog")
+                self.check_silence()
         finally:
             self.stop_everything()
             self.flush_before_exit(EXIT_FLUSH)
+            if self.attachment is not None:  # (after the last events: its bridge then ends, and the channel)
+                self.attachment.close()
+
+    def check_silence(self):
+        """The watchdog: parallux silent for that long is gone (or cut off); detached, the grace is up."""
+        attachment = self.attachment
+        if attachment is not None:
+            attachment.expire(self.selector)
+            if attachment.detached_at is not None:
+                if now() - attachment.detached_at > attachment.grace:
+                    self.stop_serving(cause="detached")
+                return
+        if self.watchdog is not None and now() - self.last_input > self.watchdog:
+            self.lose_channel("watchdog")
 
     def watch_output(self):
         """Wake up for a writable stream only while events wait for it."""
@@ -673,6 +815,97 @@ class Launcher(object):
             else:
                 self.selector.unregister(self.outfd)
             self.watching_output = wanted
+
+
+# -- probes ------------------------------------------------------------------------------------------------
+#
+# goal.probe("gcc", "gcc --version"): a command run once on each machine, before its commands, whose output the
+# run log keeps. No work dir, no record, no cgroup: its output goes to two unnamed temporary files (never a pipe
+# that a chatty probe could fill while this loop does not read it), read when it exits. It runs in a session of
+# its own on the launcher's CPUs; its timeout kills its group, and so does its end (what it left running must
+# not run beside the commands that follow).
+
+PROBE_TIMEOUT = 60.0  # seconds, unless the request says
+PROBE_OUTPUT = 4096   # bytes of output kept: stdout, then stderr
+
+
+class Probe(object):
+    def __init__(self, request, popen, outputs, timeout):
+        self.id = request.get("id")
+        self.popen = popen
+        self.outputs = outputs
+        self.timeout = timeout
+        self.deadline = now() + timeout
+        self.timed_out = False
+
+
+class Probes(object):
+    """The probes running now, by pid; each one's event is sent when it is reaped."""
+
+    def __init__(self, send):
+        self.send = send
+        self.running = {}
+
+    def start(self, request):
+        import tempfile  # here: every launcher pays for its imports at its start, and few run a probe
+        outputs = []
+        try:
+            timeout = float(request.get("timeout") or PROBE_TIMEOUT)
+            outputs = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+            popen = subprocess.Popen(["sh", "-c", request["command"]], stdin=subprocess.DEVNULL,
+                                     stdout=outputs[0], stderr=outputs[1], env=probe_env(request),
+                                     close_fds=True, start_new_session=True)
+        except (OSError, ValueError) as exc:
+            for output in outputs:
+                output.close()
+            self.send(probe_event(request.get("id"), None, b"", describe_os_error(exc)))
+            return
+        self.running[popen.pid] = Probe(request, popen, outputs, timeout)
+
+    def reaped(self, pid, status):
+        """Whether ``pid`` was a probe's: then its event is sent."""
+        probe = self.running.pop(pid, None)
+        if probe is None:
+            return False
+        probe.popen.returncode = status  # Popen must never wait for a pid we reaped (pid reuse)
+        try_killpg(pid, signal.SIGKILL)
+        output = b""
+        for stream in probe.outputs:
+            stream.seek(0)
+            output += stream.read(PROBE_OUTPUT + 1)
+            stream.close()
+        if probe.timed_out:
+            self.send(probe_event(probe.id, None, output, "timed out after %g s" % probe.timeout))
+        else:
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+            self.send(probe_event(probe.id, code, output, None))
+        return True
+
+    def deadlines(self):
+        return [probe.deadline for probe in self.running.values() if not probe.timed_out]
+
+    def check_deadlines(self):
+        t = now()
+        for pid, probe in self.running.items():
+            if not probe.timed_out and t >= probe.deadline:
+                probe.timed_out = True
+                try_killpg(pid, signal.SIGKILL)
+
+    def stop(self):
+        for pid in self.running:
+            try_killpg(pid, signal.SIGKILL)
+
+
+def probe_env(request):
+    """The launcher's environment plus the request's, as the commands get it (command_env), as a mapping."""
+    items, _ = command_env(request)
+    return dict(item.split(b"=", 1) for item in items)
+
+
+def probe_event(probe_id, returncode, output, error):
+    return {"ev": "probe", "id": probe_id, "returncode": returncode,
+            "output": output[:PROBE_OUTPUT].decode("utf-8", "replace"), "truncated": len(output) > PROBE_OUTPUT,
+            "error": error}
 
 
 # -- the work dir: nothing written through a link ---------------------------------------------------------
@@ -1092,6 +1325,7 @@ ENDINGS = {  # why a launcher ended by itself, in words (the "stopped" of its co
     "SIGHUP": "it got SIGHUP",
     "SIGTERM": "it got SIGTERM",
     "guardian": "its guardian process %d was killed",  # (it ends only after its launcher, unless killed)
+    "detached": "its connection to parallux dropped and nothing reattached to it within %g s (reconnect=)",
 }
 TERMINATED = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
 
@@ -2973,6 +3207,125 @@ class MachineFacts(object):
             cores.add(tuple(sorted(set(threads or []) | {cpu})))
         return [list(core) for core in sorted(cores)]
 
+    # -- the environment a run records (SPEC 17) --------------------------------------------------------------
+
+    def environment(self, cpus=None):
+        """What the run log records of this machine: its system, CPUs, memory, frequency scaling, isolated
+        CPUs and load. The frequency fields describe ``cpus`` (the machine's core pools), else every online
+        CPU. What cannot be read is None; the kernel and the architecture, which are the running kernel's
+        and not files, come from uname where the tree does not say."""
+        online = self.online()
+        measured = sorted(set(cpus)) if cpus else (online or [])
+        system = os.uname()
+        info = self.cpuinfo()
+        environment = {
+            "hostname": self.read("proc/sys/kernel/hostname") or system[1],
+            "os": self.os_release(), "kernel": "%s %s" % (self.read("proc/sys/kernel/osrelease") or system[2],
+                                                          self.read("proc/sys/kernel/version") or system[3]),
+            "arch": self.read("proc/sys/kernel/arch") or system[4],
+            "cpu_model": first(info[key] for key in ("model name", "cpu model", "cpu", "uarch") if info.get(key)),
+            "microcode": info.get("microcode"), "logical_cpus": len(online) if online else None,
+            "numa_nodes": len(self.cpu_list("sys/devices/system/node/online") or []) or None,
+            "memory_bytes": self.memory_bytes(), "load": self.load(), "cpus": measured,
+            "isolated": self.isolated("isolated", "isolcpus"), "nohz_full": self.isolated("nohz_full", "nohz_full"),
+            "python": "%d.%d.%d" % sys.version_info[:3],
+        }
+        environment.update(self.topology(online or []))
+        environment.update(self.frequency(measured))
+        return environment
+
+    def cpuinfo(self):
+        """The first processor's lines of /proc/cpuinfo, keys lowercased: ``model name``, ``microcode``."""
+        info = {}
+        for line in (self.read("proc/cpuinfo") or "").split("\n\n")[0].splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() not in info:
+                info[key.strip().lower()] = value.strip()
+        return info
+
+    def os_release(self):
+        """PRETTY_NAME of os-release (``Debian GNU/Linux 12 (bookworm)``)."""
+        for relpath in ("etc/os-release", "usr/lib/os-release"):
+            for line in (self.read(relpath) or "").splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "PRETTY_NAME":
+                    return value.strip().strip("\"'") or None
+        return None
+
+    def memory_bytes(self):
+        for line in (self.read("proc/meminfo") or "").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
+                return int(parts[1]) * (1024 if parts[2:3] == ["kB"] else 1)
+        return None
+
+    def load(self):
+        """The load averages over 1, 5 and 15 minutes."""
+        try:
+            return [float(value) for value in (self.read("proc/loadavg") or "").split()[:3]] or None
+        except ValueError:
+            return None
+
+    def topology(self, online):
+        """Sockets, cores per socket and threads per core, from each online CPU's topology."""
+        packages = [self.read("sys/devices/system/cpu/cpu%d/topology/physical_package_id" % cpu) for cpu in online]
+        threads = [self.cpu_list("sys/devices/system/cpu/cpu%d/topology/thread_siblings_list" % cpu)
+                   for cpu in online]
+        sockets = len(set(packages)) if online and None not in packages else None
+        cores = set(tuple(group) for group in threads if group) if online and None not in threads else None
+        return {"sockets": sockets,
+                "cores_per_socket": len(cores) // sockets if cores and sockets else None,
+                "threads_per_core": max(len(core) for core in cores) if cores else None}
+
+    def frequency(self, cpus):
+        """The frequency driver, the governors (governor -> CPUs), the lowest scaling_min_freq and the
+        highest scaling_max_freq of these CPUs (kHz), and whether turbo (boost) is on."""
+        governors, lows, highs, driver = {}, [], [], None
+        for cpu in cpus:
+            base = "sys/devices/system/cpu/cpu%d/cpufreq/" % cpu
+            governor = self.read(base + "scaling_governor")
+            if governor:
+                governors.setdefault(governor, []).append(cpu)
+            driver = driver or self.read(base + "scaling_driver")
+            lows.append(as_int(self.read(base + "scaling_min_freq")))
+            highs.append(as_int(self.read(base + "scaling_max_freq")))
+        lows, highs = [v for v in lows if v is not None], [v for v in highs if v is not None]
+        return {"cpufreq_driver": driver, "governors": governors or None, "min_khz": min(lows) if lows else None,
+                "max_khz": max(highs) if highs else None, "turbo": self.turbo()}
+
+    def turbo(self):
+        """intel_pstate's no_turbo (0: turbo on), else cpufreq's boost (1: on); None where neither is."""
+        no_turbo = self.read("sys/devices/system/cpu/intel_pstate/no_turbo")
+        if no_turbo in ("0", "1"):
+            return "on" if no_turbo == "0" else "off"
+        boost = self.read("sys/devices/system/cpu/cpufreq/boost")
+        if boost in ("0", "1"):
+            return "on" if boost == "1" else "off"
+        return None
+
+    def isolated(self, name, option):
+        """The CPUs the kernel isolates (``isolated``: isolcpus=) or runs tickless (``nohz_full``), from its
+        file in /sys, else from the kernel's command line (its flags, ``domain,managed_irq,``, left out);
+        [] for none, None where neither can be read."""
+        text = self.read("sys/devices/system/cpu/" + name)
+        if text is not None:
+            return parse_cpu_list(text)
+        cmdline = self.read("proc/cmdline")
+        if cmdline is None:
+            return None
+        for word in cmdline.split():
+            if word.startswith(option + "="):
+                return parse_cpu_list(",".join(part for part in word[len(option) + 1:].split(",")
+                                               if part[:1].isdigit()))
+        return []
+
+
+def as_int(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
 
 def parse_cpu_list(text):
     """``0-3,8`` -> [0, 1, 2, 3, 8]; None for what is not such a list."""
@@ -3054,6 +3407,421 @@ def become_subreaper():
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # not Linux: orphans go to init, and kills end at the grace as before
 
 
+# -- reattaching: a launcher that outlives a dropped connection -------------------------------------------
+#
+# An SSH runner's hello may ask for it: {"op": "hello", ..., "reconnect": 300, "token": "<secret hex>"}. The
+# launcher then listens on a Unix socket in a new directory of its own (mode 0700, this user's, under $TMPDIR
+# or /tmp: Attachment.open) and says where in its hello: "attach": {"path": ..., "pid": ...}. When its
+# channel drops (EOF, a broken output, the watchdog), it does not stop: it goes on detached -- its commands
+# run, their records are written, their events kept -- for the grace ("reconnect" seconds), then stops
+# everything as it would have at once. A new SSH channel runs this file in attach mode (bridge(): its last
+# argument ATTACH_ARG), which reads one line from parallux, connects to the socket, and hands the launcher
+# its stdin, stdout and stderr (SCM_RIGHTS) with that line:
+#
+#   parallux -> bridge    {"op": "attach", "path": ..., "pid": ..., "token": "...", "seq": 41}
+#   bridge -> launcher    the same line, and the bridge's descriptors 0, 1 and 2
+#   launcher -> bridge    ok  (or "refused: why"; "bye" when the launcher ends)
+#   launcher -> parallux  {"ev": "attached", "got": 17, "seq": 44, "pid": ...}, then events 42 to 44 again
+#
+# From then on the launcher speaks over the new channel as it did over the first (a half-open first one is
+# superseded), and the bridge only waits, to end with it. Only this user can reach the socket (its
+# directory's mode); a connection from another uid is closed unheard (SO_PEERCRED), and one that does not
+# give the token within ATTACH_WAIT is closed as well. The bridge checks the directory (owner, mode) and
+# that the socket's listener is the launcher parallux names (uid and pid), so the token goes nowhere else.
+#
+# Nothing may be lost or doubled across a drop. The events parallux must see (exits, errors, records) carry
+# "seq" and are kept in a Journal until parallux acknowledges them ("ack": its last seq, in its numbered
+# requests and pings); the attach names the last one it processed, and the launcher sends the rest again,
+# in order. The requests that must arrive (RELIABLE_OPS) carry "n"; the launcher says in those events and
+# its pongs the last it got ("got"), and parallux sends the later ones again after an attach. Transfers are
+# not resumed: those of a lost channel are abandoned on both sides (parallux tries them again).
+
+ATTACH_ARG = "--attach"
+ATTACH_NAME = "launcher.sock"
+ATTACH_WAIT = 10.0        # seconds a connection to the attach socket gets to say who it is
+ATTACH_LINE = 8192        # bytes an attach request may take
+ATTACH_FDS = 3            # descriptors an attach hands over: stdin, stdout, stderr
+JOURNAL_MEMORY = 4 << 20  # bytes of unacknowledged events kept in memory; more go to a file
+
+
+class Attachment(object):
+    """The launcher's attach point: its listening socket and private directory, the connections that have
+    not said who they are yet, the bridge of the channel in use, and the journal of events to replay."""
+
+    def __init__(self, token, grace, directory, listener):
+        self.token = token.encode("utf-8")
+        self.grace = grace
+        self.directory = directory
+        self.path = os.path.join(directory, ATTACH_NAME)
+        self.listener = listener
+        self.journal = Journal(directory)
+        self.pending = {}          # socket -> [deadline, the bytes so far, the descriptors so far]
+        self.bridge = None         # the socket of the bridge whose channel is in use
+        self.detached_at = None    # when the channel dropped, while none replaced it
+
+    @classmethod
+    def open(cls, token, grace):
+        """(an attachment, None), or (None, why there can be none)."""
+        import socket
+        try:
+            directory = make_private_dir()
+        except OSError as exc:
+            return None, "cannot make a private directory for the attach socket: %s" % describe_os_error(exc)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = os.path.join(directory, ATTACH_NAME)
+        try:
+            listener.bind(path)
+            os.chmod(path, 0o600)
+            listener.listen(8)
+            listener.setblocking(False)
+        except OSError as exc:
+            listener.close()
+            remove_attach_dir(directory)
+            return None, "cannot listen on %s: %s" % (path, describe_os_error(exc))
+        return cls(token, grace, directory, listener), None
+
+    def deadlines(self):
+        found = [entry[0] for entry in self.pending.values()]
+        if self.detached_at is not None:
+            found.append(self.detached_at + self.grace)
+        return found
+
+    def detached(self, when):
+        self.detached_at = when
+        self.close_bridge(b"")  # (its channel is gone: its bridge may end)
+
+    def attached(self, conn):
+        self.detached_at = None
+        self.close_bridge(b"")
+        self.bridge = conn
+        try:
+            conn.sendall(b"ok\n")
+        except OSError:
+            pass
+
+    def accept(self, selector):
+        """A connection to the socket: kept while it says who it is, if it comes from this user at all."""
+        try:
+            conn = self.listener.accept()[0]
+        except OSError:
+            return
+        if peer_credentials(conn)[1] != os.geteuid():  # another user's process (root's, say): not ours
+            conn.close()
+            return
+        conn.setblocking(False)
+        self.pending[conn] = [now() + ATTACH_WAIT, b"", []]
+        selector.register(conn, selectors.EVENT_READ, ("attach", conn))
+
+    def receive(self, conn, selector):
+        """What a pending connection sent: (its attach request, its descriptors) once complete and valid;
+        None while it is not, or when it is refused (then closed)."""
+        import socket
+        entry = self.pending[conn]
+        try:
+            data, ancillary, _, _ = conn.recvmsg(ATTACH_LINE, socket.CMSG_SPACE(4 * 2 * ATTACH_FDS))
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            data, ancillary = b"", []
+        entry[2] += received_fds(ancillary)
+        entry[1] += data
+        if data and b"\n" not in entry[1] and len(entry[1]) < ATTACH_LINE:
+            return None
+        self.forget(conn, selector)
+        line, fds = entry[1].split(b"\n", 1)[0], entry[2]
+        why = self.refusal(line, fds)
+        if why is not None:
+            for fd in fds:
+                os.close(fd)
+            refuse(conn, why)
+            return None
+        return json.loads(line.decode("utf-8")), fds
+
+    def refusal(self, line, fds):
+        """Why an attach request is refused, or None."""
+        import hmac
+        try:
+            request = json.loads(line.decode("utf-8"))
+            token = str(request["token"]).encode("utf-8")
+        except (ValueError, KeyError, TypeError):
+            return "not an attach request"
+        if not hmac.compare_digest(token, self.token):
+            return "wrong token"
+        if len(fds) != ATTACH_FDS:
+            return "%d descriptors handed over, not %d" % (len(fds), ATTACH_FDS)
+        return None
+
+    def forget(self, conn, selector):
+        del self.pending[conn]
+        selector.unregister(conn)
+
+    def expire(self, selector):
+        """Close the connections that did not say who they are in time."""
+        for conn, entry in list(self.pending.items()):
+            if now() >= entry[0]:
+                self.forget(conn, selector)
+                for fd in entry[2]:
+                    os.close(fd)
+                refuse(conn, "nothing said within %g s" % ATTACH_WAIT)
+
+    def close_bridge(self, last_words):
+        if self.bridge is not None:
+            bridge, self.bridge = self.bridge, None
+            try:
+                bridge.setblocking(True)
+                bridge.settimeout(1.0)
+                bridge.sendall(last_words)
+            except OSError:
+                pass
+            bridge.close()
+
+    def close(self):
+        """The launcher ends: the bridge hears so, and nothing of the attach point is left."""
+        self.close_bridge(b"bye\n")
+        for conn, entry in list(self.pending.items()):
+            conn.close()
+            for fd in entry[2]:
+                os.close(fd)
+        self.pending = {}
+        self.listener.close()
+        self.journal.close()
+        remove_attach_dir(self.directory)
+
+
+class Journal(object):
+    """The events parallux must not miss, numbered ("seq") and kept, oldest first, until it acknowledges
+    them. Their number is bounded by the commands that end meanwhile (while detached, no new command
+    starts), but a command's exit event can carry 4 KiB of stderr: beyond JOURNAL_MEMORY bytes in memory,
+    they are moved to a file in the attach directory, unlinked at once, read back for a replay."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.seq = 0            # the number of the last event kept
+        self.kept = []          # [seq, data] in memory, after the spilled ones
+        self.start = 0          # the index in kept of the first not acknowledged
+        self.kept_bytes = 0
+        self.spilled = []       # (seq, offset, length) in the file
+        self.fd = None
+        self.end = 0            # bytes in the file
+
+    def add(self, data):
+        self.seq += 1
+        self.kept.append((self.seq, data))
+        self.kept_bytes += len(data)
+        if self.kept_bytes > JOURNAL_MEMORY:
+            self.spill()
+
+    def ack(self, seq):
+        """Parallux has processed every event up to ``seq``: forget them."""
+        while self.spilled and self.spilled[0][0] <= seq:
+            del self.spilled[0]
+        if not self.spilled and self.end:
+            os.ftruncate(self.fd, 0)
+            self.end = 0
+        start = self.start
+        while start < len(self.kept) and self.kept[start][0] <= seq:
+            self.kept_bytes -= len(self.kept[start][1])
+            start += 1
+        if start > 64 and start * 2 > len(self.kept):  # (dropped in bulk, not one list shift per event)
+            del self.kept[:start]
+            start = 0
+        self.start = start
+
+    def since(self, seq):
+        """The events after ``seq``, in order, for a replay."""
+        self.ack(seq)
+        replay = [os.pread(self.fd, length, offset) for _, offset, length in self.spilled]
+        return replay + [data for _, data in self.kept[self.start:]]
+
+    def spill(self):
+        try:
+            if self.fd is None:
+                self.fd = os.open(self.directory, os.O_RDWR | getattr(os, "O_TMPFILE", 0) | O_CLOEXEC, 0o600)
+            for seq, data in self.kept[self.start:]:
+                os.pwrite(self.fd, data, self.end)
+                self.spilled.append((seq, self.end, len(data)))
+                self.end += len(data)
+        except OSError:  # (no O_TMPFILE, a full disk): they stay in memory
+            return
+        self.kept, self.start, self.kept_bytes = [], 0, 0
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def make_private_dir():
+    """A new directory only this user can enter, for the attach socket: under $TMPDIR (if absolute and
+    short enough for a socket path) or /tmp, named for this user and launcher (so that a guardian can
+    remove what a killed launcher left) and a random part. mkdir fails on anything already there, so the
+    directory is this launcher's own; in a sticky /tmp no one else can rename or remove it."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    if not os.path.isabs(base) or len(base) > 60 or not os.path.isdir(base):
+        base = "/tmp"
+    for _ in range(8):
+        path = os.path.join(base, "%s%s" % (attach_prefix(os.getpid()), bytes_hex(os.urandom(6))))
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        problem = private_dir_problem(path)
+        if problem is not None:
+            raise OSError(errno.EPERM, problem)
+        return path
+    raise OSError(errno.EEXIST, "no free name in %s" % base)
+
+
+def attach_prefix(launcher_pid):
+    return "parallux-%d-%d-" % (os.geteuid(), launcher_pid)
+
+
+def bytes_hex(data):
+    return "".join("%02x" % byte for byte in bytearray(data))
+
+
+def private_dir_problem(path):
+    """Why ``path`` is not a directory only this user can enter, or None."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return describe_os_error(exc)
+    if not stat.S_ISDIR(info.st_mode):
+        return "%s is not a directory" % path
+    if info.st_uid != os.geteuid():
+        return "%s belongs to uid %d" % (path, info.st_uid)
+    if info.st_mode & 0o077:
+        return "%s has mode %o: others may enter it" % (path, stat.S_IMODE(info.st_mode))
+    return None
+
+
+def remove_attach_dir(directory):
+    for path, remove in ((os.path.join(directory, ATTACH_NAME), os.unlink), (directory, os.rmdir)):
+        try:
+            remove(path)
+        except OSError:
+            pass
+
+
+def remove_attach_dirs_of(launcher_pid):
+    """What a killed launcher left of its attach point (the guardian's sweep)."""
+    prefix = attach_prefix(launcher_pid)
+    for base in set([os.environ.get("TMPDIR") or "/tmp", "/tmp"]):
+        try:
+            names = [name for name in os.listdir(base) if name.startswith(prefix)]
+        except OSError:
+            continue
+        for name in names:
+            if private_dir_problem(os.path.join(base, name)) is None:
+                remove_attach_dir(os.path.join(base, name))
+
+
+def peer_credentials(conn):
+    """(pid, uid, gid) of the process at the other end of a Unix socket, as the kernel saw it connect."""
+    import socket
+    import struct
+    option = getattr(socket, "SO_PEERCRED", 17)
+    return struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+
+
+def received_fds(ancillary):
+    import array
+    import socket
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+    return list(fds)
+
+
+def refuse(conn, why):
+    try:
+        conn.setblocking(True)
+        conn.settimeout(1.0)
+        conn.sendall(("refused: %s\n" % why).encode("utf-8"))
+    except OSError:
+        pass
+    conn.close()
+
+
+BRIDGE_WAIT = 30.0  # seconds the bridge waits for the launcher's answer
+
+
+def bridge():
+    """Attach mode: what a reconnecting SSH runner runs on its new channel. Read the attach request (one
+    line of stdin), check the attach point, hand this process's stdin, stdout and stderr to the launcher
+    there, and wait for it to let go of them (its end, or a later drop). Whatever prevents the attach goes to
+    parallux as one event, {"ev": "refused", "message": ...}; exit status 0 once the launcher said "bye"."""
+    import array
+    import socket
+    try:
+        line = read_line(0, ATTACH_LINE)
+        request = json.loads(line.decode("utf-8"))
+        path, pid = str(request["path"]), int(request["pid"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return refused_attach("not an attach request (%s)" % exc)
+    problem = private_dir_problem(os.path.dirname(path))
+    if problem is not None:
+        return refused_attach("the launcher cannot be reached: %s" % problem)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(BRIDGE_WAIT)
+    try:
+        conn.connect(path)
+        peer = peer_credentials(conn)
+        if peer[1] != os.geteuid() or peer[0] != pid:
+            return refused_attach("%s is not the launcher's (pid %d, uid %d)" % (path, peer[0], peer[1]))
+    except OSError as exc:
+        return refused_attach("the launcher (pid %d) cannot be reached: %s" % (pid, describe_os_error(exc)))
+    try:
+        conn.sendmsg([line + b"\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+        answer = b""
+        while not answer.endswith(b"\n"):
+            data = conn.recv(4096)
+            if not data:
+                break
+            answer += data
+    except OSError as exc:  # (the launcher has the channel now, maybe: nothing more is written to it)
+        sys.stderr.write("parallux attach: no answer from the launcher: %s\n" % describe_os_error(exc))
+        return 1
+    if answer.strip() != b"ok":
+        return refused_attach(answer.decode("utf-8", "replace").strip() or "the launcher closed the connection")
+    said = os.dup(2)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # the launcher's now: the channel ends when it lets go of them
+        os.dup2(devnull, fd)
+    conn.settimeout(None)
+    words = b""
+    try:
+        while True:
+            data = conn.recv(64)
+            if not data:
+                break
+            words += data
+    except OSError:
+        pass
+    if words.strip() == b"bye":
+        return 0
+    os.write(said, b"parallux attach: the launcher let go of this channel without a word (killed, or its "
+                   b"connection dropped)\n")
+    return 1
+
+
+def read_line(fd, limit):
+    """One line from a descriptor, read byte by byte (nothing after it is taken), without its newline."""
+    line = b""
+    while len(line) < limit:
+        byte = os.read(fd, 1)
+        if not byte or byte == b"\n":
+            return line
+        line += byte
+    raise ValueError("a line longer than %d bytes" % limit)
+
+
+def refused_attach(why):
+    os.write(1, (json.dumps({"ev": "refused", "message": why}) + "\n").encode("utf-8"))
+    return 1
+
+
 # -- the guardian -----------------------------------------------------------------------------------------
 
 def guard(launcher_pid):
@@ -3092,6 +3860,7 @@ def sweep_after(launcher_pid):
     reap_any()
     if cgroups is not None:
         cgroups.close()
+    remove_attach_dirs_of(launcher_pid)
 
 
 def reap_any():
@@ -3104,6 +3873,8 @@ def reap_any():
 
 
 def main():
+    if sys.argv[-1:] == [ATTACH_ARG]:
+        return bridge()
     # The terminal's Ctrl-C is parallux's to handle. A do-nothing handler rather than SIG_IGN: exec resets a
     # handled signal to its default but keeps an ignored one ignored, and commands must keep Ctrl-C's default.
     signal.signal(signal.SIGINT, lambda *_: None)
@@ -3129,8 +3900,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    status = main()
     sys.stderr.flush()  # block-buffered on a Python older than 3.9
     # Everything is written (records, events) and nothing of ours needs finalizing: end at once, so that
     # parallux, waiting for this exit, is not kept waiting for an interpreter teardown.
-    os._exit(0)
+    os._exit(status)

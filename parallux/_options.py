@@ -34,7 +34,7 @@ RETRYABLE_STATUSES = ("failed", "timeout", "oom", "error")
 # goal.ssh()'s keyword options beyond the runner options; here, not in _ssh, so that checking a call of
 # goal.ssh() does not import asyncssh.
 SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
-               "connect_timeout", "keepalive", "keepalive_count", "watchdog", "python")
+               "connect_timeout", "keepalive", "keepalive_count", "watchdog", "reconnect", "python")
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()  # an argument not given
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -88,11 +88,24 @@ class Progress:
             listener("transfer", None, transfer=transfer)
 
     def runner_event(self, event: str, runner: Any, **details: Any) -> None:
-        """A runner's launcher died and a new one is started (``launcher_restarted``): counted and told."""
+        """A runner's launcher died and a new one is started (``launcher_restarted``): counted and told. Its
+        connection dropped, and came back or not (``connection_lost``, ``reconnected``, ``not_reconnected``):
+        told."""
         if event == "launcher_restarted":
             with self.lock:
                 self.restarts[runner.name].append(details["reason"])
             self.notice(f"runner {runner.name!r}: {details['reason']}; a new launcher is started")
+        elif event == "connection_lost":
+            self.notice(f"runner {runner.name!r}: {details['reason']}; reconnecting for up to "
+                        f"{details['reconnect']:g} s, its commands run on meanwhile")
+        elif event == "reconnected":
+            self.notice(f"runner {runner.name!r}: reconnected after {details['seconds']:.1f} s; its launcher "
+                        f"ran on meanwhile")
+        elif event == "not_reconnected":
+            self.notice(f"runner {runner.name!r}: {details['reason']}")
+        elif event == "reattach_unavailable":
+            self.notice(f"runner {runner.name!r}: its launcher cannot wait for a dropped connection "
+                        f"({details['reason']}): a drop ends its commands at once")
 
     def notice(self, text: str) -> None:
         """A line about a runner (see ``Engine.notice``)."""

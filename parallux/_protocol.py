@@ -10,20 +10,24 @@ to that transfer's own channel (:meth:`LauncherClient.open_transfer`).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
 from ._errors import RunnerError
 from ._jsonline import dumps_line, loads
 from ._launcher import Frames
+from ._redelivery import Redelivery
 from ._status import Status
 
 
 WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
 READ_SIZE = 1 << 18  # bytes asked of the stream at once (file data comes in frames of up to 512 KiB)
 TRANSFER_EVENTS = ("walk", "data", "ack", "end")
+ANSWERS = ("exit", "error", "records", "environment", "load", "probe")  # events that end the request of their id
 TransferEvent = tuple[dict[str, Any], bytes | None]  # an event of a transfer, and its payload (file data)
+# A new channel to a reattached launcher: its streams, their direct write (see ``post``), the launcher's answer.
+Reattached = tuple[trio.abc.SendStream, trio.abc.ReceiveStream, dict[str, Any]]
 
 
 class Job:
@@ -56,28 +60,49 @@ class LauncherClient:
         self._pongs: list[trio.Event] = []
         self.gone: str | None = None
         self.stopped: str | None = None  # why the launcher, ending unasked, stopped its commands (their events say)
+        # A launcher that can be reattached (its hello said where) outlives a dropped connection: then the
+        # client is only ``down`` (why) and its jobs wait (see ``lost``). ``may_resume`` is the seat's.
+        self.redelivery: Redelivery | None = None
+        self.down: str | None = None
+        self.drops = 0  # connections dropped under it so far (a transfer cut short by one is tried again)
+        self.may_resume: Callable[[], bool] = lambda: False
 
     # -- lifetime ----------------------------------------------------------------------------------------
 
-    async def serve(self, task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the reader and writer until the stream ends; report the launcher's hello when it arrives."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write_loop)
-            nursery.start_soon(self._read_loop, nursery.cancel_scope)
-            self.post({"op": "hello", "watchdog": self.watchdog, **self.hello_options})
-            with trio.move_on_after(60):
-                await self._hello_event.wait()
-            if self._hello is None:
-                nursery.cancel_scope.cancel()
-                raise RunnerError(f"{self.description}: the launcher did not start"
-                                  + (f" ({self.gone})" if self.gone else ""))
-            nursery.start_soon(self._keep_alive)
-            task_status.started(self._hello)
+    async def serve(self, reattached: Reattached | None = None,
+                    task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the reader and writer until the stream ends; report the launcher's hello when it arrives.
+        ``reattached``: go on over a new channel to the same launcher, whose answer says the last request it
+        got: what it never got goes first. Once they end -- also when they are cancelled (the seat refused the
+        launcher) -- whoever waits for an answer is woken, with none, unless the launcher may be reattached."""
+        if reattached is not None:
+            assert self.redelivery is not None
+            self._send_stream, self._receive_stream, answer = reattached
+            self._outbox_send, self._outbox = trio.open_memory_channel[bytes](math.inf)
+            self._closed, self.down = False, None
+            for data in self.redelivery.after(int(answer["got"])):
+                self._outbox_send.send_nowait(data)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop)
+                nursery.start_soon(self._read_loop, nursery.cancel_scope)
+                if reattached is None:
+                    self.post({"op": "hello", "watchdog": self.watchdog, **self.hello_options})
+                    with trio.move_on_after(60):
+                        await self._hello_event.wait()
+                if self._hello is None:
+                    nursery.cancel_scope.cancel()
+                    raise RunnerError(f"{self.description}: the launcher did not start"
+                                      + (f" ({self.gone})" if self.gone else ""))
+                nursery.start_soon(self._keep_alive)
+                task_status.started(self._hello)
+        finally:
+            self.lost("the connection to the launcher was closed", reattachable=True)
 
     async def _keep_alive(self) -> None:
         """Ping the launcher well within its watchdog, so that only a parallux that is gone -- or cut off by
         a connection that died without closing -- lets the watchdog fire."""
-        while self.gone is None:
+        while self.gone is None and self.down is None:
             await trio.sleep(self.watchdog / 6)
             await self.ping()
 
@@ -86,11 +111,16 @@ class LauncherClient:
         in one write -- the requests of the commands a pass started, after the exits that freed their slots
         -- so the launcher wakes once for them, not once each. With a payload (file data) the request is a
         frame: its line says ``"bytes": N`` and the N bytes follow."""
-        if self.gone is not None or self._closed:  # e.g. a second Ctrl-C's hard quit after quit(): dropped
-            return
+        if self.gone is not None or self._closed and self.down is None:  # e.g. a second Ctrl-C's hard quit
+            return                                                       # after quit(): dropped
         if payload is not None:
             message = dict(message, bytes=len(payload))
-        data = dumps_line(message)
+        if self.redelivery is not None:
+            data = self.redelivery.encode(message)
+            if self.down is not None:  # a numbered request goes once the launcher is reattached, others never
+                return
+        else:
+            data = dumps_line(message)
         if payload:
             data += payload
         try:
@@ -120,7 +150,7 @@ class LauncherClient:
                         break
                 await self._send_stream.send_all(b"".join(batch))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self._lost(f"cannot write to the launcher: {exc}")
+            self.lost(f"cannot write to the launcher: {exc}", reattachable=True)
         finally:
             self._closed = True  # nothing may follow: the stream is closed below
             with trio.CancelScope(shield=True):
@@ -140,19 +170,26 @@ class LauncherClient:
                     if isinstance(event, ValueError):
                         raise event
                     self._dispatch(event, payload)
-            self._lost("the launcher exited")
+            self.lost("the launcher exited", reattachable=True)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self._lost(f"connection lost: {exc}")
+            self.lost(f"connection lost: {exc}", reattachable=True)
         finally:
             self._outbox_send.close()
         scope.cancel()
 
-    def _lost(self, why: str) -> None:
-        if self.gone is None:
-            self.gone = why
+    def lost(self, why: str, reattachable: bool = False) -> None:
+        """The stream ended under the client: the launcher is gone, and what waits for it ends -- unless
+        ``reattachable`` and the seat says it may be reached again (``may_resume``: its connection dropped).
+        Then the client is only ``down``, its jobs wait, until it goes on over a new channel (``serve``) or
+        the seat gives up (``lost(why)``)."""
+        if reattachable and self.redelivery is not None and self.gone is None and self.may_resume():
+            if self.down is None:
+                self.down, self.drops = why, self.drops + 1
+        else:
+            self.down, self.gone = None, self.gone or why
+            for job in self._jobs.values():
+                job.ended.set()
         self._hello_event.set()
-        for job in self._jobs.values():
-            job.ended.set()
         for pong in self._pongs:
             pong.set()
         for channel in self._transfers.values():
@@ -160,17 +197,21 @@ class LauncherClient:
         self._transfers.clear()
 
     def _dispatch(self, event: dict[str, Any], payload: bytes | None = None) -> None:
+        if self.redelivery is not None and not self.redelivery.fresh(event):
+            return  # (had come already: an attach replays only what was not acknowledged, but cheap to be sure)
         kind = event.get("ev")
         if event.get("id") in self._transfers and (kind in TRANSFER_EVENTS or kind == "error"):
             self._to_transfer(event, payload)
         elif kind == "hello":
             self._hello = event
+            if event.get("attach"):  # it can be reattached: number what must arrive, acknowledge what came
+                self.redelivery = Redelivery()
             self._hello_event.set()
         elif kind == "pong":
             pongs, self._pongs = self._pongs, []
             for pong in pongs:
                 pong.set()
-        elif kind in ("exit", "error", "records"):  # ("started" is not asked for: see quiet_start)
+        elif kind in ANSWERS:  # ("started" is not asked for: see quiet_start)
             job = self._jobs.pop(event["id"], None)
             if job is not None:
                 job.exit_event = event
@@ -217,17 +258,12 @@ class LauncherClient:
         self.post(dict(request, id=self._next_id))
         return self._next_id, job
 
-    async def read_records(self, paths: list[str], workspace: str | None = None) -> list[dict[str, Any] | None]:
-        """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
-        None for each that is missing or not a record (or reached through a link below ``workspace``).
-        Raises RunnerError if the launcher cannot answer."""
-        _, answer = self._ask({"op": "records", "paths": paths, "workspace": workspace})
-        await answer.ended.wait()
-        event = answer.exit_event
-        if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
-            why = self.gone or (event or {}).get("message") or "no answer"
-            raise RunnerError(f"{self.description}: cannot read completion records: {why}")
-        return [record if isinstance(record, dict) else None for record in event["records"]]
+    async def answer(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The launcher's one answer to a request (``records``, ``environment``, ``load``, ``probe``, under a
+        new id); None when the launcher went away first."""
+        _, job = self._ask(request)
+        await job.ended.wait()
+        return job.exit_event
 
     def open_transfer(self, request: dict[str, Any]) -> tuple[int, trio.MemoryReceiveChannel[TransferEvent]]:
         """Post the first request of a file transfer under a new id; the transfer's events (pages, data
@@ -236,7 +272,7 @@ class LauncherClient:
         self._next_id += 1
         # Unbounded, but a launcher sends a transfer only what the transfer asked for (window and credit).
         send, receive = trio.open_memory_channel[TransferEvent](math.inf)
-        if self.gone is not None:
+        if self.gone is not None or self.down is not None:  # (a transfer is not kept for a reattached launcher)
             send.close()
         else:
             self._transfers[self._next_id] = send
@@ -264,12 +300,24 @@ class LauncherClient:
         self.post({"op": "kill", "id": job_id, "grace": grace, "reason": reason})
 
     async def ping(self) -> bool:
-        """Round trip through the launcher; False when it is gone."""
+        """Round trip through the launcher; False when it is gone (or its connection)."""
         pong = trio.Event()
         self._pongs.append(pong)
         self.post({"op": "ping"})
         await pong.wait()
-        return self.gone is None
+        return self.gone is None and self.down is None
+
+
+async def read_records(client: LauncherClient, paths: list[str], workspace: str | None = None
+                       ) -> list[dict[str, Any] | None]:
+    """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
+    None for each that is missing or not a record (or reached through a link below ``workspace``).
+    Raises RunnerError if the launcher cannot answer."""
+    event = await client.answer({"op": "records", "paths": paths, "workspace": workspace})
+    if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
+        why = client.gone or (event or {}).get("message") or "no answer"
+        raise RunnerError(f"{client.description}: cannot read completion records: {why}")
+    return [record if isinstance(record, dict) else None for record in event["records"]]
 
 
 def outcome_of(event: dict[str, Any]) -> dict[str, Any]:

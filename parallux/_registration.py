@@ -42,6 +42,7 @@ class Registrar:
         self._seq = itertools.count(1)
         self._fingerprints = Fingerprints()
         self._specs = Specs()  # the options of commands registered alike, kept once
+        self.measuring = False  # a benchmark or metrics= was registered: the run measures (noise checks)
 
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command | Benchmark:
         """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked; a benchmark's handle for
@@ -70,6 +71,7 @@ class Registrar:
             metrics=metrics_option(options["metrics"]) if options.get("metrics") is not None else None,
             work_generated=options.get("work_relpath") is None,
             resume_check=self._resume and options.get("work_relpath") is not None)
+        self.measuring = self.measuring or spec.metrics is not None
         handle = Command(self._completion, spec=spec, command=command, command_text=text, seq=seq, numa_node=node,
                          name=name)
         if options.get("after") is not None:
@@ -83,6 +85,7 @@ class Registrar:
         repeat = opt.positive_int(options["repeat"], "repeat") if "repeat" in options else 1
         warmup = opt.positive_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else 0
         if repeat > 1 or warmup > 0:
+            self.measuring = True
             return self._benchmark(handle, warmup, repeat)
         return handle
 

@@ -114,7 +114,8 @@ class Runner(TypoChecked):
 
     def _state(self) -> str:
         """What its line in the live display says when nothing runs there."""
-        return "quarantined" if self.quarantined else "idle" if self._seat.alive else "not connected"
+        return "quarantined" if self.quarantined else "idle" if self._seat.alive else \
+            "reconnecting" if self._seat.reconnecting else "not connected"
 
     # -- commands and figures (main thread) ------------------------------------------------------------
 
@@ -142,7 +143,7 @@ class Runner(TypoChecked):
             logical_core_count=seat.facts.get("logical_cores"), configured_cores=configured,
             configured_core_count=len(configured), available_cores=available,
             available_core_count=len(available), numa_node=numa_node, connected=seat.alive,
-            quarantined=seat.quarantined)
+            quarantined=seat.quarantined, waiting=f"reconnecting: {seat.reconnecting}" if seat.reconnecting else None)
 
     # The status() shortcuts of the seed: each one figure of status() (of one NUMA node where it has cores).
     active_jobs = _figure("active_jobs")

@@ -22,12 +22,13 @@ methods cross into it (``Runner.put``, ``Runner.get``, ``Runner.read_file``).
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import posixpath
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, TypeVar
 
 import trio
 
@@ -49,6 +50,7 @@ WALK_WINDOW = 4   # pages of a manifest (1000 entries each) the launcher may sen
 BATCH = 4         # data frames read (put) or written (get) in one trip to a worker thread: the trips cost
 SHOWN_AFTER = 1.0  # seconds a transfer runs before the progress display shows it
 NOT_THERE_YET = " (not there yet: made by the run)"  # a dry run's put of what a planned command would make
+DROPS_RETRIED = 3  # connections that may drop under one transfer (it is made again after each)
 
 
 @dataclass(eq=False)
@@ -78,60 +80,83 @@ async def put(seat: Seat, source: str, target: str, tell: Tell,
     """Copy the local file or tree ``source`` to ``target`` (absolute) on the runner."""
     transfer = Transfer(_what=f"put {source} -> {seat.name}:{target}")
     with _shown(tell, transfer), _as_runner_error(seat, f"put {source} -> {target}"):
-        client = _client(seat)
-        entries = manifest if manifest is not None else await _source(client, source, target, transfer)
-        if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
-            target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-        there = await remote_manifest(client, target, recursive=entries[0].kind == "d", follow=False,
-                                      workspace=seat.workspace)
-        if entries[0].kind != "d" and there and there[""].kind == "d":  # a file into an existing directory
-            target = posixpath.join(target, os.path.basename(source.rstrip("/")))
-            there = await remote_manifest(client, target, recursive=False, follow=False,
-                                          workspace=seat.workspace)
-        work = plan(entries, there or {})
-        transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
-        if work.needed:
-            await _send(client, source, target, work, transfer, seat.workspace)
+        await _again_after_drops(seat, lambda client: _put(seat, client, source, target, transfer, manifest))
     return transfer
+
+
+async def _put(seat: Seat, client: LauncherClient, source: str, target: str, transfer: Transfer,
+               manifest: list[Entry] | None) -> None:
+    entries = manifest if manifest is not None else await _source(client, source, target, transfer)
+    if entries[0].kind != "d" and target.endswith("/"):  # a file into that directory
+        target = posixpath.join(target, os.path.basename(source.rstrip("/")))
+    there = await remote_manifest(client, target, recursive=entries[0].kind == "d", follow=False,
+                                  workspace=seat.workspace)
+    if entries[0].kind != "d" and there and there[""].kind == "d":  # a file into an existing directory
+        target = posixpath.join(target, os.path.basename(source.rstrip("/")))
+        there = await remote_manifest(client, target, recursive=False, follow=False, workspace=seat.workspace)
+    work = plan(entries, there or {})
+    transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
+    if work.needed:
+        await _send(client, source, target, work, transfer, seat.workspace)
 
 
 async def get(seat: Seat, source: str, target: str, tell: Tell) -> Transfer:
     """Copy the file or tree ``source`` (absolute) on the runner to the local ``target``."""
     transfer = Transfer(_what=f"get {seat.name}:{source} -> {target}")
     with _shown(tell, transfer), _as_runner_error(seat, f"get {source} -> {target}"):
-        client = _client(seat)
-        there = await remote_manifest(client, source, recursive=True)
-        if there is None:
-            raise Failed(f"No such file or directory: {source}")
-        root = there[""]
-        if root.kind not in ("f", "d"):
-            raise Failed(f"not a file or directory: {source}")
-        if root.kind == "f" and (target.endswith("/") or os.path.isdir(target)):
-            target = os.path.join(target, posixpath.basename(source.rstrip("/")))
-        here = await _local(local_manifest, target, root.kind == "d", False, False)
-        work = plan(list(there.values()), {entry.rel: entry for entry in here or ()})
-        transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
-        if work.needed:
-            await _receive(client, source, target, work, transfer)
+        await _again_after_drops(seat, lambda client: _get(client, source, target, transfer))
     return transfer
+
+
+async def _get(client: LauncherClient, source: str, target: str, transfer: Transfer) -> None:
+    there = await remote_manifest(client, source, recursive=True)
+    if there is None:
+        raise Failed(f"No such file or directory: {source}")
+    root = there[""]
+    if root.kind not in ("f", "d"):
+        raise Failed(f"not a file or directory: {source}")
+    if root.kind == "f" and (target.endswith("/") or os.path.isdir(target)):
+        target = os.path.join(target, posixpath.basename(source.rstrip("/")))
+    here = await _local(local_manifest, target, root.kind == "d", False, False)
+    work = plan(list(there.values()), {entry.rel: entry for entry in here or ()})
+    transfer.files_skipped, transfer._bytes_total = work.skipped, work.sizes
+    if work.needed:
+        await _receive(client, source, target, work, transfer)
 
 
 async def read(seat: Seat, path: str) -> bytes:
     """A file of the runner's, whole (nothing in a dry run)."""
     with _as_runner_error(seat, f"cannot read {path}"):
-        data = bytearray()
-        with Exchange(_client(seat), {"op": "get", "root": path, "files": [""], "window": GET_WINDOW,
-                                         "chunk": CHUNK}) as exchange:
-            while True:
-                try:
-                    event, payload = await exchange.next()
-                except Planned:
-                    return b""
-                if event["ev"] == "end":
-                    return bytes(data)
-                _append(data, event["parts"], payload or b"")
-                exchange.post({"op": "credit", "frames": 1})
-    raise AssertionError("unreachable")  # (for the type checker: the loop returns or raises)
+        return await _again_after_drops(seat, lambda client: _read(client, path))
+    raise AssertionError("unreachable")  # (for the type checker: _as_runner_error raises or returns)
+
+
+async def _read(client: LauncherClient, path: str) -> bytes:
+    data = bytearray()
+    with Exchange(client, {"op": "get", "root": path, "files": [""], "window": GET_WINDOW, "chunk": CHUNK}) as exchange:
+        while True:
+            try:
+                event, payload = await exchange.next()
+            except Planned:
+                return b""
+            if event["ev"] == "end":
+                return bytes(data)
+            _append(data, event["parts"], payload or b"")
+            exchange.post({"op": "credit", "frames": 1})
+
+
+async def _again_after_drops(seat: Seat, attempt: Callable[[LauncherClient], Awaitable[T]]) -> T:
+    """One transfer, made again whole when the connection dropped under it and came back (an SSH runner's,
+    reattached): a put, a get or a read done twice is done once. Waits for a runner being reconnected."""
+    for tries in itertools.count():
+        await seat.wait_up(reconnected_only=True)
+        client = _client(seat)
+        drops = client.drops
+        try:
+            return await attempt(client)
+        except Failed:
+            if (client.drops == drops and client.down is None) or client.gone is not None or tries == DROPS_RETRIED:
+                raise
 
 
 async def put_everywhere(runners: list[tuple[Seat, ...]], source: str, target: str,

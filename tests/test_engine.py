@@ -198,7 +198,7 @@ def test_Engine_ctrl_c_while_setRunner_connects_still_closes_the_seats_that_conn
             self.closed: trio.Event | None = None
 
         async def serve(self, run_id: str, lost: Any, task_status: Any = trio.TASK_STATUS_IGNORED,
-                        restarted: Any = None) -> None:
+                        tell: Any = None) -> None:
             self.closed = trio.Event()
             await trio.sleep(self.connect_seconds)
             task_status.started()

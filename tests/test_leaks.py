@@ -164,12 +164,14 @@ def test_escapee_of_the_fallback_is_stopped_at_the_end_of_the_run(tmp_path: Path
 
 
 def test_escapees_are_stopped_after_sigkill_of_parallux(cli: Cli) -> None:
+    """(An SSH runner without reconnection: with it, its launcher waits its grace first, see
+    tests/test_ssh_reconnect.py.)"""
     token = new_token()
     config = cli.config(f"""
 for _ in range(2):
     r.run({escaping(token)!r}, check=False)
 print("started", flush=True)
-""")
+""", ", reconnect=0" if cli.kind == "ssh" else "")
     process = cli.start(config)
     try:
         assert process.stdout.readline().strip() == "started"  # type: ignore[union-attr]
@@ -186,7 +188,8 @@ def test_frozen_sshd_never_blocks_the_remote_watchdog(sshd_server: SshdServer, t
                                                        request: pytest.FixtureRequest) -> None:
     """The sshd serving the connection is stopped (SIGSTOP) while 600 commands finish: their exit events
     fill the pipe nobody reads. The launcher's writes must not block it, so its watchdog (10 s here) still
-    stops the long commands; parallux itself notices the silence by keepalive and ends."""
+    stops the long commands; parallux itself notices the silence by keepalive and ends. (reconnect=0: with
+    reconnection the watchdog only detaches the launcher, which waits its grace for parallux to come back.)"""
     cli = Cli("ssh", tmp_path, request)
     token = new_token()
     short = new_token()
@@ -196,7 +199,7 @@ for _ in range(3):
 for _ in range(600):
     r.run("sleep 6", check=False, env={{"SHORT": {short!r}}})
 print(r.facts["pid"], flush=True)
-""", ", max_jobs=700, keepalive=2, keepalive_count=2, watchdog=10")
+""", ", max_jobs=700, keepalive=2, keepalive_count=2, watchdog=10, reconnect=0")
     process = cli.start(config)
     frozen = None
     try:

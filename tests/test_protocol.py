@@ -92,3 +92,58 @@ async def test_a_request_after_the_reader_stopped_is_dropped() -> None:
         nursery.cancel_scope.cancel()
     client.post({"op": "abort", "id": 3})
     assert client._closed
+
+
+class LauncherDouble:
+    """The launcher's end of one channel: the requests it read (lines), and a way to answer."""
+
+    def __init__(self) -> None:
+        self.to_client, self.client_reads = trio.testing.memory_stream_one_way_pair()
+        self.client_writes, self.from_client = trio.testing.memory_stream_one_way_pair()
+        self.buffer = b""
+
+    async def request(self) -> dict[str, object]:
+        while b"\n" not in self.buffer:
+            self.buffer += await self.from_client.receive_some()
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    async def say(self, **event: object) -> None:
+        await self.to_client.send_all((json.dumps(event) + "\n").encode())
+
+
+async def test_a_reattached_launcher_gets_again_what_it_missed_and_nothing_twice() -> None:
+    # The connection drops after two run requests went out, of which the launcher got only the first; a kill
+    # is posted meanwhile. On the new channel the second run and the kill go again, in order; an event the
+    # launcher sends twice (a replay of one already processed) is taken once; the jobs waited throughout.
+    first = LauncherDouble()
+    client = LauncherClient(first.client_writes, first.client_reads, "test")
+    client.may_resume = lambda: True
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.serve)
+        assert (await first.request())["op"] == "hello"
+        await first.say(ev="hello", attach={"path": "/x", "pid": 1})
+        await trio.testing.wait_all_tasks_blocked()
+        assert client.redelivery is not None
+        _, one = client.run(argv=["true"], env={}, work_dir=None, workspace=None, cwd=None, command_text="one",
+                            wrapped="one", mark="m.1.1", record={})
+        _, two = client.run(argv=["true"], env={}, work_dir=None, workspace=None, cwd=None, command_text="two",
+                            wrapped="two", mark="m.1.2", record={})
+        assert [(r["id"], r["n"]) for r in (await first.request(), await first.request())] == [(1, 1), (2, 2)]
+        await first.say(ev="exit", id=1, status="ok", seq=1, got=1)
+        await first.to_client.aclose()  # the connection drops
+        await trio.testing.wait_all_tasks_blocked()
+        assert client.down == "the launcher exited" and client.gone is None
+        assert one.ended.is_set() and not two.ended.is_set()
+        client.kill(2, 2.0)
+        second = LauncherDouble()
+        await nursery.start(client.serve, (second.client_writes, second.client_reads, None,
+                                           {"ev": "attached", "got": 1, "seq": 1}))
+        again = [await second.request(), await second.request()]
+        assert [(r["op"], r["id"], r["n"]) for r in again] == [("run", 2, 2), ("kill", 2, 3)]
+        await second.say(ev="exit", id=1, status="ok", seq=1, got=3)  # (a replay of what came already)
+        await second.say(ev="exit", id=2, status="cancelled", seq=2, got=3)
+        await two.ended.wait()
+        assert two.exit_event is not None and two.exit_event["status"] == "cancelled"
+        assert client.redelivery.after(3) == [] and client.down is None
+        nursery.cancel_scope.cancel()

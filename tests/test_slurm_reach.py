@@ -95,10 +95,12 @@ def test_a_campaign_runs_across_the_nodes_through_the_login_host(cluster: SlurmC
 @pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
 def test_stopping_parallux_cleans_the_cluster_behind_the_login_host(cluster: SlurmCluster, login_host: SshdServer,
                                                                     tmp_path: Path, how: str) -> None:
+    # (reconnect=0: after a SIGKILL of parallux the login runner's own launcher would otherwise wait out its
+    # grace for a reconnection before it ends, see tests/test_ssh_reconnect.py)
     token = new_token()
     write_config(tmp_path, f"""
         from parallux import goal
-        login = goal.ssh("login", host={HOST_ALIAS!r}, workspace={str(tmp_path / 'login-ws')!r})
+        login = goal.ssh("login", host={HOST_ALIAS!r}, workspace={str(tmp_path / 'login-ws')!r}, reconnect=0)
         goal.setRunner(goal.slurm("cl", nodes=3, workspace={str(tmp_path / 'ws')!r}, login=login))
         for i in range(9):
             goal.schd("sleep 300", env={{"TOKEN": "{token}"}})

@@ -605,10 +605,11 @@ def test_SshRunner_dry_run_opens_no_connection(sshd_server: SshdServer, tmp_path
 # -- a connection that drops -----------------------------------------------------------------------------------
 
 def dropping_config(tmp_path: Path, remote_ws: Path, mark: str, ssh_extra: str = "") -> Path:
+    """(reconnect=0: a dropped connection is not tried again; see tests/test_ssh_reconnect.py for that.)"""
     return write_config(tmp_path, f"""
         import json
-        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r}, max_jobs=3
-                          {ssh_extra})
+        server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r}, max_jobs=3,
+                          reconnect=0 {ssh_extra})
         local = goal.local(workspace={str(tmp_path / 'local-ws')!r}, max_jobs=2)
         goal.setRunner([server, local])
         handles = [server.run("echo up > up; sleep 1000", check=False, env={{"{MARK_VAR}": "{mark}"}})

@@ -76,6 +76,11 @@ BAD_CALLS = [
     ('goal.setRunner([])', "at least one runner"),
     ('goal.setRunner([local, local])', "lists a runner twice"),
     ('local.status(numa_node=0)', "no NUMA node 0"),
+    ('goal.ssh("srv", reconnect=-1)', "goal.ssh('srv'): reconnect must be a number of seconds >= 0, not -1"),
+    ('goal.ssh("srv", reconnect="300")', "reconnect must be a number of seconds >= 0, not '300'"),
+    ('goal.ssh("srv", reconnect=True)', "reconnect must be a number of seconds >= 0, not True"),
+    ('goal.ssh("srv", reconnect=float("inf"))', "reconnect must be a number of seconds >= 0, not inf"),
+    ('goal.ssh("srv", reconect=60)', "unknown option 'reconect' (did you mean 'reconnect'?)"),
 ]
 
 

@@ -7,6 +7,7 @@ through its ``Place`` protocol; the transport beneath knows nothing but how to r
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import posixpath
@@ -19,9 +20,10 @@ from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, Settled, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
-from .._protocol import Job, LauncherClient, outcome_of
+from .._protocol import Job, LauncherClient, outcome_of, read_records
 from .._status import Status
 from .._transports._base import Transport
+from ._reattach import resumable, stay_attached
 
 if TYPE_CHECKING:
     from ._machines import Machine, Machines
@@ -70,6 +72,9 @@ class Seat:
         self.client: LauncherClient | None = None
         self.facts: dict[str, Any] = {}
         self.alive = False
+        self.reconnecting: str | None = None  # why its connection is down while it is reconnected (_reattach)
+        self.reattaching: trio.CancelScope | None = None
+        self.tell: Callable[..., None] = lambda *args, **details: None  # what befalls it, for the observers
         self.quarantined: str | None = None  # why the engine took it out of the pool (see _lifecycle)
         self.unexecuted_in_a_row = 0
         self.closing = False
@@ -91,15 +96,17 @@ class Seat:
 
     async def serve(self, run_id: str, changed: Callable[[], None],
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-                    restarted: Callable[..., None] | None = None) -> None:
+                    tell: Callable[..., None] | None = None) -> None:
         """Reach the launcher, report readiness, and keep it until the run ends or the connection drops;
         then ``changed()``, so that what can run nowhere else ends.
 
         A deferred transport (a Slurm allocation) is ready at once and reaches its launcher later, maybe
         more than once (a new allocation after the last one ended): ``changed()`` then also follows each
         arrival, so that the queued commands start. A transport that restarts a launcher that died (a local
-        runner's) goes the same way after its first launcher, and ``restarted(runner, reason=, restarts=)``
-        hears of each new one; whether another may come is the transport's (``expected``)."""
+        runner's) goes the same way after its first launcher, and ``tell("launcher_restarted", runner,
+        reason=, restarts=)`` hears of each new one; whether another may come is the transport's
+        (``expected``). A connection that drops under a launcher that lives on is reconnected (_reattach)."""
+        self.tell = tell or self.tell
         ended: str | None = None  # how the last launcher ended
         if self.transport.deferred:
             task_status.started()
@@ -108,8 +115,7 @@ class Seat:
         while self.transport.expected and not self.closing:
             if ended is not None and not self.transport.deferred:  # (a Slurm node's next launcher is no restart)
                 self.restart_count += 1
-                if restarted is not None:
-                    restarted(self.handle, reason=ended, restarts=self.restart_count)
+                self.tell("launcher_restarted", self.handle, reason=ended, restarts=self.restart_count)
             try:
                 ended = await self._serve_launcher(run_id, changed, trio.TASK_STATUS_IGNORED, arrived=changed)
             except (ParalluxError, BaseExceptionGroup) as exc:  # this launcher could not start or was refused
@@ -131,13 +137,17 @@ class Seat:
         async with self.transport.open(self.name) as (send, receive):
             self.client = LauncherClient(send, receive, self.describe(), self.transport.watchdog,
                                          {**self.transport.hello, **machine_root(self.env), **bench_mode()})
+            self.client.may_resume = functools.partial(resumable, self)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
                 self.end = LauncherEnd(self.transport, self.host or "its machine")
+                if facts.get("attach_error"):  # (its commands end at once when the connection drops)
+                    self.tell("reattach_unavailable", self.handle, reason=facts["attach_error"])
                 task_status.started()
                 if arrived is not None:
                     arrived()
+            await stay_attached(self, lost, self.tell)
             self.alive = False
             ended = None
             if not self.closing:  # (what "no runner left" says; the words its commands' results have, too)
@@ -147,12 +157,17 @@ class Seat:
             lost()
         return ended
 
-    async def wait_up(self) -> None:
-        """Return once its launcher is connected (a Slurm node's, when its allocation runs)."""
+    async def wait_up(self, reconnected_only: bool = False) -> None:
+        """Return once its launcher is connected (a Slurm node's, when its allocation runs; an SSH runner's,
+        once reconnected). ``reconnected_only``: wait only for a runner whose connection dropped."""
+        down = self.reconnecting is not None or self.client is not None and self.client.down is not None
+        if reconnected_only and not down:
+            return
         self.transport.wanting(1)
         try:
-            while not self.alive and self.transport.expected and not self.closing:
+            while (down or not self.alive) and (self.transport.expected or down) and not self.closing:
                 await trio.sleep(0.05)
+                down = self.reconnecting is not None or self.client is not None and self.client.down is not None
         finally:
             self.transport.wanting(-1)
         if not self.alive:
@@ -198,6 +213,8 @@ class Seat:
 
     async def close(self, hard: bool = False) -> None:
         self.closing = True
+        if self.reattaching is not None:  # (its launcher, not reached, stops everything at the end of its grace)
+            self.reattaching.cancel()
         if self.client is not None:
             await self.client.quit(0 if hard else None)
         await self.transport.closing()
@@ -208,7 +225,7 @@ class Seat:
     def accepting(self) -> bool:
         """Whether it may still be given commands: connected (or its launcher still to come, as a pending
         Slurm allocation's) and not quarantined."""
-        return (self.alive or self.transport.expected) and self.quarantined is None
+        return (self.alive or self.transport.expected or self.reconnecting is not None) and self.quarantined is None
 
     def can_take_now(self, command: Command) -> bool:
         if not self.alive or self.quarantined is not None or self.slots is None or self.slots.available_tokens < 1:
@@ -217,9 +234,11 @@ class Seat:
             return False
         if command.timeout and (left := self.transport.time_left()) is not None and left < command.timeout:
             return False  # the allocation would end before its timeout: it waits for the next one
-        if self.allocator is None:
-            return True
-        return self.allocator.could_fit_now(command.threads, command.requested_numa_node, command.requested_cores)
+        if self.allocator is not None and not self.allocator.could_fit_now(
+                command.threads, command.requested_numa_node, command.requested_cores):
+            return False  # (a request its node's cores can never hold raises here, in the scheduling that
+            # follows the node's arrival, which refuses the node: so before the machine's hold is asked)
+        return self.machine is None or not self.machine.holds  # held: its environment is read, its probes run
 
     def lease_for(self, command: Command) -> Lease | None:
         if self.allocator is None:
@@ -272,10 +291,12 @@ class Seat:
         return [self.facts.get("numactl") or "numactl", f"--physcpubind={format_cores(lease.cores)}", memory, "--"]
 
     async def stop(self, launched: Launched, grace: float, reason: str) -> None:
-        """Stop a launched command's process tree (TERM, grace, KILL) and wait for the launcher to say so."""
+        """Stop a launched command's process tree (TERM, grace, KILL) and wait for the launcher to say so --
+        unless its connection is down: the kill then goes if it comes back, and the launcher, which otherwise
+        waits for it, stops everything at the end of its grace; a Ctrl-C must not wait for either."""
         with trio.CancelScope(shield=True):
             launched.client.kill(launched.id, grace, reason)
-            with trio.move_on_after(grace + KILL_WAIT):
+            with trio.move_on_after(0 if launched.client.down else grace + KILL_WAIT):
                 await launched.job.ended.wait()
             if not launched.job.ended.is_set():
                 launched.client.forget(launched.id)
@@ -284,7 +305,8 @@ class Seat:
         """Its result, from what its launcher said -- or from how that launcher went away."""
         client, end, event = launched.client, launched.end, launched.job.exit_event
         if event is None:
-            why = self.transport.lost_reason() or end.death() or client.gone or "the launcher did not report an exit"
+            why = self.transport.lost_reason() or end.death() or client.gone or \
+                (f"no word from the launcher: {client.down}" if client.down else "the launcher did not report an exit")
             return Result(command, Status.ERROR, error=why, kind="lost")
         outcome = outcome_of(event)
         if outcome.get("kind") == "terminated":  # the launcher is ending (SIGTERM): nothing more goes there
@@ -311,7 +333,7 @@ class Seat:
         answers: list[list[dict[str, Any] | None]] = [[] for _ in chunks]
 
         async def ask(index: int, client: LauncherClient) -> None:
-            answers[index] = await client.read_records(chunks[index], self.workspace)
+            answers[index] = await read_records(client, chunks[index], self.workspace)
 
         async with trio.open_nursery() as nursery:
             for index in range(len(chunks)):

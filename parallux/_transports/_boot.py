@@ -22,9 +22,10 @@ BOOT = ("import base64,sys,zlib;sys.version_info<(3,6) and sys.exit(%d);"
         "exec(zlib.decompress(base64.b64decode(sys.argv[1])))" % TOO_OLD_STATUS)
 
 
-def boot_command(python: str = "python3") -> str:
-    """The one remote command that starts the launcher, whatever the remote user's login shell is."""
-    return f'{_shell_word(python)} -E -S -c "{BOOT}" {_launcher_payload()}'
+def boot_command(python: str = "python3", *args: str) -> str:
+    """The one remote command that starts the launcher, whatever the remote user's login shell is (``args``:
+    more arguments, each a shell-safe word: ``--attach`` runs it as the bridge to a launcher that waits)."""
+    return " ".join([f'{_shell_word(python)} -E -S -c "{BOOT}" {_launcher_payload()}', *map(_shell_word, args)])
 
 
 def boot_argv(python: str = "python3") -> list[str]:

@@ -4,8 +4,10 @@
 and the reason), then runs one remote command that starts the launcher (``_bootstrap``). The channel's
 stdin/stdout become the launcher's (``_channel``), and the engine speaks the same protocol through it as with
 a local runner: commands and files are requests to that launcher, not SSH sessions -- no login shell per
-command, no ``MaxSessions`` ceiling, no SFTP subsystem -- and when the connection drops, or parallux dies,
-the remote launcher reads EOF and stops every command it started.
+command, no ``MaxSessions`` ceiling, no SFTP subsystem. When the connection drops, the runner connects again
+and attaches a new channel to the same launcher, which ran its commands on meanwhile (``_reconnect``,
+``_attach``), for up to ``reconnect=`` seconds; the launcher waits as long, then stops every command it
+started -- as it does at once without ``reconnect=`` -- so nothing outlives parallux by more than that.
 
 asyncssh is an asyncio library and the engine is Trio; trio-asyncio bridges them. Each SSH runner opens its
 own trio-asyncio loop inside its ``open()`` (in the engine's services nursery): the loop lives exactly as
@@ -18,6 +20,7 @@ This package is the only code that imports asyncio, asyncssh or trio_asyncio (``
 
 from __future__ import annotations
 
+import secrets
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
@@ -25,19 +28,22 @@ import trio
 
 from ..._errors import RunnerError, leaf_errors
 from .._base import Streams, Transport, ended_how
-from . import _bootstrap
-from ._channel import LauncherChannel, LauncherInput
+from .._reattachable import Reattachable
+from . import _attach, _bootstrap
+from ._channel import LauncherChannel, LauncherInput, LauncherOutput
 from ._connect import connect_failure, defaults, reason, ssh_settings, text
 from ._connect import port as port_number
 from ._patches import asyncssh, trio_asyncio
 from ._proxy import ProxyCommand
+from ._reconnect import reconnect
 
 CLOSE_WAIT = 5.0
 ABORT_AFTER = 10.0            # seconds after quit before a silent connection is aborted
 PROXY_EXIT_WAIT = 2.0         # seconds a ProxyCommand gets to end on its own once the connection closed
+DEFAULT_RECONNECT = 300.0     # seconds a dropped connection is tried again for (reconnect=)
 
 
-class SshTransport(Transport):
+class SshTransport(Transport, Reattachable):
     """One SSH connection, one remote launcher."""
 
     kind = "ssh"
@@ -52,6 +58,9 @@ class SshTransport(Transport):
         self._settings = ssh_settings(ssh_options, where)
         self.python: str | None = self._settings.pop("python")  # None: DEFAULT_PYTHONS, in order
         self.watchdog = self._settings.pop("watchdog", self.watchdog)
+        self.reconnect = self._settings.pop("reconnect", DEFAULT_RECONNECT)
+        # The secret a new channel shows the launcher to be attached to it: it travels inside the channel only.
+        self.hello = {"reconnect": self.reconnect, "token": secrets.token_hex(16)} if self.reconnect else {}
         self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
         # the host as the config names it: an alias of the user's ssh config works in their shell too
         self.login = ("ssh", *(("-p", str(self.port)) if self.port else ()),
@@ -62,6 +71,7 @@ class SshTransport(Transport):
         self._proxy: ProxyCommand | None = None
         self._hello_seen = False
         self._pipe: LauncherChannel | None = None
+        self._python = self.python or "python3"  # the interpreter that started the launcher (and will the bridge)
 
     def describe(self, name: str) -> str:
         user, host, port = self._address
@@ -83,7 +93,7 @@ class SshTransport(Transport):
             try:
                 pipe, output, python = await _bootstrap.start_launcher(self._conn, self._aio, self.python,
                                                                        self.describe(name))
-                self._pipe = pipe
+                self._pipe, self._python = pipe, python
                 try:
                     yield LauncherInput(pipe), output
                 except BaseException as exc:
@@ -107,6 +117,35 @@ class SshTransport(Transport):
         how = ended_how(pipe.exit_status, pipe.exit_signal)
         said = pipe.stderr_text()
         return f"{how}: {said}" if how and said else how
+
+    def dropped(self) -> bool:
+        """The channel ended without its command's exit (the guardian's, which always outlives the launcher):
+        the connection went, not the launcher."""
+        pipe = self._pipe
+        return pipe is not None and (pipe.lost is not None or pipe.exit_status is None and pipe.exit_signal is None)
+
+    async def reattach(self, name: str, point: dict[str, Any], seq: int,
+                       until: float) -> tuple[tuple[LauncherInput, LauncherOutput], dict[str, Any]]:
+        """Connect again, with backoff, and attach a new channel to the launcher waiting at ``point``."""
+        request = {"path": point["path"], "pid": point["pid"], "token": self.hello["token"], "seq": seq}
+
+        async def attempt() -> tuple[LauncherChannel, LauncherOutput, dict[str, Any]]:
+            await self._drop()
+            self._conn = await self._connect(self.describe(name))
+            return await _attach.attach(self._conn, self._aio, self._python, self.describe(name), request)
+
+        pipe, output, answer = await reconnect(attempt, self.describe(name), self.reconnect, until)
+        self._pipe = pipe
+        return (LauncherInput(pipe), output), answer
+
+    async def _drop(self) -> None:
+        """Let go of a connection that dropped (or an attempt that failed), and of its ProxyCommand."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            await proxy.stop(0)
 
     async def closing(self) -> None:
         """The launcher was asked to quit; if the connection went silent, abort it rather than wait forever."""

@@ -106,12 +106,14 @@ class LauncherInput(trio.abc.SendStream):
 
 
 class LauncherOutput(trio.abc.ReceiveStream):
-    """The launcher's stdout. Anything a login shell prints before the launcher's hello is skipped; a
-    dropped connection or a launcher that died ends the stream with BrokenResourceError saying why."""
+    """The launcher's stdout. Anything a login shell prints before the launcher's hello (or another first
+    event, ``starts``) is skipped; a dropped connection or a launcher that died ends the stream with
+    BrokenResourceError saying why."""
 
-    def __init__(self, pipe: LauncherChannel, description: str) -> None:
+    def __init__(self, pipe: LauncherChannel, description: str, starts: tuple[bytes, ...] = (HELLO_PREFIX,)) -> None:
         self._pipe = pipe
         self._description = description
+        self._starts = starts
         self._pending = b""
         self._taken = 0  # bytes of _pending already returned (file data comes by the MiB: no re-slicing it)
         self._prelude: bytes | None = b""  # None once the hello was seen
@@ -140,8 +142,14 @@ class LauncherOutput(trio.abc.ReceiveStream):
             self._pipe.channel.write(b'{"op":"hello"}\n')
         except OSError:
             return "ended"
+        heard = await self.first_line(HELLO_WAIT)
+        return heard if isinstance(heard, str) else "hello"
+
+    async def first_line(self, seconds: float) -> bytes | str:
+        """The first line past the prelude (anything after it stays the client's), or "ended" if the channel
+        ended first, or "silent" if it did not come within ``seconds``."""
         line = b""
-        with trio.move_on_after(HELLO_WAIT):
+        with trio.move_on_after(seconds):
             try:
                 while b"\n" not in line:
                     chunk = await self.receive_some()
@@ -152,9 +160,9 @@ class LauncherOutput(trio.abc.ReceiveStream):
                 return "ended"
         if b"\n" not in line:
             return "silent"
-        # anything after the hello is the client's
-        self._pending, self._taken = line.split(b"\n", 1)[1] + self._pending[self._taken:], 0
-        return "hello"
+        first, rest = line.split(b"\n", 1)
+        self._pending, self._taken = rest + self._pending[self._taken:], 0
+        return first
 
     def _more(self) -> list[bytes]:
         chunks = []
@@ -168,7 +176,8 @@ class LauncherOutput(trio.abc.ReceiveStream):
         if self._prelude is None:
             return data
         self._prelude += data
-        start = self._prelude.find(HELLO_PREFIX)
+        found = [start for start in map(self._prelude.find, self._starts) if start >= 0]
+        start = min(found, default=-1)
         if start < 0:
             if len(self._prelude) > PRELUDE_LIMIT:
                 raise trio.BrokenResourceError("the remote login shell printed too much before the launcher")

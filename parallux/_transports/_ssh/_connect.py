@@ -59,6 +59,10 @@ def _timing(options: Mapping[str, Any], where: str) -> dict[str, Any]:
         timing["keepalive_interval"] = 0.0 if value in (None, 0) else _seconds(value, f"{where}: keepalive")
     if "watchdog" in options:
         timing["watchdog"] = _seconds(options["watchdog"], f"{where}: watchdog")
+    if "reconnect" in options:  # 0: never (a dropped connection ends the commands at once, as the launcher)
+        value = options["reconnect"]
+        timing["reconnect"] = 0.0 if value == 0 and not isinstance(value, bool) else \
+            _seconds(value, f"{where}: reconnect", "a number of seconds >= 0")
     if "keepalive_count" in options:
         count = options["keepalive_count"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -98,9 +102,9 @@ def port(value: Any, what: str) -> int | None:
     return value
 
 
-def _seconds(value: Any, what: str) -> float:
+def _seconds(value: Any, what: str, wanted: str = "a positive number of seconds") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ConfigError(f"{what} must be a positive number of seconds, not {value!r}")
+        raise ConfigError(f"{what} must be {wanted}, not {value!r}")
     return float(value)
 
 
