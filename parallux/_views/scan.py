@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from itertools import accumulate, repeat
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -65,10 +65,11 @@ class Scan:
         number, offset = first_line, start
         last_lines: list[Any] = []
         for data, torn_end in read_blocks(self.path, start, end):
-            self._block(jsonl.split_lines(data), number, offset, torn_end)
-            number += data.count(b"\n") + 1
+            lines = jsonl.split_lines(data)
+            self._block(lines, number, offset, torn_end)
+            number += len(lines)
             offset += len(data) + 1
-            last_lines = (last_lines + jsonl.split_lines(data)[-50:])[-50:]
+            last_lines = (last_lines + lines[-50:])[-50:]
         running, running_at = [], []
         for at, line in sorted(self._pending.values()):
             record = self._record(0, line, False)
@@ -104,10 +105,10 @@ class Scan:
         """A block read line by line: the started ones put aside, the others parsed and checked all at once
         (each on its own only if that fails), then taken by kind."""
         started = _STARTED if not lines or isinstance(lines[0], bytes) else _STARTED.decode()
-        at = [offset + a for a in [0, *accumulate(len(line) + 1 for line in lines)]]
-        starting = [line.startswith(started) for line in lines]
-        starts = [i for i, start in enumerate(starting) if start]
-        others = [i for i, (line, start) in enumerate(zip(lines, starting)) if line and not start]
+        lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1
+        at = (offset + np.concatenate([[0], np.cumsum(lengths)])).tolist()  # (where each line starts)
+        starts = [i for i, line in enumerate(lines) if line.startswith(started)]
+        others = [i for i, line in enumerate(lines) if line and not line.startswith(started)]
         records = _parsed([lines[i] for i in others])
         if records is None or not _fit(records):
             records = [self._record(first + i, lines[i], torn_end and i == len(lines) - 1) for i in others]
