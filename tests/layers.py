@@ -94,6 +94,7 @@ TESTS = {
     "test_history.py::test_assign_slots_packs_each_runner_into_as_many_lanes_as_ran_at_once": "unit",
     "test_launcher_attach.py::test_Journal_spills_to_a_file_and_replays_from_it": "unit",
     "test_launcher_attach.py::test_Redelivery_numbers_what_must_arrive_and_sends_again_what_did_not": "unit",
+    "test_layout.py::test_layout_every_test_has_one_layer_and_unit_tests_start_nothing": "local",
     "test_machine_facts.py::test_machine_facts_hello_reports_identity_and_siblings": "local",
     "test_machine_facts.py::test_machine_facts_hello_on_the_real_machine": "local",
     "test_machine_facts.py::test_machine_facts_launcher_affinity_and_the_cpus_a_command_is_spawned_on": "local",

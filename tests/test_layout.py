@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import ast
 import io
+import subprocess
 import tokenize
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from tests import layers
 from tests.helpers import REPO
 
 PACKAGE = REPO / "parallux"
@@ -125,3 +130,107 @@ def code_lines(path: Path) -> int:
 
 def test_layout_the_engines_test_double_is_small() -> None:
     assert code_lines(PACKAGE / "_transports" / "_plan.py") <= TEST_DOUBLE_LIMIT
+
+
+# -- tests by layer (tests/layers.py) -------------------------------------------------------------------------
+
+# what a unit test must not name, in its body or in any function, class or fixture of its file it reaches:
+# the helpers and fixtures that start the real CLI, launcher, sshd, Slurm or Chromium
+STARTERS = {"run_cli", "start_cli", "subprocess", "PtyProcess", "pexpect", "Chromium", "start_sshd",
+            "start_slurm", *layers.FIXTURES}
+ON_PURPOSE = {"test_layout.py::test_layout_a_unit_test_that_starts_a_process_fails",  # the guard's own test
+              "test_layout.py::test_layout_the_unit_check_can_fail"}  # names them to see the check find them
+
+
+def test_layout_every_test_file_has_a_layer() -> None:
+    files = {path.name for path in (REPO / "tests").glob("test_*.py")}
+    assert set(layers.FILES) == files  # a new file adds its line; a removed one takes it away
+    assert set(layers.FILES.values()) | set(layers.TESTS.values()) <= {"unit", *layers.INTEGRATION}
+    for test in layers.TESTS:
+        file, function = test.split("::")
+        assert function in definitions(ast.parse((REPO / "tests" / file).read_text())), test
+
+
+def definitions(tree: ast.Module) -> dict[str, ast.AST]:
+    """The module's functions and classes, and its test classes' methods, by name."""
+    found: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found[node.name] = node
+        if isinstance(node, ast.ClassDef):
+            found.update({n.name: n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))})
+    return found
+
+
+def names_reached(tree: ast.Module, start: list[str]) -> set[str]:
+    """Every name, attribute and string the named definitions hold, following the module's own definitions."""
+    defined, reached, todo = definitions(tree), set(start), list(start)
+    while todo:
+        name = todo.pop()
+        for node in ast.walk(defined[name]) if name in defined else ():
+            word = (node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+                    else node.arg if isinstance(node, ast.arg)
+                    else node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None)
+            if word is not None and word not in reached:
+                reached.add(word)
+                todo.append(word)
+    return reached
+
+
+class Collected:
+    """A plugin recording each collected test: its marks, fixtures and file."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.items = [{"id": item.nodeid, "file": item.path, "function": getattr(item, "originalname", item.name),
+                       "marks": {mark.name for mark in item.iter_markers()} & set(layers.LAYERS),
+                       "fixtures": set(getattr(item, "fixturenames", ()))} for item in session.items]
+
+
+def test_layout_every_test_has_one_layer_and_unit_tests_start_nothing() -> None:
+    """Collects the whole suite in this process (an integration test: importing every test module starts
+    processes, ctypes asking ldconfig where a library is)."""
+    collected = Collected()
+    assert pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", str(REPO / "tests")],
+                       plugins=[collected]) == 0
+    assert len(collected.items) > 500
+    trees: dict[Path, ast.Module] = {}
+    starting = {}
+    for item in collected.items:
+        assert layers.layer_errors(item["id"], item["marks"]) == []
+        assert ("unit" in item["marks"]) != ("integration" in item["marks"]), item["id"]
+        if "unit" not in item["marks"] or f"{item['file'].name}::{item['function']}" in ON_PURPOSE:
+            continue
+        tree = trees.setdefault(item["file"], ast.parse(item["file"].read_text()))
+        # its body, and the fixtures of its file it asks for (their arguments are names it reaches); an autouse
+        # fixture of its file is left to the guard (in test_launcher_attach.py it only ends what others started)
+        named = (names_reached(tree, [item["function"]]) | item["fixtures"]) & STARTERS
+        if named:
+            starting[item["id"]] = sorted(named)
+    assert starting == {}, "unit tests naming what starts processes:\n" + "\n".join(
+        f"{test}: {', '.join(names)}" for test, names in starting.items())
+
+
+def test_layout_the_unit_check_can_fail() -> None:
+    tree = ast.parse("def helper():\n    return run_cli('x')\n\ndef test_a():\n    helper()\n\n"
+                     "def test_b(sshd_server):\n    pass\n\ndef test_c():\n    return 'run_cli'\n")
+    assert "run_cli" in names_reached(tree, ["test_a"])
+    assert "sshd_server" in names_reached(tree, ["test_b"])
+    assert "run_cli" in names_reached(tree, ["test_c"])  # a string too: request.getfixturevalue("sshd_server")
+    assert names_reached(tree, ["test_b"]) & STARTERS == {"sshd_server"}
+    assert layers.placed("test_new.py", "test_x", (), (), ()) == set()
+    assert layers.placed("test_cores.py", "test_x", (), ("sshd_server",), ()) == {"integration", "ssh"}
+    assert layers.placed("test_hunt.py", "test_x", (), (), ("ssh",)) == {"integration", "ssh"}
+    assert layers.placed("test_hunt.py", "test_x", (), (), ("local",)) == {"integration", "local"}
+    assert layers.layer_errors("t", {"unit", "integration", "ssh"}) != []
+    assert layers.layer_errors("t", {"integration"}) != []
+
+
+def test_layout_a_unit_test_that_starts_a_process_fails(no_processes: layers.NoProcesses | None) -> None:
+    assert no_processes is not None  # this test is a unit test: the guard is on
+    with pytest.raises(layers.StartedAProcess):
+        subprocess.run(["true"], check=True)
+    assert no_processes.started == ["subprocess"]
+    no_processes.started.clear()  # (refused on purpose)
