@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.layers import NoProcesses, layer_errors, placed
+from tests.layers import LAYERS, NoProcesses, layer_errors, placed, unmarked
 from tests.slurm import slurm_cluster, slurm_lenient  # noqa: F401
 from tests.sshd import sshd_bare, sshd_server  # noqa: F401
 
@@ -36,3 +36,13 @@ def no_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if guard.started:
         pytest.fail(f"a unit test started a process ({', '.join(guard.started)}): place it in the integration "
                     f"layer (tests/layers.py)", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def layer_kept(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that asked for the sshd or Slurm by name (not seen at collection) carries that layer's mark."""
+    yield
+    errors = unmarked(request.node.nodeid, request.fixturenames,
+                      {mark.name for mark in request.node.iter_markers()} & set(LAYERS))
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)

@@ -94,7 +94,9 @@ TESTS = {
     "test_history.py::test_assign_slots_packs_each_runner_into_as_many_lanes_as_ran_at_once": "unit",
     "test_launcher_attach.py::test_Journal_spills_to_a_file_and_replays_from_it": "unit",
     "test_launcher_attach.py::test_Redelivery_numbers_what_must_arrive_and_sends_again_what_did_not": "unit",
-    "test_layout.py::test_layout_every_test_has_one_layer_and_unit_tests_start_nothing": "local",
+    # these collect the whole suite in-process; importing every test module starts processes (ldconfig)
+    "test_layout.py::test_layout_every_test_has_exactly_one_layer": "local",
+    "test_layout.py::test_layout_unit_tests_name_nothing_that_starts_processes": "local",
     "test_machine_facts.py::test_machine_facts_hello_reports_identity_and_siblings": "local",
     "test_machine_facts.py::test_machine_facts_hello_on_the_real_machine": "local",
     "test_machine_facts.py::test_machine_facts_launcher_affinity_and_the_cpus_a_command_is_spawned_on": "local",
@@ -127,6 +129,14 @@ def layer_errors(nodeid: str, layers: set[str]) -> list[str]:
     if "integration" in layers and not layers & set(INTEGRATION):
         return [f"{nodeid}: integration, but against nothing: mark it one of {', '.join(INTEGRATION)}"]
     return []
+
+
+def unmarked(nodeid: str, fixtures: Iterable[str], layers: set[str]) -> list[str]:
+    """After a test ran: the SSH or Slurm fixture it used (``request.getfixturevalue`` included) must be its
+    layer -- collection only sees the fixtures a test names."""
+    return [f"{nodeid} used {name} but is not marked {FIXTURES[name]}: give that case the mark (a parameter "
+            f'"{FIXTURES[name]}", or pytest.param(..., marks=pytest.mark.{FIXTURES[name]}))'
+            for name in fixtures if name in FIXTURES and FIXTURES[name] not in layers]
 
 
 class StartedAProcess(AssertionError):

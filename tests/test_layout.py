@@ -189,28 +189,35 @@ class Collected:
                        "fixtures": set(getattr(item, "fixturenames", ()))} for item in session.items]
 
 
-def test_layout_every_test_has_one_layer_and_unit_tests_start_nothing() -> None:
-    """Collects the whole suite in this process (an integration test: importing every test module starts
-    processes, ctypes asking ldconfig where a library is)."""
+@pytest.fixture(scope="module")
+def suite() -> list[dict[str, Any]]:
+    """The whole suite, collected in this process: its tests are integration tests, as importing every test
+    module starts processes (ctypes asking ldconfig where a library is)."""
     collected = Collected()
     assert pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", str(REPO / "tests")],
                        plugins=[collected]) == 0
     assert len(collected.items) > 500
+    return collected.items
+
+
+def reached_by(item: dict[str, Any], trees: dict[Path, ast.Module]) -> set[str]:
+    """What a test names: its body, and the fixtures of its file it asks for (their arguments are names it
+    reaches); an autouse fixture of its file is left to the guard (in test_launcher_attach.py it only ends
+    what other tests started)."""
+    tree = trees.setdefault(item["file"], ast.parse(item["file"].read_text()))
+    return names_reached(tree, [item["function"]]) | item["fixtures"]
+
+
+def test_layout_every_test_has_exactly_one_layer(suite: list[dict[str, Any]]) -> None:
+    assert [error for item in suite for error in layers.layer_errors(item["id"], item["marks"])] == []
+    assert [item["id"] for item in suite if ("unit" in item["marks"]) == ("integration" in item["marks"])] == []
+
+
+def test_layout_unit_tests_name_nothing_that_starts_processes(suite: list[dict[str, Any]]) -> None:
     trees: dict[Path, ast.Module] = {}
-    starting = {}
-    for item in collected.items:
-        assert layers.layer_errors(item["id"], item["marks"]) == []
-        assert ("unit" in item["marks"]) != ("integration" in item["marks"]), item["id"]
-        if "unit" not in item["marks"] or f"{item['file'].name}::{item['function']}" in ON_PURPOSE:
-            continue
-        tree = trees.setdefault(item["file"], ast.parse(item["file"].read_text()))
-        # its body, and the fixtures of its file it asks for (their arguments are names it reaches); an autouse
-        # fixture of its file is left to the guard (in test_launcher_attach.py it only ends what others started)
-        named = (names_reached(tree, [item["function"]]) | item["fixtures"]) & STARTERS
-        if named:
-            starting[item["id"]] = sorted(named)
-    assert starting == {}, "unit tests naming what starts processes:\n" + "\n".join(
-        f"{test}: {', '.join(names)}" for test, names in starting.items())
+    starting = {item["id"]: sorted(reached_by(item, trees) & STARTERS) for item in suite
+                if "unit" in item["marks"] and f"{item['file'].name}::{item['function']}" not in ON_PURPOSE}
+    assert {test: names for test, names in starting.items() if names} == {}
 
 
 def test_layout_the_unit_check_can_fail() -> None:
@@ -226,6 +233,8 @@ def test_layout_the_unit_check_can_fail() -> None:
     assert layers.placed("test_hunt.py", "test_x", (), (), ("local",)) == {"integration", "local"}
     assert layers.layer_errors("t", {"unit", "integration", "ssh"}) != []
     assert layers.layer_errors("t", {"integration"}) != []
+    assert layers.unmarked("t", ["tmp_path", "sshd_server"], {"integration", "local"}) != []
+    assert layers.unmarked("t", ["tmp_path", "sshd_server"], {"integration", "ssh"}) == []
 
 
 def test_layout_a_unit_test_that_starts_a_process_fails(no_processes: layers.NoProcesses | None) -> None:
