@@ -40,6 +40,7 @@ FILES = {
     "test_cores.py": "unit",
     "test_docs.py": "unit",
     "test_engine.py": "unit",
+    "test_environment.py": "local",
     "test_examples.py": "local",
     "test_forks.py": "local",
     "test_history.py": "local",
@@ -61,6 +62,7 @@ FILES = {
     "test_numa.py": "local",
     "test_packaging.py": "unit",
     "test_protocol.py": "unit",
+    "test_provenance.py": "local",
     "test_real_cpus.py": "local",
     "test_report_browser.py": "browser",
     "test_resume.py": "unit",
@@ -91,6 +93,11 @@ FILES = {
 
 # tests whose layer is not their file's (file::function, every parameter of it)
 TESTS = {
+    "test_environment.py::test_environment_reads_every_field_from_the_tree": "unit",
+    "test_environment.py::test_environment_frequency_fields_describe_the_cpus_asked": "unit",
+    "test_environment.py::test_environment_turbo_from_cpufreq_boost_and_isolcpus_from_the_command_line": "unit",
+    "test_environment.py::test_environment_of_an_empty_tree_is_unknown_not_an_error": "unit",
+    "test_environment.py::test_environment_findings_name_every_slow_governor_and_the_split_cores": "unit",
     "test_history.py::test_assign_slots_packs_each_runner_into_as_many_lanes_as_ran_at_once": "unit",
     "test_launcher_attach.py::test_Journal_spills_to_a_file_and_replays_from_it": "unit",
     "test_launcher_attach.py::test_Redelivery_numbers_what_must_arrive_and_sends_again_what_did_not": "unit",
