@@ -44,7 +44,7 @@ class Machine:
         self.said_covered = False
 
     def seat_names(self, seats: list[Seat] | None = None) -> list[str]:
-        """Runner names; ``name@node`` for a runner with several seats here (a Slurm runner's nodes)."""
+        """Runner names; ``name@node`` for a runner with several seats here (a batch runner's nodes)."""
         seats = self.seats if seats is None else seats
         names = [seat.name for seat in self.seats]
         ordered = sorted(seats, key=lambda seat: (names.index(seat.name), str(seat.host)))  # (nodes join in any order)
@@ -59,7 +59,7 @@ class Machines:
         self._notice = notice
 
     def join(self, seat: Seat) -> Machine:
-        """Seat a connected launcher on its machine (again, after a new Slurm allocation): its allocator leases
+        """Seat a connected launcher on its machine (again, after a new batch allocation): its allocator leases
         from the machine's CPUs from now on, and the machine's launchers move off its pools."""
         if seat.machine is not None:
             seat.machine.seats.remove(seat)
