@@ -3,11 +3,13 @@
 # (<work_relpath>/w1, r1, r2, ...) with $PARALLUX_REPETITION set; one Result per benchmark with the statistics
 # of every measure (wall, cpu, memory) over its repetitions. The executions are interleaved across the
 # benchmarks, round by round, so that a machine's drift does not bias one of them; setOrder("shuffle", seed=)
-# also puts each round in a random order, which the seed reproduces.
+# also puts each round in a random order, which the seed reproduces. The run log records the machine (CPU,
+# governor, turbo, load, ...) and what goal.probe() printed there; a noisy machine is named in a warning.
 from parallux import goal
 
 goal.local(workspace=goal.args.get("workspace", "workspace/benchmark"), max_jobs=1)  # one at a time: no noise
 goal.setOrder("shuffle", seed=2024)
+goal.probe("python", ["python3", "--version"])  # run once on the machine, before the benchmarks; output kept
 
 sizes = (100_000, 300_000, 1_000_000)
 for size in sizes:

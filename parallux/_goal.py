@@ -17,6 +17,7 @@ from ._attributes import TypoChecked
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
 from ._handles import Command, Group
 from ._pool import TransportFor
+from ._probes import Probes
 from ._runner import Runner, RunnerStatus
 from ._submission import Submissions
 from ._transfer import Transfer
@@ -49,6 +50,8 @@ class Goal(TypoChecked):
                                         dry_run=dry_run, transport_for=transport_for)
         self._pool = self._submissions.pool
         self._commands = self._submissions.registrar
+        self._probes = Probes(engine, submitted=self._submissions.submitted,
+                              show=print_flushed if dry_run else None)
 
     @opt.checked("goal.arg()")
     def arg(self, name: str, default: Any = None, type: Callable[[str], Any] = str, help: str | None = None
@@ -163,6 +166,22 @@ class Goal(TypoChecked):
         order, from ``seed`` or a seed drawn now; the run log and the summary give it) or "grouped" (each
         benchmark's executions back to back)."""
         self._submissions.order.set(mode, seed)
+
+    @opt.checked("goal.setNoiseCheck()")
+    def setNoiseCheck(self, mode: str) -> None:
+        """What a run that measures (a benchmark, ``metrics=``) does about a noisy machine -- a governor other
+        than performance, turbo on, a load at the start, SMT siblings of pooled CPUs outside the pools:
+        "warn" (the default: one line per machine), "strict" (a ConfigError before anything measures) or
+        "off"."""
+        self._engine.call(self._engine.environments.set_mode, mode)
+
+    # -- the machines ------------------------------------------------------------------------------------------
+
+    @opt.checked("goal.probe()")
+    def probe(self, name: str, command: str | list[str]) -> None:
+        """Run ``command`` once on every machine of the run, before its commands there, and keep its output
+        (the first 4 KiB) in the run log: ``goal.probe("gcc", "gcc --version")``."""
+        self._probes.declare(name, command, self._commands.env)
 
     # -- commands ----------------------------------------------------------------------------------------------
 

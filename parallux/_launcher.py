@@ -29,6 +29,14 @@ Requests (one line each)::
                                                      each path's completion record (a result.json) as an
                                                      object, or null: missing, unreadable or not a record
                                                      (--resume asks for many at once, not file by file)
+    {"op": "environment", "id": 3, "cpus": [0, 1]}   -> {"ev": "environment", "id": 3, "environment": {...}}
+                                                     the machine's environment (MachineFacts.environment);
+                                                     its frequency fields over "cpus" (null: every online CPU)
+    {"op": "load", "id": 4}                          -> {"ev": "load", "id": 4, "load": [l1, l5, l15]}
+    {"op": "probe", "id": 5, "command": "gcc --version", "env": {...}, "timeout": 60}
+                                                     -> {"ev": "probe", "id": 5, "returncode": 0, "output": "...",
+                                                         "truncated": false, "error": null}
+                                                     a goal.probe(): see "probes" below
     {"op": "quit", "grace": 2.0}                     stop everything (TERM, grace, KILL), then exit
 
 An SSH runner's hello may also ask the launcher to outlive a dropped connection ("reconnect": seconds,
@@ -140,6 +148,7 @@ class Launcher(object):
         self.cgroups, self.no_limit = Cgroups.create()  # None where this machine gives us none: see Cgroups
         self.locks = WorkDirLocks()
         self.facts = MachineFacts()
+        self.probes = Probes(self.report)  # (its answer, like the others below, survives a dropped connection)
         # Where core leases are made, parallux moves the launcher -- and so the commands without a lease, born
         # of it -- to the CPUs outside every core pool of the machine (an "affinity" request): home_cpus.
         self.all_cpus = own_affinity()
@@ -271,6 +280,13 @@ class Launcher(object):
             self.send(event)
         elif op == "affinity":
             self.move_home(request.get("cpus"))
+        elif op == "environment":
+            self.report({"ev": "environment", "id": request.get("id"),
+                         "environment": self.facts.environment(request.get("cpus"))})
+        elif op == "load":
+            self.report({"ev": "load", "id": request.get("id"), "load": self.facts.load()})
+        elif op == "probe":
+            self.probes.start(request)
         elif op == "quit":
             self.exit_grace = float(request.get("grace", EXIT_GRACE))
             self.running = False
@@ -507,6 +523,7 @@ class Launcher(object):
         return any(int(pid) not in self.jobs for pid in children)
 
     def check_kill_deadlines(self):
+        self.probes.check_deadlines()
         t = now()
         for job in list(self.by_id.values()):
             if job.kill_deadline is not None and not job.killed_hard and t >= job.kill_deadline:
@@ -523,7 +540,7 @@ class Launcher(object):
     def next_timeout(self):
         deadlines = [j.kill_deadline for j in self.by_id.values()
                      if j.kill_deadline is not None and not j.killed_hard]
-        deadlines += [j.held_until for j in self.held]
+        deadlines += [j.held_until for j in self.held] + self.probes.deadlines()
         if self.attachment is not None:
             deadlines += self.attachment.deadlines()
         if self.watchdog is not None and self.connected:
@@ -551,6 +568,8 @@ class Launcher(object):
                 continue
             if pid == 0:
                 return
+            if self.probes.reaped(pid, status):
+                continue
             job = self.jobs.pop(pid, None)
             if job is None:  # an adopted orphan (we are a subreaper): perhaps the last of a lingering group
                 self.prune_lingering()
@@ -700,6 +719,7 @@ class Launcher(object):
             job.kill_deadline = job.kill_deadline or now()
         for job in list(self.held):  # reaped already: only their records are left to write
             self.finish(job)
+        self.probes.stop()
         if self.cgroups is not None:
             self.cgroups.leave()  # out of the cgroups about to be killed
         left = self.signal_everything(runs, signal.SIGTERM)
@@ -795,6 +815,97 @@ class Launcher(object):
             else:
                 self.selector.unregister(self.outfd)
             self.watching_output = wanted
+
+
+# -- probes ------------------------------------------------------------------------------------------------
+#
+# goal.probe("gcc", "gcc --version"): a command run once on each machine, before its commands, whose output the
+# run log keeps. No work dir, no record, no cgroup: its output goes to two unnamed temporary files (never a pipe
+# that a chatty probe could fill while this loop does not read it), read when it exits. It runs in a session of
+# its own on the launcher's CPUs; its timeout kills its group, and so does its end (what it left running must
+# not run beside the commands that follow).
+
+PROBE_TIMEOUT = 60.0  # seconds, unless the request says
+PROBE_OUTPUT = 4096   # bytes of output kept: stdout, then stderr
+
+
+class Probe(object):
+    def __init__(self, request, popen, outputs, timeout):
+        self.id = request.get("id")
+        self.popen = popen
+        self.outputs = outputs
+        self.timeout = timeout
+        self.deadline = now() + timeout
+        self.timed_out = False
+
+
+class Probes(object):
+    """The probes running now, by pid; each one's event is sent when it is reaped."""
+
+    def __init__(self, send):
+        self.send = send
+        self.running = {}
+
+    def start(self, request):
+        import tempfile  # here: every launcher pays for its imports at its start, and few run a probe
+        outputs = []
+        try:
+            timeout = float(request.get("timeout") or PROBE_TIMEOUT)
+            outputs = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+            popen = subprocess.Popen(["sh", "-c", request["command"]], stdin=subprocess.DEVNULL,
+                                     stdout=outputs[0], stderr=outputs[1], env=probe_env(request),
+                                     close_fds=True, start_new_session=True)
+        except (OSError, ValueError) as exc:
+            for output in outputs:
+                output.close()
+            self.send(probe_event(request.get("id"), None, b"", describe_os_error(exc)))
+            return
+        self.running[popen.pid] = Probe(request, popen, outputs, timeout)
+
+    def reaped(self, pid, status):
+        """Whether ``pid`` was a probe's: then its event is sent."""
+        probe = self.running.pop(pid, None)
+        if probe is None:
+            return False
+        probe.popen.returncode = status  # Popen must never wait for a pid we reaped (pid reuse)
+        try_killpg(pid, signal.SIGKILL)
+        output = b""
+        for stream in probe.outputs:
+            stream.seek(0)
+            output += stream.read(PROBE_OUTPUT + 1)
+            stream.close()
+        if probe.timed_out:
+            self.send(probe_event(probe.id, None, output, "timed out after %g s" % probe.timeout))
+        else:
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+            self.send(probe_event(probe.id, code, output, None))
+        return True
+
+    def deadlines(self):
+        return [probe.deadline for probe in self.running.values() if not probe.timed_out]
+
+    def check_deadlines(self):
+        t = now()
+        for pid, probe in self.running.items():
+            if not probe.timed_out and t >= probe.deadline:
+                probe.timed_out = True
+                try_killpg(pid, signal.SIGKILL)
+
+    def stop(self):
+        for pid in self.running:
+            try_killpg(pid, signal.SIGKILL)
+
+
+def probe_env(request):
+    """The launcher's environment plus the request's, as the commands get it (command_env), as a mapping."""
+    items, _ = command_env(request)
+    return dict(item.split(b"=", 1) for item in items)
+
+
+def probe_event(probe_id, returncode, output, error):
+    return {"ev": "probe", "id": probe_id, "returncode": returncode,
+            "output": output[:PROBE_OUTPUT].decode("utf-8", "replace"), "truncated": len(output) > PROBE_OUTPUT,
+            "error": error}
 
 
 # -- the work dir: nothing written through a link ---------------------------------------------------------
@@ -3070,6 +3181,125 @@ class MachineFacts(object):
             threads = self.cpu_list("sys/devices/system/cpu/cpu%d/topology/thread_siblings_list" % cpu)
             cores.add(tuple(sorted(set(threads or []) | {cpu})))
         return [list(core) for core in sorted(cores)]
+
+    # -- the environment a run records (SPEC 17) --------------------------------------------------------------
+
+    def environment(self, cpus=None):
+        """What the run log records of this machine: its system, CPUs, memory, frequency scaling, isolated
+        CPUs and load. The frequency fields describe ``cpus`` (the machine's core pools), else every online
+        CPU. What cannot be read is None; the kernel and the architecture, which are the running kernel's
+        and not files, come from uname where the tree does not say."""
+        online = self.online()
+        measured = sorted(set(cpus)) if cpus else (online or [])
+        system = os.uname()
+        info = self.cpuinfo()
+        environment = {
+            "hostname": self.read("proc/sys/kernel/hostname") or system[1],
+            "os": self.os_release(), "kernel": "%s %s" % (self.read("proc/sys/kernel/osrelease") or system[2],
+                                                          self.read("proc/sys/kernel/version") or system[3]),
+            "arch": self.read("proc/sys/kernel/arch") or system[4],
+            "cpu_model": first(info[key] for key in ("model name", "cpu model", "cpu", "uarch") if info.get(key)),
+            "microcode": info.get("microcode"), "logical_cpus": len(online) if online else None,
+            "numa_nodes": len(self.cpu_list("sys/devices/system/node/online") or []) or None,
+            "memory_bytes": self.memory_bytes(), "load": self.load(), "cpus": measured,
+            "isolated": self.isolated("isolated", "isolcpus"), "nohz_full": self.isolated("nohz_full", "nohz_full"),
+            "python": "%d.%d.%d" % sys.version_info[:3],
+        }
+        environment.update(self.topology(online or []))
+        environment.update(self.frequency(measured))
+        return environment
+
+    def cpuinfo(self):
+        """The first processor's lines of /proc/cpuinfo, keys lowercased: ``model name``, ``microcode``."""
+        info = {}
+        for line in (self.read("proc/cpuinfo") or "").split("\n\n")[0].splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() not in info:
+                info[key.strip().lower()] = value.strip()
+        return info
+
+    def os_release(self):
+        """PRETTY_NAME of os-release (``Debian GNU/Linux 12 (bookworm)``)."""
+        for relpath in ("etc/os-release", "usr/lib/os-release"):
+            for line in (self.read(relpath) or "").splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "PRETTY_NAME":
+                    return value.strip().strip("\"'") or None
+        return None
+
+    def memory_bytes(self):
+        for line in (self.read("proc/meminfo") or "").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
+                return int(parts[1]) * (1024 if parts[2:3] == ["kB"] else 1)
+        return None
+
+    def load(self):
+        """The load averages over 1, 5 and 15 minutes."""
+        try:
+            return [float(value) for value in (self.read("proc/loadavg") or "").split()[:3]] or None
+        except ValueError:
+            return None
+
+    def topology(self, online):
+        """Sockets, cores per socket and threads per core, from each online CPU's topology."""
+        packages = [self.read("sys/devices/system/cpu/cpu%d/topology/physical_package_id" % cpu) for cpu in online]
+        threads = [self.cpu_list("sys/devices/system/cpu/cpu%d/topology/thread_siblings_list" % cpu)
+                   for cpu in online]
+        sockets = len(set(packages)) if online and None not in packages else None
+        cores = set(tuple(group) for group in threads if group) if online and None not in threads else None
+        return {"sockets": sockets,
+                "cores_per_socket": len(cores) // sockets if cores and sockets else None,
+                "threads_per_core": max(len(core) for core in cores) if cores else None}
+
+    def frequency(self, cpus):
+        """The frequency driver, the governors (governor -> CPUs), the lowest scaling_min_freq and the
+        highest scaling_max_freq of these CPUs (kHz), and whether turbo (boost) is on."""
+        governors, lows, highs, driver = {}, [], [], None
+        for cpu in cpus:
+            base = "sys/devices/system/cpu/cpu%d/cpufreq/" % cpu
+            governor = self.read(base + "scaling_governor")
+            if governor:
+                governors.setdefault(governor, []).append(cpu)
+            driver = driver or self.read(base + "scaling_driver")
+            lows.append(as_int(self.read(base + "scaling_min_freq")))
+            highs.append(as_int(self.read(base + "scaling_max_freq")))
+        lows, highs = [v for v in lows if v is not None], [v for v in highs if v is not None]
+        return {"cpufreq_driver": driver, "governors": governors or None, "min_khz": min(lows) if lows else None,
+                "max_khz": max(highs) if highs else None, "turbo": self.turbo()}
+
+    def turbo(self):
+        """intel_pstate's no_turbo (0: turbo on), else cpufreq's boost (1: on); None where neither is."""
+        no_turbo = self.read("sys/devices/system/cpu/intel_pstate/no_turbo")
+        if no_turbo in ("0", "1"):
+            return "on" if no_turbo == "0" else "off"
+        boost = self.read("sys/devices/system/cpu/cpufreq/boost")
+        if boost in ("0", "1"):
+            return "on" if boost == "1" else "off"
+        return None
+
+    def isolated(self, name, option):
+        """The CPUs the kernel isolates (``isolated``: isolcpus=) or runs tickless (``nohz_full``), from its
+        file in /sys, else from the kernel's command line (its flags, ``domain,managed_irq,``, left out);
+        [] for none, None where neither can be read."""
+        text = self.read("sys/devices/system/cpu/" + name)
+        if text is not None:
+            return parse_cpu_list(text)
+        cmdline = self.read("proc/cmdline")
+        if cmdline is None:
+            return None
+        for word in cmdline.split():
+            if word.startswith(option + "="):
+                return parse_cpu_list(",".join(part for part in word[len(option) + 1:].split(",")
+                                               if part[:1].isdigit()))
+        return []
+
+
+def as_int(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_cpu_list(text):

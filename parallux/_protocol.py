@@ -24,6 +24,7 @@ from ._status import Status
 WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
 READ_SIZE = 1 << 18  # bytes asked of the stream at once (file data comes in frames of up to 512 KiB)
 TRANSFER_EVENTS = ("walk", "data", "ack", "end")
+ANSWERS = ("exit", "error", "records", "environment", "load", "probe")  # events that end the request of their id
 TransferEvent = tuple[dict[str, Any], bytes | None]  # an event of a transfer, and its payload (file data)
 # A new channel to a reattached launcher: its streams, their direct write (see ``post``), the launcher's answer.
 Reattached = tuple[trio.abc.SendStream, trio.abc.ReceiveStream, dict[str, Any]]
@@ -72,7 +73,8 @@ class LauncherClient:
                     task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the reader and writer until the stream ends; report the launcher's hello when it arrives.
         ``reattached``: go on over a new channel to the same launcher, whose answer says the last request it
-        got: what it never got goes first."""
+        got: what it never got goes first. Once they end -- also when they are cancelled (the seat refused the
+        launcher) -- whoever waits for an answer is woken, with none, unless the launcher may be reattached."""
         if reattached is not None:
             assert self.redelivery is not None
             self._send_stream, self._receive_stream, answer = reattached
@@ -80,19 +82,22 @@ class LauncherClient:
             self._closed, self.down = False, None
             for data in self.redelivery.after(int(answer["got"])):
                 self._outbox_send.send_nowait(data)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write_loop)
-            nursery.start_soon(self._read_loop, nursery.cancel_scope)
-            if reattached is None:
-                self.post({"op": "hello", "watchdog": self.watchdog, **self.hello_options})
-                with trio.move_on_after(60):
-                    await self._hello_event.wait()
-            if self._hello is None:
-                nursery.cancel_scope.cancel()
-                raise RunnerError(f"{self.description}: the launcher did not start"
-                                  + (f" ({self.gone})" if self.gone else ""))
-            nursery.start_soon(self._keep_alive)
-            task_status.started(self._hello)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop)
+                nursery.start_soon(self._read_loop, nursery.cancel_scope)
+                if reattached is None:
+                    self.post({"op": "hello", "watchdog": self.watchdog, **self.hello_options})
+                    with trio.move_on_after(60):
+                        await self._hello_event.wait()
+                if self._hello is None:
+                    nursery.cancel_scope.cancel()
+                    raise RunnerError(f"{self.description}: the launcher did not start"
+                                      + (f" ({self.gone})" if self.gone else ""))
+                nursery.start_soon(self._keep_alive)
+                task_status.started(self._hello)
+        finally:
+            self.lost("the connection to the launcher was closed", reattachable=True)
 
     async def _keep_alive(self) -> None:
         """Ping the launcher well within its watchdog, so that only a parallux that is gone -- or cut off by
@@ -206,7 +211,7 @@ class LauncherClient:
             pongs, self._pongs = self._pongs, []
             for pong in pongs:
                 pong.set()
-        elif kind in ("exit", "error", "records"):  # ("started" is not asked for: see quiet_start)
+        elif kind in ANSWERS:  # ("started" is not asked for: see quiet_start)
             job = self._jobs.pop(event["id"], None)
             if job is not None:
                 job.exit_event = event
@@ -253,17 +258,12 @@ class LauncherClient:
         self.post(dict(request, id=self._next_id))
         return self._next_id, job
 
-    async def read_records(self, paths: list[str], workspace: str | None = None) -> list[dict[str, Any] | None]:
-        """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
-        None for each that is missing or not a record (or reached through a link below ``workspace``).
-        Raises RunnerError if the launcher cannot answer."""
-        _, answer = self._ask({"op": "records", "paths": paths, "workspace": workspace})
-        await answer.ended.wait()
-        event = answer.exit_event
-        if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
-            why = self.gone or (event or {}).get("message") or "no answer"
-            raise RunnerError(f"{self.description}: cannot read completion records: {why}")
-        return [record if isinstance(record, dict) else None for record in event["records"]]
+    async def answer(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The launcher's one answer to a request (``records``, ``environment``, ``load``, ``probe``, under a
+        new id); None when the launcher went away first."""
+        _, job = self._ask(request)
+        await job.ended.wait()
+        return job.exit_event
 
     def open_transfer(self, request: dict[str, Any]) -> tuple[int, trio.MemoryReceiveChannel[TransferEvent]]:
         """Post the first request of a file transfer under a new id; the transfer's events (pages, data
@@ -306,6 +306,18 @@ class LauncherClient:
         self.post({"op": "ping"})
         await pong.wait()
         return self.gone is None and self.down is None
+
+
+async def read_records(client: LauncherClient, paths: list[str], workspace: str | None = None
+                       ) -> list[dict[str, Any] | None]:
+    """The completion records (result.json) at these paths on the launcher's machine, in one round trip;
+    None for each that is missing or not a record (or reached through a link below ``workspace``).
+    Raises RunnerError if the launcher cannot answer."""
+    event = await client.answer({"op": "records", "paths": paths, "workspace": workspace})
+    if event is None or event.get("ev") != "records" or len(event.get("records") or ()) != len(paths):
+        why = client.gone or (event or {}).get("message") or "no answer"
+        raise RunnerError(f"{client.description}: cannot read completion records: {why}")
+    return [record if isinstance(record, dict) else None for record in event["records"]]
 
 
 def outcome_of(event: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class Registrar:
         self._relpaths: set[str] = set()
         self._seq = itertools.count(1)
         self._fingerprints = Fingerprints()
+        self.measuring = False  # a benchmark or metrics= was registered: the run measures (noise checks)
 
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command | Benchmark:
         """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked; a benchmark's handle for
@@ -68,6 +69,7 @@ class Registrar:
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on)
         if options.get("metrics") is not None:
             handle.metrics = metrics_option(options["metrics"])
+            self.measuring = True
         if options.get("after") is not None:
             handle.after = dependencies_of(options["after"], self._completion, handle.name, where)
         if options.get("inputs") is not None:
@@ -80,6 +82,7 @@ class Registrar:
         repeat = opt.positive_int(options["repeat"], "repeat") if "repeat" in options else 1
         warmup = opt.positive_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else 0
         if repeat > 1 or warmup > 0:
+            self.measuring = True
             return self._benchmark(handle, warmup, repeat)
         return handle
 

@@ -51,8 +51,9 @@ class RunLog:
 
     # -- opening -------------------------------------------------------------------------------------------
 
-    def open(self, run_id: str, config: str, argv: list[str]) -> None:
-        """Create the log and write ``run_started``; raises OSError when the log cannot be created at all."""
+    def open(self, run_id: str, config: str, argv: list[str], provenance: dict[str, Any] | None = None) -> None:
+        """Create the log and write ``run_started`` (with ``provenance``: the config's ``config_sha256`` and
+        ``git``); raises OSError when the log cannot be created at all."""
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         # Buffered here; the engine calls flush() every 50 ms: a few writes a second instead of one per event.
         # A plain descriptor, not a file object, so that a failed write leaves no buffer that a later close
@@ -65,7 +66,7 @@ class RunLog:
         self._write({"event": "run_started", "schema": SCHEMA_VERSION, "run_id": run_id,
                      "config": os.path.abspath(config), "argv": argv, "time": time.time(), "pid": os.getpid(),
                      "host": socket.gethostname(), "python": sys.version.split()[0], "parallux": __version__,
-                     "cwd": os.getcwd(), "log": self.path})
+                     "cwd": os.getcwd(), "log": self.path, **(provenance or {})})
         self.flush()
         self._enter_history()
 

@@ -26,6 +26,7 @@ from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM,
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
 from ._goal import Goal, GoalProxy
 from ._progress import PlainReporter, Progress, is_terminal, summary_text
+from ._provenance import config_sha256, git_state
 from ._runlog import RunLog
 from ._transports import Transport
 
@@ -91,14 +92,15 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def load_config(path: str) -> types.CodeType:
-    """Read and compile the config, so syntax errors are reported before anything starts."""
+def load_config(path: str) -> tuple[types.CodeType, str]:
+    """Read and compile the config, so syntax errors are reported before anything starts; the code, and the
+    SHA-256 of the bytes it was compiled from (the run log's ``config_sha256``)."""
     try:
         with open(path, "rb") as f:
             source = f.read()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path!r}: {exc.strerror}") from exc
-    return compile(source, os.path.abspath(path), "exec", dont_inherit=True)
+    return compile(source, os.path.abspath(path), "exec", dont_inherit=True), config_sha256(source)
 
 
 def execute_config(code: types.CodeType, path: str, argv: list[str]) -> None:
@@ -127,14 +129,16 @@ class Session:
         self.run_id = new_run_id()
         self.engine = Engine(self.run_id, clock=dry_run_clock() if options.dry_run else None)
         self.engine.observers.extend(options.observers)
+        self.engine.environments.enabled = not options.dry_run  # (a dry run reads no machine)
         self.goal: Goal | None = None
         self.progress = Progress()
         self.run_log: RunLog | None = None
         self.reporter: Any = None
+        self.config_sha256: str | None = None
 
     def run(self) -> int:
         try:
-            code = load_config(self.path)
+            code, self.config_sha256 = load_config(self.path)
         except SyntaxError as exc:
             report(f"parallux: syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}")
             return EXIT_USAGE
@@ -168,7 +172,8 @@ class Session:
         if options.write_log and not options.dry_run:
             self.run_log = RunLog(options.log_path, self.run_id, self.path, warn=report)
             try:
-                self.run_log.open(self.run_id, self.path, self.argv)
+                self.run_log.open(self.run_id, self.path, self.argv,
+                                  {"config_sha256": self.config_sha256, "git": git_state(self.path)})
                 self.engine.observers.append(self.run_log)
             except OSError as exc:
                 report(f"parallux: cannot write the run log {self.run_log.path}: {exc.strerror}; going on without")

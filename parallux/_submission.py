@@ -41,6 +41,7 @@ class Submissions:
         self._groups: list[Group] = []
         self.order = Order()
         self.benchmarks: list[Benchmark] = []  # every benchmark submitted, for the summary
+        self._measured = False  # the noise checks passed (a run measures once a benchmark or metrics= comes)
 
     def register(self, command: str | list[str], options: dict[str, Any], where: str) -> Command | Benchmark:
         handle = self.registrar.make(command, options, pin=None, where=where)
@@ -66,8 +67,14 @@ class Submissions:
         self.submit([handle])
         return handle
 
+    def submitted(self) -> bool:
+        """Whether a command was submitted (a group issued, a command run)."""
+        return bool(self._groups)
+
     def submit(self, handles: list[Command | Benchmark]) -> Group:
         self._arguments.check()
+        if self.registrar.measuring and not self._measured:
+            self._check_noise()
         group, records = self._group(handles)
         self._groups.append(group)
         find_completed([handle for handle in group.commands if handle.resume_check],
@@ -76,6 +83,14 @@ class Submissions:
         if group.commands:
             self._engine.call(self._engine.submit, group, records)
         return group
+
+    def _check_noise(self) -> None:
+        """The run measures from now on: the machines' noise checks (a ConfigError under "strict")."""
+        try:
+            self._engine.call_async(self._engine.environments.check_noise)
+        except ConfigError as exc:  # raised in the engine thread: its Trio frames mean nothing to a config
+            raise exc.with_traceback(None) from None
+        self._measured = True
 
     def _group(self, handles: list[Command | Benchmark]) -> tuple[Group, list[dict[str, Any]]]:
         """The group of these handles, and the run log's records to write before its commands are queued.

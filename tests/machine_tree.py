@@ -41,3 +41,37 @@ def same_machine(root: Path, siblings: Sequence[Sequence[int]]) -> Path:
     """A fake tree with this machine's own identity (so its runner shares this machine) and the given topology."""
     return fake_machine(root, siblings, boot_id=REAL_BOOT_ID.read_text().strip(),
                         machine_id=REAL_MACHINE_ID.read_text().strip() if REAL_MACHINE_ID.exists() else None)
+
+
+def fake_environment(root: Path, cpus: Sequence[int], *, governor: str | None = "performance",
+                     turbo: str | None = "off", load: str = "0.00 0.01 0.05 1/100 4242", isolated: str | None = "",
+                     cmdline: str = "quiet nohz_full=1", packages: Sequence[int] | None = None) -> Path:
+    """The files of ``root`` that the environment capture reads (SPEC 17), beside what :func:`fake_machine`
+    wrote: os-release, cpuinfo, meminfo, the load, NUMA nodes, each CPU's package and its frequency scaling
+    (``governor``, 1-3 GHz, intel_pstate), turbo (``"on"``: intel_pstate/no_turbo 0), isolated CPUs and the
+    kernel command line. None leaves a file out."""
+    def write(relpath: str, text: str) -> None:
+        path = root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    write("etc/os-release", 'NAME="Fake"\nPRETTY_NAME="Fake Linux 1 (test)"\n')
+    write("proc/cpuinfo", "".join(f"processor\t: {cpu}\nmodel name\t: Fake CPU @ 3.00GHz\nmicrocode\t: 0x2a\n\n"
+                                  for cpu in cpus))
+    write("proc/meminfo", "MemTotal:       4096 kB\nMemFree:         1024 kB\n")
+    write("proc/loadavg", load + "\n")
+    write("proc/cmdline", cmdline + "\n")
+    write("sys/devices/system/node/online", "0\n")
+    system = "sys/devices/system/cpu"
+    for index, cpu in enumerate(cpus):
+        write(f"{system}/cpu{cpu}/topology/physical_package_id", f"{packages[index] if packages else 0}\n")
+        if governor is not None:
+            write(f"{system}/cpu{cpu}/cpufreq/scaling_governor", governor + "\n")
+            write(f"{system}/cpu{cpu}/cpufreq/scaling_driver", "intel_pstate\n")
+            write(f"{system}/cpu{cpu}/cpufreq/scaling_min_freq", f"{1000000 + cpu * 1000}\n")
+            write(f"{system}/cpu{cpu}/cpufreq/scaling_max_freq", f"{3000000 + cpu * 1000}\n")
+    if turbo is not None:
+        write(f"{system}/intel_pstate/no_turbo", "0\n" if turbo == "on" else "1\n")
+    if isolated is not None:
+        write(f"{system}/isolated", isolated + "\n")
+    return root

@@ -7,6 +7,7 @@ against the test sshd.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -140,6 +141,12 @@ def expect_benchmark(run: Run) -> None:
         assert (bench / "w1" / "stdout.txt").read_text() == f"w1 {sum(range(size))}\n"
     # The summary gives the shuffle's seed, which repeats the order.
     assert "benchmarks: 3 (18 executions), order shuffle, seed 2024" in run.done.stderr
+    # The run log has the machine and the probe's output.
+    log = next(line.split(": ", 1)[1] for line in run.done.stderr.splitlines() if line.strip().startswith("run log:"))
+    records = [json.loads(line) for line in Path(log.strip()).read_text().splitlines()]
+    [probe] = [r for r in records if r["event"] == "probe"]
+    assert probe["name"] == "python" and probe["returncode"] == 0 and probe["output"].startswith("Python 3.")
+    assert [r["event"] for r in records].count("machine") == 1
 
 
 def expect_steps(run: Run) -> None:

@@ -16,6 +16,7 @@ import trio
 
 from .._errors import plain_error
 from .._handles import Completion, Group
+from ._environment import Environments
 from ._lifecycle import Lifecycle
 from ._machines import Machines
 from ._observers import Observers
@@ -36,7 +37,6 @@ class Engine(LoopThread):
         self.completion = Completion()
         self.observers = Observers()
         self.seats: list[Seat] = []
-        self.machines = Machines(self.observers.notice)
         self.halt = HaltPolicy()
         self.global_slots = trio.CapacityLimiter(math.inf)
         self.tree = TaskTree()
@@ -44,6 +44,10 @@ class Engine(LoopThread):
                                   flush=self.observers.flush, tree=self.tree, halt=self.halt,
                                   global_slots=self.global_slots, seats=self.seats)
         self.scheduler = self.commands.scheduler
+        # what the run records of its machines: their environments, probes, noise checks (off until the session
+        # turns it on for a real run)
+        self.environments = Environments(self.observers, self.tree, self.commands.schedule)
+        self.machines = Machines(self.observers.notice, self.environments.joined)
 
     async def _main(self) -> None:
         await self.tree.main(self._ready.set, self.observers.flush if self.observers.flushing else None,
@@ -51,6 +55,7 @@ class Engine(LoopThread):
 
     async def _end(self) -> None:
         self.commands.cancel_queued()
+        await self.environments.finish(self.tree.hard_stop)
         await self.tree.close_seats(self.seats)
 
     def _crashed(self, exc: BaseException) -> None:

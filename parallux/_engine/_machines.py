@@ -42,6 +42,7 @@ class Machine:
         self.cpus = MachineCpus()
         self.seats: list[Seat] = []
         self.said_covered = False
+        self.holds = 0  # while above 0 its seats start no command: its environment is read, its probes run
 
     def seat_names(self, seats: list[Seat] | None = None) -> list[str]:
         """Runner names; ``name@node`` for a runner with several seats here (a batch runner's nodes)."""
@@ -54,9 +55,11 @@ class Machine:
 class Machines:
     """The machines of a run, by boot id (engine thread)."""
 
-    def __init__(self, notice: Callable[[str], None]) -> None:
+    def __init__(self, notice: Callable[[str], None],
+                 joined: Callable[[Machine, Seat], None] = lambda machine, seat: None) -> None:
         self._by_id: dict[Any, Machine] = {}
         self._notice = notice
+        self._joined = joined  # what the run records of its machines hears of each arrival (_environment)
 
     def join(self, seat: Seat) -> Machine:
         """Seat a connected launcher on its machine (again, after a new batch allocation): its allocator leases
@@ -73,6 +76,7 @@ class Machines:
         if seat.allocator is not None:
             seat.allocator.attach(machine.cpus, seat.facts.get("siblings"))
         self._keep_off_the_pools(machine)
+        self._joined(machine, seat)
         return machine
 
     def _label(self, seat: Seat) -> str:

@@ -23,7 +23,7 @@ from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._lifeline import NO_RELAUNCH, Batch, Relaunch
-from .._protocol import LauncherClient, outcome_of
+from .._protocol import LauncherClient, outcome_of, read_records
 from .._status import Status
 from .._transports._base import Pipe, Transport
 from ._launched import Launched, LauncherEnd
@@ -239,9 +239,11 @@ class Seat:
         if command.timeout and self.batch is not None and (left := self.batch.time_left()) is not None \
                 and left < command.timeout:
             return False  # the allocation would end before its timeout: it waits for the next one
-        if self.allocator is None:
-            return True
-        return self.allocator.could_fit_now(command.threads, command.requested_numa_node, command.requested_cores)
+        if self.allocator is not None and not self.allocator.could_fit_now(
+                command.threads, command.requested_numa_node, command.requested_cores):
+            return False  # (a request its node's cores can never hold raises here, in the scheduling that
+            # follows the node's arrival, which refuses the node: so before the machine's hold is asked)
+        return self.machine is None or not self.machine.holds  # held: its environment is read, its probes run
 
     def lease_for(self, command: Command) -> Lease | None:
         if self.allocator is None:
@@ -336,7 +338,7 @@ class Seat:
         answers: list[list[dict[str, Any] | None]] = [[] for _ in chunks]
 
         async def ask(index: int, client: LauncherClient) -> None:
-            answers[index] = await client.read_records(chunks[index], self.workspace)
+            answers[index] = await read_records(client, chunks[index], self.workspace)
 
         async with trio.open_nursery() as nursery:
             for index in range(len(chunks)):
