@@ -50,6 +50,7 @@ FILES = {
     "test_launcher_attach.py": "local",
     "test_launcher_death.py": "local",
     "test_launcher_restart.py": "local",
+    "test_lifeline.py": "unit",
     "test_layout.py": "unit",
     "test_leaks.py": "local",
     "test_live.py": "local",

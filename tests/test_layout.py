@@ -243,3 +243,91 @@ def test_layout_a_unit_test_that_starts_a_process_fails(no_processes: layers.NoP
         subprocess.run(["true"], check=True)
     assert no_processes.started == ["subprocess"]
     no_processes.started.clear()  # (refused on purpose)
+
+
+# -- the transport seam (issue 22): the pipe to a launcher, and little more --------------------------------
+
+TRANSPORT_LIMIT = 6  # public members of Transport
+ENGINE = PACKAGE / "_engine"
+
+
+def public_names(cls: ast.ClassDef) -> set[str]:
+    """The public names a class body defines: methods, properties, class attributes."""
+    names: set[str] = set()
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {name for name in names if not name.startswith("_")}
+
+
+def transport_classes() -> dict[str, tuple[ast.ClassDef, list[str]]]:
+    """Every class under _transports/, by name, with the names of its bases."""
+    found = {}
+    for path in (PACKAGE / "_transports").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [base.id if isinstance(base, ast.Name) else ast.unparse(base) for base in node.bases]
+                found[node.name] = (node, bases)
+    return found
+
+
+def subclasses_of(root: str, classes: dict[str, tuple[ast.ClassDef, list[str]]]) -> set[str]:
+    found: set[str] = set()
+    while True:
+        more = {name for name, (_, bases) in classes.items() if {root, *found} & set(bases)} - found
+        if not more:
+            return found
+        found |= more
+
+
+def called_on_a_transport(paths: list[Path]) -> dict[str, str]:
+    """``X.transport.NAME`` and ``transport.NAME`` in these files: the transport members they use (-> where)."""
+    used = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and (
+                    isinstance(node.value, ast.Name) and node.value.id == "transport"
+                    or isinstance(node.value, ast.Attribute) and node.value.attr == "transport"):
+                used.setdefault(node.attr, f"{path.relative_to(REPO)}:{node.lineno}")
+    return used
+
+
+def test_layout_the_transport_is_a_small_seam() -> None:
+    classes = transport_classes()
+    seam = public_names(classes["Transport"][0])
+    assert len(seam) <= TRANSPORT_LIMIT, sorted(seam)
+    used = called_on_a_transport(sorted(ENGINE.rglob("*.py")))
+    assert {"open", "describe"} <= set(used)  # (the parser sees the engine's calls)
+    assert {name: where for name, where in used.items() if name not in seam} == {}
+    subclasses = subclasses_of("Transport", classes)
+    assert {"LocalTransport", "SshTransport", "SlurmTransport", "PlanTransport"} <= subclasses
+    added = {name: sorted((public_names(classes[name][0]) - seam) & set(used)) for name in subclasses}
+    assert {name: names for name, names in added.items() if names} == {}
+
+
+def test_layout_the_engine_names_no_batch_system() -> None:
+    """What the engine knows of a batch system is the ``Batch`` protocol: not Slurm, not even in a comment."""
+    named = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and "slurm" in (node.module or "").lower() \
+                    or isinstance(node, ast.Import) and any("slurm" in a.name.lower() for a in node.names):
+                named.append(f"{path.relative_to(REPO)}:{node.lineno}: import")
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if "slurm" in token.string.lower():
+                named.append(f"{path.relative_to(REPO)}:{token.start[0]}: {token.string.strip()[:60]}")
+    assert named == []
+
+
+def test_layout_the_seam_checks_can_fail() -> None:
+    module = ast.parse("class Transport:\n    kind = 'x'\n    def open(self): ...\n    def _hidden(self): ...\n"
+                       "class Other(Transport):\n    def extra(self): ...\n")
+    transport, other = (node for node in module.body if isinstance(node, ast.ClassDef))
+    assert public_names(transport) == {"kind", "open"}
+    assert public_names(other) == {"extra"}
+    assert subclasses_of("Transport", {"Transport": (transport, []), "Other": (other, ["Transport"])}) == {"Other"}
