@@ -15,6 +15,7 @@ from . import _options as opt
 from ._cores import parse_core_layout
 from ._engine._seat import Seat
 from ._errors import ConfigError, ParalluxError, RunnerError
+from ._lifeline import NO_RELAUNCH, Batch, Relaunch, Restarts
 from ._runner import Runner, SshRunner, Submit
 from ._transports import Transport
 from ._transports._local import LocalTransport
@@ -40,7 +41,7 @@ class Pool:
 
     def local(self, name: Any, options: dict[str, Any]) -> Runner:
         name = self._new_name(name)
-        seat = Seat(name, self._transport_for(LocalTransport()), **runner_options(**options))
+        seat = self._seat(name, LocalTransport(), options, relaunch=Restarts())
         return self.add(Runner(seat, self._submit, self._engine))
 
     def ssh_runner(self, name: Any, host: Any = None, user: Any = None, port: Any = None,
@@ -52,7 +53,7 @@ class Pool:
             gc.freeze()
         name = self._new_name(name)
         transport = SshTransport(name, host=host, user=user, port=port, ssh_options=ssh_options or {})
-        seat = Seat(name, self._transport_for(transport), **runner_options(**(options or {})))
+        seat = self._seat(name, transport, options or {})
         return SshRunner(seat, self._submit, self._engine)
 
     def slurm(self, name: Any, request: dict[str, Any], python: Any, options: dict[str, Any],
@@ -70,8 +71,8 @@ class Pool:
             allocation.notify = self._engine.observers.notice
             allocation.demand = self._engine.has_work
             count = len(allocation.node_names) if allocation.node_names else allocation.request.nodes or 1
-            seats = [Seat(name, self._transport_for(_slurm.SlurmTransport(allocation, index, python)),
-                          **runner_options(**options)) for index in range(count)]
+            nodes = [_slurm.SlurmTransport(allocation, index, python) for index in range(count)]
+            seats = [self._seat(name, node, options, relaunch=node.relaunch, batch=allocation) for node in nodes]
             runner = SlurmRunner(seats, self._submit, self._engine, allocation)
             errors = self._engine.call_async(self._engine.add_seats, seats)
             failed = [error for error in errors if error is not None]
@@ -82,6 +83,17 @@ class Pool:
             raise
         self.runners[name] = runner
         return runner
+
+    def _seat(self, name: str, transport: Transport, options: dict[str, Any], relaunch: Relaunch = NO_RELAUNCH,
+              batch: Batch | None = None) -> Seat:
+        """A runner's seat on ``transport`` -- or on what stands in for it (a dry run's plan launcher, a test
+        double), which is there at once and never again: no relaunch, no batch allocation to wait for. The
+        batch's time limit still holds (registration checks timeouts against it)."""
+        planned = self._transport_for(transport)
+        limit = batch.time_limit if batch is not None else None
+        if planned is not transport:
+            relaunch, batch = NO_RELAUNCH, None
+        return Seat(name, planned, relaunch=relaunch, batch=batch, time_limit=limit, **runner_options(**options))
 
     def _login_shell(self, login: Any, name: str) -> Any:
         """``goal.slurm(login=...)``: the shell of that SSH runner's login host -- a runner, a runner's name,

@@ -132,7 +132,7 @@ class Registrar:
 def _why_not(seat: Seat, handle: Command) -> str | None:
     if handle.memory is not None and (why := _no_memory_limit(seat)) is not None:
         return why
-    longest = seat.transport.longest_command()
+    longest = seat.time_limit
     if handle.timeout and longest is not None and handle.timeout > longest - min(60.0, longest / 10):
         return (f"its timeout ({handle.timeout:g} s) is longer than the allocation's time limit "
                 f"({longest:g} s) allows, less a margin for the launchers to start: raise time= or lower "

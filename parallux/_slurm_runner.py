@@ -54,7 +54,7 @@ class SlurmRunner(Runner):
     @property
     def waiting(self) -> str | None:
         """What it waits for while no node is connected: ``job 12 pending (Resources)``."""
-        return None if any(seat.alive for seat in self._node_seats) else self._seat.transport.waiting
+        return None if any(seat.alive for seat in self._node_seats) else self._seat.relaunch.waiting
 
     def _state(self) -> str:
         if self.quarantined:

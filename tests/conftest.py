@@ -1,4 +1,48 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and every test's layer (tests/layers.py)."""
 
-from tests.sshd import sshd_bare, sshd_server  # noqa: F401
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.layers import LAYERS, NoProcesses, layer_errors, placed, unmarked
 from tests.slurm import slurm_cluster, slurm_lenient  # noqa: F401
+from tests.sshd import sshd_bare, sshd_server  # noqa: F401
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    errors = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        layers = placed(item.path.name, getattr(item, "originalname", item.name),
+                        (mark.name for mark in item.iter_markers()), item.fixturenames,
+                        callspec.params.values() if callspec else ())
+        errors += layer_errors(item.nodeid, layers)
+        for layer in sorted(layers):
+            item.add_marker(layer)
+    if errors:
+        raise pytest.UsageError("every test is unit or integration (tests/layers.py):\n  " + "\n  ".join(errors))
+
+
+@pytest.fixture(autouse=True)
+def no_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[NoProcesses | None]:
+    """A unit test that starts a process fails: it belongs to the integration layer."""
+    if request.node.get_closest_marker("unit") is None:
+        yield None
+        return
+    guard = NoProcesses(monkeypatch, request.node.nodeid)
+    yield guard
+    if guard.started:
+        pytest.fail(f"a unit test started a process ({', '.join(guard.started)}): place it in the integration "
+                    f"layer (tests/layers.py)", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def layer_kept(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that asked for the sshd or Slurm by name (not seen at collection) carries that layer's mark."""
+    yield
+    errors = unmarked(request.node.nodeid, request.fixturenames,
+                      {mark.name for mark in request.node.iter_markers()} & set(LAYERS))
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)

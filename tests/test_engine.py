@@ -22,6 +22,7 @@ from trio.testing import MockClock
 
 from parallux._engine import Engine
 from parallux._goal import Goal
+from parallux._transports._base import Pipe
 from parallux._transports._plan import PlanTransport
 from tests.helpers import peak_overlap
 
@@ -256,13 +257,13 @@ class CountingPlan(PlanTransport):
         self.stdin: CountedWrites | None = None
 
     @asynccontextmanager
-    async def open(self, name: str) -> AsyncIterator[tuple[trio.abc.SendStream, trio.abc.ReceiveStream]]:
+    async def open(self, name: str) -> AsyncIterator[Pipe]:
         requests = trio.testing.MemoryReceiveStream()
         events, from_launcher = trio.testing.memory_stream_one_way_pair()
         self.stdin = CountedWrites(requests)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve, requests, events)
-            yield self.stdin, from_launcher
+            yield Pipe(self.stdin, from_launcher)
             nursery.cancel_scope.cancel()
 
 

@@ -183,9 +183,10 @@ def test_show_rows_match_the_run_log_in_every_format(campaign: tuple[Path, Path]
             assert record["work_dir"] == row["work_dir"] and int(record["attempts"]) == row["attempts"]
 
     text = cli(home, "show", log.stem).stdout
-    summary, _, body = text.partition("\n\n")
+    summary, machines, body = text.split("\n\n", 2)  # (a real run's log records its machine: the Machines block)
     assert f"run      {log.stem} (finished, exit status 0)" in summary
     assert "commands 14: 2 failed, 12 ok; 1 retries" in summary and "pinned (" in summary
+    assert machines.startswith("machines\n") and "config: " in machines
     lines = body.splitlines()
     assert lines[0].split()[:4] == ["NAME", "RUNNER", "HOST", "CORES"] and len(lines) == 15
     flaky = next(line for line in lines if line.startswith("flaky "))

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import ast
 import io
+import subprocess
 import tokenize
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from tests import layers
 from tests.helpers import REPO
 
 PACKAGE = REPO / "parallux"
@@ -125,3 +130,204 @@ def code_lines(path: Path) -> int:
 
 def test_layout_the_engines_test_double_is_small() -> None:
     assert code_lines(PACKAGE / "_transports" / "_plan.py") <= TEST_DOUBLE_LIMIT
+
+
+# -- tests by layer (tests/layers.py) -------------------------------------------------------------------------
+
+# what a unit test must not name, in its body or in any function, class or fixture of its file it reaches:
+# the helpers and fixtures that start the real CLI, launcher, sshd, Slurm or Chromium
+STARTERS = {"run_cli", "start_cli", "subprocess", "PtyProcess", "pexpect", "Chromium", "start_sshd",
+            "start_slurm", *layers.FIXTURES}
+ON_PURPOSE = {"test_layout.py::test_layout_a_unit_test_that_starts_a_process_fails",  # the guard's own test
+              "test_layout.py::test_layout_the_unit_check_can_fail"}  # names them to see the check find them
+
+
+def test_layout_every_test_file_has_a_layer() -> None:
+    files = {path.name for path in (REPO / "tests").glob("test_*.py")}
+    assert set(layers.FILES) == files  # a new file adds its line; a removed one takes it away
+    assert set(layers.FILES.values()) | set(layers.TESTS.values()) <= {"unit", *layers.INTEGRATION}
+    for test in layers.TESTS:
+        file, function = test.split("::")
+        assert function in definitions(ast.parse((REPO / "tests" / file).read_text())), test
+
+
+def definitions(tree: ast.Module) -> dict[str, ast.AST]:
+    """The module's functions and classes, and its test classes' methods, by name."""
+    found: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found[node.name] = node
+        if isinstance(node, ast.ClassDef):
+            found.update({n.name: n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))})
+    return found
+
+
+def names_reached(tree: ast.Module, start: list[str]) -> set[str]:
+    """Every name, attribute and string the named definitions hold, following the module's own definitions."""
+    defined, reached, todo = definitions(tree), set(start), list(start)
+    while todo:
+        name = todo.pop()
+        for node in ast.walk(defined[name]) if name in defined else ():
+            word = (node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+                    else node.arg if isinstance(node, ast.arg)
+                    else node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None)
+            if word is not None and word not in reached:
+                reached.add(word)
+                todo.append(word)
+    return reached
+
+
+class Collected:
+    """A plugin recording each collected test: its marks, fixtures and file."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.items = [{"id": item.nodeid, "file": item.path, "function": getattr(item, "originalname", item.name),
+                       "marks": {mark.name for mark in item.iter_markers()} & set(layers.LAYERS),
+                       "fixtures": set(getattr(item, "fixturenames", ()))} for item in session.items]
+
+
+@pytest.fixture(scope="module")
+def suite() -> list[dict[str, Any]]:
+    """The whole suite, collected in this process: its tests are integration tests, as importing every test
+    module starts processes (ctypes asking ldconfig where a library is)."""
+    collected = Collected()
+    assert pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", str(REPO / "tests")],
+                       plugins=[collected]) == 0
+    assert len(collected.items) > 500
+    return collected.items
+
+
+def reached_by(item: dict[str, Any], trees: dict[Path, ast.Module]) -> set[str]:
+    """What a test names: its body, and the fixtures of its file it asks for (their arguments are names it
+    reaches); an autouse fixture of its file is left to the guard (in test_launcher_attach.py it only ends
+    what other tests started)."""
+    tree = trees.setdefault(item["file"], ast.parse(item["file"].read_text()))
+    return names_reached(tree, [item["function"]]) | item["fixtures"]
+
+
+def test_layout_every_test_has_exactly_one_layer(suite: list[dict[str, Any]]) -> None:
+    assert [error for item in suite for error in layers.layer_errors(item["id"], item["marks"])] == []
+    assert [item["id"] for item in suite if ("unit" in item["marks"]) == ("integration" in item["marks"])] == []
+
+
+def test_layout_unit_tests_name_nothing_that_starts_processes(suite: list[dict[str, Any]]) -> None:
+    trees: dict[Path, ast.Module] = {}
+    starting = {item["id"]: sorted(reached_by(item, trees) & STARTERS) for item in suite
+                if "unit" in item["marks"] and f"{item['file'].name}::{item['function']}" not in ON_PURPOSE}
+    assert {test: names for test, names in starting.items() if names} == {}
+
+
+def test_layout_the_unit_check_can_fail() -> None:
+    tree = ast.parse("def helper():\n    return run_cli('x')\n\ndef test_a():\n    helper()\n\n"
+                     "def test_b(sshd_server):\n    pass\n\ndef test_c():\n    return 'run_cli'\n")
+    assert "run_cli" in names_reached(tree, ["test_a"])
+    assert "sshd_server" in names_reached(tree, ["test_b"])
+    assert "run_cli" in names_reached(tree, ["test_c"])  # a string too: request.getfixturevalue("sshd_server")
+    assert names_reached(tree, ["test_b"]) & STARTERS == {"sshd_server"}
+    assert layers.placed("test_new.py", "test_x", (), (), ()) == set()
+    assert layers.placed("test_cores.py", "test_x", (), ("sshd_server",), ()) == {"integration", "ssh"}
+    assert layers.placed("test_hunt.py", "test_x", (), (), ("ssh",)) == {"integration", "ssh"}
+    assert layers.placed("test_hunt.py", "test_x", (), (), ("local",)) == {"integration", "local"}
+    assert layers.layer_errors("t", {"unit", "integration", "ssh"}) != []
+    assert layers.layer_errors("t", {"integration"}) != []
+    assert layers.unmarked("t", ["tmp_path", "sshd_server"], {"integration", "local"}) != []
+    assert layers.unmarked("t", ["tmp_path", "sshd_server"], {"integration", "ssh"}) == []
+
+
+def test_layout_a_unit_test_that_starts_a_process_fails(no_processes: layers.NoProcesses | None) -> None:
+    assert no_processes is not None  # this test is a unit test: the guard is on
+    with pytest.raises(layers.StartedAProcess):
+        subprocess.run(["true"], check=True)
+    assert no_processes.started == ["subprocess"]
+    no_processes.started.clear()  # (refused on purpose)
+
+
+# -- the transport seam (issue 22): the pipe to a launcher, and little more --------------------------------
+
+TRANSPORT_LIMIT = 6  # public members of Transport
+ENGINE = PACKAGE / "_engine"
+
+
+def public_names(cls: ast.ClassDef) -> set[str]:
+    """The public names a class body defines: methods, properties, class attributes."""
+    names: set[str] = set()
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {name for name in names if not name.startswith("_")}
+
+
+def transport_classes() -> dict[str, tuple[ast.ClassDef, list[str]]]:
+    """Every class under _transports/, by name, with the names of its bases."""
+    found = {}
+    for path in (PACKAGE / "_transports").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [base.id if isinstance(base, ast.Name) else ast.unparse(base) for base in node.bases]
+                found[node.name] = (node, bases)
+    return found
+
+
+def subclasses_of(root: str, classes: dict[str, tuple[ast.ClassDef, list[str]]]) -> set[str]:
+    found: set[str] = set()
+    while True:
+        more = {name for name, (_, bases) in classes.items() if {root, *found} & set(bases)} - found
+        if not more:
+            return found
+        found |= more
+
+
+def called_on_a_transport(paths: list[Path]) -> dict[str, str]:
+    """``X.transport.NAME`` and ``transport.NAME`` in these files: the transport members they use (-> where)."""
+    used = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and (
+                    isinstance(node.value, ast.Name) and node.value.id == "transport"
+                    or isinstance(node.value, ast.Attribute) and node.value.attr == "transport"):
+                used.setdefault(node.attr, f"{path.relative_to(REPO)}:{node.lineno}")
+    return used
+
+
+def test_layout_the_transport_is_a_small_seam() -> None:
+    classes = transport_classes()
+    seam = public_names(classes["Transport"][0])
+    assert len(seam) <= TRANSPORT_LIMIT, sorted(seam)
+    used = called_on_a_transport(sorted(ENGINE.rglob("*.py")))
+    assert {"open", "describe"} <= set(used)  # (the parser sees the engine's calls)
+    assert {name: where for name, where in used.items() if name not in seam} == {}
+    subclasses = subclasses_of("Transport", classes)
+    assert {"LocalTransport", "SshTransport", "SlurmTransport", "PlanTransport"} <= subclasses
+    added = {name: sorted((public_names(classes[name][0]) - seam) & set(used)) for name in subclasses}
+    assert {name: names for name, names in added.items() if names} == {}
+
+
+def test_layout_the_engine_names_no_batch_system() -> None:
+    """What the engine knows of a batch system is the ``Batch`` protocol: not Slurm, not even in a comment."""
+    named = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and "slurm" in (node.module or "").lower() \
+                    or isinstance(node, ast.Import) and any("slurm" in a.name.lower() for a in node.names):
+                named.append(f"{path.relative_to(REPO)}:{node.lineno}: import")
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if "slurm" in token.string.lower():
+                named.append(f"{path.relative_to(REPO)}:{token.start[0]}: {token.string.strip()[:60]}")
+    assert named == []
+
+
+def test_layout_the_seam_checks_can_fail() -> None:
+    module = ast.parse("class Transport:\n    kind = 'x'\n    def open(self): ...\n    def _hidden(self): ...\n"
+                       "class Other(Transport):\n    def extra(self): ...\n")
+    transport, other = (node for node in module.body if isinstance(node, ast.ClassDef))
+    assert public_names(transport) == {"kind", "open"}
+    assert public_names(other) == {"extra"}
+    assert subclasses_of("Transport", {"Transport": (transport, []), "Other": (other, ["Transport"])}) == {"Other"}

@@ -137,7 +137,7 @@ async def test_a_reattached_launcher_gets_again_what_it_missed_and_nothing_twice
         assert one.ended.is_set() and not two.ended.is_set()
         client.kill(2, 2.0)
         second = LauncherDouble()
-        await nursery.start(client.serve, (second.client_writes, second.client_reads, None,
+        await nursery.start(client.serve, (second.client_writes, second.client_reads,
                                            {"ev": "attached", "got": 1, "seq": 1}))
         again = [await second.request(), await second.request()]
         assert [(r["op"], r["id"], r["n"]) for r in again] == [("run", 2, 2), ("kill", 2, 3)]

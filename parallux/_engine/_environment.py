@@ -219,7 +219,8 @@ async def run_probe(machine: Machine, probe: Probe) -> dict[str, Any]:
                               "returncode": None, "output": "", "truncated": False, "error": None}
     if seat is None or seat.client is None:
         return dict(record, error="no launcher of the machine is connected")
-    env = env_of(probe.env, seat.env, {"PARALLUX_RUNNER": seat.name, **seat.transport.variables()})
+    variables = seat.pipe.variables if seat.pipe is not None else {}
+    env = env_of(probe.env, seat.env, {"PARALLUX_RUNNER": seat.name, **variables})
     answer = None
     with trio.move_on_after(PROBE_TIMEOUT + ANSWER_SLACK):
         answer = await seat.client.answer({"op": "probe", "command": probe.command, "env": env,
@@ -247,8 +248,8 @@ def complete(environment: dict[str, Any], seat: Seat | None, cpus: list[int] | N
 
 
 def runner_name(seat: Seat) -> str:
-    """A runner as the machine's records name it: a Slurm runner's node as ``name@node``."""
-    return f"{seat.name}@{seat.host}" if seat.transport.kind == "slurm" else seat.name
+    """A runner as the machine's records name it: a node of a runner in a batch allocation as ``name@node``."""
+    return f"{seat.name}@{seat.host}" if seat.batch is not None else seat.name
 
 
 def first_seat(machine: Machine) -> Seat | None:

@@ -22,7 +22,8 @@ from .._handles import Command, Completion, Group, Result
 from .._scheduler import Scheduler
 from .._status import CUT_SHORT, FAILED_STATUSES, Status
 from ._dependencies import Dependencies
-from ._seat import KILL_GRACE, Launched, Seat
+from ._launched import Launched
+from ._seat import KILL_GRACE, Seat
 from ._tree import HaltPolicy, TaskTree
 
 Observe = Callable[..., None]  # (event, command, **details)
@@ -39,7 +40,7 @@ class Lifecycle:
                  tree: TaskTree, halt: HaltPolicy, global_slots: trio.CapacityLimiter,
                  seats: list[Seat] | None = None) -> None:
         self.run_id = run_id
-        self.seats = seats if seats is not None else []  # the engine's (for a Slurm allocation's nodes)
+        self.seats = seats if seats is not None else []  # the engine's (for a batch allocation's nodes)
         self.completion = completion
         self.observe = observe
         self.flush = flush
@@ -176,11 +177,11 @@ class Lifecycle:
             else:
                 self.finish(command, result, ran=True)
                 command._settle(seat.settled)  # nothing of the engine's is kept per finished command
-            if self.halt.reason and seat.transport.deferred and seat.active == 0 and not seat.closing:
-                self.tree.start_service(seat.close)  # halted: a Slurm node is given back once it is idle
+            if self.halt.reason and seat.batch is not None and seat.active == 0 and not seat.closing:
+                self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
             self.schedule()
-            if seat.transport.deferred and seat.active == 0 and self.scheduler.queued:
-                self._renew_if_too_short(seat)
+            if seat.batch is not None and seat.active == 0 and self.scheduler.queued:
+                self._idle(seat)
 
     async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
         """Wait for a launched command's end; on a timeout or cancellation stop its process tree first."""
@@ -200,23 +201,13 @@ class Lifecycle:
             raise
         return seat.result_of(command, launched)
 
-    def _renew_if_too_short(self, seat: Seat) -> None:
-        """An allocation none of whose nodes runs anything, while every queued command that could go there
-        waits only because its timeout exceeds the time left, would idle until its end: ask for the next
-        one now."""
-        left = seat.transport.time_left()
-        if left is None or not seat.alive:
+    def _idle(self, seat: Seat) -> None:
+        """A batch allocation none of whose nodes runs anything while commands that could go there are
+        queued: it hears their timeouts (whether to end it for a new one is its own policy)."""
+        if not seat.alive or seat.batch is None or any(s.active for s in self.seats if s.batch is seat.batch):
             return
-        if any(s.active for s in self.seats if s.transport.group is seat.transport.group):
-            return
-        wanted = False
-        for queue in self.scheduler.queues.values():  # a class's commands share their candidates
-            if queue and seat in queue[0].candidates:
-                if any(not (c.timeout and c.timeout > left) for c in queue):
-                    return  # one would fit the time left: it waits for something else
-                wanted = True
-        if wanted:
-            seat.transport.renew()
+        seat.batch.idle(command.timeout for queue in self.scheduler.queues.values()  # (a class's commands
+                        if queue and seat in queue[0].candidates for command in queue)  # share their candidates)
 
     def _should_retry(self, command: Command, result: Result) -> bool:
         if command.attempt >= command.retries or self.tree.cancelled or self.halt.reason:
@@ -270,7 +261,7 @@ class Lifecycle:
 
 
 def gone_because(seat: Seat) -> str:
-    return seat.quarantined or seat.transport.waiting or (seat.client.gone if seat.client else None) \
+    return seat.quarantined or seat.relaunch.waiting or (seat.client.gone if seat.client else None) \
         or "not connected"
 
 

@@ -45,7 +45,7 @@ class Machine:
         self.holds = 0  # while above 0 its seats start no command: its environment is read, its probes run
 
     def seat_names(self, seats: list[Seat] | None = None) -> list[str]:
-        """Runner names; ``name@node`` for a runner with several seats here (a Slurm runner's nodes)."""
+        """Runner names; ``name@node`` for a runner with several seats here (a batch runner's nodes)."""
         seats = self.seats if seats is None else seats
         names = [seat.name for seat in self.seats]
         ordered = sorted(seats, key=lambda seat: (names.index(seat.name), str(seat.host)))  # (nodes join in any order)
@@ -62,7 +62,7 @@ class Machines:
         self._joined = joined  # what the run records of its machines hears of each arrival (_environment)
 
     def join(self, seat: Seat) -> Machine:
-        """Seat a connected launcher on its machine (again, after a new Slurm allocation): its allocator leases
+        """Seat a connected launcher on its machine (again, after a new batch allocation): its allocator leases
         from the machine's CPUs from now on, and the machine's launchers move off its pools."""
         if seat.machine is not None:
             seat.machine.seats.remove(seat)

@@ -3,8 +3,8 @@
 An SSH runner's launcher outlives a dropped connection for ``reconnect=`` seconds (SPEC 19). Meanwhile its
 seat is down: ``alive`` is false, so the scheduler starts nothing there and what may run elsewhere does;
 ``reconnecting`` keeps it ``accepting``, so what can run only there waits; its running commands wait for
-their ends; transfers wait for it (``Seat.wait_up``). Its transport connects again with backoff and attaches a
-new channel to the launcher; the client then goes on over it (``LauncherClient.serve``): the launcher
+their ends; transfers wait for it (``Seat.wait_up``). Its pipe's ``Reattachment`` connects again with backoff
+and attaches a new channel to the launcher; the client then goes on over it (``LauncherClient.serve``): the launcher
 replays the events it kept, parallux sends again the requests it never got, and the seat is up again. If
 that fails for the grace, or the run ends first, the client gives up and its commands end ``error``.
 """
@@ -17,8 +17,7 @@ import trio
 
 from .._errors import RunnerError
 from .._protocol import LauncherClient
-from .._transports._base import Transport
-from .._transports._reattachable import Reattachable
+from .._transports._base import Pipe
 
 
 class Seat(Protocol):
@@ -27,7 +26,7 @@ class Seat(Protocol):
     name: str
     handle: Any
     facts: dict[str, Any]
-    transport: Transport
+    pipe: Pipe | None
     client: LauncherClient | None
     alive: bool
     closing: bool
@@ -39,19 +38,19 @@ class Seat(Protocol):
 
 async def stay_attached(seat: Seat, changed: Callable[[], None], tell: Callable[..., None]) -> None:
     """While the seat's client is only down, reconnect and go on over the new channel; else give up."""
-    client, transport = seat.client, seat.transport
+    client, rejoin = seat.client, seat.pipe.reattachment if seat.pipe is not None else None
     assert client is not None
-    while client.down is not None and not seat.closing and isinstance(transport, Reattachable):
+    while client.down is not None and not seat.closing and rejoin is not None:
         why, began = client.down, trio.current_time()
         seat.alive, seat.reconnecting = False, why
-        tell("connection_lost", seat.handle, reason=why, reconnect=transport.reconnect)
+        tell("connection_lost", seat.handle, reason=why, reconnect=rejoin.reconnect)
         changed()
         failed = "the run ended before the connection came back"
         assert client.redelivery is not None
         with trio.CancelScope() as seat.reattaching:
             try:
-                streams, attached = await transport.reattach(
-                    seat.name, seat.facts["attach"], client.redelivery.seq, began + transport.reconnect)
+                streams, attached = await rejoin.reattach(
+                    seat.name, seat.facts["attach"], client.redelivery.seq, began + rejoin.reconnect)
                 failed = ""
             except RunnerError as exc:
                 failed = str(exc)
@@ -73,4 +72,5 @@ async def stay_attached(seat: Seat, changed: Callable[[], None], tell: Callable[
 
 def resumable(seat: Seat) -> bool:
     """Whether a seat's launcher, whose stream just ended, may be reached again (its connection dropped)."""
-    return isinstance(seat.transport, Reattachable) and seat.transport.dropped() and not seat.closing
+    rejoin = seat.pipe.reattachment if seat.pipe is not None else None
+    return rejoin is not None and rejoin.dropped() and not seat.closing

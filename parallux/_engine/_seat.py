@@ -2,7 +2,9 @@
 allocator, its workspace and the facts its launcher reported.
 
 The public :class:`~parallux._runner.Runner` is the config's handle on a seat; the scheduler sees seats
-through its ``Place`` protocol; the transport beneath knows nothing but how to reach the launcher.
+through its ``Place`` protocol; the transport beneath knows nothing but how to reach the launcher (a
+``Pipe``). Whether another launcher follows one that ended (``Relaunch``) and the batch allocation the
+launcher may live in (``Batch``) are the seat's, given by the pool (``_lifeline``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import itertools
 import os
 import posixpath
 import shlex
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import trio
 
@@ -20,9 +22,11 @@ from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, Settled, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
-from .._protocol import Job, LauncherClient, outcome_of, read_records
+from .._lifeline import NO_RELAUNCH, Batch, Relaunch
+from .._protocol import LauncherClient, outcome_of, read_records
 from .._status import Status
-from .._transports._base import Transport
+from .._transports._base import Pipe, Transport
+from ._launched import Launched, LauncherEnd
 from ._reattach import resumable, stay_attached
 
 if TYPE_CHECKING:
@@ -32,18 +36,8 @@ KILL_GRACE = 2.0            # seconds between SIGTERM and SIGKILL when a command
 KILL_WAIT = KILL_GRACE + 8  # how long to wait for the launcher to confirm a stopped command has ended
 RECORDS_PER_REQUEST = 256   # completion records asked of a launcher at once (--resume)
 BENCH_SPAWN_VAR = "PARALLUX_BENCH_SPAWN"  # see bench_mode
-RECORDS_WAIT = 600.0        # how long --resume waits for a pending allocation to read the records on its nodes
+RECORDS_WAIT = 600.0        # how long --resume waits for a pending batch allocation to read the records on its nodes
 _SEAT_NUMBERS = itertools.count(1)
-
-
-class Launched(NamedTuple):
-    """A launched command: its request id, the job that reports its end, and the launcher it went to (its
-    client, and the words of its death): a new launcher, after that one died, changes none of them."""
-
-    id: int
-    job: Job
-    client: LauncherClient
-    end: LauncherEnd
 
 
 class Seat:
@@ -51,9 +45,14 @@ class Seat:
 
     def __init__(self, name: str, transport: Transport, *, workspace: str | None, max_jobs: int | None,
                  env: Mapping[str, str] | None, layout: CoreLayout | None, membind: bool = False,
-                 whole_cores: bool = False) -> None:
+                 whole_cores: bool = False, relaunch: Relaunch = NO_RELAUNCH, batch: Batch | None = None,
+                 time_limit: float | None = None) -> None:
         self.name = name
         self.transport = transport
+        self.relaunch = relaunch  # whether a launcher that ended is followed by another
+        self.batch = batch  # the allocation its launcher lives in: it comes later, and may come again
+        self.time_limit = time_limit  # the longest any command may run there (a batch's), checked at registration
+        self.pipe: Pipe | None = None  # its current (or last) launcher's
         self.workspace_option = workspace if workspace is not None else "~/parallux"
         self.workspace: str = self.workspace_option
         self.settled = Settled(self.workspace)
@@ -78,7 +77,7 @@ class Seat:
         self.quarantined: str | None = None  # why the engine took it out of the pool (see _lifecycle)
         self.unexecuted_in_a_row = 0
         self.closing = False
-        self.end = LauncherEnd(transport, "its machine")  # how its current launcher went away, once it did
+        self.end = LauncherEnd(None, "its machine")  # how its current launcher went away, once it did
         self.restart_count = 0  # new launchers started after one died (a local runner's)
         # Commands are marked "<run id>@<seat>.<seq>.<attempt>": a launcher that loses its parallux sweeps
         # its own runner's marks only, never another runner's on the same machine.
@@ -90,7 +89,7 @@ class Seat:
     @property
     def host(self) -> str | None:
         """The machine its commands run on, as results name it."""
-        return self.transport.host_of(self.facts)
+        return (self.pipe is not None and self.pipe.host) or self.facts.get("hostname")
 
     # -- lifetime ----------------------------------------------------------------------------------------
 
@@ -100,48 +99,50 @@ class Seat:
         """Reach the launcher, report readiness, and keep it until the run ends or the connection drops;
         then ``changed()``, so that what can run nowhere else ends.
 
-        A deferred transport (a Slurm allocation) is ready at once and reaches its launcher later, maybe
-        more than once (a new allocation after the last one ended): ``changed()`` then also follows each
-        arrival, so that the queued commands start. A transport that restarts a launcher that died (a local
-        runner's) goes the same way after its first launcher, and ``tell("launcher_restarted", runner,
-        reason=, restarts=)`` hears of each new one; whether another may come is the transport's
-        (``expected``). A connection that drops under a launcher that lives on is reconnected (_reattach)."""
+        A seat in a batch allocation is ready at once and reaches its launcher later, maybe more than once
+        (a new allocation after the last one ended): ``changed()`` then also follows each arrival, so that
+        the queued commands start. A seat that restarts a launcher that died (a local runner's) goes the same
+        way after its first launcher, and ``tell("launcher_restarted", runner, reason=, restarts=)`` hears of
+        each new one; whether another may come is its ``relaunch``'s (``expected``). A connection that drops
+        under a launcher that lives on is reconnected (_reattach)."""
         self.tell = tell or self.tell
         ended: str | None = None  # how the last launcher ended
-        if self.transport.deferred:
+        if self.batch is not None:
             task_status.started()
         else:  # the first launcher: not reaching it is the runner's error, for the config to report
             ended = await self._serve_launcher(run_id, changed, task_status)
-        while self.transport.expected and not self.closing:
-            if ended is not None and not self.transport.deferred:  # (a Slurm node's next launcher is no restart)
+        while self.relaunch.expected and not self.closing:
+            if ended is not None and self.batch is None:  # (a batch node's next launcher is no restart)
                 self.restart_count += 1
                 self.tell("launcher_restarted", self.handle, reason=ended, restarts=self.restart_count)
             try:
                 ended = await self._serve_launcher(run_id, changed, trio.TASK_STATUS_IGNORED, arrived=changed)
             except (ParalluxError, BaseExceptionGroup) as exc:  # this launcher could not start or was refused
-                # (its node lacks the core pool's CPUs): the transport says whether another may come
+                # (its node lacks the core pool's CPUs): its relaunch says whether another may come
                 error = plain_error(exc)
                 if not isinstance(error, ParalluxError):
                     raise
                 self.alive = False
                 said = str(error).removeprefix(f"{self.describe()}: ")
                 # A new local launcher killed as it started died like one killed later: the same words.
-                ended = (not self.transport.deferred and self.end.death()) or said
-                self.transport.failed(ended)
+                ended = (self.batch is None and self.end.death()) or said
+                self.relaunch.failed(ended)
                 changed()
 
     async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
                               arrived: Callable[[], None] | None = None) -> str | None:
         """One launcher, from its start to its end; how it ended (None: the run closed it)."""
-        self.end = LauncherEnd(self.transport, self.host or "its machine")  # (a new one's: the last one's host)
-        async with self.transport.open(self.name) as (send, receive):
-            self.client = LauncherClient(send, receive, self.describe(), self.transport.watchdog,
-                                         {**self.transport.hello, **machine_root(self.env), **bench_mode()})
+        self.end = LauncherEnd(None, self.host or "its machine")  # (a new one's: the last one's host)
+        async with self.transport.open(self.name) as pipe:
+            self.pipe = pipe
+            self.end = LauncherEnd(pipe, self.end.host)
+            self.client = LauncherClient(pipe.send, pipe.receive, self.describe(), pipe.watchdog,
+                                         {**pipe.hello, **machine_root(self.env), **bench_mode()})
             self.client.may_resume = functools.partial(resumable, self)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
                 self.configure(facts)
-                self.end = LauncherEnd(self.transport, self.host or "its machine")
+                self.end = LauncherEnd(pipe, self.host or "its machine")
                 if facts.get("attach_error"):  # (its commands end at once when the connection drops)
                     self.tell("reattach_unavailable", self.handle, reason=facts["attach_error"])
                 task_status.started()
@@ -153,29 +154,34 @@ class Seat:
             if not self.closing:  # (what "no runner left" says; the words its commands' results have, too)
                 said = self.client.stopped
                 ended = self.client.gone = self.end.death(said) or self.client.gone or "the launcher exited"
-                self.transport.lost(f"{run_id}@{self.mark_scope}.", ended)
+                pipe.ended(f"{run_id}@{self.mark_scope}.")
+                self.relaunch.died(ended)
             lost()
         return ended
 
     async def wait_up(self, reconnected_only: bool = False) -> None:
-        """Return once its launcher is connected (a Slurm node's, when its allocation runs; an SSH runner's,
+        """Return once its launcher is connected (a batch node's, when its allocation runs; an SSH runner's,
         once reconnected). ``reconnected_only``: wait only for a runner whose connection dropped."""
         down = self.reconnecting is not None or self.client is not None and self.client.down is not None
         if reconnected_only and not down:
             return
-        self.transport.wanting(1)
+        batch = self.batch  # (someone waiting for its launcher: a batch allocation is reached even with no work)
+        if batch is not None:
+            batch.want(1)
         try:
-            while (down or not self.alive) and (self.transport.expected or down) and not self.closing:
+            while (down or not self.alive) and (self.relaunch.expected or down) and not self.closing:
                 await trio.sleep(0.05)
                 down = self.reconnecting is not None or self.client is not None and self.client.down is not None
         finally:
-            self.transport.wanting(-1)
+            if batch is not None:
+                batch.want(-1)
         if not self.alive:
-            raise RunnerError(f"{self.describe()}: not connected"
-                              + (f" ({self.transport.waiting})" if self.transport.waiting else ""))
+            waiting = self.relaunch.waiting
+            raise RunnerError(f"{self.describe()}: not connected" + (f" ({waiting})" if waiting else ""))
 
     def configure(self, facts: dict[str, Any]) -> None:
-        self.transport.ready()
+        if self.pipe is not None:
+            self.pipe.said_hello()
         if self.layout is not None and not facts.get("numactl"):
             raise RunnerError(f"{self.describe()} declares a core pool, but numactl is not installed on "
                               f"{facts.get('hostname', 'its machine')}: install it (Debian: apt-get install "
@@ -185,7 +191,7 @@ class Seat:
         self.workspace = resolve_workspace(self.workspace_option, facts["home"], facts["cwd"])
         self.settled = Settled(self.workspace)  # what its commands keep of their work dirs once they ended
         self.max_jobs = self.max_jobs_option if self.max_jobs_option is not None else \
-            self.transport.default_slots(facts)
+            self.batch.cpus(facts) if self.batch is not None else int(facts.get("logical_cores") or 1)
         if self.slots is None:
             self.slots = trio.CapacityLimiter(self.max_jobs)
         else:  # a launcher reached again (a new allocation): the commands of the last one still release theirs
@@ -205,8 +211,8 @@ class Seat:
             return
         missing = sorted(set(self.layout.cores) - set(cpus))
         if missing:
-            machine = "this machine" if self.transport.local else \
-                self.transport.host_of(facts) or facts.get("hostname", "its machine")
+            machine = "this machine" if self.transport.kind == "local" else \
+                (self.pipe is not None and self.pipe.host) or facts.get("hostname", "its machine")
             raise ConfigError(
                 f"{self.describe()}: core_pool/numa_nodes name {cpu_list(missing)}, which {machine} does not "
                 f"have or does not let parallux use; it has {cpu_list(cpus)}")
@@ -217,22 +223,23 @@ class Seat:
             self.reattaching.cancel()
         if self.client is not None:
             await self.client.quit(0 if hard else None)
-        await self.transport.closing()
+        await self.transport.close()
 
     # -- scheduling (the scheduler's Place protocol) -----------------------------------------------------
 
     @property
     def accepting(self) -> bool:
         """Whether it may still be given commands: connected (or its launcher still to come, as a pending
-        Slurm allocation's) and not quarantined."""
-        return (self.alive or self.transport.expected or self.reconnecting is not None) and self.quarantined is None
+        batch allocation's) and not quarantined."""
+        return (self.alive or self.relaunch.expected or self.reconnecting is not None) and self.quarantined is None
 
     def can_take_now(self, command: Command) -> bool:
         if not self.alive or self.quarantined is not None or self.slots is None or self.slots.available_tokens < 1:
             return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
             return False
-        if command.timeout and (left := self.transport.time_left()) is not None and left < command.timeout:
+        if command.timeout and self.batch is not None and (left := self.batch.time_left()) is not None \
+                and left < command.timeout:
             return False  # the allocation would end before its timeout: it waits for the next one
         if self.allocator is not None and not self.allocator.could_fit_now(
                 command.threads, command.requested_numa_node, command.requested_cores):
@@ -265,7 +272,7 @@ class Seat:
         assert self.client is not None
         variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
                      "PARALLUX_WORK_DIR": command.work_dir, "PARALLUX_METRICS": f"{command.work_dir}/{METRICS_NAME}",
-                     **self.transport.variables()}
+                     **(self.pipe.variables if self.pipe is not None else {})}
         if command.repetition is not None:  # an execution of a benchmark: "w1", "r3"
             variables["PARALLUX_REPETITION"] = command.repetition
         if lease is not None:
@@ -305,25 +312,25 @@ class Seat:
         """Its result, from what its launcher said -- or from how that launcher went away."""
         client, end, event = launched.client, launched.end, launched.job.exit_event
         if event is None:
-            why = self.transport.lost_reason() or end.death() or client.gone or \
+            why = end.lost_reason() or end.death() or client.gone or \
                 (f"no word from the launcher: {client.down}" if client.down else "the launcher did not report an exit")
             return Result(command, Status.ERROR, error=why, kind="lost")
         outcome = outcome_of(event)
         if outcome.get("kind") == "terminated":  # the launcher is ending (SIGTERM): nothing more goes there
             client.gone = client.gone or outcome["error"]
-            outcome["error"] = self.transport.lost_reason() or outcome["error"]
+            outcome["error"] = end.lost_reason() or outcome["error"]
         elif event.get("stopped"):  # the launcher ended under it (its guardian killed, its input closed, a
             # signal), which nobody asked for -- a cancel, a timeout or the run's end would have said so first
             outcome.update(status=Status.ERROR, kind="died", error=end.death(event["stopped"]))
             client.gone = outcome["error"]  # nothing more goes there
-        elif event["ev"] == "exit" and self.transport.restarts is not None:
-            self.transport.restarts.completed()  # (launchers that die at once every time are restarted 2 times)
+        elif event["ev"] == "exit":
+            self.relaunch.completed()  # (launchers that die at once every time are restarted 2 times)
         return Result(command, **outcome)
 
     async def records(self, work_dirs: list[str]) -> list[dict[str, Any] | None]:
         """The completion records in these work dirs, read by the launcher RECORDS_PER_REQUEST to a request,
         the requests all in flight at once: a resume of thousands costs a few round trips."""
-        if self.transport.deferred and not self.alive:  # (a pending allocation: its nodes hold the records)
+        if self.batch is not None and not self.alive:  # (a pending allocation: its nodes hold the records)
             with trio.move_on_after(RECORDS_WAIT):
                 await self.wait_up()
         if self.client is None or not self.alive:
@@ -339,25 +346,6 @@ class Seat:
             for index in range(len(chunks)):
                 nursery.start_soon(ask, index, self.client)
         return [record for answer in answers for record in answer]
-
-
-class LauncherEnd:
-    """How one launcher died under its commands, in the same words for all of them (the summary groups
-    failures by them): from its transport -- how the process parallux, sshd or srun started, its guardian,
-    ended -- or else from what the launcher said as it ended."""
-
-    def __init__(self, transport: Transport, host: str) -> None:
-        self.transport = transport
-        self.host = host
-        self.words: str | None = None
-
-    def death(self, said: str | None = None) -> str | None:
-        """None while neither knows (a lost connection: the client's own words tell that)."""
-        if self.words is None:
-            how = self.transport.death() or said
-            if how is not None:
-                self.words = f"the launcher on {self.host} died ({how})"
-        return self.words
 
 
 def machine_root(env: Mapping[str, str]) -> dict[str, str]:

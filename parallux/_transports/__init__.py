@@ -1,5 +1,6 @@
-"""Transports: how the engine reaches a runner's launcher. A transport yields a pair of byte streams to a
-launcher and knows nothing of commands, slots or files; everything else is the seat's (``_engine._seat``).
+"""Transports: how the engine reaches a runner's launcher. A transport yields a ``Pipe`` to a launcher (a pair
+of byte streams, and what its carrier knows of it) and knows nothing of commands, slots or files; everything
+else is the seat's (``_engine._seat``).
 
 - ``_local``: a child process's pipes (``python -I -S _launcher.py``);
 - ``_ssh``: one channel of one SSH connection (the only code that imports asyncssh/asyncio);

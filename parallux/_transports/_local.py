@@ -14,7 +14,7 @@ import trio
 from .. import _prespawn
 from .._errors import RunnerError
 from .._launcher import MachineFacts, machine_of, sweep_marks
-from ._base import Restarts, Streams, Transport, ended_how, wait_for_exit
+from ._base import Pipe, Streams, Transport, ended_how, wait_for_exit
 
 EXIT_WAIT = 10.0  # seconds a launcher that read EOF gets to stop its commands and exit, before SIGKILL
 DEATH_WAIT = 3.0  # seconds the guardian of a launcher that died gets to stop what it left (and exit), so that
@@ -23,7 +23,7 @@ DEATH_WAIT = 3.0  # seconds the guardian of a launcher that died gets to stop wh
 
 class LocalTransport(Transport):
     """The launcher is a child; one that dies (OOM killer, kill -9, its pipe closed) is replaced by a new
-    child, within the bounds of ``Restarts``."""
+    child when the seat opens it again (within the bounds of ``_lifeline.Restarts``, the seat's)."""
 
     kind = "local"
 
@@ -32,7 +32,6 @@ class LocalTransport(Transport):
         # The first launcher's environment and directory, which it gives its commands: a new one's too, whatever
         # the config changed since.
         self._started_in: tuple[dict[str, str], str] | None = None
-        self.restarts = Restarts()
 
     def plan_facts(self, root: str | None = None) -> dict[str, Any]:
         cpus = sorted(os.sched_getaffinity(0))
@@ -41,7 +40,7 @@ class LocalTransport(Transport):
                 **machine_of(MachineFacts(root), cpus)}  # this machine, as its launcher would see it
 
     @asynccontextmanager
-    async def open(self, name: str) -> AsyncIterator[Streams]:
+    async def open(self, name: str) -> AsyncIterator[Pipe]:
         """The launcher the CLI started early (see ``_prespawn``), or a new one: its stdin and stdout."""
         self._process = process = None  # (until it starts: how the last one died is not this one's)
         if self._started_in is None:
@@ -54,24 +53,20 @@ class LocalTransport(Transport):
                 raise RunnerError(f"{self.describe(name)}: cannot start the launcher: {exc}") from exc
         self._process = process
         try:
-            async with launcher_streams(process) as streams:
-                yield streams
+            async with launcher_streams(process) as (send, receive):
+                yield Pipe(send, receive, death=self._death, ended=self._ended)
         finally:
             relay_stderr(process)
 
-    def lost(self, mark_prefix: str, why: str) -> None:
+    @staticmethod
+    def _ended(mark_prefix: str) -> None:
         """The launcher died unasked (OOM killer, kill -9). Its guardian stops what it left; should the
         guardian have died with it, the commands still carry this runner's mark, on this machine. Swept
         here, before a new launcher starts commands with the same marks' beginning."""
         sweep_marks([mark_prefix], signal.SIGKILL, prefix=True)
-        super().lost(mark_prefix, why)
 
-    def death(self) -> str | None:
+    def _death(self) -> str | None:
         return ended_how(self._process.poll()) if self._process is not None else None
-
-    @property
-    def local(self) -> bool:
-        return True
 
 
 def relay_stderr(process: subprocess.Popen[bytes]) -> None:
@@ -91,7 +86,7 @@ def relay_stderr(process: subprocess.Popen[bytes]) -> None:
 
 class ExitReporting(trio.abc.ReceiveStream):
     """The launcher's stdout, whose end waits (a little) for the child's exit: a launcher that died is
-    reported with how it died (``Transport.death``), not as a launcher that merely exited."""
+    reported with how it died (``Pipe.death``), not as a launcher that merely exited."""
 
     def __init__(self, stream: trio.abc.ReceiveStream, process: subprocess.Popen[bytes]) -> None:
         self._stream = stream

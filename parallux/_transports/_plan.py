@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Callable
 import trio
 
 from .._launcher import Frames, read_work_record
-from ._base import Streams, Transport
+from ._base import Pipe, Transport
 
 Outcome = Callable[[dict[str, Any]], tuple[float, str, "int | None"]]
 TRANSFERS = ("walk", "put", "get")
@@ -33,9 +33,6 @@ class PlanTransport(Transport):
 
     def __init__(self, real: Transport, *, facts: dict[str, Any] | None = None, outcome: Outcome = planned) -> None:
         self.real, self.kind, self.outcome = real, real.kind, outcome
-        # what it plans with, as the real one would (a Slurm node's time limit, slots and name)
-        self.longest_command, self.default_slots = real.longest_command, real.default_slots  # type: ignore
-        self.host_of = real.host_of  # type: ignore[method-assign]
         self.facts = facts  # None: the real one's, asked at the hello (where the launcher's machine_root is)
         self.runs: dict[int, trio.CancelScope] = {}
         self.kills: dict[int, str] = {}  # request id -> why it was stopped
@@ -43,18 +40,14 @@ class PlanTransport(Transport):
     def describe(self, name: str) -> str:
         return self.real.describe(name)
 
-    @property
-    def local(self) -> bool:
-        return self.real.local
-
     @asynccontextmanager
-    async def open(self, name: str) -> AsyncIterator[Streams]:
+    async def open(self, name: str) -> AsyncIterator[Pipe]:
         import trio.testing  # (it imports pytest: only a dry run or a test pays for it)
         to_launcher, requests = trio.testing.memory_stream_one_way_pair()
         events, from_launcher = trio.testing.memory_stream_one_way_pair()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve, requests, events)
-            yield to_launcher, from_launcher
+            yield Pipe(to_launcher, from_launcher)
             nursery.cancel_scope.cancel()
 
     async def _serve(self, requests: trio.abc.ReceiveStream, events: trio.abc.SendStream) -> None:
@@ -83,7 +76,7 @@ class PlanTransport(Transport):
             self.kills[job] = request.get("reason") or "cancelled"
             self.runs[job].cancel()
         elif op == "records":
-            read = read_work_record if self.local else (lambda path, workspace: None)
+            read = read_work_record if self.kind == "local" else (lambda path, workspace: None)
             out.send_nowait({"ev": "records", "id": job,
                              "records": [read(p, request.get("workspace")) for p in request["paths"]]})
         elif op in TRANSFERS:

@@ -25,21 +25,21 @@ import trio
 
 from ... import _options as opt
 from ..._errors import ConfigError, RunnerError
-from .._base import Streams, Transport, ended_how
+from .._base import Pipe, Transport, ended_how
 from .._boot import boot_argv
 from . import _commands as slurm
 from ._allocation import Allocation, Closed
+from ._node import NodeRelaunch
 from ._shell import LocalShell, Shell, Spawned
 
-STARTS = 3        # launchers that fail to start on a node before the node is given up
+HELLO = {"sigterm": "error"}  # SIGTERM from outside is the allocation ending: its commands end "error"
 
 
 class SlurmTransport(Transport):
-    """Node ``index`` of an allocation: its launcher, started by srun."""
+    """Node ``index`` of an allocation: its launcher, started by srun. The seat of the node holds the
+    allocation (its ``Batch``) and ``relaunch``."""
 
     kind = "slurm"
-    deferred = True
-    hello = {"sigterm": "error"}  # SIGTERM from outside is the allocation ending: its commands end "error"
 
     def __init__(self, allocation: Allocation, index: int, python: str = "python3") -> None:
         self.allocation = allocation
@@ -48,10 +48,8 @@ class SlurmTransport(Transport):
         self.node: str | None = allocation.node_names[index] if allocation.node_names else None
         self.login = srun_login(allocation.request, self.node)
         self._generation: int | None = None
-        self._given_up: str | None = None
-        self._failures = 0
-        self._hello_seen = False  # the current launcher said hello (what fails then is the node, not its start)
         self._srun: Spawned | None = None  # the current launcher's srun
+        self.relaunch = NodeRelaunch(allocation, self._srun_said)  # (for _pool to give the node's seat)
 
     def describe(self, name: str) -> str:
         where = f"node {self.node}" if self.node else f"node {self.index + 1} of {self.allocation.request.nodes}"
@@ -62,86 +60,41 @@ class SlurmTransport(Transport):
         return {"logical_cores": cpus, "usable_cores": cpus, "home": "~", "cwd": "", "numactl": "numactl",
                 "hostname": self.node or f"{self.allocation.request.runner}-node{self.index + 1}"}
 
-    # -- the seam -----------------------------------------------------------------------------------------
-
-    @property
-    def expected(self) -> bool:
-        return self._given_up is None and self.allocation.expected
-
-    @property
-    def waiting(self) -> str | None:
-        return self._given_up or self.allocation.waiting
-
-    def time_left(self) -> float | None:
-        return self.allocation.time_left()
-
-    def longest_command(self) -> float | None:
-        return self.allocation.time_limit
-
-    @property
-    def group(self) -> object:
-        return self.allocation
-
-    def renew(self) -> None:
-        self.allocation.too_short()
-
-    def host_of(self, facts: dict[str, Any]) -> str | None:
-        return self.node or facts.get("hostname")
-
-    def variables(self) -> dict[str, str]:
-        return {"PARALLUX_NODE": self.node} if self.node else {}
-
-    def default_slots(self, facts: dict[str, Any]) -> int:
-        """The CPUs the allocation has on the node (the launcher's step holds all of them: ``--whole``)."""
-        return int(facts.get("usable_cores") or facts.get("logical_cores") or 1)
-
-    def ready(self) -> None:
-        self._hello_seen = True
-
-    def failed(self, why: str) -> None:
-        """The launcher did not start: tried again on the allocation's next opening, up to STARTS times.
-        One that said hello and was refused (its node lacks the core pool's CPUs, or numactl) is final."""
-        said = "; ".join(line for line in self._srun_said() if line.strip())
-        why += f" (srun: {said})" if said and said not in why else ""
-        self._failures += 1
-        if self._failures >= STARTS or self._hello_seen:
-            self._given_up = why
-
-    def wanting(self, delta: int) -> None:
-        self.allocation.wanted += delta
-
-    def lost_reason(self) -> str | None:
+    def _lost_reason(self) -> str | None:
         """The allocation's end, if it ended; else None for a launcher that died (the seat says so, with
-        ``death()``); else that its step ended, and what srun said."""
+        ``Pipe.death``); else that its step ended, and what srun said."""
         said = "; ".join(line for line in self._srun_said() if "error" in line.lower())
         allocation_ended = self.allocation.generation == self._generation and self.allocation.ended_how
-        if not allocation_ended and self.death() is not None:
+        if not allocation_ended and self._death() is not None:
             return None
         ended = self.allocation.ended_how if allocation_ended else "the launcher's Slurm step ended"
         return ended + (f" (srun: {said})" if said else "")
 
-    def death(self) -> str | None:
+    def _death(self) -> str | None:
         """srun ends with the step's task, the launcher's guardian: 128 + N when it or its launcher was
-        killed by signal N. Any other status is srun's own (its stderr then says more: ``lost_reason``)."""
+        killed by signal N. Any other status is srun's own (its stderr then says more: ``_lost_reason``)."""
         code = self._srun.returncode() if self._srun is not None else None
         return ended_how(code) if code is not None and (code < 0 or code > 128) else None
 
     @asynccontextmanager
-    async def open(self, name: str) -> AsyncIterator[Streams]:
+    async def open(self, name: str) -> AsyncIterator[Pipe]:
         """Wait for the allocation (a new one if the last ended), then srun the launcher on this node."""
         try:
             self._generation, self.node = await self.allocation.node(self.index, self._generation)
             self.login = srun_login(self.allocation.request, self.node)
         except Closed:
-            self._given_up = self._given_up or self.allocation.failure or "the run is ending"
-            raise RunnerError(f"{self.describe(name)}: {self._given_up}") from None
-        self._srun, self._hello_seen = None, False
+            relaunch = self.relaunch
+            relaunch.given_up = relaunch.given_up or self.allocation.failure or "the run is ending"
+            raise RunnerError(f"{self.describe(name)}: {relaunch.given_up}") from None
+        self._srun, self.relaunch.hello_seen = None, False
         try:
             argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python))
             try:
                 async with self.allocation.shell.spawn(argv) as spawned:
                     self._srun = spawned
-                    yield spawned.streams
+                    yield Pipe(*spawned.streams, hello=HELLO, host=self.node,
+                               variables={"PARALLUX_NODE": self.node} if self.node else {},
+                               death=self._death, lost_reason=self._lost_reason, said_hello=self._ready)
             except OSError as exc:
                 if self._srun is not None:
                     raise
@@ -154,7 +107,10 @@ class SlurmTransport(Transport):
     def _srun_said(self) -> list[str]:
         return self._srun.stderr_lines() if self._srun is not None else []
 
-    async def closing(self) -> None:
+    def _ready(self) -> None:
+        self.relaunch.hello_seen = True
+
+    async def close(self) -> None:
         await self.allocation.close()
 
 

@@ -10,7 +10,7 @@ launchers has ended at the end of the run; one parallux runs inside (``SLURM_JOB
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import trio
 
@@ -75,6 +75,29 @@ class Allocation:
 
     def time_left(self) -> float | None:
         return None if self.ends_at is None else self.ends_at - time.monotonic()
+
+    # -- what the seats of its nodes ask of it (``_lifeline.Batch``) ------------------------------------------
+
+    def cpus(self, facts: dict[str, Any]) -> int:
+        """The CPUs it has on a node (the launcher's step holds all of them: ``--whole``)."""
+        return int(facts.get("usable_cores") or facts.get("logical_cores") or 1)
+
+    def want(self, delta: int) -> None:
+        self.wanted += delta
+
+    def idle(self, timeouts: Iterable[float | None]) -> None:
+        """None of its nodes runs anything, while these commands wait for one: if every one of them waits only
+        because its timeout exceeds the time left, it would idle until its end -- ask for the next one now."""
+        left = self.time_left()
+        if left is None:
+            return
+        wanted = False
+        for timeout in timeouts:
+            if not (timeout and timeout > left):
+                return  # one would fit the time left: it waits for something else
+            wanted = True
+        if wanted:
+            self.too_short()
 
     def start_clock(self, left: float | None) -> None:
         """It runs, with ``left`` seconds to go (None: no limit)."""

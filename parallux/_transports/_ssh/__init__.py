@@ -27,8 +27,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 import trio
 
 from ..._errors import RunnerError, leaf_errors
-from .._base import Streams, Transport, ended_how
-from .._reattachable import Reattachable
+from ..._protocol import WATCHDOG
+from .._base import Pipe, Reattachment, Transport, ended_how
 from . import _attach, _bootstrap
 from ._channel import LauncherChannel, LauncherInput, LauncherOutput
 from ._connect import connect_failure, defaults, reason, ssh_settings, text
@@ -43,7 +43,7 @@ PROXY_EXIT_WAIT = 2.0         # seconds a ProxyCommand gets to end on its own on
 DEFAULT_RECONNECT = 300.0     # seconds a dropped connection is tried again for (reconnect=)
 
 
-class SshTransport(Transport, Reattachable):
+class SshTransport(Transport):
     """One SSH connection, one remote launcher."""
 
     kind = "ssh"
@@ -57,10 +57,11 @@ class SshTransport(Transport, Reattachable):
         self._name = name
         self._settings = ssh_settings(ssh_options, where)
         self.python: str | None = self._settings.pop("python")  # None: DEFAULT_PYTHONS, in order
-        self.watchdog = self._settings.pop("watchdog", self.watchdog)
-        self.reconnect = self._settings.pop("reconnect", DEFAULT_RECONNECT)
+        self._watchdog = self._settings.pop("watchdog", WATCHDOG)
+        self._reconnect = self._settings.pop("reconnect", DEFAULT_RECONNECT)
         # The secret a new channel shows the launcher to be attached to it: it travels inside the channel only.
-        self.hello = {"reconnect": self.reconnect, "token": secrets.token_hex(16)} if self.reconnect else {}
+        self._hello = {"reconnect": self._reconnect, "token": secrets.token_hex(16)} if self._reconnect else {}
+        self._reattachment = Reattachment(self._reconnect, self._dropped, self._reattach)
         self._address: tuple[str | None, str, int | None] = (self.user, self.host, self.port)
         # the host as the config names it: an alias of the user's ssh config works in their shell too
         self.login = ("ssh", *(("-p", str(self.port)) if self.port else ()),
@@ -84,7 +85,7 @@ class SshTransport(Transport, Reattachable):
         return {"logical_cores": None, "home": "~", "cwd": "", "numactl": "numactl", "hostname": self.host}
 
     @asynccontextmanager
-    async def open(self, name: str) -> AsyncIterator[Streams]:
+    async def open(self, name: str) -> AsyncIterator[Pipe]:
         """Connect, start the launcher over one channel, and yield that channel as two Trio streams."""
         description = self.describe(name)
         async with trio_asyncio.open_loop() as loop:
@@ -95,7 +96,8 @@ class SshTransport(Transport, Reattachable):
                                                                        self.describe(name))
                 self._pipe, self._python = pipe, python
                 try:
-                    yield LauncherInput(pipe), output
+                    yield Pipe(LauncherInput(pipe), output, self._watchdog, self._hello, death=self._death,
+                               said_hello=self._ready, reattachment=self._reattachment)
                 except BaseException as exc:
                     if not self._hello_seen and any(isinstance(e, RunnerError) for e in leaf_errors(exc)):
                         raise RunnerError(await _bootstrap.launch_failure(pipe, python, self.describe(name))) \
@@ -105,10 +107,10 @@ class SshTransport(Transport, Reattachable):
                 with trio.CancelScope(shield=True):
                     await self._disconnect()
 
-    def ready(self) -> None:
+    def _ready(self) -> None:
         self._hello_seen = True
 
-    def death(self) -> str | None:
+    def _death(self) -> str | None:
         """From the channel's exit status or signal: its command is the launcher's guardian. A connection
         lost is no death of the launcher (it keeps running until it reads EOF): None."""
         pipe = self._pipe
@@ -118,23 +120,23 @@ class SshTransport(Transport, Reattachable):
         said = pipe.stderr_text()
         return f"{how}: {said}" if how and said else how
 
-    def dropped(self) -> bool:
+    def _dropped(self) -> bool:
         """The channel ended without its command's exit (the guardian's, which always outlives the launcher):
         the connection went, not the launcher."""
         pipe = self._pipe
         return pipe is not None and (pipe.lost is not None or pipe.exit_status is None and pipe.exit_signal is None)
 
-    async def reattach(self, name: str, point: dict[str, Any], seq: int,
-                       until: float) -> tuple[tuple[LauncherInput, LauncherOutput], dict[str, Any]]:
+    async def _reattach(self, name: str, point: dict[str, Any], seq: int,
+                        until: float) -> tuple[tuple[LauncherInput, LauncherOutput], dict[str, Any]]:
         """Connect again, with backoff, and attach a new channel to the launcher waiting at ``point``."""
-        request = {"path": point["path"], "pid": point["pid"], "token": self.hello["token"], "seq": seq}
+        request = {"path": point["path"], "pid": point["pid"], "token": self._hello["token"], "seq": seq}
 
         async def attempt() -> tuple[LauncherChannel, LauncherOutput, dict[str, Any]]:
             await self._drop()
             self._conn = await self._connect(self.describe(name))
             return await _attach.attach(self._conn, self._aio, self._python, self.describe(name), request)
 
-        pipe, output, answer = await reconnect(attempt, self.describe(name), self.reconnect, until)
+        pipe, output, answer = await reconnect(attempt, self.describe(name), self._reconnect, until)
         self._pipe = pipe
         return (LauncherInput(pipe), output), answer
 
@@ -147,7 +149,7 @@ class SshTransport(Transport, Reattachable):
         if proxy is not None:
             await proxy.stop(0)
 
-    async def closing(self) -> None:
+    async def close(self) -> None:
         """The launcher was asked to quit; if the connection went silent, abort it rather than wait forever."""
         if self._conn is not None and self._aio_loop is not None:
             self._abort_timer = self._aio_loop.call_later(ABORT_AFTER, self._conn.abort)
