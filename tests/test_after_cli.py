@@ -114,9 +114,10 @@ def test_after_cli_resume_after_ctrl_c_reruns_only_what_did_not_complete(tmp_pat
     ws = tmp_path / "ws"
     first = start_cli(tmp_path, "config.py", "--log", "first.jsonl", "--", "block=1")
     try:
-        # The build has completed and run0 is going (it waits for `release`): interrupt.
-        assert wait_until(lambda: (ws / "build" / "result.json").exists() and (ws / "run/0/stdout.txt").exists(),
-                          timeout=60)
+        # The build and the unrelated command have completed (each waits for the other to start, but either
+        # may end first) and run0 is going (it waits for `release`): interrupt.
+        assert wait_until(lambda: all((ws / name / "result.json").exists() for name in ("build", "unrelated"))
+                          and (ws / "run/0/stdout.txt").exists(), timeout=60)
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=30) == 130
     finally:

@@ -189,7 +189,7 @@ class _RunBuilder:
             handler = handlers.get(event)
             if handler is not None:
                 handler(record)
-        self.last_time = _last_time(lines)
+        self.last_time = last_time(lines)
 
     def _unreadable(self, index: int) -> None:
         self.skipped += 1
@@ -283,8 +283,9 @@ class _RunBuilder:
                    machines=self.machines)
 
 
-def _last_time(lines: list[Any]) -> float | None:
-    """The time of the last event (where a run killed with no summary ended)."""
+def last_time(lines: list[Any]) -> float | None:
+    """The time of the last event (where a run killed with no summary ended), from the last 50 lines (the
+    scan of a big log keeps only those)."""
     for line in reversed(lines[-50:]):
         try:
             record = jsonl.loads(line)

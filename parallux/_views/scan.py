@@ -24,9 +24,9 @@ import numpy as np
 
 from . import jsonl
 from .logfile import log_range, read_blocks
-from .reader import load_lines, seq_of
+from .reader import last_time, load_lines, seq_of
 from .records import HistoryError, Run
-from .schema import END_COLUMNS, HIGHEST, LOWEST, QUEUED_COLUMNS, columns_fit, problem
+from .schema import END_COLUMNS, QUEUED_COLUMNS, columns_fit, problem
 
 _STARTED = b'{"event":"started",'
 # the columns of an attempt's end (retrying, finished) or start (one still running at the log's end)
@@ -81,7 +81,7 @@ class Scan:
         self._pending.clear()
         self._add(running, running_at, running=True)
         self._range = (start, end, first_line)
-        self.last_time = _last_time(last_lines)
+        self.last_time = last_time(last_lines)
         self._resolve()
         return self
 
@@ -355,19 +355,6 @@ def _parsed(lines: list[Any]) -> list[Any] | None:
         return list(map(jsonl.orjson.loads, lines))
     except jsonl.orjson.JSONDecodeError:
         return None
-
-
-def _last_time(lines: list[Any]) -> float | None:
-    """The time of the last event (where a run killed with no summary ended), as the reader finds it."""
-    for line in reversed(lines):
-        try:
-            record = jsonl.loads(line)
-        except ValueError:
-            continue
-        if problem(record) is None and type(record.get("time")) in (int, float) \
-                and LOWEST <= record["time"] <= HIGHEST:
-            return float(record["time"])
-    return None
 
 
 def scan(path: str) -> Scan:
