@@ -85,16 +85,7 @@ from bench import layers  # noqa: E402
 DEFAULT_PARALLUX = HERE.parent / ".venv" / "bin" / "parallux"
 SMALL_SCALE_N = 10_000  # in --scale, sizes below this run --repeat times, larger ones --scale-repeat times
 
-RUN_CONFIG = '''\
-from parallux import goal
-
-n, p, ws = int(goal.args["n"]), int(goal.args["p"]), goal.args["ws"]
-goal.setRunner(goal.local(workspace=ws, max_jobs=p))
-goal.setParallel(p)
-for index in range(n):
-    goal.schd("true", work_relpath=str(index))
-goal.issue().sync()
-'''
+RUN_CONFIG = layers.CONFIG  # (one config: the layers measure the same run as the table)
 
 EMPTY_CONFIG = '''\
 from parallux import goal
