@@ -35,13 +35,31 @@ class Sandbox:
                                      stdin=subprocess.DEVNULL)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.err: list[str] = []
+        # Both pipes are read by threads of their own, and only by them: communicate() beside a reader
+        # thread closed the pipe under it (ValueError: I/O operation on closed file).
+        self.readers = [threading.Thread(target=self._read, daemon=True),
+                        threading.Thread(target=self._read_err, daemon=True)]
+        for reader in self.readers:
+            reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.err.extend(self.proc.stderr)
+
+    def _wait(self) -> None:
+        self.proc.wait(timeout=120)
+        for reader in self.readers:
+            reader.join(timeout=30)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not any(reader.is_alive() for reader in self.readers):
+                pipe.close()
 
     def wait_for_exports(self) -> dict[str, str]:
         exports = {}
@@ -50,7 +68,9 @@ class Sandbox:
                 line = self.lines.get(timeout=START_WAIT)
             except queue.Empty:
                 raise AssertionError(f"no export lines after {START_WAIT:.0f} s: {self.seen}") from None
-            assert line is not None, f"the sandbox ended: {self.seen} {self.proc.stderr.read()}"  # type: ignore
+            if line is None:
+                self._wait()
+                raise AssertionError(f"the sandbox ended: {self.seen} {''.join(self.err)}")
             self.seen.append(line)
             if line.startswith("export "):
                 name, _, value = line[len("export "):].partition("=")
@@ -65,13 +85,13 @@ class Sandbox:
 
     def stop(self, signum: int) -> tuple[int, str]:
         self.proc.send_signal(signum)
-        _, err = self.proc.communicate(timeout=120)
-        return self.proc.returncode, err
+        self._wait()
+        return self.proc.returncode, "".join(self.err)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.communicate(timeout=120)
+            self._wait()
 
 
 def client_env(exports: dict[str, str], home: Path) -> dict[str, str]:
