@@ -14,6 +14,12 @@ node has its own ``NodeName`` line with its own ``Port``, and ``%n`` in ``Slurmd
 ``SlurmdLogFile`` keeps their files apart. Every node declares the real topology of this machine (from
 ``slurmd -C``), so on a 2-core machine the cluster has 3 nodes of 2 CPUs, all of them the same two cores.
 
+GPUs: ``slurm_cluster``'s nodes declare 4 GPUs each as generic resources (``GresTypes=gpu``, ``Gres=gpu:4``,
+a ``gres.conf`` whose ``File=`` are fake device nodes in the temp dir: see ``_write_gres``). A step given
+GPUs (``srun --gres=gpu:2``) sees ``SLURM_STEP_GPUS``, ``CUDA_VISIBLE_DEVICES``, ``GPU_DEVICE_ORDINAL`` and
+``ROCR_VISIBLE_DEVICES`` naming them (``0,1``), and ``SLURM_GPUS_ON_NODE`` (``2``); a step without GPUs
+sees none of them (an inherited ``CUDA_VISIBLE_DEVICES`` is removed). No real GPU is involved.
+
 Usage::
 
     from tests.slurm import start_slurm
