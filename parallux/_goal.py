@@ -84,15 +84,17 @@ class Goal(TypoChecked):
     @opt.checked("goal.slurm()", noun="option")
     def slurm(self, name: str, *, nodes: int | None = None, partition: str | None = None, time: str | None = None,
               account: str | None = None, qos: str | None = None, constraint: str | None = None,
-              cpus_per_node: int | None = None, sbatch_options: Any = None,
+              cpus_per_node: int | None = None, gpus_per_node: int | None = None, sbatch_options: Any = None,
               workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
               env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None,
               python: str = "python3", membind: bool = False, whole_cores: bool = False, login: Any = None) -> Runner:
         """A runner on a Slurm cluster: one allocation (submitted now; inside one, with ``nodes=None``, that
         one), a launcher on each of its nodes; ``max_jobs`` and the core pool are per node. ``login``: an SSH
-        runner (or its name, or a host) whose login host runs Slurm's commands, for a cluster reached over SSH."""
+        runner (or its name, or a host) whose login host runs Slurm's commands, for a cluster reached over SSH.
+        ``gpus_per_node``: GPUs asked of each node (``--gres=gpu:N``), which its launcher's step gets."""
         request = dict(nodes=nodes, partition=partition, time=time, account=account, qos=qos,
-                       constraint=constraint, cpus_per_node=cpus_per_node, sbatch_options=sbatch_options)
+                       constraint=constraint, cpus_per_node=cpus_per_node, gpus_per_node=gpus_per_node,
+                       sbatch_options=sbatch_options)
         options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
                        numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
         return self._pool.slurm(name, request, opt.name(python, "goal.slurm(): python"), options, login)

@@ -3357,9 +3357,34 @@ def hello(facts):
         "usable_cores": len(cpus) if cpus else logical, "cpus": cpus,
         "home": os.path.expanduser("~"), "cwd": os.getcwd(),
         "numactl": find_program("numactl"), "hostname": os.uname()[1], "guardian": os.getppid(),
+        "step_gpus": step_gpus(os.environ),
     }
     event.update(machine_of(facts, cpus))
     return event
+
+
+def step_gpus(environ):
+    """The GPUs of the Slurm step (or batch script) this launcher runs in, as a command's
+    CUDA_VISIBLE_DEVICES must name them; None outside a step given GPUs.
+
+    Slurm names a step's GPUs twice: SLURM_STEP_GPUS (a batch script's: SLURM_JOB_GPUS) by their index on
+    the node, and CUDA_VISIBLE_DEVICES as CUDA in the step counts them. Without device cgroups the two agree;
+    with them (ConstrainDevices) the step sees only its own GPUs, which CUDA counts from 0, so node GPUs
+    "2,3" are "0,1" to a command: the CUDA numbers are the ones to hand on, when they are indices and as
+    many as Slurm's. A CUDA_VISIBLE_DEVICES without Slurm's GPUs beside it is a user's, and says nothing."""
+    slurm = indices(environ.get("SLURM_STEP_GPUS") or environ.get("SLURM_JOB_GPUS"))
+    if not slurm:
+        return None
+    cuda = indices(environ.get("CUDA_VISIBLE_DEVICES"))
+    return cuda if cuda is not None and len(cuda) == len(slurm) else slurm
+
+
+def indices(text):
+    """``0,1,3`` -> [0, 1, 3]; None for anything else (UUIDs, "(null)", nothing)."""
+    parts = (text or "").split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        return None
+    return [int(part) for part in parts]
 
 
 def machine_of(facts, cpus):

@@ -67,6 +67,8 @@ class Pool:
         checked = _slurm.request(name, **request)
         shell = self._login_shell(login, name) if login is not None else None
         allocation = _slurm.allocate(checked, dry_run=self._dry_run, shell=shell)
+        if self._dry_run:
+            print(_slurm.plan_line(allocation), flush=True)
         try:
             allocation.notify = self._engine.observers.notice
             allocation.demand = self._engine.has_work

@@ -247,7 +247,8 @@ def dependencies(command: Command) -> list[dict[str, Any]]:
 
 
 def runner_record(runner: Any) -> dict[str, Any]:
-    """What the views need about a runner: where it is, how many slots, which cores."""
+    """What the views need about a runner: where it is, how many slots, which cores; a Slurm runner's sbatch
+    command line (its allocation's options: nodes, CPUs, GPUs, time, ...)."""
     seat = getattr(runner, "_seat", runner)  # (a Runner handle's seat holds its core layout)
     layout = seat.layout
     return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
@@ -256,7 +257,8 @@ def runner_record(runner: Any) -> dict[str, Any]:
             "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner),
             "core_pool": list(layout.cores) if layout is not None else None,
             "numa_nodes": ({str(n): list(c) for n, c in layout.nodes.items()} or None) if layout is not None
-            else None}
+            else None,
+            **({"sbatch": runner.sbatch} if getattr(runner, "sbatch", None) else {})}
 
 
 def _host_of(runner: Any) -> str | None:

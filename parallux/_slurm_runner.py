@@ -42,6 +42,11 @@ class SlurmRunner(Runner):
         return self._allocation.job_id
 
     @property
+    def sbatch(self) -> list[str] | None:
+        """The sbatch command line that submits its allocations (None: it runs in one it did not submit)."""
+        return self._allocation.request.sbatch_argv() if self._allocation.own else None
+
+    @property
     def nodes(self) -> list[str]:
         """Its nodes' names, once the allocation runs ([] while it is pending)."""
         return list(self._allocation.node_names or [])

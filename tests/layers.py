@@ -76,6 +76,7 @@ FILES = {
     "test_significance.py": "unit",
     "test_slurm.py": "slurm",
     "test_slurm_fixture.py": "slurm",
+    "test_slurm_gpus.py": "unit",
     "test_slurm_reach.py": "slurm",
     "test_slurm_reasons.py": "unit",
     "test_slurm_sandbox.py": "slurm",

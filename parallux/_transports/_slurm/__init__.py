@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -32,6 +33,7 @@ from ._allocation import Allocation, Closed
 from ._node import NodeRelaunch
 from ._shell import LocalShell, Shell, Spawned
 
+DRY_RUN = "(dry run)"  # a dry run's job id: nothing was submitted
 HELLO = {"sigterm": "error"}  # SIGTERM from outside is the allocation ending: its commands end "error"
 
 
@@ -88,7 +90,8 @@ class SlurmTransport(Transport):
             raise RunnerError(f"{self.describe(name)}: {relaunch.given_up}") from None
         self._srun, self.relaunch.hello_seen = None, False
         try:
-            argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python))
+            argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python),
+                                   self.allocation.request.gpus_per_node)
             try:
                 async with self.allocation.shell.spawn(argv) as spawned:
                     self._srun = spawned
@@ -115,20 +118,26 @@ class SlurmTransport(Transport):
 
 
 TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE", re.IGNORECASE)
+ASKS_GPUS = re.compile(r"--(gres|gpus[a-z-]*)(=|$)|-G")  # sbatch's options that ask for GPUs
 
 
 def request(runner: str, *, nodes: Any, partition: Any, time: Any, account: Any, qos: Any, constraint: Any,
-            cpus_per_node: Any, sbatch_options: Any) -> slurm.Request:
+            cpus_per_node: Any, sbatch_options: Any, gpus_per_node: Any = None) -> slurm.Request:
     """goal.slurm()'s allocation options, checked before anything is asked of Slurm."""
     def word(value: Any, option: str) -> str | None:
         return None if value is None else opt.name(value, f"goal.slurm(): {option}")
     if time is not None and not (isinstance(time, str) and TIME.fullmatch(time.strip())):
         raise ConfigError(f"goal.slurm(): time must be a Slurm time limit as sbatch --time takes it "
                           f"(\"30\" minutes, \"2:00:00\", \"1-12:00:00\"), not {time!r}")
+    gpus = opt.optional_int(gpus_per_node, "goal.slurm(): gpus_per_node")
+    extra = slurm.sbatch_options(sbatch_options)
+    if gpus is not None and any(ASKS_GPUS.match(arg) for arg in extra):
+        raise ConfigError(f"goal.slurm({runner!r}): gpus_per_node={gpus} and sbatch_options both ask for GPUs "
+                          f"({' '.join(extra)}); ask once: gpus_per_node= also gives each node's launcher its GPUs")
     return slurm.Request(runner, opt.optional_int(nodes, "goal.slurm(): nodes"), word(partition, "partition"),
                          time.strip() if time is not None else None, word(account, "account"), word(qos, "qos"),
                          word(constraint, "constraint"), opt.optional_int(cpus_per_node, "goal.slurm(): cpus_per_node"),
-                         slurm.sbatch_options(sbatch_options))
+                         extra, gpus)
 
 
 def allocate(request: slurm.Request, *, dry_run: bool, shell: Shell | None = None) -> Allocation:
@@ -151,12 +160,22 @@ def allocate(request: slurm.Request, *, dry_run: bool, shell: Shell | None = Non
     if dry_run:
         if isinstance(shell, LocalShell):
             slurm.submit(shell, request, test_only=True)
-        return Allocation(request, shell, job_id="(dry run)", own=False, time_limit=limit)
+        return Allocation(request, shell, job_id=DRY_RUN, own=False, time_limit=limit)
     job_id = slurm.submit(shell, request)
     state, reason, time_limit = slurm.submitted_now(shell, job_id)
     allocation = Allocation(request, shell, job_id=job_id, own=True, time_limit=time_limit or limit)
     allocation.state, allocation.reason = state or allocation.state, reason
     return allocation
+
+
+def plan_line(allocation: Allocation) -> str:
+    """A dry run's line for the runner's allocation: the sbatch command that would submit it, or the
+    allocation it would run in."""
+    request = allocation.request
+    if allocation.job_id != DRY_RUN:
+        return f"slurm runner {request.runner!r}: job {allocation.job_id} (this allocation: nothing submitted)"
+    checked = "checked by sbatch --test-only" if isinstance(allocation.shell, LocalShell) else "not checked"
+    return f"slurm runner {request.runner!r}: {shlex.join(request.sbatch_argv())}  ({checked}; not submitted)"
 
 
 def srun_login(request: slurm.Request, node: str | None) -> tuple[str, ...]:

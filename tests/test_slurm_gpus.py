@@ -1,0 +1,181 @@
+"""Slurm runners with GPUs (issue 22): ``gpus_per_node=`` asks sbatch for them (``--gres=gpu:N``), each
+node's launcher step asks for them too, and the launcher names the step's GPUs in its hello -- the argv and
+the hello's reading in-process, the rest on the test Slurm, whose nodes declare 4 GPUs each."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parallux import _launcher
+from parallux._errors import ConfigError
+from parallux._transports import _slurm
+from parallux._transports._slurm._commands import Request, srun_argv
+from tests.helpers import write_config
+from tests.slurm import SlurmCluster
+
+REQUEST = dict(nodes=1, partition=None, time=None, account=None, qos=None, constraint=None, cpus_per_node=None,
+               sbatch_options=None)
+
+
+# -- the argv (unit) --------------------------------------------------------------------------------------------
+
+
+def test_sbatch_asks_for_gpus_per_node_as_gres() -> None:
+    assert "--gres=gpu:2" in Request("cl", 2, gpus_per_node=2).sbatch_argv()
+    assert not any(arg.startswith(("--gres", "--gpus")) for arg in Request("cl", 2).sbatch_argv())
+
+
+def test_each_nodes_launcher_step_asks_for_the_nodes_gpus() -> None:
+    boot = ["python3", "-c", "launcher"]
+    argv = srun_argv("7", "n1", boot, gpus=2)
+    assert "--gres=gpu:2" in argv and argv.index("--gres=gpu:2") < argv.index("python3")  # srun's, not python's
+    assert not any(arg.startswith(("--gres", "--gpus")) for arg in srun_argv("7", "n1", boot))
+
+
+@pytest.mark.parametrize("value, message", [
+    (0, "goal.slurm(): gpus_per_node must be >= 1, not 0"),
+    (-2, "goal.slurm(): gpus_per_node must be >= 1, not -2"),
+    ("2", "goal.slurm(): gpus_per_node must be an int, not str ('2')"),
+    (2.0, "goal.slurm(): gpus_per_node must be an int, not float (2.0)"),
+    (True, "goal.slurm(): gpus_per_node must be an int, not bool (True)"),
+])
+def test_gpus_per_node_must_be_a_count(value: object, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _slurm.request("cl", **REQUEST, gpus_per_node=value)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("options", [{"gres": "gpu:1"}, {"gpus-per-node": 1}, {"gpus": 4}, ["--gres=gpu:1"],
+                                     ["--gpus-per-node=1"], ["--gpus", "2"], ["-G", "2"]])
+def test_gpus_asked_both_ways_is_refused(options: object) -> None:
+    with pytest.raises(ConfigError, match="gpus_per_node=2 and sbatch_options both ask for GPUs"):
+        _slurm.request("cl", **{**REQUEST, "sbatch_options": options}, gpus_per_node=2)
+
+
+def test_gpus_in_sbatch_options_alone_stay_the_users() -> None:
+    made = _slurm.request("cl", **{**REQUEST, "sbatch_options": {"gres": "gpu:1"}}, gpus_per_node=None)
+    assert made.gpus_per_node is None and "--gres=gpu:1" in made.sbatch_argv()
+
+
+# -- what the launcher reads of its step (unit) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environ, gpus", [
+    ({}, None),
+    ({"SLURM_STEP_GPUS": "0,1", "CUDA_VISIBLE_DEVICES": "0,1"}, [0, 1]),
+    # devices constrained by cgroups: Slurm's ids are the node's, CUDA counts from 0 what the step may see
+    ({"SLURM_STEP_GPUS": "2,3", "CUDA_VISIBLE_DEVICES": "0,1"}, [0, 1]),
+    ({"SLURM_STEP_GPUS": "2,3"}, [2, 3]),
+    ({"SLURM_STEP_GPUS": "2,3", "CUDA_VISIBLE_DEVICES": "GPU-5b2c,GPU-77ae"}, [2, 3]),  # UUIDs: not indices
+    ({"SLURM_STEP_GPUS": "2,3", "CUDA_VISIBLE_DEVICES": "0"}, [2, 3]),  # not the step's: Slurm's ids
+    ({"SLURM_JOB_GPUS": "0,1,2,3", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}, [0, 1, 2, 3]),  # a batch script's
+    ({"SLURM_STEP_GPUS": "1", "SLURM_JOB_GPUS": "0,1,2,3", "CUDA_VISIBLE_DEVICES": "1"}, [1]),  # the step's
+    ({"CUDA_VISIBLE_DEVICES": "0,1"}, None),  # no step's GPUs: a user's own setting says nothing of Slurm's
+    ({"SLURM_STEP_GPUS": ""}, None),
+    ({"SLURM_STEP_GPUS": "(null)"}, None),
+])
+def test_the_launcher_reads_its_steps_gpus(environ: dict[str, str], gpus: list[int] | None) -> None:
+    assert _launcher.step_gpus(environ) == gpus
+
+
+# -- on the test Slurm -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    if not slurm_cluster.gpu_devices:
+        pytest.skip("the fixture's fake GPUs are plain files here (no mknod): Slurm names no GPU ids")
+    slurm_cluster.wait_idle()
+    yield slurm_cluster
+    slurm_cluster.cancel_all()
+
+
+def run(cluster: SlurmCluster, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(cluster.env, HOME=str(cwd))
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([sys.executable, "-m", "parallux", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def log_of(stderr: str) -> list[dict]:
+    path = next(line.split(": ", 1)[1] for line in stderr.splitlines() if line.strip().startswith("run log:"))
+    return [json.loads(line) for line in Path(path.strip()).read_text().splitlines()]
+
+
+GPU_CONFIG = """
+    import subprocess
+    from parallux import goal
+    cl = goal.slurm("cl", nodes=2, {options}, workspace="ws")
+    goal.setRunner(cl)
+    done = [goal.run('echo "$SLURMD_NODENAME $SLURM_STEP_GPUS $CUDA_VISIBLE_DEVICES"', name=f"c{{i}}",
+                     runner=cl) for i in range(4)]
+    for handle in done:
+        print("OUT", handle.sync().read_stdout().strip())
+    print("HELLO", cl.facts.get("step_gpus"))
+    show = subprocess.run(["scontrol", "show", "job", "-d", cl.job_id], capture_output=True, text=True).stdout
+    print("JOB", " ".join(word for word in show.split() if "gpu" in word.lower()))
+"""
+
+
+def test_gpus_per_node_reaches_sbatch_and_each_nodes_launcher_step(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, GPU_CONFIG.format(options="gpus_per_node=2, cpus_per_node=1"))
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    job = next(line for line in done.stdout.splitlines() if line.startswith("JOB"))
+    assert "TresPerNode=gres:gpu:2" in job, job
+    assert "GRES=gpu:2(IDX:0-1)" in job, job  # each node gave the job two of its four
+    outs = sorted(line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("OUT"))
+    assert {out.split(" ", 1)[1] for out in outs} == {"0,1 0,1"}, outs  # the step's GPUs, for now the commands'
+    assert "HELLO [0, 1]" in done.stdout
+    record = next(r for r in log_of(done.stderr) if r["event"] == "runner" and r["name"] == "cl")
+    assert "--gres=gpu:2" in record["sbatch"]
+
+
+def test_a_whole_node_job_holds_all_its_gpus_and_the_step_the_ones_asked(cluster: SlurmCluster,
+                                                                          tmp_path: Path) -> None:
+    write_config(tmp_path, GPU_CONFIG.format(options="gpus_per_node=2"))  # --exclusive: every CPU of the nodes
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    job = next(line for line in done.stdout.splitlines() if line.startswith("JOB"))
+    assert "TresPerNode=gres:gpu:2" in job and "GRES=gpu:4(IDX:0-3)" in job, job  # Slurm's: a whole node's
+    assert "HELLO [0, 1]" in done.stdout  # but the launcher's step has the two asked for
+
+
+def test_without_gpus_per_node_the_step_has_no_gpus(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, GPU_CONFIG.format(options="cpus_per_node=1"))
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    assert "HELLO None" in done.stdout
+    record = next(r for r in log_of(done.stderr) if r["event"] == "runner" and r["name"] == "cl")
+    assert not any(arg.startswith("--gres") for arg in record["sbatch"])
+
+
+def test_a_dry_run_shows_the_sbatch_line_and_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.setRunner(goal.slurm("cl", nodes=2, gpus_per_node=2, cpus_per_node=1, workspace="ws"))
+        goal.schd("echo hi")
+    """)
+    done = run(cluster, tmp_path, "--dry-run", "config.py")
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "sbatch" in line)
+    assert line.startswith("slurm runner 'cl': sbatch ") and "--nodes=2" in line and "--gres=gpu:2" in line, line
+    assert not cluster.jobs()
+
+
+def test_more_gpus_than_a_node_has_is_a_config_error(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        goal.setRunner(goal.slurm("cl", gpus_per_node=5, cpus_per_node=1))
+        goal.run("true")
+    """)
+    for args in (["config.py"], ["--dry-run", "config.py"]):
+        done = run(cluster, tmp_path, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "(options cpus_per_node=, gpus_per_node=): sbatch refused the allocation" in done.stderr
+    assert not cluster.jobs()
