@@ -155,6 +155,13 @@ def test_without_gpus_per_node_the_step_has_no_gpus(cluster: SlurmCluster, tmp_p
     assert not any(arg.startswith("--gres") for arg in record["sbatch"])
 
 
+def test_gpus_asked_in_sbatch_options_reach_the_step_too(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, GPU_CONFIG.format(options='cpus_per_node=1, sbatch_options={"gres": "gpu:1"}'))
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    assert "HELLO [0]" in done.stdout  # the step asked for none: it has the job's per-node request
+
+
 def test_a_dry_run_shows_the_sbatch_line_and_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> None:
     write_config(tmp_path, """
         from parallux import goal
