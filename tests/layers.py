@@ -66,6 +66,7 @@ FILES = {
     "test_provenance.py": "local",
     "test_real_cpus.py": "local",
     "test_report_browser.py": "browser",
+    "test_resources.py": "unit",
     "test_resume.py": "unit",
     "test_run_experience.py": "local",
     "test_run_logs.py": "local",
