@@ -311,36 +311,35 @@ class CoreAllocator:
         if not self.layout.nodes:
             return _lowest(units.free_in(self.layout.cores, taken), threads)
         free_by_node = [(node, units.free_in(members, taken)) for node, members in self.layout.nodes.items()]
-        return self._best_single_node(threads, free_by_node) or \
-            self._spread(threads, free_by_node, units.free_in(self._unassigned, taken))
-
-    @staticmethod
-    def _best_single_node(threads: int, free_by_node: list[tuple[int, list[int]]]) -> tuple[int, ...] | None:
-        """Lowest cores of the fullest node that still has room: keeps big free blocks for big requests."""
-        fits = [(len(free), node, free) for node, free in free_by_node if len(free) >= threads]
-        if not fits:
-            return None
-        _, _, free = min(fits, key=lambda fit: (fit[0], fit[1]))
-        return _lowest(free, threads)
-
-    @staticmethod
-    def _spread(threads: int, free_by_node: list[tuple[int, list[int]]],
-                unassigned: list[int]) -> tuple[int, ...] | None:
-        """Spread over the groups with most free cores first, to span as few nodes as possible.
-
-        Cores outside every node form one more group here; they are not preferred as a "single node" because
-        nothing is known about their locality.
-        """
-        groups = [free for _, free in free_by_node] + [unassigned]
-        groups.sort(key=len, reverse=True)
-        taken: list[int] = []
-        for free in groups:
-            taken += free[: threads - len(taken)]
-        return tuple(sorted(taken)) if len(taken) == threads else None
+        return _best_single_node(threads, free_by_node) or \
+            _spread(threads, free_by_node, units.free_in(self._unassigned, taken))
 
     def _common_node(self, cores: tuple[int, ...]) -> int | None:
         nodes = {self.layout.node_of(core) for core in cores}
         return nodes.pop() if len(nodes) == 1 else None
+
+
+def _best_single_node(threads: int, free_by_node: list[tuple[int, list[int]]]) -> tuple[int, ...] | None:
+    """Lowest cores of the fullest node that still has room: keeps big free blocks for big requests."""
+    fits = [(len(free), node, free) for node, free in free_by_node if len(free) >= threads]
+    if not fits:
+        return None
+    _, _, free = min(fits, key=lambda fit: (fit[0], fit[1]))
+    return _lowest(free, threads)
+
+def _spread(threads: int, free_by_node: list[tuple[int, list[int]]],
+            unassigned: list[int]) -> tuple[int, ...] | None:
+    """Spread over the groups with most free cores first, to span as few nodes as possible.
+
+    Cores outside every node form one more group here; they are not preferred as a "single node" because
+    nothing is known about their locality.
+    """
+    groups = [free for _, free in free_by_node] + [unassigned]
+    groups.sort(key=len, reverse=True)
+    taken: list[int] = []
+    for free in groups:
+        taken += free[: threads - len(taken)]
+    return tuple(sorted(taken)) if len(taken) == threads else None
 
 
 def _check_threads(threads: object) -> None:

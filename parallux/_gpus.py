@@ -96,3 +96,12 @@ def gpu_variables(gpus: tuple[int, ...]) -> dict[str, str]:
 
 def format_gpus(gpus: Iterable[int]) -> str:
     return ",".join(str(gpu) for gpu in gpus)
+
+
+def gpu_hello(offer: tuple[int, ...] | None, env: Mapping[str, str]) -> dict[str, object]:
+    """What a seat's hello asks of its launcher about GPUs: the runner's list (none: detect them), and the
+    PATH its ``nvidia-smi`` is looked for on (the runner's ``env=`` PATH, where it sets one)."""
+    hello: dict[str, object] = {} if offer is None else {"gpus": list(offer)}
+    if env.get("PATH"):
+        hello["path"] = env["PATH"]
+    return hello

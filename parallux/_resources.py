@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ._cores import Lease as CoreLease
+from ._cores import format_cores
+from ._gpus import gpu_variables
 
 CORES, GPUS, MEMORY = 1, 2, 4  # what a lease takes on a machine (a bit mask: see ResourceAllocator.needs)
 MEMORY_HEADROOM = 0.9  # a machine's memory pool without memory_pool=: its MemTotal less 10%
@@ -85,3 +87,14 @@ class Lease:
     @property
     def numa_node(self) -> int | None:
         return self.core_lease.numa_node if self.core_lease is not None else None
+
+    def variables(self) -> dict[str, str]:
+        """What its command is told of it: ``PARALLUX_CORES`` (and ``PARALLUX_NUMA_NODE``), its GPUs."""
+        told = {}
+        if self.core_lease is not None:
+            told["PARALLUX_CORES"] = format_cores(self.core_lease.cores)
+            if self.core_lease.numa_node is not None:
+                told["PARALLUX_NUMA_NODE"] = str(self.core_lease.numa_node)
+        if self.gpus:
+            told.update(gpu_variables(self.gpus))
+        return told
