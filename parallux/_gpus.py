@@ -90,8 +90,10 @@ def node_of(gpus: Iterable[int], nodes: Mapping[int, int]) -> int | None:
 
 
 def gpu_variables(gpus: tuple[int, ...]) -> dict[str, str]:
-    """What a command leasing ``gpus`` is told: CUDA's, HIP's and ROCm's visible devices, and parallux's own."""
-    return dict.fromkeys(VISIBLE, format_gpus(gpus))
+    """What a command leasing ``gpus`` is told: CUDA's, HIP's and ROCm's visible devices, and parallux's own;
+    and that CUDA numbers GPUs as nvidia-smi does (in PCI bus order: by default it puts the fastest first,
+    and index 0 would be another GPU than the one leased)."""
+    return {**dict.fromkeys(VISIBLE, format_gpus(gpus)), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
 def format_gpus(gpus: Iterable[int]) -> str:

@@ -64,7 +64,8 @@ def test_gpu_offer_none_detects_a_list_is_the_pool() -> None:
 
 def test_gpu_variables_name_every_runtime() -> None:
     assert gpu_variables((1, 3)) == {"CUDA_VISIBLE_DEVICES": "1,3", "HIP_VISIBLE_DEVICES": "1,3",
-                                     "ROCR_VISIBLE_DEVICES": "1,3", "PARALLUX_GPUS": "1,3"}
+                                     "ROCR_VISIBLE_DEVICES": "1,3", "PARALLUX_GPUS": "1,3",
+                                     "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
 def test_offer_of_a_hello() -> None:
