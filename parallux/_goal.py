@@ -66,19 +66,23 @@ class Goal(TypoChecked):
     @opt.checked("goal.local()", noun="option")
     def local(self, name: str = "local", workspace: str | os.PathLike[str] | None = None,
               max_jobs: int | None = None, env: Mapping[str, str] | None = None, core_pool: Any = None,
-              numa_nodes: Any = None, *, membind: bool = False, whole_cores: bool = False) -> Runner:
+              numa_nodes: Any = None, *, membind: bool = False, whole_cores: bool = False, gpus: Any = None,
+              memory_pool: Any = None) -> Runner:
         """A runner on this machine."""
         return self._pool.local(name, dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                                           numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores))
+                                           numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores,
+                                           gpus=gpus, memory_pool=memory_pool))
 
     @opt.checked("goal.ssh()", noun="option", extra_keywords=opt.SSH_OPTIONS)
     def ssh(self, name: str, host: str | None = None, user: str | None = None, port: int | None = None,
             workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
             env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
-            membind: bool = False, whole_cores: bool = False, **ssh_options: Any) -> Runner:
+            membind: bool = False, whole_cores: bool = False, gpus: Any = None, memory_pool: Any = None,
+            **ssh_options: Any) -> Runner:
         """A runner on another machine, reached over one SSH connection; connects now."""
         options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
+                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores, gpus=gpus,
+                       memory_pool=memory_pool)
         return self._pool.add(self._pool.ssh_runner(name, host, user, port, options, ssh_options))
 
     @opt.checked("goal.slurm()", noun="option")
@@ -87,7 +91,8 @@ class Goal(TypoChecked):
               cpus_per_node: int | None = None, gpus_per_node: int | None = None, sbatch_options: Any = None,
               workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
               env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None,
-              python: str = "python3", membind: bool = False, whole_cores: bool = False, login: Any = None) -> Runner:
+              python: str = "python3", membind: bool = False, whole_cores: bool = False, login: Any = None,
+              gpus: Any = None, memory_pool: Any = None) -> Runner:
         """A runner on a Slurm cluster: one allocation (submitted now; inside one, with ``nodes=None``, that
         one), a launcher on each of its nodes; ``max_jobs`` and the core pool are per node. ``login``: an SSH
         runner (or its name, or a host) whose login host runs Slurm's commands, for a cluster reached over SSH.
@@ -96,7 +101,8 @@ class Goal(TypoChecked):
                        constraint=constraint, cpus_per_node=cpus_per_node, gpus_per_node=gpus_per_node,
                        sbatch_options=sbatch_options)
         options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
+                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores, gpus=gpus,
+                       memory_pool=memory_pool)
         return self._pool.slurm(name, request, opt.name(python, "goal.slurm(): python"), options, login)
 
     @opt.checked("goal.setRunner()")

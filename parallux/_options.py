@@ -27,8 +27,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 from ._errors import ConfigError
 from ._nul import refuse_nuls
 
-COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "env", "cwd", "work_relpath", "check", "timeout",
-                   "memory", "runner", "retries", "retry_on", "inputs", "metrics", "repeat", "warmup", "after")
+COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "gpus", "env", "cwd", "work_relpath", "check",
+                   "timeout", "memory", "runner", "retries", "retry_on", "inputs", "metrics", "repeat", "warmup",
+                   "after")
 ORDER_MODES = ("interleave", "shuffle", "grouped")  # goal.setOrder(): how a benchmark's executions are queued
 RETRYABLE_STATUSES = ("failed", "timeout", "oom", "error")
 # goal.ssh()'s keyword options beyond the runner options; here, not in _ssh, so that checking a call of

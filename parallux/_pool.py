@@ -15,7 +15,9 @@ from . import _options as opt
 from ._cores import parse_core_layout
 from ._engine._seat import Seat
 from ._errors import ConfigError, ParalluxError, RunnerError
+from ._gpus import gpu_offer
 from ._lifeline import NO_RELAUNCH, Batch, Relaunch, Restarts
+from ._memory import memory_limit
 from ._runner import Runner, SshRunner, Submit
 from ._transports import Transport
 from ._transports._local import LocalTransport
@@ -198,7 +200,8 @@ class Pool:
 
 
 def runner_options(workspace: Any = None, max_jobs: Any = None, env: Any = None, core_pool: Any = None,
-                   numa_nodes: Any = None, membind: Any = False, whole_cores: Any = False) -> dict[str, Any]:
+                   numa_nodes: Any = None, membind: Any = False, whole_cores: Any = False, gpus: Any = None,
+                   memory_pool: Any = None) -> dict[str, Any]:
     """A runner's options, checked, as a Seat takes them."""
     layout = parse_core_layout(core_pool, numa_nodes)
     if opt.boolean(whole_cores, "whole_cores") and layout is None:
@@ -209,4 +212,6 @@ def runner_options(workspace: Any = None, max_jobs: Any = None, env: Any = None,
             "env": opt.environment(env, "a runner's env"),
             "layout": layout,
             "membind": opt.boolean(membind, "membind"),
-            "whole_cores": whole_cores}
+            "whole_cores": whole_cores,
+            "gpus": gpu_offer(gpus),
+            "memory_pool": memory_limit(memory_pool, "memory_pool")}

@@ -14,12 +14,14 @@ from ._after import dependencies_of
 from ._benchmarks import Benchmark
 from ._engine._seat import Seat
 from ._errors import ConfigError
+from ._gpus import gpu_request
 from ._handles import Command, Completion
 from ._inputs import Fingerprints
 from ._memory import memory_limit
 from ._metrics import metrics_option
 from ._nul import refuse_nuls
 from ._pool import Pool
+from ._resources import request_of
 from ._runner import Runner
 from ._spec import Spec, Specs
 
@@ -65,6 +67,7 @@ class Registrar:
             env=opt.environment(options.get("env"), "env"), cwd=opt.path(options.get("cwd"), "cwd"),
             check=opt.boolean(options.get("check", True), "check"),
             timeout=opt.seconds(options.get("timeout"), "timeout"), memory=memory_limit(options.get("memory")),
+            requested_gpus=gpu_request(options.get("gpus")),
             retries=opt.positive_int(options.get("retries", self.retries), "retries", minimum=0),
             pin=pin._seats[0] if pin is not None else None, base_env=self.env,
             retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on,
@@ -143,9 +146,10 @@ def _why_not(seat: Seat, handle: Command) -> str | None:
         if handle.requested_numa_node is not None:  # unpinned there, it would measure something else
             return (f"numa_node={handle.requested_numa_node} needs a runner with numa_nodes declared, and this "
                     f"one has no core pool")
-        return None
-    try:
-        seat.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)
+        if handle.requested_gpus is None and handle.memory is None:
+            return None
+    try:  # (against what its launcher's hello said the machine offers; an offer not known yet is not refused)
+        seat.resources.check(request_of(handle))
     except ConfigError as exc:
         return str(exc)
     return None

@@ -23,7 +23,7 @@ _UNKNOWN = _FIGURES.pack(math.nan, math.nan, math.nan, math.nan, -1)
 _FIGURE_NAMES = ("start_time", "end_time", "user_seconds", "system_seconds", "max_rss_kb")
 # read from the handle, unless the result holds its own (a detached one, a resumed one)
 _HANDLE_FIELDS = ("command", "command_text", "name", "runner", "runner_name", "host", "work_relpath", "work_dir",
-                  "cores", "numa_node", "timeout", "memory", "check", "attempt", "repetition")
+                  "cores", "numa_node", "gpus", "timeout", "memory", "check", "attempt", "repetition")
 _RARE = {"error": None, "signal": None, "stderr_tail_text": None, "_kind": None, "resumed": False}
 _EMPTY = {"metrics": dict, "repetitions": list, "warmups": list, "stats": dict}  # (an empty one when absent)
 
@@ -78,6 +78,7 @@ class Result:
     command, command_text, name, work_relpath = _Shared(), _Shared(), _Shared(), _Shared()
     runner, runner_name, host, work_dir = _Shared(), _Shared(), _Shared(), _Shared()
     cores, numa_node, timeout, memory = _Shared(), _Shared(), _Shared(), _Shared()  # (memory: its memory= limit)
+    gpus = _Shared()  # the GPUs it leased
     check, attempt, repetition = _Shared(), _Shared(), _Shared()  # (repetition: "w1", "r3" of a benchmark)
     start_time, end_time = _Figure(), _Figure()
     user_seconds, system_seconds, max_rss_kb = _Figure(), _Figure(), _Figure()
@@ -204,6 +205,7 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         fields = {k: getattr(self, k) for k in FIELDS}
         fields["cores"] = list(self.cores)
+        fields["gpus"] = list(self.gpus)
         fields["repetitions"] = [r.as_dict() for r in self.repetitions]
         fields["warmups"] = [r.as_dict() for r in self.warmups]
         fields["stats"] = {measure: stats.as_dict() for measure, stats in self.stats.items()}
@@ -216,7 +218,7 @@ class Result:
 
 
 # what as_dict() gives: every field but the runner object and the kind of error
-FIELDS = ("command", "command_text", "name", "runner_name", "work_relpath", "work_dir", "cores", "numa_node",
+FIELDS = ("command", "command_text", "name", "runner_name", "work_relpath", "work_dir", "cores", "numa_node", "gpus",
           "returncode", "status", "start_time", "end_time", "duration", "error", "signal", "attempt", "timeout",
           "memory", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check", "run_id", "attempts",
           "stderr_tail_text", "host", "metrics", "repetition", "repetitions", "warmups", "stats")

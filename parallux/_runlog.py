@@ -108,6 +108,8 @@ class RunLog:
                 self._log_runner(runner)
             record.update(runner=command.runner_name, host=command.host or _host_of(runner), work_dir=command.work_dir,
                           cores=list(command.cores), numa_node=command.numa_node, attempt=command.attempt)
+            if command.gpus:  # (few commands lease GPUs: the others' records say nothing of them)
+                record["gpus"] = list(command.gpus)
         result = details.get("result")
         if result is not None:
             record.update(outcome(result))

@@ -81,7 +81,7 @@ class SlurmRunner(Runner):
             configured_core_count=sum(p.configured_core_count for p in parts),
             available_core_count=sum(p.available_core_count for p in parts), numa_node=numa_node,
             connected=any(p.connected for p in parts), quarantined=self.quarantined, waiting=self.waiting,
-            nodes=self.nodes)
+            nodes=self.nodes, gpu_count=sum(p.gpu_count for p in parts))
 
     def _node_status(self, seat: Seat, numa_node: int | None) -> RunnerStatus:
         status = Runner._status(self, numa_node, seat)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 _DEFAULTS: dict[str, Any] = {
-    "threads": 1, "requested_numa_node": None, "requested_cores": None, "env": None, "cwd": None, "check": True,
-    "timeout": None, "memory": None, "retries": 0, "pin": None, "candidates": (), "base_env": None,
-    "retry_on": None, "metrics": None, "work_generated": False, "resume_check": False}
+    "threads": 1, "requested_numa_node": None, "requested_cores": None, "requested_gpus": None, "env": None,
+    "cwd": None, "check": True, "timeout": None, "memory": None, "retries": 0, "pin": None, "candidates": (),
+    "base_env": None, "retry_on": None, "metrics": None, "work_generated": False, "resume_check": False}
 
 FIELDS = tuple(_DEFAULTS)
 INTERNED_AT_MOST = 1024  # distinct specs kept for sharing (commands all unlike each other share none)

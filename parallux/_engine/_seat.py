@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import trio
 
-from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
+from .._allocator import ResourceAllocator
+from .._cores import CoreAllocator, CoreLayout, format_cores
+from .._gpus import gpu_hello
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, Settled, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._lifeline import NO_RELAUNCH, Batch, Relaunch
 from .._protocol import LauncherClient, outcome_of, read_records
+from .._resources import Lease, offer_of, request_of
 from .._status import Status
 from .._transports._base import Pipe, Transport
 from ._launched import Launched, LauncherEnd
@@ -46,7 +49,8 @@ class Seat:
     def __init__(self, name: str, transport: Transport, *, workspace: str | None, max_jobs: int | None,
                  env: Mapping[str, str] | None, layout: CoreLayout | None, membind: bool = False,
                  whole_cores: bool = False, relaunch: Relaunch = NO_RELAUNCH, batch: Batch | None = None,
-                 time_limit: float | None = None) -> None:
+                 time_limit: float | None = None, gpus: tuple[int, ...] | None = None,
+                 memory_pool: int | None = None) -> None:
         self.name = name
         self.transport = transport
         self.relaunch = relaunch  # whether a launcher that ended is followed by another
@@ -61,6 +65,8 @@ class Seat:
         self.env = dict(env or {})
         self.layout = layout
         self.allocator = CoreAllocator(layout, whole_cores) if layout is not None else None
+        self.gpus_option, self.memory_pool = gpus, memory_pool  # (None: detect its GPUs; its machine's memory)
+        self.resources = ResourceAllocator(self.allocator, offer_of({}, gpus, memory_pool))  # (offer: at the hello)
         self.membind = membind
         self.whole_cores = whole_cores
         self.machines: Machines | None = None  # the run's (the engine sets it): which machine its launcher is on
@@ -137,7 +143,8 @@ class Seat:
             self.pipe = pipe
             self.end = LauncherEnd(pipe, self.end.host)
             self.client = LauncherClient(pipe.send, pipe.receive, self.describe(), pipe.watchdog,
-                                         {**pipe.hello, **machine_root(self.env), **bench_mode()})
+                                         {**pipe.hello, **machine_root(self.env), **bench_mode(),
+                                          **gpu_hello(self.gpus_option, self.env)})
             self.client.may_resume = functools.partial(resumable, self)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
@@ -197,6 +204,7 @@ class Seat:
         else:  # a launcher reached again (a new allocation): the commands of the last one still release theirs
             self.slots.total_tokens = self.max_jobs
         self.home_cpus = None  # (a new launcher runs where it was started)
+        self.resources.offer = offer_of(facts, self.gpus_option, self.memory_pool)
         if self.machines is not None:
             self.machines.join(self)
         self.alive = True
@@ -241,16 +249,15 @@ class Seat:
         if command.timeout and self.batch is not None and (left := self.batch.time_left()) is not None \
                 and left < command.timeout:
             return False  # the allocation would end before its timeout: it waits for the next one
-        if self.allocator is not None and not self.allocator.could_fit_now(
-                command.threads, command.requested_numa_node, command.requested_cores):
-            return False  # (a request its node's cores can never hold raises here, in the scheduling that
-            # follows the node's arrival, which refuses the node: so before the machine's hold is asked)
+        if self.resources.needs(command) and not self.resources.could_fit_now(request_of(command)):
+            return False  # (a request its node can never meet raises here, in the scheduling that follows the
+            # node's arrival, which refuses the node: so before the machine's hold is asked)
         return self.machine is None or not self.machine.holds  # held: its environment is read, its probes run
 
     def lease_for(self, command: Command) -> Lease | None:
-        if self.allocator is None:
+        if not self.resources.needs(command):  # (a million plain commands: no lock taken, nothing made)
             return None
-        return self.allocator.try_lease(command.threads, command.requested_numa_node, command.requested_cores)
+        return self.resources.try_lease(request_of(command))
 
     @property
     def active(self) -> int:
@@ -264,7 +271,7 @@ class Seat:
     def argv_for(self, command: Command, lease: Lease | None) -> list[str]:
         """The command line as it runs: ``sh -c``, behind ``numactl`` with a core lease."""
         argv = ["sh", "-c", command.command_text]
-        return self._binding_prefix(lease) + argv if lease is not None else argv
+        return self._binding_prefix(lease) + argv if lease is not None and lease.core_lease is not None else argv
 
     def launch(self, run_id: str, command: Command, lease: Lease | None, argv: list[str]) -> Launched:
         """Send the command to the launcher now, in the scheduling step that started it, with everything it
@@ -276,20 +283,19 @@ class Seat:
         if command.repetition is not None:  # an execution of a benchmark: "w1", "r3"
             variables["PARALLUX_REPETITION"] = command.repetition
         if lease is not None:
-            variables["PARALLUX_CORES"] = format_cores(lease.cores)
-            if lease.numa_node is not None:
-                variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
+            variables.update(lease.variables())
         job_id, job = self.client.run(
             argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
             work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
             wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
             mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}", memory=command.memory,
             record={"name": command.name, "runner": self.name, "host": self.host, "work_relpath": command.work_relpath,
-                    "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
+                    "cores": list(command.cores), "numa_node": command.numa_node, "gpus": list(command.gpus),
+                    "run_id": run_id,
                     "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
                     "attempts_before": command.attempts or []},
             metrics=command.metrics,
-            cpus=list(lease.cores) if lease is not None and self.home_cpus is not None else None)
+            cpus=list(lease.cores) if lease is not None and lease.cores and self.home_cpus is not None else None)
         return Launched(job_id, job, self.client, self.end)
 
     def _binding_prefix(self, lease: Lease) -> list[str]:
