@@ -279,7 +279,7 @@ class Launcher(object):
             self.bench = request.get("bench") if request.get("bench") in BENCH_MODES else None
             self.facts = MachineFacts(request.get("machine_root"))
             event = dict(hello(self.facts), cgroups=self.cgroup_facts())
-            event.update(gpu_facts(self.facts, request.get("gpus"), request.get("path")))
+            event.update(gpu_facts(self.facts, request.get("gpus"), request.get("path"), event["step_gpus"]))
             if request.get("reconnect") and request.get("token"):
                 event.update(self.offer_attach(str(request["token"]), float(request["reconnect"])))
             self.send(event)
@@ -3424,16 +3424,18 @@ def machine_of(facts, cpus):
             "numa_cpus": facts.numa_cpus(), "memory_total": facts.memory_bytes()}
 
 
-def gpu_facts(facts, given, path):
+def gpu_facts(facts, given, path, step=None):
     """The GPUs this launcher's commands may lease, each with its NUMA node: ``given`` (the runner's gpus=),
-    else those nvidia-smi lists. A Slurm step's GPUs would come in here too (SLURM_STEP_GPUS)."""
+    else ``step``'s, the GPUs of the Slurm step it runs in (``step_gpus``: only those are the step's to use,
+    whatever else the node has), else those nvidia-smi lists. NUMA nodes come from nvidia-smi's list, by
+    index: a step's indices are the node's where no device cgroup renumbers them (with one, unverified)."""
     if given is not None and not given:
         return {"gpus": []}
     found, error = query_gpus(path)
     nodes = dict((index, facts.pci_numa_node(bus_id)) for index, bus_id in found)
-    indices = [int(index) for index in given] if given is not None else sorted(nodes)
+    indices = [int(index) for index in given] if given is not None else step if step is not None else sorted(nodes)
     event = {"gpus": [{"index": index, "numa_node": nodes.get(index)} for index in indices]}
-    if error is not None and given is None:
+    if error is not None and given is None and step is None:
         event["gpu_error"] = error
     return event
 

@@ -15,7 +15,7 @@ from parallux import _launcher
 from parallux._errors import ConfigError
 from parallux._transports import _slurm
 from parallux._transports._slurm._commands import Request, srun_argv
-from tests.helpers import write_config
+from tests.helpers import peak_overlap, wait_until, write_config
 from tests.slurm import SlurmCluster
 
 REQUEST = dict(nodes=1, partition=None, time=None, account=None, qos=None, constraint=None, cpus_per_node=None,
@@ -130,7 +130,7 @@ def test_gpus_per_node_reaches_sbatch_and_each_nodes_launcher_step(cluster: Slur
     assert "TresPerNode=gres:gpu:2" in job, job
     assert "GRES=gpu:2(IDX:0-1)" in job, job  # each node gave the job two of its four
     outs = sorted(line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("OUT"))
-    assert {out.split(" ", 1)[1] for out in outs} == {"0,1 0,1"}, outs  # the step's GPUs, for now the commands'
+    assert {out.split(" ", 1)[1] for out in outs} == {"0,1 0,1"}, outs  # without gpus=, a command sees its step's GPUs
     assert "HELLO [0, 1]" in done.stdout
     record = next(r for r in log_of(done.stderr) if r["event"] == "runner" and r["name"] == "cl")
     assert "--gres=gpu:2" in record["sbatch"]
@@ -160,6 +160,50 @@ def test_gpus_asked_in_sbatch_options_reach_the_step_too(cluster: SlurmCluster, 
     done = run(cluster, tmp_path, "config.py")
     assert done.returncode == 0, done.stderr
     assert "HELLO [0]" in done.stdout  # the step asked for none: it has the job's per-node request
+
+
+LEASES = """
+    import json
+    from parallux import goal
+    cl = goal.slurm("cl", nodes=2, gpus_per_node=2, cpus_per_node=1, max_jobs=4, workspace="ws",
+                    sbatch_options={"nodelist": "n1,n3"})
+    goal.setRunner(cl)
+    span = 's=$(date +%s.%N); sleep 0.4; echo "$s $(date +%s.%N) $SLURMD_NODENAME $SLURM_STEP_GPUS $CUDA_VISIBLE_DEVICES"'
+    handles = [goal.run(span, name=f"g{i}", gpus=1) for i in range(12)]
+    for handle in handles:
+        result = handle.sync()
+        start, end, node, step, visible = result.read_stdout().split()
+        print(json.dumps({"start": float(start), "end": float(end), "node": node, "step": step, "visible": visible,
+                          "gpus": list(result.gpus), "host": result.host}))
+    for node in cl.nodes:
+        status = cl.status(node=node)
+        print("OFFER", node, status.gpu_count, status.available_gpus)
+    print("TOTAL", cl.status().gpu_count)
+"""
+
+
+def test_gpu_leases_stay_within_each_nodes_step_gpus(cluster: SlurmCluster, tmp_path: Path) -> None:
+    # GPU 0 of n1 is another job's: the runner's step there gets GPUs 1 and 2, on n3 GPUs 0 and 1
+    blocker = cluster.run("sbatch", "--parsable", "-w", "n1", "--ntasks-per-node=1", "--cpus-per-task=1",
+                          "--gres=gpu:1", "--output=/dev/null", "--wrap", "sleep 300").stdout.strip()
+    assert wait_until(lambda: cluster.jobs() == [(blocker, "RUNNING", "None")], 30, interval=0.1), cluster.jobs()
+    write_config(tmp_path, LEASES)
+    done = run(cluster, tmp_path, "config.py")
+    assert done.returncode == 0, done.stderr
+    found = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(found) == 12
+    steps = {row["node"]: row["step"] for row in found}
+    assert steps == {"n1": "1,2", "n3": "0,1"}, steps  # what Slurm gave each node's launcher step
+    for row in found:
+        assert row["host"] == row["node"] and len(row["gpus"]) == 1 and row["visible"] == str(row["gpus"][0])
+        assert row["visible"] in row["step"].split(","), row  # a lease within its node's step GPUs
+    spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for row in found:
+        spans.setdefault((row["node"], row["visible"]), []).append((row["start"], row["end"]))
+    assert set(spans) <= {("n1", "1"), ("n1", "2"), ("n3", "0"), ("n3", "1")}
+    assert {key: peak_overlap(value) for key, value in spans.items()} == dict.fromkeys(spans, 1)  # never shared
+    assert "OFFER n1 2 [1, 2]" in done.stdout and "OFFER n3 2 [0, 1]" in done.stdout  # each node's pool
+    assert "TOTAL 4" in done.stdout
 
 
 def test_a_dry_run_shows_the_sbatch_line_and_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> None:
