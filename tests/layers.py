@@ -59,6 +59,7 @@ FILES = {
     "test_machine_facts.py": "unit",
     "test_machine_views.py": "local",
     "test_memory_limits.py": "local",
+    "test_memory_pool.py": "local",
     "test_metrics.py": "local",
     "test_nul_bytes.py": "local",
     "test_numa.py": "local",
