@@ -44,6 +44,7 @@ FILES = {
     "test_examples.py": "local",
     "test_forks.py": "local",
     "test_history.py": "local",
+    "test_gpu_check.py": "local",
     "test_gpus.py": "local",
     "test_hunt.py": "local",
     "test_keywords.py": "local",
