@@ -65,6 +65,9 @@ def fake_nvidia_smi(directory: Path, count: int, *, fail: str | None = None) -> 
 {failing}case "$*" in
   "--query-gpu=index,pci.bus_id --format=csv,noheader") printf '{query}' ;;
   "-L") printf '{listing}' ;;
+  "--query-gpu=uuid --format=csv,noheader -i "*)
+    if [ "$4" -ge 0 ] 2>/dev/null && [ "$4" -lt {count} ]; then echo "GPU-fake-$4"; else
+      echo "No devices were found" >&2; exit 6; fi ;;
   *) echo "fake nvidia-smi: unknown arguments: $*" >&2; exit 2 ;;
 esac
 """)
