@@ -4,6 +4,7 @@ the hello's reading in-process, the rest on the test Slurm, whose nodes declare 
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -204,6 +205,28 @@ def test_gpu_leases_stay_within_each_nodes_step_gpus(cluster: SlurmCluster, tmp_
     assert {key: peak_overlap(value) for key, value in spans.items()} == dict.fromkeys(spans, 1)  # never shared
     assert "OFFER n1 2 [1, 2]" in done.stdout and "OFFER n3 2 [0, 1]" in done.stdout  # each node's pool
     assert "TOTAL 4" in done.stdout
+
+
+def test_inside_an_allocation_with_gpus_its_nodes_offer_the_jobs_gpus(cluster: SlurmCluster, tmp_path: Path) -> None:
+    write_config(tmp_path, """
+        from parallux import goal
+        here = goal.slurm("here", workspace="ws", max_jobs=4)  # nodes=None: this job's nodes, nothing submitted
+        goal.setRunner(here)
+        runs = [goal.run('echo "$SLURMD_NODENAME $CUDA_VISIBLE_DEVICES"', gpus=1) for _ in range(6)]
+        print("used", sorted({r.sync().read_stdout().strip() for r in runs}), flush=True)
+        status = here.status(node=here.nodes[0])
+        print("offer", status.gpu_count, status.available_gpus, here.facts.get("step_gpus"), flush=True)
+    """)
+    script = tmp_path / "batch.sh"
+    script.write_text(f"#!/bin/sh\ncd {tmp_path}\nexec {sys.executable} -m parallux config.py\n")
+    out = tmp_path / "batch.out"
+    cluster.run("sbatch", "--parsable", "-N1", "-w", "n2", "--ntasks-per-node=1", "--cpus-per-task=1",
+                "--gres=gpu:3", f"--output={out}", f"--export=ALL,HOME={tmp_path}", str(script))
+    assert wait_until(lambda: not cluster.jobs(), 60, interval=0.2), cluster.jobs()
+    text = out.read_text()
+    assert "offer 3 [0, 1, 2] [0, 1, 2]" in text, text  # the launcher's step has the job's three GPUs
+    used = text.split("used ", 1)[1].splitlines()[0]
+    assert set(ast.literal_eval(used)) <= {"n2 0", "n2 1", "n2 2"}, text
 
 
 def test_a_dry_run_shows_the_sbatch_line_and_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> None:
