@@ -232,13 +232,18 @@ def test_inside_an_allocation_with_gpus_its_nodes_offer_the_jobs_gpus(cluster: S
 def test_a_dry_run_shows_the_sbatch_line_and_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> None:
     write_config(tmp_path, """
         from parallux import goal
-        goal.setRunner(goal.slurm("cl", nodes=2, gpus_per_node=2, cpus_per_node=1, workspace="ws"))
-        goal.schd("echo hi")
+        goal.setRunner(goal.slurm("cl", nodes=2, gpus_per_node=2, cpus_per_node=1, max_jobs=4, workspace="ws"))
+        for i in range(5):
+            goal.schd("echo hi", name=f"c{i}", gpus=1)
     """)
     done = run(cluster, tmp_path, "--dry-run", "config.py")
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if "sbatch" in line)
     assert line.startswith("slurm runner 'cl': sbatch ") and "--nodes=2" in line and "--gres=gpu:2" in line, line
+    plan = [line.split("\t") for line in done.stdout.splitlines() if line.startswith("c")]
+    assert len(plan) == 5, done.stdout
+    # each node's step would have GPUs 0 and 1: four commands at once, on a GPU of their node each
+    assert sorted(fields[4] for fields in plan[:4]) == ["gpus=0", "gpus=0", "gpus=1", "gpus=1"], plan
     assert not cluster.jobs()
 
 

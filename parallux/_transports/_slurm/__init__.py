@@ -58,9 +58,12 @@ class SlurmTransport(Transport):
         return f"slurm runner {name!r} ({where}, job {self.allocation.job_id})"
 
     def plan_facts(self, root: str | None = None) -> dict[str, Any]:
-        cpus = self.allocation.request.cpus_per_node
+        """A dry run's node: the CPUs and GPUs asked of it (a step's GPUs as Slurm numbers them, from 0)."""
+        request = self.allocation.request
+        cpus, gpus = request.cpus_per_node, request.gpus_per_node
         return {"logical_cores": cpus, "usable_cores": cpus, "home": "~", "cwd": "", "numactl": "numactl",
-                "hostname": self.node or f"{self.allocation.request.runner}-node{self.index + 1}"}
+                "hostname": self.node or f"{request.runner}-node{self.index + 1}",
+                **({"gpus": [{"index": index, "numa_node": None} for index in range(gpus)]} if gpus else {})}
 
     def _lost_reason(self) -> str | None:
         """The allocation's end, if it ended; else None for a launcher that died (the seat says so, with
