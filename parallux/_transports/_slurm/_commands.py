@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import trio
 
 from ..._errors import ConfigError
+from ..._runner_options import SLURM
 from ._shell import Missing, Shell
 
 PILOT_GRACE = 30  # seconds the pilot script waits for a first launcher before it gives the allocation back
@@ -70,37 +71,16 @@ class Request:
     def sbatch_argv(self, test_only: bool = False) -> list[str]:
         argv = ["sbatch", "--parsable", "--no-requeue", f"--job-name=parallux:{self.runner}",
                 f"--nodes={self.nodes or 1}", "--output=/dev/null"]
-        for option, value in (("partition", self.partition), ("time", self.time), ("account", self.account),
-                              ("qos", self.qos), ("constraint", self.constraint)):
+        for option in SLURM.flagged("sbatch"):  # (partition, time, ...: as sbatch spells them)
+            value = getattr(self, option.field)
             if value is not None:
-                argv.append(f"--{option}={value}")
+                argv.append(f"--{option.name}={value}")
         if self.cpus_per_node is None:
             argv.append("--exclusive")  # every CPU of each node: the slots and the core pool are the node's
         else:
             argv += ["--ntasks-per-node=1", f"--cpus-per-task={self.cpus_per_node}"]
         argv += list(self.extra)
         return argv + (["--test-only"] if test_only else [])
-
-
-def sbatch_options(value: Any) -> list[str]:
-    """``sbatch_options``: a mapping (``{"mem": "4G", "exclusive": True}``) or a list of sbatch arguments."""
-    if value is None:
-        return []
-    if isinstance(value, Mapping):
-        argv = []
-        for key, item in value.items():
-            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key):
-                raise ConfigError(f"goal.slurm(): sbatch_options keys are sbatch option names, not {key!r}")
-            flag = "--" + key.replace("_", "-")
-            if item is True:
-                argv.append(flag)
-            elif item is not False and item is not None:
-                argv.append(f"{flag}={item}")
-        return argv
-    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise ConfigError(f"goal.slurm(): sbatch_options must be a mapping of sbatch options or a list of sbatch "
-                      f"arguments, not {value!r}")
 
 
 def refused(stderr: str, runner: str) -> ConfigError:
