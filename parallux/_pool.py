@@ -68,7 +68,7 @@ class Pool:
         name = self._new_name(options["name"])
         slurm = SLURM.checked(SLURM.part(given), "goal.slurm()")
         shell = self._login_shell(slurm["login"], name) if slurm["login"] is not None else None
-        request = Request(name, **{o.field: slurm[o.name] for o in SLURM.kept("request")})
+        request = Request.of(name, slurm)
         allocation = _slurm.allocate(request, dry_run=self._dry_run, shell=shell)
         try:
             allocation.notify = self._engine.observers.notice

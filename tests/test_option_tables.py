@@ -101,3 +101,17 @@ def test_Goal_signatures_are_the_runner_tables() -> None:
     assert {name for name, _, _ in slurm} == {*SLURM.names, *RUNNER.names}
     assert [kind for name, kind, _ in slurm if name != "name"] == ["KEYWORD_ONLY"] * (len(slurm) - 1)
     assert MISSING not in [default for _, _, default in local + slurm]
+
+
+def test_SLURM_options_make_the_sbatch_request() -> None:
+    from parallux._transports._slurm._commands import Request
+    argv = Request.of("cl", SLURM.checked({}, "goal.slurm()")).sbatch_argv()
+    assert argv == ["sbatch", "--parsable", "--no-requeue", "--job-name=parallux:cl", "--nodes=1", "--output=/dev/null",
+                    "--exclusive"]
+    given = {"nodes": 2, "partition": "p", "time": " 1:00:00 ", "qos": "q", "cpus_per_node": 4,
+             "sbatch_options": {"mem": "8G", "exclusive": True}, "python": "/usr/bin/python3"}
+    argv = Request.of("cl", SLURM.checked(given, "goal.slurm()")).sbatch_argv(test_only=True)
+    assert argv[4:] == ["--nodes=2", "--output=/dev/null", "--partition=p", "--qos=q", "--time=1:00:00",
+                        "--ntasks-per-node=1", "--cpus-per-task=4", "--mem=8G", "--exclusive", "--test-only"]
+    with pytest.raises(ConfigError, match="time must be a Slurm time limit"):
+        SLURM.checked({"time": 5}, "goal.slurm()")

@@ -16,15 +16,13 @@ SIGTERM to srun kills the step before the launcher can write its records.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import trio
 
-from ... import _options as opt
-from ..._errors import ConfigError, RunnerError
+from ..._errors import RunnerError
 from .._base import Pipe, Transport, ended_how
 from .._boot import boot_argv
 from . import _commands as slurm

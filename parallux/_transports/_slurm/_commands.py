@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import trio
 
@@ -66,7 +66,12 @@ class Request:
     qos: str | None = None
     constraint: str | None = None
     cpus_per_node: int | None = None
-    extra: Sequence[str] = ()
+    extra: Sequence[str] | None = ()
+
+    @classmethod
+    def of(cls, runner: str, options: dict[str, Any]) -> Request:
+        """The request of ``goal.slurm()``'s checked options (``SLURM.checked``): those kept for it."""
+        return cls(runner, **{option.field: options[option.name] for option in SLURM.kept("request")})
 
     def sbatch_argv(self, test_only: bool = False) -> list[str]:
         argv = ["sbatch", "--parsable", "--no-requeue", f"--job-name=parallux:{self.runner}",
@@ -79,7 +84,7 @@ class Request:
             argv.append("--exclusive")  # every CPU of each node: the slots and the core pool are the node's
         else:
             argv += ["--ntasks-per-node=1", f"--cpus-per-task={self.cpus_per_node}"]
-        argv += list(self.extra)
+        argv += list(self.extra or ())  # (sbatch_options=)
         return argv + (["--test-only"] if test_only else [])
 
 
