@@ -74,9 +74,6 @@ class Options:
     def __iter__(self) -> Iterator[Option]:
         return iter(self.options)
 
-    def __getitem__(self, name: str) -> Option:
-        return next(option for option in self.options if option.name == name)
-
     def __add__(self, other: Options) -> Options:
         """Both tables' options, these first (a table's ``finish`` stays with the table: call it)."""
         return Options(*self.options, *other.options)
