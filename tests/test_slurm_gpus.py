@@ -14,13 +14,16 @@ import pytest
 
 from parallux import _launcher
 from parallux._errors import ConfigError
-from parallux._transports import _slurm
+from parallux._runner_options import SLURM
 from parallux._transports._slurm._commands import Request, srun_argv
 from tests.helpers import peak_overlap, wait_until, write_config
 from tests.slurm import SlurmCluster
 
-REQUEST = dict(nodes=1, partition=None, time=None, account=None, qos=None, constraint=None, cpus_per_node=None,
-               sbatch_options=None)
+
+
+def checked(**given: object) -> Request:
+    """goal.slurm()'s options checked as the pool checks them, and the request made of them."""
+    return Request.of("cl", SLURM.checked(given, "goal.slurm()"))
 
 
 # -- the argv (unit) --------------------------------------------------------------------------------------------
@@ -39,15 +42,15 @@ def test_each_nodes_launcher_step_asks_for_the_nodes_gpus() -> None:
 
 
 @pytest.mark.parametrize("value, message", [
-    (0, "goal.slurm(): gpus_per_node must be >= 1, not 0"),
-    (-2, "goal.slurm(): gpus_per_node must be >= 1, not -2"),
-    ("2", "goal.slurm(): gpus_per_node must be an int, not str ('2')"),
-    (2.0, "goal.slurm(): gpus_per_node must be an int, not float (2.0)"),
-    (True, "goal.slurm(): gpus_per_node must be an int, not bool (True)"),
+    (0, "gpus_per_node must be >= 1, not 0"),
+    (-2, "gpus_per_node must be >= 1, not -2"),
+    ("2", "gpus_per_node must be an int, not str ('2')"),
+    (2.0, "gpus_per_node must be an int, not float (2.0)"),
+    (True, "gpus_per_node must be an int, not bool (True)"),
 ])
 def test_gpus_per_node_must_be_a_count(value: object, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
-        _slurm.request("cl", **REQUEST, gpus_per_node=value)
+        checked(gpus_per_node=value)
     assert str(refused.value) == message
 
 
@@ -55,11 +58,11 @@ def test_gpus_per_node_must_be_a_count(value: object, message: str) -> None:
                                      ["--gpus-per-node=1"], ["--gpus", "2"], ["-G", "2"]])
 def test_gpus_asked_both_ways_is_refused(options: object) -> None:
     with pytest.raises(ConfigError, match="gpus_per_node=2 and sbatch_options both ask for GPUs"):
-        _slurm.request("cl", **{**REQUEST, "sbatch_options": options}, gpus_per_node=2)
+        checked(sbatch_options=options, gpus_per_node=2)
 
 
 def test_gpus_in_sbatch_options_alone_stay_the_users() -> None:
-    made = _slurm.request("cl", **{**REQUEST, "sbatch_options": {"gres": "gpu:1"}}, gpus_per_node=None)
+    made = checked(sbatch_options={"gres": "gpu:1"})
     assert made.gpus_per_node is None and "--gres=gpu:1" in made.sbatch_argv()
 
 

@@ -16,7 +16,6 @@ SIGTERM to srun kills the step before the launcher can write its records.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 from contextlib import asynccontextmanager
@@ -24,8 +23,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from ... import _options as opt
-from ..._errors import ConfigError, RunnerError
+from ..._errors import RunnerError
 from .._base import Pipe, Transport, ended_how
 from .._boot import boot_argv
 from . import _commands as slurm
@@ -118,29 +116,6 @@ class SlurmTransport(Transport):
 
     async def close(self) -> None:
         await self.allocation.close()
-
-
-TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE", re.IGNORECASE)
-ASKS_GPUS = re.compile(r"--(gres|gpus[a-z-]*)(=|$)|-G")  # sbatch's options that ask for GPUs
-
-
-def request(runner: str, *, nodes: Any, partition: Any, time: Any, account: Any, qos: Any, constraint: Any,
-            cpus_per_node: Any, sbatch_options: Any, gpus_per_node: Any = None) -> slurm.Request:
-    """goal.slurm()'s allocation options, checked before anything is asked of Slurm."""
-    def word(value: Any, option: str) -> str | None:
-        return None if value is None else opt.name(value, f"goal.slurm(): {option}")
-    if time is not None and not (isinstance(time, str) and TIME.fullmatch(time.strip())):
-        raise ConfigError(f"goal.slurm(): time must be a Slurm time limit as sbatch --time takes it "
-                          f"(\"30\" minutes, \"2:00:00\", \"1-12:00:00\"), not {time!r}")
-    gpus = opt.optional_int(gpus_per_node, "goal.slurm(): gpus_per_node")
-    extra = slurm.sbatch_options(sbatch_options)
-    if gpus is not None and any(ASKS_GPUS.match(arg) for arg in extra):
-        raise ConfigError(f"goal.slurm({runner!r}): gpus_per_node={gpus} and sbatch_options both ask for GPUs "
-                          f"({' '.join(extra)}); ask once: gpus_per_node= also gives each node's launcher its GPUs")
-    return slurm.Request(runner, opt.optional_int(nodes, "goal.slurm(): nodes"), word(partition, "partition"),
-                         time.strip() if time is not None else None, word(account, "account"), word(qos, "qos"),
-                         word(constraint, "constraint"), opt.optional_int(cpus_per_node, "goal.slurm(): cpus_per_node"),
-                         extra, gpus)
 
 
 def allocate(request: slurm.Request, *, dry_run: bool, shell: Shell | None = None) -> Allocation:
