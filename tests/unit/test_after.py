@@ -1,6 +1,6 @@
 """``after=`` dependencies in the engine (SPEC 18): the real engine and Goal over plan launchers on Trio's
 virtual clock, so that a command that "takes" 10 s takes 10 virtual seconds. What the CLI shows of them (the
-run log, show, the dry run, --resume) is in tests/test_after_cli.py."""
+run log, show, the dry run, --resume) is in tests/integration/local/test_after_cli.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from parallux import ConfigError
 from parallux._transports._plan import planned
-from tests.test_engine import Run
+from tests.plan_engine import Run
 
 
 class Outcomes:

@@ -11,7 +11,6 @@ import io
 import subprocess
 import tokenize
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -132,23 +131,33 @@ def test_layout_the_engines_test_double_is_small() -> None:
     assert code_lines(PACKAGE / "_transports" / "_plan.py") <= TEST_DOUBLE_LIMIT
 
 
-# -- tests by layer (tests/layers.py) -------------------------------------------------------------------------
+# -- tests by layer (tests/layers.py): the directory is the layer ---------------------------------------------
 
 # what a unit test must not name, in its body or in any function, class or fixture of its file it reaches:
 # the helpers and fixtures that start the real CLI, launcher, sshd, Slurm or Chromium
 STARTERS = {"run_cli", "start_cli", "subprocess", "PtyProcess", "pexpect", "Chromium", "start_sshd",
             "start_slurm", *layers.FIXTURES}
+# what starts the parts of the other integration layers: a test naming one is not a local test
+ELSEWHERE = {"start_sshd", "start_slurm", "Chromium", *layers.FIXTURES}
+# what no unit test file imports: the modules that start the real parts
+UNIT_NEVER_IMPORTS = {"subprocess", "pexpect", "tests.sshd", "tests.slurm", "tests.browser"}
 ON_PURPOSE = {"test_layout.py::test_layout_a_unit_test_that_starts_a_process_fails",  # the guard's own test
-              "test_layout.py::test_layout_the_unit_check_can_fail"}  # names them to see the check find them
+              "test_layout.py::test_layout_the_unit_check_can_fail",  # names them to see the check find them
+              "test_layout.py::test_layout_local_tests_start_no_sshd_slurm_or_browser"}  # names what it allows
+TESTS = REPO / "tests"
 
 
-def test_layout_every_test_file_has_a_layer() -> None:
-    files = {path.name for path in (REPO / "tests").glob("test_*.py")}
-    assert set(layers.FILES) == files  # a new file adds its line; a removed one takes it away
-    assert set(layers.FILES.values()) | set(layers.TESTS.values()) <= {"unit", *layers.INTEGRATION}
-    for test in layers.TESTS:
-        file, function = test.split("::")
-        assert function in definitions(ast.parse((REPO / "tests" / file).read_text())), test
+def suite_files(under: Path = TESTS) -> list[Path]:
+    return sorted(under.rglob("test_*.py"))
+
+
+def test_layout_every_test_file_lies_in_its_layers_directory() -> None:
+    files = suite_files()
+    assert len(files) > 50
+    assert [str(path.relative_to(REPO)) for path in files if layers.directory_layer(path) is None] == []
+    # every directory on the way is a package: same-named modules of two layers must not clash
+    packages = {path.parent for path in files} | {path.parent.parent for path in files} - {TESTS.parent}
+    assert [str(d.relative_to(REPO)) for d in sorted(packages) if not (d / "__init__.py").exists()] == []
 
 
 def definitions(tree: ast.Module) -> dict[str, ast.AST]:
@@ -177,47 +186,34 @@ def names_reached(tree: ast.Module, start: list[str]) -> set[str]:
     return reached
 
 
-class Collected:
-    """A plugin recording each collected test: its marks, fixtures and file."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.items = [{"id": item.nodeid, "file": item.path, "function": getattr(item, "originalname", item.name),
-                       "marks": {mark.name for mark in item.iter_markers()} & set(layers.LAYERS),
-                       "fixtures": set(getattr(item, "fixturenames", ()))} for item in session.items]
-
-
-@pytest.fixture(scope="module")
-def suite() -> list[dict[str, Any]]:
-    """The whole suite, collected in this process: its tests are integration tests, as importing every test
-    module starts processes (ctypes asking ldconfig where a library is)."""
-    collected = Collected()
-    assert pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", str(REPO / "tests")],
-                       plugins=[collected]) == 0
-    assert len(collected.items) > 500
-    return collected.items
+def reaching(directory: Path, names: set[str]) -> dict[str, list[str]]:
+    """The tests of the files in ``directory`` that reach any of ``names`` (a fixture they ask for is an
+    argument, so a name they reach), with the names they reach."""
+    found = {}
+    for path in suite_files(directory):
+        tree = ast.parse(path.read_text())
+        for test in (name for name in definitions(tree) if name.startswith("test_")):
+            if f"{path.name}::{test}" not in ON_PURPOSE and (named := names_reached(tree, [test]) & names):
+                found[f"{path.relative_to(REPO)}::{test}"] = sorted(named)
+    return found
 
 
-def reached_by(item: dict[str, Any], trees: dict[Path, ast.Module]) -> set[str]:
-    """What a test names: its body, and the fixtures of its file it asks for (their arguments are names it
-    reaches); an autouse fixture of its file is left to the guard (in test_launcher_attach.py it only ends
-    what other tests started)."""
-    tree = trees.setdefault(item["file"], ast.parse(item["file"].read_text()))
-    return names_reached(tree, [item["function"]]) | item["fixtures"]
+def imported(tree: ast.Module) -> set[str]:
+    return ({alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+            | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module})
 
 
-def test_layout_every_test_has_exactly_one_layer(suite: list[dict[str, Any]]) -> None:
-    assert [error for item in suite for error in layers.layer_errors(item["id"], item["marks"])] == []
-    assert [item["id"] for item in suite if ("unit" in item["marks"]) == ("integration" in item["marks"])] == []
+def test_layout_unit_tests_name_nothing_that_starts_processes() -> None:
+    assert reaching(TESTS / "unit", STARTERS) == {}
+    assert {str(path.relative_to(REPO)): sorted(imported(ast.parse(path.read_text())) & UNIT_NEVER_IMPORTS)
+            for path in suite_files(TESTS / "unit") if path.name != "test_layout.py"
+            and imported(ast.parse(path.read_text())) & UNIT_NEVER_IMPORTS} == {}
 
 
-def test_layout_unit_tests_name_nothing_that_starts_processes(suite: list[dict[str, Any]]) -> None:
-    trees: dict[Path, ast.Module] = {}
-    starting = {item["id"]: sorted(reached_by(item, trees) & STARTERS) for item in suite
-                if "unit" in item["marks"] and f"{item['file'].name}::{item['function']}" not in ON_PURPOSE}
-    assert {test: names for test, names in starting.items() if names} == {}
+def test_layout_local_tests_start_no_sshd_slurm_or_browser() -> None:
+    """A test that starts (or asks for) the sshd, Slurm or Chromium lies in that layer's directory. A local
+    test's SSH case may ask for the sshd (``request.getfixturevalue``): its parameter marks it (layers.py)."""
+    assert reaching(TESTS / "integration" / "local", ELSEWHERE - {"sshd_server"}) == {}
 
 
 def test_layout_the_unit_check_can_fail() -> None:
@@ -227,12 +223,27 @@ def test_layout_the_unit_check_can_fail() -> None:
     assert "sshd_server" in names_reached(tree, ["test_b"])
     assert "run_cli" in names_reached(tree, ["test_c"])  # a string too: request.getfixturevalue("sshd_server")
     assert names_reached(tree, ["test_b"]) & STARTERS == {"sshd_server"}
-    assert layers.placed("test_new.py", "test_x", (), (), ()) == set()
-    assert layers.placed("test_cores.py", "test_x", (), ("sshd_server",), ()) == {"integration", "ssh"}
-    assert layers.placed("test_hunt.py", "test_x", (), (), ("ssh",)) == {"integration", "ssh"}
-    assert layers.placed("test_hunt.py", "test_x", (), (), ("local",)) == {"integration", "local"}
-    assert layers.layer_errors("t", {"unit", "integration", "ssh"}) != []
-    assert layers.layer_errors("t", {"integration"}) != []
+    assert imported(ast.parse("import subprocess\nfrom tests.sshd import x\n")) & UNIT_NEVER_IMPORTS == {
+        "subprocess", "tests.sshd"}
+    assert layers.directory_layer(TESTS / "test_new.py") is None
+    assert layers.directory_layer(TESTS / "integration" / "test_new.py") is None
+    assert layers.directory_layer(TESTS / "integration" / "gpu" / "test_new.py") is None
+    assert layers.directory_layer(TESTS / "unit" / "deeper" / "test_new.py") is None
+    assert layers.directory_layer(TESTS / "unit" / "test_new.py") == "unit"
+    assert layers.directory_layer(TESTS / "integration" / "ssh" / "test_new.py") == "ssh"
+    assert layers.placed(None, (), (), ()) == set()
+    assert layers.placed("unit", (), (), ()) == {"unit"}
+    assert layers.placed("local", (), (), ()) == {"integration", "local"}
+    assert layers.placed("local", (), (), ("ssh",)) == {"integration", "ssh"}  # a local test's SSH case
+    assert layers.placed("local", ("ssh",), (), ()) == {"integration", "ssh"}  # pytest.param(..., marks=ssh)
+    assert layers.placed("slurm", (), ("slurm_cluster", "sshd_server"), ()) == {"integration", "slurm", "ssh"}
+    assert layers.layer_errors("t", None, set()) != []
+    assert layers.layer_errors("t", "unit", layers.placed("unit", (), ("sshd_server",), ())) != []
+    assert layers.layer_errors("t", "local", {"integration", "local"}) == []
+    local = TESTS / "integration" / "local" / "test_x.py"
+    ssh_case, local_case = ("t[ssh]", {"integration", "ssh"}), ("t[local]", {"integration", "local"})
+    assert layers.strays({(local, "test_x"): [ssh_case]}) != []  # in integration/local/, but only an SSH case
+    assert layers.strays({(local, "test_x"): [ssh_case, local_case]}) == []
     assert layers.unmarked("t", ["tmp_path", "sshd_server"], {"integration", "local"}) != []
     assert layers.unmarked("t", ["tmp_path", "sshd_server"], {"integration", "ssh"}) == []
 

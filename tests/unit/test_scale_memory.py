@@ -1,6 +1,6 @@
 """A finished command costs parallux a compact record, not more (issue 24: a million commands in 600 MB).
 
-The real engine, goal, progress and run log, on plan launchers (an in-process launcher, ``tests/test_engine``)
+The real engine, goal, progress and run log, on plan launchers (an in-process launcher, ``tests/plan_engine``)
 and Trio's virtual clock; what Python allocates is counted by ``tracemalloc``. Groups of commands run one
 after the other in one run: the first pays what a run allocates once (the engine, the runner, caches); the
 last gives what a command keeps, and the difference of the last two groups' peaks what a command more costs
@@ -17,7 +17,7 @@ from typing import Any
 
 from parallux._progress import Progress
 from parallux._runlog import RunLog
-from tests.test_engine import Run, ok_in
+from tests.plan_engine import Run, ok_in
 
 # 4,900 commands in all: the registrar's set of work paths (a hash table, grown 4x at a time while small) then
 # grows during the first group only, so that no one group is charged a whole new table

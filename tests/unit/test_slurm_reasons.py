@@ -1,6 +1,6 @@
 """A pending allocation whose reason can never clear fails its runner within 10 s, and its job is cancelled;
 one whose reason may clear keeps waiting. A test-double shell plays Slurm's client commands, on Trio's
-autojumping clock (the real cluster's cases are in test_slurm_reach.py)."""
+autojumping clock (the real cluster's cases are in tests/integration/slurm/test_slurm_reach.py)."""
 
 from __future__ import annotations
 

@@ -306,7 +306,7 @@ def test_report_browser_opens_10000_benchmarks_a_page_at_a_time(browser: Any, tm
 
 
 def test_report_browser_shows_the_machines_their_probes_noise_and_the_config(browser: Any, tmp_path: Path) -> None:
-    from tests.test_machine_views import NOISE, SHA_A, recorded_log
+    from tests.machine_logs import NOISE, SHA_A, recorded_log
     log = recorded_log(tmp_path / "machines.jsonl", gcc=f"gcc 12.2.0 {HOSTILE}\nsecond line\n")
     report = tmp_path / "machines.html"
     done = run_cli(tmp_path, "report", str(log), "-o", str(report))

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from parallux._launcher import LOCK_NAME, process_start
+from tests.clean_runs import clean, run_id_of
 from tests.helpers import cli_env, run_cli, start_cli, wait_until, write_config
-from tests.slurm import SlurmCluster
-from tests.sshd import HOST_ALIAS, SshdServer
 
 CONFIG = """
     from parallux import goal
@@ -43,22 +42,11 @@ def run_config(home: Path, name: str = "config.py", *args: str) -> str:
     return run_id_of(done.stderr)
 
 
-def run_id_of(stderr: str) -> str:
-    line = next(line for line in stderr.splitlines() if "run log: " in line)
-    return Path(line.split("run log: ", 1)[1].split(" (")[0].strip()).stem
-
-
 def logged_runs(home: Path, config: str = "config.py") -> list[str]:
     """The run ids of a config's history, oldest first."""
     done = run_cli(home, "runs", "--all", "--config", config, "--format", "json")
     assert done.returncode == 0, done.stderr
     return [entry["run_id"] for entry in reversed(json.loads(done.stdout))]
-
-
-def clean(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = run_cli(home, "clean", *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -263,66 +251,3 @@ def test_clean_removes_nothing_outside_the_state_dir_for_a_log_written_with_log(
     assert logged_runs(tmp_path) == runs
     assert not (tmp_path / "ws" / old).exists() and (tmp_path / "ws" / runs[0]).is_dir()
     assert "mine.jsonl" in out.stdout
-
-
-# -- other machines --------------------------------------------------------------------------------------
-
-
-def test_clean_lists_remote_work_dirs_with_commands_that_clean_them(sshd_server: SshdServer, tmp_path: Path) -> None:
-    """The "remote" host is this machine over a real sshd: the printed commands are run as a user would."""
-    remote_ws = tmp_path / "remote_ws"
-    write_config(tmp_path, f"""
-        from parallux import goal
-        far = goal.ssh("far", host={HOST_ALIAS!r}, workspace={str(remote_ws)!r})
-        goal.setRunner([far])
-        goal.schd("echo a", name="a")
-        goal.schd("echo fixed", name="fixed", work_relpath="fixed")
-    """)
-    env = dict(sshd_server.client_env(), XDG_STATE_HOME=str(tmp_path / "state"))
-    runs = []
-    for _ in range(3):
-        done = run_cli(tmp_path, "config.py", env=env)
-        assert done.returncode == 0, done.stderr
-        runs.append(run_id_of(done.stderr))
-    assert sorted(p.name for p in (remote_ws / "fixed" / ".history").iterdir()) == ["1", "2"]
-
-    done = run_cli(tmp_path, "clean", "--keep", "1", env=env)
-
-    assert done.returncode == 0, done.stderr
-    assert all((remote_ws / run / "00001_a").is_dir() for run in runs)  # listed, not removed
-    assert "not cleaned: runner 'far' (ssh" in done.stdout
-    commands = [line.strip() for line in done.stdout.splitlines() if line.startswith("  ssh ")]
-    assert len(commands) == 2, done.stdout
-    for command in commands:  # (OpenSSH reads the config of the passwd home, not $HOME's: name it)
-        command = command.replace("ssh ", f"ssh -F {sshd_server.ssh_config} ", 1)
-        subprocess.run(command, shell=True, env=env, check=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert sorted(p.name for p in remote_ws.iterdir()) == sorted(["fixed", runs[2]])
-    assert sorted(p.name for p in (remote_ws / "fixed" / ".history").iterdir()) == ["2"]
-
-
-def test_clean_lists_slurm_work_dirs_with_an_srun_that_cleans_them(slurm_cluster: SlurmCluster,
-                                                                   tmp_path: Path) -> None:
-    slurm_cluster.wait_idle()
-    write_config(tmp_path, """
-        from parallux import goal
-        goal.setRunner(goal.slurm("cl", nodes=1, workspace="ws"))
-        goal.schd("echo a", name="a")
-    """)
-    env = dict(slurm_cluster.env, HOME=str(tmp_path))
-    env.pop("PYTHONPATH", None)
-    runs = []
-    for _ in range(2):
-        done = run_cli(tmp_path, "config.py", env=env, timeout=120)
-        assert done.returncode == 0, done.stderr
-        runs.append(run_id_of(done.stderr))
-
-    done = run_cli(tmp_path, "clean", "--keep", "1", env=env)
-
-    assert done.returncode == 0, done.stderr
-    assert "not cleaned: runner 'cl' (slurm" in done.stdout
-    assert (tmp_path / "ws" / runs[0] / "00001_a").is_dir()
-    commands = [line.strip() for line in done.stdout.splitlines() if line.startswith("  srun ")]
-    assert len(commands) == 1, done.stdout
-    subprocess.run(commands[0], shell=True, env=env, cwd=tmp_path, check=True, timeout=120,
-                   stdin=subprocess.DEVNULL)
-    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == [runs[1]]

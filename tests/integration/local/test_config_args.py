@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli, write_config
+from tests.helpers import REPO, run_cli, write_config
 
 DECLARING = """
     from pathlib import Path
@@ -263,7 +263,7 @@ def test_runs_lists_the_arguments_of_each_run(tmp_path: Path) -> None:
 
 
 def test_args_example_refuses_a_misspelt_key_and_lists_its_arguments_in_a_dry_run(tmp_path: Path) -> None:
-    example = str(Path(__file__).resolve().parent.parent / "examples" / "args.py")
+    example = str(REPO / "examples" / "args.py")
     done = run_cli(tmp_path, example, "--", "cse=fft", f"workspace={tmp_path / 'ws'}")
     assert done.returncode == 2 and "'cse' (did you mean 'case'?)" in done.stderr, done.stderr
     planned = run_cli(tmp_path, example, "--dry-run", "--", "repeat=3")

@@ -4,10 +4,7 @@ the load, and goal.probe()'s commands -- first the launcher's requests, then thr
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -15,73 +12,9 @@ from typing import Any
 import pytest
 
 from parallux import _launcher
-from parallux._launcher import MachineFacts
+from tests.environment_runs import FIELDS, HOST, events, log_of, noisy_tree, position, tree, warnings_of
 from tests.helpers import kill_pids, new_token, pids_with_arg, run_cli, wait_until, write_config
-from tests.machine_tree import fake_environment, fake_machine
-from tests.slurm import SlurmCluster
-from tests.sshd import HOST_ALIAS, SshdServer
-from tests.test_launcher import LauncherClient
-
-FIELDS = {"hostname", "os", "kernel", "arch", "cpu_model", "microcode", "sockets", "cores_per_socket",
-          "threads_per_core", "logical_cpus", "numa_nodes", "memory_bytes", "cpufreq_driver", "governors", "min_khz",
-          "max_khz", "turbo", "isolated", "nohz_full", "load", "cpus", "python"}
-
-
-def noisy_tree(root: Path, **options: object) -> Path:
-    """Four CPUs, two cores of two threads, in two packages; powersave, turbo on, CPU 3 isolated."""
-    fake_machine(root, [[0, 2], [1, 3]], boot_id="noisy-boot", machine_id="noisy-machine")
-    return fake_environment(root, [0, 1, 2, 3], **{"governor": "powersave", "turbo": "on", "isolated": "3",
-                                                    "packages": [0, 1, 0, 1], **options})  # type: ignore[arg-type]
-
-
-# --- MachineFacts.environment ----------------------------------------------------------------------------------
-
-
-def test_environment_reads_every_field_from_the_tree(tmp_path: Path) -> None:
-    environment = MachineFacts(str(noisy_tree(tmp_path))).environment()
-    assert set(environment) == FIELDS
-    assert environment["os"] == "Fake Linux 1 (test)"
-    assert environment["cpu_model"] == "Fake CPU @ 3.00GHz" and environment["microcode"] == "0x2a"
-    assert (environment["sockets"], environment["cores_per_socket"], environment["threads_per_core"]) == (2, 1, 2)
-    assert environment["logical_cpus"] == 4 and environment["numa_nodes"] == 1
-    assert environment["memory_bytes"] == 4096 * 1024
-    assert environment["cpufreq_driver"] == "intel_pstate"
-    assert environment["governors"] == {"powersave": [0, 1, 2, 3]}
-    assert (environment["min_khz"], environment["max_khz"]) == (1000000, 3003000)
-    assert environment["turbo"] == "on"
-    assert environment["isolated"] == [3]
-    assert environment["nohz_full"] == [1]  # no /sys file: the kernel's command line
-    assert environment["load"] == [0.0, 0.01, 0.05]
-    assert environment["cpus"] == [0, 1, 2, 3]
-    assert environment["python"] == "%d.%d.%d" % sys.version_info[:3]
-    assert environment["hostname"] == os.uname()[1]  # (the tree has no hostname: the kernel's)
-
-
-def test_environment_frequency_fields_describe_the_cpus_asked(tmp_path: Path) -> None:
-    root = noisy_tree(tmp_path)
-    (root / "sys/devices/system/cpu/cpu1/cpufreq/scaling_governor").write_text("performance\n")
-    environment = MachineFacts(str(root)).environment([1, 3])
-    assert environment["cpus"] == [1, 3]
-    assert environment["governors"] == {"performance": [1], "powersave": [3]}
-    assert (environment["min_khz"], environment["max_khz"]) == (1001000, 3003000)
-
-
-def test_environment_turbo_from_cpufreq_boost_and_isolcpus_from_the_command_line(tmp_path: Path) -> None:
-    root = noisy_tree(tmp_path, turbo=None, isolated=None, cmdline="ro isolcpus=domain,managed_irq,2-3 quiet")
-    (root / "sys/devices/system/cpu/cpufreq").mkdir(parents=True)
-    (root / "sys/devices/system/cpu/cpufreq/boost").write_text("0\n")
-    environment = MachineFacts(str(root)).environment()
-    assert environment["turbo"] == "off"
-    assert environment["isolated"] == [2, 3]
-    assert environment["nohz_full"] == []  # the command line names none
-
-
-def test_environment_of_an_empty_tree_is_unknown_not_an_error(tmp_path: Path) -> None:
-    environment = MachineFacts(str(tmp_path)).environment()
-    assert set(environment) == FIELDS
-    assert {key for key, value in environment.items() if value is not None} == {
-        "hostname", "kernel", "arch", "cpus", "python"}  # (the running kernel's, from uname)
-    assert environment["cpus"] == []
+from tests.launcher_client import LauncherClient
 
 
 # --- the launcher's requests -------------------------------------------------------------------------------------
@@ -163,22 +96,7 @@ def test_environment_probe_that_cannot_start_is_an_error_not_a_crash(tmp_path: P
 
 # --- through the real CLI: the run log's records ---------------------------------------------------------------
 
-HOST = os.uname()[1]
 REAL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-
-
-def log_of(stderr: str) -> list[dict[str, Any]]:
-    path = next(line.split(": ", 1)[1] for line in stderr.splitlines() if line.strip().startswith("run log:"))
-    return [json.loads(line) for line in Path(path.strip()).read_text().splitlines()]
-
-
-def events(log: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [record for record in log if record["event"] == kind]
-
-
-def position(log: list[dict[str, Any]], kind: str, last: bool = False) -> int:
-    found = [index for index, record in enumerate(log) if record["event"] == kind]
-    return found[-1] if last else found[0]
 
 
 def test_environment_a_machine_is_recorded_once_before_its_commands_with_its_probes(tmp_path: Path) -> None:
@@ -251,13 +169,6 @@ def test_environment_dry_run_prints_the_probes_and_reads_no_machine(tmp_path: Pa
 # --- noise checks ---------------------------------------------------------------------------------------------------
 
 
-def tree(root: Path, boot_id: str, siblings: list[list[int]] | None = None, **options: Any) -> Path:
-    """A fake machine on this VM's first CPUs, with an identity of its own (a machine of its own)."""
-    cores = siblings or [[cpu] for cpu in sorted(os.sched_getaffinity(0))[:2]]
-    fake_machine(root, cores, boot_id=boot_id, machine_id=boot_id)
-    return fake_environment(root, sorted(cpu for core in cores for cpu in core), **options)
-
-
 def noise_config(tmp_path: Path, root: Path, body: str, mode: str | None = None, **runner: Any) -> None:
     options = "".join(f", {key}={value!r}" for key, value in runner.items())
     lines = ["from parallux import goal",
@@ -265,10 +176,6 @@ def noise_config(tmp_path: Path, root: Path, body: str, mode: str | None = None,
     if mode is not None:
         lines.append(f"goal.setNoiseCheck({mode!r})")
     write_config(tmp_path, "\n".join(lines) + "\n" + textwrap.dedent(body))
-
-
-def warnings_of(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "may be noisy" in line]
 
 
 MEASURING = """
@@ -371,76 +278,3 @@ def test_environment_strict_refuses_the_runners_of_a_noisy_machine_that_joins_la
     log = log_of(done.stderr)
     assert [record["label"] for record in events(log, "machine")] == [HOST, f"{HOST} (noisy-boot)"]
     assert [n["check"] for n in events(log, "noise")] == ["governor"]
-
-
-# --- SSH and Slurm runners ----------------------------------------------------------------------------------------
-
-
-def test_environment_an_ssh_runners_machine_its_probe_and_its_noise(sshd_server: SshdServer, tmp_path: Path) -> None:
-    root = tree(tmp_path / "m", "remote-boot", governor="powersave")
-    write_config(tmp_path, f"""
-        from parallux import goal
-        server = goal.ssh("server", host=goal.args["host"], workspace={str(tmp_path / "ws")!r},
-                          env={{"PARALLUX_MACHINE_ROOT": {str(root)!r}}})
-        goal.setRunner([server])
-        goal.probe("where", 'echo "$PARALLUX_RUNNER on $(hostname)"')
-        goal.schd("true", repeat=2)
-    """)
-    done = subprocess.run([sys.executable, "-m", "parallux", "config.py", "--", f"host={HOST_ALIAS}"],
-                          cwd=tmp_path, env=sshd_server.client_env(), capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stderr
-    log = log_of(done.stderr)
-    [machine] = events(log, "machine")
-    assert (machine["label"], machine["runners"], machine["boot_id"]) == (HOST, ["server"], "remote-boot")
-    assert set(machine["environment"]) == FIELDS | {"parallux"}
-    assert machine["environment"]["governors"] == {"powersave": [0, 1]}
-    [probe] = events(log, "probe")
-    assert (probe["runner"], probe["output"], probe["returncode"]) == ("server", f"server on {HOST}\n", 0)
-    assert position(log, "probe") < position(log, "started")
-    assert [n["check"] for n in events(log, "noise")] == ["governor"] and len(warnings_of(done.stderr)) == 1
-    assert len(events(log, "machine_load")) == 1
-
-
-def test_environment_slurm_nodes_on_one_host_are_one_machine_probed_once(slurm_cluster: SlurmCluster,
-                                                                           tmp_path: Path) -> None:
-    slurm_cluster.wait_idle()
-    write_config(tmp_path, f"""
-        from parallux import goal
-        cluster = goal.slurm("cl", nodes=3, workspace={str(tmp_path / "ws")!r})
-        goal.setRunner([cluster])
-        goal.probe("node", 'echo "on $PARALLUX_NODE"')
-        for i in range(6):
-            goal.schd("true")
-    """)
-    env = dict(slurm_cluster.env, HOME=str(tmp_path))
-    env.pop("PYTHONPATH", None)
-    try:
-        done = subprocess.run([sys.executable, "-m", "parallux", "config.py"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
-    finally:
-        slurm_cluster.cancel_all()
-    assert done.returncode == 0, done.stderr
-    log = log_of(done.stderr)
-    [machine] = events(log, "machine")
-    assert machine["label"] == HOST and machine["runners"][0].startswith("cl@")
-    assert set(machine["environment"]) == FIELDS | {"parallux"} and machine["environment"]["cpu_model"]
-    [probe] = events(log, "probe")
-    assert probe["runner"].startswith("cl@") and probe["output"] == f"on {probe['runner'][3:]}\n"
-    assert position(log, "machine") < position(log, "probe") < position(log, "started")
-    assert [load["label"] for load in events(log, "machine_load")] == [HOST]
-
-
-# --- the findings, as functions -------------------------------------------------------------------------------------
-
-
-def test_environment_findings_name_every_slow_governor_and_the_split_cores() -> None:
-    from parallux._engine._noise import findings
-    environment = {"governors": {"performance": [0], "powersave": [1, 2], "schedutil": [3]}, "turbo": "off",
-                   "load": [0.4, 0.1, 0.1], "logical_cpus": 4, "cpus": [0, 1, 2, 3]}
-    found = findings(environment, [[0, 4], [1, 5], [2, 6], [3, 7]], [0, 1, 4])
-    assert [f.check for f in found] == ["governor", "smt"]  # (a load of 0.4 on 4 CPUs is 10%: not above)
-    assert found[0].message("vm").startswith(
-        "machine vm: CPU frequency governor powersave on CPUs 1-2, schedutil on CPU 3 (not performance)")
-    assert found[1].text.startswith("CPU 5, SMT siblings of pooled CPU 1, is outside every core pool")
-    assert findings(None, None, []) == []

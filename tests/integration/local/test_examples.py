@@ -1,8 +1,8 @@
 """Every example in examples/ through the real CLI: it exits 0 and does what its header says it shows.
 
 Examples are discovered with a glob, so a new example is covered at once -- and fails until it has an entry
-in EXPECTATIONS saying what a user should see it do. ssh.py needs an SSH server: tests/test_ssh.py runs it
-against the test sshd.
+in EXPECTATIONS saying what a user should see it do. ssh.py needs an SSH server:
+tests/integration/ssh/test_ssh.py runs it against the test sshd.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 from tests.helpers import REPO, cli_env
 
 EXAMPLES = REPO / "examples"
-RUN_ELSEWHERE = {"ssh.py": "needs an SSH server; tests/test_ssh.py runs it against the test sshd",
-                 "slurm.py": "needs a Slurm cluster; tests/test_slurm.py runs it on the test cluster"}
+RUN_ELSEWHERE = {"ssh.py": "needs an SSH server; tests/integration/ssh/test_ssh.py runs it against the test sshd",
+                 "slurm.py": "needs a Slurm cluster; tests/integration/slurm/test_slurm.py runs it on the test cluster"}
 TIMEOUT = 120
 
 
@@ -179,7 +179,7 @@ def test_example_runs_and_does_what_it_shows(name: str, tmp_path: Path) -> None:
     if name in RUN_ELSEWHERE:
         pytest.skip(RUN_ELSEWHERE[name])
     expectation = EXPECTATIONS.get(name)
-    assert expectation is not None, f"examples/{name} has no entry in EXPECTATIONS (tests/test_examples.py)"
+    assert expectation is not None, f"examples/{name} has no entry in EXPECTATIONS (test_examples.py)"
     run = run_example(name, tmp_path)
     assert run.done.returncode == 0, run.done.stderr
     expectation(run)

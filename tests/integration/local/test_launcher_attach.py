@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import stat
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,50 +20,8 @@ from typing import Any
 import pytest
 
 from parallux import _launcher
-from parallux._redelivery import Redelivery
-
-LAUNCHER = Path(_launcher.__file__)
-TOKEN = "0123456789abcdef" * 2
-
-
-class Pipe:
-    """A process spoken to in JSON lines over its stdin and stdout (killed, if need be, after the test)."""
-
-    started: list[Pipe] = []
-
-    def __init__(self, argv: list[str], **popen: Any) -> None:
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, **popen)
-        Pipe.started.append(self)
-
-    def send(self, **message: Any) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps(message) + "\n").encode())
-        self.process.stdin.flush()
-
-    def receive(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line, self.process.stderr.read() if self.process.stderr else "EOF"  # type: ignore[union-attr]
-        return json.loads(line)
-
-    def close_input(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-
-    def end(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture(autouse=True)
-def ended_pipes() -> Iterator[None]:
-    yield
-    while Pipe.started:
-        Pipe.started.pop().end()
+from tests.attach import LAUNCHER, TOKEN, Pipe, bridge, connect_as
+from tests.attach import nobody_python  # noqa: F401
 
 
 def run_request(job: int, n: int, command: str, workspace: Path, mark: str) -> dict[str, Any]:
@@ -83,14 +37,6 @@ def launcher(tmp_path: Path) -> Iterator[tuple[Pipe, dict[str, Any]]]:
     pipe = Pipe([sys.executable, "-I", "-S", str(LAUNCHER)])
     pipe.send(op="hello", watchdog=60, reconnect=30, token=TOKEN)
     yield pipe, pipe.receive()["attach"]
-
-
-def bridge(point: dict[str, Any], seq: int, token: str = TOKEN, python: str = sys.executable,
-           user: list[str] | None = None, launcher_file: Path = LAUNCHER) -> Pipe:
-    """The launcher's file in attach mode (what a reconnecting runner runs), told where to attach."""
-    pipe = Pipe([*(user or []), python, "-I", "-S", str(launcher_file), _launcher.ATTACH_ARG])
-    pipe.send(op="attach", path=point["path"], pid=point["pid"], token=token, seq=seq)
-    return pipe
 
 
 def events_until_pong(pipe: Pipe) -> list[dict[str, Any]]:
@@ -153,33 +99,6 @@ def test_launcher_refuses_a_wrong_token_and_waits_on(launcher: tuple[Pipe, dict[
     assert pipe.process.wait(10) == 0
 
 
-@pytest.fixture
-def nobody_python(tmp_path: Path) -> Iterator[tuple[list[str], str, Path]]:
-    """How to run a command as nobody, a Python it may run, and a copy of the launcher's file it may read."""
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to act as another user")
-    python = shutil.which("python3", path="/usr/bin:/bin")
-    assert python is not None
-    readable = Path(tempfile.mkdtemp(prefix="parallux-test-"))
-    readable.chmod(0o755)
-    shutil.copy(LAUNCHER, readable / "_launcher.py")
-    (readable / "_launcher.py").chmod(0o644)
-    try:
-        yield ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"], python, readable / "_launcher.py"
-    finally:
-        shutil.rmtree(readable)
-
-
-def connect_as(user: list[str], python: str, path: str) -> subprocess.CompletedProcess[str]:
-    """As that user: connect to the socket, send an attach request with the right token, print the answer."""
-    program = (f"import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect({path!r})\n"
-               f"except OSError as e:\n    print('connect', type(e).__name__); sys.exit()\n"
-               f"try:\n    s.sendall(b'{{\"op\": \"attach\", \"token\": \"{TOKEN}\", \"seq\": 0}}\\n')\n"
-               f"    print('answer', repr(s.recv(100)))\n"
-               f"except (BrokenPipeError, ConnectionResetError):\n    print('answer', 'closed')\n")
-    return subprocess.run([*user, python, "-c", program], capture_output=True, text=True, timeout=30)
-
-
 def test_launcher_attach_point_cannot_be_used_by_another_user(launcher: tuple[Pipe, dict[str, Any]],
                                                               nobody_python: tuple[list[str], str, Path]) -> None:
     """nobody cannot enter the attach directory; its bridge refuses it even with the token; and were the
@@ -231,32 +150,3 @@ def test_launcher_without_a_grace_stops_at_eof_and_makes_no_attach_point(tmp_pat
     assert pipe.process.wait(15) == 0
     assert "attach" not in hello
     assert json.loads((tmp_path / "j1" / "result.json").read_text())["stopped"] == _launcher.ENDINGS["eof"]
-
-
-def test_Journal_spills_to_a_file_and_replays_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_launcher, "JOURNAL_MEMORY", 1000)
-    journal = _launcher.Journal(str(tmp_path))
-    events = [b'{"seq":%d,"pad":"%s"}\n' % (n, b"x" * 90) for n in range(1, 101)]
-    for event in events:
-        journal.add(event)
-    assert journal.fd is not None and journal.spilled  # most went to the file
-    assert os.listdir(tmp_path) == []  # which has no name
-    assert journal.since(40) == events[40:]
-    journal.ack(95)
-    assert journal.since(95) == events[95:] and os.fstat(journal.fd).st_size > 0
-    journal.ack(100)
-    assert not journal.spilled and os.fstat(journal.fd).st_size == 0
-    journal.add(b"101\n")
-    assert journal.since(0) == [b"101\n"]  # (acknowledged ones never come back)
-    journal.close()
-
-
-def test_Redelivery_numbers_what_must_arrive_and_sends_again_what_did_not() -> None:
-    redelivery = Redelivery()
-    lines = [redelivery.encode({"op": "run", "id": i}) for i in (1, 2, 3)]
-    assert [json.loads(line)["n"] for line in lines] == [1, 2, 3]
-    assert "n" not in json.loads(redelivery.encode({"op": "walk", "id": 4}))  # a transfer: never again
-    assert redelivery.fresh({"ev": "exit", "id": 1, "seq": 1, "got": 1})
-    assert not redelivery.fresh({"ev": "exit", "id": 1, "seq": 1, "got": 1})  # the same event twice
-    assert json.loads(redelivery.encode({"op": "ping"}))["ack"] == 1
-    assert redelivery.after(2) == lines[2:]

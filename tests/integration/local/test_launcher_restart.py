@@ -2,7 +2,7 @@
 
 Through the real CLI. Each command writes, into a directory of the test's, a file named by its shell's pid
 (which ``exec sleep`` keeps) holding its work relpath and its ancestry from /proc: its shell's parent is the
-launcher, its parent the guardian (see tests/test_launcher_death.py). So the test kills exactly the
+launcher, its parent the guardian (see test_launcher_death.py). So the test kills exactly the
 launcher it means, and knows which processes were that launcher's. The runner has a core pool of two CPUs
 and ``max_jobs=2``: the dead launcher's commands must give back their cores for anything to run again.
 """

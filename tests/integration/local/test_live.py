@@ -10,6 +10,7 @@ from pathlib import Path
 import pexpect
 
 from tests.helpers import cli_env, write_config
+from tests.terminal import CSI, RICH_OVERRIDES, screen_lines
 
 CONFIG = """
     import sys, time
@@ -25,16 +26,11 @@ CONFIG = """
     group.sync()
 """
 
-CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 COUNTS = re.compile(r"parallux  (\d+) done  (\d+) running  (\d+) failed  (\d+) queued")
 # Foreground/background colours: 30-38, 40-48, 90-97, 100-107. Bold (1) and dim (2) are not colours, and
 # NO_COLOR (https://no-color.org) asks only for no colour, so the display keeps them.
 COLOUR_CODES = {*range(30, 39), *range(40, 49), *range(90, 98), *range(100, 108)}
-# Variables that would make rich guess differently from a plain xterm.
-RICH_OVERRIDES = ("NO_COLOR", "FORCE_COLOR", "COLORTERM", "COLUMNS", "LINES", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
-
-
 def run_in_terminal(tmp_path: Path, **extra_env: str) -> tuple[str, int]:
     """Run ``parallux config.py`` on a 30x120 pseudo-terminal; return everything it drew and its exit status."""
     write_config(tmp_path, CONFIG)
@@ -48,11 +44,6 @@ def run_in_terminal(tmp_path: Path, **extra_env: str) -> tuple[str, int]:
     child.close()
     assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
     return child.before, child.exitstatus
-
-
-def screen_lines(raw: str) -> list[str]:
-    """The lines as they end up on screen: escapes dropped, a carriage return rewrites its line."""
-    return [line.rsplit("\r", 1)[-1] for line in CSI.sub("", raw.replace("\r\n", "\n")).split("\n")]
 
 
 def colour_codes(raw: str) -> set[int]:

@@ -11,46 +11,16 @@ from typing import Any
 import pytest
 
 from tests.helpers import run_cli
-from tests.synthetic import add_environment, machine_environment, write_benchmark_log
+from tests.machine_logs import COMMIT_A, GCC_A, NOISE, SHA_A, benchmarks, recorded_log
+from tests.synthetic import machine_environment, write_benchmark_log
 
-SHA_A = "0123abcd" + "0" * 56
 SHA_B = "9876fedc" + "1" * 56
-COMMIT_A = "1a2b3c4d" + "5" * 32
 COMMIT_B = "5e6f7a8b" + "9" * 32
-GCC_A = "gcc (Debian 12.2.0-14) 12.2.0\nCopyright (C) 2022 Free Software Foundation, Inc.\n"
 GCC_B = "gcc (Debian 13.1.0-1) 13.1.0\nCopyright (C) 2022 Free Software Foundation, Inc.\n"
-NOISE = "machine vm: CPU frequency governor powersave on CPUs 0-1 (not performance): frequencies vary"
-
-
 def cli(home: Path, *args: str, status: int = 0) -> Any:
     done = run_cli(home, *args)
     assert done.returncode == status, (done.stdout, done.stderr)
     return done
-
-
-def benchmarks() -> list[dict[str, Any]]:
-    return [{"key": "mm", "name": "mm", "wall": [1.0, 1.1, 1.2]},
-            {"key": "fft", "name": "fft", "wall": [2.0, 2.1, 2.2]}]
-
-
-def recorded_log(path: Path, run_id: str = "20240301-101500-aaaaaa", gcc: str = GCC_A, sha: str = SHA_A,
-                 commit: str | None = COMMIT_A, dirty: bool = True, load_end: list[float] | None = None,
-                 node: str = "n1", **environment: Any) -> Path:
-    """A run of two machines: ``vm`` (runners local and srv, a probe gcc, a noise finding) and ``node``
-    (little known about it, its probe could not run)."""
-    write_benchmark_log(path, benchmarks(), run_id=run_id)
-    machines = [{"label": "vm", "runners": ["local", "srv"], "environment": machine_environment(**environment),
-                 "load_end": load_end or [1.5, 0.8, 0.4]},
-                {"label": node, "runners": [f"slurm@{node}"], "load_end": None,
-                 "environment": machine_environment(hostname=node, cpu_model=None, sockets=None,
-                                                    cores_per_socket=None, threads_per_core=None, governors=None,
-                                                    min_khz=None, max_khz=None, turbo=None, load=None)}]
-    probes = [{"name": "gcc", "command": "gcc --version", "machine": "vm", "output": gcc},
-              {"name": "gcc", "command": "gcc --version", "machine": node, "runner": f"slurm@{node}",
-               "returncode": None, "output": "", "error": "sh: gcc: not found"}]
-    add_environment(path, machines, probes, [{"machine": "vm", "check": "governor", "message": NOISE}],
-                    config_sha256=sha, git={"commit": commit, "dirty": dirty, "root": "/home/perf"})
-    return path
 
 
 # -- show ---------------------------------------------------------------------------------------------------
@@ -209,33 +179,6 @@ def test_compare_of_runs_that_recorded_nothing_says_nothing_about_machines(tmp_p
     assert "  config: sha256 unknown -> 0123abcd..." in found
 
 
-def test_schema_says_what_does_not_fit_in_each_new_record() -> None:
-    from parallux._views.schema import problem
-    environment = machine_environment(memory_bytes=3 << 40)  # 3 TiB: a size beyond the bound of times and counts
-    machine = {"event": "machine", "time": 1.0, "label": "vm", "runners": ["local"], "boot_id": None,
-               "machine_id": None, "environment": environment}
-    assert problem(machine) is None
-    assert problem({**machine, "environment": {**environment, "cpus": [0, "1"]}}) == \
-        "machine whose environment.cpus holds something else than numbers"
-    assert problem({**machine, "environment": {**environment, "governors": {"performance": 0}}}) == \
-        "machine whose environment.governors holds something else than lists of numbers"
-    assert problem({**machine, "environment": {**environment, "sockets": 1e300}}) == \
-        "machine whose environment.sockets is a number"  # (a float where a count goes)
-    assert problem({**machine, "environment": {**environment, "logical_cpus": 10**15}}) == \
-        "machine whose environment.logical_cpus is out of range (1000000000000000)"
-    assert problem({**machine, "runners": "local"}) == "machine whose runners is text"
-    assert problem({"event": "probe", "time": 1.0, "name": "gcc", "returncode": "0"}) == \
-        "probe whose returncode is text"
-    assert problem({"event": "machine_load", "time": 1.0, "label": "vm", "load": [1.0, float("nan")]}) == \
-        "machine_load whose load holds something else than numbers"
-    assert problem({"event": "noise", "time": 1.0, "machine": "vm"}) == "noise without message"
-    started = {"event": "run_started", "schema": 2, "run_id": "r", "argv": [], "time": 1.0,
-               "config_sha256": SHA_A, "git": {"commit": None, "dirty": False, "root": "/x"}}
-    assert problem(started) is None
-    assert problem({**started, "git": {"commit": 5}}) == "run_started whose git.commit is a number"
-    assert problem({**started, "config_sha256": 5}) == "run_started whose config_sha256 is a number"
-
-
 def test_a_memory_limit_of_a_big_machine_is_no_number_out_of_range(tmp_path: Path) -> None:
     """memory="256G" (bytes beyond the 1e11 that bounds times and counts) on a command of a big node: its
     records are read, not skipped as out of range (the command would be shown running for ever)."""
@@ -294,19 +237,3 @@ def test_compare_of_two_real_runs_lists_the_probe_output_and_config_that_changed
     assert f"  probe tool on {label}: output line 1: 'tool 1.0' -> 'tool 2.0'" in found
     assert any(line.startswith("  config: sha256 ") for line in found) and "  config: dirty no -> yes" in found
     assert len(found) == 3, found  # the same machine, the same commit: nothing else differs
-
-
-def test_the_first_line_that_differs_between_two_probe_outputs() -> None:
-    from parallux._views.differences import differences, first_difference
-    assert first_difference("a\nb\nc\n", "a\nB\nc\n") == (2, "b", "B")
-    assert first_difference("a\nb\n", "a\nb\nextra\n") == (3, None, "extra")
-    assert first_difference("a\nb\n", "a\nb") == (2, "b\n", "b")  # the final newline is the whole difference
-
-    def side(output: str | None) -> dict[str, Any]:
-        probe = {"command": "x", "returncode": 0, "output": output, "truncated": False, "error": None}
-        return {"recorded": True, "config": {"path": None, "sha256": None, "git": None},
-                "machines": [{"label": "vm", "machine_id": None, "environment": None, "probes": {"x": probe}}]}
-
-    assert differences(side(None), side("")) == []  # no output either way
-    assert differences(side(None), side("v1\n")) == [
-        {"what": "probe", "machine": "vm", "probe": "x", "field": "output", "a": None, "b": "v1", "line": 1}]

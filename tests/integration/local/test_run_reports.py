@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 
 from tests.helpers import cli_env, kill_pids, new_token, pids_with_env, run_cli, start_cli, wait_until, write_config
-from tests.test_live import CSI, RICH_OVERRIDES, screen_lines
+from tests.terminal import CSI, RICH_OVERRIDES, screen_lines
 
 LIVE_CONFIG = """
     import time

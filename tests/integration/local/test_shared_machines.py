@@ -5,102 +5,14 @@ share one core allocator; the launchers and the commands without a lease keep of
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
-import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-import pytest
-
-from parallux._launcher import parse_cpu_list
+from tests.cpu_spans import CPUS, HOST, SPAN, log_of, needs_two_cpus, shared_cpu_at_once, spans, write_spans_config
 from tests.helpers import cli_env, run_cli, write_config
 from tests.machine_tree import same_machine
-from tests.slurm import SlurmCluster
-from tests.sshd import HOST_ALIAS, SshdServer
-
-CPUS = sorted(os.sched_getaffinity(0))
-HOST = os.uname()[1]
-needs_two_cpus = pytest.mark.skipif(CPUS[:2] != [0, 1], reason="needs CPUs 0 and 1")
-
-# Each command says when it ran, on which CPUs, and on which its launcher (its parent) runs.
-SPAN = ('s=$(date +%s.%N); sleep 0.4; '
-        'echo "$s $(date +%s.%N) $(grep Cpus_allowed_list /proc/self/status | cut -f2) '
-        '$(grep Cpus_allowed_list /proc/$PPID/status | cut -f2) ${PARALLUX_CORES:--}"')
-
-
-def spans(text: str) -> list[tuple[float, float, set[int], set[int], str]]:
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("span "):
-            _, name, start, end, own, launcher, leased = line.split()
-            rows.append((float(start), float(end), set(parse_cpu_list(own) or []), set(parse_cpu_list(launcher) or []),
-                         f"{name} {leased}"))
-    return rows
-
-
-def shared_cpu_at_once(rows: list[tuple[float, float, set[int], set[int], str]]) -> list[str]:
-    """Pairs of commands that ran at the same time on a common CPU."""
-    return [f"{a[4]} and {b[4]} on CPUs {sorted(a[2] & b[2])}" for a, b in itertools.combinations(rows, 2)
-            if a[2] & b[2] and a[0] < b[1] and b[0] < a[1]]
-
-
-def log_of(stderr: str) -> list[dict]:
-    path = next(line.split(": ", 1)[1] for line in stderr.splitlines() if line.strip().startswith("run log:"))
-    return [json.loads(line) for line in Path(path.strip()).read_text().splitlines()]
-
-
-PRINT_SPANS = """
-for r in results:
-    assert r.status == "ok", (r.name, r.status, r.read_stderr())
-    print("span", r.name, r.read_stdout().strip())
-"""
-
-
-def write_spans_config(directory: Path, source: str) -> None:
-    """A config that ends by printing each of its ``results`` as a span line."""
-    write_config(directory, textwrap.dedent(source) + PRINT_SPANS)
 
 
 # --- one allocator per machine ----------------------------------------------------------------------------------
-
-
-@needs_two_cpus
-def test_shared_machines_local_ssh_and_slurm_nodes_never_lease_a_cpu_twice(
-        sshd_server: SshdServer, slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    slurm_cluster.wait_idle()
-    try:
-        write_spans_config(tmp_path, f"""
-            from parallux import goal
-            local = goal.local(workspace={str(tmp_path / "local")!r}, core_pool=[0, 1])
-            server = goal.ssh("server", host=goal.args["host"], workspace={str(tmp_path / "server")!r}, core_pool=[1])
-            cluster = goal.slurm("cl", nodes=3, workspace={str(tmp_path / "cl")!r}, core_pool=[0, 1])
-            goal.setRunner([local, server, cluster])
-            handles = [runner.run({SPAN!r}, name=f"{{runner.name}}{{i}}")
-                       for runner in (local, server, cluster) for i in range(4)]
-            results = [h.sync() for h in handles]
-        """)
-        env = dict(slurm_cluster.env, HOME=str(sshd_server.home))  # (the client home holds the ssh config)
-        env.pop("PYTHONPATH", None)
-        env.pop("SSH_AUTH_SOCK", None)
-        done = subprocess.run([sys.executable, "-m", "parallux", "config.py", "--", f"host={HOST_ALIAS}"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    finally:
-        slurm_cluster.cancel_all()
-    assert done.returncode == 0, done.stderr
-    rows = spans(done.stdout)
-    assert len(rows) == 12
-    assert shared_cpu_at_once(rows) == []
-    assert {name[:-1] for *_, name in ((r[4].split()[0],) for r in rows)} == {"local", "server", "cl"}
-    assert all(len(own) == 1 for _, _, own, _, _ in rows)  # each bound to its one leased CPU
-    line = next(line for line in done.stderr.splitlines() if "share machine" in line)
-    assert re.fullmatch(rf"  runners local, server, cl@n1, cl@n2, cl@n3 share machine {re.escape(HOST)} "
-                        r"\(one core allocator\)", line), line
-    runners = {event["name"]: event for event in log_of(done.stderr) if event["event"] == "runner"}
-    assert {name: event["machine"] for name, event in runners.items()} == {"local": HOST, "server": HOST, "cl": HOST}
 
 
 @needs_two_cpus
@@ -223,29 +135,3 @@ def test_whole_cores_is_checked_like_every_runner_option(tmp_path: Path) -> None
     done = run_cli(tmp_path, "config.py", env=cli_env(tmp_path))
     assert done.returncode == 2
     assert "whole_cores must be True or False" in done.stderr and "Traceback" not in done.stderr
-
-
-@needs_two_cpus
-def test_whole_cores_a_slurm_node_with_too_few_cores_is_an_error_not_a_hang(slurm_cluster: SlurmCluster,
-                                                                            tmp_path: Path) -> None:
-    """A Slurm runner learns its nodes' topology only when they connect: a request registered before that,
-    which their physical cores cannot hold, ends error with the reason once they do (the node is refused)."""
-    root = same_machine(tmp_path / "machine", [[0, 1]])
-    slurm_cluster.wait_idle()
-    try:
-        write_config(tmp_path, f"""
-            from parallux import goal
-            node = goal.slurm("one", nodes=1, core_pool=[0, 1], whole_cores=True, workspace="ws",
-                              env={{"PARALLUX_MACHINE_ROOT": {str(root)!r}}})
-            node.run("true", threads=2).sync()
-        """)
-        env = dict(slurm_cluster.env, HOME=str(tmp_path))
-        env.pop("PYTHONPATH", None)
-        done = subprocess.run([sys.executable, "-m", "parallux", "config.py"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
-    finally:
-        slurm_cluster.cancel_all()
-    assert done.returncode in (1, 2), done.stderr
-    assert "threads=2 is more than the 1 physical core of the pool (whole_cores=True leases whole cores)" \
-        in done.stderr
-    assert "Traceback" not in done.stderr

@@ -16,8 +16,8 @@ from typing import Iterator
 
 import pytest
 
-from parallux._views.output import write_delimited
 from tests.helpers import run_cli, write_config
+
 
 # Names a spreadsheet would run as formulas, a terminal would obey, or an HTML parser would misread.
 FORMULAS = ["=HYPERLINK(\"http://x.test\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
@@ -191,12 +191,6 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(run: tuple[Path, str]
     tsv = run_cli(home, "show", log, "--format", "tsv").stdout.splitlines()
     assert [line.split("\t")[1] for line in tsv[1:1 + len(FORMULAS)]] == \
         ["'=HYPERLINK(\"http://x.test\",\"y\")", "'+1+1", "'-2+3", "'@SUM(A1)", "'\\tTAB", "'\\rCR"]
-
-
-def test_delimited_number_columns_stay_numbers_even_negative() -> None:
-    stream = io.StringIO()
-    write_delimited(stream, ["name", "returncode", "delta"], [["-9", -9, -0.5], ["=1", None, 2]], "csv")
-    assert stream.getvalue() == "name,returncode,delta\n'-9,-9,-0.5\n'=1,,2\n"
 
 
 def test_tables_escape_terminal_control_characters(run: tuple[Path, str]) -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import new_token, peak_overlap, pids_with_env, wait_until, write_config
+from tests.helpers import REPO, new_token, peak_overlap, pids_with_env, write_config
 from tests.slurm import SlurmCluster
-
-WAIT = 30.0
-DAEMONS = ("munged", "slurmctld", "slurmd")
+from tests.slurm_cli import WAIT, env_of, left_on_nodes, log_of, run, wait_for
 
 
 @pytest.fixture
@@ -28,17 +26,6 @@ def cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
     slurm_cluster.wait_idle()
     yield slurm_cluster
     slurm_cluster.cancel_all()
-
-
-def env_of(cluster: SlurmCluster, home: Path) -> dict[str, str]:
-    env = dict(cluster.env, HOME=str(home))
-    env.pop("PYTHONPATH", None)
-    return env
-
-
-def run(cluster: SlurmCluster, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "parallux", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env_of(cluster, cwd))
 
 
 @contextlib.contextmanager
@@ -54,24 +41,10 @@ def started(cluster: SlurmCluster, cwd: Path, *args: str) -> Iterator[subprocess
             proc.communicate()
 
 
-def wait_for(what: str, check, timeout: float = WAIT) -> None:
-    assert wait_until(check, timeout, interval=0.1), f"timed out after {timeout:.0f} s waiting for {what}"
-
-
-def left_on_nodes(cluster: SlurmCluster) -> list[str]:
-    """Processes of the cluster that are not its daemons: steps, launchers, commands, pilot scripts."""
-    return [p for p in cluster.processes() if os.path.basename(p.split()[1]).rstrip(":") not in DAEMONS]
-
-
 def ends_clean(cluster: SlurmCluster, token: str, timeout: float = WAIT) -> None:
     wait_for("the queue to empty", lambda: not cluster.jobs(), timeout)
     wait_for("every process on the nodes to end", lambda: not left_on_nodes(cluster) and not pids_with_env(token),
              timeout)
-
-
-def log_of(stderr: str) -> list[dict]:
-    path = next(line.split(": ", 1)[1] for line in stderr.splitlines() if line.strip().startswith("run log:"))
-    return [json.loads(line) for line in Path(path.strip()).read_text().splitlines()]
 
 
 def test_commands_spread_over_the_nodes_under_per_node_limits(cluster: SlurmCluster, tmp_path: Path) -> None:
@@ -319,7 +292,7 @@ def test_a_dry_run_submits_nothing(cluster: SlurmCluster, tmp_path: Path) -> Non
 
 
 def test_the_slurm_example_runs_from_a_login_node(cluster: SlurmCluster, tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "slurm.py"
+    example = REPO / "examples" / "slurm.py"
     done = run(cluster, tmp_path, str(example), "--", "nodes=2", "time=10")
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("size")]

@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import new_token, pids_with_env, run_cli, write_config
 from tests.slurm import MARK_VAR, SlurmCluster
 from tests.sshd import HOST_ALIAS, SshdServer, start_sshd
-from tests.test_slurm import left_on_nodes, log_of, run, wait_for
+from tests.slurm_cli import left_on_nodes, log_of, run, wait_for
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_a_campaign_runs_across_the_nodes_through_the_login_host(cluster: SlurmC
 def test_stopping_parallux_cleans_the_cluster_behind_the_login_host(cluster: SlurmCluster, login_host: SshdServer,
                                                                     tmp_path: Path, how: str) -> None:
     # (reconnect=0: after a SIGKILL of parallux the login runner's own launcher would otherwise wait out its
-    # grace for a reconnection before it ends, see tests/test_ssh_reconnect.py)
+    # grace for a reconnection before it ends, see tests/integration/ssh/test_ssh_reconnect.py)
     token = new_token()
     write_config(tmp_path, f"""
         from parallux import goal

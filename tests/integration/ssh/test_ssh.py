@@ -22,77 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from parallux._transports._boot import BOOT, boot_command
 from parallux._transports._ssh._connect import _cpu_has_aes
+from tests.helpers import REPO
+from tests.ssh_cli import (CLI_TIMEOUT, MARK_VAR, cli, marked_pids, run_cli, serving_sshd, start_cli, wait_for,
+                           write_config)
 from tests.sshd import HOST_ALIAS, SSH, SshdServer, start_sshd
-
-REPO = Path(__file__).resolve().parent.parent
-CLI_TIMEOUT = 60
-MARK_VAR = "PARALLUX_TEST_MARK"
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-
-def write_config(tmp_path: Path, body: str, name: str = "config.py") -> Path:
-    path = tmp_path / name
-    path.write_text("from parallux import goal\n" + textwrap.dedent(body))
-    return path
-
-
-def cli(srv: SshdServer, config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "parallux", str(config), "--", f"host={HOST_ALIAS}", *args]
-
-
-def run_cli(srv: SshdServer, config: Path, *args: str, timeout: float = CLI_TIMEOUT,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli(srv, config, *args), cwd=config.parent, env=env or srv.client_env(),
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def start_cli(srv: SshdServer, config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(cli(srv, config, *args), cwd=config.parent, env=srv.client_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-
-
-def marked_pids(mark: str) -> list[int]:
-    """Live processes whose environment carries ``PARALLUX_TEST_MARK=<mark>`` (zombies are dead)."""
-    wanted = f"{MARK_VAR}={mark}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if wanted in environ and state not in ("Z", "X"):
-            found.append(int(entry))
-    return found
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def serving_sshd(pid: int, srv: SshdServer) -> int:
-    """The sshd process serving the connection that ``pid`` runs under -- a child of *our* sshd only."""
-    chain = [pid]
-    while chain[-1] > 1:
-        chain.append(parent_of(chain[-1]))
-    assert srv.pid in chain, f"process {pid} does not run under the test sshd {srv.pid}: {chain}"
-    return chain[chain.index(srv.pid) - 1]
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -605,7 +542,7 @@ def test_SshRunner_dry_run_opens_no_connection(sshd_server: SshdServer, tmp_path
 # -- a connection that drops -----------------------------------------------------------------------------------
 
 def dropping_config(tmp_path: Path, remote_ws: Path, mark: str, ssh_extra: str = "") -> Path:
-    """(reconnect=0: a dropped connection is not tried again; see tests/test_ssh_reconnect.py for that.)"""
+    """(reconnect=0: a dropped connection is not tried again; see test_ssh_reconnect.py for that.)"""
     return write_config(tmp_path, f"""
         import json
         server = goal.ssh("server", host=goal.args["host"], workspace={str(remote_ws)!r}, max_jobs=3,
@@ -739,20 +676,6 @@ def test_SshRunner_skips_what_a_login_shell_prints_before_the_launcher(tmp_path:
     assert done.stdout.strip() == "clean"
 
 
-def test_boot_command_survives_every_login_shell(tmp_path: Path) -> None:
-    assert not set(BOOT) & set("$`\\\"'!")
-    request = b'{"op":"hello"}\n'
-    shells = [shell for shell in ("sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish")
-              if os.path.exists(f"/bin/{shell}") or os.path.exists(f"/usr/bin/{shell}")]
-    assert "sh" in shells
-    for shell in shells:
-        done = subprocess.run([shell, "-c", boot_command(sys.executable)], input=request, capture_output=True,
-                              timeout=20, cwd=tmp_path)
-        assert done.returncode == 0, (shell, done.stderr)
-        hello = json.loads(done.stdout.splitlines()[0])
-        assert hello["ev"] == "hello" and hello["cwd"] == str(tmp_path), shell
-
-
 def test_example_ssh_runs_against_the_test_server(sshd_server: SshdServer, tmp_path: Path) -> None:
     example = REPO / "examples" / "ssh.py"
     assert example.read_text().startswith("#!/usr/bin/env parallux\n#")
@@ -763,61 +686,3 @@ def test_example_ssh_runs_against_the_test_server(sshd_server: SshdServer, tmp_p
     assert done.returncode == 0, done.stderr
     assert {line.split()[0] for line in done.stdout.splitlines() if line.startswith("runner=")} == \
         {"runner=local", "runner=server-a"}
-
-
-async def test_launcher_output_tells_a_silent_launcher_from_one_that_ended(autojump_clock: object) -> None:
-    # A launcher that never answers (a login shell waiting for input) must not be taken for a missing
-    # interpreter: the runner then reports the hang instead of trying the next interpreter for as long again.
-    import trio
-
-    from parallux._transports._ssh._channel import HELLO_WAIT
-    from parallux._transports._ssh._channel import LauncherChannel as _LauncherChannel
-    from parallux._transports._ssh._channel import LauncherOutput as _LauncherOutput
-
-    class Channel:
-        def write(self, data: bytes) -> None:
-            pass
-
-    silent = _LauncherChannel()
-    silent.channel = Channel()
-    started = trio.current_time()
-    assert await _LauncherOutput(silent, "test").hear_hello() == "silent"
-    assert trio.current_time() - started >= HELLO_WAIT
-
-    ended = _LauncherChannel()
-    ended.channel = Channel()
-    ended.eof_received()
-    ended.connection_lost(None)
-    assert await _LauncherOutput(ended, "test").hear_hello() == "ended"
-
-    answering = _LauncherChannel()
-    answering.channel = Channel()
-    answering.data_received(b'login chatter\n{"ev":"hello","pid":1}\n', None)
-    output = _LauncherOutput(answering, "test")
-    assert await output.hear_hello() == "hello"
-
-
-def test_library_lookup_during_the_asyncssh_import_runs_no_program_for_an_absent_library(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # asyncssh probes for liboqs (usually absent) at import; ctypes.util.find_library would run ldconfig and
-    # ld (or gcc) for it. Within the lookup parallux installs, an absent library costs no process at all,
-    # while one the loader knows (libc) is still found.
-    import ctypes.util
-
-    from parallux._transports._ssh import _patches as _ssh
-
-    def no_process(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"a process was started: {args}")
-
-    absent = f"parallux-absent-{uuid.uuid4().hex}"
-    assert _ssh._surely_absent(absent)
-    assert not _ssh._surely_absent("c")
-    with _ssh._library_lookup_without_compiler():
-        with monkeypatch.context() as patch:
-            patch.setattr(subprocess, "Popen", no_process)
-            assert ctypes.util.find_library(absent) is None
-        assert ctypes.util.find_library("c") is not None
-    # A library file where ld would look counts as present, even when the loader's cache does not list it.
-    (tmp_path / f"lib{absent}.so").write_bytes(b"")
-    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
-    assert not _ssh._surely_absent(absent)

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.sshd import HOST_ALIAS, SshdServer, _launch, start_sshd
-from tests.test_launcher_attach import bridge, connect_as, ended_pipes, nobody_python  # noqa: F401
-from tests.test_ssh import CLI_TIMEOUT, MARK_VAR, marked_pids, parent_of, serving_sshd, wait_for, write_config
+from tests.attach import bridge, connect_as, ended_pipes, nobody_python  # noqa: F401
+from tests.ssh_cli import CLI_TIMEOUT, MARK_VAR, marked_pids, parent_of, serving_sshd, wait_for, write_config
 
 LONG = 6  # seconds each of the commands runs
 
