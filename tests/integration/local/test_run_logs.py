@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -243,6 +244,32 @@ def views(path: Path, base: Path, out: Path) -> dict[str, tuple[str, ...]]:
             "compare": ("compare", str(base), spec), "compare json": ("compare", spec, str(base), "--format", "json")}
 
 
+def view_at_descriptors(*args: str) -> tuple[int, str]:
+    """A view run in this process (the CLI's own entry point: 14 views of 18 logs as subprocesses took a
+    minute) with its stdout and stderr at file descriptors 1 and 2, as a process has them: ``compare`` reads
+    each run in a forked child, which writes its warning there."""
+    import gc
+
+    from parallux._views.subcommands import main
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            with open(1, "w", closefd=False) as stdout, open(2, "w", buffering=1, closefd=False) as stderr, \
+                    contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    status = main(list(args))
+                finally:
+                    gc.enable()  # main turns the collector off for its short process
+        finally:
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+        err.seek(0)
+        return status, err.read().decode()
+
+
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_a_record_that_does_not_fit_is_skipped_with_a_warning_by_every_view(
         mutation: str, real_log: Path, tmp_path: Path) -> None:
@@ -253,12 +280,15 @@ def test_a_record_that_does_not_fit_is_skipped_with_a_warning_by_every_view(
     history.mkdir(parents=True)
     path = history / f"{run_id}.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    for name, args in views(path, real_log, tmp_path).items():
-        done = run_cli(tmp_path, *args)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, (name, done.stderr)
-        warned = warnings_in(done.stderr, path)
-        assert len(warned) == 1 and f"line {index + 1}" in warned[0], (name, done.stderr)
-        assert len(done.stderr.splitlines()) <= 2, (name, done.stderr)  # the warning, and "written to"
+    with pytest.MonkeyPatch.context() as patch:  # the views in this process, as run_cli runs them
+        patch.setenv("HOME", str(tmp_path))
+        patch.chdir(tmp_path)
+        for name, args in views(path, real_log, tmp_path).items():
+            status, stderr = view_at_descriptors(*args)
+            assert status == 0 and "Traceback" not in stderr, (name, stderr)
+            warned = warnings_in(stderr, path)
+            assert len(warned) == 1 and f"line {index + 1}" in warned[0], (name, stderr)
+            assert len(stderr.splitlines()) <= 2, (name, stderr)  # the warning, and "written to"
     done = run_cli(tmp_path, "runs", "--all", "--format", "json")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert len(done.stderr.splitlines()) <= 1, done.stderr
