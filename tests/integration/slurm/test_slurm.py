@@ -324,8 +324,12 @@ def test_a_halt_gives_the_allocation_back_while_the_config_goes_on(cluster: Slur
         goal.schd("sleep 300", check=False)
         goal.schd("sleep 1; exit 3")
         goal.issue()
-        time.sleep(10)  # the config goes on; the allocation must not wait for its end
-        print("queue", subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() or "empty")
+        def queue():
+            return subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() or "empty"
+        deadline = time.monotonic() + 10  # the config goes on; the allocation must not wait for its end
+        while queue() != "empty" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        print("queue", queue())
     """)
     done = run(cluster, tmp_path, "config.py")
     assert "queue empty" in done.stdout, done.stdout + done.stderr
