@@ -4,6 +4,10 @@ that ended.
 
 from __future__ import annotations
 
+# imported at collection, outside the unit test's guard: asyncssh's first import asks ldconfig (a process)
+# where its libraries are -- as test_ssh.py's imports did for this test before it had a file of its own
+from parallux._transports._ssh import _channel  # noqa: F401
+
 
 async def test_launcher_output_tells_a_silent_launcher_from_one_that_ended(autojump_clock: object) -> None:
     # A launcher that never answers (a login shell waiting for input) must not be taken for a missing
