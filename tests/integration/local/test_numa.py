@@ -72,15 +72,17 @@ def test_numa_membind_option_binds_memory_to_the_node(tmp_path: Path) -> None:
 
 def test_numa_status_figures_are_live_inside_the_config(tmp_path: Path) -> None:
     write_config(tmp_path, """
-        import json, time
+        import json, os, time
         from parallux import goal
         r = goal.local(name="r", workspace="ws", numa_nodes={0: [0], 1: [1]}, max_jobs=4)
         goal.setRunner(r)
         before = r.status()
-        h = goal.run("sleep 2", numa_node=1)
+        sampled = os.path.abspath("sampled")
+        h = goal.run(f"while [ ! -e {sampled} ]; do sleep 0.01; done", numa_node=1, timeout=60)
         while r.active_jobs() < 1:
             time.sleep(0.01)
         during, node1, node0 = r.status(), r.status(numa_node=1), goal.runner_status(r).__class__
+        open(sampled, "w").close()  # the command runs until the figures during it are read
         h.sync()
         after = goal.runner_status()["r"]
         print(json.dumps([
