@@ -3,7 +3,7 @@
 Registration (``_registration``) checks a call's options with it; the options the commands registered alike
 share are kept in their ``Spec`` (``_spec``) -- its fields are this table's ``kept="spec"`` options -- and the
 handle reads them from there (``_handles``); ``result.json`` and ``Result`` take theirs from the flags. The
-reference's "Command options" table is compared with it (tests/test_docs.py). To add an option: one
+reference's "Command options" table is compared with it (tests/unit/test_docs.py). To add an option: one
 ``Option`` below, in the reference's order, and its row in docs/reference.md.
 """
 

@@ -3,7 +3,7 @@
 The tables themselves are ``_command_options`` (``schd()``'s) and ``_runner_options`` (``goal.local()``'s,
 ``goal.ssh()``'s, ``goal.slurm()``'s). Everything else reads them: the names a call accepts and the
 did-you-mean for the others, each given value's check, the defaults, the signature ``inspect.signature``
-shows, what the run log and ``result.json`` keep -- and tests/test_docs.py compares the reference's option
+shows, what the run log and ``result.json`` keep -- and tests/unit/test_docs.py compares the reference's option
 tables (name, type, default) with them. Adding an option is one :class:`Option` (and its row in the
 reference).
 """

@@ -4,7 +4,7 @@
 ``inspect.signature`` and the did-you-mean of an unknown keyword show them) and check their values with them;
 the seat gets the checked values; the run log's ``runner`` event takes the options flagged ``log``; a Slurm
 allocation request the ``kept="request"`` ones. The reference's runner option tables ("Runner options", "SSH
-runners take, in addition", "Slurm runners") are compared with them (tests/test_docs.py). To add an option:
+runners take, in addition", "Slurm runners") are compared with them (tests/unit/test_docs.py). To add an option:
 one ``Option`` below, in the reference's order, and its row in docs/reference.md.
 
 The SSH options are checked by the SSH transport (``_ssh._connect``), which imports asyncssh: checking a call

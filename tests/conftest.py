@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.layers import LAYERS, NoProcesses, layer_errors, placed, unmarked
+from tests.layers import LAYERS, NoProcesses, directory_layer, layer_errors, placed, strays, unmarked
 from tests.slurm import slurm_cluster, slurm_lenient  # noqa: F401
 from tests.sshd import sshd_bare, sshd_server  # noqa: F401
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    errors = []
+    """Each test's layer marks, from its directory (and what a case runs against: tests/layers.py)."""
+    errors: list[str] = []
+    cases: dict[tuple[Path, str], list[tuple[str, set[str]]]] = {}
     for item in items:
         callspec = getattr(item, "callspec", None)
-        layers = placed(item.path.name, getattr(item, "originalname", item.name),
-                        (mark.name for mark in item.iter_markers()), item.fixturenames,
+        directory = directory_layer(item.path)
+        layers = placed(directory, (mark.name for mark in item.iter_markers()), item.fixturenames,
                         callspec.params.values() if callspec else ())
-        errors += layer_errors(item.nodeid, layers)
+        errors += layer_errors(item.nodeid, directory, layers)
+        cases.setdefault((item.path, getattr(item, "originalname", item.name)), []).append((item.nodeid, layers))
         for layer in sorted(layers):
             item.add_marker(layer)
+    errors += strays(cases)
     if errors:
-        raise pytest.UsageError("every test is unit or integration (tests/layers.py):\n  " + "\n  ".join(errors))
+        raise pytest.UsageError("every test is unit or integration, as its directory says (tests/layers.py):\n  "
+                                + "\n  ".join(dict.fromkeys(errors)))
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +40,8 @@ def no_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     guard = NoProcesses(monkeypatch, request.node.nodeid)
     yield guard
     if guard.started:
-        pytest.fail(f"a unit test started a process ({', '.join(guard.started)}): place it in the integration "
-                    f"layer (tests/layers.py)", pytrace=False)
+        pytest.fail(f"a unit test started a process ({', '.join(guard.started)}): move it to "
+                    f"tests/integration/<layer>/ (tests/layers.py)", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

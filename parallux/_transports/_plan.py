@@ -4,7 +4,7 @@ It speaks the launcher protocol over in-memory streams, so the engine drives it 
 launcher. With the default outcome it is the dry run: every command "takes" one virtual second (the engine
 of a dry run runs on Trio's autojumping MockClock) and ends ``planned``; transfers end at once, ``planned``;
 completion records are read where the runner's files are this machine's. With another ``outcome`` it is
-the engine's test double (tests/test_engine.py): ``outcome(request) -> (seconds, status, returncode)``.
+the engine's test double (tests/plan_engine.py): ``outcome(request) -> (seconds, status, returncode)``.
 """
 
 from __future__ import annotations
