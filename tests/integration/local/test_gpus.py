@@ -62,7 +62,7 @@ def test_gpus_cores_come_from_the_gpus_numa_node(tmp_path: Path, machine: dict[s
 def test_gpus_a_request_no_runner_can_meet_is_exit_2_before_anything_runs(tmp_path: Path,
                                                                          machine: dict[str, str]) -> None:
     config(tmp_path, machine, """
-        first = r.run("touch ran", name="first")
+        goal.schd("touch ran", name="first", runner=r)  # (registered before it: never issued)
         handles = [r.run("true", name="five", gpus=5)]
     """)
     done = run_cli(tmp_path, "config.py")

@@ -73,7 +73,7 @@ def test_memory_pool_more_than_the_machine_offers_is_exit_2_before_anything_runs
     write_config(tmp_path, """
         from parallux import goal
         r = goal.local(workspace="ws")
-        r.run("touch ran", name="first")
+        goal.schd("touch ran", name="first", runner=r)  # (registered before it: never issued)
         r.run("true", name="huge", memory="2T")
     """)
     done = run_cli(tmp_path, "config.py")
