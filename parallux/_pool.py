@@ -54,7 +54,7 @@ class Pool:
         name = self._new_name(name)
         transport = SshTransport(name, host=host, user=user, port=port, ssh_options=ssh_options or {})
         seat = self._seat(name, transport, options or {})
-        return SshRunner(seat, self._submit, self._engine)
+        return SshRunner(seat, self._submit, self._engine, transport)
 
     def slurm(self, name: Any, request: dict[str, Any], python: Any, options: dict[str, Any],
               login: Any = None) -> Runner:
@@ -108,7 +108,7 @@ class Pool:
         if self._dry_run:
             return Shell()  # a dry run asks nothing of the login host (and opened no connection to it)
         from ._transports._ssh._login import LoginShell
-        shell = LoginShell(runner._seat.transport, self._engine, runner.name)  # type: ignore[arg-type]
+        shell = LoginShell(runner._ssh, self._engine, runner.name)
         try:
             self._engine.call_async(shell.start_watcher)
         except OSError as exc:

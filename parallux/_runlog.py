@@ -248,10 +248,10 @@ def dependencies(command: Command) -> list[dict[str, Any]]:
 
 def runner_record(runner: Any) -> dict[str, Any]:
     """What the views need about a runner: where it is, how many slots, which cores."""
-    seat = getattr(runner, "_seat", runner)  # (a Runner handle's seat holds its core layout)
-    layout = seat.layout
+    view = runner._seat.view  # (its first seat's: a Slurm runner's nodes share its options)
+    layout = view.layout
     return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
-            "host": _host_of(runner), "workspace": seat.workspace, "login": list(seat.transport.login),
+            "host": _host_of(runner), "workspace": view.workspace, "login": list(view.login),
             "max_jobs": runner.max_jobs,
             "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner),
             "core_pool": list(layout.cores) if layout is not None else None,
@@ -270,8 +270,7 @@ def _host_of(runner: Any) -> str | None:
 def _machine_of(runner: Any) -> str | None:
     """The machine its launchers run on (a Slurm runner's nodes': ``vm`` or ``n1,n2``), as the summary names
     it: runners with the same one shared its CPUs."""
-    seats = getattr(runner, "_seats", None) or (getattr(runner, "_seat", runner),)
-    labels = [seat.machine.label for seat in seats if getattr(seat, "machine", None) is not None]
+    labels = [seat.view.machine for seat in runner._seats if seat.view.machine is not None]
     return ",".join(dict.fromkeys(labels)) or None
 
 

@@ -67,6 +67,7 @@ FILES = {
     "test_real_cpus.py": "local",
     "test_report_browser.py": "browser",
     "test_resume.py": "unit",
+    "test_runner_views.py": "unit",
     "test_run_experience.py": "local",
     "test_run_logs.py": "local",
     "test_run_reports.py": "local",
