@@ -16,10 +16,10 @@ from typing import Any, Sequence
 from ._errors import ConfigError
 from ._failures import command_error
 from ._handles import Command, Completion, Result, failures_of
+from ._spec import spec_fields
 from ._stats import Stats, summarize
 from ._status import Status
 
-NOT_COPIED = frozenset(("seq", "_name", "work_relpath", "bench", "repetition", "_rare"))
 MEASURES = ("wall", "cpu", "memory")  # what parallux measures itself; the executions' metrics come after
 WIDE_CI = 0.05        # a 95% CI of the median wider than +-5% of it is worth a look (as are outliers)
 SHOWN_NOISY = 10      # benchmarks named in the summary; the rest are counted
@@ -38,19 +38,22 @@ class Benchmark:
         self.warmup = warmup
         self.repeat = repeat
         self.command, self.command_text, self.name = template.command, template.command_text, template.name
-        self.check, self.timeout, self.threads = template.check, template.timeout, template.threads
-        self.memory = template.memory  # its memory= limit (bytes), each execution's
-        self.work_relpath, self.work_generated = template.work_relpath, template.work_generated
-        self.metrics = template.metrics  # its metrics= patterns (None: none declared)
+        self.work_relpath = template.work_relpath
+        self._spec = template._spec  # its options, each execution's: ``spec_fields`` reads them from here
         self.after = template.after  # its after= (each execution waits for all of it)
         labels = [f"w{i}" for i in range(1, warmup + 1)] + [f"r{i}" for i in range(1, repeat + 1)]
-        fields = {name: getattr(template, name) for name in Command.__slots__
-                  if name not in NOT_COPIED and hasattr(template, name)}
-        fields.update(numa_node=template.numa_node, inputs=template.inputs, after=template.after)  # (rare fields)
-        self.executions = [Command(completion, **fields, seq=0, name=self.name, bench=self, repetition=label,  # (seq:
-                                   work_relpath=f"{self.work_relpath}/{label}") for label in labels]  # when issued)
+        self.executions = [self._execution(template, label, completion) for label in labels]
         self._result: Result | None = None
         self._planned = 0
+
+    def _execution(self, template: Command, label: str, completion: Completion) -> Command:
+        """One execution: the template's options (its spec) and rare fields (its request's NUMA node, inputs,
+        after=), a work dir of its own, and its sequence number when it is issued."""
+        execution = Command(completion, spec=self._spec, command=self.command, command_text=self.command_text,
+                            seq=0, name=self.name, bench=self, repetition=label,
+                            work_relpath=f"{self.work_relpath}/{label}")
+        execution._rare = dict(template._rare) if template._rare is not None else None
+        return execution
 
     # -- placement: its first placed execution's ---------------------------------------------------------
 
@@ -141,6 +144,10 @@ class Benchmark:
     def __repr__(self) -> str:
         left = sum(e.result is None for e in self.executions)
         return f"<Benchmark {self.name!r} {len(self.executions)} executions, {left} not finished>"
+
+
+spec_fields(Benchmark)
+Benchmark.work_generated = Command.work_generated  # type: ignore[attr-defined]
 
 
 def benchmark_result(bench: Benchmark) -> Result:

@@ -6,19 +6,23 @@ crossings; ``issue``/``run`` hand whole groups to the engine in one call each.
 
 from __future__ import annotations
 
+import inspect
 import os
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from . import _forks
 from . import _options as opt
+from ._command_options import refuse_positionals
 from . import _transfer
 from ._arguments import Arguments
 from ._attributes import TypoChecked
 from ._errors import ConfigError, OutsideRuntimeError, ParalluxError
 from ._handles import Command, Group
+from ._option import signature_of
 from ._pool import TransportFor
 from ._probes import Probes
 from ._runner import Runner, RunnerStatus
+from ._runner_options import RUNNER, SLURM, SSH
 from ._submission import Submissions
 from ._transfer import Transfer
 
@@ -26,7 +30,29 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 HALT_MODES = ("never", "soon", "now")
+# the runner methods' signatures, from the option tables (``inspect.signature(goal.ssh)`` shows them)
+LOCAL = signature_of(RUNNER.parameters({"name": "local"}))
+SSH_RUNNER = signature_of(RUNNER.parameters()[:1], SSH.parameters(), RUNNER.parameters()[1:])
+SLURM_RUNNER = signature_of(RUNNER.parameters()[:1], SLURM.parameters(), RUNNER.parameters(positional=False)[1:])
+F = TypeVar("F", bound=Callable[..., Any])
 SchedulerFn = Callable[[list[Runner], int], "Runner | str | None"]
+
+
+def signed(signature: inspect.Signature) -> Callable[[F], F]:
+    """Give a method taking ``*args, **options`` the signature its callers (and ``opt.checked``) see."""
+    def decorate(fn: F) -> F:
+        fn.__signature__ = signature  # type: ignore[attr-defined]
+        return fn
+    return decorate
+
+
+def given(signature: inspect.Signature, this: Any, args: tuple[Any, ...], options: dict[str, Any]) -> dict[str, Any]:
+    """The options a call gave, by name (``self`` left out; a call Python would refuse raises TypeError, which
+    ``opt.checked`` makes a ConfigError)."""
+    arguments = signature.bind(this, *args, **options).arguments
+    del arguments["self"]
+    return arguments
+
 
 
 class Goal(TypoChecked):
@@ -64,38 +90,26 @@ class Goal(TypoChecked):
     # -- runners -----------------------------------------------------------------------------------------------
 
     @opt.checked("goal.local()", noun="option")
-    def local(self, name: str = "local", workspace: str | os.PathLike[str] | None = None,
-              max_jobs: int | None = None, env: Mapping[str, str] | None = None, core_pool: Any = None,
-              numa_nodes: Any = None, *, membind: bool = False, whole_cores: bool = False) -> Runner:
-        """A runner on this machine."""
-        return self._pool.local(name, dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                                           numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores))
+    @signed(LOCAL)
+    def local(self, *args: Any, **options: Any) -> Runner:
+        """A runner on this machine; its options are ``_runner_options.RUNNER``'s."""
+        return self._pool.local(given(LOCAL, self, args, options))
 
-    @opt.checked("goal.ssh()", noun="option", extra_keywords=opt.SSH_OPTIONS)
-    def ssh(self, name: str, host: str | None = None, user: str | None = None, port: int | None = None,
-            workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
-            env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None, *,
-            membind: bool = False, whole_cores: bool = False, **ssh_options: Any) -> Runner:
-        """A runner on another machine, reached over one SSH connection; connects now."""
-        options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
-        return self._pool.add(self._pool.ssh_runner(name, host, user, port, options, ssh_options))
+    @opt.checked("goal.ssh()", noun="option")
+    @signed(SSH_RUNNER)
+    def ssh(self, *args: Any, **options: Any) -> Runner:
+        """A runner on another machine, reached over one SSH connection; connects now. Its options are the
+        runner options and ``_runner_options.SSH``'s."""
+        return self._pool.add(self._pool.ssh_runner(given(SSH_RUNNER, self, args, options)))
 
     @opt.checked("goal.slurm()", noun="option")
-    def slurm(self, name: str, *, nodes: int | None = None, partition: str | None = None, time: str | None = None,
-              account: str | None = None, qos: str | None = None, constraint: str | None = None,
-              cpus_per_node: int | None = None, sbatch_options: Any = None,
-              workspace: str | os.PathLike[str] | None = None, max_jobs: int | None = None,
-              env: Mapping[str, str] | None = None, core_pool: Any = None, numa_nodes: Any = None,
-              python: str = "python3", membind: bool = False, whole_cores: bool = False, login: Any = None) -> Runner:
+    @signed(SLURM_RUNNER)
+    def slurm(self, *args: Any, **options: Any) -> Runner:
         """A runner on a Slurm cluster: one allocation (submitted now; inside one, with ``nodes=None``, that
         one), a launcher on each of its nodes; ``max_jobs`` and the core pool are per node. ``login``: an SSH
-        runner (or its name, or a host) whose login host runs Slurm's commands, for a cluster reached over SSH."""
-        request = dict(nodes=nodes, partition=partition, time=time, account=account, qos=qos,
-                       constraint=constraint, cpus_per_node=cpus_per_node, sbatch_options=sbatch_options)
-        options = dict(workspace=workspace, max_jobs=max_jobs, env=env, core_pool=core_pool,
-                       numa_nodes=numa_nodes, membind=membind, whole_cores=whole_cores)
-        return self._pool.slurm(name, request, opt.name(python, "goal.slurm(): python"), options, login)
+        runner (or its name, or a host) whose login host runs Slurm's commands, for a cluster reached over SSH.
+        Its options are ``_runner_options.SLURM``'s and the runner options."""
+        return self._pool.slurm(given(SLURM_RUNNER, self, args, options))
 
     @opt.checked("goal.setRunner()")
     def setRunner(self, runners: Runner | str | Sequence[Runner | str]) -> None:
@@ -148,8 +162,8 @@ class Goal(TypoChecked):
         """Default number of reruns for commands registered from now on that fail or lose their runner
         (``retries=`` overrides), and which outcomes are retried (``retry_on=`` overrides; None: failed,
         timeout and error)."""
-        self._commands.retries = opt.positive_int(n, "setRetries(n)", minimum=0)
-        self._commands.retry_on = opt.retry_on(retry_on, "setRetries(retry_on=)")
+        self._commands.set_retries(opt.positive_int(n, "setRetries(n)", minimum=0),
+                                   opt.retry_on(retry_on, "setRetries(retry_on=)"))
 
     @opt.checked("goal.setHalt()")
     def setHalt(self, mode: str, failures: int = 1) -> None:
@@ -188,7 +202,7 @@ class Goal(TypoChecked):
     def schd(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
         """Register a command; nothing starts until ``issue()`` (or the end of the config)."""
         if command is opt.MISSING or extra:  # not @opt.checked: schd() is called 100,000 times
-            opt.refuse_positionals("goal.schd()", command, extra)
+            refuse_positionals("goal.schd()", command, extra)
         return self._submissions.register(command, options, where="goal.schd()")
 
     @opt.checked("goal.issue()")
@@ -199,7 +213,7 @@ class Goal(TypoChecked):
     def run(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
         """Submit one command now, without waiting; returns its handle."""
         if command is opt.MISSING or extra:  # not @opt.checked, as schd()
-            opt.refuse_positionals("goal.run()", command, extra)
+            refuse_positionals("goal.run()", command, extra)
         return self._submissions.run(command, options, where="goal.run()")
 
 

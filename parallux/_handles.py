@@ -17,7 +17,7 @@ from ._failures import command_error
 from ._rare import Rare
 from ._result import Result
 from ._spec import FIELDS as SPEC_FIELDS
-from ._spec import Spec, SpecField
+from ._spec import Spec, SpecField, spec_fields
 
 __all__ = ["Command", "Completion", "Group", "Result", "Settled", "env_of", "failures_of"]
 
@@ -80,20 +80,9 @@ class Command:
     __slots__ = ("command", "command_text", "_name", "seq", "work_relpath", "_work_dir", "_spec", "runner", "cores",
                  "host", "group", "result", "attempt", "bench", "repetition", "_rare")
 
-    threads = SpecField()
-    requested_numa_node = SpecField()
-    requested_cores = SpecField()
-    env = SpecField()
-    cwd = SpecField()
-    check = SpecField()
-    timeout = SpecField()
-    memory = SpecField()  # its memory= limit in bytes
-    retries = SpecField()
-    pin = SpecField()
-    candidates = SpecField()
-    base_env = SpecField()
-    retry_on = SpecField()  # None: retry failed, timeout, oom and error
-    metrics = SpecField()  # its metrics=: name -> pattern (None: from its file)
+    # its options that commands registered alike share: a SpecField each (``spec_fields``, below), and
+    candidates = SpecField()  # the seats that could ever run it
+    base_env = SpecField()  # goal.setEnv()'s variables when it was registered
     work_generated = SpecField()  # its work_relpath was made up by parallux (``parallux clean`` may remove it)
     resume_check = SpecField()  # --resume: look for an earlier run's record when submitted
     # what few commands have (in ``_rare``, a dict made for the command that has one)
@@ -107,7 +96,7 @@ class Command:
     dependents = Rare(None, "_rare")  # the engine's: commands waiting for this one to end
 
     def __init__(self, completion: Completion, spec: Spec | None = None, **fields: Any) -> None:
-        options = {name: fields.pop(name) for name in list(fields) if name in SPEC_FIELDS}
+        options = {_SPEC_NAMES[name]: fields.pop(name) for name in list(fields) if name in _SPEC_NAMES}
         spec = spec or Spec(completion)
         self._spec = spec.but(**options) if options else spec
         self._name: str | None = None  # None: ``job<seq>``
@@ -193,6 +182,12 @@ class Command:
     def __repr__(self) -> str:
         state = self.result.status if self.result else ("running" if self.runner else "queued")
         return f"<Command {self.name!r} {state} on {self.runner_name}>"
+
+
+spec_fields(Command)
+_SPEC_NAMES = {name: getattr(Command, name).name for name in dir(Command)
+               if isinstance(getattr(Command, name), SpecField)}  # the handle's name -> the spec's
+assert set(_SPEC_NAMES.values()) == set(SPEC_FIELDS)
 
 
 class Settled(NamedTuple):

@@ -8,9 +8,9 @@ would refuse (an unknown keyword, a missing or surplus argument) raises a Config
 keyword, the closest valid one and all of them -- never a bare TypeError -- so that an argument holding a NUL
 byte is refused before the method runs (:func:`refuse_nuls`), and so that a ConfigError about one of its
 values names the call. ``schd()`` and ``run()``, called 100,000 times in a big campaign, are not wrapped: they
-take ``**options`` (checked by :func:`check_option_names`), refuse a missing command or surplus positional
-arguments themselves (:func:`refuse_positionals`), which costs one comparison, and pass the command and
-options to :func:`refuse_nuls` themselves.
+take ``**options`` (checked with their table, ``_command_options``), refuse a missing command or surplus
+positional arguments themselves (``_command_options.refuse_positionals``), which costs one comparison, and
+pass the command and options to :func:`refuse_nuls` themselves.
 """
 
 from __future__ import annotations
@@ -27,14 +27,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 from ._errors import ConfigError
 from ._nul import refuse_nuls
 
-COMMAND_OPTIONS = ("name", "threads", "numa_node", "cores", "env", "cwd", "work_relpath", "check", "timeout",
-                   "memory", "runner", "retries", "retry_on", "inputs", "metrics", "repeat", "warmup", "after")
 ORDER_MODES = ("interleave", "shuffle", "grouped")  # goal.setOrder(): how a benchmark's executions are queued
 RETRYABLE_STATUSES = ("failed", "timeout", "oom", "error")
-# goal.ssh()'s keyword options beyond the runner options; here, not in _ssh, so that checking a call of
-# goal.ssh() does not import asyncssh.
-SSH_OPTIONS = ("identity_file", "client_keys", "passphrase", "agent", "known_hosts", "ssh_config",
-               "connect_timeout", "keepalive", "keepalive_count", "watchdog", "reconnect", "python")
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()  # an argument not given
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,15 +48,6 @@ def unknown_names_message(where: str, unknown: Iterable[str], allowed: Sequence[
         described.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
     plural = "s" if len(described) > 1 else ""
     return f"{where}: unknown {noun}{plural} {', '.join(described)}; the {noun}s are: {', '.join(allowed)}"
-
-
-def refuse_positionals(where: str, command: Any, extra: tuple[Any, ...]) -> None:
-    """``schd()``/``run()`` without a command, or with more than one positional argument."""
-    if command is MISSING:
-        raise ConfigError(f"{where}: the command is missing (a shell command line or a list of arguments)")
-    raise ConfigError(f"{where} takes one positional argument, the command, not {1 + len(extra)} (extra: "
-                      f"{', '.join(repr(e) for e in extra)}); the options are keywords: "
-                      f"{', '.join(f'{o}=...' for o in COMMAND_OPTIONS)}")
 
 
 def checked(where: str | Callable[[tuple[Any, ...]], str], *, noun: str = "keyword",
@@ -308,17 +293,6 @@ def numa_node(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"numa_node must be an int node id, not {value!r}")
     return value
-
-
-def threads_and_cores(threads: object, cores: object, threads_given: bool) -> tuple[int, tuple[int, ...] | None]:
-    """``cores=[...]`` implies ``threads=len(cores)``; an explicit different ``threads`` is a contradiction."""
-    core_ids = core_list(cores)
-    count = positive_int(threads, "threads")
-    if core_ids is not None:
-        if threads_given and count != len(core_ids):
-            raise ConfigError(f"threads={count} contradicts cores={list(core_ids)} ({len(core_ids)} cores)")
-        count = len(core_ids)
-    return count, core_ids
 
 
 def retry_on(value: object, what: str = "retry_on") -> frozenset[str | int] | None:

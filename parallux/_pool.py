@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from . import _options as opt
-from ._cores import parse_core_layout
 from ._engine._seat import Seat
 from ._errors import ConfigError, ParalluxError, RunnerError
 from ._lifeline import NO_RELAUNCH, Batch, Relaunch, Restarts
 from ._runner import Runner, SshRunner, Submit
+from ._runner_options import RUNNER, SLURM, SSH
 from ._transports import Transport
 from ._transports._local import LocalTransport
 
@@ -39,39 +39,42 @@ class Pool:
 
     # -- making runners --------------------------------------------------------------------------------
 
-    def local(self, name: Any, options: dict[str, Any]) -> Runner:
-        name = self._new_name(name)
+    def local(self, given: dict[str, Any]) -> Runner:
+        """A local runner of ``goal.local()``'s options."""
+        options = RUNNER.checked(given, "goal.local()", {"name": "local"})
+        name = self._new_name(options["name"])
         seat = self._seat(name, LocalTransport(), options, relaunch=Restarts())
         return self.add(Runner(seat, self._submit, self._engine))
 
-    def ssh_runner(self, name: Any, host: Any = None, user: Any = None, port: Any = None,
-                   options: dict[str, Any] | None = None, ssh_options: dict[str, Any] | None = None) -> Runner:
-        """An SSH runner, not yet connected."""
+    def ssh_runner(self, given: dict[str, Any]) -> Runner:
+        """An SSH runner of ``goal.ssh()``'s options, not yet connected."""
         first_ssh = "parallux._transports._ssh" not in sys.modules
         from ._transports._ssh import SshTransport  # imported only when used: local-only runs never load asyncssh
         if first_ssh:  # asyncssh's import graph lives until exit, too: keep it out of every collection (see _cli)
             gc.freeze()
-        name = self._new_name(name)
-        transport = SshTransport(name, host=host, user=user, port=port, ssh_options=ssh_options or {})
-        seat = self._seat(name, transport, options or {})
+        options = RUNNER.checked(RUNNER.part(given), "goal.ssh()")
+        name = self._new_name(options["name"])
+        transport = SshTransport(name, SSH.part(given))  # (the transport checks its options)
+        seat = self._seat(name, transport, options)
         return SshRunner(seat, self._submit, self._engine, transport)
 
-    def slurm(self, name: Any, request: dict[str, Any], python: Any, options: dict[str, Any],
-              login: Any = None) -> Runner:
-        """A Slurm runner: its allocation submitted now (a refusal is a ConfigError), a seat per node; with
-        ``login``, through that SSH runner's login host."""
+    def slurm(self, given: dict[str, Any]) -> Runner:
+        """A Slurm runner of ``goal.slurm()``'s options: its allocation submitted now (a refusal is a
+        ConfigError), a seat per node; with ``login``, through that SSH runner's login host."""
         from ._slurm_runner import SlurmRunner
         from ._transports import _slurm
-        name = self._new_name(name)
-        runner_options(**options)  # every option checked before a job exists
-        checked = _slurm.request(name, **request)
-        shell = self._login_shell(login, name) if login is not None else None
-        allocation = _slurm.allocate(checked, dry_run=self._dry_run, shell=shell)
+        from ._transports._slurm._commands import Request
+        options = RUNNER.checked(RUNNER.part(given), "goal.slurm()")  # every option checked before a job exists
+        name = self._new_name(options["name"])
+        slurm = SLURM.checked(SLURM.part(given), "goal.slurm()")
+        shell = self._login_shell(slurm["login"], name) if slurm["login"] is not None else None
+        request = Request.of(name, slurm)
+        allocation = _slurm.allocate(request, dry_run=self._dry_run, shell=shell)
         try:
             allocation.notify = self._engine.observers.notice
             allocation.demand = self._engine.has_work
             count = len(allocation.node_names) if allocation.node_names else allocation.request.nodes or 1
-            nodes = [_slurm.SlurmTransport(allocation, index, python) for index in range(count)]
+            nodes = [_slurm.SlurmTransport(allocation, index, slurm["python"]) for index in range(count)]
             seats = [self._seat(name, node, options, relaunch=node.relaunch, batch=allocation) for node in nodes]
             runner = SlurmRunner(seats, self._submit, self._engine, allocation)
             errors = self._engine.call_async(self._engine.add_seats, seats)
@@ -84,7 +87,7 @@ class Pool:
         self.runners[name] = runner
         return runner
 
-    def _seat(self, name: str, transport: Transport, options: dict[str, Any], relaunch: Relaunch = NO_RELAUNCH,
+    def _seat(self, name: str, transport: Transport, options: Mapping[str, Any], relaunch: Relaunch = NO_RELAUNCH,
               batch: Batch | None = None) -> Seat:
         """A runner's seat on ``transport`` -- or on what stands in for it (a dry run's plan launcher, a test
         double), which is there at once and never again: no relaunch, no batch allocation to wait for. The
@@ -93,7 +96,7 @@ class Pool:
         limit = batch.time_limit if batch is not None else None
         if planned is not transport:
             relaunch, batch = NO_RELAUNCH, None
-        return Seat(name, planned, relaunch=relaunch, batch=batch, time_limit=limit, **runner_options(**options))
+        return Seat(name, planned, options, relaunch=relaunch, batch=batch, time_limit=limit)
 
     def _login_shell(self, login: Any, name: str) -> Any:
         """``goal.slurm(login=...)``: the shell of that SSH runner's login host -- a runner, a runner's name,
@@ -133,7 +136,7 @@ class Pool:
     def _add_ssh_runners(self, names: list[str]) -> None:
         """``goal.ssh(name, host=name)`` for each name, connecting all at once. The ones that connect are
         runners of the run either way; if any fails, one RunnerError gives every failure."""
-        runners = [self.ssh_runner(name, host=name) for name in names]
+        runners = [self.ssh_runner({"name": name, "host": name}) for name in names]
         errors = self._engine.call_async(self._engine.add_seats, [runner._seat for runner in runners])
         for runner, error in zip(runners, errors):
             if error is None:
@@ -174,7 +177,7 @@ class Pool:
             if item in self.runners:
                 return self.runners[item]
             if create:
-                return self.add(self.ssh_runner(item, host=item))
+                return self.add(self.ssh_runner({"name": item, "host": item}))
             raise ConfigError(f"no runner named {item!r}; the runners are: {sorted(self.runners)}")
         raise ConfigError(f"a runner is a runner object or a runner's name, not {item!r}")
 
@@ -182,7 +185,7 @@ class Pool:
         """The pool; without setRunner(), the runner named ``local`` (made if need be)."""
         if self.pool is None:
             others = sorted(self.runners)
-            self.pool = (self.runners.get("local") or self.local("local", {}),)
+            self.pool = (self.runners.get("local") or self.local({}),)
             if others != ["local"] and others:
                 print(f"parallux: note: setRunner() was not called, so commands run on the runner 'local' "
                       f"only (not on {', '.join(repr(n) for n in others if n != 'local')})", file=sys.stderr)
@@ -194,17 +197,3 @@ class Pool:
         pool = self.pool
         return [(r.name, r._state()) for r in pool or ()]
 
-
-def runner_options(workspace: Any = None, max_jobs: Any = None, env: Any = None, core_pool: Any = None,
-                   numa_nodes: Any = None, membind: Any = False, whole_cores: Any = False) -> dict[str, Any]:
-    """A runner's options, checked, as a Seat takes them."""
-    layout = parse_core_layout(core_pool, numa_nodes)
-    if opt.boolean(whole_cores, "whole_cores") and layout is None:
-        raise ConfigError("whole_cores=True needs core_pool or numa_nodes: it says how leases of their cores "
-                          "are made")
-    return {"workspace": opt.path(workspace, "workspace"),
-            "max_jobs": opt.optional_int(max_jobs, "max_jobs"),
-            "env": opt.environment(env, "a runner's env"),
-            "layout": layout,
-            "membind": opt.boolean(membind, "membind"),
-            "whole_cores": whole_cores}

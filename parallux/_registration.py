@@ -12,12 +12,11 @@ from typing import Any
 from . import _options as opt
 from ._after import dependencies_of
 from ._benchmarks import Benchmark
+from ._command_options import COMMAND
 from ._engine._seat import Seat
 from ._errors import ConfigError
 from ._handles import Command, Completion
 from ._inputs import Fingerprints
-from ._memory import memory_limit
-from ._metrics import metrics_option
 from ._nul import refuse_nuls
 from ._pool import Pool
 from ._runner import Runner
@@ -35,8 +34,7 @@ class Registrar:
         self._completion = completion
         self._run_id = run_id
         self._resume = resume
-        self.retries = retries
-        self.retry_on: frozenset[str | int] | None = None
+        self._defaults = {"retries": retries, "retry_on": None}  # setRetries()'s, for commands registered after
         self.env: dict[str, str] = {}
         self._relpaths: set[str] = set()
         self._seq = itertools.count(1)
@@ -47,46 +45,32 @@ class Registrar:
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command | Benchmark:
         """A command handle from ``schd()``'s (or ``run()``'s) arguments, checked; a benchmark's handle for
         ``repeat=`` > 1 or ``warmup=`` > 0."""
-        opt.check_option_names(options, opt.COMMAND_OPTIONS, where)
         refuse_nuls((("command", command), *options.items()), where)  # (not a checked call: see _options)
         text = opt.command_text(command)
-        threads, cores = opt.threads_and_cores(options.get("threads", 1), options.get("cores"),
-                                               "threads" in options)
-        node = opt.numa_node(options.get("numa_node"))
-        if options.get("runner") is not None:
-            pin = self._pool.runner_of(options["runner"])
+        values = COMMAND.checked(options, where, self._defaults)
+        if values["runner"] is not None:
+            pin = self._pool.runner_of(values["runner"])
             if pin not in self._pool.current():
                 raise ConfigError(f"{where}: runner {pin.name!r} is not in the pool set by setRunner() "
                                   f"({[r.name for r in self._pool.current()]})")
-        seq = next(self._seq)
-        name = opt.name(options["name"], "name") if "name" in options else None  # (None: job<seq>)
-        spec = Spec(
-            self._completion, threads=threads, requested_numa_node=node, requested_cores=cores,
-            env=opt.environment(options.get("env"), "env"), cwd=opt.path(options.get("cwd"), "cwd"),
-            check=opt.boolean(options.get("check", True), "check"),
-            timeout=opt.seconds(options.get("timeout"), "timeout"), memory=memory_limit(options.get("memory")),
-            retries=opt.positive_int(options.get("retries", self.retries), "retries", minimum=0),
-            pin=pin._seats[0] if pin is not None else None, base_env=self.env,
-            retry_on=opt.retry_on(options["retry_on"]) if "retry_on" in options else self.retry_on,
-            metrics=metrics_option(options["metrics"]) if options.get("metrics") is not None else None,
-            work_generated=options.get("work_relpath") is None,
-            resume_check=self._resume and options.get("work_relpath") is not None)
+        values["runner"] = pin._seats[0] if pin is not None else None
+        relpath = values["work_relpath"]
+        spec = Spec.made(self._completion, values, base_env=self.env, work_generated=relpath is None,
+                         resume_check=self._resume and relpath is not None)
         self.measuring = self.measuring or spec.metrics is not None
-        handle = Command(self._completion, spec=spec, command=command, command_text=text, seq=seq, numa_node=node,
-                         name=name)
-        if options.get("after") is not None:
-            handle.after = dependencies_of(options["after"], self._completion, handle.name, where)
-        if options.get("inputs") is not None:
-            paths = opt.input_paths(options["inputs"], must_exist=not self._dry_run)
+        handle = Command(self._completion, spec=spec, command=command, command_text=text, seq=next(self._seq),
+                         numa_node=spec.numa_node, name=values["name"])  # (name None: job<seq>)
+        if values["after"] is not None:
+            handle.after = dependencies_of(values["after"], self._completion, handle.name, where)
+        if values["inputs"] is not None:
+            paths = opt.input_paths(values["inputs"], must_exist=not self._dry_run)
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
         spec.candidates = self._candidates(handle, pin, where)  # (the spec is this handle's alone until shared)
         handle._spec = self._specs.shared(spec)
-        handle.work_relpath = self._work_relpath(options.get("work_relpath"), handle)
-        repeat = opt.positive_int(options["repeat"], "repeat") if "repeat" in options else 1
-        warmup = opt.positive_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else 0
-        if repeat > 1 or warmup > 0:
+        handle.work_relpath = self._work_relpath(relpath, handle)
+        if values["repeat"] > 1 or values["warmup"] > 0:
             self.measuring = True
-            return self._benchmark(handle, warmup, repeat)
+            return self._benchmark(handle, values["warmup"], values["repeat"])
         return handle
 
     def _benchmark(self, template: Command, warmup: int, repeat: int) -> Benchmark:
@@ -95,6 +79,14 @@ class Registrar:
             for execution in bench.executions:
                 self._take(execution.work_relpath)
         return bench
+
+    @property
+    def retries(self) -> int:
+        return self._defaults["retries"]  # type: ignore[no-any-return]
+
+    def set_retries(self, retries: int, retry_on: frozenset[str | int] | None) -> None:
+        """``setRetries()``: the defaults of commands registered from now on (a new dict: made ones keep theirs)."""
+        self._defaults = {"retries": retries, "retry_on": retry_on}
 
     def next_seq(self) -> int:
         """A sequence number: a benchmark's executions get theirs when issued, in the order they are queued

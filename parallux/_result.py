@@ -15,15 +15,17 @@ import struct
 from collections import deque
 from typing import Any
 
+from ._command_options import COMMAND
 from ._errors import ConfigError
 from ._rare import Rare
 
 _FIGURES = struct.Struct("<4dq")  # start, end, user and system seconds (NaN: unknown); peak RSS kB (-1: unknown)
 _UNKNOWN = _FIGURES.pack(math.nan, math.nan, math.nan, math.nan, -1)
 _FIGURE_NAMES = ("start_time", "end_time", "user_seconds", "system_seconds", "max_rss_kb")
-# read from the handle, unless the result holds its own (a detached one, a resumed one)
-_HANDLE_FIELDS = ("command", "command_text", "name", "runner", "runner_name", "host", "work_relpath", "work_dir",
-                  "cores", "numa_node", "timeout", "memory", "check", "attempt", "repetition")
+# read from the handle, unless the result holds its own (a detached one, a resumed one): what it ran, where,
+# and its options flagged ``result`` (``_command_options``: its name, work_relpath, check, timeout, memory=)
+_HANDLE_FIELDS = ("command", "command_text", "runner", "runner_name", "host", "work_dir", "cores", "numa_node",
+                  "attempt", "repetition", *(option.field for option in COMMAND.flagged("result")))
 _RARE = {"error": None, "signal": None, "stderr_tail_text": None, "_kind": None, "resumed": False}
 _EMPTY = {"metrics": dict, "repetitions": list, "warmups": list, "stats": dict}  # (an empty one when absent)
 
@@ -55,7 +57,7 @@ class _Shared:
 
     __slots__ = ("name",)
 
-    def __set_name__(self, owner: type, name: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
 
     def __get__(self, result: Result | None, owner: type | None = None) -> Any:
@@ -75,10 +77,7 @@ class Result:
 
     __slots__ = ("_handle", "status", "returncode", "run_id", "_figures", "_more")
 
-    command, command_text, name, work_relpath = _Shared(), _Shared(), _Shared(), _Shared()
-    runner, runner_name, host, work_dir = _Shared(), _Shared(), _Shared(), _Shared()
-    cores, numa_node, timeout, memory = _Shared(), _Shared(), _Shared(), _Shared()  # (memory: its memory= limit)
-    check, attempt, repetition = _Shared(), _Shared(), _Shared()  # (repetition: "w1", "r3" of a benchmark)
+    # the _HANDLE_FIELDS, each a _Shared (set below); repetition: "w1", "r3" of a benchmark; memory: its limit
     start_time, end_time = _Figure(), _Figure()
     user_seconds, system_seconds, max_rss_kb = _Figure(), _Figure(), _Figure()
     error, signal, stderr_tail_text, resumed = Rare(None), Rare(None), Rare(None), Rare(False)
@@ -213,6 +212,10 @@ class Result:
 
     def __repr__(self) -> str:
         return f"<Result {self.name!r} {self.status} rc={self.returncode} on {self.runner_name}>"
+
+
+for _field in _HANDLE_FIELDS:
+    setattr(Result, _field, _Shared(_field))
 
 
 # what as_dict() gives: every field but the runner object and the kind of error

@@ -22,10 +22,12 @@ from typing import Any, Callable
 
 from ._handles import Command, Result
 from ._jsonline import dumps_line
+from ._runner_options import RUNNER
 from ._statedir import LATEST, config_dir, default_log_dir
 from ._version import __version__
 
 SCHEMA_VERSION = 2
+LOGGED = RUNNER.flagged("log")  # a runner's options its ``runner`` event gives (name, workspace, max_jobs, pool)
 FLUSH_AT = 256  # records buffered before they are written, whenever the next periodic flush comes
 
 
@@ -249,14 +251,9 @@ def dependencies(command: Command) -> list[dict[str, Any]]:
 def runner_record(runner: Any) -> dict[str, Any]:
     """What the views need about a runner: where it is, how many slots, which cores."""
     view = runner._seat.view  # (its first seat's: a Slurm runner's nodes share its options)
-    layout = view.layout
-    return {"event": "runner", "time": time.time(), "name": runner.name, "kind": getattr(runner, "kind", None),
-            "host": _host_of(runner), "workspace": view.workspace, "login": list(view.login),
-            "max_jobs": runner.max_jobs,
-            "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner),
-            "core_pool": list(layout.cores) if layout is not None else None,
-            "numa_nodes": ({str(n): list(c) for n, c in layout.nodes.items()} or None) if layout is not None
-            else None}
+    return {"event": "runner", "time": time.time(), **{option.name: option.log(runner) for option in LOGGED},
+            "kind": getattr(runner, "kind", None), "host": _host_of(runner), "login": list(view.login),
+            "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner)}
 
 
 def _host_of(runner: Any) -> str | None:

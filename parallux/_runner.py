@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
 from . import _options as opt
+from ._command_options import refuse_positionals
 from . import _transfer
 from ._attributes import TypoChecked
 from ._errors import ConfigError, ParalluxError
@@ -126,7 +127,7 @@ class Runner(TypoChecked):
     def run(self, command: str | list[str] = opt.MISSING, *extra: Any, **options: Any) -> Command:
         """Submit one command now, pinned to this runner; returns its handle without waiting."""
         if command is opt.MISSING or extra:  # not checked by a wrapper: called once per command
-            opt.refuse_positionals(f"{self.name}.run()", command, extra)
+            refuse_positionals(f"{self.name}.run()", command, extra)
         return self._submit(self, command, options)
 
     def status(self, numa_node: int | None = None) -> RunnerStatus:

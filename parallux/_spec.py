@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-_DEFAULTS: dict[str, Any] = {
-    "threads": 1, "requested_numa_node": None, "requested_cores": None, "env": None, "cwd": None, "check": True,
-    "timeout": None, "memory": None, "retries": 0, "pin": None, "candidates": (), "base_env": None,
-    "retry_on": None, "metrics": None, "work_generated": False, "resume_check": False}
+from ._command_options import COMMAND, SHARED
+
+# the shared options (``_command_options``), then what registration derives from them
+_DEFAULTS: dict[str, Any] = {**{option.name: option.default for option in COMMAND.kept("spec")},
+                             "candidates": (), "base_env": None, "work_generated": False, "resume_check": False}
 
 FIELDS = tuple(_DEFAULTS)
+assert FIELDS[:len(SHARED)] == SHARED
 INTERNED_AT_MOST = 1024  # distinct specs kept for sharing (commands all unlike each other share none)
 
 
@@ -32,6 +34,19 @@ class Spec:
         if options:
             raise TypeError(f"not options of a command: {sorted(options)}")
 
+    @classmethod
+    def made(cls, completion: Any, values: dict[str, Any], base_env: Any, work_generated: bool,
+             resume_check: bool) -> Spec:
+        """A spec of a command's checked options (``COMMAND.checked``: every option, some not shared) and what
+        registration derived; its candidates are set once they are known (registration's fast path)."""
+        spec = cls.__new__(cls)
+        spec.completion = completion
+        for name in SHARED:
+            setattr(spec, name, values[name])
+        spec.candidates, spec.base_env, spec.work_generated, spec.resume_check = \
+            (), base_env, work_generated, resume_check
+        return spec
+
     def but(self, **changed: Any) -> Spec:
         """A copy with some options changed."""
         return Spec(self.completion, **{**{name: getattr(self, name) for name in _DEFAULTS}, **changed})
@@ -42,12 +57,16 @@ class Spec:
 
 
 class SpecField:
-    """A handle's attribute that is its Spec's option."""
+    """A handle's attribute that is its Spec's option ``name`` (the handle may call it otherwise: ``pin`` is
+    the spec's ``runner``)."""
 
     __slots__ = ("name",)
 
-    def __set_name__(self, owner: type, name: str) -> None:
+    def __init__(self, name: str = "") -> None:
         self.name = name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = self.name or name
 
     def __get__(self, handle: Any, owner: type | None = None) -> Any:
         if handle is None:
@@ -56,6 +75,12 @@ class SpecField:
 
     def __set__(self, handle: Any, value: Any) -> None:
         handle._spec = handle._spec.but(**{self.name: value})
+
+
+def spec_fields(cls: type) -> None:
+    """Give ``cls`` (a handle) a SpecField for each option its Spec holds, under the handle's name for it."""
+    for option in COMMAND.kept("spec"):
+        setattr(cls, option.field, SpecField(option.name))
 
 
 class Specs:

@@ -61,6 +61,7 @@ FILES = {
     "test_metrics.py": "local",
     "test_nul_bytes.py": "local",
     "test_numa.py": "local",
+    "test_option_tables.py": "unit",
     "test_packaging.py": "unit",
     "test_protocol.py": "unit",
     "test_provenance.py": "local",

@@ -19,8 +19,9 @@ from parallux._views.subcommands import build_parsers
 from parallux._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from parallux._goal import Goal
 from parallux._status import FINISHED_STATUSES
-from parallux._options import COMMAND_OPTIONS
-from parallux._options import SSH_OPTIONS
+from parallux._command_options import COMMAND, COMMAND_OPTIONS
+from parallux._option import Options
+from parallux._runner_options import RUNNER, SLURM, SSH, SSH_OPTIONS
 from parallux._runner import SshRunner
 from tests.helpers import REPO
 
@@ -109,6 +110,33 @@ def test_docs_reference_names_every_result_status() -> None:
 def test_docs_reference_names_every_command_and_ssh_option() -> None:
     assert_in_code(list(COMMAND_OPTIONS), "command options")
     assert_in_code(list(SSH_OPTIONS), "SSH runner options")
+
+
+def option_table(marker: str) -> list[tuple[str, str, str]]:
+    """(name, type, default) of each option of the first table after ``marker``; a row naming several options
+    (`` `a`, `b` ``) gives each the row's type and default."""
+    text = reference_text()
+    assert marker in text, f"no {marker!r} in docs/reference.md"
+    lines = text.split(marker, 1)[1].splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("| Option |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        rows += [(name, cells[1], cells[2]) for name in re.findall(r"`(\w+)`", cells[0])]
+    return rows
+
+
+@pytest.mark.parametrize(("marker", "table"), [
+    ("## Command options", COMMAND), ("### Runner options", RUNNER), ("SSH runners take, in addition:", SSH),
+    ("### Slurm runners", SLURM)], ids=["command", "runner", "ssh", "slurm"])
+def test_docs_reference_option_tables_are_the_specs(marker: str, table: Options) -> None:
+    documented = option_table(marker)
+    assert [name for name, _, _ in documented] == list(table.names)  # the same options, in the same order
+    defined = [(o.name, o.doc_type + (", keyword-only" if o.keyword_only and table is RUNNER else ""),
+                o.doc_default) for o in table]
+    assert documented == defined
 
 
 def test_docs_reference_names_every_cli_option_and_exit_status() -> None:

@@ -333,6 +333,58 @@ def test_layout_the_seam_checks_can_fail() -> None:
     assert subclasses_of("Transport", {"Transport": (transport, []), "Other": (other, ["Transport"])}) == {"Other"}
 
 
+# -- options written once (issue 22) -------------------------------------------------------------------------
+
+OPTION_DEFINITIONS = {"parallux._command_options", "parallux._runner_options"}
+
+
+def option_families() -> dict[str, frozenset[str]]:
+    from parallux._command_options import COMMAND
+    from parallux._runner_options import RUNNER, SLURM, SSH
+    return {"command": frozenset(COMMAND.names), "runner": frozenset((RUNNER + SSH).names) | set(SLURM.names)}
+
+
+def option_lists(tree: ast.AST, families: dict[str, frozenset[str]]) -> list[tuple[int, str, list[str]]]:
+    """The literals that list options by hand: a tuple, list or set of strings, a dict's keys or a call's
+    keywords naming 3 or more options of one family, which are most of its names. (A result's or a log
+    record's fields that share a few names with the options -- ``name``, ``cores`` -- are not options.)"""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            names = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        elif isinstance(node, ast.Dict):
+            names = [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        elif isinstance(node, ast.Call):
+            names = [keyword.arg for keyword in node.keywords if keyword.arg is not None]
+        else:
+            continue
+        for family, options in families.items():
+            hits = [name for name in names if name in options]
+            if len(hits) >= 3 and 2 * len(hits) > len(names):
+                found.append((node.lineno, family, hits))
+    return found
+
+
+def test_layout_options_are_spelled_once() -> None:
+    """Each command and runner option is written in one definition (``_command_options``,
+    ``_runner_options``); everything else reads the tables. The views are exempt: they read run logs, whose
+    fields are a file format that logs of earlier versions keep."""
+    families = option_families()
+    listed = {f"{name}:{line}": (family, hits) for name, path in modules().items()
+              if name not in OPTION_DEFINITIONS and not name.startswith("parallux._views")
+              for line, family, hits in option_lists(ast.parse(path.read_text()), families)}
+    assert listed == {}
+
+
+def test_layout_options_check_can_fail() -> None:
+    families = option_families()
+    code = ("A = ('threads', 'cores', 'timeout')\nB = {'name': 1, 'runner': 2, 'cores': 3, 'host': 4}\n"
+            "C = ('name', 'runner', 'cores', 'host', 'status', 'end')\nf(workspace=1, max_jobs=2, core_pool=3)\n")
+    assert option_lists(ast.parse(code), families) == [
+        (1, "command", ["threads", "cores", "timeout"]), (2, "command", ["name", "runner", "cores"]),
+        (4, "runner", ["workspace", "max_jobs", "core_pool"])]
+
+
 # -- the main thread reads what the engine publishes (issue 22) -----------------------------------------------
 
 # The modules of the config's and the display's threads that hold seats, and what they may read of one: its
@@ -340,7 +392,7 @@ def test_layout_the_seam_checks_can_fail() -> None:
 # its handle (set by the main thread itself, before the engine has the seat). Anything else a seat holds is
 # the engine thread's, written while it runs.
 HANDLE_MODULES = ("_runner.py", "_slurm_runner.py", "_registration.py", "_resume.py", "_pool.py", "_session.py",
-                  "_runlog.py", "_live.py", "_progress.py", "_goal.py", "_submission.py")
+                  "_runlog.py", "_runner_options.py", "_live.py", "_progress.py", "_goal.py", "_submission.py")
 HANDLE_FUNCTIONS = {"_transfer.py": "remote_path"}  # (the rest of _transfer runs in the engine thread)
 SEAT_READS = {"view", "load", "allocator", "name", "handle"}
 SEAT_COLLECTIONS = {"seats", "_seats", "_node_seats", "candidates"}

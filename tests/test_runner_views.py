@@ -82,10 +82,16 @@ def run_of() -> Iterator[Any]:
 
 
 def test_Runner_status_is_live_while_commands_run(run_of: Any, views: Recorded) -> None:
-    run = run_of(ok_in(10), frozen=True)
+    running: list[int] = []  # the plan launcher's: each sleeps its 10 s from the moment it is here
+
+    def ten_seconds(request: dict[str, Any]) -> tuple[float, str, int]:
+        running.append(request["id"])
+        return 10, "ok", 0
+
+    run = run_of(ten_seconds, frozen=True)
     runner = run.goal.local(max_jobs=4, core_pool=range(4))
     handles = [runner.run("work", threads=1) for _ in range(3)]
-    while not all(h.assigned() for h in handles):  # started; the clock stands still, so they run on
+    while len(running) < 3:  # started; the clock stands still, so they run on
         time.sleep(0.001)
     status = runner.status()
     assert (status.active_jobs, status.available_jobs, status.max_jobs) == (3, 1, 4)
@@ -93,6 +99,7 @@ def test_Runner_status_is_live_while_commands_run(run_of: Any, views: Recorded) 
     published = len(views.of(runner._seat))
     assert published >= 2 and runner._seat.load.active == 3  # made, then connected; the load counts
     run.advance(10)
+    assert run.engine.wait_idle(60)  # (a bound on a hang, not a timing)
     assert [h.sync().status for h in handles] == ["ok"] * 3
     status = runner.status()
     assert (status.active_jobs, status.available_jobs, status.available_core_count) == (0, 4, 4)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import trio
 
+from .._command_options import COMMAND
 from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, Settled, env_of
@@ -39,15 +40,18 @@ RECORDS_PER_REQUEST = 256   # completion records asked of a launcher at once (--
 BENCH_SPAWN_VAR = "PARALLUX_BENCH_SPAWN"  # see bench_mode
 RECORDS_WAIT = 600.0        # how long --resume waits for a pending batch allocation to read the records on its nodes
 _SEAT_NUMBERS = itertools.count(1)
+RECORDED = COMMAND.flagged("record")  # a command's options its result.json keeps (--resume reads them back)
 
 
 class Seat:
     """Limits (``max_jobs``), an optional core pool, a workspace and an environment, on a transport."""
 
-    def __init__(self, name: str, transport: Transport, *, workspace: str | None, max_jobs: int | None,
-                 env: Mapping[str, str] | None, layout: CoreLayout | None, membind: bool = False,
-                 whole_cores: bool = False, relaunch: Relaunch = NO_RELAUNCH, batch: Batch | None = None,
-                 time_limit: float | None = None) -> None:
+    def __init__(self, name: str, transport: Transport, options: Mapping[str, Any], *,
+                 relaunch: Relaunch = NO_RELAUNCH, batch: Batch | None = None, time_limit: float | None = None
+                 ) -> None:
+        """``options``: the runner's, checked (``_runner_options.RUNNER.checked``: ``layout`` is its core pool
+        and NUMA nodes, parsed)."""
+        workspace, max_jobs, layout = options["workspace"], options["max_jobs"], options["layout"]
         self.name = name
         self.transport = transport
         self.relaunch = relaunch  # whether a launcher that ended is followed by another
@@ -59,11 +63,11 @@ class Seat:
         self.settled = Settled(self.workspace)
         self.max_jobs_option = max_jobs
         self.max_jobs: int | None = max_jobs
-        self.env = dict(env or {})
-        self.layout = layout
-        self.allocator = CoreAllocator(layout, whole_cores) if layout is not None else None
-        self.membind = membind
-        self.whole_cores = whole_cores
+        self.env = dict(options["env"] or {})
+        self.layout: CoreLayout | None = layout
+        self.allocator = CoreAllocator(layout, options["whole_cores"]) if layout is not None else None
+        self.membind: bool = options["membind"]
+        self.whole_cores: bool = options["whole_cores"]
         self.machines: Machines | None = None  # the run's (the engine sets it): which machine its launcher is on
         self.machine: Machine | None = None
         self.home_cpus: list[int] | None = None  # where its launcher was moved, off the machine's pools
@@ -289,9 +293,9 @@ class Seat:
             work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
             wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
             mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}", memory=command.memory,
-            record={"name": command.name, "runner": self.name, "host": self.host, "work_relpath": command.work_relpath,
-                    "cores": list(command.cores), "numa_node": command.numa_node, "run_id": run_id,
-                    "attempt": command.attempt, "threads": command.threads, "inputs": command.inputs,
+            record={**{option.name: getattr(command, option.field) for option in RECORDED},
+                    "runner": self.name, "host": self.host, "cores": list(command.cores),
+                    "numa_node": command.numa_node, "run_id": run_id, "attempt": command.attempt,
                     "attempts_before": command.attempts or []},
             metrics=command.metrics,
             cpus=list(lease.cores) if lease is not None and self.home_cpus is not None else None)

@@ -16,15 +16,13 @@ SIGTERM to srun kills the step before the launcher can write its records.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import trio
 
-from ... import _options as opt
-from ..._errors import ConfigError, RunnerError
+from ..._errors import RunnerError
 from .._base import Pipe, Transport, ended_how
 from .._boot import boot_argv
 from . import _commands as slurm
@@ -112,23 +110,6 @@ class SlurmTransport(Transport):
 
     async def close(self) -> None:
         await self.allocation.close()
-
-
-TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE", re.IGNORECASE)
-
-
-def request(runner: str, *, nodes: Any, partition: Any, time: Any, account: Any, qos: Any, constraint: Any,
-            cpus_per_node: Any, sbatch_options: Any) -> slurm.Request:
-    """goal.slurm()'s allocation options, checked before anything is asked of Slurm."""
-    def word(value: Any, option: str) -> str | None:
-        return None if value is None else opt.name(value, f"goal.slurm(): {option}")
-    if time is not None and not (isinstance(time, str) and TIME.fullmatch(time.strip())):
-        raise ConfigError(f"goal.slurm(): time must be a Slurm time limit as sbatch --time takes it "
-                          f"(\"30\" minutes, \"2:00:00\", \"1-12:00:00\"), not {time!r}")
-    return slurm.Request(runner, opt.optional_int(nodes, "goal.slurm(): nodes"), word(partition, "partition"),
-                         time.strip() if time is not None else None, word(account, "account"), word(qos, "qos"),
-                         word(constraint, "constraint"), opt.optional_int(cpus_per_node, "goal.slurm(): cpus_per_node"),
-                         slurm.sbatch_options(sbatch_options))
 
 
 def allocate(request: slurm.Request, *, dry_run: bool, shell: Shell | None = None) -> Allocation:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import trio
 
 from ..._errors import ConfigError
+from ..._runner_options import SLURM
 from ._shell import Missing, Shell
 
 PILOT_GRACE = 30  # seconds the pilot script waits for a first launcher before it gives the allocation back
@@ -65,42 +66,26 @@ class Request:
     qos: str | None = None
     constraint: str | None = None
     cpus_per_node: int | None = None
-    extra: Sequence[str] = ()
+    extra: Sequence[str] | None = ()
+
+    @classmethod
+    def of(cls, runner: str, options: dict[str, Any]) -> Request:
+        """The request of ``goal.slurm()``'s checked options (``SLURM.checked``): those kept for it."""
+        return cls(runner, **{option.field: options[option.name] for option in SLURM.kept("request")})
 
     def sbatch_argv(self, test_only: bool = False) -> list[str]:
         argv = ["sbatch", "--parsable", "--no-requeue", f"--job-name=parallux:{self.runner}",
                 f"--nodes={self.nodes or 1}", "--output=/dev/null"]
-        for option, value in (("partition", self.partition), ("time", self.time), ("account", self.account),
-                              ("qos", self.qos), ("constraint", self.constraint)):
+        for option in SLURM.flagged("sbatch"):  # (partition, time, ...: as sbatch spells them)
+            value = getattr(self, option.field)
             if value is not None:
-                argv.append(f"--{option}={value}")
+                argv.append(f"--{option.name}={value}")
         if self.cpus_per_node is None:
             argv.append("--exclusive")  # every CPU of each node: the slots and the core pool are the node's
         else:
             argv += ["--ntasks-per-node=1", f"--cpus-per-task={self.cpus_per_node}"]
-        argv += list(self.extra)
+        argv += list(self.extra or ())  # (sbatch_options=)
         return argv + (["--test-only"] if test_only else [])
-
-
-def sbatch_options(value: Any) -> list[str]:
-    """``sbatch_options``: a mapping (``{"mem": "4G", "exclusive": True}``) or a list of sbatch arguments."""
-    if value is None:
-        return []
-    if isinstance(value, Mapping):
-        argv = []
-        for key, item in value.items():
-            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key):
-                raise ConfigError(f"goal.slurm(): sbatch_options keys are sbatch option names, not {key!r}")
-            flag = "--" + key.replace("_", "-")
-            if item is True:
-                argv.append(flag)
-            elif item is not False and item is not None:
-                argv.append(f"{flag}={item}")
-        return argv
-    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise ConfigError(f"goal.slurm(): sbatch_options must be a mapping of sbatch options or a list of sbatch "
-                      f"arguments, not {value!r}")
 
 
 def refused(stderr: str, runner: str) -> ConfigError:

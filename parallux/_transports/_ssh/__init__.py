@@ -48,14 +48,16 @@ class SshTransport(Transport):
 
     kind = "ssh"
 
-    def __init__(self, name: str, *, host: str | None, user: str | None, port: int | None,
-                 ssh_options: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+        """``options``: the runner's given SSH options (``_runner_options.SSH``), checked here."""
         where = f"goal.ssh({name!r})"
+        given = dict(options)
+        host, user = given.pop("host", None), given.pop("user", None)
         self.host = text(host if host is not None else name, f"{where}: host")
         self.user = text(user, f"{where}: user") if user is not None else None
-        self.port = port_number(port, f"{where}: port")
+        self.port = port_number(given.pop("port", None), f"{where}: port")
         self._name = name
-        self._settings = ssh_settings(ssh_options, where)
+        self._settings = ssh_settings(given, where)
         self.python: str | None = self._settings.pop("python")  # None: DEFAULT_PYTHONS, in order
         self._watchdog = self._settings.pop("watchdog", WATCHDOG)
         self._reconnect = self._settings.pop("reconnect", DEFAULT_RECONNECT)

@@ -10,7 +10,8 @@ import socket
 from typing import Any, Mapping
 
 from ..._errors import ConfigError
-from ..._options import SSH_OPTIONS, check_option_names
+from ..._options import check_option_names
+from ..._runner_options import SSH_OPTIONS
 from ._patches import asyncssh
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
