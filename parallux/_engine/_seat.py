@@ -2,9 +2,10 @@
 allocator, its workspace and the facts its launcher reported.
 
 The public :class:`~parallux._runner.Runner` is the config's handle on a seat, and reads only what the seat
-publishes (``view``, ``load``: ``_runner_view``); the scheduler sees seats through its ``Place`` protocol;
-the transport beneath knows nothing but how to reach the launcher (a ``Pipe``). Whether another launcher follows one that ended (``Relaunch``) and the batch allocation the
-launcher may live in (``Batch``) are the seat's, given by the pool (``_lifeline``).
+publishes (``view``, ``load``: ``_runner_view``); the scheduler sees seats through its ``Place`` protocol; the
+transport beneath knows nothing but how to reach the launcher (a ``Pipe``). Whether another launcher follows
+one that ended (``Relaunch``) and the batch allocation the launcher may live in (``Batch``) are the seat's,
+given by the pool (``_lifeline``).
 """
 
 from __future__ import annotations
