@@ -82,6 +82,10 @@ class Benchmark:
         return self._placed.numa_node if self._placed is not None else None
 
     @property
+    def gpus(self) -> tuple[int, ...]:
+        return self._placed.gpus if self._placed is not None else ()
+
+    @property
     def work_dir(self) -> str | None:
         placed = self._placed
         return posixpath.dirname(placed.work_dir) if placed is not None and placed.work_dir else None

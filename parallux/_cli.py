@@ -238,8 +238,10 @@ def print_plan(event: str, command: object, **details: object) -> None:
     else:
         name, runners, work_dir = command.name, command.runner_name, command.work_dir  # type: ignore[attr-defined]
         cores = ",".join(map(str, getattr(command, "cores", ()))) or "-"
+    gpus = ",".join(map(str, getattr(command, "gpus", ())))
     try:
-        print(f"{name}\t{runners}\t{work_dir}\tcores={cores}\t{join(argv)}", flush=True)
+        print(f"{name}\t{runners}\t{work_dir}\tcores={cores}\t" + (f"gpus={gpus}\t" if gpus else "") + join(argv),
+              flush=True)
     except BrokenPipeError:  # `parallux cfg.py --dry-run | head`: the reader has seen enough
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

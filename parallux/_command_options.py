@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from . import _options as opt
 from ._errors import ConfigError
+from ._gpus import gpu_request
 from ._memory import memory_limit
 from ._metrics import metrics_option
 from ._option import Option, Options
@@ -35,6 +36,8 @@ COMMAND = Options(
            kept="spec", record=True),
     Option("numa_node", None, opt.numa_node, "`int`", "`None`", kept="spec", attribute="requested_numa_node"),
     Option("cores", None, opt.core_list, "list of int", "`None`", kept="spec", attribute="requested_cores"),
+    Option("gpus", None, gpu_request, "int ≥ 0 (a count), or a list of int (exactly these indices)", "`None`",
+           kept="spec", attribute="requested_gpus"),
     Option("env", None, lambda v: opt.environment(v, "env"), "`dict[str, str]`", "`None`", kept="spec"),
     Option("cwd", None, lambda v: opt.path(v, "cwd"), "path", "`None`: the work dir", kept="spec"),
     Option("work_relpath", None, None, "relative path", "generated: `<run id>/<NNNNN>[_<name>]`",

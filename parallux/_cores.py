@@ -201,16 +201,26 @@ class CoreAllocator:
         caller retrying on None cannot wait forever.
         """
         wanted = self._validated(threads, numa_node, cores)
-        machine, units = self.machine, self.units
-        with machine.lock:
-            chosen = self._choose(threads, numa_node, wanted, machine.taken, units)
-            if chosen is None:
-                return None
-            held = units.held_by(chosen)
-            machine.taken.update(held)
-            lease = Lease(cores=chosen, numa_node=self._common_node(chosen), held=held)
-            self._active[lease] = machine
-            return lease
+        with self.machine.lock:
+            chosen = self.choose(threads, numa_node, wanted)
+            return None if chosen is None else self.grant(chosen)
+
+    def choose(self, threads: int, numa_node: int | None, wanted: tuple[int, ...] | None,
+               within: Sequence[int] | None = None) -> tuple[int, ...] | None:
+        """The cores a validated request would get now (``within``: only among these pool cores, a GPU's
+        node), or None; the caller holds the machine's lock (the resource allocator, leasing GPUs with them)."""
+        if within is not None and numa_node is None and wanted is None:
+            return _lowest(self.units.free_in(within, self.machine.taken), threads)
+        return self._choose(threads, numa_node, wanted, self.machine.taken, self.units)
+
+    def grant(self, chosen: tuple[int, ...]) -> Lease:
+        """Lease the cores :meth:`choose` chose, under the machine's lock still held."""
+        machine = self.machine
+        held = self.units.held_by(chosen)
+        machine.taken.update(held)
+        lease = Lease(cores=chosen, numa_node=self._common_node(chosen), held=held)
+        self._active[lease] = machine
+        return lease
 
     def could_fit_now(self, threads: int, numa_node: int | None = None,
                       cores: Sequence[int] | None = None) -> bool:
@@ -265,12 +275,17 @@ class CoreAllocator:
 
     def release(self, lease: Lease) -> None:
         """Give a lease's cores back. Releasing a lease twice is a bug in the caller and raises RuntimeError."""
+        machine = self.forget(lease)
+        with machine.lock:
+            machine.taken.difference_update(lease.cpus)
+
+    def forget(self, lease: Lease) -> MachineCpus:
+        """The machine a held lease came from, the lease no longer held (its CPUs are the caller's to free)."""
         machine = self._active.pop(lease, None)  # (atomic: of two releases racing, one finds it)
         if machine is None:
             raise RuntimeError(f"lease of cores {format_cores(lease.cores)} is not held "
                                "(released twice, or from another allocator)")
-        with machine.lock:
-            machine.taken.difference_update(lease.cpus)
+        return machine
 
     def available(self, numa_node: int | None = None) -> list[int]:
         """Pool cores no lease holds right now (whichever runner's), sorted; only those of ``numa_node``."""
@@ -296,36 +311,35 @@ class CoreAllocator:
         if not self.layout.nodes:
             return _lowest(units.free_in(self.layout.cores, taken), threads)
         free_by_node = [(node, units.free_in(members, taken)) for node, members in self.layout.nodes.items()]
-        return self._best_single_node(threads, free_by_node) or \
-            self._spread(threads, free_by_node, units.free_in(self._unassigned, taken))
-
-    @staticmethod
-    def _best_single_node(threads: int, free_by_node: list[tuple[int, list[int]]]) -> tuple[int, ...] | None:
-        """Lowest cores of the fullest node that still has room: keeps big free blocks for big requests."""
-        fits = [(len(free), node, free) for node, free in free_by_node if len(free) >= threads]
-        if not fits:
-            return None
-        _, _, free = min(fits, key=lambda fit: (fit[0], fit[1]))
-        return _lowest(free, threads)
-
-    @staticmethod
-    def _spread(threads: int, free_by_node: list[tuple[int, list[int]]],
-                unassigned: list[int]) -> tuple[int, ...] | None:
-        """Spread over the groups with most free cores first, to span as few nodes as possible.
-
-        Cores outside every node form one more group here; they are not preferred as a "single node" because
-        nothing is known about their locality.
-        """
-        groups = [free for _, free in free_by_node] + [unassigned]
-        groups.sort(key=len, reverse=True)
-        taken: list[int] = []
-        for free in groups:
-            taken += free[: threads - len(taken)]
-        return tuple(sorted(taken)) if len(taken) == threads else None
+        return _best_single_node(threads, free_by_node) or \
+            _spread(threads, free_by_node, units.free_in(self._unassigned, taken))
 
     def _common_node(self, cores: tuple[int, ...]) -> int | None:
         nodes = {self.layout.node_of(core) for core in cores}
         return nodes.pop() if len(nodes) == 1 else None
+
+
+def _best_single_node(threads: int, free_by_node: list[tuple[int, list[int]]]) -> tuple[int, ...] | None:
+    """Lowest cores of the fullest node that still has room: keeps big free blocks for big requests."""
+    fits = [(len(free), node, free) for node, free in free_by_node if len(free) >= threads]
+    if not fits:
+        return None
+    _, _, free = min(fits, key=lambda fit: (fit[0], fit[1]))
+    return _lowest(free, threads)
+
+def _spread(threads: int, free_by_node: list[tuple[int, list[int]]],
+            unassigned: list[int]) -> tuple[int, ...] | None:
+    """Spread over the groups with most free cores first, to span as few nodes as possible.
+
+    Cores outside every node form one more group here; they are not preferred as a "single node" because
+    nothing is known about their locality.
+    """
+    groups = [free for _, free in free_by_node] + [unassigned]
+    groups.sort(key=len, reverse=True)
+    taken: list[int] = []
+    for free in groups:
+        taken += free[: threads - len(taken)]
+    return tuple(sorted(taken)) if len(taken) == threads else None
 
 
 def _check_threads(threads: object) -> None:

@@ -17,11 +17,15 @@ from ._errors import ConfigError
 
 
 class MachineCpus:
-    """The CPUs of one machine leased right now, and the lock every allocator there decides under."""
+    """What of one machine is leased right now -- its CPUs, its GPUs, its memory reserved -- and the lock every
+    allocator there decides under (``_allocator.ResourceAllocator`` leases all of a request under it at once)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.taken: set[int] = set()
+        self.gpus: set[int] = set()  # GPU indices leased now
+        self.reserved = 0  # bytes of memory= reserved by the commands running now
+        self.memory: int | None = None  # the bytes commands may reserve (memory_pool=); None: no limit known
 
 
 class CoreUnits:

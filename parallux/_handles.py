@@ -87,6 +87,7 @@ class Command:
     resume_check = SpecField()  # --resume: look for an earlier run's record when submitted
     # what few commands have (in ``_rare``, a dict made for the command that has one)
     numa_node = Rare(None, "_rare")  # the NUMA node it was placed on
+    gpus = Rare((), "_rare")  # the GPUs it leased
     inputs = Rare(None, "_rare")  # fingerprints of its inputs= (see _inputs)
     attempts = Rare(None, "_rare")  # the attempts that ended before its last one (it was retried)
     resumed_result = Rare(None, "_rare")  # --resume found it done: the earlier run's result

@@ -8,6 +8,8 @@ Requests (one line each)::
     {"op": "hello", "watchdog": 60}                  -> {"ev": "hello", ...machine facts...}
       (with "sigterm": "error": SIGTERM from outside ends the running commands "error", see stop_serving;
        with "machine_root": the tree MachineFacts reads, in place of PARALLUX_MACHINE_ROOT or /;
+       with "gpus": [0, 1]: the GPUs its commands may lease (else those nvidia-smi lists), and "path": the PATH
+       nvidia-smi is looked for on (else the launcher's): the hello says "gpus": [{"index", "numa_node"}...];
        with "bench": "none" or "files": benchmarking only, see Launcher.run_without_process)
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
@@ -76,6 +78,8 @@ import time
 PROTOCOL_VERSION = 1
 MARK_VAR = "PARALLUX_JOB_MARK"
 MACHINE_ROOT_VAR = "PARALLUX_MACHINE_ROOT"  # where MachineFacts reads the machine (a test's fake tree)
+GPU_QUERY = ("--query-gpu=index,pci.bus_id", "--format=csv,noheader")  # nvidia-smi's, at the hello
+GPU_QUERY_TIMEOUT = 10.0  # seconds: a hung driver must not keep a runner from starting
 RECORD_NAME = "result.json"
 METRICS_NAME = "metrics.txt"  # what $PARALLUX_METRICS names: a command's own figures (see "metrics" below)
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME, METRICS_NAME)
@@ -275,6 +279,7 @@ class Launcher(object):
             self.bench = request.get("bench") if request.get("bench") in BENCH_MODES else None
             self.facts = MachineFacts(request.get("machine_root"))
             event = dict(hello(self.facts), cgroups=self.cgroup_facts())
+            event.update(gpu_facts(self.facts, request.get("gpus"), request.get("path"), event["step_gpus"]))
             if request.get("reconnect") and request.get("token"):
                 event.update(self.offer_attach(str(request["token"]), float(request["reconnect"])))
             self.send(event)
@@ -3198,6 +3203,31 @@ class MachineFacts(object):
     def online(self):
         return self.cpu_list("sys/devices/system/cpu/online")
 
+    def numa_cpus(self):
+        """Each NUMA node's CPUs, {"0": [0, 1], ...} (what a GPU's node means for the cores near it)."""
+        nodes = {}
+        try:
+            names = os.listdir(self.path("sys/devices/system/node"))
+        except OSError:
+            return nodes
+        for name in names:
+            if re.match(r"node\d+$", name):
+                cpus = self.cpu_list("sys/devices/system/node/%s/cpulist" % name)
+                if cpus:
+                    nodes[name[4:]] = cpus
+        return nodes
+
+    def pci_numa_node(self, bus_id):
+        """The NUMA node of a PCI device as nvidia-smi names it (``00000000:3B:00.0``); None when unknown."""
+        domain, _, rest = bus_id.strip().lower().rpartition(":")  # (sysfs: a 4-digit domain, lower case)
+        head, _, bus = domain.rpartition(":") if ":" in domain else ("", "", domain)
+        text = self.read("sys/bus/pci/devices/%s:%s:%s/numa_node" % ((head or "0")[-4:].rjust(4, "0"), bus, rest))
+        try:
+            node = int(text) if text is not None else -1
+        except ValueError:
+            return None
+        return node if node >= 0 else None
+
     def siblings(self, cpus):
         """The physical cores holding these CPUs, each as the sorted list of its logical CPUs (SMT threads);
         a CPU whose topology is unknown is a core of its own."""
@@ -3357,14 +3387,81 @@ def hello(facts):
         "usable_cores": len(cpus) if cpus else logical, "cpus": cpus,
         "home": os.path.expanduser("~"), "cwd": os.getcwd(),
         "numactl": find_program("numactl"), "hostname": os.uname()[1], "guardian": os.getppid(),
+        "step_gpus": step_gpus(os.environ),
     }
     event.update(machine_of(facts, cpus))
     return event
 
 
+def step_gpus(environ):
+    """The GPUs of the Slurm step (or batch script) this launcher runs in, as a command's
+    CUDA_VISIBLE_DEVICES must name them; None outside a step given GPUs.
+
+    Slurm names a step's GPUs twice: SLURM_STEP_GPUS (a batch script's: SLURM_JOB_GPUS) by their index on
+    the node, and CUDA_VISIBLE_DEVICES as CUDA in the step counts them. Without device cgroups the two agree;
+    with them (ConstrainDevices) the step sees only its own GPUs, which CUDA counts from 0, so node GPUs
+    "2,3" are "0,1" to a command: the CUDA numbers are the ones to hand on, when they are indices and as
+    many as Slurm's. A CUDA_VISIBLE_DEVICES without Slurm's GPUs beside it is a user's, and says nothing."""
+    slurm = indices(environ.get("SLURM_STEP_GPUS") or environ.get("SLURM_JOB_GPUS"))
+    if not slurm:
+        return None
+    cuda = indices(environ.get("CUDA_VISIBLE_DEVICES"))
+    return cuda if cuda is not None and len(cuda) == len(slurm) else slurm
+
+
+def indices(text):
+    """``0,1,3`` -> [0, 1, 3]; None for anything else (UUIDs, "(null)", nothing)."""
+    parts = (text or "").split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        return None
+    return [int(part) for part in parts]
+
+
 def machine_of(facts, cpus):
-    """Which machine this is (the runners on one share its CPUs) and its physical cores (SMT siblings)."""
-    return {"machine": facts.identity(), "siblings": facts.siblings(facts.online() or cpus or [])}
+    """Which machine this is (the runners on one share its CPUs and GPUs), its physical cores (SMT siblings),
+    its NUMA nodes' CPUs and its memory (what commands may reserve is a share of it)."""
+    return {"machine": facts.identity(), "siblings": facts.siblings(facts.online() or cpus or []),
+            "numa_cpus": facts.numa_cpus(), "memory_total": facts.memory_bytes()}
+
+
+def gpu_facts(facts, given, path, step=None):
+    """The GPUs this launcher's commands may lease, each with its NUMA node: ``given`` (the runner's gpus=),
+    else ``step``'s, the GPUs of the Slurm step it runs in (``step_gpus``: only those are the step's to use,
+    whatever else the node has), else those nvidia-smi lists. NUMA nodes come from nvidia-smi's list, by
+    index: a step's indices are the node's where no device cgroup renumbers them (with one, unverified)."""
+    if given is not None and not given:
+        return {"gpus": []}
+    found, error = query_gpus(path)
+    nodes = dict((index, facts.pci_numa_node(bus_id)) for index, bus_id in found)
+    indices = [int(index) for index in given] if given is not None else step if step is not None else sorted(nodes)
+    event = {"gpus": [{"index": index, "numa_node": nodes.get(index)} for index in indices]}
+    if error is not None and given is None and step is None:
+        event["gpu_error"] = error
+    return event
+
+
+def query_gpus(path):
+    """(index, PCI bus id) of each GPU nvidia-smi (on ``path``, else our PATH) lists, and why it could not say
+    (None: it said, or there is no nvidia-smi: no GPUs)."""
+    program = shutil.which("nvidia-smi", path=path)
+    if program is None:
+        return [], None
+    try:
+        done = subprocess.run((program,) + GPU_QUERY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=GPU_QUERY_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return [], "%s did not answer within %g s" % (program, GPU_QUERY_TIMEOUT)
+    except OSError as exc:
+        return [], "%s: %s" % (program, describe_os_error(exc))
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).decode("utf-8", "replace").strip().splitlines()
+        return [], "%s exited %d%s" % (program, done.returncode, ": " + said[-1] if said else "")
+    gpus = []
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        index, _, bus_id = line.partition(",")
+        if index.strip().isdigit():
+            gpus.append((int(index.strip()), bus_id.strip()))
+    return gpus, None
 
 
 def own_affinity():

@@ -70,6 +70,8 @@ class Pool:
         shell = self._login_shell(slurm["login"], name) if slurm["login"] is not None else None
         request = Request.of(name, slurm)
         allocation = _slurm.allocate(request, dry_run=self._dry_run, shell=shell)
+        if self._dry_run:
+            print(_slurm.plan_line(allocation), flush=True)
         try:
             allocation.notify = self._engine.observers.notice
             allocation.demand = self._engine.has_work

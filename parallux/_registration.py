@@ -19,6 +19,7 @@ from ._handles import Command, Completion
 from ._inputs import Fingerprints
 from ._nul import refuse_nuls
 from ._pool import Pool
+from ._resources import request_of
 from ._runner import Runner
 from ._spec import Spec, Specs
 
@@ -135,9 +136,10 @@ def _why_not(seat: Seat, handle: Command) -> str | None:
         if handle.requested_numa_node is not None:  # unpinned there, it would measure something else
             return (f"numa_node={handle.requested_numa_node} needs a runner with numa_nodes declared, and this "
                     f"one has no core pool")
-        return None
-    try:
-        seat.allocator.check_request(handle.threads, handle.requested_numa_node, handle.requested_cores)
+        if handle.requested_gpus is None and handle.memory is None:
+            return None
+    try:  # (against what its launcher's hello said the machine offers; an offer not known yet is not refused)
+        seat.resources.check(request_of(handle))
     except ConfigError as exc:
         return str(exc)
     return None

@@ -25,7 +25,7 @@ _FIGURE_NAMES = ("start_time", "end_time", "user_seconds", "system_seconds", "ma
 # read from the handle, unless the result holds its own (a detached one, a resumed one): what it ran, where,
 # and its options flagged ``result`` (``_command_options``: its name, work_relpath, check, timeout, memory=)
 _HANDLE_FIELDS = ("command", "command_text", "runner", "runner_name", "host", "work_dir", "cores", "numa_node",
-                  "attempt", "repetition", *(option.field for option in COMMAND.flagged("result")))
+                  "gpus", "attempt", "repetition", *(option.field for option in COMMAND.flagged("result")))
 _RARE = {"error": None, "signal": None, "stderr_tail_text": None, "_kind": None, "resumed": False}
 _EMPTY = {"metrics": dict, "repetitions": list, "warmups": list, "stats": dict}  # (an empty one when absent)
 
@@ -203,6 +203,7 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         fields = {k: getattr(self, k) for k in FIELDS}
         fields["cores"] = list(self.cores)
+        fields["gpus"] = list(self.gpus)
         fields["repetitions"] = [r.as_dict() for r in self.repetitions]
         fields["warmups"] = [r.as_dict() for r in self.warmups]
         fields["stats"] = {measure: stats.as_dict() for measure, stats in self.stats.items()}
@@ -219,7 +220,7 @@ for _field in _HANDLE_FIELDS:
 
 
 # what as_dict() gives: every field but the runner object and the kind of error
-FIELDS = ("command", "command_text", "name", "runner_name", "work_relpath", "work_dir", "cores", "numa_node",
+FIELDS = ("command", "command_text", "name", "runner_name", "work_relpath", "work_dir", "cores", "numa_node", "gpus",
           "returncode", "status", "start_time", "end_time", "duration", "error", "signal", "attempt", "timeout",
           "memory", "user_seconds", "system_seconds", "max_rss_kb", "resumed", "check", "run_id", "attempts",
           "stderr_tail_text", "host", "metrics", "repetition", "repetitions", "warmups", "stats")

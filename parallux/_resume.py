@@ -20,7 +20,7 @@ ReadRecords = Callable[[Any, list[str]], "list[dict[str, Any] | None]"]  # (seat
 # proves nothing: the command runs again). Numbers beyond these bounds are no time or size a run has.
 _NUMBER, _MAYBE_NUMBER, _MAYBE_INT, _MAYBE_TEXT = (int, float), (int, float, type(None)), (int, type(None)), \
     (str, type(None))
-_FIELDS = {"cores": (list, type(None)), "numa_node": _MAYBE_INT, "attempt": _MAYBE_INT, "runner": _MAYBE_TEXT,
+_FIELDS = {"cores": (list, type(None)), "gpus": (list, type(None)), "numa_node": _MAYBE_INT, "attempt": _MAYBE_INT, "runner": _MAYBE_TEXT,
            "host": _MAYBE_TEXT,
            "start": _MAYBE_NUMBER, "end": _MAYBE_NUMBER, "user_seconds": _MAYBE_NUMBER,
            "system_seconds": _MAYBE_NUMBER, "max_rss_kb": _MAYBE_NUMBER, "run_id": _MAYBE_TEXT,
@@ -88,6 +88,8 @@ def record_problem(record: dict[str, Any]) -> str | None:
             return f"{key} out of range"
     if any(type(core) is not int or not LOWEST <= core <= HIGHEST for core in record.get("cores") or ()):
         return "cores are not core numbers"
+    if any(type(gpu) is not int or not 0 <= gpu <= HIGHEST for gpu in record.get("gpus") or ()):
+        return "gpus are not GPU indices"
     if any(type(name) is not str or type(value) not in _NUMBER for name, value in (record.get("metrics") or {}).items()):
         return "metrics are not numbers"
     for attempt in record.get("attempts_before") or ():
@@ -111,6 +113,7 @@ def recorded_result(handle: Command, seat: Any, record: dict[str, Any]) -> Resul
     handle._settle(seat.view.settled)
     handle.cores = tuple(record.get("cores") or ())
     handle.numa_node = record.get("numa_node")
+    handle.gpus = tuple(record.get("gpus") or ())
     handle.host = record.get("host")  # where it ran (a node of an earlier allocation), not where it would now
     handle.attempt = int(record.get("attempt") or 0)
     this_attempt = {"runner": record.get("runner"), "status": Status.OK, "returncode": 0,

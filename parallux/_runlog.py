@@ -110,6 +110,8 @@ class RunLog:
                 self._log_runner(runner)
             record.update(runner=command.runner_name, host=command.host or _host_of(runner), work_dir=command.work_dir,
                           cores=list(command.cores), numa_node=command.numa_node, attempt=command.attempt)
+            if command.gpus:  # (few commands lease GPUs: the others' records say nothing of them)
+                record["gpus"] = list(command.gpus)
         result = details.get("result")
         if result is not None:
             record.update(outcome(result))
@@ -249,11 +251,13 @@ def dependencies(command: Command) -> list[dict[str, Any]]:
 
 
 def runner_record(runner: Any) -> dict[str, Any]:
-    """What the views need about a runner: where it is, how many slots, which cores."""
+    """What the views need about a runner: where it is, how many slots, which cores; a Slurm runner's sbatch
+    command line (its allocation's options: nodes, CPUs, GPUs, time, ...)."""
     view = runner._seat.view  # (its first seat's: a Slurm runner's nodes share its options)
     return {"event": "runner", "time": time.time(), **{option.name: option.log(runner) for option in LOGGED},
             "kind": getattr(runner, "kind", None), "host": _host_of(runner), "login": list(view.login),
-            "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner)}
+            "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner),
+            **({"sbatch": runner.sbatch} if getattr(runner, "sbatch", None) else {})}
 
 
 def _host_of(runner: Any) -> str | None:

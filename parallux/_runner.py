@@ -47,6 +47,8 @@ class RunnerStatus:
     quarantined: str | None = None
     waiting: str | None = None   # what a runner not connected yet waits for (a pending Slurm allocation)
     nodes: list[str] = field(default_factory=list)  # a Slurm runner's nodes, once allocated
+    gpu_count: int = 0  # the GPUs it offers (0: none, or not known yet)
+    available_gpus: list[int] = field(default_factory=list)  # those no command holds now
 
 
 def _figure(field: str, per_node: bool = False) -> Callable[..., Any]:
@@ -149,7 +151,8 @@ class Runner(TypoChecked):
             logical_core_count=view.facts.get("logical_cores"), configured_cores=configured,
             configured_core_count=len(configured), available_cores=available,
             available_core_count=len(available), numa_node=numa_node, connected=view.connected,
-            quarantined=view.quarantined, waiting=f"reconnecting: {view.reconnecting}" if view.reconnecting else None)
+            quarantined=view.quarantined, waiting=f"reconnecting: {view.reconnecting}" if view.reconnecting else None,
+            gpu_count=len(view.offer.gpus or ()), available_gpus=seat.resources.available_gpus())
 
     # The status() shortcuts of the seed: each one figure of status() (of one NUMA node where it has cores).
     active_jobs = _figure("active_jobs")
@@ -159,6 +162,8 @@ class Runner(TypoChecked):
     configured_core_count = _figure("configured_core_count", per_node=True)
     available_cores = _figure("available_cores", per_node=True)
     available_core_count = _figure("available_core_count", per_node=True)
+    gpu_count = _figure("gpu_count")
+    available_gpus = _figure("available_gpus")
 
     # -- files (main thread; see _transfer) -------------------------------------------------------------
 

@@ -19,9 +19,12 @@ from typing import Any, Mapping
 from . import _options as opt
 from ._cores import parse_core_layout
 from ._errors import ConfigError
+from ._gpus import gpu_offer
+from ._memory import memory_limit
 from ._option import NOT_GIVEN, Option, Options
 
 SLURM_TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|UNLIMITED|INFINITE", re.IGNORECASE)
+ASKS_GPUS = re.compile(r"--(gres|gpus[a-z-]*)(=|$)|-G")  # sbatch's options that ask for GPUs
 
 
 def _layout(values: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,6 +63,9 @@ RUNNER = Options(
     Option("numa_nodes", None, None, "`dict[int, range | list | ...]`", "`None`", log=_numa_nodes),  # (_layout)
     Option("membind", False, lambda v: opt.boolean(v, "membind"), "`bool`", "`False`", keyword_only=True),
     Option("whole_cores", False, lambda v: opt.boolean(v, "whole_cores"), "`bool`", "`False`", keyword_only=True),
+    Option("gpus", None, gpu_offer, "`None`, or a list of int", "`None`", keyword_only=True),
+    Option("memory_pool", None, lambda v: memory_limit(v, "memory_pool"), "bytes (int), or a size as `memory=` "
+           'takes it (`"64G"`)', "the machine's memory less 10%", keyword_only=True),
     finish=_layout)
 
 SSH = Options(  # (NOT_GIVEN: the SSH config's, or parallux's default, applies)
@@ -117,6 +123,16 @@ def _sbatch_options(value: Any) -> list[str]:
                       f"arguments, not {value!r}")
 
 
+def _gpus_once(values: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """GPUs asked with ``gpus_per_node`` and in ``sbatch_options`` too: two requests sbatch would merge its
+    own way, and the launchers' steps would ask for the first only."""
+    gpus, extra = values["gpus_per_node"], values["sbatch_options"] or ()
+    if gpus is not None and any(ASKS_GPUS.match(arg) for arg in extra):
+        raise ConfigError(f"gpus_per_node={gpus} and sbatch_options both ask for GPUs ({' '.join(extra)}); ask "
+                          "once: gpus_per_node= also gives each node's launcher its GPUs")
+    return values
+
+
 def _word(name: str) -> Option:
     return Option(name, None, lambda v: None if v is None else opt.name(v, name), "`str`", "the site's defaults",
                   keyword_only=True, kept="request", sbatch=True)
@@ -130,8 +146,11 @@ SLURM = Options(  # (all keyword-only: goal.slurm(name, *, ...))
            sbatch=True),
     Option("cpus_per_node", None, lambda v: opt.optional_int(v, "cpus_per_node"), "int ≥ 1",
            "`None`: whole nodes (`--exclusive`)", keyword_only=True, kept="request"),
+    Option("gpus_per_node", None, lambda v: opt.optional_int(v, "gpus_per_node"), "int ≥ 1", "`None`: no GPUs",
+           keyword_only=True, kept="request"),
     Option("sbatch_options", None, _sbatch_options, "mapping or list of `str`", "`None`", keyword_only=True,
            kept="request", attribute="extra"),
     Option("python", "python3", lambda v: opt.name(v, "python"), "`str`", '`"python3"`', keyword_only=True),
     Option("login", None, None, "SSH runner, runner name or host", "`None`: Slurm's commands run here",
-           keyword_only=True))  # (checked by the pool: an SSH runner's)
+           keyword_only=True),  # (checked by the pool: an SSH runner's)
+    finish=_gpus_once)

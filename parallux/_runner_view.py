@@ -11,7 +11,7 @@ runner half-changed (connected, but its workspace not yet resolved):
 - ``Load``: the commands running there now, one int the engine thread alone writes, as it starts and ends
   each command.
 
-Live resource figures (free cores) are the seat's allocator's, read under its machine's lock.
+Live resource figures (free cores, free GPUs) are the seat's allocators', read under its machine's lock.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:
     from ._cores import CoreLayout
     from ._handles import Settled
+    from ._resources import Offer
 
 NO_FACTS: Mapping[str, Any] = MappingProxyType({})
 
@@ -49,6 +50,7 @@ class RunnerView:
     waiting: str | None              # what a launcher to come waits for, or why none will
     host: str | None                 # the machine its commands run on, as results name it
     facts: Mapping[str, Any]         # what its launcher's hello said (read-only)
+    offer: Offer                     # what that hello offers beside the core pool: GPUs, memory
     machine: str | None              # the label of the machine its launcher runs on
     login: tuple[str, ...]           # the argv prefix that runs a shell command there
     job: str | None                  # its batch allocation's job, if it has one
@@ -81,7 +83,7 @@ def view_of(seat: Any) -> RunnerView:
         description=seat.describe(), workspace=seat.workspace, settled=seat.settled, max_jobs=seat.max_jobs,
         connected=seat.alive, reconnecting=seat.reconnecting, quarantined=seat.quarantined,
         waiting=seat.relaunch.waiting, host=seat.host,
-        facts=MappingProxyType(seat.facts) if seat.facts else NO_FACTS,
+        facts=MappingProxyType(seat.facts) if seat.facts else NO_FACTS, offer=seat.resources.offer,
         machine=seat.machine.label if seat.machine is not None else None, login=tuple(seat.transport.login),
         job=batch.job_id if batch is not None else None,
         nodes=tuple(batch.node_names) if batch is not None and batch.node_names else None)

@@ -10,13 +10,13 @@ order and starts each head that fits now. A class whose head does not fit is ski
 * FIFO among commands that fit, and cheap: a pass costs O(classes), not O(queued commands), so 100,000
   queued commands cost no more per start than 100.
 
-Bypassing could starve a big command (4 cores) behind a stream of small ones (1 core). So each class head
-counts the later commands that started on one of its runners -- or leased CPUs its runners could lease, on
-another runner of the same machine -- while it waited; once that count reaches ``bypass_limit``, the head
-*reserves* its runners' cores: for the rest of each pass, later commands may no longer lease cores there nor
-on any runner whose pool meets theirs on that machine, so the cores freeing up accumulate until the big
-command fits. Slots on runners without a core pool are never reserved; nothing is held that the waiting
-command does not need.
+Bypassing could starve a big command (4 cores, 4 GPUs, 8 GB) behind a stream of small ones (1 core, 1 GPU,
+1 GB). So each class head counts the later commands that started on one of its runners -- or leased what its
+runners could lease, on another runner of the same machine -- while it waited; once that count reaches
+``bypass_limit``, the head *reserves* what it needs of its runners' machines (``_allocator``: cores, GPUs,
+memory): for the rest of each pass, later commands may no longer lease those there, so what frees up
+accumulates until the big command fits. Slots are never reserved; nothing is held that the waiting command
+does not need.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import heapq
 from collections import deque
 from typing import Any, Callable, Hashable, Iterable, Protocol
 
-from ._cores import CoreAllocator, Lease
+from ._allocator import ResourceAllocator
 from ._errors import SchedulerPolicyError
+from ._resources import Lease
 
 BYPASS_LIMIT = 16
 
@@ -36,7 +37,7 @@ class Place(Protocol):
     """What the scheduler needs of a place commands run (the engine's ``Seat``; a test's double)."""
 
     name: str
-    allocator: CoreAllocator | None
+    resources: ResourceAllocator  # what its commands lease besides a slot (cores, GPUs, memory)
     handle: Any  # what a setScheduler function is offered and may return (the config's Runner)
 
     @property
@@ -57,15 +58,19 @@ class Queued(Protocol):
     threads: int
     requested_numa_node: int | None
     requested_cores: tuple[int, ...] | None
+    requested_gpus: int | tuple[int, ...] | None
+    memory: int | None
 
 
+Reserved = list[tuple[ResourceAllocator, int]]  # (an allocator a starving head reserved, what it needs there)
 StartFn = Callable[[Any, Any, "Lease | None"], None]  # (command, place, lease)
 PolicyFn = Callable[[list[Any], int], Any]
 
 
 def class_key(command: Queued) -> Hashable:
     """Commands with equal keys have the same placement constraints."""
-    return (command.candidates, command.threads, command.requested_numa_node, command.requested_cores)
+    return (command.candidates, command.threads, command.requested_numa_node, command.requested_cores,
+            command.requested_gpus, command.memory)
 
 
 def seq_of(command: Queued) -> int:
@@ -129,7 +134,7 @@ class Scheduler:
         heads = [(q[0].seq, key) for key, q in self.queues.items() if q]
         heapq.heapify(heads)
         waiting: list[Queued] = []        # heads that did not fit in this pass
-        reserved: set[CoreAllocator] = set()  # the allocators of the runners a starving head reserved
+        reserved: Reserved = []  # what a starving head reserved: its runners' allocators, what it needs there
         unrunnable: list[Queued] = []
         while heads and self.global_slots.available_tokens >= 1:
             _, key = heapq.heappop(heads)
@@ -143,13 +148,15 @@ class Scheduler:
                     continue
                 waiting.append(command)
                 if self.bypassed.get(command.seq, 0) >= self.bypass_limit:
-                    reserved.update(r.allocator for r in command.candidates if r.allocator is not None)
+                    reserved.extend((r.resources, needs) for r in command.candidates
+                                    if (needs := r.resources.needs(command)))
                 continue
             runner, lease = placement
             queue.popleft()
             self.queued -= 1
             self.bypassed.pop(command.seq, None)
-            self._count_bypass(waiting, runner)
+            if waiting:
+                self._count_bypass(waiting, runner, command)
             self.start(command, runner, lease)
             if queue:
                 heapq.heappush(heads, (queue[0].seq, key))
@@ -161,21 +168,22 @@ class Scheduler:
         del self.queues[key]
         self.queued -= count
 
-    def _count_bypass(self, waiting: list[Queued], runner: Place) -> None:
+    def _count_bypass(self, waiting: list[Queued], runner: Place, command: Queued) -> None:
+        took = runner.resources.needs(command)
         for older in waiting:
-            if runner in older.candidates or _competes(runner.allocator, older.candidates):
+            if runner in older.candidates or took and _competes(runner, took, older):
                 self.bypassed[older.seq] = self.bypassed.get(older.seq, 0) + 1
 
-    def _place(self, command: Queued, reserved: set[CoreAllocator]) -> tuple[Place, Lease | None] | None:
+    def _place(self, command: Queued, reserved: Reserved) -> tuple[Place, Lease | None] | None:
         fits = [r for r in command.candidates
-                if r.can_take_now(command) and not (reserved and _held_back(r.allocator, reserved))]
+                if r.can_take_now(command) and not (reserved and _held_back(r, command, reserved))]
         if not fits:
             return None
         runner = self._choose(fits, command)
         if runner is None:
             return None
         lease = runner.lease_for(command)
-        if runner.allocator is not None and lease is None:
+        if lease is None and runner.resources.needs(command):
             return None
         return runner, lease
 
@@ -200,10 +208,13 @@ class Scheduler:
                                    f"runners it was offered: {[r.name for r in fits]}")
 
 
-def _competes(allocator: CoreAllocator | None, places: Iterable[Place]) -> bool:
-    """Whether a lease of ``allocator`` may take CPUs one of these places could lease (one machine)."""
-    return allocator is not None and any(p.allocator is not None and p.allocator.overlaps(allocator) for p in places)
+def _competes(runner: Place, took: int, older: Queued) -> bool:
+    """Whether a lease of ``took`` on ``runner`` may take what ``older`` would lease on one of its places."""
+    return any(runner.resources.competes(place.resources, took & place.resources.needs(older))
+               for place in older.candidates)
 
 
-def _held_back(allocator: CoreAllocator | None, reserved: set[CoreAllocator]) -> bool:
-    return allocator is not None and any(allocator.overlaps(other) for other in reserved)
+def _held_back(runner: Place, command: Queued, reserved: Reserved) -> bool:
+    """Whether leasing ``command`` on ``runner`` would take what a starving head reserved."""
+    needs = runner.resources.needs(command)
+    return bool(needs) and any(runner.resources.competes(other, needs & kinds) for other, kinds in reserved)

@@ -45,6 +45,11 @@ class SlurmRunner(Runner):
         return view.job if view.job is not None else self._submitted[0]
 
     @property
+    def sbatch(self) -> list[str] | None:
+        """The sbatch command line that submits its allocations (None: it runs in one it did not submit)."""
+        return self._allocation.request.sbatch_argv() if self._allocation.own else None
+
+    @property
     def nodes(self) -> list[str]:
         """Its nodes' names, once the allocation runs ([] while it is pending)."""
         view = self._seat.view
@@ -80,7 +85,7 @@ class SlurmRunner(Runner):
             configured_core_count=sum(p.configured_core_count for p in parts),
             available_core_count=sum(p.available_core_count for p in parts), numa_node=numa_node,
             connected=any(p.connected for p in parts), quarantined=self.quarantined, waiting=self.waiting,
-            nodes=self.nodes)
+            nodes=self.nodes, gpu_count=sum(p.gpu_count for p in parts))
 
     def _node_status(self, seat: Seat, numa_node: int | None) -> RunnerStatus:
         status = Runner._status(self, numa_node, seat)

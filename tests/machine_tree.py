@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 REAL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 REAL_MACHINE_ID = Path("/etc/machine-id")
@@ -15,9 +15,12 @@ def cpu_text(cpus: Sequence[int]) -> str:
 
 
 def fake_machine(root: Path, siblings: Sequence[Sequence[int]], *, boot_id: str | None = "fake-boot",
-                 machine_id: str | None = "fake-machine") -> Path:
+                 machine_id: str | None = "fake-machine", gpus: Sequence[int | None] = (),
+                 numa: Mapping[int, Sequence[int]] | None = None) -> Path:
     """``root`` as a machine whose physical cores have these logical CPUs (``[[0, 1], [2, 3]]``: two cores with
-    two threads each); a None identity leaves its file out."""
+    two threads each); a None identity leaves its file out. ``gpus``: the NUMA node of each GPU (by index; None:
+    the machine does not say), at the PCI addresses :func:`fake_nvidia_smi` reports; ``numa``: each NUMA
+    node's CPUs."""
     cpus = sorted(cpu for core in siblings for cpu in core)
     system = root / "sys/devices/system/cpu"
     system.mkdir(parents=True, exist_ok=True)
@@ -34,7 +37,42 @@ def fake_machine(root: Path, siblings: Sequence[Sequence[int]], *, boot_id: str 
     if machine_id is not None:
         (root / "etc").mkdir(parents=True, exist_ok=True)
         (root / "etc/machine-id").write_text(machine_id + "\n")
+    for index, node in enumerate(gpus):
+        device = root / f"sys/bus/pci/devices/{pci_address(index).lower()[4:]}"
+        device.mkdir(parents=True, exist_ok=True)
+        (device / "numa_node").write_text(f"{-1 if node is None else node}\n")
+    for node, members in (numa or {}).items():
+        (root / f"sys/devices/system/node/node{node}").mkdir(parents=True, exist_ok=True)
+        (root / f"sys/devices/system/node/node{node}/cpulist").write_text(cpu_text(members) + "\n")
     return root
+
+
+def pci_address(index: int) -> str:
+    """GPU ``index``'s PCI bus id as nvidia-smi prints it (an 8-digit domain, upper case)."""
+    return f"00000000:{index + 0x3B:02X}:00.0"
+
+
+def fake_nvidia_smi(directory: Path, count: int, *, fail: str | None = None) -> Path:
+    """An ``nvidia-smi`` in ``directory`` reporting ``count`` GPUs at :func:`pci_address` (``fail``: it says
+    that on stderr and exits 9, as on a machine whose driver is broken). ``-L`` lists them, as the real one
+    does, whatever CUDA_VISIBLE_DEVICES says."""
+    directory.mkdir(parents=True, exist_ok=True)
+    query = "".join(f"{i}, {pci_address(i)}\\n" for i in range(count))
+    listing = "".join(f"GPU {i}: Fake GPU (UUID: GPU-fake-{i})\\n" for i in range(count))
+    failing = f"echo {fail!r} >&2; exit 9\n" if fail else ""
+    script = directory / "nvidia-smi"
+    script.write_text(f"""#!/bin/sh
+{failing}case "$*" in
+  "--query-gpu=index,pci.bus_id --format=csv,noheader") printf '{query}' ;;
+  "-L") printf '{listing}' ;;
+  "--query-gpu=uuid --format=csv,noheader -i "*)
+    if [ "$4" -ge 0 ] 2>/dev/null && [ "$4" -lt {count} ]; then echo "GPU-fake-$4"; else
+      echo "No devices were found" >&2; exit 6; fi ;;
+  *) echo "fake nvidia-smi: unknown arguments: $*" >&2; exit 2 ;;
+esac
+""")
+    script.chmod(0o755)
+    return script
 
 
 def same_machine(root: Path, siblings: Sequence[Sequence[int]]) -> Path:

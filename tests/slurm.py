@@ -14,6 +14,12 @@ node has its own ``NodeName`` line with its own ``Port``, and ``%n`` in ``Slurmd
 ``SlurmdLogFile`` keeps their files apart. Every node declares the real topology of this machine (from
 ``slurmd -C``), so on a 2-core machine the cluster has 3 nodes of 2 CPUs, all of them the same two cores.
 
+GPUs: ``slurm_cluster``'s nodes declare 4 GPUs each as generic resources (``GresTypes=gpu``, ``Gres=gpu:4``,
+a ``gres.conf`` whose ``File=`` are fake device nodes in the temp dir: see ``_write_gres``). A step given
+GPUs (``srun --gres=gpu:2``) sees ``SLURM_STEP_GPUS``, ``CUDA_VISIBLE_DEVICES``, ``GPU_DEVICE_ORDINAL`` and
+``ROCR_VISIBLE_DEVICES`` naming them (``0,1``), and ``SLURM_GPUS_ON_NODE`` (``2``); a step without GPUs
+sees none of them (an inherited ``CUDA_VISIBLE_DEVICES`` is removed). No real GPU is involved.
+
 Usage::
 
     from tests.slurm import start_slurm
@@ -53,6 +59,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -64,6 +71,7 @@ DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "slurmstepd")
 CLIENTS = ("munge", "sbatch", "srun", "salloc", "squeue", "scancel", "scontrol", "sinfo")
 MARK_VAR = "PARALLUX_TEST_SLURM"
 NODE_COUNT = 3
+GPUS_PER_NODE = 4  # slurm_cluster's nodes' (fake) GPUs
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the NUL
@@ -103,6 +111,8 @@ class SlurmCluster:
     env: dict[str, str]  # for client commands: SLURM_CONF, the mark, SBATCH_OUTPUT, no inherited SLURM_*
     nodes: list[str]  # n1, n2, n3
     cpus_per_node: int
+    gpus_per_node: int  # GPUs each node declares (Gres=gpu:N); 0: none
+    gpu_devices: bool  # whether they are device files Slurm accepts: only then does it name them to steps
     real_memory_mb: int
     partition: str  # the default partition: every node
     short_partition: str  # n1 only, MaxTime=5 (minutes), limits enforced at submission
@@ -257,7 +267,7 @@ def _hardware() -> tuple[str, int]:
 
 
 def _write_conf(d: Path, name: str, ctld_port: int, node_ports: dict[str, int], topology: str,
-                memory: int, extra: str) -> Path:
+                memory: int, extra: str, gpus: int) -> Path:
     host = socket.gethostname()
     lines = [
         f"ClusterName={name}",
@@ -301,10 +311,12 @@ def _write_conf(d: Path, name: str, ctld_port: int, node_ports: dict[str, int], 
         "MaxArraySize=10001",  # bench/: arrays of up to 10,000 tasks
         "SlurmctldDebug=info",
         "SlurmdDebug=info",
+        *(["GresTypes=gpu"] if gpus else []),
     ]
+    gres = f" Gres=gpu:{gpus}" if gpus else ""
     for node, port in node_ports.items():
         lines.append(f"NodeName={node} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} {topology} "
-                     f"RealMemory={memory} State=UNKNOWN")
+                     f"RealMemory={memory}{gres} State=UNKNOWN")
     nodes = f"n[1-{len(node_ports)}]"
     lines.append(f"PartitionName=debug Nodes={nodes} Default=YES MaxTime=INFINITE State=UP")
     lines.append("PartitionName=short Nodes=n1 MaxTime=5 State=UP")
@@ -313,6 +325,32 @@ def _write_conf(d: Path, name: str, ctld_port: int, node_ports: dict[str, int], 
     path = d / "slurm.conf"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _write_gres(d: Path, nodes: list[str], gpus: int) -> bool:
+    """gres.conf (beside slurm.conf, where Slurm looks for it) naming ``gpus`` fake GPUs per node, each a
+    device file of its own under ``<tmpdir>/dev/<node>/``; whether they are character devices.
+
+    Slurm 22.05 drops a GPU without ``File=`` ("Removing file-less GPU"), and the node, short of the GPUs its
+    ``Gres=`` declares, is INVAL; a ``File=`` that is no character or block device is accepted, but then no
+    step is told which GPUs it has (only ``SLURM_GPUS_ON_NODE``). So each fake GPU is a character device
+    node -- /dev/null's numbers (1, 3): nothing opens it, and were anything to, it is harmless -- and plain
+    files only where mknod is not allowed.
+    """
+    devices = True
+    lines = []
+    for node in nodes:
+        (d / "dev" / node).mkdir(parents=True, exist_ok=True)
+        for index in range(gpus):
+            path = d / "dev" / node / f"nvidia{index}"
+            try:
+                os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+            except PermissionError:
+                path.touch()
+                devices = False
+        lines.append(f"NodeName={node} Name=gpu File={d / 'dev' / node}/nvidia[0-{gpus - 1}]")
+    (d / "gres.conf").write_text("\n".join(lines) + "\n")
+    return devices
 
 
 def _client_env(conf: Path, d: Path) -> dict[str, str]:
@@ -429,10 +467,12 @@ def _start_slurm_daemons(cluster: SlurmCluster) -> None:
                               + cluster.log_tails())
 
 
-def start_slurm(tmpdir: os.PathLike | str, *, name: str = "plxtest", extra_config: str = "") -> SlurmCluster:
+def start_slurm(tmpdir: os.PathLike | str, *, name: str = "plxtest", extra_config: str = "",
+                gpus: int = 0) -> SlurmCluster:
     """Configure and start munged, slurmctld and three slurmds in tmpdir; return once all nodes are idle.
 
-    ``extra_config`` is appended to slurm.conf verbatim (a later line wins for most keys).
+    ``extra_config`` is appended to slurm.conf verbatim (a later line wins for most keys). ``gpus``: each node
+    declares that many GPUs as generic resources (``Gres=gpu:N``, fake devices: see ``_write_gres``).
     """
     missing = missing_binaries()
     if missing:
@@ -449,10 +489,12 @@ def start_slurm(tmpdir: os.PathLike | str, *, name: str = "plxtest", extra_confi
     node_ports = {f"n{i}": port for i, port in enumerate(ports, 1)}
     topology, memory_mb = _hardware()
     memory = max(1, memory_mb // NODE_COUNT)
-    conf = _write_conf(d, name, ctld_port, node_ports, topology, memory, extra_config)
+    conf = _write_conf(d, name, ctld_port, node_ports, topology, memory, extra_config, gpus)
+    gpu_devices = _write_gres(d, list(node_ports), gpus) if gpus else False
     cluster = SlurmCluster(
         tmpdir=d, conf=conf, env=_client_env(conf, d), nodes=list(node_ports),
         cpus_per_node=int(re.search(r"CPUs=(\d+)", topology).group(1)), real_memory_mb=memory,
+        gpus_per_node=gpus, gpu_devices=gpu_devices,
         partition="debug", short_partition="short", cluster_name=name, ctld_port=ctld_port,
         node_ports=node_ports, munge_socket=munge_socket)
     try:
@@ -493,9 +535,10 @@ def slurm_lenient(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A running three-node Slurm cluster for the whole session (skips when Slurm is not installed)."""
+    """A running three-node Slurm cluster for the whole session (skips when Slurm is not installed); each
+    node declares 4 GPUs (``Gres=gpu:4``)."""
     _skip_without_slurm()
-    cluster = start_slurm(tmp_path_factory.mktemp("slurm"))
+    cluster = start_slurm(tmp_path_factory.mktemp("slurm"), gpus=GPUS_PER_NODE)
     try:
         yield cluster
     finally:

@@ -19,10 +19,12 @@ from typing import Callable
 import pytest
 
 from tests.helpers import REPO, cli_env
+from tests.machine_tree import fake_nvidia_smi
 
 EXAMPLES = REPO / "examples"
 RUN_ELSEWHERE = {"ssh.py": "needs an SSH server; tests/test_ssh.py runs it against the test sshd",
                  "slurm.py": "needs a Slurm cluster; tests/test_slurm.py runs it on the test cluster"}
+FAKE_GPUS = {"gpus.py": 4}  # what needs GPUs gets a fake nvidia-smi reporting that many on its PATH
 TIMEOUT = 120
 
 
@@ -43,8 +45,13 @@ def example_names() -> list[str]:
 
 def run_example(name: str, tmp_path: Path, *options: str) -> Run:
     workspace = tmp_path / "workspace"
+    env = cli_env(tmp_path)
+    if name in FAKE_GPUS:  # (beside tmp_path, which a dry run must leave empty)
+        bin_dir = tmp_path.parent / f"{tmp_path.name}-bin"
+        fake_nvidia_smi(bin_dir, FAKE_GPUS[name])
+        env["PATH"] = f"{bin_dir}:{env['PATH']}"
     done = subprocess.run([sys.executable, "-m", "parallux", str(EXAMPLES / name), *options, "--",
-                           f"workspace={workspace}"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True,
+                           f"workspace={workspace}"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT)
     return Run(done, workspace, tmp_path)
 
@@ -156,7 +163,18 @@ def expect_steps(run: Run) -> None:
     assert (run.workspace / "summary" / "table.txt").read_text().splitlines() == run.lines[7:]
 
 
+def expect_gpus(run: Run) -> None:
+    assert run.lines[0] == "4 GPUs, free: [0, 1, 2, 3]"
+    leased = dict(line.split(" GPU ") for line in run.lines[1:])
+    assert set(leased) == {f"train-{i}" for i in range(8)} | {"eval"}
+    assert leased["eval"] == "1" and {leased[f"train-{i}"] for i in range(8)} == {"0", "1", "2", "3"}
+    told = {path.parent.name: path.read_text() for path in run.workspace.rglob("stdout.txt")}
+    assert sorted(told.values()) == sorted(f"{'evaluating' if name == 'eval' else 'training'} on GPU {gpu}\n"
+                                          for name, gpu in leased.items())
+
+
 EXPECTATIONS: dict[str, Callable[[Run], None]] = {
+    "gpus.py": expect_gpus,
     "steps.py": expect_steps,
     "benchmark.py": expect_benchmark,
     "staging.py": expect_staging,

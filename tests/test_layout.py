@@ -388,13 +388,13 @@ def test_layout_options_check_can_fail() -> None:
 # -- the main thread reads what the engine publishes (issue 22) -----------------------------------------------
 
 # The modules of the config's and the display's threads that hold seats, and what they may read of one: its
-# published view and load (_runner_view), its allocator's figures (under the machine's lock), its name, and
+# published view and load (_runner_view), its allocators' figures (under the machine's lock), its name, and
 # its handle (set by the main thread itself, before the engine has the seat). Anything else a seat holds is
 # the engine thread's, written while it runs.
 HANDLE_MODULES = ("_runner.py", "_slurm_runner.py", "_registration.py", "_resume.py", "_pool.py", "_session.py",
                   "_runlog.py", "_runner_options.py", "_live.py", "_progress.py", "_goal.py", "_submission.py")
 HANDLE_FUNCTIONS = {"_transfer.py": "remote_path"}  # (the rest of _transfer runs in the engine thread)
-SEAT_READS = {"view", "load", "allocator", "name", "handle"}
+SEAT_READS = {"view", "load", "allocator", "resources", "name", "handle"}
 SEAT_COLLECTIONS = {"seats", "_seats", "_node_seats", "candidates"}
 ENGINE_CALLS = {"call", "call_async", "_in_engine_thread"}  # a seat's method handed to these runs in the engine
 

@@ -95,7 +95,8 @@ def test_Goal_signatures_are_the_runner_tables() -> None:
                                                      "POSITIONAL_OR_KEYWORD", o.default) for o in RUNNER][1:]
     ssh = parameters(Goal.ssh)
     assert [name for name, _, _ in ssh] == ["name", "host", "user", "port", *RUNNER.names[1:6],
-                                              *[o.name for o in SSH if o.keyword_only], "membind", "whole_cores"]
+                                              *[o.name for o in SSH if o.keyword_only],
+                                              *[o.name for o in RUNNER if o.keyword_only]]
     assert ssh[0][2] is inspect.Parameter.empty and all(kind != "VAR_KEYWORD" for _, kind, _ in ssh)
     slurm = parameters(Goal.slurm)
     assert {name for name, _, _ in slurm} == {*SLURM.names, *RUNNER.names}

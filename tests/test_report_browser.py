@@ -220,6 +220,51 @@ def test_report_browser_draws_each_node_of_a_runner_on_its_own_lanes(browser: An
     assert dict(facts)["hosts"] == "n1, n2"
 
 
+def write_gpu_log(path: Path) -> None:
+    """A local runner without a core pool, 4 slots and GPUs 0-3: three commands on one GPU each, one on two,
+    one on none, as the run log logs them (``gpus`` in started and finished)."""
+    start = 1_700_000_000.0
+    events: list[dict[str, Any]] = [
+        {"event": "run_started", "schema": 2, "run_id": "20231114-221320-gpus", "config": "/home/u/gpus.py",
+         "argv": [], "time": start, "pid": 1, "host": "box", "python": "3.11.2", "parallux": "0.1.0",
+         "cwd": "/home/u", "log": str(path)},
+        {"event": "runner", "time": start, "name": "local", "kind": "local", "host": "box", "max_jobs": 4,
+         "logical_cores": 8, "core_pool": None, "numa_nodes": None}]
+    for seq, gpus in enumerate([[0], [1], [2, 3], [0], []], start=1):
+        name = f"c{seq}"
+        where = {"seq": seq, "name": name, "runner": "local", "host": "box", "work_dir": f"/ws/{name}",
+                 "cores": [], "numa_node": None, "attempt": 0, **({"gpus": gpus} if gpus else {})}
+        begin = start + 1 + (2 if seq == 4 else 0)
+        events.append({"event": "queued", "time": start + 0.1, "seq": seq, "name": name, "command": "sleep 1",
+                       "work_relpath": name})
+        events.append({"event": "started", "time": begin, **where})
+        events.append({"event": "finished", "time": begin + 1.5, **where, "status": "ok", "returncode": 0,
+                       "start": begin, "end": begin + 1.5, "duration": 1.5, "user_seconds": 1.0,
+                       "system_seconds": 0.1, "max_rss_kb": 1000, "signal": None, "error": None, "resumed": False})
+    events.append({"event": "run_finished", "time": start + 5, "counts": {"ok": 5}, "elapsed": 5,
+                   "retries": 0, "resumed": 0, "busy_seconds": {}, "started": 5, "exit_status": 0, "halted": None})
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_report_browser_draws_a_lane_per_gpu(browser: Any, tmp_path: Path) -> None:
+    log = tmp_path / "gpus.jsonl"
+    write_gpu_log(log)
+    report = tmp_path / "gpus.html"
+    done = run_cli(tmp_path, "report", str(log), "-o", str(report))
+    assert done.returncode == 0, done.stderr
+    browser.load(report.as_uri(), READY)
+    state = page_state(browser)
+    assert browser.console_errors() == [] and state["errors"] == []
+    lanes = json.loads(browser.evaluate("""JSON.stringify({labels: __parallux_report.timeline.labels,
+        groups: __parallux_report.timeline.groups.map(function (g) { return g.name; }),
+        per_row: __parallux_report.timeline.perRow.map(function (row) { return row.length; })})"""))
+    slots = [label for label in lanes["labels"] if label.startswith("slot")]
+    assert lanes["labels"][len(slots):] == ["gpu 0", "gpu 1", "gpu 2", "gpu 3"]
+    assert lanes["groups"] == ["local", "local GPUs"]
+    assert lanes["per_row"][len(slots):] == [2, 1, 1, 1]  # c1 and c4 on GPU 0, c3 on GPUs 2 and 3
+    assert sum(lanes["per_row"][:len(slots)]) == 5 and state["bars"] == 5
+
+
 # -- benchmarks ------------------------------------------------------------------------------------------------
 
 

@@ -9,21 +9,26 @@ from typing import Any
 import pytest
 import trio
 
-from parallux._cores import CoreAllocator, Lease, parse_core_layout
+from parallux._allocator import ResourceAllocator
+from parallux._cores import CoreAllocator, parse_core_layout
 from parallux._cpus import MachineCpus
 from parallux._handles import Command, Completion
 from parallux._errors import SchedulerPolicyError
+from parallux._resources import Lease, Offer, request_of
 from parallux._scheduler import Scheduler
 
 
 class FakeRunner:
-    """The scheduler's ``Place``: slots, an optional core allocator, liveness."""
+    """The scheduler's ``Place``: slots, an optional core allocator, GPUs and memory, liveness."""
 
-    def __init__(self, name: str, max_jobs: int, cores: Any = None, nodes: Any = None) -> None:
+    def __init__(self, name: str, max_jobs: int, cores: Any = None, nodes: Any = None, gpus: tuple[int, ...] = (),
+                 memory: int | None = None) -> None:
         self.name = name
         self.slots = trio.CapacityLimiter(max_jobs)
         layout = parse_core_layout(cores, nodes)
         self.allocator = CoreAllocator(layout) if layout else None
+        self.resources = ResourceAllocator(self.allocator, Offer(gpus=gpus, memory=memory))
+        self.resources.machine.memory = memory
         self.alive = True
         self.quarantined = None
         self.running = 0
@@ -41,13 +46,12 @@ class FakeRunner:
     def can_take_now(self, command: Command) -> bool:
         if not self.accepting or self.slots.available_tokens < 1:
             return False
-        return self.allocator is None or self.allocator.could_fit_now(
-            command.threads, command.requested_numa_node, command.requested_cores)
+        return not self.resources.needs(command) or self.resources.could_fit_now(request_of(command))
 
     def lease_for(self, command: Command) -> Lease | None:
-        if self.allocator is None:
+        if not self.resources.needs(command):
             return None
-        return self.allocator.try_lease(command.threads, command.requested_numa_node, command.requested_cores)
+        return self.resources.try_lease(request_of(command))
 
     def describe(self) -> str:
         return self.name
@@ -60,8 +64,10 @@ _completion = Completion()
 
 
 def command(seq: int, candidates: tuple[FakeRunner, ...], threads: int = 1, numa_node: int | None = None,
-            cores: tuple[int, ...] | None = None, pin: FakeRunner | None = None, duration: float = 1.0) -> Command:
+            cores: tuple[int, ...] | None = None, pin: FakeRunner | None = None, duration: float = 1.0,
+            gpus: int | tuple[int, ...] | None = None, memory: int | None = None) -> Command:
     handle = Command(_completion, command="true", command_text="true", seq=seq, name=f"c{seq}", threads=threads,
+                     requested_gpus=gpus, memory=memory,
                      numa_node=numa_node, requested_numa_node=numa_node, requested_cores=cores, env={}, cwd=None, work_relpath=f"w/{seq}",
                      check=True, timeout=duration, retries=0, pin=pin, candidates=candidates, base_env={})
     return handle
@@ -96,7 +102,7 @@ class Simulation:
     async def _run(self, cmd: Command, runner: FakeRunner, lease: Lease | None) -> None:
         await trio.sleep(cmd.timeout)
         if lease is not None:
-            runner.allocator.release(lease)
+            runner.resources.release(lease)
         self.global_slots.release_on_behalf_of(cmd)
         runner.slots.release_on_behalf_of(cmd)
         self.running -= 1
@@ -253,7 +259,7 @@ async def test_Scheduler_a_reservation_holds_the_cores_on_every_runner_of_the_ma
         FakeRunner("apart", 8, cores=[4, 5])
     machine = MachineCpus()
     for runner in (wide, narrow, apart):
-        runner.allocator.attach(machine)
+        runner.resources.attach(machine)
     sim = Simulation(bypass_limit=5)
     commands = [command(1, (narrow,), pin=narrow, duration=1.5), command(2, (wide,), pin=wide, threads=4)]
     commands += [command(i, (narrow,), pin=narrow, duration=1 + (i % 3) * 0.5) for i in range(3, 200)]
@@ -263,3 +269,31 @@ async def test_Scheduler_a_reservation_holds_the_cores_on_every_runner_of_the_ma
     assert len([c for t, c, r in sim.started if t < big and r is narrow]) <= 1 + 5 + 4
     assert big < 10
     assert [t for t, _, r in sim.started if r is apart][:10] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # never held
+
+
+@pytest.mark.parametrize("wide, narrow", [({"gpus": 4}, {"gpus": 1}), ({"memory": 4}, {"memory": 1}),
+                                          ({"gpus": (0, 1, 2, 3)}, {"gpus": 1})])
+async def test_Scheduler_a_wide_gpu_or_memory_request_is_not_starved(autojump_clock: Any, wide: dict[str, Any],
+                                                                     narrow: dict[str, Any]) -> None:
+    """Four GPUs (or 4 bytes of memory), one taken by each of a stream of narrow commands of staggered lengths,
+    so that one is always busy: the wide command that needs all four still starts, after a bounded number of
+    bypasses; on a runner without a core pool, whose slots are never reserved."""
+    r = FakeRunner("r", 8, gpus=(0, 1, 2, 3), memory=4)
+    sim = Simulation(bypass_limit=5)
+    commands = [command(1, (r,), duration=1.5, **narrow), command(2, (r,), **wide)]
+    commands += [command(i, (r,), duration=1 + (i % 3) * 0.5, **narrow) for i in range(3, 200)]
+    await sim.run(commands)
+    big = sim.start_time("c2")
+    assert len([c for t, c, _ in sim.started if t < big]) <= 1 + 5 + 4
+    assert big < 10
+    assert r.resources.available_gpus() == [0, 1, 2, 3] and r.resources.machine.reserved == 0
+
+
+async def test_Scheduler_gpu_leases_on_two_runners_of_one_machine_never_meet(autojump_clock: Any) -> None:
+    a, b = FakeRunner("a", 8, gpus=(0, 1)), FakeRunner("b", 8, gpus=(0, 1))
+    machine = MachineCpus()
+    a.resources.attach(machine)
+    b.resources.attach(machine)
+    sim = Simulation()
+    await sim.run([command(i, (a, b), gpus=1) for i in range(1, 9)])
+    assert [t for t, _, _ in sim.started] == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -57,6 +57,45 @@ def test_srun_reaches_every_node(cluster: SlurmCluster):
     assert sorted(r.stdout.splitlines()) == [f"n{i} {cluster.cluster_name}" for i in (1, 2, 3)]
 
 
+def _gpu_env(cluster: SlurmCluster, *argv: str) -> dict[str, str]:
+    """The GPU variables a step sees (CUDA_VISIBLE_DEVICES left in the environment on purpose: Slurm must
+    replace it, or unset it for a step without GPUs)."""
+    names = "CUDA_VISIBLE_DEVICES|GPU_DEVICE_ORDINAL|ROCR_VISIBLE_DEVICES|SLURM_[A-Z_]*GPUS[A-Z_]*"
+    show = f"env | grep -E '^({names})=' || true"
+    env = dict(cluster.env, CUDA_VISIBLE_DEVICES="7")
+    done = subprocess.run([*argv, "sh", "-c", show], env=env, capture_output=True, text=True, timeout=WAIT,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
+
+
+def test_every_node_has_four_gpus_as_generic_resources(cluster: SlurmCluster):
+    assert cluster.gpus_per_node == 4
+    out = cluster.run("sinfo", "-h", "-N", "-p", cluster.partition, "-o", "%N %G").stdout
+    assert sorted(out.split()) == sorted(["n1", "n2", "n3"] + ["gpu:4"] * 3)
+
+
+def test_a_step_with_gres_gets_its_gpus_named(cluster: SlurmCluster):
+    if not cluster.gpu_devices:
+        pytest.skip("the fixture's fake GPUs are plain files here (no mknod): Slurm names no GPU ids")
+    two = _gpu_env(cluster, "srun", "-N1", "-w", "n2", "--gres=gpu:2")
+    assert two == {"CUDA_VISIBLE_DEVICES": "0,1", "GPU_DEVICE_ORDINAL": "0,1", "ROCR_VISIBLE_DEVICES": "0,1",
+                   "SLURM_STEP_GPUS": "0,1", "SLURM_GPUS_ON_NODE": "2"}
+    assert _gpu_env(cluster, "srun", "-N1", "-w", "n2") == {}  # no GPUs: the inherited value is gone too
+
+
+def test_a_batch_job_with_gres_names_its_gpus_and_its_steps_share_them(cluster: SlurmCluster, tmp_path: Path):
+    if not cluster.gpu_devices:
+        pytest.skip("the fixture's fake GPUs are plain files here (no mknod): Slurm names no GPU ids")
+    out = tmp_path / "batch.txt"
+    job = _sbatch(cluster, "-N1", "-w", "n3", "--ntasks-per-node=1", "--cpus-per-task=1", "--gres=gpu:3",
+                  f"--output={out}", "--wrap", "env | grep -E '^SLURM_JOB_GPUS='; sleep 60")
+    _wait_until("the batch job's output", lambda: out.exists() and out.read_text())
+    assert out.read_text() == "SLURM_JOB_GPUS=0,1,2\n"
+    step = _gpu_env(cluster, "srun", f"--jobid={job}", "-N1", "-n1", "--overlap", "--gres=gpu:3")
+    assert step["SLURM_STEP_GPUS"] == step["CUDA_VISIBLE_DEVICES"] == "0,1,2"
+
+
 def test_sbatch_wrap_writes_its_output(cluster: SlurmCluster, tmp_path: Path):
     job_id = _sbatch(cluster, f"--output={tmp_path}/out-%j.txt", "--wrap", 'echo "hello from $SLURM_JOB_ID"')
     # without --output: into the cluster's out dir (SBATCH_OUTPUT), never into the cwd (the checkout)

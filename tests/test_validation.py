@@ -81,6 +81,11 @@ BAD_CALLS = [
     ('goal.ssh("srv", reconnect=True)', "reconnect must be a number of seconds >= 0, not True"),
     ('goal.ssh("srv", reconnect=float("inf"))', "reconnect must be a number of seconds >= 0, not inf"),
     ('goal.ssh("srv", reconect=60)', "unknown option 'reconect' (did you mean 'reconnect'?)"),
+    ('goal.slurm("s", gpus_per_node=0)', "goal.slurm(): gpus_per_node must be >= 1, not 0"),
+    ('goal.slurm("s", gpus_per_node="2")', "goal.slurm(): gpus_per_node must be an int, not str ('2')"),
+    ('goal.slurm("s", gpus_per_node=2, sbatch_options={"gres": "gpu:2"})',
+     "goal.slurm(): gpus_per_node=2 and sbatch_options both ask for GPUs (--gres=gpu:2)"),
+    ('goal.slurm("s", gpu_per_node=2)', "unknown option 'gpu_per_node' (did you mean 'gpus_per_node'?)"),
 ]
 
 

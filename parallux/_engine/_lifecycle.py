@@ -16,9 +16,9 @@ from typing import Callable
 
 import trio
 
-from .._cores import Lease
 from .._errors import SchedulerPolicyError
 from .._handles import Command, Completion, Group, Result
+from .._resources import Lease
 from .._scheduler import Scheduler
 from .._status import CUT_SHORT, FAILED_STATUSES, Status
 from ._dependencies import Dependencies
@@ -135,6 +135,7 @@ class Lifecycle:
         self.started += 1
         command.cores = lease.cores if lease is not None else ()
         command.numa_node = lease.numa_node if lease is not None else command.requested_numa_node
+        command.gpus = lease.gpus if lease is not None else ()
         command.work_dir = seat.work_dir_of(command.work_relpath)
         command.host = seat.host
         command.runner = seat.handle  # last: assigned() turns true only once everything above is set
@@ -160,8 +161,8 @@ class Lifecycle:
         except Exception as exc:  # a bug in a transport must end this command, not the whole run
             result = Result(command, Status.ERROR, error=f"{type(exc).__name__}: {exc}")
         finally:
-            if lease is not None and seat.allocator is not None:
-                seat.allocator.release(lease)
+            if lease is not None:
+                seat.resources.release(lease)
             self.global_slots.release_on_behalf_of(command)
             seat.load.active -= 1
             result = result or Result(command, Status.CANCELLED)

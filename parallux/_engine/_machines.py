@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+from .._allocator import ResourceAllocator, machine_memory
 from .._cores import CoreAllocator
 from .._cpus import MachineCpus
+from .._sizes import format_size
 from .._protocol import LauncherClient
 
 
@@ -26,6 +28,7 @@ class Seat(Protocol):
     name: str
     facts: dict[str, Any]
     allocator: CoreAllocator | None
+    resources: ResourceAllocator
     machine: Machine | None
     client: LauncherClient | None
     home_cpus: list[int] | None
@@ -42,6 +45,7 @@ class Machine:
         self.cpus = MachineCpus()
         self.seats: list[Seat] = []
         self.said_covered = False
+        self.said_memory = False
         self.holds = 0  # while above 0 its seats start no command: its environment is read, its probes run
 
     def seat_names(self, seats: list[Seat] | None = None) -> list[str]:
@@ -73,8 +77,8 @@ class Machines:
             machine = self._by_id[key] = Machine(self._label(seat))
         machine.seats.append(seat)
         seat.machine = machine
-        if seat.allocator is not None:
-            seat.allocator.attach(machine.cpus, seat.facts.get("siblings"))
+        seat.resources.attach(machine.cpus, seat.facts.get("siblings"))
+        self._pool_memory(machine)
         self._keep_off_the_pools(machine)
         self._joined(machine, seat)
         return machine
@@ -84,6 +88,19 @@ class Machines:
         name = str(seat.facts.get("hostname") or seat.host or seat.name)
         taken = {machine.label for machine in self._by_id.values()}
         return name if name not in taken else f"{name} ({(seat.facts.get('machine') or {}).get('boot_id') or 'no boot id'})"
+
+    def _pool_memory(self, machine: Machine) -> None:
+        """The memory its commands may reserve: the smallest memory_pool= of its runners (one notice when they
+        differ), else its memory less 10%."""
+        memory, differ = machine_memory([seat.resources.offer for seat in machine.seats])
+        with machine.cpus.lock:
+            machine.cpus.memory = memory
+        if differ and not machine.said_memory:
+            machine.said_memory = True
+            given = ", ".join(f"{seat.name} {format_size(seat.resources.offer.memory or 0)}" for seat in machine.seats
+                              if seat.resources.offer.memory_given)
+            self._notice(f"the runners of machine {machine.label} give different memory_pool= ({given}): the "
+                         f"smallest, {format_size(memory or 0)}, is what commands there may reserve")
 
     def _keep_off_the_pools(self, machine: Machine) -> None:
         pooled = [seat for seat in machine.seats if seat.allocator is not None]

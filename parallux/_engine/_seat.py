@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import trio
 
+from .._allocator import ResourceAllocator
 from .._command_options import COMMAND
-from .._cores import CoreAllocator, CoreLayout, Lease, format_cores
+from .._cores import CoreAllocator, CoreLayout, format_cores
+from .._gpus import gpu_hello
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
 from .._handles import Command, Result, Settled, env_of
 from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._lifeline import NO_RELAUNCH, Batch, Relaunch
 from .._protocol import LauncherClient, outcome_of, read_records
+from .._resources import Lease, offer_of, request_of
 from .._runner_view import Load, RunnerView, view_of
 from .._status import Status
 from .._transports._base import Pipe, Transport
@@ -67,6 +70,9 @@ class Seat:
         self.env = dict(options["env"] or {})
         self.layout: CoreLayout | None = layout
         self.allocator = CoreAllocator(layout, options["whole_cores"]) if layout is not None else None
+        self.gpus_option, self.memory_pool = options["gpus"], options["memory_pool"]  # (None: detect its GPUs;
+        # its machine's memory less 10%)
+        self.resources = ResourceAllocator(self.allocator, offer_of({}, self.gpus_option, self.memory_pool))
         self.membind: bool = options["membind"]
         self.whole_cores: bool = options["whole_cores"]
         self.machines: Machines | None = None  # the run's (the engine sets it): which machine its launcher is on
@@ -152,7 +158,8 @@ class Seat:
             self.end = LauncherEnd(pipe, self.end.host)
             self.publish()  # (its host and login: a batch node's are known now)
             self.client = LauncherClient(pipe.send, pipe.receive, self.describe(), pipe.watchdog,
-                                         {**pipe.hello, **machine_root(self.env), **bench_mode()})
+                                         {**pipe.hello, **machine_root(self.env), **bench_mode(),
+                                          **gpu_hello(self.gpus_option, self.env)})
             self.client.may_resume = functools.partial(resumable, self)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
@@ -209,6 +216,7 @@ class Seat:
         self.max_jobs = self.max_jobs_option if self.max_jobs_option is not None else \
             self.batch.cpus(facts) if self.batch is not None else int(facts.get("logical_cores") or 1)
         self.home_cpus = None  # (a new launcher runs where it was started)
+        self.resources.offer = offer_of(facts, self.gpus_option, self.memory_pool)
         if self.machines is not None:
             self.machines.join(self)
         self.alive = True
@@ -255,16 +263,15 @@ class Seat:
         if command.timeout and self.batch is not None and (left := self.batch.time_left()) is not None \
                 and left < command.timeout:
             return False  # the allocation would end before its timeout: it waits for the next one
-        if self.allocator is not None and not self.allocator.could_fit_now(
-                command.threads, command.requested_numa_node, command.requested_cores):
-            return False  # (a request its node's cores can never hold raises here, in the scheduling that
-            # follows the node's arrival, which refuses the node: so before the machine's hold is asked)
+        if self.resources.needs(command) and not self.resources.could_fit_now(request_of(command)):
+            return False  # (a request its node can never meet raises here, in the scheduling that follows the
+            # node's arrival, which refuses the node: so before the machine's hold is asked)
         return self.machine is None or not self.machine.holds  # held: its environment is read, its probes run
 
     def lease_for(self, command: Command) -> Lease | None:
-        if self.allocator is None:
+        if not self.resources.needs(command):  # (a million plain commands: no lock taken, nothing made)
             return None
-        return self.allocator.try_lease(command.threads, command.requested_numa_node, command.requested_cores)
+        return self.resources.try_lease(request_of(command))
 
     # -- commands --------------------------------------------------------------------------------------
 
@@ -274,7 +281,7 @@ class Seat:
     def argv_for(self, command: Command, lease: Lease | None) -> list[str]:
         """The command line as it runs: ``sh -c``, behind ``numactl`` with a core lease."""
         argv = ["sh", "-c", command.command_text]
-        return self._binding_prefix(lease) + argv if lease is not None else argv
+        return self._binding_prefix(lease) + argv if lease is not None and lease.core_lease is not None else argv
 
     def launch(self, run_id: str, command: Command, lease: Lease | None, argv: list[str]) -> Launched:
         """Send the command to the launcher now, in the scheduling step that started it, with everything it
@@ -286,9 +293,7 @@ class Seat:
         if command.repetition is not None:  # an execution of a benchmark: "w1", "r3"
             variables["PARALLUX_REPETITION"] = command.repetition
         if lease is not None:
-            variables["PARALLUX_CORES"] = format_cores(lease.cores)
-            if lease.numa_node is not None:
-                variables["PARALLUX_NUMA_NODE"] = str(lease.numa_node)
+            variables.update(lease.variables())
         job_id, job = self.client.run(
             argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
             work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
@@ -296,10 +301,11 @@ class Seat:
             mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}", memory=command.memory,
             record={**{option.name: getattr(command, option.field) for option in RECORDED},
                     "runner": self.name, "host": self.host, "cores": list(command.cores),
-                    "numa_node": command.numa_node, "run_id": run_id, "attempt": command.attempt,
+                    "numa_node": command.numa_node, "gpus": list(command.gpus), "run_id": run_id,
+                    "attempt": command.attempt,
                     "attempts_before": command.attempts or []},
             metrics=command.metrics,
-            cpus=list(lease.cores) if lease is not None and self.home_cpus is not None else None)
+            cpus=list(lease.cores) if lease is not None and lease.cores and self.home_cpus is not None else None)
         return Launched(job_id, job, self.client, self.end)
 
     def _binding_prefix(self, lease: Lease) -> list[str]:

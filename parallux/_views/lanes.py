@@ -1,4 +1,5 @@
-"""The timeline's lanes: which of its runner's slots (or cores) each attempt held, rebuilt from the log."""
+"""The timeline's lanes: which of its runner's slots (or cores) each attempt held, rebuilt from the log; and
+the GPUs of each runner whose commands leased some, a lane each."""
 
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ def assign_slots(run: Run, now: float | None = None) -> dict[str, Lanes]:
         else:
             lanes[name] = Lanes("slot", list(range(_pack(attempts, end_of_running))))
     return lanes
+
+
+def gpu_lanes(run: Run) -> dict[str, list[int]]:
+    """Each runner whose commands leased GPUs: those GPUs (an attempt is drawn on the lane of each of its)."""
+    used: dict[str, set[int]] = {}
+    for attempt in run.attempts():
+        if attempt.gpus and attempt.start is not None:
+            used.setdefault(attempt.runner or "?", set()).update(attempt.gpus)
+    return {name: sorted(gpus) for name, gpus in used.items()}
 
 
 def _pack_per_host(attempts: list[Attempt], hosts: list[str], end_of_running: float) -> int:

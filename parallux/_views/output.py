@@ -158,7 +158,7 @@ def table_text(headers: Sequence[str], rows: list[list[str]]) -> str:
 
 
 def cell(value: Any, key: str) -> Any:
-    if key == "cores":
+    if key in ("cores", "gpus"):
         return ",".join(map(str, value))
     if key == "metrics":  # name -> value, as one JSON object: a CSV cell per command, whatever it reports
         return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else ""

@@ -102,14 +102,14 @@ def _ended_attempt(record: dict[str, Any], number: int) -> Attempt:
                    get("numa_node"), get("work_dir"), get("start"), end if end is not None else get("time"),
                    get("status") or "error", get("returncode"), get("user_seconds"), get("system_seconds"),
                    get("max_rss_kb"), get("signal"), get("error"), get("stderr_tail"), get("metrics"),
-                   memory_limit=get("memory_limit"))
+                   memory_limit=get("memory_limit"), gpus=get("gpus") or [])
 
 
 def _started_attempt(record: dict[str, Any], number: int) -> Attempt:
     """An attempt from its started event: running, until a retrying/finished event ends it."""
     get = record.get
     return Attempt(get("seq"), get("attempt", number), get("runner"), get("host"), get("cores") or [],  # type: ignore[arg-type]
-                   get("numa_node"), get("work_dir"), get("time"))
+                   get("numa_node"), get("work_dir"), get("time"), gpus=get("gpus") or [])
 
 
 class _RunBuilder:

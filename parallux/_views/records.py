@@ -46,6 +46,7 @@ class Attempt:
     metrics: dict[str, float] | None = None  # what metrics= and $PARALLUX_METRICS gave
     slot: int = 0  # the lane on the timeline, see assign_slots()
     memory_limit: int | None = None  # its memory= limit (bytes), which an "oom" exceeded
+    gpus: list[int] = field(default_factory=list)  # the GPUs it leased
 
     @property
     def duration(self) -> float | None:
@@ -70,6 +71,7 @@ class Attempt:
         self.metrics = get("metrics")
         self.work_dir = get("work_dir") or self.work_dir
         self.host = get("host") or self.host
+        self.gpus = get("gpus") or self.gpus
 
 
 @dataclass(slots=True)

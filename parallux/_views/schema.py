@@ -36,7 +36,7 @@ def _maybe(kinds: tuple[type, ...]) -> tuple[type, ...]:
 
 
 _WHERE = {"runner": _maybe(TEXT), "host": _maybe(TEXT), "work_dir": _maybe(TEXT), "cores": _maybe(LIST),
-          "numa_node": _maybe(INT), "attempt": INT}
+          "numa_node": _maybe(INT), "gpus": _maybe(LIST), "attempt": INT}
 _OUTCOME = {"status": _maybe(TEXT), "returncode": _maybe(INT), "start": _maybe(NUMBER), "end": _maybe(NUMBER),
             "duration": _maybe(NUMBER), "user_seconds": _maybe(NUMBER), "system_seconds": _maybe(NUMBER),
             "max_rss_kb": _maybe(NUMBER), "signal": _maybe(INT), "error": _maybe(TEXT), "resumed": _maybe(FLAG),
@@ -89,17 +89,17 @@ SPECS = {
                     "workspace": _maybe(TEXT), "login": _maybe(LIST),
                     "max_jobs": _maybe(INT), "logical_cores": _maybe(INT), "machine": _maybe(TEXT),
                     "core_pool": _maybe(LIST),
-                    "numa_nodes": _maybe(OBJECT)},
-                   required=("name",), int_lists=("core_pool",), text_lists=("login",),
+                    "numa_nodes": _maybe(OBJECT), "sbatch": _maybe(LIST)},
+                   required=("name",), int_lists=("core_pool",), text_lists=("login", "sbatch"),
                    mappings={"numa_nodes": LIST}),
     "queued": Spec({**_COMMAND, "command": _maybe(TEXT), "work_relpath": _maybe(TEXT),
                     "work_generated": _maybe(FLAG), "bench": _maybe(TEXT), "repetition": _maybe(TEXT),
                     "after": _maybe(LIST)},
                    required=("seq",), dependency_lists=("after",)),
-    "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores",)),
-    "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
+    "started": Spec({**_COMMAND, **_WHERE}, required=("seq",), int_lists=("cores", "gpus")),
+    "retrying": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores", "gpus"),
                      mappings={"metrics": METRIC_VALUES}, unbounded=_SIZES),
-    "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores",),
+    "finished": Spec({**_COMMAND, **_WHERE, **_OUTCOME}, required=("seq",), int_lists=("cores", "gpus"),
                      mappings={"metrics": METRIC_VALUES}, unbounded=_SIZES, dependency_lists=("after",)),
     "benchmark": Spec({"event": TEXT, "time": NUMBER, "key": TEXT, "name": _maybe(TEXT), "command": _maybe(TEXT),
                        "repeat": _maybe(INT), "warmup": _maybe(INT), "metrics": _maybe(LIST)},
@@ -133,7 +133,7 @@ _COMMAND_ATTRIBUTES = {"seq": {int}, "name": {str}, "command": _MAYBE_TEXT, "wor
                        "work_generated": {bool, _NONE}, "bench": _MAYBE_TEXT,
                        "repetition": _MAYBE_TEXT, "after": {list, _NONE}}  # (status: its attempt's)
 _ATTEMPT_ATTRIBUTES = {"seq": {int}, "attempt": {int}, "runner": _MAYBE_TEXT, "host": _MAYBE_TEXT,
-                       "cores": {list}, "numa_node": _MAYBE_INT, "work_dir": _MAYBE_TEXT, "start": _MAYBE_NUMBER,
+                       "cores": {list}, "gpus": {list}, "numa_node": _MAYBE_INT, "work_dir": _MAYBE_TEXT, "start": _MAYBE_NUMBER,
                        "end": _MAYBE_NUMBER, "status": {str}, "returncode": _MAYBE_INT,
                        "user_seconds": _MAYBE_NUMBER, "system_seconds": _MAYBE_NUMBER,
                        "max_rss_kb": _MAYBE_NUMBER, "signal": _MAYBE_INT, "error": _MAYBE_TEXT,
@@ -156,6 +156,7 @@ def objects_fit(commands: list[Any], attempts: list[Any]) -> bool:
     Checked over all of them at once, in C: one pass per group of attributes of the same types."""
     return (_groups_fit(commands, _COMMAND_GROUPS) and _groups_fit(attempts, _ATTEMPT_GROUPS)
             and _values_fit(list(chain.from_iterable(map(attrgetter("cores"), attempts))), frozenset({int}))
+            and _values_fit(list(chain.from_iterable(map(attrgetter("gpus"), attempts))), frozenset({int}))
             and all(set(map(type, map(attrgetter(size), attempts))) <= {int, _NONE} for size in _SIZES)
             and all(_to_metrics(a.metrics) for a in attempts if a.metrics)
             and all(_all_dependencies(c.after) for c in commands if c.after))
@@ -197,9 +198,10 @@ def columns_fit(records: list[dict[str, Any]], columns: dict[str, frozenset[type
         values = list(map(dict.get, records, repeat(key)))
         if not _values_fit(values, kinds):
             return False
-    cores = list(filter(None, map(dict.get, records, repeat("cores"))))
-    if cores and not _values_fit(list(chain.from_iterable(cores)), frozenset({int})):
-        return False
+    for key in ("cores", "gpus"):
+        lists = list(filter(None, map(dict.get, records, repeat(key))))
+        if lists and not _values_fit(list(chain.from_iterable(lists)), frozenset({int})):
+            return False
     return all(map(_to_metrics, filter(None, map(dict.get, records, repeat("metrics")))))
 
 

@@ -11,7 +11,7 @@ from .output import cell, clock_text, compress_cores, counts_text, kib_text, rou
 from .records import CommandRecord, Run
 
 # The fields of a command row, in order (show's csv/tsv/json, export --csv).
-COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "status", "returncode", "signal",
+COMMAND_FIELDS = ("seq", "name", "runner", "host", "cores", "numa_node", "gpus", "status", "returncode", "signal",
                   "start", "end", "duration", "user_seconds", "system_seconds", "cpu_seconds", "max_rss_kb",
                   "memory_limit", "attempts", "resumed", "work_relpath", "work_dir", "command", "error", "bench",
                   "repetition", "metrics", "after")
@@ -43,13 +43,13 @@ def command_row(run: Run, command: CommandRecord) -> dict[str, Any]:
     """One command as a flat mapping of COMMAND_FIELDS (JSON-able)."""
     last = command.last
     if last is None:  # queued, never started
-        return {**dict.fromkeys(COMMAND_FIELDS), "seq": command.seq, "name": command.name, "cores": [],
+        return {**dict.fromkeys(COMMAND_FIELDS), "seq": command.seq, "name": command.name, "cores": [], "gpus": [],
                 "status": command.status, "attempts": 0, "resumed": False, "work_relpath": command.work_relpath,
                 "command": command.command, "bench": command.bench, "repetition": command.repetition,
                 "metrics": {}, "after": command.after or []}
     return {"seq": command.seq, "name": command.name, "runner": last.runner,
             "host": last.host or (run.runners.get(last.runner or "") or {}).get("host"), "cores": last.cores,
-            "numa_node": last.numa_node, "status": command.status, "returncode": last.returncode,
+            "numa_node": last.numa_node, "gpus": last.gpus, "status": command.status, "returncode": last.returncode,
             "signal": last.signal, "start": last.start, "end": last.end, "duration": rounded(last.duration),
             "user_seconds": last.user_seconds, "system_seconds": last.system_seconds,
             "cpu_seconds": rounded(command.cpu_seconds), "max_rss_kb": last.max_rss_kb,
@@ -77,11 +77,19 @@ def table_row(command: CommandRecord, now: float) -> list[str]:
     if command.status == "running" and start is not None:
         end = now
     user, system = last.user_seconds, last.system_seconds
-    return [command.name, last.runner or "-", last.host or "-", compress_cores(last.cores) or "-", status,
+    return [command.name, last.runner or "-", last.host or "-", _placement(last.cores, last.gpus), status,
             str(returncode) if returncode is not None else (f"sig{last.signal}" if last.signal else "-"),
             clock_text(start), seconds_text(end - start if start is not None and end is not None else None),
             seconds_text(None if user is None and system is None else (user or 0.0) + (system or 0.0)),
             kib_text(last.max_rss_kb), str(len(command.attempts)), last.work_dir or "-"]
+
+
+def _placement(cores: list[int], gpus: list[int]) -> str:
+    """The CORES cell: its cores, and its GPUs after them (``0-3 gpu 1``)."""
+    text = compress_cores(cores)
+    if gpus:
+        text = f"{text} gpu {compress_cores(gpus)}".lstrip()
+    return text or "-"
 
 
 def summary_text(run: Run) -> str:

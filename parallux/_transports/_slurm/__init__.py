@@ -16,6 +16,7 @@ SIGTERM to srun kills the step before the launcher can write its records.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -30,6 +31,7 @@ from ._allocation import Allocation, Closed
 from ._node import NodeRelaunch
 from ._shell import LocalShell, Shell, Spawned
 
+DRY_RUN = "(dry run)"  # a dry run's job id: nothing was submitted
 HELLO = {"sigterm": "error"}  # SIGTERM from outside is the allocation ending: its commands end "error"
 
 
@@ -54,9 +56,12 @@ class SlurmTransport(Transport):
         return f"slurm runner {name!r} ({where}, job {self.allocation.job_id})"
 
     def plan_facts(self, root: str | None = None) -> dict[str, Any]:
-        cpus = self.allocation.request.cpus_per_node
+        """A dry run's node: the CPUs and GPUs asked of it (a step's GPUs as Slurm numbers them, from 0)."""
+        request = self.allocation.request
+        cpus, gpus = request.cpus_per_node, request.gpus_per_node
         return {"logical_cores": cpus, "usable_cores": cpus, "home": "~", "cwd": "", "numactl": "numactl",
-                "hostname": self.node or f"{self.allocation.request.runner}-node{self.index + 1}"}
+                "hostname": self.node or f"{request.runner}-node{self.index + 1}",
+                **({"gpus": [{"index": index, "numa_node": None} for index in range(gpus)]} if gpus else {})}
 
     def _lost_reason(self) -> str | None:
         """The allocation's end, if it ended; else None for a launcher that died (the seat says so, with
@@ -86,7 +91,8 @@ class SlurmTransport(Transport):
             raise RunnerError(f"{self.describe(name)}: {relaunch.given_up}") from None
         self._srun, self.relaunch.hello_seen = None, False
         try:
-            argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python))
+            argv = slurm.srun_argv(self.allocation.job_id, self.node, boot_argv(self.python),
+                                   self.allocation.request.gpus_per_node)
             try:
                 async with self.allocation.shell.spawn(argv) as spawned:
                     self._srun = spawned
@@ -132,12 +138,22 @@ def allocate(request: slurm.Request, *, dry_run: bool, shell: Shell | None = Non
     if dry_run:
         if isinstance(shell, LocalShell):
             slurm.submit(shell, request, test_only=True)
-        return Allocation(request, shell, job_id="(dry run)", own=False, time_limit=limit)
+        return Allocation(request, shell, job_id=DRY_RUN, own=False, time_limit=limit)
     job_id = slurm.submit(shell, request)
     state, reason, time_limit = slurm.submitted_now(shell, job_id)
     allocation = Allocation(request, shell, job_id=job_id, own=True, time_limit=time_limit or limit)
     allocation.state, allocation.reason = state or allocation.state, reason
     return allocation
+
+
+def plan_line(allocation: Allocation) -> str:
+    """A dry run's line for the runner's allocation: the sbatch command that would submit it, or the
+    allocation it would run in."""
+    request = allocation.request
+    if allocation.job_id != DRY_RUN:
+        return f"slurm runner {request.runner!r}: job {allocation.job_id} (this allocation: nothing submitted)"
+    checked = "checked by sbatch --test-only" if isinstance(allocation.shell, LocalShell) else "not checked"
+    return f"slurm runner {request.runner!r}: {shlex.join(request.sbatch_argv())}  ({checked}; not submitted)"
 
 
 def srun_login(request: slurm.Request, node: str | None) -> tuple[str, ...]:

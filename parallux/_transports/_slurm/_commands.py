@@ -49,7 +49,12 @@ done
 # sbatch's complaints, and the goal.slurm() option each one is about
 COMPLAINTS = (("partition", "partition"), ("time", "time"), ("account", "account"), ("qos", "qos"),
               ("feature", "constraint"), ("constraint", "constraint"), ("processors", "nodes"),
-              ("node count", "nodes"), ("nodes", "nodes"), ("memory", "sbatch_options"))
+              ("node count", "nodes"), ("nodes", "nodes"), ("memory", "sbatch_options"),
+              ("generic resource", "gpus_per_node"), ("gres", "gpus_per_node"))
+# sbatch's answer to a node no node of the partition can be (more CPUs or GPUs than any has): the options that
+# shape a node, those the runner gave
+NO_SUCH_NODE = "node configuration is not available"
+NODE_SHAPE = ("cpus_per_node", "gpus_per_node")
 ENDED = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
          "OUT_OF_MEMORY", "SPECIAL_EXIT", "REVOKED")
 
@@ -67,6 +72,7 @@ class Request:
     constraint: str | None = None
     cpus_per_node: int | None = None
     extra: Sequence[str] | None = ()
+    gpus_per_node: int | None = None
 
     @classmethod
     def of(cls, runner: str, options: dict[str, Any]) -> Request:
@@ -84,18 +90,22 @@ class Request:
             argv.append("--exclusive")  # every CPU of each node: the slots and the core pool are the node's
         else:
             argv += ["--ntasks-per-node=1", f"--cpus-per-task={self.cpus_per_node}"]
+        if self.gpus_per_node is not None:
+            argv.append(f"--gres=gpu:{self.gpus_per_node}")
         argv += list(self.extra or ())  # (sbatch_options=)
         return argv + (["--test-only"] if test_only else [])
 
 
-def refused(stderr: str, runner: str) -> ConfigError:
-    """sbatch's refusal as a ConfigError that names the option it is about."""
+def refused(stderr: str, request: Request) -> ConfigError:
+    """sbatch's refusal as a ConfigError that names the option (or options) it is about."""
     lines = [line.removeprefix("sbatch: error: ").strip() for line in stderr.splitlines() if line.strip()]
     message = "; ".join(dict.fromkeys(lines)) or "no reason given"
     lower = message.lower()
-    option = next((option for word, option in COMPLAINTS if word in lower), None)
-    about = f" (option {option}=)" if option else ""
-    return ConfigError(f"goal.slurm({runner!r}){about}: sbatch refused the allocation: {message}")
+    options = [next((option for word, option in COMPLAINTS if word in lower), None)]
+    if NO_SUCH_NODE in lower:
+        options = [option for option in NODE_SHAPE if getattr(request, option) is not None] or ["nodes"]
+    about = f" (option{'s' if len(options) > 1 else ''} {', '.join(f'{o}=' for o in options)})" if options[0] else ""
+    return ConfigError(f"goal.slurm({request.runner!r}){about}: sbatch refused the allocation: {message}")
 
 
 def submit(shell: Shell, request: Request, test_only: bool = False) -> str:
@@ -109,7 +119,7 @@ def submit(shell: Shell, request: Request, test_only: bool = False) -> str:
         raise ConfigError(f"goal.slurm({request.runner!r}): sbatch did not answer within 60 s; is the Slurm "
                           "controller reachable?") from None
     if done.returncode != 0:
-        raise refused(done.stderr, request.runner)
+        raise refused(done.stderr, request)
     if test_only:
         return ""
     job_id = done.stdout.strip().split(";")[0]
@@ -124,7 +134,7 @@ async def submit_again(shell: Shell, request: Request) -> str:
     except (Missing, OSError) as exc:
         raise ConfigError(f"goal.slurm({request.runner!r}): cannot run sbatch {shell.where}: {exc}") from None
     if done.returncode != 0:
-        raise refused(done.stderr, request.runner)
+        raise refused(done.stderr, request)
     job_id = done.stdout.strip().split(";")[0]
     shell.watch(job_id)
     return job_id
@@ -204,12 +214,15 @@ def cancel_now(shell: Shell, job_id: str) -> None:
         pass
 
 
-def srun_argv(job_id: str, node: str, boot: list[str]) -> list[str]:
+def srun_argv(job_id: str, node: str, boot: list[str], gpus: int | None = None) -> list[str]:
     """The step that runs one node's launcher: all the job's CPUs on that node (``--whole``), beside the
     other steps (``--overlap``), its stdin and stdout the protocol's stream, unbuffered (file transfers send
-    binary frames that end with no newline)."""
+    binary frames that end with no newline). ``gpus``: the GPUs asked of each node; the step asks for as
+    many, said rather than left to Slurm's default (``--whole`` is about CPUs only, and a whole-node job
+    holds every GPU of its nodes, more than were asked)."""
+    asked = [f"--gres=gpu:{gpus}"] if gpus is not None else []
     return ["srun", f"--jobid={job_id}", "--nodes=1", "--ntasks=1", f"--nodelist={node}", "--overlap",
-            "--whole", "--unbuffered", "--quiet", "--job-name=parallux-launcher", "--kill-on-bad-exit=0",
+            "--whole", *asked, "--unbuffered", "--quiet", "--job-name=parallux-launcher", "--kill-on-bad-exit=0",
             *boot]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import jsonl
 from ..benchrows import order_text
-from ..lanes import assign_slots
+from ..lanes import assign_slots, gpu_lanes
 from ..machines import config_of, facts_table, machines_of
 from ..reader import stderr_tail
 from ..records import Attempt, CommandRecord, Run
@@ -39,7 +39,7 @@ COMMAND_FIELDS = ("seq", "name", "status", "returncode", "runner", "host", "core
                   "max_rss_kb", "memory_limit", "attempts", "queued_us", "finished_us", "resumed", "work_relpath",
                   "work_dir", "command", "error")
 ATTEMPT_FIELDS = ("seq", "attempt", "runner", "lane", "start_us", "end_us", "status", "returncode", "cores",
-                  "user_us", "system_us", "max_rss_kb", "signal", "error")
+                  "user_us", "system_us", "max_rss_kb", "signal", "error", "gpus")
 
 
 def write_report(run: Run, path: str, data: dict[str, Any] | None = None) -> None:
@@ -87,10 +87,7 @@ def report_data(run: Run) -> dict[str, Any]:
     lanes = assign_slots(run, now)
     origin = run.start if run.start is not None else min(
         (a.start for a in run.attempts() if a.start is not None), default=0.0)
-    runners = []
-    for name, runner_lanes in lanes.items():
-        info = {k: v for k, v in (run.runners.get(name) or {}).items() if k not in ("event", "time")}
-        runners.append({**info, "name": name, "lanes": runner_lanes.values, "lane_kind": runner_lanes.kind})
+    runners = _runners(run, {name: (each.kind, each.values) for name, each in lanes.items()})
     return {"format": "parallux-report", "version": DATA_FORMAT, "run": run.summary(), "origin": origin,
             "now_us": _us(now, origin), "generated_on": socket.gethostname(), "runners": runners,
             "commands": {"fields": list(COMMAND_FIELDS), "rows": [_command_row(c, origin) for c in run.commands]},
@@ -123,10 +120,7 @@ def big_report_data(scanned: Scan, detail: int) -> tuple[Run, dict[str, Any]]:
                 attempt.slot = int(lane[by_seq[first + offset]])
     starts = scanned.start[listed]
     origin = run.start if run.start is not None else (float(np.nanmin(starts)) if np.isfinite(starts).any() else 0.0)
-    runners = []
-    for name, (kind, values) in lanes.items():
-        info = {k: v for k, v in (run.runners.get(name) or {}).items() if k not in ("event", "time")}
-        runners.append({**info, "name": name, "lanes": values, "lane_kind": kind})
+    runners = _runners(run, lanes)
     data = {"format": "parallux-report", "version": DATA_FORMAT, "run": run.summary(), "origin": origin,
             "now_us": _us(now, origin), "generated_on": socket.gethostname(), "runners": runners,
             "commands": {"fields": list(COMMAND_FIELDS), "rows": [_command_row(c, origin) for c in run.commands]},
@@ -134,6 +128,19 @@ def big_report_data(scanned: Scan, detail: int) -> tuple[Run, dict[str, Any]]:
             "failures": _failures(run), "benchmarks": benchmarks_data(run), "order_text": order_text(run),
             "aggregate": {**aggregates(scanned, lanes, lane, origin, now), "detail": detail}, **_machines(run)}
     return run, data
+
+
+def _runners(run: Run, lanes: dict[str, tuple[str, list[int]]]) -> list[dict[str, Any]]:
+    """Each runner's block of lanes (slots or cores), followed by one of its GPUs where its commands leased
+    some (``lane_kind`` "gpu", ``runner`` naming whose)."""
+    gpus = gpu_lanes(run)
+    runners = []
+    for name, (kind, values) in lanes.items():
+        info = {k: v for k, v in (run.runners.get(name) or {}).items() if k not in ("event", "time")}
+        runners.append({**info, "name": name, "lanes": values, "lane_kind": kind})
+        if name in gpus:
+            runners.append({"name": f"{name} GPUs", "runner": name, "lanes": gpus[name], "lane_kind": "gpu"})
+    return runners
 
 
 def _us(value: float | None, origin: float) -> int | None:
@@ -156,7 +163,7 @@ def _attempt_row(attempt: Attempt, origin: float) -> list[Any]:
     return [attempt.seq, attempt.attempt, attempt.runner, attempt.slot, _us(attempt.start, origin),
             _us(attempt.end, origin), attempt.status, attempt.returncode, attempt.cores,
             _us(attempt.user_seconds, 0.0), _us(attempt.system_seconds, 0.0), attempt.max_rss_kb, attempt.signal,
-            attempt.error]
+            attempt.error, attempt.gpus]
 
 
 def _failures(run: Run) -> list[dict[str, Any]]:

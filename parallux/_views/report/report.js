@@ -125,7 +125,7 @@
     $("title").textContent = "parallux run " + run.run_id + " · " + name;
     var state = run.state + (run.exit_status !== null && run.exit_status !== undefined ?
       ", exit status " + run.exit_status : "");
-    var runners = model.runners.map(function (r) {
+    var runners = model.runners.filter(function (r) { return r.lane_kind !== "gpu"; }).map(function (r) {
       var text = r.name + " (" + (r.host || "?") + ", " + (r.max_jobs !== undefined && r.max_jobs !== null ?
         r.max_jobs + " slots" : r.lanes.length + " lanes");
       if (r.core_pool) { text += ", cores " + compressCores(r.core_pool); }
@@ -185,9 +185,11 @@
     model.runners.forEach(function (runner, r) {
       if (runner.lane_kind === "core") { byCore.add(runner.name); }
       groups.push({ name: runner.name, first: row, count: runner.lanes.length, color: RUNNER_COLORS[r % RUNNER_COLORS.length] });
+      // (a runner's GPUs are a block of their own, keyed apart from its slots and cores)
+      var key = runner.lane_kind === "gpu" ? "gpu\u0000" + runner.runner : runner.name;
       runner.lanes.forEach(function (lane) {
-        rowOf.set(runner.name + "\u0000" + lane, row);
-        labels.push((runner.lane_kind === "core" ? "core " : "slot ") + lane);
+        rowOf.set(key + "\u0000" + lane, row);
+        labels.push((runner.lane_kind === "core" ? "core " : runner.lane_kind === "gpu" ? "gpu " : "slot ") + lane);
         row++;
       });
     });
@@ -211,6 +213,11 @@
         var target = rowOf.get(runner + "\u0000" + lanes[j]);
         if (target === undefined) { continue; }
         rectAttempt.push(i); rectRow.push(target); primary.push(j === 0 ? 1 : 0);
+      }
+      var gpus = attempts.gpus ? attempts.gpus[i] : null;  // and on the lane of each GPU it leased
+      for (var g = 0; gpus && g < gpus.length; g++) {
+        var gpuRow = rowOf.get("gpu\u0000" + runner + "\u0000" + gpus[g]);
+        if (gpuRow !== undefined) { rectAttempt.push(i); rectRow.push(gpuRow); primary.push(0); }
       }
     }
     var n = rectAttempt.length;
