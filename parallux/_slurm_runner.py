@@ -31,6 +31,7 @@ class SlurmRunner(Runner):
         # The allocation as submitted, for a dry run, whose seats have no allocation to wait for (nor to report
         # a later one): the engine's seats publish the current job and nodes (their views).
         self._submitted = (allocation.job_id, tuple(allocation.node_names or ()))
+        self._sbatch = allocation.request.sbatch_argv() if allocation.own else None  # (every renewal's too)
         for seat in seats:
             seat.handle = self
 
@@ -47,7 +48,7 @@ class SlurmRunner(Runner):
     @property
     def sbatch(self) -> list[str] | None:
         """The sbatch command line that submits its allocations (None: it runs in one it did not submit)."""
-        return self._allocation.request.sbatch_argv() if self._allocation.own else None
+        return list(self._sbatch) if self._sbatch is not None else None
 
     @property
     def nodes(self) -> list[str]:
