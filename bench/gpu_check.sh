@@ -15,7 +15,7 @@
 #
 # The environment: PARALLUX (default `parallux`) runs parallux; GPU_CHECK_RUNNER (default empty) is more of
 # the runner's options, e.g. "core_pool=range(0, 32)" to check the GPUs' cores come from their NUMA node too.
-# It needs a machine with GPUs: tests/test_gpu_check.py runs it against a fake nvidia-smi.
+# It needs a machine with GPUs: tests/integration/local/test_gpu_check.py runs it against a fake nvidia-smi.
 set -eu
 
 check() {

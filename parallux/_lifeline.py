@@ -8,7 +8,7 @@ runner has. A seat without them (an SSH runner, a dry run's) has ``NO_RELAUNCH``
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 DEATHS_IN_A_ROW = 3  # launchers that die in a row, no command completed in between, before no new one is started
 
@@ -93,6 +93,11 @@ class Batch(Protocol):
     own; the engine only says what waits."""
 
     time_limit: float | None  # the longest any command may run there, if limited
+    job_id: str  # the batch system's name for it (the current one, after a renewal)
+    node_names: list[str] | None  # its nodes, once it runs
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call ``changed()`` (engine thread) whenever its job, its nodes or what it waits for change."""
 
     def time_left(self) -> float | None:
         """Seconds until the launcher's machine is taken away (the allocation's end), if known."""

@@ -56,7 +56,7 @@ class Pool:
         name = self._new_name(options["name"])
         transport = SshTransport(name, SSH.part(given))  # (the transport checks its options)
         seat = self._seat(name, transport, options)
-        return SshRunner(seat, self._submit, self._engine)
+        return SshRunner(seat, self._submit, self._engine, transport)
 
     def slurm(self, given: dict[str, Any]) -> Runner:
         """A Slurm runner of ``goal.slurm()``'s options: its allocation submitted now (a refusal is a
@@ -113,7 +113,7 @@ class Pool:
         if self._dry_run:
             return Shell()  # a dry run asks nothing of the login host (and opened no connection to it)
         from ._transports._ssh._login import LoginShell
-        shell = LoginShell(runner._seat.transport, self._engine, runner.name)  # type: ignore[arg-type]
+        shell = LoginShell(runner._ssh, self._engine, runner.name)
         try:
             self._engine.call_async(shell.start_watcher)
         except OSError as exc:

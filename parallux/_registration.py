@@ -125,7 +125,7 @@ class Registrar:
 def _why_not(seat: Seat, handle: Command) -> str | None:
     if handle.memory is not None and (why := _no_memory_limit(seat)) is not None:
         return why
-    longest = seat.time_limit
+    longest = seat.view.time_limit
     if handle.timeout and longest is not None and handle.timeout > longest - min(60.0, longest / 10):
         return (f"its timeout ({handle.timeout:g} s) is longer than the allocation's time limit "
                 f"({longest:g} s) allows, less a margin for the launchers to start: raise time= or lower "
@@ -149,7 +149,7 @@ def _no_memory_limit(seat: Seat) -> str | None:
     """Why a runner cannot limit a command's memory (its launcher's hello says what its cgroups can do);
     None where it can, or where no launcher has said yet (a dry run's, a pending allocation's: the launcher
     itself then refuses it)."""
-    cgroups = seat.facts.get("cgroups")
+    cgroups = seat.view.facts.get("cgroups")
     if cgroups is None or cgroups.get("memory_limit"):
         return None
     why = cgroups.get("why_not") or "its launcher cannot give a command a cgroup of its own"

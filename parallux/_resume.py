@@ -54,26 +54,26 @@ def _find(handles: list[Command], read_records: ReadRecords, unfit: list[str]) -
                 by_runner.setdefault(handle.candidates[rank], []).append(handle)
         if not by_runner:
             return
-        for runner, asking in by_runner.items():
-            for handle, record in zip(asking, records_of(runner, asking, read_records)):
+        for seat, asking in by_runner.items():
+            for handle, record in zip(asking, records_of(seat, asking, read_records)):
                 if record is None or not succeeded_same(record, handle):
                     continue
                 why = record_problem(record)
                 if why is not None:
-                    unfit.append(f"{runner.name}:{runner.work_dir_of(handle.work_relpath)}/result.json is no "
+                    unfit.append(f"{seat.name}:{seat.view.work_dir_of(handle.work_relpath)}/result.json is no "
                                  f"completion record parallux wrote ({why})")
                     continue
                 if record.get("inputs") != handle.inputs:
                     handle.inputs_changed = True  # done before, but with other inputs: it runs again
                     continue
-                handle.resumed_result = recorded_result(handle, runner, record)
+                handle.resumed_result = recorded_result(handle, seat, record)
         pending = [handle for handle in pending if handle.resumed_result is None]
         rank += 1
 
 
 def records_of(seat: Any, handles: list[Command], read_records: ReadRecords) -> list[dict[str, Any] | None]:
     try:
-        return read_records(seat, [seat.work_dir_of(handle.work_relpath) for handle in handles])
+        return read_records(seat, [seat.view.work_dir_of(handle.work_relpath) for handle in handles])
     except Exception:  # the runner cannot answer (a dropped connection): no proof of completion
         return [None] * len(handles)
 
@@ -109,8 +109,8 @@ def succeeded_same(record: dict[str, Any], handle: Command) -> bool:
 
 def recorded_result(handle: Command, seat: Any, record: dict[str, Any]) -> Result:
     handle.runner = seat.handle
-    handle.work_dir = seat.work_dir_of(handle.work_relpath)
-    handle._settle(seat.settled)
+    handle.work_dir = seat.view.work_dir_of(handle.work_relpath)
+    handle._settle(seat.view.settled)
     handle.cores = tuple(record.get("cores") or ())
     handle.numa_node = record.get("numa_node")
     handle.gpus = tuple(record.get("gpus") or ())

@@ -253,9 +253,9 @@ def dependencies(command: Command) -> list[dict[str, Any]]:
 def runner_record(runner: Any) -> dict[str, Any]:
     """What the views need about a runner: where it is, how many slots, which cores; a Slurm runner's sbatch
     command line (its allocation's options: nodes, CPUs, GPUs, time, ...)."""
-    seat = getattr(runner, "_seat", runner)
+    view = runner._seat.view  # (its first seat's: a Slurm runner's nodes share its options)
     return {"event": "runner", "time": time.time(), **{option.name: option.log(runner) for option in LOGGED},
-            "kind": getattr(runner, "kind", None), "host": _host_of(runner), "login": list(seat.transport.login),
+            "kind": getattr(runner, "kind", None), "host": _host_of(runner), "login": list(view.login),
             "logical_cores": runner.facts.get("logical_cores"), "machine": _machine_of(runner),
             **({"sbatch": runner.sbatch} if getattr(runner, "sbatch", None) else {})}
 
@@ -271,8 +271,7 @@ def _host_of(runner: Any) -> str | None:
 def _machine_of(runner: Any) -> str | None:
     """The machine its launchers run on (a Slurm runner's nodes': ``vm`` or ``n1,n2``), as the summary names
     it: runners with the same one shared its CPUs."""
-    seats = getattr(runner, "_seats", None) or (getattr(runner, "_seat", runner),)
-    labels = [seat.machine.label for seat in seats if getattr(seat, "machine", None) is not None]
+    labels = [seat.view.machine for seat in runner._seats if seat.view.machine is not None]
     return ",".join(dict.fromkeys(labels)) or None
 
 

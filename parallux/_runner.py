@@ -1,15 +1,16 @@
 """The config's handle on a runner: ``goal.local()``, ``goal.ssh()`` and the pool's items are these.
 
 A handle holds nothing of the engine's: its seat (``_engine._seat``) has the limits, the launcher and the
-facts, and the handle reads them (``status()``) or crosses into the engine thread for files. It submits
-commands through the callable it was given, never through the ``Goal``.
+facts, and the handle reads what the seat publishes of them (``_runner_view``: its view, its load; the free
+cores from its allocator) or crosses into the engine thread for files. It submits commands through the
+callable it was given, never through the ``Goal``.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
 from . import _options as opt
 from ._command_options import refuse_positionals
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._engine._seat import Seat
     from ._handles import Command
+    from ._transports._ssh import SshTransport
 
 T = TypeVar("T")
 Submit = Callable[["Runner", Any, "dict[str, Any]"], "Command"]
@@ -74,10 +76,11 @@ class Runner(TypoChecked):
         self._submit = submit
         self._engine = engine
         self.name = seat.name
-        self.kind = seat.transport.kind
-        self.env = seat.env
-        self.membind = seat.membind
-        self.whole_cores = seat.whole_cores
+        view = seat.view
+        self.kind = view.kind
+        self.env = view.env
+        self.membind = view.membind
+        self.whole_cores = view.whole_cores
         seat.handle = self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -92,23 +95,23 @@ class Runner(TypoChecked):
     @property
     def workspace(self) -> str:
         """The workspace as an absolute path on the runner (once connected)."""
-        return self._seat.workspace
+        return self._seat.view.workspace
 
     @property
     def max_jobs(self) -> int | None:
-        return self._seat.max_jobs
+        return self._seat.view.max_jobs
 
     @property
-    def facts(self) -> dict[str, Any]:
+    def facts(self) -> Mapping[str, Any]:
         """What its launcher reported of its machine (hostname, cores, home, ...)."""
-        return self._seat.facts
+        return self._seat.view.facts
 
     @property
     def quarantined(self) -> str | None:
-        return self._seat.quarantined
+        return self._seat.view.quarantined
 
     def describe(self) -> str:
-        return self._seat.describe()
+        return self._seat.view.description
 
     @property
     def _seats(self) -> tuple[Seat, ...]:
@@ -117,8 +120,9 @@ class Runner(TypoChecked):
 
     def _state(self) -> str:
         """What its line in the live display says when nothing runs there."""
-        return "quarantined" if self.quarantined else "idle" if self._seat.alive else \
-            "reconnecting" if self._seat.reconnecting else "not connected"
+        view = self._seat.view
+        return "quarantined" if view.quarantined else "idle" if view.connected else \
+            "reconnecting" if view.reconnecting else "not connected"
 
     # -- commands and figures (main thread) ------------------------------------------------------------
 
@@ -135,19 +139,20 @@ class Runner(TypoChecked):
     def _status(self, numa_node: int | None = None, seat: Seat | None = None) -> RunnerStatus:
         """The figures of one seat: its own, or one of a Slurm runner's nodes."""
         seat = seat or self._seat
-        if opt.numa_node(numa_node) is not None and (seat.layout is None or numa_node not in seat.layout.nodes):
+        view, active = seat.view, seat.load.active  # (the view: one event's; the load: this moment's)
+        if opt.numa_node(numa_node) is not None and (view.layout is None or numa_node not in view.layout.nodes):
             raise ConfigError(f"{self.describe()} has no NUMA node {numa_node!r}")
         configured = seat.allocator.configured(numa_node) if seat.allocator else []
         available = seat.allocator.available(numa_node) if seat.allocator else []
-        limit = seat.max_jobs
+        limit = view.max_jobs
         return RunnerStatus(
-            name=self.name, active_jobs=seat.active,
-            available_jobs=max(0, limit - seat.active) if limit is not None else 0, max_jobs=limit,
-            logical_core_count=seat.facts.get("logical_cores"), configured_cores=configured,
+            name=self.name, active_jobs=active,
+            available_jobs=max(0, limit - active) if limit is not None else 0, max_jobs=limit,
+            logical_core_count=view.facts.get("logical_cores"), configured_cores=configured,
             configured_core_count=len(configured), available_cores=available,
-            available_core_count=len(available), numa_node=numa_node, connected=seat.alive,
-            quarantined=seat.quarantined, waiting=f"reconnecting: {seat.reconnecting}" if seat.reconnecting else None,
-            gpu_count=len(seat.resources.offer.gpus or ()), available_gpus=seat.resources.available_gpus())
+            available_core_count=len(available), numa_node=numa_node, connected=view.connected,
+            quarantined=view.quarantined, waiting=f"reconnecting: {view.reconnecting}" if view.reconnecting else None,
+            gpu_count=len(view.offer.gpus or ()), available_gpus=seat.resources.available_gpus())
 
     # The status() shortcuts of the seed: each one figure of status() (of one NUMA node where it has cores).
     active_jobs = _figure("active_jobs")
@@ -218,18 +223,22 @@ _check_calls(Runner)
 class SshRunner(Runner):
     """A runner on another machine: one SSH connection, one remote launcher (``_transports._ssh``)."""
 
+    def __init__(self, seat: Seat, submit: Submit, engine: Engine, transport: SshTransport) -> None:
+        super().__init__(seat, submit, engine)
+        self._ssh = transport  # its options as given (a dry run's seat has a plan in its place)
+
     @property
     def host(self) -> str:
-        return self._seat.transport.host  # type: ignore[attr-defined, no-any-return]
+        return self._ssh.host
 
     @property
     def user(self) -> str | None:
-        return self._seat.transport.user  # type: ignore[attr-defined, no-any-return]
+        return self._ssh.user
 
     @property
     def port(self) -> int | None:
-        return self._seat.transport.port  # type: ignore[attr-defined, no-any-return]
+        return self._ssh.port
 
     @property
     def python(self) -> str | None:
-        return self._seat.transport.python  # type: ignore[attr-defined, no-any-return]
+        return self._ssh.python

@@ -37,17 +37,17 @@ def _layout(values: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _seat(runner: Any) -> Any:
-    return getattr(runner, "_seat", runner)  # (a Runner handle's seat holds its workspace and core layout)
+def _view(runner: Any) -> Any:
+    return runner._seat.view  # (what a Runner handle's seat publishes: its workspace, its core layout)
 
 
 def _core_pool(runner: Any) -> list[int] | None:
-    layout = _seat(runner).layout
+    layout = _view(runner).layout
     return list(layout.cores) if layout is not None else None
 
 
 def _numa_nodes(runner: Any) -> dict[str, list[int]] | None:
-    layout = _seat(runner).layout
+    layout = _view(runner).layout
     return ({str(n): list(c) for n, c in layout.nodes.items()} or None) if layout is not None else None
 
 
@@ -55,7 +55,7 @@ RUNNER = Options(
     Option("name", opt.MISSING, None, "`str`", '`"local"` (`goal.local`); required (`goal.ssh`)',
            log=lambda runner: runner.name),  # (checked by the pool: unique in the run)
     Option("workspace", None, lambda v: opt.path(v, "workspace"), "path", "`~/parallux`",
-           log=lambda runner: _seat(runner).workspace),
+           log=lambda runner: _view(runner).workspace),
     Option("max_jobs", None, lambda v: opt.optional_int(v, "max_jobs"), "int ≥ 1", "the runner's logical CPU count",
            log=lambda runner: runner.max_jobs),
     Option("env", None, lambda v: opt.environment(v, "a runner's env"), "`dict[str, str]`", "`{}`"),

@@ -28,7 +28,10 @@ class SlurmRunner(Runner):
     def __init__(self, seats: list[Seat], submit: Submit, engine: Engine, allocation: Allocation) -> None:
         super().__init__(seats[0], submit, engine)
         self._node_seats = tuple(seats)
-        self._allocation = allocation
+        # The allocation as submitted, for a dry run, whose seats have no allocation to wait for (nor to report
+        # a later one): the engine's seats publish the current job and nodes (their views).
+        self._submitted = (allocation.job_id, tuple(allocation.node_names or ()))
+        self._sbatch = allocation.request.sbatch_argv() if allocation.own else None  # (every renewal's too)
         for seat in seats:
             seat.handle = self
 
@@ -39,32 +42,34 @@ class SlurmRunner(Runner):
     @property
     def job_id(self) -> str:
         """The Slurm job holding its nodes (the current one, after a renewal)."""
-        return self._allocation.job_id
+        view = self._seat.view
+        return view.job if view.job is not None else self._submitted[0]
 
     @property
     def sbatch(self) -> list[str] | None:
         """The sbatch command line that submits its allocations (None: it runs in one it did not submit)."""
-        return self._allocation.request.sbatch_argv() if self._allocation.own else None
+        return list(self._sbatch) if self._sbatch is not None else None
 
     @property
     def nodes(self) -> list[str]:
         """Its nodes' names, once the allocation runs ([] while it is pending)."""
-        return list(self._allocation.node_names or [])
+        view = self._seat.view
+        return list((view.nodes or ()) if view.job is not None else self._submitted[1])
 
     @property
     def max_jobs(self) -> int | None:
-        limits = [seat.max_jobs for seat in self._node_seats]
+        limits = [seat.view.max_jobs for seat in self._node_seats]
         return None if any(limit is None for limit in limits) else sum(limits)  # type: ignore[arg-type]
 
     @property
     def waiting(self) -> str | None:
         """What it waits for while no node is connected: ``job 12 pending (Resources)``."""
-        return None if any(seat.alive for seat in self._node_seats) else self._seat.relaunch.waiting
+        return None if any(seat.view.connected for seat in self._node_seats) else self._seat.view.waiting
 
     def _state(self) -> str:
         if self.quarantined:
             return "quarantined"
-        return "idle" if any(seat.alive for seat in self._node_seats) else self.waiting or "not connected"
+        return "idle" if any(seat.view.connected for seat in self._node_seats) else self.waiting or "not connected"
 
     # -- figures ------------------------------------------------------------------------------------------
 
@@ -85,7 +90,8 @@ class SlurmRunner(Runner):
 
     def _node_status(self, seat: Seat, numa_node: int | None) -> RunnerStatus:
         status = Runner._status(self, numa_node, seat)
-        status.nodes = [seat.host] if seat.alive and seat.host else []
+        view = seat.view
+        status.nodes = [view.host] if view.connected and view.host else []
         return status
 
     def _status(self, numa_node: int | None = None) -> RunnerStatus:
@@ -95,7 +101,7 @@ class SlurmRunner(Runner):
         if node is None:
             return self._node_seats[0]
         for seat in self._node_seats:
-            if seat.host == node:
+            if seat.view.host == node:
                 return seat
         raise ConfigError(f"{self.describe()} has no node {node!r}; its nodes are {self.nodes or '(not yet known)'}")
 
@@ -127,5 +133,5 @@ class SlurmRunner(Runner):
 
     def _read_file_on(self, host: str | None, path: str) -> bytes:
         """On the node that ran it; if a new allocation has other nodes, on the first (a shared file system)."""
-        known = any(seat.host == host for seat in self._node_seats)
+        known = any(seat.view.host == host for seat in self._node_seats)
         return self.read_file(path, node=host if known else None)

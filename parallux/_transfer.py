@@ -389,7 +389,7 @@ def _shown(tell: Tell, transfer: Transfer) -> Iterator[None]:
 
 def remote_path(seat: Seat, text: str) -> str:
     """A path on the seat's runner made absolute: relative ones are in its workspace, ``~`` is its home."""
-    return resolve_remote(text, seat.workspace, seat.facts.get("home", "~"))
+    return resolve_remote(text, seat.view.workspace, seat.view.home)
 
 
 def resolve_remote(text: str, workspace: str, home: str) -> str:

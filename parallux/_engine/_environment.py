@@ -275,3 +275,4 @@ def pooled_cpus(machine: Machine) -> list[int]:
 
 def refuse(seat: Seat, why: str) -> None:
     seat.quarantined = why
+    seat.publish()

@@ -1,9 +1,9 @@
 """The engine as the main thread holds it: one Trio loop in a worker thread, and the calls into it.
 
 The config runs synchronously in the main thread and reaches the engine through Trio's thread token
-(``trio.from_thread``). A global ``trio.CapacityLimiter`` (``setParallel``) and one per seat (``max_jobs``)
-count running commands; the scheduler starts a command only when it can borrow from both at once, so the
-limits are never exceeded (see ``_lifecycle``).
+(``trio.from_thread``). A global ``trio.CapacityLimiter`` (``setParallel``) and each seat's ``Load``
+(``max_jobs``) count running commands; the scheduler starts a command only when it has room in both at once,
+so the limits are never exceeded (see ``_lifecycle``).
 """
 
 from __future__ import annotations

@@ -131,8 +131,7 @@ class Lifecycle:
         """The scheduler's start: take the slots, assign, and send the request -- in this step, so that a
         freed slot is refilled without a task switch. The command's own task waits for the end."""
         self.global_slots.acquire_on_behalf_of_nowait(command)
-        assert seat.slots is not None
-        seat.slots.acquire_on_behalf_of_nowait(command)
+        seat.load.active += 1  # (its slot: the scheduler asked can_take_now)
         self.started += 1
         command.cores = lease.cores if lease is not None else ()
         command.numa_node = lease.numa_node if lease is not None else command.requested_numa_node
@@ -164,9 +163,8 @@ class Lifecycle:
         finally:
             if lease is not None:
                 seat.resources.release(lease)
-            assert seat.slots is not None
             self.global_slots.release_on_behalf_of(command)
-            seat.slots.release_on_behalf_of(command)
+            seat.load.active -= 1
             result = result or Result(command, Status.CANCELLED)
             self._note_execution(seat, command, result)
             if self._should_retry(command, result):
@@ -178,10 +176,10 @@ class Lifecycle:
             else:
                 self.finish(command, result, ran=True)
                 command._settle(seat.settled)  # nothing of the engine's is kept per finished command
-            if self.halt.reason and seat.batch is not None and seat.active == 0 and not seat.closing:
+            if self.halt.reason and seat.batch is not None and seat.load.active == 0 and not seat.closing:
                 self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
             self.schedule()
-            if seat.batch is not None and seat.active == 0 and self.scheduler.queued:
+            if seat.batch is not None and seat.load.active == 0 and self.scheduler.queued:
                 self._idle(seat)
 
     async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
@@ -205,7 +203,7 @@ class Lifecycle:
     def _idle(self, seat: Seat) -> None:
         """A batch allocation none of whose nodes runs anything while commands that could go there are
         queued: it hears their timeouts (whether to end it for a new one is its own policy)."""
-        if not seat.alive or seat.batch is None or any(s.active for s in self.seats if s.batch is seat.batch):
+        if not seat.alive or seat.batch is None or any(s.load.active for s in self.seats if s.batch is seat.batch):
             return
         seat.batch.idle(command.timeout for queue in self.scheduler.queues.values()  # (a class's commands
                         if queue and seat in queue[0].candidates for command in queue)  # share their candidates)
@@ -232,6 +230,7 @@ class Lifecycle:
         if seat.unexecuted_in_a_row >= QUARANTINE_AFTER:
             seat.quarantined = (f"taken out of the pool: {seat.unexecuted_in_a_row} commands in a row could "
                                 "not be executed")
+            seat.publish()
             self.observe("quarantined", command, result=result, runner=seat.handle)
 
     def finish(self, command: Command, result: Result, ran: bool = False) -> None:

@@ -33,6 +33,8 @@ class Seat(Protocol):
     reconnecting: str | None
     reattaching: trio.CancelScope | None
 
+    def publish(self) -> None: ...
+
     def describe(self) -> str: ...
 
 
@@ -43,6 +45,7 @@ async def stay_attached(seat: Seat, changed: Callable[[], None], tell: Callable[
     while client.down is not None and not seat.closing and rejoin is not None:
         why, began = client.down, trio.current_time()
         seat.alive, seat.reconnecting = False, why
+        seat.publish()
         tell("connection_lost", seat.handle, reason=why, reconnect=rejoin.reconnect)
         changed()
         failed = "the run ended before the connection came back"
@@ -57,12 +60,14 @@ async def stay_attached(seat: Seat, changed: Callable[[], None], tell: Callable[
         seat.reattaching = None
         if failed:
             seat.reconnecting = None
+            seat.publish()
             client.lost(f"{why}; {failed.removeprefix(seat.describe() + ': ')}")
             tell("not_reconnected", seat.handle, reason=client.gone)
             return
         async with trio.open_nursery() as nursery:
             await nursery.start(client.serve, (*streams, attached))
             seat.alive, seat.reconnecting = True, None
+            seat.publish()
             tell("reconnected", seat.handle, seconds=round(trio.current_time() - began, 3),
                  launcher=attached.get("pid"))
             changed()  # its queue and retries start again

@@ -1,10 +1,11 @@
 """A seat: one runner as the engine sees it -- its transport and launcher client, its slots and core
 allocator, its workspace and the facts its launcher reported.
 
-The public :class:`~parallux._runner.Runner` is the config's handle on a seat; the scheduler sees seats
-through its ``Place`` protocol; the transport beneath knows nothing but how to reach the launcher (a
-``Pipe``). Whether another launcher follows one that ended (``Relaunch``) and the batch allocation the
-launcher may live in (``Batch``) are the seat's, given by the pool (``_lifeline``).
+The public :class:`~parallux._runner.Runner` is the config's handle on a seat, and reads only what the seat
+publishes (``view``, ``load``: ``_runner_view``); the scheduler sees seats through its ``Place`` protocol; the
+transport beneath knows nothing but how to reach the launcher (a ``Pipe``). Whether another launcher follows
+one that ended (``Relaunch``) and the batch allocation the launcher may live in (``Batch``) are the seat's,
+given by the pool (``_lifeline``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
 from .._lifeline import NO_RELAUNCH, Batch, Relaunch
 from .._protocol import LauncherClient, outcome_of, read_records
 from .._resources import Lease, offer_of, request_of
+from .._runner_view import Load, RunnerView, view_of
 from .._status import Status
 from .._transports._base import Pipe, Transport
 from ._launched import Launched, LauncherEnd
@@ -77,7 +79,7 @@ class Seat:
         self.machine: Machine | None = None
         self.home_cpus: list[int] | None = None  # where its launcher was moved, off the machine's pools
         self.handle: Any = None  # the config's Runner for this seat (what a setScheduler function gets)
-        self.slots: trio.CapacityLimiter | None = None
+        self.load = Load()  # the commands running there: its slots are max_jobs less these
         self.client: LauncherClient | None = None
         self.facts: dict[str, Any] = {}
         self.alive = False
@@ -92,6 +94,13 @@ class Seat:
         # Commands are marked "<run id>@<seat>.<seq>.<attempt>": a launcher that loses its parallux sweeps
         # its own runner's marks only, never another runner's on the same machine.
         self.mark_scope = f"r{next(_SEAT_NUMBERS)}"
+        self.view: RunnerView = view_of(self)  # what the main thread reads of it (see publish)
+        if batch is not None:
+            batch.watch(self.publish)  # (its job and nodes, what it waits for)
+
+    def publish(self) -> None:
+        """A new view of it for the main thread, in one assignment: on its events, never per command."""
+        self.view = view_of(self)
 
     def describe(self) -> str:
         return self.transport.describe(self.name)
@@ -137,6 +146,7 @@ class Seat:
                 # A new local launcher killed as it started died like one killed later: the same words.
                 ended = (self.batch is None and self.end.death()) or said
                 self.relaunch.failed(ended)
+                self.publish()
                 changed()
 
     async def _serve_launcher(self, run_id: str, lost: Callable[[], None], task_status: trio.TaskStatus[None],
@@ -146,6 +156,7 @@ class Seat:
         async with self.transport.open(self.name) as pipe:
             self.pipe = pipe
             self.end = LauncherEnd(pipe, self.end.host)
+            self.publish()  # (its host and login: a batch node's are known now)
             self.client = LauncherClient(pipe.send, pipe.receive, self.describe(), pipe.watchdog,
                                          {**pipe.hello, **machine_root(self.env), **bench_mode(),
                                           **gpu_hello(self.gpus_option, self.env)})
@@ -167,6 +178,7 @@ class Seat:
                 ended = self.client.gone = self.end.death(said) or self.client.gone or "the launcher exited"
                 pipe.ended(f"{run_id}@{self.mark_scope}.")
                 self.relaunch.died(ended)
+            self.publish()
             lost()
         return ended
 
@@ -203,15 +215,12 @@ class Seat:
         self.settled = Settled(self.workspace)  # what its commands keep of their work dirs once they ended
         self.max_jobs = self.max_jobs_option if self.max_jobs_option is not None else \
             self.batch.cpus(facts) if self.batch is not None else int(facts.get("logical_cores") or 1)
-        if self.slots is None:
-            self.slots = trio.CapacityLimiter(self.max_jobs)
-        else:  # a launcher reached again (a new allocation): the commands of the last one still release theirs
-            self.slots.total_tokens = self.max_jobs
         self.home_cpus = None  # (a new launcher runs where it was started)
         self.resources.offer = offer_of(facts, self.gpus_option, self.memory_pool)
         if self.machines is not None:
             self.machines.join(self)
         self.alive = True
+        self.publish()  # connected, in the one view that has its workspace, max_jobs and facts
 
     def _check_cores(self, facts: dict[str, Any]) -> None:
         """A core pool may name only CPUs the machine has and lets commands use (its affinity mask): any other
@@ -246,7 +255,8 @@ class Seat:
         return (self.alive or self.relaunch.expected or self.reconnecting is not None) and self.quarantined is None
 
     def can_take_now(self, command: Command) -> bool:
-        if not self.alive or self.quarantined is not None or self.slots is None or self.slots.available_tokens < 1:
+        # (a launcher reached again, a new allocation: the last one's commands still hold their slots)
+        if not self.alive or self.quarantined is not None or self.load.active >= (self.max_jobs or 0):
             return False
         if self.client is not None and self.client.gone is not None:  # dropped; serve() has not ended yet
             return False
@@ -262,10 +272,6 @@ class Seat:
         if not self.resources.needs(command):  # (a million plain commands: no lock taken, nothing made)
             return None
         return self.resources.try_lease(request_of(command))
-
-    @property
-    def active(self) -> int:
-        return int(self.slots.borrowed_tokens) if self.slots is not None else 0
 
     # -- commands --------------------------------------------------------------------------------------
 

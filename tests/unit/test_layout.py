@@ -394,3 +394,63 @@ def test_layout_options_check_can_fail() -> None:
     assert option_lists(ast.parse(code), families) == [
         (1, "command", ["threads", "cores", "timeout"]), (2, "command", ["name", "runner", "cores"]),
         (4, "runner", ["workspace", "max_jobs", "core_pool"])]
+
+
+# -- the main thread reads what the engine publishes (issue 22) -----------------------------------------------
+
+# The modules of the config's and the display's threads that hold seats, and what they may read of one: its
+# published view and load (_runner_view), its allocators' figures (under the machine's lock), its name, and
+# its handle (set by the main thread itself, before the engine has the seat). Anything else a seat holds is
+# the engine thread's, written while it runs.
+HANDLE_MODULES = ("_runner.py", "_slurm_runner.py", "_registration.py", "_resume.py", "_pool.py", "_session.py",
+                  "_runlog.py", "_runner_options.py", "_live.py", "_progress.py", "_goal.py", "_submission.py")
+HANDLE_FUNCTIONS = {"_transfer.py": "remote_path"}  # (the rest of _transfer runs in the engine thread)
+SEAT_READS = {"view", "load", "allocator", "resources", "name", "handle"}
+SEAT_COLLECTIONS = {"seats", "_seats", "_node_seats", "candidates"}
+ENGINE_CALLS = {"call", "call_async", "_in_engine_thread"}  # a seat's method handed to these runs in the engine
+
+
+def _is_seat(node: ast.AST) -> bool:
+    """``seat``, ``x._seat``, or an item of a seat collection (``runner._seats[0]``)."""
+    if isinstance(node, ast.Name):
+        return node.id == "seat"
+    if isinstance(node, ast.Attribute):
+        return node.attr == "_seat"
+    if isinstance(node, ast.Subscript):
+        collection = node.value
+        return (isinstance(collection, ast.Name) and collection.id in SEAT_COLLECTIONS
+                or isinstance(collection, ast.Attribute) and collection.attr in SEAT_COLLECTIONS)
+    return False
+
+
+def seat_reads(tree: ast.AST, where: str) -> list[str]:
+    """Attribute reads (and writes) on a seat beyond what the main thread may touch, as ``where:line: .attr``."""
+    handed_to_the_engine = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args:
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if called in ENGINE_CALLS:
+                handed_to_the_engine.add(id(node.args[0]))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_seat(node.value) and id(node) not in handed_to_the_engine:
+            allowed = {"handle"} if isinstance(node.ctx, ast.Store) else SEAT_READS
+            if node.attr not in allowed:
+                found.append((node.lineno, f"{where}:{node.lineno}: .{node.attr}"))
+    return [text for _, text in sorted(found)]
+
+
+def test_layout_handles_read_only_published_runner_state() -> None:
+    found = []
+    for name in HANDLE_MODULES:
+        found += seat_reads(ast.parse((PACKAGE / name).read_text()), name)
+    for name, function in HANDLE_FUNCTIONS.items():
+        tree = ast.parse((PACKAGE / name).read_text())
+        found += seat_reads(next(node for node in tree.body if getattr(node, "name", None) == function), name)
+    assert found == []
+
+
+def test_layout_the_runner_state_check_can_fail() -> None:
+    source = ("seat.alive\nself._seat.facts['x']\nrunner._seats[0].host\nseat.view.max_jobs\nseat.load.active\n"
+              "engine.call_async(seat.records, dirs)\nseat.quarantined = 'x'\nseat.handle = self\n")
+    assert seat_reads(ast.parse(source), "m") == ["m:1: .alive", "m:2: .facts", "m:3: .host", "m:7: .quarantined"]

@@ -18,6 +18,7 @@ class RecordingSeat:
         self.calls: list[list[str]] = []
         self.handle = self  # (a seat's Runner handle: what a resumed command's runner becomes)
         self.settled = Settled(f"/{name}")  # (its workspace, as a finished command keeps its work dir)
+        self.view = self  # (what it publishes for the main thread: its work dirs, its settled)
 
     def work_dir_of(self, relpath: str) -> str:
         return f"/{self.name}/{relpath}"

@@ -56,6 +56,8 @@ class Allocation:
         self._shown: tuple[str, str | None] | None = None  # the pending state the display was told of
         self._reason_since: tuple[str, float] | None = None  # the pending reason, and since when it holds
         self.wanted = 0                   # callers waiting for a launcher (a file read): a renewal is worth it
+        self._watchers: list[Callable[[], None]] = []  # its nodes' seats: they publish what they say of it
+        self._told: tuple[Any, ...] = (job_id, self.waiting, nodes)
 
     # -- what the display and the scheduler read ------------------------------------------------------------
 
@@ -75,6 +77,17 @@ class Allocation:
 
     def time_left(self) -> float | None:
         return None if self.ends_at is None else self.ends_at - time.monotonic()
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        self._watchers.append(changed)
+
+    def _changed(self) -> None:
+        """Its seats hear of a new job, new nodes, or a new state while they wait (engine thread)."""
+        now = (self.job_id, self.waiting, self.node_names)
+        if now != self._told:
+            self._told = now
+            for changed in self._watchers:
+                changed()
 
     # -- what the seats of its nodes ask of it (``_lifeline.Batch``) ------------------------------------------
 
@@ -111,9 +124,12 @@ class Allocation:
         async with self._lock:
             if self.closing or self.failure is not None:
                 raise Closed()
-            if after == self.generation:  # its launcher on this allocation ended: is the allocation over?
-                await self._after_launcher_ended(index)
-            await self._wait_running()
+            try:
+                if after == self.generation:  # its launcher on this allocation ended: is the allocation over?
+                    await self._after_launcher_ended(index)
+                await self._wait_running()
+            finally:
+                self._changed()
             assert self.node_names is not None
             if index >= len(self.node_names):
                 raise Closed()
@@ -132,6 +148,7 @@ class Allocation:
         self.ended_how = f"the Slurm allocation ended (job {self.job_id}: {state.state.lower()})"
         self.node_names = None
         self.notify(f"slurm runner {self.request.runner!r}: job {self.job_id} ended ({state.state.lower()})")
+        self._changed()
         if not self.own:
             self.failure = f"the allocation parallux runs in (job {self.job_id}) has ended"
             raise Closed()
@@ -151,6 +168,7 @@ class Allocation:
             raise Closed()
         self.generation += 1
         self.state, self.reason, self.node_names, self.ends_at = "PENDING", None, None, None
+        self._changed()
         self._relaunches.clear()
         self.notify(f"slurm runner {self.request.runner!r}: new allocation requested (job {self.job_id})")
 
@@ -167,6 +185,7 @@ class Allocation:
                 self.notify(f"slurm runner {self.request.runner!r}: {self.failure}; no new allocation")
                 raise Closed()
             self.state, self.reason = state.state, state.reason
+            self._changed()
             if state.state == "PENDING" and state.reason:
                 await self._give_up_if_hopeless(state.reason)
             if state.state == "PENDING" and (state.state, state.reason) != self._shown:
