@@ -1,6 +1,6 @@
 """What the main thread reads of a runner: views the engine publishes on the runner's events (issue 22).
 
-The real engine and Goal over plan launchers, as in tests/test_engine.py. Every view a seat is given is
+The real engine and Goal over plan launchers, as in tests/unit/test_engine.py. Every view a seat is given is
 recorded where it is assigned, so the tests see each state a reader in another thread could ever see.
 """
 
@@ -19,7 +19,7 @@ from parallux._engine import Engine
 from parallux._engine._seat import Seat
 from parallux._goal import Goal
 from parallux._transports._plan import PlanTransport
-from tests.test_engine import FACTS, ok_in
+from tests.plan_engine import FACTS, ok_in
 
 
 class Recorded:
