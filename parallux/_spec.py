@@ -8,6 +8,7 @@ changed copy (``Spec.but``), so a shared ``Spec`` never changes under the other 
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from ._command_options import COMMAND, SHARED
@@ -52,8 +53,18 @@ class Spec:
         return Spec(self.completion, **{**{name: getattr(self, name) for name in _DEFAULTS}, **changed})
 
     def key(self) -> tuple[Any, ...]:
-        """Equal for specs that hold the same options (mappings compared by their items)."""
-        return tuple(_hashable(getattr(self, name)) for name in self.__slots__)
+        """Equal for specs that hold the same options (mappings compared by their items). The goal's variables
+        (``base_env``) count by identity: ``setEnv()`` makes a new dict each time and none is ever changed, and
+        an interned spec keeps its own alive, so no other dict has its id; every command holds the goal's."""
+        values = (*_values_of(self), id(self.base_env))
+        try:  # (most specs hold no other mapping nor list: their values are the key)
+            hash(values)
+            return values
+        except TypeError:  # (a 2-tuple: never equal to a key of every slot)
+            return (dict, tuple(_hashable(value) for value in values))
+
+
+_values_of = attrgetter(*(name for name in Spec.__slots__ if name != "base_env"))
 
 
 class SpecField:
