@@ -148,7 +148,9 @@ class Result:
         more = self._more
         if more is not None and "start_time" in more:
             return tuple(more[name] for name in _FIGURE_NAMES)
-        return tuple(_figure(value) for value in _FIGURES.unpack(self._figures))
+        start, end, user, system, rss = _FIGURES.unpack(self._figures)  # (NaN, the one value unequal to itself:
+        return (None if start != start else start, None if end != end else end,  # unknown)
+                None if user != user else user, None if system != system else system, None if rss < 0 else rss)
 
     command_path = property(lambda self: _join(self.work_dir, "command.txt"))
     stdout_path = property(lambda self: _join(self.work_dir, "stdout.txt"))
@@ -231,6 +233,12 @@ def _pack(start: Any, end: Any, user: Any, system: Any, rss: Any) -> bytes:
         return _UNKNOWN
     return _FIGURES.pack(*(math.nan if v is None else v for v in (start, end, user, system)),
                          -1 if rss is None else rss)
+
+
+def figures(result: Result) -> tuple[Any, ...]:
+    """(start_time, end_time, user_seconds, system_seconds, max_rss_kb) of a result, read at once (the run
+    log's record of every command reads them all)."""
+    return result._figure_values()
 
 
 def _figure(value: float | int) -> Any:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ._handles import Command, Result
 from ._jsonline import dumps_line
+from ._result import figures
 from ._runner_options import RUNNER
 from ._statedir import LATEST, config_dir, default_log_dir
 from ._version import __version__
@@ -224,9 +225,10 @@ def create_log(path: str, run_id: str) -> tuple[int, str]:
 
 
 def outcome(result: Result) -> dict[str, Any]:
-    fields = {"status": result.status, "returncode": result.returncode, "start": result.start_time,
-              "end": result.end_time, "duration": result.duration, "user_seconds": result.user_seconds,
-              "system_seconds": result.system_seconds, "max_rss_kb": result.max_rss_kb, "signal": result.signal,
+    start, end, user, system, rss = figures(result)
+    fields = {"status": result.status, "returncode": result.returncode, "start": start, "end": end,
+              "duration": None if start is None or end is None else end - start, "user_seconds": user,
+              "system_seconds": system, "max_rss_kb": rss, "signal": result.signal,
               "error": result.error, "resumed": result.resumed, "runner": result.runner_name,
               "work_dir": result.work_dir}
     if getattr(result, "memory", None) is not None:
