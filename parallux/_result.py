@@ -27,6 +27,8 @@ _FIGURE_NAMES = ("start_time", "end_time", "user_seconds", "system_seconds", "ma
 _HANDLE_FIELDS = ("command", "command_text", "runner", "runner_name", "host", "work_dir", "cores", "numa_node",
                   "gpus", "attempt", "repetition", *(option.field for option in COMMAND.flagged("result")))
 _RARE = {"error": None, "signal": None, "stderr_tail_text": None, "_kind": None, "resumed": False}
+_RARE_OUTCOME = tuple((name, name.lstrip("_"), default) for name, default in _RARE.items())  # (the outcome's
+# key for each: made once, not per result)
 _EMPTY = {"metrics": dict, "repetitions": list, "warmups": list, "stats": dict}  # (an empty one when absent)
 
 
@@ -93,9 +95,11 @@ class Result:
         self.status = status
         self.returncode: int | None = outcome.get("returncode")
         self.run_id: str | None = outcome.get("run_id")  # the run that produced it (set when it is final)
-        self._set_figures([outcome.get(name) for name in _FIGURE_NAMES])
-        for name, default in _RARE.items():
-            value = outcome.get(name.lstrip("_"))
+        get = outcome.get
+        self._set_figures((get("start_time"), get("end_time"), get("user_seconds"), get("system_seconds"),
+                           get("max_rss_kb")))
+        for name, key, default in _RARE_OUTCOME:
+            value = get(key)
             if value is not None and value != default:
                 self._own(name, value)
         if outcome.get("metrics"):
@@ -108,7 +112,7 @@ class Result:
             self._more = {}
         self._more[name] = value
 
-    def _set_figures(self, figures: list[Any]) -> None:
+    def _set_figures(self, figures: list[Any] | tuple[Any, ...]) -> None:
         try:
             self._figures = _pack(*figures)
         except (struct.error, TypeError):  # (not numbers: a record from elsewhere) kept as they are
@@ -231,7 +235,8 @@ FIELDS = ("command", "command_text", "name", "runner_name", "work_relpath", "wor
 def _pack(start: Any, end: Any, user: Any, system: Any, rss: Any) -> bytes:
     if start is None and end is None and user is None and system is None and rss is None:
         return _UNKNOWN
-    return _FIGURES.pack(*(math.nan if v is None else v for v in (start, end, user, system)),
+    return _FIGURES.pack(math.nan if start is None else start, math.nan if end is None else end,
+                         math.nan if user is None else user, math.nan if system is None else system,
                          -1 if rss is None else rss)
 
 
