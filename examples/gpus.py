@@ -1,7 +1,7 @@
 #!/usr/bin/env parallux
 # GPUs leased like cores: eight training commands with gpus=1 run one per GPU at a time, each told its GPU in
 # CUDA_VISIBLE_DEVICES, and an evaluation asks for GPU 1 exactly. The runner's GPUs are those nvidia-smi lists
-# (on a machine without GPUs, a request for one stops the config before anything runs; tests/test_examples.py
+# (on a machine without GPUs, a request for one stops the config before anything runs; tests/integration/local/test_examples.py
 # puts a fake nvidia-smi reporting 4 GPUs on the PATH).
 from parallux import goal
 

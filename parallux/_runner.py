@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from . import _options as opt
 from ._command_options import refuse_positionals
@@ -102,9 +102,10 @@ class Runner(TypoChecked):
         return self._seat.view.max_jobs
 
     @property
-    def facts(self) -> Mapping[str, Any]:
-        """What its launcher reported of its machine (hostname, cores, home, ...)."""
-        return self._seat.view.facts
+    def facts(self) -> dict[str, Any]:
+        """What its launcher reported of its machine (hostname, cores, home, ...): a copy, a plain dict (the
+        published view's mapping is read-only; a config may change or ``json.dumps`` what it is given)."""
+        return dict(self._seat.view.facts)
 
     @property
     def quarantined(self) -> str | None:

@@ -6,6 +6,7 @@ recorded where it is assigned, so the tests see each state a reader in another t
 
 from __future__ import annotations
 
+import json
 import posixpath
 import threading
 import time
@@ -148,3 +149,13 @@ def test_Runner_status_from_another_thread_never_sees_a_half_configured_runner(r
     for _, status in seen:
         assert not status.connected or status.max_jobs == 8
     assert all(r.workspace == "/home/u/ws" and r.max_jobs == 8 for r in runners)
+
+
+def test_Runner_facts_are_a_plain_dict_a_config_may_keep_and_change(run_of: Any) -> None:
+    run = run_of(ok_in(1))
+    runner = run.goal.local(max_jobs=2)
+    assert runner.run("work").sync().status == "ok"
+    facts = runner.facts
+    assert json.loads(json.dumps(facts))["hostname"] == "planned"  # (a read-only mapping cannot be dumped)
+    facts["hostname"] = "changed"
+    assert runner.facts["hostname"] == "planned"  # the config's copy, never the engine's view
