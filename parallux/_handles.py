@@ -212,7 +212,7 @@ class Group:
         self._completion = completion
         self.remaining = len(self.commands)
         self._nursery: Any = None  # while its commands run: the engine's nursery of their tasks
-        self._done: Any = None     # ... and the event set when the last of them finished
+        self._done: Any = None     # ... and what its task waits on: the ends of its commands (_engine._ends)
 
     def __iter__(self) -> Iterator[Command]:
         return iter(self.handles)

@@ -33,11 +33,18 @@ Reattached = tuple[trio.abc.SendStream, trio.abc.ReceiveStream, dict[str, Any]]
 class Job:
     """A command the launcher was asked to run, and what it has said about it so far."""
 
-    __slots__ = ("ended", "exit_event")
+    __slots__ = ("ended", "exit_event", "on_end")
 
     def __init__(self) -> None:
         self.ended = trio.Event()
         self.exit_event: dict[str, Any] | None = None  # "exit" or "error"; None if the launcher went away
+        self.on_end: Callable[[Job], None] | None = None  # told once it ended (a command no task waits for)
+
+    def end(self) -> None:
+        if not self.ended.is_set():
+            self.ended.set()
+            if self.on_end is not None:
+                self.on_end(self)
 
 
 class LauncherClient:
@@ -188,7 +195,7 @@ class LauncherClient:
         else:
             self.down, self.gone = None, self.gone or why
             for job in self._jobs.values():
-                job.ended.set()
+                job.end()
         self._hello_event.set()
         for pong in self._pongs:
             pong.set()
@@ -215,7 +222,7 @@ class LauncherClient:
             job = self._jobs.pop(event["id"], None)
             if job is not None:
                 job.exit_event = event
-                job.ended.set()
+                job.end()
             self.stopped = self.stopped or event.get("stopped")
 
     # -- requests ----------------------------------------------------------------------------------------
@@ -252,7 +259,7 @@ class LauncherClient:
         self._next_id += 1
         job = Job()
         if self.gone is not None:
-            job.ended.set()
+            job.end()
             return self._next_id, job
         self._jobs[self._next_id] = job
         self.post(dict(request, id=self._next_id))

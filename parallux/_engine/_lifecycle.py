@@ -22,6 +22,7 @@ from .._resources import Lease
 from .._scheduler import Scheduler
 from .._status import CUT_SHORT, FAILED_STATUSES, Status
 from ._dependencies import Dependencies
+from ._ends import GroupEnds
 from ._launched import Launched
 from ._seat import KILL_GRACE, Seat
 from ._tree import HaltPolicy, TaskTree
@@ -80,14 +81,35 @@ class Lifecycle:
             for command in commands:
                 self.finish(command, Result(command, Status.CANCELLED))
             return
-        group._done = trio.Event()
+        group._done = ends = GroupEnds()
         async with trio.open_nursery() as nursery:
             group._nursery = nursery
             self.scheduler.submit(self.dependencies.hold(commands))
             self.schedule()
-            if group.remaining:
-                await group._done.wait()
+            await self._settle(group, ends)
         group._nursery = group._done = None  # nothing kept per finished group
+
+    async def _settle(self, group: Group, ends: GroupEnds) -> None:
+        """Settle the ends of the group's commands that no task waits for, until its last one finished. When
+        the run is cancelled, stop the ones still running first (as their tasks would: see ``wait``)."""
+        try:
+            while group.remaining:
+                await ends.wait()
+                while (entry := ends.take()) is not None:
+                    self._ended(*entry)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                while (entry := ends.take()) is not None:  # (they ended before the cancel: as they ended)
+                    self._ended(*entry)
+                grace = 0 if self.tree.hard_stop else KILL_GRACE
+                async with trio.open_nursery() as stopping:
+                    for _command, seat, _lease, launched in ends.running.values():
+                        stopping.start_soon(seat.stop, launched, grace, "cancelled")
+                for job in list(ends.running):
+                    command, seat, lease, _launched = ends.running.pop(job)
+                    job.on_end = None
+                    self._end(command, seat, lease, Result(command, Status.CANCELLED))
+            raise
 
     def schedule(self) -> None:
         """Start whatever fits now; end what can run nowhere."""
@@ -147,7 +169,10 @@ class Lifecycle:
         except Exception as exc:  # reported by the command's task, as its result
             launched = exc
         assert command.group is not None and command.group._nursery is not None
-        command.group._nursery.start_soon(self.run, command, seat, lease, launched)
+        if command.timeout or isinstance(launched, Exception):
+            command.group._nursery.start_soon(self.run, command, seat, lease, launched)
+        else:  # (no deadline of its own: no task either, the group's settles its end)
+            command.group._done.watch(launched.job, (command, seat, lease, launched))
 
     async def run(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched | Exception) -> None:
         result: Result | None = None
@@ -161,26 +186,37 @@ class Lifecycle:
         except Exception as exc:  # a bug in a transport must end this command, not the whole run
             result = Result(command, Status.ERROR, error=f"{type(exc).__name__}: {exc}")
         finally:
-            if lease is not None:
-                seat.resources.release(lease)
-            self.global_slots.release_on_behalf_of(command)
-            seat.load.active -= 1
-            result = result or Result(command, Status.CANCELLED)
-            self._note_execution(seat, command, result)
-            if self._should_retry(command, result):
-                result._detach()  # (its own copy of what the retry changes in the handle)
-                command.attempts = list(result.attempts)
-                self.observe("retrying", command, result=result)
-                command.attempt += 1
-                self.scheduler.requeue(command)
-            else:
-                self.finish(command, result, ran=True)
-                command._settle(seat.settled)  # nothing of the engine's is kept per finished command
-            if self.halt.reason and seat.batch is not None and seat.load.active == 0 and not seat.closing:
-                self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
-            self.schedule()
-            if seat.batch is not None and seat.load.active == 0 and self.scheduler.queued:
-                self._idle(seat)
+            self._end(command, seat, lease, result or Result(command, Status.CANCELLED))
+
+    def _ended(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched) -> None:
+        """A command no task waits for ended: its result, as its task would have made it."""
+        try:
+            result = seat.result_of(command, launched)
+        except Exception as exc:  # a bug in a transport must end this command, not the whole run
+            result = Result(command, Status.ERROR, error=f"{type(exc).__name__}: {exc}")
+        self._end(command, seat, lease, result)
+
+    def _end(self, command: Command, seat: Seat, lease: Lease | None, result: Result) -> None:
+        """A launched command's end: its slots given back, then retried or finished, and the next started."""
+        if lease is not None:
+            seat.resources.release(lease)
+        self.global_slots.release_on_behalf_of(command)
+        seat.load.active -= 1
+        self._note_execution(seat, command, result)
+        if self._should_retry(command, result):
+            result._detach()  # (its own copy of what the retry changes in the handle)
+            command.attempts = list(result.attempts)
+            self.observe("retrying", command, result=result)
+            command.attempt += 1
+            self.scheduler.requeue(command)
+        else:
+            self.finish(command, result, ran=True)
+            command._settle(seat.settled)  # nothing of the engine's is kept per finished command
+        if self.halt.reason and seat.batch is not None and seat.load.active == 0 and not seat.closing:
+            self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
+        self.schedule()
+        if seat.batch is not None and seat.load.active == 0 and self.scheduler.queued:
+            self._idle(seat)
 
     async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
         """Wait for a launched command's end; on a timeout or cancellation stop its process tree first."""

@@ -6,11 +6,12 @@
      ├── services nursery   one task per seat: its launcher (a child process, an SSH channel, ...)
      └── work cancel scope
           └── work nursery  one task per issued group (``goal.issue()``, ``goal.run()``)
-               └── group nursery   one task per started command
+               └── group nursery   one task per started command with a timeout (the group's own task
+                                   waits for the others' ends: ``_ends``)
 
 Cancelling the work scope (Ctrl-C, SIGTERM, an exception in the config, a "now" halt) cancels every command
-task; each one then stops its process tree through its launcher, inside a shielded scope, before the
-engine ends. The seats stay up to carry those kills, and are closed last.
+task and group task; each one then stops its process trees through their launchers, inside a shielded
+scope, before the engine ends. The seats stay up to carry those kills, and are closed last.
 """
 
 from __future__ import annotations

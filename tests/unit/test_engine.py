@@ -117,6 +117,26 @@ def test_Engine_cancel_stops_running_commands_and_cancels_queued_ones(run_of: An
     assert list(run.transports[0].kills.values()) == ["cancelled", "cancelled"]  # the two running: stopped
 
 
+def test_Engine_waits_for_commands_without_a_timeout_without_a_task_each(run_of: Any) -> None:
+    """Only a command with a timeout has a task of its own (its deadline); the group's task settles the
+    others' ends, and stops them when the run is cancelled: a group of thousands is not thousands of tasks."""
+    run = run_of(ok_in(1000))
+    goal = run.goal
+    goal.local(max_jobs=4)
+    for _ in range(3):
+        goal.schd("long", check=False)
+    goal.schd("long", timeout=5000, check=False)
+    group = goal.issue()
+    handles = list(group)
+    while sum(h.assigned() for h in handles) < 4:
+        time.sleep(0.001)
+    assert run.engine.call(lambda: len(group._nursery.child_tasks)) == 1
+    run.engine.cancel()
+    assert run.engine.wait_idle(5)
+    assert [h.result.status for h in handles] == ["cancelled"] * 4
+    assert list(run.transports[0].kills.values()) == ["cancelled"] * 4  # every running one: stopped
+
+
 def test_Engine_resume_skips_what_an_earlier_run_recorded(run_of: Any, tmp_path: Path) -> None:
     done = tmp_path / "ws" / "done"
     done.mkdir(parents=True)
