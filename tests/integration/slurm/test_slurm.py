@@ -411,7 +411,9 @@ def test_a_killed_launcher_ends_commands_error_and_they_rerun_on_a_fresh_launche
     assert proc.returncode == 0, err
     assert "attempts ['error', 'ok'] again" in out, out + err
     cut = [e for e in log_of(err) if e["event"] == "retrying"]
-    # (the guardian's end is not srun's yet when its launcher reports the commands it stopped)
-    why = "the launcher on n1 died (" + ("killed by SIGKILL)" if victim == "launcher" else "its guardian process")
-    assert len(cut) == 1 and cut[0]["error"].startswith(why), cut
+    # (the guardian's end is not srun's yet when its launcher reports the commands it stopped -- unless the
+    # step's end came first: slurmstepd kills what is left of a step whose task died, the launcher with it, and
+    # on a busy machine that SIGKILL can arrive before the launcher has told of its guardian's death)
+    whys = ["killed by SIGKILL)"] if victim == "launcher" else ["its guardian process", "killed by SIGKILL)"]
+    assert len(cut) == 1 and any(cut[0]["error"].startswith(f"the launcher on n1 died ({why}") for why in whys), cut
     wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
