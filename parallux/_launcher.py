@@ -14,7 +14,7 @@ Requests (one line each)::
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
-     "command_text": "...", "wrapped": "...", "record": {...}, "quiet_start": false,
+     "command_text": "...", "record": {...}, "quiet_start": false,
      "metrics": {"gflops": "GFLOP/s: ([0-9.]+)", "n": null}}  (optional: see "metrics" below)
                                                      -> {"ev": "started", "id": 7, "pid": ..., "start": ...}
                                                         (not sent when quiet_start is true)
@@ -68,6 +68,7 @@ import os
 import re
 import select
 import selectors
+import shlex
 import shutil
 import signal
 import stat
@@ -1176,11 +1177,19 @@ def prepare_work_dir(request, lock=None):
 BENCH_MODES = ("none", "files")
 
 
+def wrapped_of(request):
+    """The command line as run, shell-quoted (command.txt and the record keep it): the request's "wrapped", or
+    made here of its argv (parallux sends none: quoting is this process's work, not its loop's)."""
+    if request.get("wrapped") is None and request.get("argv"):
+        request["wrapped"] = " ".join(shlex.quote(part) for part in request["argv"])
+    return request.get("wrapped")
+
+
 def write_files(request, dir_fd):
     """Write command.txt into the command's prepared work dir and create its stdout.txt and stderr.txt: their
     fds."""
     text = request.get("command_text", "") + "\n"
-    if request.get("wrapped"):
+    if wrapped_of(request):
         text += "# as run:\n" + request["wrapped"] + "\n"
     write_at(dir_fd, "command.txt", text.encode("utf-8", "surrogateescape"))
     out = create_at(dir_fd, "stdout.txt")
@@ -1413,7 +1422,7 @@ def write_record(dir_fd, request, event):
     record = dict(request.get("record") or {})
     record.update({k: v for k, v in event.items() if k not in ("ev", "id", "stderr_tail")})
     record["command"] = request.get("command_text")
-    record["wrapped"] = request.get("wrapped")
+    record["wrapped"] = wrapped_of(request)
     try:
         # the C encoder (indent= is pure Python); written aside and renamed, so a record is never partial
         replace_at(dir_fd, RECORD_NAME, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"),

@@ -49,7 +49,8 @@ class RunLog:
         self.error: str | None = None  # why the log stopped being written, once it did
         self._warn = warn or _warn_on_stderr
         self._fd: int | None = None
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | tuple[float, Command]] = []  # encoded records, and starts (see __call__)
+        self._starting: dict[tuple[int, int], int] = {}  # (seq, attempt) -> where its start is in _pending
         self._runners_logged: set[str] = set()
         self._latest_linked = False
 
@@ -96,23 +97,25 @@ class RunLog:
     def __call__(self, event: str, command: Command, **details: Any) -> None:
         if self._fd is None:
             return
-        record: dict[str, Any] = {"event": event, "time": time.time(), "seq": command.seq, "name": command.name}
         if event == "queued":
-            record["command"] = command.command_text
-            record["work_relpath"] = command.work_relpath
-            record["work_generated"] = command.work_generated  # what `parallux clean` may remove
-            if command.bench is not None:
-                record.update(bench=command.bench.work_relpath, repetition=command.repetition)
-            if command.after:
-                record["after"] = dependencies(command)
-        else:
-            runner = command.runner
-            if runner is not None and runner.name not in self._runners_logged:
-                self._log_runner(runner)
-            record.update(runner=command.runner_name, host=command.host or _host_of(runner), work_dir=command.work_dir,
-                          cores=list(command.cores), numa_node=command.numa_node, attempt=command.attempt)
-            if command.gpus:  # (few commands lease GPUs: the others' records say nothing of them)
-                record["gpus"] = list(command.gpus)
+            self._write(queued_record(command))
+            return
+        runner = command.runner
+        if runner is not None and runner.name not in self._runners_logged:
+            self._log_runner(runner)
+        if event == "started":
+            # Written at the next flush, if the attempt is still running then: one that ended before has
+            # every field of it in its end's record (and the views read starts from those).
+            self._starting[(command.seq, command.attempt)] = len(self._pending)
+            self._pending.append((time.time(), command))
+            if not self._latest_linked:
+                self._link_latest()
+            return
+        if self._starting:
+            index = self._starting.pop((command.seq, command.attempt), None)
+            if index is not None:
+                self._pending[index] = b""
+        record = where_record(event, time.time(), command)
         result = details.get("result")
         if result is not None:
             record.update(outcome(result))
@@ -123,8 +126,6 @@ class RunLog:
             if record.get("from_run") == self.run_id:
                 del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
-        if event == "started" and not self._latest_linked:
-            self._link_latest()
 
     def log(self, record: dict[str, Any]) -> None:
         """A record about no one command: a ``benchmark``, the ``order`` (engine thread, as every event)."""
@@ -155,7 +156,11 @@ class RunLog:
         """Write out what is buffered (the engine calls this every few tens of milliseconds)."""
         if self._fd is None or not self._pending:
             return
-        data = b"".join(self._pending)
+        for index in self._starting.values():  # (attempts still running: their ``started`` records now)
+            when, command = self._pending[index]  # type: ignore[misc]
+            self._pending[index] = dumps_line(where_record("started", when, command))
+        self._starting.clear()
+        data = b"".join(self._pending)  # type: ignore[arg-type]
         self._pending.clear()
         try:
             view = memoryview(data)
@@ -187,6 +192,7 @@ class RunLog:
         self.error = exc.strerror or str(exc)
         fd, self._fd = self._fd, None
         self._pending.clear()
+        self._starting.clear()
         if fd is not None:
             try:
                 os.close(fd)
@@ -222,6 +228,29 @@ def create_log(path: str, run_id: str) -> tuple[int, str]:
     stem, extension = os.path.splitext(path)
     own = f"{stem}.{run_id}{extension or '.jsonl'}"
     return os.open(own, flags | os.O_CREAT | os.O_EXCL, 0o644), own
+
+
+def queued_record(command: Command) -> dict[str, Any]:
+    record = {"event": "queued", "time": time.time(), "seq": command.seq, "name": command.name,
+              "command": command.command_text, "work_relpath": command.work_relpath,
+              "work_generated": command.work_generated}  # (what `parallux clean` may remove)
+    if command.bench is not None:
+        record.update(bench=command.bench.work_relpath, repetition=command.repetition)
+    if command.after:
+        record["after"] = dependencies(command)
+    return record
+
+
+def where_record(event: str, when: float, command: Command) -> dict[str, Any]:
+    """An attempt's record: the ``started`` fields (where it runs), which its end's record begins with."""
+    runner = command.runner
+    record = {"event": event, "time": when, "seq": command.seq, "name": command.name,
+              "runner": None if runner is None else runner.name, "host": command.host or _host_of(runner),
+              "work_dir": command.work_dir, "cores": list(command.cores), "numa_node": command.numa_node,
+              "attempt": command.attempt}
+    if command.gpus:  # (few commands lease GPUs: the others' records say nothing of them)
+        record["gpus"] = list(command.gpus)
+    return record
 
 
 def outcome(result: Result) -> dict[str, Any]:
