@@ -95,8 +95,14 @@ class Lifecycle:
         try:
             while group.remaining:
                 await ends.wait()
+                batch_seats = []  # (a batch node that went idle: told once the pass has run)
                 while (entry := ends.take()) is not None:
-                    self._ended(*entry)
+                    self._ended(*entry, scheduled=False)
+                    if entry[1].batch is not None:
+                        batch_seats.append(entry[1])
+                self.schedule()  # one pass for every end heard: it starts what they freed room for
+                for seat in batch_seats:
+                    self._after_pass(seat)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 while (entry := ends.take()) is not None:  # (they ended before the cancel: as they ended)
@@ -188,16 +194,19 @@ class Lifecycle:
         finally:
             self._end(command, seat, lease, result or Result(command, Status.CANCELLED))
 
-    def _ended(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched) -> None:
+    def _ended(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched,
+               scheduled: bool = True) -> None:
         """A command no task waits for ended: its result, as its task would have made it."""
         try:
             result = seat.result_of(command, launched)
         except Exception as exc:  # a bug in a transport must end this command, not the whole run
             result = Result(command, Status.ERROR, error=f"{type(exc).__name__}: {exc}")
-        self._end(command, seat, lease, result)
+        self._end(command, seat, lease, result, scheduled)
 
-    def _end(self, command: Command, seat: Seat, lease: Lease | None, result: Result) -> None:
-        """A launched command's end: its slots given back, then retried or finished, and the next started."""
+    def _end(self, command: Command, seat: Seat, lease: Lease | None, result: Result, scheduled: bool = True
+             ) -> None:
+        """A launched command's end: its slots given back, then retried or finished, and the next started
+        (``scheduled``: by a pass here, else by the caller's, once for the ends it settles together)."""
         if lease is not None:
             seat.resources.release(lease)
         self.global_slots.release_on_behalf_of(command)
@@ -214,7 +223,11 @@ class Lifecycle:
             command._settle(seat.settled)  # nothing of the engine's is kept per finished command
         if self.halt.reason and seat.batch is not None and seat.load.active == 0 and not seat.closing:
             self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
-        self.schedule()
+        if scheduled:
+            self.schedule()
+            self._after_pass(seat)
+
+    def _after_pass(self, seat: Seat) -> None:
         if seat.batch is not None and seat.load.active == 0 and self.scheduler.queued:
             self._idle(seat)
 
