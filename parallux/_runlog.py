@@ -98,7 +98,7 @@ class RunLog:
         if self._fd is None:
             return
         if event == "queued":
-            self._write(queued_record(command))
+            self._write(queued_record(command, time.time()))
             return
         runner = command.runner
         if runner is not None and runner.name not in self._runners_logged:
@@ -117,7 +117,9 @@ class RunLog:
                 self._pending[index] = b""
         record = where_record(event, time.time(), command)
         result = details.get("result")
-        if result is not None:
+        if result is not None and result._more is None and result._handle is command and result.run_id == self.run_id:
+            plain_outcome(record, result)  # (how nearly every attempt ends: nothing of its own to look up)
+        elif result is not None:
             record.update(outcome(result))
             if result.resumed and command.bench is not None:  # (a resumed command has no queued record)
                 record.update(bench=command.bench.work_relpath, repetition=command.repetition)
@@ -126,6 +128,14 @@ class RunLog:
             if record.get("from_run") == self.run_id:
                 del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
+
+    def queued_all(self, commands: list[Command]) -> None:
+        """``queued`` for each of a group's commands (see ``Observers.queued``)."""
+        if self._fd is None:
+            return
+        when = time.time()
+        for command in commands:
+            self._write(queued_record(command, when))
 
     def log(self, record: dict[str, Any]) -> None:
         """A record about no one command: a ``benchmark``, the ``order`` (engine thread, as every event)."""
@@ -230,8 +240,8 @@ def create_log(path: str, run_id: str) -> tuple[int, str]:
     return os.open(own, flags | os.O_CREAT | os.O_EXCL, 0o644), own
 
 
-def queued_record(command: Command) -> dict[str, Any]:
-    record = {"event": "queued", "time": time.time(), "seq": command.seq, "name": command.name,
+def queued_record(command: Command, when: float) -> dict[str, Any]:
+    record = {"event": "queued", "time": when, "seq": command.seq, "name": command.name,
               "command": command.command_text, "work_relpath": command.work_relpath,
               "work_generated": command.work_generated}  # (what `parallux clean` may remove)
     if command.bench is not None:
@@ -251,6 +261,20 @@ def where_record(event: str, when: float, command: Command) -> dict[str, Any]:
     if command.gpus:  # (few commands lease GPUs: the others' records say nothing of them)
         record["gpus"] = list(command.gpus)
     return record
+
+
+def plain_outcome(record: dict[str, Any], result: Result) -> None:
+    """``record.update(outcome(result))`` for a result of this run with nothing of its own but its status, exit
+    status and figures (no error, signal, stderr tail, metrics; its runner and work dir its handle's, which
+    ``record`` has already)."""
+    start, end, user, system, rss = figures(result)
+    record["status"], record["returncode"], record["start"], record["end"] = result.status, result.returncode, start, end
+    record["duration"] = None if start is None or end is None else end - start
+    record["user_seconds"], record["system_seconds"], record["max_rss_kb"] = user, system, rss
+    record["signal"], record["error"], record["resumed"] = None, None, False
+    memory = result.memory
+    if memory is not None:
+        record["memory_limit"] = memory
 
 
 def outcome(result: Result) -> dict[str, Any]:

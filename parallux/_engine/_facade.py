@@ -41,6 +41,7 @@ class Engine(LoopThread):
         self.global_slots = trio.CapacityLimiter(math.inf)
         self.tree = TaskTree()
         self.commands = Lifecycle(run_id, completion=self.completion, observe=self.observers.observe,
+                                  observe_queued=self.observers.queued,
                                   flush=self.observers.flush, tree=self.tree, halt=self.halt,
                                   global_slots=self.global_slots, seats=self.seats)
         self.scheduler = self.commands.scheduler

@@ -37,13 +37,15 @@ CANNOT_EXECUTE = (126, 127)  # the shell's "cannot execute" and "not found"
 class Lifecycle:
     """Carries commands from submission to result (engine thread)."""
 
-    def __init__(self, run_id: str, *, completion: Completion, observe: Observe, flush: Callable[[], None],
+    def __init__(self, run_id: str, *, completion: Completion, observe: Observe,
+                 observe_queued: Callable[[list[Command]], None], flush: Callable[[], None],
                  tree: TaskTree, halt: HaltPolicy, global_slots: trio.CapacityLimiter,
                  seats: list[Seat] | None = None) -> None:
         self.run_id = run_id
         self.seats = seats if seats is not None else []  # the engine's (for a batch allocation's nodes)
         self.completion = completion
         self.observe = observe
+        self.observe_queued = observe_queued  # ("queued" for a group's commands at once)
         self.flush = flush
         self.tree = tree
         self.halt = halt
@@ -59,15 +61,14 @@ class Lifecycle:
 
     def submit(self, group: Group) -> None:
         """Queue a group's commands; results of pre-resolved (resumed) commands are set at once."""
-        to_run = []
+        to_run, resumed = [], []
         for command in group.commands:
             command.group = group
-            self.unfinished += 1
-            if command.resumed_result is not None:
-                self.finish(command, command.resumed_result)
-            else:
-                to_run.append(command)
-                self.observe("queued", command)
+            (to_run if command.resumed_result is None else resumed).append(command)
+        self.unfinished += len(group.commands)
+        self.observe_queued(to_run)
+        for command in resumed:
+            self.finish(command, command.resumed_result)
         if self.tree.cancelled or self.halt.reason:
             for command in to_run:
                 self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))

@@ -25,12 +25,29 @@ class Observers(list):  # type: ignore[type-arg]
             try:
                 observer(event, command, **details)
             except Exception as exc:  # a display or log that fails must not stop the commands
-                self.remove(observer)
-                try:
-                    print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}",
-                          file=sys.stderr)
-                except OSError:
-                    pass
+                self._drop(observer, exc)
+
+    def _drop(self, observer: Any, exc: Exception) -> None:
+        if observer in self:
+            self.remove(observer)
+        try:
+            print(f"parallux: {type(observer).__name__} stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        except OSError:
+            pass
+
+    def queued(self, commands: list[Command]) -> None:
+        """``queued`` for each of a group's commands: at once to observers that take them so (``queued_all``:
+        the run log, progress), one by one to the others."""
+        for observer in list(self):
+            try:
+                take_all = getattr(observer, "queued_all", None)
+                if take_all is not None:
+                    take_all(commands)
+                else:
+                    for command in commands:
+                        observer("queued", command)
+            except Exception as exc:
+                self._drop(observer, exc)
 
     def transfer(self, transfer: Any) -> None:
         """A transfer started or ended: observers with a ``transfer`` method (the progress display) hear it."""
