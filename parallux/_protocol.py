@@ -61,12 +61,13 @@ class Job:
 
 class Outbox:
     """What is posted to one launcher, in order, until the writer takes it: all that one turn of the engine's
-    loop posted, in one write (a list and a wake-up: a memory channel cost 2-3 µs a message)."""
+    loop posted, in one write (a buffer and a wake-up: a memory channel cost 2-3 µs a message, and orjson's
+    encodings kept alive by the dozen 1-2 µs each more than one appended and dropped)."""
 
     __slots__ = ("pending", "closed", "_wake")
 
     def __init__(self) -> None:
-        self.pending: list[bytes] = []
+        self.pending = bytearray()
         self.closed = False  # nothing more is taken; what is pending is still written
         self._wake = trio.Event()
 
@@ -74,7 +75,7 @@ class Outbox:
         """False once closed (the data is dropped)."""
         if self.closed:
             return False
-        self.pending.append(data)
+        self.pending += data
         self._wake.set()
         return True
 
@@ -89,7 +90,7 @@ class Outbox:
                 return None
             await self._wake.wait()
             self._wake = trio.Event()
-        data, self.pending = b"".join(self.pending), []
+        data, self.pending = bytes(self.pending), bytearray()
         return data
 
 
