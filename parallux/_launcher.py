@@ -2535,6 +2535,8 @@ class Frames(object):
         """The messages that data completes, as (message, payload) pairs: payload None after a plain line,
         else bytes-like (a memoryview where that saves a copy); message a ValueError for a line that is
         not JSON."""
+        if self.header is None and not self.line and b'"bytes"' not in data:
+            return self.plain_lines(data)
         messages = []
         start, end = 0, len(data)
         while start < end or (self.header is not None and not self.missing):
@@ -2557,6 +2559,23 @@ class Frames(object):
             start = newline + 1
             if line.strip():
                 self.line_complete(line, messages)
+        return messages
+
+    def plain_lines(self, data):
+        """feed() of data that holds no frame and continues no line (nearly every read of events): its lines
+        split at once."""
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self.line += tail
+        messages = []
+        loads = self.loads
+        for line in lines:
+            if line and not line.isspace():
+                try:
+                    messages.append((loads(line), None))
+                except ValueError as exc:
+                    messages.append((exc, None))
         return messages
 
     def line_complete(self, line, messages):

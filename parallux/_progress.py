@@ -120,18 +120,18 @@ class Progress:
             listener("notice", None, text=text)
 
     def _finished(self, command: Command, result: Result) -> None:
-        if command.seq in self.running_now:
-            del self.running_now[command.seq]
+        status = result.status
+        self.statuses[status] += 1
+        if self.running_now.pop(command.seq, None) is not None:
             self.running -= 1
-        elif not result.resumed:
-            self.queued -= 1  # ended without starting: cancelled, halted, or no runner left
-        self.statuses[result.status] += 1
-        if result.resumed:
+            self._ran_on_runner(result)
+        elif result.resumed:
             self.resumed += 1
             self.resumed_per_runner[result.runner_name or "?"] += 1
         else:
+            self.queued -= 1  # ended without starting: cancelled, halted, or no runner left
             self._ran_on_runner(result)
-        if result.status in FAILED_STATUSES:
+        if status in FAILED_STATUSES:
             self.failure_count += 1
             self.all_failures.append(result)
             if len(self.failures) < SHOWN_IN_SUMMARY:
@@ -139,12 +139,14 @@ class Progress:
 
     def _ran_on_runner(self, result: Result) -> None:
         """Per runner, every attempt that ran there counts (a retried one too: it ran, and failed there)."""
-        if result.runner_name is None:
+        runner = result.runner_name
+        if runner is None:
             return
-        self.statuses_per_runner[result.runner_name][result.status] += 1
-        if result.duration is not None:
-            self.busy_seconds[result.runner_name] += result.duration
-            self.per_runner[result.runner_name] += 1
+        self.statuses_per_runner[runner][result.status] += 1
+        duration = result.duration
+        if duration is not None:
+            self.busy_seconds[runner] += duration
+            self.per_runner[runner] += 1
 
     # -- derived figures -----------------------------------------------------------------------------------
 
