@@ -21,6 +21,8 @@ Requests (one line each)::
                                                         {"ev": "exit", "id": 7, "status": "ok", "returncode": ..., ...}
                                                      or {"ev": "error", "id": 7, "message": "..."}
       (with "cpus": [...]: spawned on those CPUs -- a lease's -- whatever the launcher's own affinity)
+    {"op": "template", "tpl": 1, "run": {...}}       what the run requests naming "tpl": 1 share; such a
+                                                     request says only what is its own (see "run templates")
     {"op": "affinity", "cpus": [0]}                  run on these CPUs from now on (null: every CPU), and so
                                                      do the commands started without "cpus"
     {"op": "kill", "id": 7, "grace": 2.0, "reason": "timeout"}
@@ -153,6 +155,7 @@ class Launcher(object):
         self.cgroups, self.no_limit = Cgroups.create()  # None where this machine gives us none: see Cgroups
         self.locks = WorkDirLocks()
         self.facts = MachineFacts()
+        self.templates = RunTemplates()  # what a run's commands share, sent once: see "run templates" below
         self.probes = Probes(self.report)  # (its answer, like the others below, survives a dropped connection)
         # Where core leases are made, parallux moves the launcher -- and so the commands without a lease, born
         # of it -- to the CPUs outside every core pool of the machine (an "affinity" request): home_cpus.
@@ -264,7 +267,16 @@ class Launcher(object):
     def handle(self, request, payload=None):
         op = request.get("op")
         if op == "run":
+            if "tpl" in request:
+                try:
+                    request = self.templates.expand(request)
+                except KeyError as exc:
+                    self.report({"ev": "error", "id": request.get("id"), "status": "error",
+                                 "message": "a run request without its template: %s" % (exc,)})
+                    return
             self.run(request)
+        elif op == "template":
+            self.templates.define(request)
         elif op == "kill":
             self.kill(request.get("id"), float(request.get("grace", EXIT_GRACE)),
                       request.get("reason") or "cancelled")
@@ -843,6 +855,56 @@ class Probe(object):
         self.timeout = timeout
         self.deadline = now() + timeout
         self.timed_out = False
+
+
+# -- run templates ------------------------------------------------------------------------------------------
+#
+# A campaign's commands share nearly everything a run request says (the environment, the workspace, the
+# options its record keeps), so parallux sends that once per set of options, and each run request names it:
+#
+#   {"op": "template", "tpl": 1, "run": {"env": {...}, "workspace": "/w", "cwd": null, "quiet_start": true,
+#                                        "mark": "<run>@r1.", "record": {...}, "metrics": ..., "memory": ...}}
+#   {"op": "run", "id": 7, "tpl": 1, "relpath": "a/1", "text": "make", "seq": 3, "attempt": 0, "name": "c3"}
+#
+# which stands for the full request: the template's fields, "work_dir" its workspace + "/" + relpath (or the
+# request's own "work_dir"), "command_text" the text, "argv" ["sh", "-c", text] (or the request's own), "mark"
+# the template's followed by "<seq>.<attempt>", the env the template's plus PARALLUX_WORK_RELPATH,
+# PARALLUX_WORK_DIR, PARALLUX_METRICS and the request's "env_add", the record the template's plus name,
+# work_relpath, attempt and the request's "record_add"; "cpus" and "id" as given.
+
+NO_LEASE = (("cores", list), ("numa_node", lambda: None), ("gpus", list), ("attempts_before", list))  # (a
+# command's record says these of its lease and earlier attempts; its "record_add" gives them where it has any)
+
+
+class RunTemplates(object):
+    def __init__(self):
+        self.known = {}
+
+    def define(self, request):
+        self.known[request["tpl"]] = request["run"]
+
+    def expand(self, request):
+        """The full run request a templated one stands for (KeyError: its template was never defined)."""
+        full = dict(self.known[request["tpl"]])
+        relpath, text = request["relpath"], request["text"]
+        workspace = full["workspace"]
+        work_dir = request.get("work_dir") or (("" if workspace == "/" else workspace) + "/" + relpath)
+        env = dict(full["env"])
+        env["PARALLUX_WORK_RELPATH"], env["PARALLUX_WORK_DIR"] = relpath, work_dir
+        env["PARALLUX_METRICS"] = work_dir + "/" + METRICS_NAME
+        if request.get("env_add"):
+            env.update(request["env_add"])
+        record = dict(full["record"])
+        record["name"], record["work_relpath"], record["attempt"] = request["name"], relpath, request["attempt"]
+        for field, empty in NO_LEASE:
+            record[field] = empty()
+        if request.get("record_add"):
+            record.update(request["record_add"])
+        full.update(op="run", id=request["id"], work_dir=work_dir, command_text=text, argv=request.get("argv") or ["sh", "-c", text],
+                    mark="%s%d.%d" % (full["mark"], request["seq"], request["attempt"]), env=env, record=record)
+        if request.get("cpus") is not None:
+            full["cpus"] = request["cpus"]
+        return full
 
 
 class Probes(object):

@@ -109,6 +109,7 @@ class LauncherClient:
         self._jobs: dict[int, Job] = {}
         self._transfers: dict[int, trio.MemorySendChannel[TransferEvent]] = {}
         self._next_id = 0
+        self.templates: dict[Any, int] = {}  # run templates this launcher holds, by spec (see _engine._request)
         self._hello: dict[str, Any] | None = None
         self._hello_event = trio.Event()
         self._pongs: list[trio.Event] = []
@@ -277,38 +278,39 @@ class LauncherClient:
         ``cpus``: the CPUs it is spawned on (a lease's, where the launcher itself was moved off them);
         ``memory`` limits the command's whole tree (bytes, swap off: the launcher's cgroups)."""
         request = {"op": "run", "argv": argv, "env": env, "work_dir": work_dir, "workspace": workspace,
-                   "cwd": cwd, "command_text": command_text, "quiet_start": True, "mark": mark, "record": record,
-                   "id": self._next_id + 1}
+                   "cwd": cwd, "command_text": command_text, "quiet_start": True, "mark": mark, "record": record}
         if metrics:
             request["metrics"] = metrics
         if cpus is not None:
             request["cpus"] = cpus
         if memory is not None:
             request["memory"] = memory
-        return self._ask(request, fresh=True)
+        return self.ask(request, own=True)
 
     def move(self, cpus: list[int] | None) -> None:
         """The launcher, and the commands it starts without a lease's CPUs, run on ``cpus`` from now on (None:
         on every CPU it may use)."""
         self.post({"op": "affinity", "cpus": cpus})
 
-    def _ask(self, request: dict[str, Any], fresh: bool = False) -> tuple[int, Job]:
+    def ask(self, request: dict[str, Any], own: bool = False) -> tuple[int, Job]:
         """Post a request under a new id. The job's ``ended`` fires when the launcher's event for that id
-        comes (exit, error, records) -- or when the launcher is gone, with no event. ``fresh``: the request is
-        the caller's own, made with its new id."""
+        comes (exit, error, records) -- or when the launcher is gone, with no event. ``own``: the request
+        was made for this call, and takes its id itself (not a copy of it)."""
         self._next_id += 1
         job = Job()
         if self.gone is not None:
             job.end()
             return self._next_id, job
         self._jobs[self._next_id] = job
-        self.post(request if fresh else dict(request, id=self._next_id))
+        if own:
+            request["id"] = self._next_id
+        self.post(request if own else dict(request, id=self._next_id))
         return self._next_id, job
 
     async def answer(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """The launcher's one answer to a request (``records``, ``environment``, ``load``, ``probe``, under a
         new id); None when the launcher went away first."""
-        _, job = self._ask(request)
+        _, job = self.ask(request)
         await job.ended.wait()
         return job.exit_event
 
