@@ -75,6 +75,29 @@ class Progress:
         for listener in self.listeners:
             listener(event, command, **details)
 
+    def started_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``started`` for commands started in one step (see ``Observers.hold``)."""
+        with self.lock:
+            if self.first_start is None:
+                self.first_start = time.monotonic()
+            self.queued -= len(items)
+            self.running += len(items)
+            for command, _ in items:
+                self.running_now[command.seq] = command
+        self._tell("started", items)
+
+    def finished_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``finished`` for commands settled in one step (see ``Observers.hold``)."""
+        with self.lock:
+            for command, details in items:
+                self._finished(command, details["result"])
+        self._tell("finished", items)
+
+    def _tell(self, event: str, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        for listener in self.listeners:
+            for command, details in items:
+                listener(event, command, **details)
+
     def queued_all(self, commands: list[Command]) -> None:
         """``queued`` for each of a group's commands (see ``Observers.queued``)."""
         with self.lock:

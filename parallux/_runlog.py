@@ -103,23 +103,43 @@ class RunLog:
             return
         if event == "queued":
             self._write(queued_record(command, time.time()))
-            return
+        elif event == "started":
+            self._started(command)
+        else:
+            self._ended(event, command, details.get("result"))
+
+    def started_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``started`` for commands started in one step (see ``Observers.hold``)."""
+        if self._fd is not None:
+            for command, _ in items:
+                self._started(command)
+
+    def finished_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``finished`` for commands settled in one step (see ``Observers.hold``)."""
+        if self._fd is not None:
+            for command, details in items:
+                self._ended("finished", command, details.get("result"))
+
+    def _started(self, command: Command) -> None:
         runner = command.runner
         if runner is not None and runner.name not in self._runners_logged:
             self._log_runner(runner)
-        if event == "started":
-            # Written at the next flush, if the attempt is still running then: one that ended before has
-            # every field of it in its end's record (and the views read starts from those).
-            key = (command.seq, command.attempt)
-            self._starting.pop(key, None)  # (an attempt starts once; if not, its last start is the one kept)
-            self._starting[key] = (len(self._buffer), time.time(), command)  # (in the buffer's order)
-            if not self._latest_linked:
-                self._link_latest()
-            return
+        # Written at the next flush, if the attempt is still running then: one that ended before has every
+        # field of it in its end's record (and the views read starts from those).
+        key = (command.seq, command.attempt)
+        self._starting.pop(key, None)  # (an attempt starts once; if not, its last start is the one kept)
+        self._starting[key] = (len(self._buffer), time.time(), command)  # (in the buffer's order)
+        if not self._latest_linked:
+            self._link_latest()
+
+    def _ended(self, event: str, command: Command, result: Result | None) -> None:
+        """An attempt's end (``retrying``, ``finished``), or a ``quarantined`` runner."""
+        runner = command.runner
+        if runner is not None and runner.name not in self._runners_logged:
+            self._log_runner(runner)
         if self._starting:
             self._starting.pop((command.seq, command.attempt), None)
         record = where_record(event, time.time(), command)
-        result = details.get("result")
         if result is not None and result._more is None and result._handle is command and result.run_id == self.run_id:
             plain_outcome(record, result)  # (how nearly every attempt ends: nothing of its own to look up)
         elif result is not None:

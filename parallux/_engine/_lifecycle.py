@@ -12,7 +12,6 @@ A runner on which QUARANTINE_AFTER commands in a row could not be executed leave
 
 from __future__ import annotations
 
-from typing import Callable
 
 import trio
 
@@ -24,10 +23,10 @@ from .._status import CUT_SHORT, FAILED_STATUSES, Status
 from ._dependencies import Dependencies
 from ._ends import GroupEnds
 from ._launched import Launched
+from ._observers import Observers
 from ._seat import KILL_GRACE, Seat
 from ._tree import HaltPolicy, TaskTree
 
-Observe = Callable[..., None]  # (event, command, **details)
 
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
 QUARANTINE_AFTER = 5  # commands in a row that could not be executed on a runner before it leaves the pool
@@ -37,16 +36,14 @@ CANNOT_EXECUTE = (126, 127)  # the shell's "cannot execute" and "not found"
 class Lifecycle:
     """Carries commands from submission to result (engine thread)."""
 
-    def __init__(self, run_id: str, *, completion: Completion, observe: Observe,
-                 observe_queued: Callable[[list[Command]], None], flush: Callable[[], None],
+    def __init__(self, run_id: str, *, completion: Completion, observers: Observers,
                  tree: TaskTree, halt: HaltPolicy, global_slots: trio.CapacityLimiter,
                  seats: list[Seat] | None = None) -> None:
         self.run_id = run_id
         self.seats = seats if seats is not None else []  # the engine's (for a batch allocation's nodes)
         self.completion = completion
-        self.observe = observe
-        self.observe_queued = observe_queued  # ("queued" for a group's commands at once)
-        self.flush = flush
+        self.observers = observers
+        self.observe = observers.observe
         self.tree = tree
         self.halt = halt
         self.global_slots = global_slots
@@ -66,7 +63,7 @@ class Lifecycle:
             command.group = group
             (to_run if command.resumed_result is None else resumed).append(command)
         self.unfinished += len(group.commands)
-        self.observe_queued(to_run)
+        self.observers.queued(to_run)
         for command in resumed:
             self.finish(command, command.resumed_result)
         if self.tree.cancelled or self.halt.reason:
@@ -97,11 +94,15 @@ class Lifecycle:
             while group.remaining:
                 await ends.wait()
                 batch_seats = []  # (a batch node that went idle: told once the pass has run)
-                while (entry := ends.take()) is not None:
-                    self._ended(*entry, scheduled=False)
-                    if entry[1].batch is not None:
-                        batch_seats.append(entry[1])
-                self.schedule()  # one pass for every end heard: it starts what they freed room for
+                self.observers.hold()  # (their ends and the starts that follow: to the observers at once)
+                try:
+                    while (entry := ends.take()) is not None:
+                        self._ended(*entry, scheduled=False)
+                        if entry[1].batch is not None:
+                            batch_seats.append(entry[1])
+                    self.schedule()  # one pass for every end heard: it starts what they freed room for
+                finally:
+                    self.observers.release()
                 for seat in batch_seats:
                     self._after_pass(seat)
         except trio.Cancelled:
@@ -152,7 +153,7 @@ class Lifecycle:
     def cancel_queued(self) -> None:
         for command in self.scheduler.drain():
             self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))
-        self.flush()
+        self.observers.flush()
 
     # -- one command -----------------------------------------------------------------------------------
 
