@@ -371,7 +371,7 @@ class Launcher(object):
         job.status, job.rusage = 0, resource_usage_unknown()
         if dir_fd is None:
             job.end = now()
-            self.report(exit_event(job, None))
+            self.report(to_parallux(exit_event(job, None), request))
             return
         try:
             for fd in write_files(request, dir_fd):
@@ -382,7 +382,7 @@ class Launcher(object):
         finally:
             os.close(dir_fd)
         job.end = now()
-        self.report(record_exit(job))
+        self.report(to_parallux(record_exit(job), request))
 
     def move_home(self, cpus):
         """Run on these CPUs from now on (None: on every CPU again), and so do the commands born without a
@@ -627,7 +627,7 @@ class Launcher(object):
         else:
             self.groups.discard(job.pid)
             self.forget_cgroup(job.cgroup)
-        self.report(record_exit(job))
+        self.report(to_parallux(record_exit(job), job.request))
 
     def prune_lingering(self):
         """Forget process groups (and cgroups) that have ended, so that the final sweep never signals a
@@ -1407,6 +1407,17 @@ ENDINGS = {  # why a launcher ended by itself, in words (the "stopped" of its co
     "detached": "its connection to parallux dropped and nothing reattached to it within %g s (reconnect=)",
 }
 TERMINATED = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
+
+
+UNREAD = ("pid", "killed", "wall_seconds", "accounting")  # (in the record; parallux reads them from there)
+
+
+def to_parallux(event, request):
+    """An exit event as parallux's requests (``quiet_start``) get it: without what only the record needs."""
+    if request.get("quiet_start"):
+        for key in UNREAD:
+            event.pop(key, None)
+    return event
 
 
 def record_exit(job):
