@@ -60,7 +60,7 @@ class Registrar:
                                   f"({[r.name for r in self._pool.current()]})")
         values["runner"] = pin._seats[0] if pin is not None else None
         relpath = values["work_relpath"]
-        shape = self._shape(values, relpath)
+        shape = self._shape(values, relpath, pin)
         known = self._plain.get(shape) if shape is not None else None
         spec = known or Spec.made(self._completion, values, base_env=self.env, work_generated=relpath is None,
                                   resume_check=self._resume and relpath is not None)
@@ -102,14 +102,15 @@ class Registrar:
         (the scheduler starts commands of different kinds oldest sequence number first)."""
         return next(self._seq)
 
-    def _shape(self, values: dict[str, Any], relpath: str | None) -> tuple[Any, ...] | None:
+    def _shape(self, values: dict[str, Any], relpath: str | None, pin: Runner | None) -> tuple[Any, ...] | None:
         """What makes the specs of two registrations equal (their options, the goal's variables, the pool), or
         None when it cannot be told by a key. A spec registered before with the same shape is the one a new
         registration would make and share -- when it is ``_plain``: its runners are then the whole pool,
         whatever the runners' launchers have said since -- so a campaign's millionth command reuses it."""
         if len(self._plain) >= PLAIN_KEPT:
             self._plain.clear()
-        shape = (self._pool.current(), id(self.env), relpath is None, *map(values.__getitem__, SHARED))
+        runners = (pin,) if pin is not None else self._pool.current()  # (its candidates': see _candidates)
+        shape = (runners, id(self.env), relpath is None, *map(values.__getitem__, SHARED))
         try:
             hash(shape)
         except TypeError:  # (a mapping or list among the options: a command's env=, metrics=)

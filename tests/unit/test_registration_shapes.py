@@ -55,3 +55,14 @@ def test_registration_with_unhashable_options_still_shares_equal_specs(run: Any)
     one, two = goal.schd("true", env={"X": "1"}), goal.schd("true", env={"X": "1"})
     assert one._spec is two._spec and goal.schd("true", env={"X": "2"})._spec is not one._spec
     goal.issue().sync()
+
+
+def test_registration_of_a_runners_own_command_never_makes_the_default_pool(run: Run,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``runner.run()`` without setRunner(): its runner, and no runner 'local' made for a pool it never used."""
+    goal = run.goal
+    a = goal.local(name="a")
+    first, second = a.run("true"), a.run("true")
+    assert [s.name for s in first.candidates] == [s.name for s in second.candidates] == ["a"]
+    assert "setRunner() was not called" not in capsys.readouterr().err
+    assert first.sync().status == second.sync().status == "ok"
