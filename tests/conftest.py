@@ -9,6 +9,7 @@ import pytest
 
 from tests.layers import LAYERS, NoProcesses, directory_layer, layer_errors, placed, strays, unmarked
 from tests.slurm import slurm_cluster, slurm_lenient  # noqa: F401
+from tests.slurm_clock import clock_tests_last, slurm_clock, slurm_clock_run  # noqa: F401
 from tests.sshd import sshd_bare, sshd_server  # noqa: F401
 
 
@@ -29,6 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if errors:
         raise pytest.UsageError("every test is unit or integration, as its directory says (tests/layers.py):\n  "
                                 + "\n  ".join(dict.fromkeys(errors)))
+    clock_tests_last(items)  # their Slurm runs started with the session (tests/slurm_clock.py)
 
 
 @pytest.fixture(autouse=True)
