@@ -1,15 +1,19 @@
-"""Slurm runs that mostly wait for Slurm's clock: started as the session starts, checked at its end.
+"""Slurm runs that mostly wait for Slurm's clock: started with the session's first Slurm test, checked at the end.
 
 A Slurm time limit is whole minutes and slurmctld checks the limits every 30 s (tests/slurm.py), so a test
 that sees Slurm itself end an allocation waits 60-90 s, nearly all of it idle. Such a test carries
-``@pytest.mark.slurm_clock(config, timeout=...)`` and asks for ``slurm_clock_run``. When the session starts,
-if the test is among those selected, the real CLI starts running its config (``python -m parallux
-config.py``, cwd and HOME a fresh directory, as ``tests/slurm_cli.run``) on a three-node cluster of the
-run's own -- configured as ``slurm_cluster`` is, so the run sees the nodes and jobs it would see alone, and
-no other test sees its jobs. The session's other tests run meanwhile; the marked tests are moved to its end
-(``clock_tests_last``, called by tests/conftest.py), where ``slurm_clock_run`` waits for the run (killed,
-and the test failed, ``timeout`` seconds after its start, as ``run()``'s timeout) and hands it to the test.
-Only the start moved: the run, the cluster and Slurm's enforcement of its clock are what the test had.
+``@pytest.mark.slurm_clock(config, timeout=...)`` and asks for ``slurm_clock_run``. When the session's first
+Slurm test starts (``clock_started``), each selected marked test's config starts running through the real
+CLI (``python -m parallux config.py``, cwd and HOME a fresh directory, as ``tests/slurm_cli.run``) on a
+three-node cluster of the run's own -- configured as ``slurm_cluster`` is, so the run sees the nodes and jobs
+it would see alone, and no other test sees its jobs. The other tests run meanwhile; the marked tests are moved
+to the end of the session (``clock_tests_last``, called by tests/conftest.py), where ``slurm_clock_run``
+waits for the run (killed, and the test failed, ``timeout`` seconds after its start, as ``run()``'s
+timeout) and hands it to the test. Only the start moved: the run, the cluster and Slurm's enforcement of its
+clock are what the test had.
+
+With pytest-xdist (``scripts/test``) one worker runs the whole Slurm layer (tests/conftest.py): that one
+starts the runs, and the marked tests end its share.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tests.slurm_cli import env_of
 
 MARK = "slurm_clock"
 
-__all__ = ["ClockRun", "clock_tests_last", "slurm_clock", "slurm_clock_run"]
+__all__ = ["ClockRun", "clock_started", "clock_tests_last", "slurm_clock", "slurm_clock_run"]
 
 
 @dataclasses.dataclass
@@ -78,10 +82,11 @@ def clock_tests_last(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker(MARK) is not None)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def slurm_clock(request: pytest.FixtureRequest,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ClockRun | Exception]]:
-    """At the session's start: each selected marked test's run, started (or why its cluster did not start)."""
+    """Each selected marked test's run, started (or why its cluster did not start): asked for by the session's
+    first Slurm test (``clock_started``)."""
     marked = [item for item in request.session.items if item.get_closest_marker(MARK)]
     if not marked or unavailable():  # (slurm_clock_run skips those tests as slurm_cluster does)
         yield {}
@@ -106,9 +111,16 @@ def slurm_clock(request: pytest.FixtureRequest,
             cluster.stop()
 
 
+@pytest.fixture(autouse=True)
+def clock_started(request: pytest.FixtureRequest) -> None:
+    """The session's first Slurm test starts the marked tests' runs (on the worker that runs the Slurm layer)."""
+    if request.node.get_closest_marker("slurm") is not None:
+        request.getfixturevalue("slurm_clock")
+
+
 @pytest.fixture
 def slurm_clock_run(request: pytest.FixtureRequest, slurm_clock: dict[str, ClockRun | Exception]) -> ClockRun:
-    """This test's run, started with the session (its ``@pytest.mark.slurm_clock``)."""
+    """This test's run (its ``@pytest.mark.slurm_clock``), started with the session's first Slurm test."""
     skip_without_slurm()
     run = slurm_clock.get(request.node.nodeid)
     if run is None:

@@ -222,7 +222,7 @@ def test_scancel_from_outside_ends_commands_error_and_they_rerun_on_a_new_alloca
     wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
 
 
-# slurmctld checks limits every 30 s: this run takes 60-90 s, so it starts with the session (tests/slurm_clock.py)
+# slurmctld checks limits every 30 s: this run takes 60-90 s, so it starts early (tests/slurm_clock.py)
 @pytest.mark.slurm_clock("""
     from parallux import goal
     node = goal.slurm("short", nodes=1, time="1", workspace="ws")
@@ -336,7 +336,7 @@ def test_a_halt_gives_the_allocation_back_while_the_config_goes_on(cluster: Slur
     assert "queue empty" in done.stdout, done.stdout + done.stderr
 
 
-# a uses up 20 s of the allocation: the run starts with the session (tests/slurm_clock.py)
+# a uses up 20 s of the allocation: the run starts early (tests/slurm_clock.py)
 @pytest.mark.slurm_clock("""
     from parallux import goal
     node = goal.slurm("short", nodes=1, time="2", max_jobs=1, workspace="ws")  # 120 s
