@@ -114,6 +114,19 @@ class Command:
         for key, value in fields.items():
             setattr(self, key, value)
 
+    @classmethod
+    def _registered(cls, spec: Spec, command: Any, command_text: str, seq: int, name: str | None) -> Command:
+        """A handle as registration makes it (``Registrar.make``: a million times in a campaign)."""
+        handle = cls.__new__(cls)
+        handle._spec, handle.command, handle.command_text, handle.seq, handle._name = \
+            spec, command, command_text, seq, name
+        handle._work_dir = handle.runner = handle.result = handle.group = handle._rare = handle.host = None
+        handle.bench = handle.repetition = None
+        handle.cores, handle.attempt = (), 0
+        if spec.numa_node is not None:
+            handle.numa_node = spec.numa_node
+        return handle
+
     @property
     def name(self) -> str:
         return self._name if self._name is not None else f"job{self.seq}"

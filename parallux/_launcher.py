@@ -14,13 +14,15 @@ Requests (one line each)::
                                                      (watchdog: stop everything after that many seconds
                                                      without a request, as on EOF; optional)
     {"op": "run", "id": 7, "argv": [...], "env": {...}, "work_dir": "...", "cwd": null,
-     "command_text": "...", "wrapped": "...", "record": {...}, "quiet_start": false,
+     "command_text": "...", "record": {...}, "quiet_start": false,
      "metrics": {"gflops": "GFLOP/s: ([0-9.]+)", "n": null}}  (optional: see "metrics" below)
                                                      -> {"ev": "started", "id": 7, "pid": ..., "start": ...}
                                                         (not sent when quiet_start is true)
                                                         {"ev": "exit", "id": 7, "status": "ok", "returncode": ..., ...}
                                                      or {"ev": "error", "id": 7, "message": "..."}
       (with "cpus": [...]: spawned on those CPUs -- a lease's -- whatever the launcher's own affinity)
+    {"op": "template", "tpl": 1, "run": {...}}       what the run requests naming "tpl": 1 share; such a
+                                                     request says only what is its own (see "run templates")
     {"op": "affinity", "cpus": [0]}                  run on these CPUs from now on (null: every CPU), and so
                                                      do the commands started without "cpus"
     {"op": "kill", "id": 7, "grace": 2.0, "reason": "timeout"}
@@ -68,6 +70,7 @@ import os
 import re
 import select
 import selectors
+import shlex
 import shutil
 import signal
 import stat
@@ -81,6 +84,9 @@ MACHINE_ROOT_VAR = "PARALLUX_MACHINE_ROOT"  # where MachineFacts reads the machi
 GPU_QUERY = ("--query-gpu=index,pci.bus_id", "--format=csv,noheader")  # nvidia-smi's, at the hello
 GPU_QUERY_TIMEOUT = 10.0  # seconds: a hung driver must not keep a runner from starting
 RECORD_NAME = "result.json"
+# (json.dumps with options makes an encoder per call: 1 us of every event)
+encode_compact = json.JSONEncoder(separators=(",", ":")).encode
+encode_sorted = json.JSONEncoder(sort_keys=True).encode
 METRICS_NAME = "metrics.txt"  # what $PARALLUX_METRICS names: a command's own figures (see "metrics" below)
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME, METRICS_NAME)
 HISTORY_DIR = ".history"
@@ -152,6 +158,7 @@ class Launcher(object):
         self.cgroups, self.no_limit = Cgroups.create()  # None where this machine gives us none: see Cgroups
         self.locks = WorkDirLocks()
         self.facts = MachineFacts()
+        self.templates = RunTemplates()  # what a run's commands share, sent once: see "run templates" below
         self.probes = Probes(self.report)  # (its answer, like the others below, survives a dropped connection)
         # Where core leases are made, parallux moves the launcher -- and so the commands without a lease, born
         # of it -- to the CPUs outside every core pool of the machine (an "affinity" request): home_cpus.
@@ -174,7 +181,7 @@ class Launcher(object):
             return
         if payload is not None:
             message["bytes"] = len(payload)
-        self.outbuf.append((json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8"))
+        self.outbuf.append((encode_compact(message) + "\n").encode("utf-8"))
         if payload:
             self.outbuf.append(payload)
 
@@ -186,7 +193,7 @@ class Launcher(object):
             return
         journal = self.attachment.journal
         message["seq"], message["got"] = journal.seq + 1, self.got
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+        data = (encode_compact(message) + "\n").encode("utf-8")
         journal.add(data)
         if self.connected:
             self.outbuf.append(data)
@@ -263,7 +270,16 @@ class Launcher(object):
     def handle(self, request, payload=None):
         op = request.get("op")
         if op == "run":
+            if "tpl" in request:
+                try:
+                    request = self.templates.expand(request)
+                except KeyError as exc:
+                    self.report({"ev": "error", "id": request.get("id"), "status": "error",
+                                 "message": "a run request without its template: %s" % (exc,)})
+                    return
             self.run(request)
+        elif op == "template":
+            self.templates.define(request)
         elif op == "kill":
             self.kill(request.get("id"), float(request.get("grace", EXIT_GRACE)),
                       request.get("reason") or "cancelled")
@@ -355,7 +371,7 @@ class Launcher(object):
         job.status, job.rusage = 0, resource_usage_unknown()
         if dir_fd is None:
             job.end = now()
-            self.report(exit_event(job, None))
+            self.report(to_parallux(exit_event(job, None), request))
             return
         try:
             for fd in write_files(request, dir_fd):
@@ -366,7 +382,7 @@ class Launcher(object):
         finally:
             os.close(dir_fd)
         job.end = now()
-        self.report(record_exit(job))
+        self.report(to_parallux(record_exit(job), request))
 
     def move_home(self, cpus):
         """Run on these CPUs from now on (None: on every CPU again), and so do the commands born without a
@@ -611,7 +627,7 @@ class Launcher(object):
         else:
             self.groups.discard(job.pid)
             self.forget_cgroup(job.cgroup)
-        self.report(record_exit(job))
+        self.report(to_parallux(record_exit(job), job.request))
 
     def prune_lingering(self):
         """Forget process groups (and cgroups) that have ended, so that the final sweep never signals a
@@ -842,6 +858,56 @@ class Probe(object):
         self.timeout = timeout
         self.deadline = now() + timeout
         self.timed_out = False
+
+
+# -- run templates ------------------------------------------------------------------------------------------
+#
+# A campaign's commands share nearly everything a run request says (the environment, the workspace, the
+# options its record keeps), so parallux sends that once per set of options, and each run request names it:
+#
+#   {"op": "template", "tpl": 1, "run": {"env": {...}, "workspace": "/w", "cwd": null, "quiet_start": true,
+#                                        "mark": "<run>@r1.", "record": {...}, "metrics": ..., "memory": ...}}
+#   {"op": "run", "id": 7, "tpl": 1, "relpath": "a/1", "text": "make", "seq": 3, "attempt": 0, "name": "c3"}
+#
+# which stands for the full request: the template's fields, "work_dir" its workspace + "/" + relpath (or the
+# request's own "work_dir"), "command_text" the text, "argv" ["sh", "-c", text] (or the request's own), "mark"
+# the template's followed by "<seq>.<attempt>", the env the template's plus PARALLUX_WORK_RELPATH,
+# PARALLUX_WORK_DIR, PARALLUX_METRICS and the request's "env_add", the record the template's plus name,
+# work_relpath, attempt and the request's "record_add"; "cpus" and "id" as given.
+
+NO_LEASE = (("cores", list), ("numa_node", lambda: None), ("gpus", list), ("attempts_before", list))  # (a
+# command's record says these of its lease and earlier attempts; its "record_add" gives them where it has any)
+
+
+class RunTemplates(object):
+    def __init__(self):
+        self.known = {}
+
+    def define(self, request):
+        self.known[request["tpl"]] = request["run"]
+
+    def expand(self, request):
+        """The full run request a templated one stands for (KeyError: its template was never defined)."""
+        full = dict(self.known[request["tpl"]])
+        relpath, text = request["relpath"], request["text"]
+        workspace = full["workspace"]
+        work_dir = request.get("work_dir") or (("" if workspace == "/" else workspace) + "/" + relpath)
+        env = dict(full["env"])
+        env["PARALLUX_WORK_RELPATH"], env["PARALLUX_WORK_DIR"] = relpath, work_dir
+        env["PARALLUX_METRICS"] = work_dir + "/" + METRICS_NAME
+        if request.get("env_add"):
+            env.update(request["env_add"])
+        record = dict(full["record"])
+        record["name"], record["work_relpath"], record["attempt"] = request["name"], relpath, request["attempt"]
+        for field, empty in NO_LEASE:
+            record[field] = empty()
+        if request.get("record_add"):
+            record.update(request["record_add"])
+        full.update(op="run", id=request["id"], work_dir=work_dir, command_text=text, argv=request.get("argv") or ["sh", "-c", text],
+                    mark="%s%d.%d" % (full["mark"], request["seq"], request["attempt"]), env=env, record=record)
+        if request.get("cpus") is not None:
+            full["cpus"] = request["cpus"]
+        return full
 
 
 class Probes(object):
@@ -1176,11 +1242,19 @@ def prepare_work_dir(request, lock=None):
 BENCH_MODES = ("none", "files")
 
 
+def wrapped_of(request):
+    """The command line as run, shell-quoted (command.txt and the record keep it): the request's "wrapped", or
+    made here of its argv (parallux sends none: quoting is this process's work, not its loop's)."""
+    if request.get("wrapped") is None and request.get("argv"):
+        request["wrapped"] = " ".join(shlex.quote(part) for part in request["argv"])
+    return request.get("wrapped")
+
+
 def write_files(request, dir_fd):
     """Write command.txt into the command's prepared work dir and create its stdout.txt and stderr.txt: their
     fds."""
     text = request.get("command_text", "") + "\n"
-    if request.get("wrapped"):
+    if wrapped_of(request):
         text += "# as run:\n" + request["wrapped"] + "\n"
     write_at(dir_fd, "command.txt", text.encode("utf-8", "surrogateescape"))
     out = create_at(dir_fd, "stdout.txt")
@@ -1335,6 +1409,17 @@ ENDINGS = {  # why a launcher ended by itself, in words (the "stopped" of its co
 TERMINATED = "the launcher was stopped by SIGTERM (a batch system ending the job, a shutdown?)"
 
 
+UNREAD = ("pid", "killed", "wall_seconds", "accounting")  # (in the record; parallux reads them from there)
+
+
+def to_parallux(event, request):
+    """An exit event as parallux's requests (``quiet_start``) get it: without what only the record needs."""
+    if request.get("quiet_start"):
+        for key in UNREAD:
+            event.pop(key, None)
+    return event
+
+
 def record_exit(job):
     """The exit event of a command that ended, and its completion record written in its work dir, which is
     opened again as it was at the start: never through a link."""
@@ -1413,10 +1498,10 @@ def write_record(dir_fd, request, event):
     record = dict(request.get("record") or {})
     record.update({k: v for k, v in event.items() if k not in ("ev", "id", "stderr_tail")})
     record["command"] = request.get("command_text")
-    record["wrapped"] = request.get("wrapped")
+    record["wrapped"] = wrapped_of(request)
     try:
         # the C encoder (indent= is pure Python); written aside and renamed, so a record is never partial
-        replace_at(dir_fd, RECORD_NAME, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"),
+        replace_at(dir_fd, RECORD_NAME, (encode_sorted(record) + "\n").encode("utf-8"),
                    RECORD_NAME + ".tmp")
     except OSError as exc:
         event["record_error"] = describe_os_error(exc)
@@ -2526,6 +2611,8 @@ class Frames(object):
         """The messages that data completes, as (message, payload) pairs: payload None after a plain line,
         else bytes-like (a memoryview where that saves a copy); message a ValueError for a line that is
         not JSON."""
+        if self.header is None and not self.line and b'"bytes"' not in data:
+            return self.plain_lines(data)
         messages = []
         start, end = 0, len(data)
         while start < end or (self.header is not None and not self.missing):
@@ -2548,6 +2635,23 @@ class Frames(object):
             start = newline + 1
             if line.strip():
                 self.line_complete(line, messages)
+        return messages
+
+    def plain_lines(self, data):
+        """feed() of data that holds no frame and continues no line (nearly every read of events): its lines
+        split at once."""
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self.line += tail
+        messages = []
+        loads = self.loads
+        for line in lines:
+            if line and not line.isspace():
+                try:
+                    messages.append((loads(line), None))
+                except ValueError as exc:
+                    messages.append((exc, None))
         return messages
 
     def line_complete(self, line, messages):

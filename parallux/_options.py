@@ -21,6 +21,7 @@ import inspect
 import math
 import os
 import posixpath
+import re
 import shlex
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
@@ -257,8 +258,13 @@ def path(value: object, what: str) -> str | None:
     return value
 
 
+_NORMAL_RELPATH = re.compile(r"[\w-][\w.-]*(?:/[\w-][\w.-]*)*", re.ASCII)  # (no '.', '..', '//', end '/')
+
+
 def work_relpath(value: object) -> str:
     """A work_relpath: relative, without '..', normalised (``a//b/./c/`` -> ``a/b/c``)."""
+    if type(value) is str and _NORMAL_RELPATH.fullmatch(value):  # (already one: a campaign's "123", "a/b")
+        return value
     text = path(value, "work_relpath")
     assert text is not None
     if text.startswith("/") or text.startswith("~"):

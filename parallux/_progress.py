@@ -23,8 +23,6 @@ from ._status import FAILED_STATUSES
 from ._transfer import SHOWN_AFTER, Transfer
 
 SHOWN_IN_SUMMARY = 5   # failures described in full in the summary (after the lines by cause)
-SHOWN_CAUSES = 10
-RUNNER_STATUS_ORDER = ("ok", "failed", "timeout", "oom", "error", "cancelled")
 
 
 class Progress:
@@ -77,6 +75,38 @@ class Progress:
         for listener in self.listeners:
             listener(event, command, **details)
 
+    def started_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``started`` for commands started in one step (see ``Observers.hold``)."""
+        with self.lock:
+            if self.first_start is None:
+                self.first_start = time.monotonic()
+            self.queued -= len(items)
+            self.running += len(items)
+            for command, _ in items:
+                self.running_now[command.seq] = command
+        self._tell("started", items)
+
+    def finished_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``finished`` for commands settled in one step (see ``Observers.hold``)."""
+        with self.lock:
+            for command, details in items:
+                self._finished(command, details["result"])
+        self._tell("finished", items)
+
+    def _tell(self, event: str, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        for listener in self.listeners:
+            for command, details in items:
+                listener(event, command, **details)
+
+    def queued_all(self, commands: list[Command]) -> None:
+        """``queued`` for each of a group's commands (see ``Observers.queued``)."""
+        with self.lock:
+            self.queued += len(commands)
+            self.inputs_changed += sum(command.inputs_changed for command in commands)
+        for listener in self.listeners:
+            for command in commands:
+                listener("queued", command)
+
     def transfer(self, transfer: Transfer) -> None:
         """A put() or get() started or ended (the engine calls this on every observer that has it)."""
         with self.lock:
@@ -113,18 +143,18 @@ class Progress:
             listener("notice", None, text=text)
 
     def _finished(self, command: Command, result: Result) -> None:
-        if command.seq in self.running_now:
-            del self.running_now[command.seq]
+        status = result.status
+        self.statuses[status] += 1
+        if self.running_now.pop(command.seq, None) is not None:
             self.running -= 1
-        elif not result.resumed:
-            self.queued -= 1  # ended without starting: cancelled, halted, or no runner left
-        self.statuses[result.status] += 1
-        if result.resumed:
+            self._ran_on_runner(result)
+        elif result.resumed:
             self.resumed += 1
             self.resumed_per_runner[result.runner_name or "?"] += 1
         else:
+            self.queued -= 1  # ended without starting: cancelled, halted, or no runner left
             self._ran_on_runner(result)
-        if result.status in FAILED_STATUSES:
+        if status in FAILED_STATUSES:
             self.failure_count += 1
             self.all_failures.append(result)
             if len(self.failures) < SHOWN_IN_SUMMARY:
@@ -132,12 +162,14 @@ class Progress:
 
     def _ran_on_runner(self, result: Result) -> None:
         """Per runner, every attempt that ran there counts (a retried one too: it ran, and failed there)."""
-        if result.runner_name is None:
+        runner = result.runner_name
+        if runner is None:
             return
-        self.statuses_per_runner[result.runner_name][result.status] += 1
-        if result.duration is not None:
-            self.busy_seconds[result.runner_name] += result.duration
-            self.per_runner[result.runner_name] += 1
+        self.statuses_per_runner[runner][result.status] += 1
+        duration = result.duration
+        if duration is not None:
+            self.busy_seconds[runner] += duration
+            self.per_runner[runner] += 1
 
     # -- derived figures -----------------------------------------------------------------------------------
 
@@ -319,77 +351,6 @@ def outcome(result: Result) -> str:
     took = "" if result.duration is None else (
         f", {result.duration:.2f} s" if result.duration < 60 else f", {format_seconds(result.duration)}")
     return f"{result.status}, {how}{took}"
-
-
-def summary_text(progress: Progress, log_path: str | None, run_id: str | None = None,
-                 log_error: str | None = None, machines: list[str] | None = None,
-                 extra: list[str] | None = None) -> str:
-    """The end-of-run report: counts by status; per runner its counts, command time, quarantine and launcher
-    restarts; the runners that share a machine (``machines``: its lines); the failures grouped by cause, then
-    the first of them in full; ``extra`` lines (the benchmarks'); the run log, and how to make its report."""
-    with progress.lock:
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(progress.statuses.items()))
-        noun = "command" if progress.finished == 1 else "commands"
-        lines = [f"parallux: {progress.finished} {noun} ({counts or 'none'}) in {format_seconds(progress.elapsed)}"]
-        if progress.resumed:
-            where = ", ".join(f"{runner}: {n}" for runner, n in sorted(progress.resumed_per_runner.items()))
-            lines.append(f"  resumed: {progress.resumed} commands skipped, already done in an earlier run ({where})")
-        if progress.inputs_changed:
-            lines.append(f"  rerun: {progress.inputs_changed} command{'s' if progress.inputs_changed > 1 else ''} "
-                         "done in an earlier run whose inputs changed since")
-        if progress.retries:
-            lines.append(f"  retries: {progress.retries}")
-        lines += runner_lines(progress)
-        lines += machines or []
-        lines += cause_lines(progress.all_failures)
-        if progress.failures:
-            lines.append("  first failures:" if len(progress.all_failures) > 1 else "  failure:")
-        for result in progress.failures:
-            lines.append("    " + describe_failure(result, tail_lines=3).replace("\n", "\n    "))
-        hidden = progress.failure_count - len(progress.failures)
-        if hidden > 0:
-            lines.append(f"  ... and {hidden} more failures (see the run log)")
-    lines += extra or []
-    if log_path:
-        lines.append(f"  run log: {log_path}" + (f" (incomplete: {log_error})" if log_error else ""))
-    if run_id and log_path and not log_error and progress.finished:
-        lines.append(f"  report: parallux report {run_id} -o report.html")
-    return "\n".join(lines)
-
-
-def runner_lines(progress: Progress) -> list[str]:
-    lines = []
-    runners = set(progress.statuses_per_runner) | set(progress.quarantined) | set(progress.restarts)
-    for runner in sorted(runners):
-        counts = progress.statuses_per_runner[runner]
-        total = sum(counts.values())
-        parts = ", ".join(f"{counts[s]} {s}" for s in RUNNER_STATUS_ORDER if counts[s])
-        line = (f"  runner {runner}: {total} run{'' if total == 1 else 's'}"
-                + (f" ({parts})" if parts else "") + f", {format_seconds(progress.busy_seconds[runner])} of command time")
-        if runner in progress.quarantined:
-            line += f"; {progress.quarantined[runner]}"
-        lines.append(line)
-        if progress.restarts[runner]:  # how its launchers died, each cause once
-            count, causes = len(progress.restarts[runner]), "; ".join(dict.fromkeys(progress.restarts[runner]))
-            lines.append(f"  runner {runner}: launcher restarted {count} time{'' if count == 1 else 's'} ({causes})")
-    return lines
-
-
-def cause_lines(failures: list[Result]) -> list[str]:
-    """One line per cause (status, exit status, last stderr line) with its count and runners."""
-    if len(failures) < 2:
-        return []
-    groups: dict[Cause, list[Any]] = {}
-    for result in failures:
-        group = groups.setdefault(failure_cause(result), [0, set()])
-        group[0] += 1
-        group[1].add(result.runner_name or "?")
-    lines = ["  failures by cause:"]
-    for cause, (count, runners) in sorted(groups.items(), key=lambda item: -item[1][0])[:SHOWN_CAUSES]:
-        lines.append(f"    {count:>6} x {describe_cause(cause, runners)}")
-    if len(groups) > SHOWN_CAUSES:
-        lines.append(f"    ... and {len(groups) - SHOWN_CAUSES} more causes")
-    return lines
 
 
 def is_terminal(stream: IO[str]) -> bool:

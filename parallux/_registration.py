@@ -12,7 +12,7 @@ from typing import Any
 from . import _options as opt
 from ._after import dependencies_of
 from ._benchmarks import Benchmark
-from ._command_options import COMMAND
+from ._command_options import COMMAND, SHARED
 from ._engine._seat import Seat
 from ._errors import ConfigError
 from ._handles import Command, Completion
@@ -22,6 +22,9 @@ from ._pool import Pool
 from ._resources import request_of
 from ._runner import Runner
 from ._spec import Spec, Specs
+
+
+PLAIN_KEPT = 256  # shapes of plain registrations remembered (see Registrar._shape)
 
 
 class Registrar:
@@ -41,6 +44,7 @@ class Registrar:
         self._seq = itertools.count(1)
         self._fingerprints = Fingerprints()
         self._specs = Specs()  # the options of commands registered alike, kept once
+        self._plain: dict[tuple[Any, ...], Spec] = {}  # see _shape
         self.measuring = False  # a benchmark or metrics= was registered: the run measures (noise checks)
 
     def make(self, command: Any, options: dict[str, Any], pin: Runner | None, where: str) -> Command | Benchmark:
@@ -56,18 +60,22 @@ class Registrar:
                                   f"({[r.name for r in self._pool.current()]})")
         values["runner"] = pin._seats[0] if pin is not None else None
         relpath = values["work_relpath"]
-        spec = Spec.made(self._completion, values, base_env=self.env, work_generated=relpath is None,
-                         resume_check=self._resume and relpath is not None)
+        shape = self._shape(values, relpath)
+        known = self._plain.get(shape) if shape is not None else None
+        spec = known or Spec.made(self._completion, values, base_env=self.env, work_generated=relpath is None,
+                                  resume_check=self._resume and relpath is not None)
         self.measuring = self.measuring or spec.metrics is not None
-        handle = Command(self._completion, spec=spec, command=command, command_text=text, seq=next(self._seq),
-                         numa_node=spec.numa_node, name=values["name"])  # (name None: job<seq>)
+        handle = Command._registered(spec, command, text, next(self._seq), values["name"])  # (name None: job<seq>)
         if values["after"] is not None:
             handle.after = dependencies_of(values["after"], self._completion, handle.name, where)
         if values["inputs"] is not None:
             paths = opt.input_paths(values["inputs"], must_exist=not self._dry_run)
             handle.inputs = self._fingerprints.of(paths, missing_ok=self._dry_run)
-        spec.candidates = self._candidates(handle, pin, where)  # (the spec is this handle's alone until shared)
-        handle._spec = self._specs.shared(spec)
+        if known is None:
+            spec.candidates = self._candidates(handle, pin, where)  # (the spec is this handle's alone until shared)
+            handle._spec = self._specs.shared(spec)
+            if shape is not None and _plain(handle._spec):
+                self._plain[shape] = handle._spec
         handle.work_relpath = self._work_relpath(relpath, handle)
         if values["repeat"] > 1 or values["warmup"] > 0:
             self.measuring = True
@@ -93,6 +101,20 @@ class Registrar:
         """A sequence number: a benchmark's executions get theirs when issued, in the order they are queued
         (the scheduler starts commands of different kinds oldest sequence number first)."""
         return next(self._seq)
+
+    def _shape(self, values: dict[str, Any], relpath: str | None) -> tuple[Any, ...] | None:
+        """What makes the specs of two registrations equal (their options, the goal's variables, the pool), or
+        None when it cannot be told by a key. A spec registered before with the same shape is the one a new
+        registration would make and share -- when it is ``_plain``: its runners are then the whole pool,
+        whatever the runners' launchers have said since -- so a campaign's millionth command reuses it."""
+        if len(self._plain) >= PLAIN_KEPT:
+            self._plain.clear()
+        shape = (self._pool.current(), id(self.env), relpath is None, *map(values.__getitem__, SHARED))
+        try:
+            hash(shape)
+        except TypeError:  # (a mapping or list among the options: a command's env=, metrics=)
+            return None
+        return shape
 
     def _candidates(self, handle: Command, pin: Runner | None, where: str) -> tuple[Seat, ...]:
         """The seats that could ever run this command; none is a ConfigError explaining why for each."""
@@ -120,6 +142,14 @@ class Registrar:
                               f"two commands would write the same files")
         self._relpaths.add(relpath)
         return relpath
+
+
+def _plain(spec: Spec) -> bool:
+    """Whether no runner of its pool could refuse it for what their launchers say (``_why_not``): it asks for
+    no resource, and has no timeout an allocation's time limit could cut."""
+    return (spec.memory is None and spec.gpus is None and spec.cores is None and spec.numa_node is None
+            and all(seat.allocator is None and (not spec.timeout or seat.view.time_limit is None)
+                    for seat in spec.candidates))
 
 
 def _why_not(seat: Seat, handle: Command) -> str | None:

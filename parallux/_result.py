@@ -18,6 +18,7 @@ from typing import Any
 from ._command_options import COMMAND
 from ._errors import ConfigError
 from ._rare import Rare
+from ._status import Status
 
 _FIGURES = struct.Struct("<4dq")  # start, end, user and system seconds (NaN: unknown); peak RSS kB (-1: unknown)
 _UNKNOWN = _FIGURES.pack(math.nan, math.nan, math.nan, math.nan, -1)
@@ -29,6 +30,8 @@ _HANDLE_FIELDS = ("command", "command_text", "runner", "runner_name", "host", "w
 _RARE = {"error": None, "signal": None, "stderr_tail_text": None, "_kind": None, "resumed": False}
 _RARE_OUTCOME = tuple((name, name.lstrip("_"), default) for name, default in _RARE.items())  # (the outcome's
 # key for each: made once, not per result)
+_EXIT_RARE = (("signal", "signal"), ("error", "error"), ("stderr_tail", "stderr_tail_text"), ("reason", "_kind"))
+_STATUSES = {status.value: status for status in Status}
 _EMPTY = {"metrics": dict, "repetitions": list, "warmups": list, "stats": dict}  # (an empty one when absent)
 
 
@@ -106,6 +109,24 @@ class Result:
             self._own("metrics", outcome["metrics"])
         if outcome.get("attempts") is not None:  # (else: the handle's earlier attempts, and this one)
             self._own("attempts", outcome["attempts"])
+
+    @classmethod
+    def _of_exit(cls, handle: Any, event: dict[str, Any]) -> Result:
+        """A launcher's ``exit`` event as a result: ``Result(handle, **outcome_of(event))`` made directly (one
+        per command, on the engine's loop)."""
+        result = cls.__new__(cls)
+        result._handle, result._more, result.run_id = handle, None, None
+        result.status = _STATUSES.get(event["status"]) or Status(event["status"])
+        result.returncode = event["returncode"]
+        get = event.get
+        result._set_figures((event["start"], event["end"], get("user_seconds"), get("system_seconds"),
+                             get("max_rss_kb")))
+        for key, name in _EXIT_RARE:
+            if (value := get(key)) is not None:
+                result._own(name, value)
+        if metrics := get("metrics"):
+            result._own("metrics", metrics)
+        return result
 
     def _own(self, name: str, value: Any) -> None:
         if self._more is None:

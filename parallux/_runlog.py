@@ -49,7 +49,12 @@ class RunLog:
         self.error: str | None = None  # why the log stopped being written, once it did
         self._warn = warn or _warn_on_stderr
         self._fd: int | None = None
-        self._pending: list[bytes] = []
+        # The records since the last write, encoded one after another into one buffer (orjson's results kept
+        # alive by the hundred cost 2 us each more than one appended and dropped), and the starts not written
+        # yet (see __call__): (seq, attempt) -> (where in the buffer, when, the command).
+        self._buffer = bytearray()
+        self._buffered = 0
+        self._starting: dict[tuple[int, int], tuple[int, float, Command]] = {}
         self._runners_logged: set[str] = set()
         self._latest_linked = False
 
@@ -96,25 +101,48 @@ class RunLog:
     def __call__(self, event: str, command: Command, **details: Any) -> None:
         if self._fd is None:
             return
-        record: dict[str, Any] = {"event": event, "time": time.time(), "seq": command.seq, "name": command.name}
         if event == "queued":
-            record["command"] = command.command_text
-            record["work_relpath"] = command.work_relpath
-            record["work_generated"] = command.work_generated  # what `parallux clean` may remove
-            if command.bench is not None:
-                record.update(bench=command.bench.work_relpath, repetition=command.repetition)
-            if command.after:
-                record["after"] = dependencies(command)
+            self._write(queued_record(command, time.time()))
+        elif event == "started":
+            self._started(command)
         else:
-            runner = command.runner
-            if runner is not None and runner.name not in self._runners_logged:
-                self._log_runner(runner)
-            record.update(runner=command.runner_name, host=command.host or _host_of(runner), work_dir=command.work_dir,
-                          cores=list(command.cores), numa_node=command.numa_node, attempt=command.attempt)
-            if command.gpus:  # (few commands lease GPUs: the others' records say nothing of them)
-                record["gpus"] = list(command.gpus)
-        result = details.get("result")
-        if result is not None:
+            self._ended(event, command, details.get("result"))
+
+    def started_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``started`` for commands started in one step (see ``Observers.hold``)."""
+        if self._fd is not None:
+            for command, _ in items:
+                self._started(command)
+
+    def finished_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
+        """``finished`` for commands settled in one step (see ``Observers.hold``)."""
+        if self._fd is not None:
+            for command, details in items:
+                self._ended("finished", command, details.get("result"))
+
+    def _started(self, command: Command) -> None:
+        runner = command.runner
+        if runner is not None and runner.name not in self._runners_logged:
+            self._log_runner(runner)
+        # Written at the next flush, if the attempt is still running then: one that ended before has every
+        # field of it in its end's record (and the views read starts from those).
+        key = (command.seq, command.attempt)
+        self._starting.pop(key, None)  # (an attempt starts once; if not, its last start is the one kept)
+        self._starting[key] = (len(self._buffer), time.time(), command)  # (in the buffer's order)
+        if not self._latest_linked:
+            self._link_latest()
+
+    def _ended(self, event: str, command: Command, result: Result | None) -> None:
+        """An attempt's end (``retrying``, ``finished``), or a ``quarantined`` runner."""
+        runner = command.runner
+        if runner is not None and runner.name not in self._runners_logged:
+            self._log_runner(runner)
+        if self._starting:
+            self._starting.pop((command.seq, command.attempt), None)
+        record = where_record(event, time.time(), command)
+        if result is not None and result._more is None and result._handle is command and result.run_id == self.run_id:
+            plain_outcome(record, result)  # (how nearly every attempt ends: nothing of its own to look up)
+        elif result is not None:
             record.update(outcome(result))
             if result.resumed and command.bench is not None:  # (a resumed command has no queued record)
                 record.update(bench=command.bench.work_relpath, repetition=command.repetition)
@@ -123,8 +151,14 @@ class RunLog:
             if record.get("from_run") == self.run_id:
                 del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
-        if event == "started" and not self._latest_linked:
-            self._link_latest()
+
+    def queued_all(self, commands: list[Command]) -> None:
+        """``queued`` for each of a group's commands (see ``Observers.queued``)."""
+        if self._fd is None:
+            return
+        when = time.time()
+        for command in commands:
+            self._write(queued_record(command, when))
 
     def log(self, record: dict[str, Any]) -> None:
         """A record about no one command: a ``benchmark``, the ``order`` (engine thread, as every event)."""
@@ -153,10 +187,19 @@ class RunLog:
 
     def flush(self) -> None:
         """Write out what is buffered (the engine calls this every few tens of milliseconds)."""
-        if self._fd is None or not self._pending:
+        if self._fd is None or not (self._buffer or self._starting):
             return
-        data = b"".join(self._pending)
-        self._pending.clear()
+        buffer, self._buffer, self._buffered = self._buffer, bytearray(), 0
+        if self._starting:  # (attempts still running: their ``started`` records, each where it started)
+            parts, at = [], 0
+            for offset, when, command in self._starting.values():
+                parts += (buffer[at:offset], dumps_line(where_record("started", when, command)))
+                at = offset
+            parts.append(buffer[at:])
+            self._starting.clear()
+            data = b"".join(parts)
+        else:
+            data = buffer
         try:
             view = memoryview(data)
             while view:
@@ -178,15 +221,17 @@ class RunLog:
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._fd is not None:
-            self._pending.append(dumps_line(record))
-            if len(self._pending) >= FLUSH_AT:  # (a group of a million queued at once is not a million lines
+            self._buffer += dumps_line(record)
+            self._buffered += 1
+            if self._buffered >= FLUSH_AT:  # (a group of a million queued at once is not a million lines
                 self.flush()                    # in memory until the next flush)
 
     def _stop(self, exc: OSError) -> None:
         """The log cannot be written (disk full, removed): say so once, drop the log, let the run go on."""
         self.error = exc.strerror or str(exc)
         fd, self._fd = self._fd, None
-        self._pending.clear()
+        self._buffer, self._buffered = bytearray(), 0
+        self._starting.clear()
         if fd is not None:
             try:
                 os.close(fd)
@@ -222,6 +267,43 @@ def create_log(path: str, run_id: str) -> tuple[int, str]:
     stem, extension = os.path.splitext(path)
     own = f"{stem}.{run_id}{extension or '.jsonl'}"
     return os.open(own, flags | os.O_CREAT | os.O_EXCL, 0o644), own
+
+
+def queued_record(command: Command, when: float) -> dict[str, Any]:
+    record = {"event": "queued", "time": when, "seq": command.seq, "name": command.name,
+              "command": command.command_text, "work_relpath": command.work_relpath,
+              "work_generated": command.work_generated}  # (what `parallux clean` may remove)
+    if command.bench is not None:
+        record.update(bench=command.bench.work_relpath, repetition=command.repetition)
+    if command.after:
+        record["after"] = dependencies(command)
+    return record
+
+
+def where_record(event: str, when: float, command: Command) -> dict[str, Any]:
+    """An attempt's record: the ``started`` fields (where it runs), which its end's record begins with."""
+    runner = command.runner
+    record = {"event": event, "time": when, "seq": command.seq, "name": command.name,
+              "runner": None if runner is None else runner.name, "host": command.host or _host_of(runner),
+              "work_dir": command.work_dir, "cores": list(command.cores), "numa_node": command.numa_node,
+              "attempt": command.attempt}
+    if command.gpus:  # (few commands lease GPUs: the others' records say nothing of them)
+        record["gpus"] = list(command.gpus)
+    return record
+
+
+def plain_outcome(record: dict[str, Any], result: Result) -> None:
+    """``record.update(outcome(result))`` for a result of this run with nothing of its own but its status, exit
+    status and figures (no error, signal, stderr tail, metrics; its runner and work dir its handle's, which
+    ``record`` has already)."""
+    start, end, user, system, rss = figures(result)
+    record["status"], record["returncode"], record["start"], record["end"] = result.status, result.returncode, start, end
+    record["duration"] = None if start is None or end is None else end - start
+    record["user_seconds"], record["system_seconds"], record["max_rss_kb"] = user, system, rss
+    record["signal"], record["error"], record["resumed"] = None, None, False
+    memory = result.memory
+    if memory is not None:
+        record["memory_limit"] = memory
 
 
 def outcome(result: Result) -> dict[str, Any]:

@@ -190,7 +190,8 @@ class Scheduler:
     def _choose(self, fits: list[Place], command: Queued) -> Place | None:
         if self.policy is None or command.pin is not None:
             # a retry of a command that could not execute on a runner goes elsewhere when it can
-            return next((r for r in fits if r is not command.avoid), fits[0])
+            avoid = command.avoid
+            return fits[0] if avoid is None else next((r for r in fits if r is not avoid), fits[0])
         try:
             # (a Slurm runner's nodes are several places of one handle: the function sees it once)
             choice = self.policy(list(dict.fromkeys(r.handle for r in fits)), command.threads)

@@ -25,7 +25,8 @@ from ._engine import Engine
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from ._errors import CommandError, ConfigError, ParalluxError, RunnerError
 from ._goal import Goal, GoalProxy
-from ._progress import PlainReporter, Progress, is_terminal, summary_text
+from ._progress import PlainReporter, Progress, is_terminal
+from ._summary import summary_text
 from ._provenance import config_sha256, git_state
 from ._runlog import RunLog
 from ._transports import Transport

@@ -35,6 +35,17 @@ def events(log: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [record for record in log if record["event"] == kind]
 
 
+def attempts(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of commands that ran: a ``started`` record is written only for an attempt still running at
+    a flush of the log, and every attempt's end (``retrying``, ``finished``) repeats its fields."""
+    return [record for record in log if record["event"] in ("started", "retrying", "finished") and record.get("runner")]
+
+
+def first_attempt(log: list[dict[str, Any]]) -> int:
+    """Where the first record of a command that ran is."""
+    return next(index for index, record in enumerate(log) if record in attempts(log))
+
+
 def position(log: list[dict[str, Any]], kind: str, last: bool = False) -> int:
     found = [index for index, record in enumerate(log) if record["event"] == kind]
     return found[-1] if last else found[0]

@@ -29,7 +29,7 @@ class GroupEnds:
 
     def watch(self, job: Job, entry: tuple[Any, ...]) -> None:
         self.running[job] = entry
-        if job.ended.is_set():  # (its launcher was gone already)
+        if job.done:  # (its launcher was gone already)
             self.heard(job)
         else:
             job.on_end = self.heard

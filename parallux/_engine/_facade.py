@@ -40,8 +40,8 @@ class Engine(LoopThread):
         self.halt = HaltPolicy()
         self.global_slots = trio.CapacityLimiter(math.inf)
         self.tree = TaskTree()
-        self.commands = Lifecycle(run_id, completion=self.completion, observe=self.observers.observe,
-                                  flush=self.observers.flush, tree=self.tree, halt=self.halt,
+        self.commands = Lifecycle(run_id, completion=self.completion, observers=self.observers, tree=self.tree,
+                                  halt=self.halt,
                                   global_slots=self.global_slots, seats=self.seats)
         self.scheduler = self.commands.scheduler
         # what the run records of its machines: their environments, probes, noise checks (off until the session

@@ -12,7 +12,6 @@ A runner on which QUARANTINE_AFTER commands in a row could not be executed leave
 
 from __future__ import annotations
 
-from typing import Callable
 
 import trio
 
@@ -24,10 +23,10 @@ from .._status import CUT_SHORT, FAILED_STATUSES, Status
 from ._dependencies import Dependencies
 from ._ends import GroupEnds
 from ._launched import Launched
+from ._observers import Observers
 from ._seat import KILL_GRACE, Seat
 from ._tree import HaltPolicy, TaskTree
 
-Observe = Callable[..., None]  # (event, command, **details)
 
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
 QUARANTINE_AFTER = 5  # commands in a row that could not be executed on a runner before it leaves the pool
@@ -37,14 +36,14 @@ CANNOT_EXECUTE = (126, 127)  # the shell's "cannot execute" and "not found"
 class Lifecycle:
     """Carries commands from submission to result (engine thread)."""
 
-    def __init__(self, run_id: str, *, completion: Completion, observe: Observe, flush: Callable[[], None],
+    def __init__(self, run_id: str, *, completion: Completion, observers: Observers,
                  tree: TaskTree, halt: HaltPolicy, global_slots: trio.CapacityLimiter,
                  seats: list[Seat] | None = None) -> None:
         self.run_id = run_id
         self.seats = seats if seats is not None else []  # the engine's (for a batch allocation's nodes)
         self.completion = completion
-        self.observe = observe
-        self.flush = flush
+        self.observers = observers
+        self.observe = observers.observe
         self.tree = tree
         self.halt = halt
         self.global_slots = global_slots
@@ -59,15 +58,14 @@ class Lifecycle:
 
     def submit(self, group: Group) -> None:
         """Queue a group's commands; results of pre-resolved (resumed) commands are set at once."""
-        to_run = []
+        to_run, resumed = [], []
         for command in group.commands:
             command.group = group
-            self.unfinished += 1
-            if command.resumed_result is not None:
-                self.finish(command, command.resumed_result)
-            else:
-                to_run.append(command)
-                self.observe("queued", command)
+            (to_run if command.resumed_result is None else resumed).append(command)
+        self.unfinished += len(group.commands)
+        self.observers.queued(to_run)
+        for command in resumed:
+            self.finish(command, command.resumed_result)
         if self.tree.cancelled or self.halt.reason:
             for command in to_run:
                 self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))
@@ -95,8 +93,18 @@ class Lifecycle:
         try:
             while group.remaining:
                 await ends.wait()
-                while (entry := ends.take()) is not None:
-                    self._ended(*entry)
+                batch_seats = []  # (a batch node that went idle: told once the pass has run)
+                self.observers.hold()  # (their ends and the starts that follow: to the observers at once)
+                try:
+                    while (entry := ends.take()) is not None:
+                        self._ended(*entry, scheduled=False)
+                        if entry[1].batch is not None:
+                            batch_seats.append(entry[1])
+                    self.schedule()  # one pass for every end heard: it starts what they freed room for
+                finally:
+                    self.observers.release()
+                for seat in batch_seats:
+                    self._after_pass(seat)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 while (entry := ends.take()) is not None:  # (they ended before the cancel: as they ended)
@@ -145,7 +153,7 @@ class Lifecycle:
     def cancel_queued(self) -> None:
         for command in self.scheduler.drain():
             self.finish(command, Result(command, Status.CANCELLED, error=self.halt.reason))
-        self.flush()
+        self.observers.flush()
 
     # -- one command -----------------------------------------------------------------------------------
 
@@ -188,16 +196,19 @@ class Lifecycle:
         finally:
             self._end(command, seat, lease, result or Result(command, Status.CANCELLED))
 
-    def _ended(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched) -> None:
+    def _ended(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched,
+               scheduled: bool = True) -> None:
         """A command no task waits for ended: its result, as its task would have made it."""
         try:
             result = seat.result_of(command, launched)
         except Exception as exc:  # a bug in a transport must end this command, not the whole run
             result = Result(command, Status.ERROR, error=f"{type(exc).__name__}: {exc}")
-        self._end(command, seat, lease, result)
+        self._end(command, seat, lease, result, scheduled)
 
-    def _end(self, command: Command, seat: Seat, lease: Lease | None, result: Result) -> None:
-        """A launched command's end: its slots given back, then retried or finished, and the next started."""
+    def _end(self, command: Command, seat: Seat, lease: Lease | None, result: Result, scheduled: bool = True
+             ) -> None:
+        """A launched command's end: its slots given back, then retried or finished, and the next started
+        (``scheduled``: by a pass here, else by the caller's, once for the ends it settles together)."""
         if lease is not None:
             seat.resources.release(lease)
         self.global_slots.release_on_behalf_of(command)
@@ -214,7 +225,11 @@ class Lifecycle:
             command._settle(seat.settled)  # nothing of the engine's is kept per finished command
         if self.halt.reason and seat.batch is not None and seat.load.active == 0 and not seat.closing:
             self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
-        self.schedule()
+        if scheduled:
+            self.schedule()
+            self._after_pass(seat)
+
+    def _after_pass(self, seat: Seat) -> None:
         if seat.batch is not None and seat.load.active == 0 and self.scheduler.queued:
             self._idle(seat)
 

@@ -14,18 +14,16 @@ import functools
 import itertools
 import os
 import posixpath
-import shlex
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import trio
 
 from .._allocator import ResourceAllocator
-from .._command_options import COMMAND
 from .._cores import CoreAllocator, CoreLayout, format_cores
 from .._gpus import gpu_hello
 from .._errors import ConfigError, ParalluxError, RunnerError, plain_error
-from .._handles import Command, Result, Settled, env_of
-from .._launcher import MACHINE_ROOT_VAR, METRICS_NAME, RECORD_NAME
+from .._handles import Command, Result, Settled
+from .._launcher import MACHINE_ROOT_VAR, RECORD_NAME
 from .._lifeline import NO_RELAUNCH, Batch, Relaunch
 from .._protocol import LauncherClient, outcome_of, read_records
 from .._resources import Lease, offer_of, request_of
@@ -33,6 +31,7 @@ from .._runner_view import Load, RunnerView, view_of
 from .._status import Status
 from .._transports._base import Pipe, Transport
 from ._launched import Launched, LauncherEnd
+from ._request import Requests
 from ._reattach import resumable, stay_attached
 
 if TYPE_CHECKING:
@@ -44,7 +43,6 @@ RECORDS_PER_REQUEST = 256   # completion records asked of a launcher at once (--
 BENCH_SPAWN_VAR = "PARALLUX_BENCH_SPAWN"  # see bench_mode
 RECORDS_WAIT = 600.0        # how long --resume waits for a pending batch allocation to read the records on its nodes
 _SEAT_NUMBERS = itertools.count(1)
-RECORDED = COMMAND.flagged("record")  # a command's options its result.json keeps (--resume reads them back)
 
 
 class Seat:
@@ -68,6 +66,7 @@ class Seat:
         self.max_jobs_option = max_jobs
         self.max_jobs: int | None = max_jobs
         self.env = dict(options["env"] or {})
+        self.requests = Requests(self)  # what its commands' run requests carry
         self.layout: CoreLayout | None = layout
         self.allocator = CoreAllocator(layout, options["whole_cores"]) if layout is not None else None
         self.gpus_option, self.memory_pool = options["gpus"], options["memory_pool"]  # (None: detect its GPUs;
@@ -276,7 +275,11 @@ class Seat:
     # -- commands --------------------------------------------------------------------------------------
 
     def work_dir_of(self, work_relpath: str) -> str:
-        return posixpath.normpath(posixpath.join(self.workspace, work_relpath))
+        workspace = self.workspace  # (resolved: normalised, as a registered work_relpath is: a join is enough)
+        if workspace == "/" or "/." in work_relpath or "//" in work_relpath or work_relpath[:1] in "./" \
+                or work_relpath.endswith("/"):
+            return posixpath.normpath(posixpath.join(workspace, work_relpath))
+        return f"{workspace}/{work_relpath}"
 
     def argv_for(self, command: Command, lease: Lease | None) -> list[str]:
         """The command line as it runs: ``sh -c``, behind ``numactl`` with a core lease."""
@@ -287,25 +290,7 @@ class Seat:
         """Send the command to the launcher now, in the scheduling step that started it, with everything it
         runs with."""
         assert self.client is not None
-        variables = {"PARALLUX_RUNNER": self.name, "PARALLUX_WORK_RELPATH": command.work_relpath,
-                     "PARALLUX_WORK_DIR": command.work_dir, "PARALLUX_METRICS": f"{command.work_dir}/{METRICS_NAME}",
-                     **(self.pipe.variables if self.pipe is not None else {})}
-        if command.repetition is not None:  # an execution of a benchmark: "w1", "r3"
-            variables["PARALLUX_REPETITION"] = command.repetition
-        if lease is not None:
-            variables.update(lease.variables())
-        job_id, job = self.client.run(
-            argv=argv, env=env_of(command.base_env, self.env, command.env, variables),
-            work_dir=command.work_dir, workspace=self.workspace, cwd=command.cwd, command_text=command.command_text,
-            wrapped=shlex.join(argv),  # command.txt keeps the exact line as run, too
-            mark=f"{run_id}@{self.mark_scope}.{command.seq}.{command.attempt}", memory=command.memory,
-            record={**{option.name: getattr(command, option.field) for option in RECORDED},
-                    "runner": self.name, "host": self.host, "cores": list(command.cores),
-                    "numa_node": command.numa_node, "gpus": list(command.gpus), "run_id": run_id,
-                    "attempt": command.attempt,
-                    "attempts_before": command.attempts or []},
-            metrics=command.metrics,
-            cpus=list(lease.cores) if lease is not None and lease.cores and self.home_cpus is not None else None)
+        job_id, job = self.requests.send(run_id, command, lease, argv)
         return Launched(job_id, job, self.client, self.end)
 
     def _binding_prefix(self, lease: Lease) -> list[str]:
@@ -321,7 +306,7 @@ class Seat:
             launched.client.kill(launched.id, grace, reason)
             with trio.move_on_after(0 if launched.client.down else grace + KILL_WAIT):
                 await launched.job.ended.wait()
-            if not launched.job.ended.is_set():
+            if not launched.job.done:
                 launched.client.forget(launched.id)
 
     def result_of(self, command: Command, launched: Launched) -> Result:
@@ -331,6 +316,9 @@ class Seat:
             why = end.lost_reason() or end.death() or client.gone or \
                 (f"no word from the launcher: {client.down}" if client.down else "the launcher did not report an exit")
             return Result(command, Status.ERROR, error=why, kind="lost")
+        if event["ev"] == "exit" and "stopped" not in event:  # (how nearly every command ends)
+            self.relaunch.completed()  # (launchers that die at once every time are restarted 2 times)
+            return Result._of_exit(command, event)
         outcome = outcome_of(event)
         if outcome.get("kind") == "terminated":  # the launcher is ending (SIGTERM): nothing more goes there
             client.gone = client.gone or outcome["error"]

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Callable
 
 import trio
 
-from .._launcher import Frames, read_work_record
+from .._launcher import Frames, RunTemplates, read_work_record
 from ._base import Pipe, Transport
 
 Outcome = Callable[[dict[str, Any]], tuple[float, str, "int | None"]]
@@ -35,6 +35,7 @@ class PlanTransport(Transport):
         self.real, self.kind, self.outcome = real, real.kind, outcome
         self.facts = facts  # None: the real one's, asked at the hello (where the launcher's machine_root is)
         self.runs: dict[int, trio.CancelScope] = {}
+        self.templates = RunTemplates()  # (what a run's requests share: they stand for the full requests)
         self.kills: dict[int, str] = {}  # request id -> why it was stopped
 
     def describe(self, name: str) -> str:
@@ -70,8 +71,10 @@ class PlanTransport(Transport):
             out.send_nowait({"ev": "hello", "protocol": 1, "pid": 0, "guardian": 0, **facts})
         elif op == "ping":
             out.send_nowait({"ev": "pong"})
+        elif op == "template":
+            self.templates.define(request)
         elif op == "run":
-            nursery.start_soon(self._run, request, out)
+            nursery.start_soon(self._run, self.templates.expand(request) if "tpl" in request else request, out)
         elif op == "kill" and job in self.runs:
             self.kills[job] = request.get("reason") or "cancelled"
             self.runs[job].cancel()

@@ -148,7 +148,20 @@ def _started_commands(data: Any, start: int, end: int, finished: dict[str, Any] 
         return bool(finished["started"])
     if finished is not None and finished.get("busy_seconds"):  # schema 1: command time means commands ran
         return True
-    return data.find(b'"event":"started"', start, end) >= 0
+    if data.find(b'"event":"started"', start, end) >= 0 or data.find(b'"event":"retrying"', start, end) >= 0:
+        return True
+    # (a started record is written only for an attempt still running at a flush: look for an attempt's end)
+    at = data.find(b'{"event":"finished"', start, end)
+    while at >= 0:
+        line_end = data.find(b"\n", at, end)
+        try:
+            record = jsonl.loads(bytes(data[at:end if line_end < 0 else line_end]))
+        except ValueError:  # (a torn last line)
+            record = None
+        if isinstance(record, dict) and record.get("runner") is not None and not record.get("resumed"):
+            return True
+        at = data.find(b'{"event":"finished"', at + 1, end)
+    return False
 
 
 def list_runs(config: str | None = None, every: bool = False, limit: int | None = None, root: str | None = None,

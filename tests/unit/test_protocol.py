@@ -126,9 +126,9 @@ async def test_a_reattached_launcher_gets_again_what_it_missed_and_nothing_twice
         await trio.testing.wait_all_tasks_blocked()
         assert client.redelivery is not None
         _, one = client.run(argv=["true"], env={}, work_dir=None, workspace=None, cwd=None, command_text="one",
-                            wrapped="one", mark="m.1.1", record={})
+                            mark="m.1.1", record={})
         _, two = client.run(argv=["true"], env={}, work_dir=None, workspace=None, cwd=None, command_text="two",
-                            wrapped="two", mark="m.1.2", record={})
+                            mark="m.1.2", record={})
         assert [(r["id"], r["n"]) for r in (await first.request(), await first.request())] == [(1, 1), (2, 2)]
         await first.say(ev="exit", id=1, status="ok", seq=1, got=1)
         await first.to_client.aclose()  # the connection drops

@@ -42,3 +42,32 @@ def test_the_run_log_record_holds_the_results_figures() -> None:
          "system_seconds": 0.25, "max_rss_kb": 4096, "error": "boom"}
     unknown = outcome(Result(handle, "error", error="lost"))
     assert (unknown["start"], unknown["end"], unknown["duration"], unknown["max_rss_kb"]) == (None, None, None, None)
+
+
+def test_an_exit_event_makes_the_result_and_the_record_the_general_path_makes() -> None:
+    """``Result._of_exit`` and the run log's ``plain_outcome`` are the engine's shortcuts for how nearly every
+    command ends: they must give what ``Result(handle, **outcome_of(event))`` and ``outcome(result)`` give."""
+    from parallux._protocol import outcome_of
+    from parallux._runlog import plain_outcome
+
+    handle = SimpleNamespace(runner_name="local", work_dir="/w/1", memory=None)
+    events = [{"ev": "exit", "id": 1, "status": "ok", "returncode": 0, "start": 10.0, "end": 10.5,
+               "user_seconds": 0.25, "system_seconds": 0.125, "max_rss_kb": 2048, "signal": None},
+              {"ev": "exit", "id": 2, "status": "failed", "returncode": 2, "start": 1.0, "end": 2.0,
+               "user_seconds": 0.5, "system_seconds": 0.0, "max_rss_kb": 100, "signal": None,
+               "stderr_tail": "oops\n", "metrics": {"n": 3}},
+              {"ev": "exit", "id": 3, "status": "timeout", "returncode": -15, "start": 1.0, "end": 9.0,
+               "signal": 15, "error": "killed", "reason": "timeout"}]
+    for event in events:
+        fast, general = Result._of_exit(handle, event), Result(handle, **outcome_of(event))
+        assert (fast.status, fast.returncode, figures(fast), fast._more) == \
+            (general.status, general.returncode, figures(general), general._more)
+        assert type(fast.status) is type(general.status)
+        if fast._more is None:  # (what the run log's shortcut takes: nothing of its own)
+            record = {"runner": "local", "work_dir": "/w/1"}
+            plain_outcome(record, fast)
+            assert record == outcome(general)
+    limited = SimpleNamespace(runner_name="local", work_dir="/w/1", memory=1 << 20)
+    record = {"runner": "local", "work_dir": "/w/1"}
+    plain_outcome(record, Result._of_exit(limited, events[0]))
+    assert record == outcome(Result(limited, **outcome_of(events[0]))) and record["memory_limit"] == 1 << 20

@@ -65,6 +65,20 @@ def test_Frames_reassembles_lines_and_payloads_however_the_stream_is_cut() -> No
         assert isinstance(got[4][0], ValueError) and len(got) == 5
 
 
+def test_Frames_splits_reads_of_plain_lines_at_once_however_they_are_cut() -> None:
+    """A read that holds no frame and continues no line (how events arrive) is split at once
+    (``plain_lines``): the same messages as line by line, a line cut between reads joined, a blank one
+    skipped, a bad one a ValueError in its place."""
+    lines = [{"ev": "exit", "id": n, "status": "ok", "text": "x" * n} for n in range(40)]
+    wire = b"".join(json.dumps(line).encode() + b"\n" for line in lines[:20]) + b" \nnot json\n" + \
+        b"".join(json.dumps(line).encode() + b"\n" for line in lines[20:])
+    for size in (1, 5, 64, 1000, len(wire)):
+        frames = Frames()
+        got = [m for i in range(0, len(wire), size) for m in frames.feed(wire[i:i + size])]
+        assert [m for m, _ in got if not isinstance(m, ValueError)] == lines, size
+        assert isinstance(got[20][0], ValueError) and len(got) == 41 and all(p is None for _, p in got)
+
+
 def test_launcher_get_sends_only_the_frames_it_was_given_credit_for(tmp_path: Path) -> None:
     # What keeps the launcher's output (and memory) bounded whatever the file size.
     (tmp_path / "big").write_bytes(b"x" * (10 * _launcher.CHUNK))

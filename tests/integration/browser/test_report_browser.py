@@ -62,7 +62,7 @@ def test_report_browser_draws_one_bar_per_attempt_of_a_real_run(browser: Any, re
     report = tmp_path / "report.html"
     done = run_cli(home, "report", str(log), "-o", str(report))
     assert done.returncode == 0, done.stderr
-    attempts = sum('"event":"started"' in line for line in log.read_text().splitlines())
+    attempts = sum('"event":"retrying"' in line or '"event":"finished"' in line for line in log.read_text().splitlines())
     assert attempts > 1000  # the retries
     browser.load(report.as_uri(), READY)
     state = page_state(browser)
@@ -82,7 +82,7 @@ def test_report_browser_aggregates_a_run_beyond_its_detail_and_keeps_the_exact_c
     assert done.returncode == 0, done.stderr
     assert "1000 commands, 150 of them drawn in full" in done.stderr
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    attempts = sum(r["event"] == "started" for r in lines)
+    attempts = sum(r["event"] in ("retrying", "finished") for r in lines)
     counts: dict[str, int] = {}
     for record in lines:
         if record["event"] == "finished":

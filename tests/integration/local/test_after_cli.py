@@ -93,7 +93,7 @@ def test_after_cli_a_failed_build_cancels_its_runs_and_the_summary_without_start
     for index in range(3):
         assert finished[f"run{index}"]["error"] == f"not started: its dependency 'build' (seq {finished['build']['seq']}) ended failed"
     assert "'run0'" in finished["summary"]["error"] and "'build'" in finished["summary"]["error"]
-    assert {e["name"] for e in log if e["event"] == "started"} == {"build", "unrelated"}
+    assert {e["name"] for e in log if e["event"] == "finished" and e["runner"]} == {"build", "unrelated"}
     assert not (tmp_path / "ws" / "run").exists() and not (tmp_path / "ws" / "summary").exists()
     assert "its dependency 'build' (seq 1) ended failed" in done.stderr  # the summary names it
 
@@ -131,7 +131,7 @@ def test_after_cli_resume_after_ctrl_c_reruns_only_what_did_not_complete(tmp_pat
     second = run_cli(tmp_path, "config.py", "--resume", "--log", "second.jsonl", "--", "block=1")
     assert second.returncode == 0, second.stderr
     assert second.stdout.split() == [f"{name}=ok" for name in NAMES]
-    ran = {e["name"] for e in events(tmp_path / "second.jsonl") if e["event"] == "started"}
+    ran = {e["name"] for e in events(tmp_path / "second.jsonl") if e["event"] == "finished" and not e["resumed"]}
     assert ran == set(NAMES) - completed  # the build is not rerun; its dependents run
     assert (ws / "build" / "result.json").read_text() == build_record
     assert f"resumed: {len(completed)} commands skipped" in second.stderr

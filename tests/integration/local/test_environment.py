@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from parallux import _launcher
-from tests.environment_runs import FIELDS, HOST, events, log_of, noisy_tree, position, tree, warnings_of
+from tests.environment_runs import FIELDS, HOST, attempts, events, first_attempt, log_of, noisy_tree, position, tree, \
+    warnings_of
 from tests.helpers import kill_pids, new_token, pids_with_arg, run_cli, wait_until, write_config
 from tests.launcher_client import LauncherClient
 
@@ -125,7 +126,7 @@ def test_environment_a_machine_is_recorded_once_before_its_commands_with_its_pro
                                   "output": "hello from a\nto-stderr\n", "truncated": False, "error": None}
     assert (probes["fails"]["returncode"], probes["fails"]["output"]) == (3, "partial\n")
     assert len(events(log, "probe")) == 2  # once per machine, not per runner
-    first_command = position(log, "started")
+    first_command = first_attempt(log)
     assert position(log, "machine") < first_command and position(log, "probe", last=True) < first_command
     [load] = events(log, "machine_load")
     assert load["label"] == HOST and len(load["load"]) == 3
@@ -222,7 +223,7 @@ def test_environment_strict_refuses_a_noisy_machine_before_anything_starts(tmp_p
     assert 'ConfigError: the noise check (goal.setNoiseCheck("strict")) refuses to measure here: ' in done.stderr
     assert "governor powersave" in done.stderr and "turbo boost is on" in done.stderr
     log = log_of(done.stderr)
-    assert events(log, "started") == [] and not (tmp_path / "ws").exists()
+    assert attempts(log) == [] and not (tmp_path / "ws").exists()
     assert [n["check"] for n in events(log, "noise")] == ["governor", "turbo"]
 
 

@@ -101,8 +101,8 @@ def test_gpus_show_and_the_run_log_name_the_gpus(tmp_path: Path, machine: dict[s
     line = next(line for line in text.splitlines() if line.lstrip().startswith("g3"))
     assert "gpu 3" in line, text
     log = next(tmp_path.glob("**/*.jsonl"))
-    started = [record for record in map(json.loads, log.read_text().splitlines()) if record["event"] == "started"]
-    assert {record["name"]: record.get("gpus") for record in started} == {"g3": [3], "plain": None}
+    ended = [record for record in map(json.loads, log.read_text().splitlines()) if record["event"] == "finished"]
+    assert {record["name"]: record.get("gpus") for record in ended} == {"g3": [3], "plain": None}
 
 
 def test_gpus_a_dry_run_plans_them(tmp_path: Path) -> None:

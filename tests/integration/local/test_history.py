@@ -147,10 +147,10 @@ def test_show_rows_match_the_run_log_in_every_format(campaign: tuple[Path, Path]
     home, log = campaign
     events = log_events(log)
     finished = finished_events(log)
-    started = {}
-    for event in events:
-        if event["event"] == "started":
-            started[event["name"]] = started.get(event["name"], 0) + 1
+    ended = {}  # attempts per command: each that ended has a retrying or finished record (a started one only
+    for event in events:  # if it was still running at a flush of the log)
+        if event["event"] in ("retrying", "finished"):
+            ended[event["name"]] = ended.get(event["name"], 0) + 1
     shown = json.loads(cli(home, "show", log.stem, "--format", "json").stdout)
     assert shown["run"]["run_id"] == log.stem and shown["run"]["counts"] == {"ok": 12, "failed": 2}
     assert shown["run"]["exit_status"] == 0 and shown["run"]["state"] == "finished"
@@ -164,7 +164,7 @@ def test_show_rows_match_the_run_log_in_every_format(campaign: tuple[Path, Path]
             assert row[key] == event[key], (name, key)
         assert row["duration"] == pytest.approx(event["duration"], abs=1e-6)
         assert row["cpu_seconds"] == pytest.approx(event["user_seconds"] + event["system_seconds"], abs=1e-6)
-        assert row["attempts"] == started[name]
+        assert row["attempts"] == ended[name]
     assert rows["flaky"]["attempts"] == 2 and rows["flaky"]["returncode"] == 3
     assert all(rows[f"p{i}"]["cores"] and set(rows[f"p{i}"]["cores"]) <= {0, 1} for i in range(3))
     assert rows["c0"]["host"] == os.uname()[1]
@@ -258,7 +258,7 @@ def test_export_trace_is_one_complete_event_per_attempt_on_non_overlapping_slots
     cli(home, "export", log.stem, "--trace", str(target))
     trace = json.loads(target.read_text())
     events = trace["traceEvents"]
-    attempts = [e for e in log_events(log) if e["event"] == "started"]
+    attempts = [e for e in log_events(log) if e["event"] in ("retrying", "finished")]  # (one record per attempt)
     complete = [e for e in events if e["ph"] == "X"]
     assert len(complete) == len(attempts) == 15
     processes = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}

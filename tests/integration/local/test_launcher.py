@@ -204,11 +204,16 @@ def test_launcher_records_answers_for_many_work_dirs_at_once(launcher: LauncherC
     launcher.expect("pong")
 
 
-def test_launcher_command_file_has_no_as_run_line_without_wrapped(launcher: LauncherClient,
-                                                                    tmp_path: Path) -> None:
+def test_launcher_quotes_the_as_run_line_of_its_argv_itself(launcher: LauncherClient, tmp_path: Path) -> None:
+    """parallux sends no "wrapped" line (quoting is the launcher's work, off the engine's loop): command.txt
+    and the record still keep the exact line as run, shell-quoted; a request's own "wrapped" wins."""
     work = tmp_path / "w"
-    launcher.run(1, ["true"], work, command_text="true")
-    assert (work / "command.txt").read_text() == "true\n"
+    launcher.run(1, ["sh", "-c", "echo 'a b' > x"], work, command_text="echo 'a b' > x")
+    assert (work / "command.txt").read_text() == "echo 'a b' > x\n# as run:\nsh -c 'echo '\"'\"'a b'\"'\"' > x'\n"
+    assert json.loads((work / "result.json").read_text())["wrapped"] == "sh -c 'echo '\"'\"'a b'\"'\"' > x'"
+    given = tmp_path / "given"
+    launcher.run(2, ["true"], given, command_text="true", wrapped="numactl -- true")
+    assert (given / "command.txt").read_text() == "true\n# as run:\nnumactl -- true\n"
 
 
 def test_launcher_env_additions_shlvl_and_mark(tmp_path: Path) -> None:
@@ -267,7 +272,7 @@ def test_launcher_rerun_moves_earlier_files_into_history(launcher: LauncherClien
         kept = history / str(n)
         assert (kept / "stdout.txt").read_text() == f"run{n}\n"
         assert (kept / "stderr.txt").read_text() == f"e{n}\n"
-        assert (kept / "command.txt").read_text() == f"run {n}\n"
+        assert (kept / "command.txt").read_text().startswith(f"run {n}\n# as run:\n")
         assert json.loads((kept / "result.json").read_text())["command"] == f"run {n}"
     assert (work / "stdout.txt").read_text() == "run3\n"
     assert json.loads((work / "result.json").read_text())["command"] == "run 3"

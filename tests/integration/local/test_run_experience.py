@@ -85,7 +85,7 @@ def test_run_experience_run_log_records_every_command(tmp_path: Path) -> None:
         assert event["runner"] == "local" and Path(event["work_dir"]).is_dir()
         assert event["end"] >= event["start"] and event["duration"] >= 0 and event["attempt"] == 0
         assert event["user_seconds"] is not None and event["max_rss_kb"] > 0
-    assert sum(e["event"] == "queued" for e in events) == 5 and sum(e["event"] == "started" for e in events) == 5
+    assert sum(e["event"] == "queued" for e in events) == 5 and sum(e["event"] == "finished" for e in events) == 5
 
 
 def test_run_experience_run_log_is_complete_after_sigint(tmp_path: Path) -> None:

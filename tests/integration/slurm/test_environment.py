@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.environment_runs import FIELDS, HOST, events, log_of, position
+from tests.environment_runs import FIELDS, HOST, events, first_attempt, log_of, position
 from tests.helpers import write_config
 from tests.slurm import SlurmCluster
 
@@ -38,5 +38,5 @@ def test_environment_slurm_nodes_on_one_host_are_one_machine_probed_once(slurm_c
     assert set(machine["environment"]) == FIELDS | {"parallux"} and machine["environment"]["cpu_model"]
     [probe] = events(log, "probe")
     assert probe["runner"].startswith("cl@") and probe["output"] == f"on {probe['runner'][3:]}\n"
-    assert position(log, "machine") < position(log, "probe") < position(log, "started")
+    assert position(log, "machine") < position(log, "probe") < first_attempt(log)
     assert [load["label"] for load in events(log, "machine_load")] == [HOST]

@@ -86,7 +86,7 @@ def test_a_campaign_runs_across_the_nodes_through_the_login_host(cluster: SlurmC
     assert "hosts ['n1', 'n2', 'n3']" in out and "read ['n1', 'n2', 'n3']" in out, out
     assert "status 3 ['n1', 'n2', 'n3']" in out
     assert f"job {job} running on n[1-3]" in err
-    assert {e["host"] for e in log_of(err) if e["event"] == "started"} == {"n1", "n2", "n3"}
+    assert {e["host"] for e in log_of(err) if e["event"] == "finished"} == {"n1", "n2", "n3"}
     assert subprocess.run(["squeue"], env=laptop_env(login_host), capture_output=True).returncode != 0  # (no
     # Slurm where parallux ran: everything went through the login host)
     ends_clean(cluster, token)

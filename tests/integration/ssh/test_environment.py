@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.environment_runs import FIELDS, HOST, events, log_of, position, tree, warnings_of
+from tests.environment_runs import FIELDS, HOST, events, first_attempt, log_of, position, tree, warnings_of
 from tests.helpers import write_config
 from tests.sshd import HOST_ALIAS, SshdServer
 
@@ -34,6 +34,6 @@ def test_environment_an_ssh_runners_machine_its_probe_and_its_noise(sshd_server:
     assert machine["environment"]["governors"] == {"powersave": [0, 1]}
     [probe] = events(log, "probe")
     assert (probe["runner"], probe["output"], probe["returncode"]) == ("server", f"server on {HOST}\n", 0)
-    assert position(log, "probe") < position(log, "started")
+    assert position(log, "probe") < first_attempt(log)
     assert [n["check"] for n in events(log, "noise")] == ["governor"] and len(warnings_of(done.stderr)) == 1
     assert len(events(log, "machine_load")) == 1
