@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from tests.layers import LAYERS, NoProcesses, directory_layer, layer_errors, placed, strays, unmarked
 from tests.slurm import slurm_cluster, slurm_lenient  # noqa: F401
+from tests.slurm_clock import clock_started, clock_tests_last, slurm_clock, slurm_clock_run  # noqa: F401
 from tests.sshd import sshd_bare, sshd_server  # noqa: F401
+
+SLURM_LAYER = "tests/integration/slurm/"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -29,6 +32,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if errors:
         raise pytest.UsageError("every test is unit or integration, as its directory says (tests/layers.py):\n  "
                                 + "\n  ".join(dict.fromkeys(errors)))
+    clock_tests_last(items)  # their Slurm runs started with the first Slurm test (tests/slurm_clock.py)
+
+
+@pytest.hookimpl(optionalhook=True)  # (a hook of pytest-xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n 2 --dist loadfile`` (scripts/test): each file is one worker's in one go (its module-scoped fixtures
+    -- Chromium, a real run to read -- made once), and so is the whole Slurm layer, whatever its files (one
+    cluster a session, and the runs of tests/slurm_clock.py started once), handed out first: those runs, the
+    longest waits of the suite, start at once."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LayerScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SLURM_LAYER if nodeid.startswith(SLURM_LAYER) else super()._split_scope(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if SLURM_LAYER in self.workqueue:
+                self.workqueue.move_to_end(SLURM_LAYER, last=False)
+            super()._assign_work_unit(node)
+
+    return LayerScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)

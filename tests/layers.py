@@ -33,7 +33,7 @@ WHERE = f"tests/unit/ or tests/integration/<{'|'.join(INTEGRATION)}>/"
 
 # what requesting one of these fixtures makes a test an integration test against
 FIXTURES = {"sshd_server": "ssh", "sshd_bare": "ssh", "ssh_client_home": "ssh",
-            "slurm_cluster": "slurm", "slurm_lenient": "slurm"}
+            "slurm_cluster": "slurm", "slurm_lenient": "slurm", "slurm_clock_run": "slurm"}
 
 
 def directory_layer(path: Path) -> str | None:

@@ -512,20 +512,28 @@ def start_slurm(tmpdir: os.PathLike | str, *, name: str = "plxtest", extra_confi
 LENIENT_CONFIG = "EnforcePartLimits=NO\nPartitionName=tiny Nodes=n3 MaxTime=1 State=UP"
 
 
-def _skip_without_slurm() -> None:
+def unavailable() -> str | None:
+    """Why the test Slurm cannot run here (None: it can)."""
     missing = missing_binaries()
     if missing:
-        pytest.skip(f"Slurm is not installed (missing {', '.join(missing)}): run ./scripts/setup")
+        return f"Slurm is not installed (missing {', '.join(missing)}): run ./scripts/setup"
     if os.geteuid() != 0:
-        pytest.skip(f"the test Slurm runs its daemons as root (SlurmUser=root); running as "
-                    f"{pwd.getpwuid(os.geteuid()).pw_name}")
+        return (f"the test Slurm runs its daemons as root (SlurmUser=root); running as "
+                f"{pwd.getpwuid(os.geteuid()).pw_name}")
+    return None
+
+
+def skip_without_slurm() -> None:
+    why = unavailable()
+    if why is not None:
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
 def slurm_lenient(tmp_path_factory):
     """Another three-node cluster whose partition limits are enforced as by default (EnforcePartLimits=NO),
     with a partition ``tiny`` (n3, MaxTime=1); only for the tests that need requests to pend beyond them."""
-    _skip_without_slurm()
+    skip_without_slurm()
     cluster = start_slurm(tmp_path_factory.mktemp("slurm-lenient"), name="plxlenient", extra_config=LENIENT_CONFIG)
     try:
         yield cluster
@@ -537,7 +545,7 @@ def slurm_lenient(tmp_path_factory):
 def slurm_cluster(tmp_path_factory):
     """A running three-node Slurm cluster for the whole session (skips when Slurm is not installed); each
     node declares 4 GPUs (``Gres=gpu:4``)."""
-    _skip_without_slurm()
+    skip_without_slurm()
     cluster = start_slurm(tmp_path_factory.mktemp("slurm"), gpus=GPUS_PER_NODE)
     try:
         yield cluster

@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import REPO, new_token, peak_overlap, pids_with_env, write_config
 from tests.slurm import SlurmCluster
+from tests.slurm_clock import ClockRun
 from tests.slurm_cli import WAIT, env_of, left_on_nodes, log_of, run, wait_for
 
 
@@ -221,17 +222,17 @@ def test_scancel_from_outside_ends_commands_error_and_they_rerun_on_a_new_alloca
     wait_for("the allocation to be cancelled", lambda: not cluster.jobs())
 
 
-def test_the_time_limit_ends_commands_error_and_they_rerun_on_a_new_allocation(cluster: SlurmCluster,
-                                                                               tmp_path: Path) -> None:
-    write_config(tmp_path, """
-        from parallux import goal
-        node = goal.slurm("short", nodes=1, time="1", workspace="ws")
-        goal.setRunner(node)
-        first = node.job_id
-        r = goal.run("if [ -e $HOME/seen ]; then echo again; else touch $HOME/seen; sleep 300; fi", retries=1).sync()
-        print("attempts", [a["status"] for a in r.attempts], r.read_stdout().strip(), first != node.job_id)
-    """)
-    done = run(cluster, tmp_path, "config.py", timeout=180)  # slurmctld checks limits every 30 s: 60-90 s
+# slurmctld checks limits every 30 s: this run takes 60-90 s, so it starts early (tests/slurm_clock.py)
+@pytest.mark.slurm_clock("""
+    from parallux import goal
+    node = goal.slurm("short", nodes=1, time="1", workspace="ws")
+    goal.setRunner(node)
+    first = node.job_id
+    r = goal.run("if [ -e $HOME/seen ]; then echo again; else touch $HOME/seen; sleep 300; fi", retries=1).sync()
+    print("attempts", [a["status"] for a in r.attempts], r.read_stdout().strip(), first != node.job_id)
+""", timeout=180)
+def test_the_time_limit_ends_commands_error_and_they_rerun_on_a_new_allocation(slurm_clock_run: ClockRun) -> None:
+    cluster, done = slurm_clock_run.cluster, slurm_clock_run.result()
     assert done.returncode == 0, done.stderr
     assert "attempts ['error', 'ok'] again True" in done.stdout, done.stdout + done.stderr
     log = log_of(done.stderr)
@@ -335,17 +336,18 @@ def test_a_halt_gives_the_allocation_back_while_the_config_goes_on(cluster: Slur
     assert "queue empty" in done.stdout, done.stdout + done.stderr
 
 
-def test_an_allocation_with_too_little_time_left_is_renewed_at_once(cluster: SlurmCluster, tmp_path: Path) -> None:
-    write_config(tmp_path, """
-        from parallux import goal
-        node = goal.slurm("short", nodes=1, time="2", max_jobs=1, workspace="ws")  # 120 s
-        goal.setRunner(node)
-        first = node.job_id
-        a = goal.run("sleep 20", timeout=30)
-        b = goal.run("echo b", timeout=105)  # after a, less than 105 s are left: it needs a new allocation
-        print("b", b.sync().status, first != node.job_id, round(b.result.start_time - a.sync().end_time))
-    """)
-    done = run(cluster, tmp_path, "config.py", timeout=100)  # without the renewal: ~120 s of idling
+# a uses up 20 s of the allocation: the run starts early (tests/slurm_clock.py)
+@pytest.mark.slurm_clock("""
+    from parallux import goal
+    node = goal.slurm("short", nodes=1, time="2", max_jobs=1, workspace="ws")  # 120 s
+    goal.setRunner(node)
+    first = node.job_id
+    a = goal.run("sleep 20", timeout=30)
+    b = goal.run("echo b", timeout=105)  # after a, less than 105 s are left: it needs a new allocation
+    print("b", b.sync().status, first != node.job_id, round(b.result.start_time - a.sync().end_time))
+""", timeout=100)  # without the renewal: ~120 s of idling
+def test_an_allocation_with_too_little_time_left_is_renewed_at_once(slurm_clock_run: ClockRun) -> None:
+    done = slurm_clock_run.result()
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if line.startswith("b "))
     status, renewed, waited = line.split()[1:]

@@ -142,10 +142,11 @@ def test_scancel_ends_a_running_step(cluster: SlurmCluster):
     _wait_until(f"job {job_id} to leave the queue", lambda: _state(cluster, job_id) is None)
 
 
-def test_stop_cancels_every_job_and_leaves_no_process(tmp_path: Path):
+def test_stop_cancels_every_job_and_leaves_no_process(tmp_path_factory: pytest.TempPathFactory):
     if slurm.missing_binaries() or os.geteuid() != 0:
         pytest.skip("Slurm is not installed, or not root")
-    own = start_slurm(tmp_path / "c", name="plxstop")  # a second cluster, beside the session's
+    # a second cluster, beside the session's (in a short dir: its sockets' paths are limited)
+    own = start_slurm(tmp_path_factory.mktemp("own"), name="plxstop")
     try:
         daemons = [p.pid for p in own.procs.values()]
         step = subprocess.Popen(["srun", "-N3", "sleep", "300"], env=own.env, stdin=subprocess.DEVNULL,
@@ -165,12 +166,13 @@ def test_stop_cancels_every_job_and_leaves_no_process(tmp_path: Path):
         assert not _alive(pid), pid
 
 
-def test_start_reports_a_daemon_that_fails(tmp_path: Path):
+def test_start_reports_a_daemon_that_fails(tmp_path_factory: pytest.TempPathFactory):
     if slurm.missing_binaries() or os.geteuid() != 0:
         pytest.skip("Slurm is not installed, or not root")
+    d = tmp_path_factory.mktemp("bad")  # short: its sockets' paths are limited
     with pytest.raises(SlurmStartError, match=r"(?s)slurmctld.*exited.*select/nonesuch"):
-        start_slurm(tmp_path / "c", extra_config="SelectType=select/nonesuch")
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _in_dir(int(p), tmp_path)]
+        start_slurm(d, extra_config="SelectType=select/nonesuch")
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _in_dir(int(p), d)]
 
 
 def test_start_without_slurm_says_what_is_missing(tmp_path: Path, monkeypatch):
