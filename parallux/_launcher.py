@@ -101,7 +101,7 @@ EXIT_FLUSH = 5.0        # seconds the last events get to drain into a slow reade
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE = 1.0      # seconds between TERM and KILL for what a killed launcher left behind
-RELIABLE_OPS = ("run", "kill", "records", "affinity")  # the requests parallux numbers ("n") and sends again
+RELIABLE_OPS = ("run", "template", "kill", "records", "affinity")  # the requests parallux numbers ("n") and sends again
 
 
 def now():

@@ -64,18 +64,25 @@ class Outbox:
     loop posted, in one write (a buffer and a wake-up: a memory channel cost 2-3 µs a message, and orjson's
     encodings kept alive by the dozen 1-2 µs each more than one appended and dropped)."""
 
-    __slots__ = ("pending", "closed", "_wake")
+    __slots__ = ("parts", "closed", "_wake")
 
     def __init__(self) -> None:
-        self.pending = bytearray()
+        self.parts: list[bytes | bytearray | memoryview] = []  # lines appended to one buffer; file data apart
         self.closed = False  # nothing more is taken; what is pending is still written
         self._wake = trio.Event()
 
-    def put(self, data: bytes) -> bool:
-        """False once closed (the data is dropped)."""
+    def put(self, data: bytes, payload: bytes | memoryview | None = None) -> bool:
+        """A line, and the file data that follows it (kept as it is: copied once, by ``take``); False once
+        closed (dropped)."""
         if self.closed:
             return False
-        self.pending += data
+        parts = self.parts
+        if parts and type(parts[-1]) is bytearray:
+            parts[-1] += data
+        else:
+            parts.append(bytearray(data))
+        if payload:
+            parts.append(payload)
         self._wake.set()
         return True
 
@@ -85,13 +92,13 @@ class Outbox:
 
     async def take(self) -> bytes | None:
         """Everything put since the last take, joined; None once closed with nothing pending."""
-        while not self.pending:
+        while not self.parts:
             if self.closed:
                 return None
             await self._wake.wait()
             self._wake = trio.Event()
-        data, self.pending = bytes(self.pending), bytearray()
-        return data
+        parts, self.parts = self.parts, []
+        return b"".join(parts)
 
 
 class LauncherClient:
@@ -176,9 +183,7 @@ class LauncherClient:
                 return
         else:
             data = dumps_line(message)
-        if payload:
-            data += payload
-        if not self._outbox.put(data):  # the reader closed it as the stream ended (a transfer's abort on the
+        if not self._outbox.put(data, payload):  # the reader closed it as the stream ended (a transfer's abort on the
             self._closed = True         # way out, say): nothing can be sent any more
 
     async def quit(self, grace: float | None = None) -> None:

@@ -11,10 +11,10 @@ is tried again whole, a ping means nothing on another connection.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import Any
 
+from ._jsonline import dumps_line
 from ._launcher import RELIABLE_OPS
 
 
@@ -35,7 +35,7 @@ class Redelivery:
             message = dict(message, n=self.sent, ack=self.seq)
         elif op == "ping":
             message = dict(message, ack=self.seq)
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        data = dumps_line(message)
         if op in RELIABLE_OPS:
             self._kept.append((self.sent, data))
         return data

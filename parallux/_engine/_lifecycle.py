@@ -12,7 +12,6 @@ A runner on which QUARANTINE_AFTER commands in a row could not be executed leave
 
 from __future__ import annotations
 
-
 import trio
 
 from .._errors import SchedulerPolicyError
@@ -26,7 +25,6 @@ from ._launched import Launched
 from ._observers import Observers
 from ._seat import KILL_GRACE, Seat
 from ._tree import HaltPolicy, TaskTree
-
 
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
 QUARANTINE_AFTER = 5  # commands in a row that could not be executed on a runner before it leaves the pool

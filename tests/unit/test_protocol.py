@@ -147,3 +147,31 @@ async def test_a_reattached_launcher_gets_again_what_it_missed_and_nothing_twice
         assert two.exit_event is not None and two.exit_event["status"] == "cancelled"
         assert client.redelivery.after(3) == [] and client.down is None
         nursery.cancel_scope.cancel()
+
+
+async def test_file_data_follows_its_line_in_the_same_write_as_it_was_given() -> None:
+    """A frame's data goes out right after its line, between the lines posted before and after it, in the
+    one write of that turn (the outbox keeps it apart from the buffer of lines: copied once, when written)."""
+    stream = RecordingStream()
+    client = LauncherClient(stream, trio.testing.memory_stream_one_way_pair()[1], "test")
+    data = bytes(range(256)) * 4096  # 1 MiB
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client._write_loop)
+        client.post({"op": "ping"})
+        client.post({"op": "data", "id": 3}, memoryview(data))
+        client.post({"op": "ping"})
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert stream.writes == [b'{"op":"ping"}\n{"op":"data","id":3,"bytes":1048576}\n' + data + b'{"op":"ping"}\n']
+
+
+def test_a_template_is_numbered_to_arrive_as_the_runs_that_name_it() -> None:
+    """A run request naming a template is no use without it: after a dropped connection the template is sent
+    again if it was lost, as a run request is."""
+    from parallux._redelivery import Redelivery
+
+    redelivery = Redelivery()
+    template = json.loads(redelivery.encode({"op": "template", "tpl": 1, "run": {}}))
+    run = json.loads(redelivery.encode({"op": "run", "id": 1, "tpl": 1}))
+    assert (template["n"], run["n"]) == (1, 2)
+    assert [json.loads(line)["op"] for line in redelivery.after(0)] == ["template", "run"]
