@@ -84,8 +84,20 @@ MACHINE_ROOT_VAR = "PARALLUX_MACHINE_ROOT"  # where MachineFacts reads the machi
 GPU_QUERY = ("--query-gpu=index,pci.bus_id", "--format=csv,noheader")  # nvidia-smi's, at the hello
 GPU_QUERY_TIMEOUT = 10.0  # seconds: a hung driver must not keep a runner from starting
 RECORD_NAME = "result.json"
-# (json.dumps with options makes an encoder per call: 1 us of every event)
-encode_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def compact_encoder():
+    """JSON without spaces. json.dumps with options makes an encoder per call (1 us of every event), and so
+    does JSONEncoder.encode, a C one: this makes the C one once (no circular check: events hold none)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # (an interpreter without json's C accelerator)
+        return json.JSONEncoder(separators=(",", ":")).encode
+    iterate = make(None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ":", ",", False,
+                   False, True)
+    return lambda value: "".join(iterate(value, 0))
+
+
+encode_compact = compact_encoder()
 encode_sorted = json.JSONEncoder(sort_keys=True).encode
 METRICS_NAME = "metrics.txt"  # what $PARALLUX_METRICS names: a command's own figures (see "metrics" below)
 OUTPUT_NAMES = ("command.txt", "stdout.txt", "stderr.txt", RECORD_NAME, METRICS_NAME)
