@@ -52,24 +52,22 @@ class Progress:
         self.listeners: list[Any] = []
 
     def __call__(self, event: str, command: Command, **details: Any) -> None:
+        if event == "queued":
+            self.queued_all([command])
+            return
+        if event == "started":
+            self.started_all([(command, details)])
+            return
+        if event == "finished":
+            self.finished_all([(command, details)])
+            return
         with self.lock:
-            if event == "queued":
-                self.queued += 1
-                self.inputs_changed += command.inputs_changed
-            elif event == "started":
-                if self.first_start is None:
-                    self.first_start = time.monotonic()
-                self.queued -= 1
-                self.running += 1
-                self.running_now[command.seq] = command
-            elif event == "retrying":
+            if event == "retrying":
                 self.running -= 1
                 self.queued += 1
                 self.retries += 1
                 self.running_now.pop(command.seq, None)
                 self._ran_on_runner(details["result"])
-            elif event == "finished":
-                self._finished(command, details["result"])
             elif event == "quarantined":
                 self.quarantined[details["runner"].name] = details["runner"].quarantined
         for listener in self.listeners:
@@ -103,9 +101,8 @@ class Progress:
         with self.lock:
             self.queued += len(commands)
             self.inputs_changed += sum(command.inputs_changed for command in commands)
-        for listener in self.listeners:
-            for command in commands:
-                listener("queued", command)
+        if self.listeners:
+            self._tell("queued", [(command, {}) for command in commands])
 
     def transfer(self, transfer: Transfer) -> None:
         """A put() or get() started or ended (the engine calls this on every observer that has it)."""

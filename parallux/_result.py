@@ -22,7 +22,6 @@ from ._status import Status
 
 _FIGURES = struct.Struct("<4dq")  # start, end, user and system seconds (NaN: unknown); peak RSS kB (-1: unknown)
 _UNKNOWN = _FIGURES.pack(math.nan, math.nan, math.nan, math.nan, -1)
-_START_END = struct.Struct("<2d")  # (the first two of them)
 _FIGURE_NAMES = ("start_time", "end_time", "user_seconds", "system_seconds", "max_rss_kb")
 # read from the handle, unless the result holds its own (a detached one, a resumed one): what it ran, where,
 # and its options flagged ``result`` (``_command_options``: its name, work_relpath, check, timeout, memory=)
@@ -154,12 +153,7 @@ class Result:
 
     @property
     def duration(self) -> float | None:
-        more = self._more
-        if more is not None and "start_time" in more:
-            start, end = more["start_time"], more["end_time"]
-        else:
-            start, end = _START_END.unpack_from(self._figures)  # (NaN: unknown)
-            start, end = None if start != start else start, None if end != end else end
+        start, end = self._figure_values()[:2]
         return None if start is None or end is None else end - start
 
     @property

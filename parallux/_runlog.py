@@ -120,10 +120,14 @@ class RunLog:
             for command, details in items:
                 self._ended("finished", command, details.get("result"))
 
-    def _started(self, command: Command) -> None:
+    def _note_runner(self, command: Command) -> None:
+        """Its runner's record, before the first record of a command there."""
         runner = command.runner
         if runner is not None and runner.name not in self._runners_logged:
             self._log_runner(runner)
+
+    def _started(self, command: Command) -> None:
+        self._note_runner(command)
         # Written at the next flush, if the attempt is still running then: one that ended before has every
         # field of it in its end's record (and the views read starts from those).
         key = (command.seq, command.attempt)
@@ -134,9 +138,7 @@ class RunLog:
 
     def _ended(self, event: str, command: Command, result: Result | None) -> None:
         """An attempt's end (``retrying``, ``finished``), or a ``quarantined`` runner."""
-        runner = command.runner
-        if runner is not None and runner.name not in self._runners_logged:
-            self._log_runner(runner)
+        self._note_runner(command)
         if self._starting:
             self._starting.pop((command.seq, command.attempt), None)
         record = where_record(event, time.time(), command)

@@ -70,22 +70,29 @@ class Requests:
         record_add = own_record(command)
         if record_add:
             request["record_add"] = record_add
-        if lease is not None and lease.cores and seat.home_cpus is not None:
-            request["cpus"] = list(lease.cores)
+        cpus = lease_cpus(lease, seat)
+        if cpus is not None:
+            request["cpus"] = cpus
         return client.ask(request, own=True)
+
+    def _shared_env(self, command: Command) -> dict[str, str]:
+        """A copy of the variables its spec's commands share there: its base ones and its launcher's pipe's."""
+        env = dict(self.base_env(command))
+        pipe = self.seat.pipe
+        if pipe is not None and pipe.variables:
+            env.update(pipe.variables)
+        return env
 
     def _define(self, run_id: str, command: Command) -> int:
         """Send the launcher what the commands of this spec share; its template number."""
         seat = self.seat
         client = seat.client
-        env = dict(self.base_env(command))
-        if seat.pipe is not None and seat.pipe.variables:
-            env.update(seat.pipe.variables)
+        env = self._shared_env(command)
         record = {option.name: getattr(command, option.field) for option in SHARED_RECORDED}
         record.update({option.name: None for option in OWN_RECORDED}, runner=seat.name, host=seat.host,
                       run_id=run_id)  # (the launcher adds a command's lease: see RunTemplates)
         run = {"env": env, "workspace": seat.workspace, "cwd": command.cwd, "quiet_start": True,
-               "mark": f"{run_id}@{seat.mark_scope}.", "record": record}
+               "mark": mark_prefix(run_id, seat), "record": record}
         if command.metrics:
             run["metrics"] = command.metrics
         if command.memory is not None:
@@ -107,12 +114,10 @@ class Requests:
         seat = self.seat
         assert seat.client is not None
         work_dir = command.work_dir
-        env = dict(self.base_env(command))
+        env = self._shared_env(command)
         env["PARALLUX_WORK_RELPATH"] = command.work_relpath
         env["PARALLUX_WORK_DIR"] = work_dir
         env["PARALLUX_METRICS"] = f"{work_dir}/{METRICS_NAME}"
-        if seat.pipe is not None and seat.pipe.variables:
-            env.update(seat.pipe.variables)
         env.update(self._own_variables(command, lease))
         record = dict(zip(RECORDED_NAMES, recorded_of(command)))
         record.update(runner=seat.name, host=seat.host, cores=list(command.cores), numa_node=command.numa_node,
@@ -120,9 +125,18 @@ class Requests:
                       attempts_before=command.attempts or [])
         return seat.client.run(
             argv=argv, env=env, work_dir=work_dir, workspace=seat.workspace, cwd=command.cwd,
-            command_text=command.command_text, mark=f"{run_id}@{seat.mark_scope}.{command.seq}.{command.attempt}",
-            memory=command.memory, record=record, metrics=command.metrics,
-            cpus=list(lease.cores) if lease is not None and lease.cores and seat.home_cpus is not None else None)
+            command_text=command.command_text, mark=f"{mark_prefix(run_id, seat)}{command.seq}.{command.attempt}",
+            memory=command.memory, record=record, metrics=command.metrics, cpus=lease_cpus(lease, seat))
+
+
+def mark_prefix(run_id: str, seat: Any) -> str:
+    """The start of its commands' marks (``<run id>@<seat>.``; then ``<seq>.<attempt>``)."""
+    return f"{run_id}@{seat.mark_scope}."
+
+
+def lease_cpus(lease: Lease | None, seat: Any) -> list[int] | None:
+    """The CPUs a command is spawned on: its lease's, where the seat's launcher was moved off them."""
+    return list(lease.cores) if lease is not None and lease.cores and seat.home_cpus is not None else None
 
 
 def own_record(command: Command) -> dict[str, Any]:
