@@ -105,6 +105,7 @@ HISTORY_DIR = ".history"
 RECORD_LIMIT = 1 << 20  # bytes: a record is a few hundred; anything bigger is not one
 READ_SIZE = 1 << 20     # bytes read from stdin at once while file data comes (frames of 512 KiB), ...
 REQUEST_READ = 1 << 16  # ... else: a buffer of 1 MiB is mapped and unmapped again on every read (2 system calls)
+REQUESTS_PER_WRITE = 8  # requests of one read handled between two writes of the events so far
 PIPE_SIZE = 1 << 20     # what stdin and stdout pipes are grown to, where they are pipes (fewer wake-ups)
 STDERR_TAIL = 4096      # bytes of stderr sent with the exit event of a command that did not end ok
 EXIT_GRACE = 2.0
@@ -250,8 +251,11 @@ class Launcher(object):
             self.lose_channel("eof")
             return
         self.last_input = now()
-        for request, payload in self.frames.feed(chunk):
+        for count, (request, payload) in enumerate(self.frames.feed(chunk), 1):
             self.handle_message(request, payload)
+            if count % REQUESTS_PER_WRITE == 0:  # (what ended so far is told now, not after the whole read:
+                self.reap()                      # parallux refills those slots while this loop handles the
+                self.flush()                     # rest)
 
     def handle_message(self, request, payload):
         if isinstance(request, ValueError):

@@ -18,7 +18,9 @@ from ._errors import RunnerError
 from ._jsonline import dumps_line, loads
 from ._launcher import Frames
 from ._redelivery import Redelivery
+from ._outbox import Outbox, descriptor_of
 from ._status import Status
+from ._turn import NO_TURN, Turn
 
 
 WATCHDOG = 60.0  # seconds of silence after which a launcher stops everything it started
@@ -26,7 +28,7 @@ READ_SIZE = 1 << 18  # bytes asked of the stream at once (file data comes in fra
 TRANSFER_EVENTS = ("walk", "data", "ack", "end")
 ANSWERS = ("exit", "error", "records", "environment", "load", "probe")  # events that end the request of their id
 TransferEvent = tuple[dict[str, Any], bytes | None]  # an event of a transfer, and its payload (file data)
-# A new channel to a reattached launcher: its streams, their direct write (see ``post``), the launcher's answer.
+# A new channel to a reattached launcher: its streams and the launcher's answer.
 Reattached = tuple[trio.abc.SendStream, trio.abc.ReceiveStream, dict[str, Any]]
 
 
@@ -59,60 +61,22 @@ class Job:
                 self.on_end(self)
 
 
-class Outbox:
-    """What is posted to one launcher, in order, until the writer takes it: all that one turn of the engine's
-    loop posted, in one write (a buffer and a wake-up: a memory channel cost 2-3 µs a message, and orjson's
-    encodings kept alive by the dozen 1-2 µs each more than one appended and dropped)."""
-
-    __slots__ = ("parts", "closed", "_wake")
-
-    def __init__(self) -> None:
-        self.parts: list[bytes | bytearray | memoryview] = []  # lines appended to one buffer; file data apart
-        self.closed = False  # nothing more is taken; what is pending is still written
-        self._wake = trio.Event()
-
-    def put(self, data: bytes, payload: bytes | memoryview | None = None) -> bool:
-        """A line, and the file data that follows it (kept as it is: copied once, by ``take``); False once
-        closed (dropped)."""
-        if self.closed:
-            return False
-        parts = self.parts
-        if parts and type(parts[-1]) is bytearray:
-            parts[-1] += data
-        else:
-            parts.append(bytearray(data))
-        if payload:
-            parts.append(payload)
-        self._wake.set()
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake.set()
-
-    async def take(self) -> bytes | None:
-        """Everything put since the last take, joined; None once closed with nothing pending."""
-        while not self.parts:
-            if self.closed:
-                return None
-            await self._wake.wait()
-            self._wake = trio.Event()
-        parts, self.parts = self.parts, []
-        return b"".join(parts)
-
-
 class LauncherClient:
     """Sends requests to one launcher and routes its events to the jobs waiting for them."""
 
     def __init__(self, send_stream: trio.abc.SendStream, receive_stream: trio.abc.ReceiveStream,
-                 description: str, watchdog: float = WATCHDOG, hello: dict[str, Any] | None = None) -> None:
+                 description: str, watchdog: float = WATCHDOG, hello: dict[str, Any] | None = None,
+                 turn: Turn = NO_TURN) -> None:
+        """``turn``: the engine's (``_turn``): what a read of events brings is settled, and the requests that
+        makes are written, in the reader's task."""
         self.description = description
         self.hello_options = hello or {}  # what the transport asks of the launcher beside the watchdog
         self.watchdog = watchdog
         self._closed = False   # our end is closed (quit, or the writer ended): nothing more is sent
         self._send_stream = send_stream
         self._receive_stream = receive_stream
-        self._outbox = Outbox()
+        self.turn = turn
+        self._outbox = Outbox(turn, descriptor_of(send_stream))
         self._jobs: dict[int, Job] = {}
         self._transfers: dict[int, trio.MemorySendChannel[TransferEvent]] = {}
         self._next_id = 0
@@ -140,7 +104,7 @@ class LauncherClient:
         if reattached is not None:
             assert self.redelivery is not None
             self._send_stream, self._receive_stream, answer = reattached
-            self._outbox = Outbox()
+            self._outbox = Outbox(self.turn, descriptor_of(self._send_stream))
             self._closed, self.down = False, None
             for data in self.redelivery.after(int(answer["got"])):
                 self._outbox.put(data)
@@ -201,10 +165,12 @@ class LauncherClient:
         try:
             while (data := await self._outbox.take()) is not None:
                 await self._send_stream.send_all(data)
+                self._outbox.writing = False
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.lost(f"cannot write to the launcher: {exc}", reattachable=True)
         finally:
             self._closed = True  # nothing may follow: the stream is closed below
+            self._outbox.fd = None  # (nor be written to its descriptor, whose number may be reused)
             with trio.CancelScope(shield=True):
                 try:
                     await self._send_stream.aclose()
@@ -218,10 +184,11 @@ class LauncherClient:
                 chunk = await self._receive_stream.receive_some(READ_SIZE)
                 if not chunk:
                     break
-                for event, payload in frames.feed(chunk):
-                    if isinstance(event, ValueError):
-                        raise event
-                    self._dispatch(event, payload)
+                with self.turn:  # (the ends heard are settled, and the requests that makes written, as it ends)
+                    for event, payload in frames.feed(chunk):
+                        if isinstance(event, ValueError):
+                            raise event
+                        self._dispatch(event, payload)
             self.lost("the launcher exited", reattachable=True)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.lost(f"connection lost: {exc}", reattachable=True)
@@ -383,3 +350,4 @@ def outcome_of(event: dict[str, Any]) -> dict[str, Any]:
             "system_seconds": event.get("system_seconds"), "max_rss_kb": event.get("max_rss_kb"),
             "stderr_tail_text": event.get("stderr_tail"), "error": event.get("error"),
             "kind": event.get("reason"), "metrics": event.get("metrics")}
+

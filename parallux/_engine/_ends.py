@@ -3,8 +3,9 @@
 A task per command cost 16-25 µs of CPU (spawned, parked on its job's ``ended``, woken, exited) out of
 the 150 the engine spends on a command. A command without a timeout needs no task to wait for its end: its
 job calls ``heard`` when it ends (its exit event, its launcher gone), and the group's own task, which waits
-here anyway for the group's last end, settles the ends heard in one wake-up per turn of the loop. A command
-with a timeout keeps its task (``Lifecycle.run``), whose deadline is its own cancel scope. When the run is
+here anyway for the group's last end, settles the ends heard in one wake-up per turn of the loop -- or, when
+they are heard in a turn of the engine (``_turn``: a read of a launcher's events), the reader settles them as
+the turn ends, and the group's task is not woken at all. A command with a timeout keeps its task (``Lifecycle.run``), whose deadline is its own cancel scope. When the run is
 cancelled, the group's task stops the commands it holds, all at once, before it ends (``Lifecycle``).
 """
 
@@ -16,12 +17,14 @@ from typing import Any
 import trio
 
 from .._protocol import Job
+from .._turn import NO_TURN, Turn
 
 
 class GroupEnds:
     """The running commands of one group that no task waits for, and the ends heard of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, turn: Turn = NO_TURN) -> None:
+        self.turn = turn  # the engine's: ends heard in a turn are settled as it ends
         self.running: dict[Job, tuple[Any, ...]] = {}  # job -> (command, seat, lease, launched)
         self.heard_ends: deque[Job] = deque()
         self.done = False  # the group's last command finished
@@ -36,6 +39,11 @@ class GroupEnds:
 
     def heard(self, job: Job) -> None:
         self.heard_ends.append(job)
+        if len(self.heard_ends) == 1 and not self.turn.hear(self):  # (a first end enters the turn, and the
+            self._wake.set()  # ends after it are settled with it; outside a turn, the first wakes the task)
+
+    def wake(self) -> None:
+        """Its task settles what was heard (a turn that will not: the run is being stopped)."""
         self._wake.set()
 
     def set(self) -> None:

@@ -126,7 +126,7 @@ class Engine(LoopThread):
         being closed (Ctrl-C while it connected), it is closed at once. Ctrl-C during the connecting itself
         ends it with the seat not started."""
         tree = self.tree
-        seat.machines = self.machines
+        seat.machines, seat.turn = self.machines, self.commands.turn
         with trio.CancelScope() as connecting:
             tree.connecting.add(connecting)
             try:

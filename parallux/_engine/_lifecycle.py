@@ -7,7 +7,7 @@ timeout expires or the run is cancelled (TERM, grace, KILL, shielded, so its pro
 the task ends) -> retried, or finished: its result stored, its slots and lease returned, whoever waits for
 it woken (and, with ``after=``, its dependents released or cancelled).
 
-A runner on which QUARANTINE_AFTER commands in a row could not be executed leaves the pool here.
+Whether an attempt's end is retried, and whether its runner leaves the pool, is ``_attempts``'.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from .._errors import SchedulerPolicyError
 from .._handles import Command, Completion, Group, Result
 from .._resources import Lease
 from .._scheduler import Scheduler
-from .._status import CUT_SHORT, FAILED_STATUSES, Status
+from .._status import Status
+from .._turn import Turn
+from ._attempts import Attempts
 from ._dependencies import Dependencies
 from ._ends import GroupEnds
 from ._launched import Launched
@@ -27,8 +29,6 @@ from ._seat import KILL_GRACE, Seat
 from ._tree import HaltPolicy, TaskTree
 
 POLICY_REPOLL = 0.2  # seconds before a scheduler function that said "wait" is asked again
-QUARANTINE_AFTER = 5  # commands in a row that could not be executed on a runner before it leaves the pool
-CANNOT_EXECUTE = (126, 127)  # the shell's "cannot execute" and "not found"
 
 
 class Lifecycle:
@@ -51,6 +51,8 @@ class Lifecycle:
         self.started = 0      # commands started (attempts), for the exit status of a config error
         self.policy_error: BaseException | None = None  # the setScheduler function failed: the run ends
         self._repoll_pending = False
+        self.attempts = Attempts(tree, halt, self.observe)  # (retried? its runner quarantined?)
+        self.turn = Turn(self._settle_heard)  # (the launcher clients' readers hold it: see _turn)
 
     # -- submission and scheduling ---------------------------------------------------------------------
 
@@ -77,32 +79,24 @@ class Lifecycle:
             for command in commands:
                 self.finish(command, Result(command, Status.CANCELLED))
             return
-        group._done = ends = GroupEnds()
+        group._done = ends = GroupEnds(self.turn)
         async with trio.open_nursery() as nursery:
             group._nursery = nursery
             self.scheduler.submit(self.dependencies.hold(commands))
-            self.schedule()
+            with self.turn:  # (the requests of the commands it starts: written as it ends)
+                self.schedule()
             await self._settle(group, ends)
         group._nursery = group._done = None  # nothing kept per finished group
 
     async def _settle(self, group: Group, ends: GroupEnds) -> None:
-        """Settle the ends of the group's commands that no task waits for, until its last one finished. When
-        the run is cancelled, stop the ones still running first (as their tasks would: see ``wait``)."""
+        """Settle the ends of the group's commands that no task waits for and no turn settled (``_turn``),
+        until its last one finished. When the run is cancelled, stop the ones still running first (as their
+        tasks would: see ``wait``)."""
         try:
             while group.remaining:
                 await ends.wait()
-                batch_seats = []  # (a batch node that went idle: told once the pass has run)
-                self.observers.hold()  # (their ends and the starts that follow: to the observers at once)
-                try:
-                    while (entry := ends.take()) is not None:
-                        self._ended(*entry, scheduled=False)
-                        if entry[1].batch is not None:
-                            batch_seats.append(entry[1])
-                    self.schedule()  # one pass for every end heard: it starts what they freed room for
-                finally:
-                    self.observers.release()
-                for seat in batch_seats:
-                    self._after_pass(seat)
+                with self.turn:
+                    self._settle_ends([ends])
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 while (entry := ends.take()) is not None:  # (they ended before the cancel: as they ended)
@@ -116,6 +110,32 @@ class Lifecycle:
                     job.on_end = None
                     self._end(command, seat, lease, Result(command, Status.CANCELLED))
             raise
+
+    def _settle_heard(self, heard: list[GroupEnds]) -> None:
+        """The end of a turn in which these groups' ends were heard: settled here -- unless the run is being
+        stopped, which their own tasks do (see ``_settle``)."""
+        if self.tree.cancelled:
+            for ends in heard:
+                ends.wake()
+        else:
+            self._settle_ends(heard)
+
+    def _settle_ends(self, heard: list[GroupEnds]) -> None:
+        """Settle the ends heard of these groups' commands, then one scheduling pass for them all: it starts
+        what they freed room for."""
+        batch_seats = []  # (a batch node that went idle: told once the pass has run)
+        self.observers.hold()  # (their ends and the starts that follow: to the observers at once)
+        try:
+            for ends in heard:
+                while (entry := ends.take()) is not None:
+                    self._ended(*entry, scheduled=False)
+                    if entry[1].batch is not None:
+                        batch_seats.append(entry[1])
+            self.schedule()
+        finally:
+            self.observers.release()
+        for seat in batch_seats:
+            self._after_pass(seat)
 
     def schedule(self) -> None:
         """Start whatever fits now; end what can run nowhere."""
@@ -211,8 +231,8 @@ class Lifecycle:
             seat.resources.release(lease)
         self.global_slots.release_on_behalf_of(command)
         seat.load.active -= 1
-        self._note_execution(seat, command, result)
-        if self._should_retry(command, result):
+        self.attempts.note(seat, command, result)
+        if self.attempts.retried(command, result):
             result._detach()  # (its own copy of what the retry changes in the handle)
             command.attempts = list(result.attempts)
             self.observe("retrying", command, result=result)
@@ -224,7 +244,8 @@ class Lifecycle:
         if self.halt.reason and seat.batch is not None and seat.load.active == 0 and not seat.closing:
             self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
         if scheduled:
-            self.schedule()
+            with self.turn:
+                self.schedule()
             self._after_pass(seat)
 
     def _after_pass(self, seat: Seat) -> None:
@@ -257,31 +278,6 @@ class Lifecycle:
         seat.batch.idle(command.timeout for queue in self.scheduler.queues.values()  # (a class's commands
                         if queue and seat in queue[0].candidates for command in queue)  # share their candidates)
 
-    def _should_retry(self, command: Command, result: Result) -> bool:
-        if command.attempt >= command.retries or self.tree.cancelled or self.halt.reason:
-            return False
-        if command.retry_on is None:
-            return result.status in FAILED_STATUSES
-        return result.status in command.retry_on or (result.status == Status.FAILED
-                                                      and result.returncode in command.retry_on)
-
-    def _note_execution(self, seat: Seat, command: Command, result: Result) -> None:
-        """Count the commands in a row that could not be executed on a runner; at QUARANTINE_AFTER, take the
-        runner out of the pool: a broken host (a binary without its executable bit, a missing program, a
-        full disk) must not eat the whole queue and every retry in milliseconds."""
-        command.avoid = seat if could_not_execute(result) else None
-        if seat.quarantined is not None or not seat.alive:
-            return
-        if command.avoid is None:
-            seat.unexecuted_in_a_row = 0
-            return
-        seat.unexecuted_in_a_row += 1
-        if seat.unexecuted_in_a_row >= QUARANTINE_AFTER:
-            seat.quarantined = (f"taken out of the pool: {seat.unexecuted_in_a_row} commands in a row could "
-                                "not be executed")
-            seat.publish()
-            self.observe("quarantined", command, result=result, runner=seat.handle)
-
     def finish(self, command: Command, result: Result, ran: bool = False) -> None:
         """Its result stored, whoever waits woken. ``ran``: this result is of an attempt that ran (its
         ``attempts`` are the handle's earlier ones and itself), not of one that never started."""
@@ -312,11 +308,3 @@ class Lifecycle:
 def gone_because(seat: Seat) -> str:
     return seat.quarantined or seat.relaunch.waiting or (seat.client.gone if seat.client else None) \
         or "not connected"
-
-
-def could_not_execute(result: Result) -> bool:
-    """The runner could not run it at all: a launch or transport error (not another run's work dir lock, nor a
-    link planted in the work dir), or the shell's 126/127."""
-    if result.status == Status.ERROR:  # (nor a launcher that went away under it)
-        return result._kind not in ("locked", "unsafe") and result._kind not in CUT_SHORT
-    return result.status == Status.FAILED and result.returncode in CANNOT_EXECUTE

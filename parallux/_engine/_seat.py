@@ -30,6 +30,7 @@ from .._resources import Lease, offer_of, request_of
 from .._runner_view import Load, RunnerView, view_of
 from .._status import Status
 from .._transports._base import Pipe, Transport
+from .._turn import NO_TURN, Turn
 from ._launched import Launched, LauncherEnd
 from ._request import Requests
 from ._reattach import resumable, stay_attached
@@ -75,6 +76,7 @@ class Seat:
         self.membind: bool = options["membind"]
         self.whole_cores: bool = options["whole_cores"]
         self.machines: Machines | None = None  # the run's (the engine sets it): which machine its launcher is on
+        self.turn: Turn = NO_TURN  # the engine's (it sets it): its launcher client's reads are turns (_turn)
         self.machine: Machine | None = None
         self.home_cpus: list[int] | None = None  # where its launcher was moved, off the machine's pools
         self.handle: Any = None  # the config's Runner for this seat (what a setScheduler function gets)
@@ -158,7 +160,7 @@ class Seat:
             self.publish()  # (its host and login: a batch node's are known now)
             self.client = LauncherClient(pipe.send, pipe.receive, self.describe(), pipe.watchdog,
                                          {**pipe.hello, **machine_root(self.env), **bench_mode(),
-                                          **gpu_hello(self.gpus_option, self.env)})
+                                          **gpu_hello(self.gpus_option, self.env)}, self.turn)
             self.client.may_resume = functools.partial(resumable, self)
             async with trio.open_nursery() as nursery:
                 facts = await nursery.start(self.client.serve)
