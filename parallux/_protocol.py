@@ -67,8 +67,7 @@ class LauncherClient:
     def __init__(self, send_stream: trio.abc.SendStream, receive_stream: trio.abc.ReceiveStream,
                  description: str, watchdog: float = WATCHDOG, hello: dict[str, Any] | None = None,
                  turn: Turn = NO_TURN) -> None:
-        """``turn``: the engine's (``_turn``): what a read of events brings is settled, and the requests that
-        makes are written, in the reader's task."""
+        """``turn``: the engine's (``_turn``): the ends a read of events brings are settled in the reader's task."""
         self.description = description
         self.hello_options = hello or {}  # what the transport asks of the launcher beside the watchdog
         self.watchdog = watchdog
@@ -76,7 +75,7 @@ class LauncherClient:
         self._send_stream = send_stream
         self._receive_stream = receive_stream
         self.turn = turn
-        self._outbox = Outbox(turn, descriptor_of(send_stream))
+        self._outbox = Outbox(descriptor_of(send_stream))
         self._jobs: dict[int, Job] = {}
         self._transfers: dict[int, trio.MemorySendChannel[TransferEvent]] = {}
         self._next_id = 0
@@ -104,7 +103,7 @@ class LauncherClient:
         if reattached is not None:
             assert self.redelivery is not None
             self._send_stream, self._receive_stream, answer = reattached
-            self._outbox = Outbox(self.turn, descriptor_of(self._send_stream))
+            self._outbox = Outbox(descriptor_of(self._send_stream))
             self._closed, self.down = False, None
             for data in self.redelivery.after(int(answer["got"])):
                 self._outbox.put(data)
@@ -133,10 +132,9 @@ class LauncherClient:
             await self.ping()
 
     def post(self, message: dict[str, Any], payload: bytes | None = None) -> None:
-        """Send a request: queued for the writer task, which writes what one turn of the engine's loop queued
-        in one write -- the requests of the commands a pass started, after the exits that freed their slots
-        -- so the launcher wakes once for them, not once each. With a payload (file data) the request is a
-        frame: its line says ``"bytes": N`` and the N bytes follow."""
+        """Send a request: written at once to a stream that is a plain descriptor, else queued for the writer
+        task, which writes what one turn of the engine's loop queued in one write (see ``Outbox``). With a
+        payload (file data) the request is a frame: its line says ``"bytes": N`` and the N bytes follow."""
         if self.gone is not None or self._closed and self.down is None:  # e.g. a second Ctrl-C's hard quit
             return                                                       # after quit(): dropped
         if payload is not None:
@@ -184,7 +182,7 @@ class LauncherClient:
                 chunk = await self._receive_stream.receive_some(READ_SIZE)
                 if not chunk:
                     break
-                with self.turn:  # (the ends heard are settled, and the requests that makes written, as it ends)
+                with self.turn:  # (the ends heard are settled as it ends, in one scheduling pass)
                     for event, payload in frames.feed(chunk):
                         if isinstance(event, ValueError):
                             raise event

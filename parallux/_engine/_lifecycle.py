@@ -83,8 +83,7 @@ class Lifecycle:
         async with trio.open_nursery() as nursery:
             group._nursery = nursery
             self.scheduler.submit(self.dependencies.hold(commands))
-            with self.turn:  # (the requests of the commands it starts: written as it ends)
-                self.schedule()
+            self.schedule()
             await self._settle(group, ends)
         group._nursery = group._done = None  # nothing kept per finished group
 
@@ -95,8 +94,7 @@ class Lifecycle:
         try:
             while group.remaining:
                 await ends.wait()
-                with self.turn:
-                    self._settle_ends([ends])
+                self._settle_ends([ends])
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 while (entry := ends.take()) is not None:  # (they ended before the cancel: as they ended)
@@ -244,8 +242,7 @@ class Lifecycle:
         if self.halt.reason and seat.batch is not None and seat.load.active == 0 and not seat.closing:
             self.tree.start_service(seat.close)  # halted: a batch node is given back once it is idle
         if scheduled:
-            with self.turn:
-                self.schedule()
+            self.schedule()
             self._after_pass(seat)
 
     def _after_pass(self, seat: Seat) -> None:

@@ -1,7 +1,7 @@
 """A turn of the engine (``_turn``): the ends heard while a read of events is dispatched are settled as the
-turn ends, in the reader's task, and the requests that makes are written to a plain descriptor there and then
--- never beside, nor before, what the writer task is writing. And the launcher writes the events of a long
-read's first requests before it handles the rest (``REQUESTS_PER_WRITE``)."""
+turn ends, in the reader's task. A request to a plain descriptor is written as it is posted (``_outbox``) --
+never beside, nor before, what the writer task is writing. And the launcher writes the events of a long read's
+first requests before it handles the rest (``REQUESTS_PER_WRITE``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import trio.testing
 
 from parallux import _launcher
 from parallux._engine._ends import GroupEnds
-from parallux._outbox import Outbox
 from parallux._protocol import Job, LauncherClient
 from parallux._turn import NO_TURN, Turn
 
@@ -29,7 +28,8 @@ def test_a_turn_settles_what_it_heard_once_as_its_outermost_hold_ends() -> None:
             assert turn.hear("b")
         assert settled == []
     assert settled == [["a", "b"]]
-    assert not NO_TURN.hear("x") and not NO_TURN.defer(Outbox())
+    with NO_TURN:
+        assert not NO_TURN.hear("x")  # (no one to settle: the group's task is woken)
 
 
 def test_what_settling_hears_is_settled_in_the_same_turn() -> None:
@@ -82,29 +82,25 @@ def drain(fd: int) -> bytes:
         data += chunk
 
 
-async def test_a_turn_writes_what_it_posted_to_the_launchers_pipe_without_the_writer_task() -> None:
+async def test_a_request_to_the_launchers_pipe_is_written_as_it_is_posted() -> None:
     r, w = pipe()
     send = trio.lowlevel.FdStream(w)
-    turn = Turn()
-    client = LauncherClient(send, trio.testing.memory_stream_one_way_pair()[1], "test", turn=turn)
-    with turn:  # (no writer task runs in this test: only the turn can have written it)
-        client.post({"op": "ping"})
-        client.post({"op": "kill", "id": 1, "grace": 0})
-        assert drain(r) == b""  # (nothing before the turn ends)
-    assert drain(r) == b'{"op":"ping"}\n{"op":"kill","id":1,"grace":0}\n'
-    client.post({"op": "ping"})  # outside a turn: the writer task's
-    assert drain(r) == b""
+    client = LauncherClient(send, trio.testing.memory_stream_one_way_pair()[1], "test")
+    # (no writer task runs in this test: the post itself wrote them)
+    client.post({"op": "ping"})
+    assert drain(r) == b'{"op":"ping"}\n'
+    client.post({"op": "put", "id": 2}, payload=b"file data")
+    assert drain(r) == b'{"op":"put","id":2,"bytes":9}\nfile data'
     await send.aclose()
     os.close(r)
 
 
-async def test_a_turn_never_writes_beside_or_before_what_the_writer_task_is_writing() -> None:
-    # The writer task waits for room in a full pipe, with part of its data written; what a turn posts then
-    # must go after the rest of it, by the writer task -- and what the pipe does not take at a turn's end too.
+async def test_a_post_never_writes_beside_or_before_what_the_writer_task_is_writing() -> None:
+    # The writer task waits for room in a full pipe, with part of its data written; what is posted then must
+    # go after the rest of it, by the writer task -- and what the pipe does not take at once too.
     r, w = pipe()
     send = trio.lowlevel.FdStream(w)
-    turn = Turn()
-    client = LauncherClient(send, trio.testing.memory_stream_one_way_pair()[1], "test", turn=turn)
+    client = LauncherClient(send, trio.testing.memory_stream_one_way_pair()[1], "test")
     big = {"op": "put", "pad": "x" * 10000}
     expected = b"".join(json.dumps(m, separators=(",", ":")).encode() + b"\n"
                         for m in (big, {"op": "ping"}, big, {"op": "quit"}))
@@ -115,10 +111,8 @@ async def test_a_turn_never_writes_beside_or_before_what_the_writer_task_is_writ
         await trio.testing.wait_all_tasks_blocked()
         assert client._outbox.writing  # (waiting for room, 4 KiB of 10 written)
         received += drain(r)  # (room again, before the writer task has run)
-        with turn:
-            client.post({"op": "ping"})
-        with turn:
-            client.post(big)
+        client.post({"op": "ping"})
+        client.post(big)
         while len(received) < len(expected) - len(b'{"op":"quit"}\n'):
             received += drain(r)
             await trio.sleep(0.01)
@@ -132,17 +126,14 @@ async def test_nothing_is_written_to_the_descriptor_once_the_writer_closed_it() 
     # (its number may belong to another file by then)
     r, w = pipe()
     other_r, other_w = pipe()
-    turn = Turn()
-    client = LauncherClient(trio.lowlevel.FdStream(w), trio.testing.memory_stream_one_way_pair()[1], "test",
-                            turn=turn)
+    client = LauncherClient(trio.lowlevel.FdStream(w), trio.testing.memory_stream_one_way_pair()[1], "test")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(client._write_loop)
         await client.quit()
     os.dup2(other_w, w)  # (another file now has the closed descriptor's number)
     outbox = client._outbox
     outbox.closed = False  # (a put after the end, were one to slip through)
-    with turn:
-        outbox.put(b'{"op":"ping"}\n')
+    outbox.put(b'{"op":"ping"}\n')
     assert drain(other_r) == b"" and drain(r) == b'{"op":"quit"}\n'
     for fd in (r, w, other_r, other_w):
         os.close(fd)

@@ -42,6 +42,7 @@ def log_of(stderr: str) -> list[dict]:
 
 GPU_CONFIG = """
     import subprocess
+    import time
     from parallux import goal
     cl = goal.slurm("cl", nodes=2, {options}, workspace="ws")
     goal.setRunner(cl)
@@ -49,6 +50,9 @@ GPU_CONFIG = """
                      runner=cl) for i in range(4)]
     for handle in done:
         print("OUT", handle.sync().read_stdout().strip())
+    deadline = time.monotonic() + 60  # (the first node's launcher, whose facts these are, may come after the
+    while not cl.facts and time.monotonic() < deadline:  # other node ran all four)
+        time.sleep(0.05)
     print("HELLO", cl.facts.get("step_gpus"))
     show = subprocess.run(["scontrol", "show", "job", "-d", cl.job_id], capture_output=True, text=True).stdout
     print("JOB", " ".join(word for word in show.split() if "gpu" in word.lower()))
