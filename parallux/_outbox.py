@@ -13,8 +13,8 @@ class Outbox:
     On a stream that is a plain descriptor (``fd``: a local launcher's pipe, srun's) a request is written as
     it is posted, when nothing is pending and the writer task is not in a write: the launcher, on the other
     CPU, starts on the first command of a scheduling pass while the engine makes the next request and records
-    the last -- measured against one write at the end of the engine's turn, at 4 commands at once 72 µs a
-    command against 62 (``bench/dispatch.py --profile --layers none``). What the descriptor does not take
+    the last: at 4 commands at once 62-66 µs a command against 72 with one write after each scheduling pass
+    (``bench/dispatch.py --profile --layers none``; docs/design.md). What the descriptor does not take
     (full), and all of another stream's (an SSH channel: a packet per write), waits for the writer task
     (``take``), which writes all that one turn of the engine's loop posted in one write (a buffer and a
     wake-up: a memory channel cost 2-3 µs a message, and orjson's encodings kept alive by the dozen 1-2 µs
