@@ -32,6 +32,7 @@ before any command ran; 129 hung up (SIGHUP); 130 interrupted (Ctrl-C); 143 term
 Config arguments: goal.argv holds them all, goal.args the key=value ones. Between CONFIG and --, an item
 that begins with - must be one of the options above; put the config's own options after --."""
 USAGE = "%(prog)s [OPTIONS] CONFIG [-- ARG ...]"
+GC_YOUNG = 10_000  # allocations between two young garbage collections during a run (see run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +211,11 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
     # What the imports made lives until the process ends: leave it out of every garbage collection, those
     # during the run and the one at exit (with a long run's worth of objects, ~20 ms after the config ends).
     gc.freeze()
+    # A run allocates a few objects per command, and keeps most: with a young collection every 700
+    # allocations (Python's default), 100,000 trivial commands spent 0.17 s in the collector (584 young, 52
+    # middle and 4 full collections, the full ones 0.10 s); every 10,000, 0.075 s (95, 8, none), and at most
+    # that many objects of cyclic garbage wait for the next.
+    gc.set_threshold(GC_YOUNG)
     halt = args.halt if isinstance(args.halt, tuple) else halt_policy(args.halt)
     options = RunOptions(dry_run=args.dry_run, quiet=args.quiet, verbose=args.verbose, resume=args.resume,
                          retries=args.retries, halt=halt[0], halt_after=halt[1], log_path=args.log,
