@@ -52,7 +52,7 @@ PARALLUX_STAGES = [
     ("  the request built and sent", "_engine/_seat.py", "launch"),
     ("    written to the pipe", "_protocol.py", "post"),
     ("events read and parsed", "_protocol.py", "_read_loop"),
-    ("the command's task", "_engine/_lifecycle.py", "run"),
+    ("a timeout's task", "_engine/_lifecycle.py", "_deadline"),
     ("  its result", "_engine/_seat.py", "result_of"),
     ("  finished: result stored, waiters", "_engine/_lifecycle.py", "finish"),
     ("observers (log, progress)", "_engine/_observers.py", "observe"),

@@ -5,8 +5,10 @@ the 150 the engine spends on a command. A command without a timeout needs no tas
 job calls ``heard`` when it ends (its exit event, its launcher gone), and the group's own task, which waits
 here anyway for the group's last end, settles the ends heard in one wake-up per turn of the loop -- or, when
 they are heard in a turn of the engine (``_turn``: a read of a launcher's events), the reader settles them as
-the turn ends, and the group's task is not woken at all. A command with a timeout keeps its task (``Lifecycle.run``), whose deadline is its own cancel scope. When the run is
-cancelled, the group's task stops the commands it holds, all at once, before it ends (``Lifecycle``).
+the turn ends, and the group's task is not woken at all. A command with a timeout is held here too; a task
+of its own (``Lifecycle._deadline``) only waits for its deadline, and takes the command from here to stop it if
+the time runs out. When the run is cancelled, the group's task stops the commands it holds, all at once,
+before it ends (``Lifecycle``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ class GroupEnds:
             self.heard(job)
         else:
             job.on_end = self.heard
+
+    def unwatch(self, job: Job) -> bool:
+        """A command whose timeout expired: its deadline's task takes over its end (``Lifecycle._deadline``).
+        False if it is no longer held (the run's cancellation ended it meanwhile)."""
+        if self.running.pop(job, None) is None:
+            return False
+        job.on_end = None
+        return True
 
     def heard(self, job: Job) -> None:
         self.heard_ends.append(job)

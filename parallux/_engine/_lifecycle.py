@@ -2,7 +2,7 @@
 
 (with ``after=``: waiting for its dependencies, ``_dependencies``) -> queued (the scheduler's queues) ->
 placed and launched in one scheduling step (:meth:`Lifecycle.start`: slots and a core lease taken, the
-request sent to the launcher) -> waited for, under its timeout (:meth:`Lifecycle.run`) -> stopped when the
+request sent to the launcher) -> waited for, under its timeout (:meth:`Lifecycle._deadline`) -> stopped when the
 timeout expires or the run is cancelled (TERM, grace, KILL, shielded, so its process tree is dead before
 the task ends) -> retried, or finished: its result stored, its slots and lease returned, whoever waits for
 it woken (and, with ``after=``, its dependents released or cancelled).
@@ -175,7 +175,7 @@ class Lifecycle:
 
     def start(self, command: Command, seat: Seat, lease: Lease | None) -> None:
         """The scheduler's start: take the slots, assign, and send the request -- in this step, so that a
-        freed slot is refilled without a task switch. The command's own task waits for the end."""
+        freed slot is refilled without a task switch. Its group settles its end; a timeout has a task."""
         self.global_slots.acquire_on_behalf_of_nowait(command)
         seat.load.active += 1  # (its slot: the scheduler asked can_take_now)
         self.started += 1
@@ -190,23 +190,34 @@ class Lifecycle:
         launched: Launched | Exception
         try:
             launched = seat.launch(self.run_id, command, lease, argv)
-        except Exception as exc:  # reported by the command's task, as its result
+        except Exception as exc:  # (its result, from a task of its own: _not_launched)
             launched = exc
         assert command.group is not None and command.group._nursery is not None
-        if command.timeout or isinstance(launched, Exception):
-            command.group._nursery.start_soon(self.run, command, seat, lease, launched)
-        else:  # (no deadline of its own: no task either, the group's settles its end)
-            command.group._done.watch(launched.job, (command, seat, lease, launched))
+        if isinstance(launched, Exception):
+            command.group._nursery.start_soon(self._not_launched, command, seat, lease, launched)
+            return
+        command.group._done.watch(launched.job, (command, seat, lease, launched))  # (the group settles its end)
+        if command.timeout:
+            command.group._nursery.start_soon(self._deadline, command, seat, lease, launched)
 
-    async def run(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched | Exception) -> None:
+    async def _not_launched(self, command: Command, seat: Seat, lease: Lease | None, error: Exception) -> None:
+        """A launch that raised: its error is the command's result (from a task: a pass must not end one)."""
+        self._end(command, seat, lease, Result(command, Status.ERROR, error=f"{type(error).__name__}: {error}"))
+
+    async def _deadline(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched) -> None:
+        """A command's timeout. One that ends in time is settled as every other (``_engine._ends``), and one that
+        is running when the run is cancelled is stopped with the others; one still running when its time is up
+        is this task's: taken from its group's ends and stopped (TERM, grace, KILL, shielded), its result the
+        launcher's word -- "timeout", or how it ended if it ended by itself just as time ran out."""
+        job = launched.job
+        with trio.move_on_after(command.timeout):
+            await job.ended.wait()
+        if job.done or not command.group._done.unwatch(job):
+            return
         result: Result | None = None
         try:
-            if isinstance(launched, Exception):
-                raise launched
-            result = await self.wait(command, seat, launched)
-        except trio.Cancelled:
-            result = Result(command, Status.CANCELLED)
-            raise
+            await seat.stop(launched, KILL_GRACE, "timeout")
+            result = seat.result_of(command, launched)
         except Exception as exc:  # a bug in a transport must end this command, not the whole run
             result = Result(command, Status.ERROR, error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -214,7 +225,7 @@ class Lifecycle:
 
     def _ended(self, command: Command, seat: Seat, lease: Lease | None, launched: Launched,
                scheduled: bool = True) -> None:
-        """A command no task waits for ended: its result, as its task would have made it."""
+        """A command its group holds ended: its result, from what its launcher said."""
         try:
             result = seat.result_of(command, launched)
         except Exception as exc:  # a bug in a transport must end this command, not the whole run
@@ -248,24 +259,6 @@ class Lifecycle:
     def _after_pass(self, seat: Seat) -> None:
         if seat.batch is not None and seat.load.active == 0 and self.scheduler.queued:
             self._idle(seat)
-
-    async def wait(self, command: Command, seat: Seat, launched: Launched) -> Result:
-        """Wait for a launched command's end; on a timeout or cancellation stop its process tree first."""
-        job = launched.job
-        try:
-            if command.timeout:
-                with trio.move_on_after(command.timeout) as deadline:
-                    await job.ended.wait()
-                if deadline.cancelled_caught:
-                    # Its exit event then says "timeout" -- or, if it ended by itself just as time ran out,
-                    # how it ended.
-                    await seat.stop(launched, KILL_GRACE, "timeout")
-            else:
-                await job.ended.wait()
-        except BaseException:
-            await seat.stop(launched, 0 if self.tree.hard_stop else KILL_GRACE, "cancelled")
-            raise
-        return seat.result_of(command, launched)
 
     def _idle(self, seat: Seat) -> None:
         """A batch allocation none of whose nodes runs anything while commands that could go there are

@@ -137,6 +137,22 @@ def test_Engine_waits_for_commands_without_a_timeout_without_a_task_each(run_of:
     assert list(run.transports[0].kills.values()) == ["cancelled"] * 4  # every running one: stopped
 
 
+def test_Engine_settles_commands_with_a_timeout_with_the_others(run_of: Any) -> None:
+    """A command with a timeout that ends in time is held and settled by its group, as the others are (its own
+    task only waits for its deadline): one scheduling pass for the ends a read brings, not one each."""
+    run = run_of(ok_in(10))
+    goal = run.goal
+    goal.local(max_jobs=4)
+    for index in range(4):
+        goal.schd("work", timeout=100 if index % 2 else None)
+    group = goal.issue()
+    handles = list(group)
+    while sum(h.assigned() for h in handles) < 4:
+        time.sleep(0.001)
+    assert run.engine.call(lambda: len(group._done.running)) == 4
+    assert [h.sync().status for h in handles] == ["ok"] * 4
+
+
 def test_Engine_resume_skips_what_an_earlier_run_recorded(run_of: Any, tmp_path: Path) -> None:
     done = tmp_path / "ws" / "done"
     done.mkdir(parents=True)

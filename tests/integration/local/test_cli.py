@@ -386,6 +386,30 @@ def test_cli_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
         kill_pids(pids_with_env(token))
 
 
+def test_cli_a_timeout_being_stopped_when_the_run_is_cancelled_stays_a_timeout(tmp_path: Path) -> None:
+    # Its time ran out at 0.5 s; it ignores SIGTERM, so it is stopped only by the SIGKILL at 2.5 s. The config
+    # fails at 1.2 s, which cancels the run: the command still ends as the timeout it is, the other one running
+    # (no timeout) as cancelled.
+    write_config(tmp_path, """
+        import json, time
+        from parallux import goal
+        goal.local(workspace="ws")
+        slow = goal.run("trap '' TERM; sleep 30 & wait; sleep 30", timeout=0.5, check=False, name="slow")
+        other = goal.run("sleep 30", check=False, name="other")
+        time.sleep(1.2)
+        raise RuntimeError("the config fails")
+    """)
+    started = time.monotonic()
+    done = run_cli(tmp_path, "config.py", "--log", str(tmp_path / "run.jsonl"))
+    assert time.monotonic() - started < 15 and done.returncode != 0
+    finished = [r for r in map(json.loads, (tmp_path / "run.jsonl").read_text().splitlines())
+                if r["event"] == "finished"]
+    assert sorted(r["name"] for r in finished) == ["other", "slow"], finished  # (each ends once)
+    ends = {r["name"]: r for r in finished}
+    assert ends["slow"]["status"] == "timeout" and ends["slow"]["signal"] == 9, ends["slow"]
+    assert ends["other"]["status"] == "cancelled", ends["other"]
+
+
 def running_config(tmp_path: Path, token: str) -> Path:
     return write_config(tmp_path, f"""
         from parallux import goal

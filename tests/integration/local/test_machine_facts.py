@@ -69,9 +69,11 @@ def test_machine_facts_launcher_affinity_and_the_cpus_a_command_is_spawned_on(tm
         assert allowed_list(own) == allowed_list(parent) == str(home)
         assert sorted(os.sched_getaffinity(launcher_pid)) == [home]
         client.run(2, sh(script), tmp_path / "leased", cpus=[other])
-        own, parent = (tmp_path / "leased/stdout.txt").read_text().splitlines()
+        own, _ = (tmp_path / "leased/stdout.txt").read_text().splitlines()
         assert allowed_list(own) == str(other)  # (numactl, which would bind it, refuses a CPU outside)
-        assert allowed_list(parent) == str(home)  # the launcher went back home at once
+        # The launcher went back home (read after the command, not by it: the command may read its parent
+        # before the launcher, back from the spawn, has moved -- seen under load)
+        assert sorted(os.sched_getaffinity(launcher_pid)) == [home]
         client.send(op="affinity", cpus=None)  # the pools left no CPU outside: back to every CPU
         client.run(3, sh(script), tmp_path / "shared")
         assert allowed_list((tmp_path / "shared/stdout.txt").read_text().splitlines()[0]) == allowed_list(
