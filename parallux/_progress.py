@@ -53,7 +53,7 @@ class Progress:
 
     def __call__(self, event: str, command: Command, **details: Any) -> None:
         if event == "queued":
-            self.queued_all([command])
+            self.queued_all([(command, details)])
             return
         if event == "started":
             self.started_all([(command, details)])
@@ -96,13 +96,12 @@ class Progress:
             for command, details in items:
                 listener(event, command, **details)
 
-    def queued_all(self, commands: list[Command]) -> None:
+    def queued_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
         """``queued`` for each of a group's commands (see ``Observers.queued``)."""
         with self.lock:
-            self.queued += len(commands)
-            self.inputs_changed += sum(command.inputs_changed for command in commands)
-        if self.listeners:
-            self._tell("queued", [(command, {}) for command in commands])
+            self.queued += len(items)
+            self.inputs_changed += sum(command.inputs_changed for command, _ in items)
+        self._tell("queued", items)
 
     def transfer(self, transfer: Transfer) -> None:
         """A put() or get() started or ended (the engine calls this on every observer that has it)."""

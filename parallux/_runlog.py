@@ -154,12 +154,12 @@ class RunLog:
                 del record["from_run"]  # only an earlier run's is news (a resumed command)
         self._write(record)
 
-    def queued_all(self, commands: list[Command]) -> None:
+    def queued_all(self, items: list[tuple[Command, dict[str, Any]]]) -> None:
         """``queued`` for each of a group's commands (see ``Observers.queued``)."""
         if self._fd is None:
             return
         when = time.time()
-        for command in commands:
+        for command, _ in items:
             self._write(queued_record(command, when))
 
     def log(self, record: dict[str, Any]) -> None:

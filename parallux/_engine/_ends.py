@@ -23,7 +23,7 @@ from .._turn import NO_TURN, Turn
 
 
 class GroupEnds:
-    """The running commands of one group that no task waits for, and the ends heard of them."""
+    """The running commands of one group (all but a timeout's that expired), and the ends heard of them."""
 
     def __init__(self, turn: Turn = NO_TURN) -> None:
         self.turn = turn  # the engine's: ends heard in a turn are settled as it ends

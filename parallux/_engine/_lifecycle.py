@@ -88,9 +88,8 @@ class Lifecycle:
         group._nursery = group._done = None  # nothing kept per finished group
 
     async def _settle(self, group: Group, ends: GroupEnds) -> None:
-        """Settle the ends of the group's commands that no task waits for and no turn settled (``_turn``),
-        until its last one finished. When the run is cancelled, stop the ones still running first (as their
-        tasks would: see ``wait``)."""
+        """Settle the ends of the group's commands that no turn settled (``_turn``), until its last one
+        finished. When the run is cancelled, stop the ones it still holds first, all at once."""
         try:
             while group.remaining:
                 await ends.wait()

@@ -75,16 +75,7 @@ class Observers(list):  # type: ignore[type-arg]
     def queued(self, commands: list[Command]) -> None:
         """``queued`` for each of a group's commands: at once to observers that take them so (``queued_all``:
         the run log, progress), one by one to the others."""
-        for observer in list(self):
-            try:
-                take_all = getattr(observer, "queued_all", None)
-                if take_all is not None:
-                    take_all(commands)
-                else:
-                    for command in commands:
-                        observer("queued", command)
-            except Exception as exc:
-                self._drop(observer, exc)
+        self._deliver("queued", [(command, {}) for command in commands])
 
     def transfer(self, transfer: Any) -> None:
         """A transfer started or ended: observers with a ``transfer`` method (the progress display) hear it."""
