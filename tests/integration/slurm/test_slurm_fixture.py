@@ -192,8 +192,10 @@ def _alive(pid: int) -> bool:
 
 
 def _program(process: str) -> str:
-    """The program's name in a "pid command line" entry of SlurmCluster.processes()."""
-    return os.path.basename(process.split()[1])
+    """The program's name in a "pid command line" entry of SlurmCluster.processes() ("" for a process whose
+    command line is empty: one that is exiting)."""
+    words = process.split()
+    return os.path.basename(words[1]) if len(words) > 1 else ""
 
 
 def _in_dir(pid: int, d: Path) -> bool:
